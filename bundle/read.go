@@ -1,0 +1,546 @@
+package bundle
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-update/ferry/internal/verifyio"
+	"github.com/ferry-update/ferry/internal/zstd"
+)
+
+// ErrTruncated is wrapped by errors about a bundle that ends early.
+var ErrTruncated = errors.New("bundle is truncated")
+
+// Error locates a problem in a bundle: which part of the format, which tar
+// member and at which byte offset of the archive.
+type Error struct {
+	What   string // "index", "manifest", "config", `payload "rootfs" part 1 of 2`, ...
+	Member string // tar member name, if known
+	Offset int64  // offset of the member's header in the archive, -1 if unknown
+	Err    error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.What)
+	if e.Member != "" || e.Offset >= 0 {
+		b.WriteString(" (")
+		if e.Member != "" {
+			b.WriteString(e.Member)
+			if e.Offset >= 0 {
+				b.WriteString(" ")
+			}
+		}
+		if e.Offset >= 0 {
+			fmt.Fprintf(&b, "at offset %d", e.Offset)
+		}
+		b.WriteString(")")
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Reader reads a bundle archive in one forward pass. NewReader consumes and
+// checks the head (layout, index, manifest, config, signatures); Next then
+// yields the payloads in order.
+type Reader struct {
+	src *countingReader
+	tr  *tar.Reader
+
+	index          ocispec.Index
+	manifest       ocispec.Manifest
+	manifestRaw    []byte
+	manifestDigest digest.Digest
+	config         *Config
+	configRaw      []byte
+	sigs           []Signature
+	payloadOffset  int64
+
+	next int // index of the next payload
+	cur  *PayloadReader
+	err  error // sticky
+}
+
+// NewReader reads the head of the bundle from r and checks that it is well
+// formed: every member in its place, every digest matching, every size within
+// the limits. It does not judge signatures; see package verify.
+func NewReader(r io.Reader) (*Reader, error) {
+	br := &Reader{src: &countingReader{r: r}}
+	br.tr = tar.NewReader(br.src)
+	if err := br.readHead(); err != nil {
+		return nil, err
+	}
+	br.payloadOffset = roundUp(br.src.n)
+	return br, nil
+}
+
+// Index returns the archive's OCI index.
+func (r *Reader) Index() ocispec.Index { return r.index }
+
+// Manifest returns the bundle's OCI manifest.
+func (r *Reader) Manifest() ocispec.Manifest { return r.manifest }
+
+// RawManifest returns the manifest's bytes exactly as stored.
+func (r *Reader) RawManifest() []byte { return r.manifestRaw }
+
+// ManifestDigest is the digest signatures are made over.
+func (r *Reader) ManifestDigest() digest.Digest { return r.manifestDigest }
+
+// Config returns the bundle's parsed config.
+func (r *Reader) Config() *Config { return r.config }
+
+// RawConfig returns the config's bytes exactly as stored.
+func (r *Reader) RawConfig() []byte { return r.configRaw }
+
+// Signatures returns the signatures stored in the bundle, unjudged.
+func (r *Reader) Signatures() []Signature { return r.sigs }
+
+// PayloadOffset is where the payload members start in the archive: every
+// byte before it is the head.
+func (r *Reader) PayloadOffset() int64 { return r.payloadOffset }
+
+func (r *Reader) readHead() error {
+	layout, err := r.member("layout", "oci-layout", -1, "", MaxLayoutSize)
+	if err != nil {
+		return err
+	}
+	var l ocispec.ImageLayout
+	if err := json.Unmarshal(layout, &l); err != nil || l.Version != ocispec.ImageLayoutVersion {
+		return &Error{What: "layout", Member: "oci-layout", Offset: 0, Err: fmt.Errorf("not an OCI image layout 1.0.0 marker: %q", truncate(layout))}
+	}
+
+	idxRaw, err := r.member("index", "index.json", -1, "", MaxIndexSize)
+	if err != nil {
+		return err
+	}
+	if err := r.parseIndex(idxRaw); err != nil {
+		return &Error{What: "index", Member: "index.json", Offset: -1, Err: err}
+	}
+
+	md := r.index.Manifests[0]
+	if r.manifestRaw, err = r.member("manifest", blobName(md.Digest), md.Size, md.Digest, MaxManifestSize); err != nil {
+		return err
+	}
+	r.manifestDigest = md.Digest
+	if err := r.parseManifest(); err != nil {
+		return &Error{What: "manifest", Member: blobName(md.Digest), Offset: -1, Err: err}
+	}
+
+	cd := r.manifest.Config
+	if r.configRaw, err = r.member("config", blobName(cd.Digest), cd.Size, cd.Digest, MaxConfigSize); err != nil {
+		return err
+	}
+	if r.config, err = ParseConfig(r.configRaw); err != nil {
+		return &Error{What: "config", Member: blobName(cd.Digest), Offset: -1, Err: err}
+	}
+	if err := r.checkLayers(); err != nil {
+		return &Error{What: "manifest", Member: blobName(md.Digest), Offset: -1, Err: err}
+	}
+
+	if len(r.index.Manifests) == 2 {
+		return r.readSignatures(r.index.Manifests[1])
+	}
+	return nil
+}
+
+func (r *Reader) parseIndex(b []byte) error {
+	if err := json.Unmarshal(b, &r.index); err != nil {
+		return fmt.Errorf("parse: %w", err)
+	}
+	ms := r.index.Manifests
+	if r.index.SchemaVersion != 2 {
+		return fmt.Errorf("schemaVersion %d, want 2", r.index.SchemaVersion)
+	}
+	if len(ms) < 1 || len(ms) > 2 {
+		return fmt.Errorf("%d manifests, want the bundle's and at most one signature manifest", len(ms))
+	}
+	for i, d := range ms {
+		if err := checkDescriptor(d, ManifestMediaType, MaxManifestSize); err != nil {
+			return fmt.Errorf("manifest %d: %w", i, err)
+		}
+	}
+	if ms[0].Annotations[RefNameAnnotation] == "" {
+		return fmt.Errorf("bundle manifest has no %s annotation", RefNameAnnotation)
+	}
+	if len(ms) == 2 {
+		if want := SignatureTag(ms[0].Digest); ms[1].Annotations[RefNameAnnotation] != want {
+			return fmt.Errorf("second manifest is named %q, want the signature tag %q", ms[1].Annotations[RefNameAnnotation], want)
+		}
+		if ms[1].Size > MaxSigManifestSize {
+			return fmt.Errorf("signature manifest of %d bytes exceeds %d", ms[1].Size, MaxSigManifestSize)
+		}
+	}
+	return nil
+}
+
+func checkDescriptor(d ocispec.Descriptor, mediaType string, max int64) error {
+	if d.MediaType != mediaType {
+		return fmt.Errorf("media type %q, want %q", d.MediaType, mediaType)
+	}
+	if err := d.Digest.Validate(); err != nil || d.Digest.Algorithm() != digest.SHA256 {
+		return fmt.Errorf("digest %q: want sha256:<64 hex>", d.Digest)
+	}
+	if d.Size < 0 || d.Size > max {
+		return fmt.Errorf("size %d: want 0 to %d", d.Size, max)
+	}
+	return nil
+}
+
+func (r *Reader) parseManifest() error {
+	m := &r.manifest
+	if err := json.Unmarshal(r.manifestRaw, m); err != nil {
+		return fmt.Errorf("parse: %w", err)
+	}
+	if m.SchemaVersion != 2 || m.MediaType != ManifestMediaType {
+		return fmt.Errorf("schemaVersion %d mediaType %q: want 2 and %q", m.SchemaVersion, m.MediaType, ManifestMediaType)
+	}
+	if m.ArtifactType != ArtifactType {
+		return fmt.Errorf("artifactType %q: not a ferry bundle (want %q)", m.ArtifactType, ArtifactType)
+	}
+	if err := checkDescriptor(m.Config, ConfigMediaType, MaxConfigSize); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if len(m.Layers) < 1 || len(m.Layers) > MaxLayers {
+		return fmt.Errorf("%d layers: want 1 to %d", len(m.Layers), MaxLayers)
+	}
+	for i, l := range m.Layers {
+		if err := checkDescriptor(l, PayloadMediaType, MaxPartSize); err != nil {
+			return fmt.Errorf("layer %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// checkLayers matches the manifest's layers to the config's payloads: each
+// payload owns the next Parts layers, annotated with its name and part index.
+func (r *Reader) checkLayers() error {
+	layers := r.manifest.Layers
+	i := 0
+	for _, p := range r.config.Payloads {
+		var sum int64
+		for k := 0; k < p.Parts; k++ {
+			if i >= len(layers) {
+				return fmt.Errorf("payload %q wants %d parts, manifest has too few layers", p.Name, p.Parts)
+			}
+			l := layers[i]
+			if l.Annotations[PayloadNameAnnotation] != p.Name || l.Annotations[PartAnnotation] != strconv.Itoa(k) {
+				return fmt.Errorf("layer %d is %q part %q, want %q part %d", i, l.Annotations[PayloadNameAnnotation], l.Annotations[PartAnnotation], p.Name, k)
+			}
+			sum += l.Size
+			i++
+		}
+		if sum != p.CompressedSize {
+			return fmt.Errorf("payload %q: layers hold %d bytes, config says %d", p.Name, sum, p.CompressedSize)
+		}
+	}
+	if i != len(layers) {
+		return fmt.Errorf("%d layers belong to no payload", len(layers)-i)
+	}
+	return nil
+}
+
+func (r *Reader) readSignatures(d ocispec.Descriptor) error {
+	name := blobName(d.Digest)
+	raw, err := r.member("signature manifest", name, d.Size, d.Digest, MaxSigManifestSize)
+	if err != nil {
+		return err
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return &Error{What: "signature manifest", Member: name, Offset: -1, Err: fmt.Errorf("parse: %w", err)}
+	}
+	if err := checkDescriptor(m.Config, m.Config.MediaType, 64<<10); err != nil {
+		return &Error{What: "signature manifest", Member: name, Offset: -1, Err: fmt.Errorf("config: %w", err)}
+	}
+	if len(m.Layers) > MaxSignatures {
+		return &Error{What: "signature manifest", Member: name, Offset: -1, Err: fmt.Errorf("%d signatures, at most %d allowed", len(m.Layers), MaxSignatures)}
+	}
+	if _, err := r.member("signature config", blobName(m.Config.Digest), m.Config.Size, m.Config.Digest, 64<<10); err != nil {
+		return err
+	}
+	payloads := map[digest.Digest][]byte{}
+	for i, l := range m.Layers {
+		what := fmt.Sprintf("signature %d", i+1)
+		if err := checkDescriptor(l, SimpleSigningType, MaxSigPayloadSize); err != nil {
+			return &Error{What: what, Member: name, Offset: -1, Err: err}
+		}
+		sig, err := decodeSig(l.Annotations[CosignSigAnnotation])
+		if err != nil {
+			return &Error{What: what, Member: name, Offset: -1, Err: err}
+		}
+		p, ok := payloads[l.Digest]
+		if !ok {
+			if p, err = r.member(what, blobName(l.Digest), l.Size, l.Digest, MaxSigPayloadSize); err != nil {
+				return err
+			}
+			payloads[l.Digest] = p
+		}
+		ann := map[string]string{}
+		for k, v := range l.Annotations {
+			if k != CosignSigAnnotation {
+				ann[k] = v
+			}
+		}
+		r.sigs = append(r.sigs, Signature{Payload: p, Sig: sig, Annotations: ann})
+	}
+	return nil
+}
+
+// nextHeader advances to the next regular member, skipping pax global
+// headers (the writer's padding) and directory entries.
+func (r *Reader) nextHeader(what, want string) (*tar.Header, int64, error) {
+	for {
+		off := roundUp(r.src.n)
+		hdr, err := r.tr.Next()
+		if err == io.EOF {
+			return nil, off, &Error{What: what, Member: want, Offset: off, Err: fmt.Errorf("archive ends here: %w", ErrTruncated)}
+		}
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				err = fmt.Errorf("%w: %v", ErrTruncated, err)
+			}
+			return nil, off, &Error{What: what, Member: want, Offset: off, Err: err}
+		}
+		switch hdr.Typeflag {
+		case tar.TypeXGlobalHeader, tar.TypeDir:
+			continue
+		case tar.TypeReg:
+			return hdr, off, nil
+		default:
+			return nil, off, &Error{What: what, Member: hdr.Name, Offset: off, Err: fmt.Errorf("tar entry of type %q, want a regular file", hdr.Typeflag)}
+		}
+	}
+}
+
+// member reads the next member whole, checking its name, its size (exact
+// when size >= 0, else at most max) and its digest (when d is set).
+func (r *Reader) member(what, name string, size int64, d digest.Digest, max int64) ([]byte, error) {
+	hdr, off, err := r.nextHeader(what, name)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) error { return &Error{What: what, Member: hdr.Name, Offset: off, Err: err} }
+	if strings.TrimPrefix(hdr.Name, "./") != name {
+		return nil, fail(fmt.Errorf("unexpected member, want %s (members must come in the order FORMAT.md gives)", name))
+	}
+	if size >= 0 && hdr.Size != size {
+		return nil, fail(fmt.Errorf("member holds %d bytes, descriptor says %d", hdr.Size, size))
+	}
+	if hdr.Size > max {
+		return nil, fail(fmt.Errorf("member of %d bytes exceeds the limit of %d", hdr.Size, max))
+	}
+	if d == "" {
+		b := make([]byte, hdr.Size)
+		if _, err := io.ReadFull(r.tr, b); err != nil {
+			return nil, fail(truncated(err))
+		}
+		return b, nil
+	}
+	b, err := verifyio.ReadAll(r.tr, hdr.Size, d)
+	if err != nil {
+		return nil, fail(truncated(err))
+	}
+	return b, nil
+}
+
+func truncated(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, verifyio.ErrTruncated) {
+		return fmt.Errorf("%w: %v", ErrTruncated, err)
+	}
+	return err
+}
+
+// Next returns the next payload, or io.EOF after the last one. Whatever is
+// left of the previous payload is read and checked first.
+func (r *Reader) Next() (*PayloadReader, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.cur != nil {
+		if err := r.cur.Discard(); err != nil {
+			r.err = err
+			return nil, err
+		}
+		r.cur = nil
+	}
+	if r.next == len(r.config.Payloads) {
+		return nil, io.EOF
+	}
+	first := 0
+	for _, p := range r.config.Payloads[:r.next] {
+		first += p.Parts
+	}
+	p := r.config.Payloads[r.next]
+	r.next++
+	r.cur = &PayloadReader{
+		Payload: p,
+		Layers:  r.manifest.Layers[first : first+p.Parts],
+		r:       r,
+	}
+	return r.cur, nil
+}
+
+// Close releases the decompressor of the current payload, if any.
+func (r *Reader) Close() error {
+	if r.cur != nil {
+		r.cur.closeDecoder()
+	}
+	return nil
+}
+
+// PayloadReader streams one payload. Read returns the decompressed content;
+// every part is checked against its signed layer digest and the whole
+// against the config's size and digest. A mismatch is an error from Read,
+// never a short read, and more data than the signed size is refused.
+type PayloadReader struct {
+	Payload
+	Layers []ocispec.Descriptor
+
+	r    *Reader
+	part int               // next part to open
+	raw  *verifyio.Reader  // current part
+	dec  io.ReadCloser     // decompressor over the parts
+	out  *verifyio.Reader  // decompressed, checked
+	err  error
+}
+
+// Read implements io.Reader over the decompressed payload.
+func (p *PayloadReader) Read(b []byte) (int, error) {
+	if p.err != nil {
+		return 0, p.err
+	}
+	if p.out == nil {
+		dec, err := zstd.NewReader(rawReader{p})
+		if err != nil {
+			p.err = err
+			return 0, err
+		}
+		p.dec = dec
+		if p.out, err = verifyio.NewReader(dec, p.Size, p.Digest); err != nil {
+			p.err = err
+			return 0, err
+		}
+	}
+	n, err := p.out.Read(b)
+	if err != nil && err != io.EOF {
+		err = p.wrapContent(err)
+		p.err = err
+	}
+	if err == io.EOF {
+		p.closeDecoder()
+	}
+	return n, err
+}
+
+func (p *PayloadReader) wrapContent(err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err // a part's own error, already located
+	}
+	return &Error{What: fmt.Sprintf("payload %q content", p.Name), Offset: -1, Err: truncated(err)}
+}
+
+// Discard reads the rest of the payload's parts without decompressing them,
+// checking each part's digest. It is how verify checks a bundle at the speed
+// of SHA-256.
+func (p *PayloadReader) Discard() error {
+	if p.err != nil {
+		return p.err
+	}
+	p.closeDecoder()
+	_, err := io.Copy(io.Discard, rawReader{p})
+	if err != nil {
+		p.err = err
+	}
+	return err
+}
+
+func (p *PayloadReader) closeDecoder() {
+	if p.dec != nil {
+		p.dec.Close()
+		p.dec = nil
+	}
+}
+
+// rawReader concatenates a payload's parts, each checked at its end.
+type rawReader struct{ p *PayloadReader }
+
+func (rr rawReader) Read(b []byte) (int, error) {
+	p := rr.p
+	for {
+		if p.raw == nil {
+			if p.part == len(p.Layers) {
+				return 0, io.EOF
+			}
+			if err := p.openPart(); err != nil {
+				return 0, err
+			}
+		}
+		n, err := p.raw.Read(b)
+		if err == io.EOF {
+			p.raw = nil
+			p.part++
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		if err != nil {
+			return n, &Error{What: p.partName(p.part), Member: blobName(p.Layers[p.part].Digest), Offset: -1, Err: truncated(err)}
+		}
+		return n, nil
+	}
+}
+
+func (p *PayloadReader) partName(i int) string {
+	return fmt.Sprintf("payload %q part %d of %d", p.Name, i+1, len(p.Layers))
+}
+
+func (p *PayloadReader) openPart() error {
+	l := p.Layers[p.part]
+	what := p.partName(p.part)
+	name := blobName(l.Digest)
+	hdr, off, err := p.r.nextHeader(what, name)
+	if err != nil {
+		return err
+	}
+	if strings.TrimPrefix(hdr.Name, "./") != name {
+		return &Error{What: what, Member: hdr.Name, Offset: off, Err: fmt.Errorf("unexpected member, want %s", name)}
+	}
+	if hdr.Size != l.Size {
+		return &Error{What: what, Member: hdr.Name, Offset: off, Err: fmt.Errorf("member holds %d bytes, manifest says %d", hdr.Size, l.Size)}
+	}
+	p.raw, err = verifyio.NewReader(p.r.tr, l.Size, l.Digest)
+	return err
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
+}
+
+func roundUp(n int64) int64 { return (n + 511) &^ 511 }
+
+func truncate(b []byte) string {
+	if len(b) > 64 {
+		return string(b[:64]) + "..."
+	}
+	return string(b)
+}

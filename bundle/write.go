@@ -1,0 +1,374 @@
+package bundle
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-update/ferry/internal/zstd"
+)
+
+// headReserve is the space the writer leaves in front of the payloads for
+// the head it can only write once the payload digests are known. A head that
+// does not fit costs one extra copy of the payloads, nothing else.
+const headReserve = 64 << 10
+
+// Source is one payload to pack: its decompressed content and its metadata.
+type Source struct {
+	Name    string
+	Type    PayloadType
+	Target  string // where the agent installs it; defaults to Type
+	Content io.Reader
+}
+
+// Options say what bundle Create makes.
+type Options struct {
+	Name        string
+	Version     string
+	DeviceTypes []string
+	Description string
+	Annotations map[string]string
+	// Created is recorded in the config and as every member's mtime;
+	// zero means now. Set it (e.g. from SOURCE_DATE_EPOCH) for
+	// reproducible bundles.
+	Created time.Time
+	// PartSize splits a payload's compressed stream into layers of at most
+	// this many bytes; zero means DefaultPartSize.
+	PartSize int64
+	// Workers is the compressor's thread count; zero means all CPUs.
+	Workers int
+	// Sign, when set, is called with the manifest digest once it is known;
+	// its signatures are written into the bundle.
+	Sign func(manifest digest.Digest) ([]Signature, error)
+	// Progress, when set, is called with the number of payload bytes read
+	// so far.
+	Progress func(read int64)
+}
+
+// Result describes a bundle that was written.
+type Result struct {
+	ManifestDigest digest.Digest
+	Config         *Config
+	Size           int64
+}
+
+// Create packs sources into a bundle at path in one streaming pass. The file
+// appears atomically: it is written beside path, synced, then renamed.
+func Create(path string, opts Options, sources ...Source) (*Result, error) {
+	cfg, err := newConfig(opts, sources)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	partSize := opts.PartSize
+	if partSize == 0 {
+		partSize = DefaultPartSize
+	}
+	if partSize < 512 || partSize > MaxPartSize {
+		return nil, fmt.Errorf("create %s: part size %d: want 512 to %d bytes", path, partSize, int64(MaxPartSize))
+	}
+	mtime := cfg.Created
+
+	f, err := createTemp(path)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+
+	pw := &partWriter{f: f, off: headReserve, partSize: partSize, mtime: mtime}
+	var read int64
+	for i := range sources {
+		s := &sources[i]
+		p := &cfg.Payloads[i]
+		if err := pw.writePayload(p, s.Content, opts.Workers, func(n int64) {
+			read += n
+			if opts.Progress != nil {
+				opts.Progress(read)
+			}
+		}); err != nil {
+			return nil, fmt.Errorf("create %s: payload %s: %w", path, s.Name, err)
+		}
+	}
+	end := pw.off
+	if _, err := f.WriteAt(make([]byte, 1024), end); err != nil { // end-of-archive marker
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	end += 1024
+
+	h, err := newHead(cfg, pw.layers)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	if opts.Sign != nil {
+		if h.sigs, err = opts.Sign(h.manifest.desc.Digest); err != nil {
+			return nil, fmt.Errorf("create %s: sign: %w", path, err)
+		}
+	}
+	headBytes, err := h.encode(mtime)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	out := f
+	switch gap := headReserve - len(headBytes); {
+	case gap == 0:
+	case gap >= 1024:
+		pad, err := padMember(gap)
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", path, err)
+		}
+		headBytes = append(headBytes, pad...)
+	default:
+		// The head outgrew the reserve: write it in a fresh file and copy
+		// the payloads behind it.
+		if out, err = createTemp(path); err != nil {
+			return nil, fmt.Errorf("create %s: %w", path, err)
+		}
+		defer func() { out.Close(); os.Remove(out.Name()) }()
+		if _, err := out.WriteAt(headBytes, 0); err != nil {
+			return nil, fmt.Errorf("create %s: %w", path, err)
+		}
+		if err := copyRange(out, int64(len(headBytes)), f, headReserve, end-headReserve); err != nil {
+			return nil, fmt.Errorf("create %s: %w", path, err)
+		}
+		end = int64(len(headBytes)) + end - headReserve
+		headBytes = nil
+	}
+	if headBytes != nil {
+		if _, err := out.WriteAt(headBytes, 0); err != nil {
+			return nil, fmt.Errorf("create %s: %w", path, err)
+		}
+	}
+	if err := commitFile(out, path); err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	return &Result{ManifestDigest: h.manifest.desc.Digest, Config: cfg, Size: end}, nil
+}
+
+func newConfig(opts Options, sources []Source) (*Config, error) {
+	created := opts.Created
+	if created.IsZero() {
+		created = time.Now()
+	}
+	cfg := &Config{
+		FormatVersion: FormatVersion,
+		Name:          opts.Name,
+		Version:       opts.Version,
+		DeviceTypes:   opts.DeviceTypes,
+		Created:       created.UTC().Truncate(time.Second),
+		Description:   opts.Description,
+		Annotations:   opts.Annotations,
+	}
+	for _, s := range sources {
+		target := s.Target
+		if target == "" {
+			target = string(s.Type)
+		}
+		// Size and digests are filled in as the payload streams; these
+		// placeholders only let Validate check the rest now.
+		cfg.Payloads = append(cfg.Payloads, Payload{
+			Name: s.Name, Type: s.Type, Target: target,
+			Digest: digest.FromString(""), Compression: "zstd", Parts: 1,
+		})
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// partWriter receives a payload's compressed stream and lays it out as tar
+// members of at most partSize bytes. Each member's header is written into the
+// 512 bytes left in front of its data once the data's digest is known, so
+// nothing is written twice.
+type partWriter struct {
+	f        *os.File
+	off      int64 // where the next header goes
+	partSize int64
+	mtime    time.Time
+	layers   []ocispec.Descriptor
+
+	name    string // payload being written
+	buf     *bufio.Writer
+	hdrAt   int64
+	n       int64 // bytes in the current part
+	h       hash.Hash
+	open    bool
+	part    int   // index of the current part within the payload
+	written int64 // compressed bytes of the current payload
+}
+
+func (w *partWriter) writePayload(p *Payload, content io.Reader, workers int, progress func(int64)) error {
+	w.name = p.Name
+	w.written = 0
+	w.part = 0
+	first := len(w.layers)
+	w.buf = bufio.NewWriterSize(io.NewOffsetWriter(w.f, 0), 1<<20)
+	enc, err := zstd.NewWriter(w, workers)
+	if err != nil {
+		return err
+	}
+	sum := sha256.New()
+	var size int64
+	chunk := make([]byte, 1<<20)
+	for {
+		n, rerr := io.ReadFull(content, chunk)
+		if n > 0 {
+			sum.Write(chunk[:n])
+			size += int64(n)
+			if _, err := enc.Write(chunk[:n]); err != nil {
+				return fmt.Errorf("compress: %w", err)
+			}
+			progress(int64(n))
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("read content: %w", rerr)
+		}
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("compress: %w", err)
+	}
+	if err := w.finishPart(); err != nil {
+		return err
+	}
+	p.Size = size
+	p.Digest = digest.NewDigest(digest.SHA256, sum)
+	p.CompressedSize = w.written
+	p.Parts = len(w.layers) - first
+	return nil
+}
+
+func (w *partWriter) Write(b []byte) (int, error) {
+	total := len(b)
+	for len(b) > 0 {
+		if !w.open {
+			w.hdrAt = w.off
+			w.off += 512
+			w.n = 0
+			w.h = sha256.New()
+			w.open = true
+			// bufio writes through an OffsetWriter at w.off onwards.
+			w.buf.Reset(io.NewOffsetWriter(w.f, w.off))
+		}
+		n := int64(len(b))
+		if room := w.partSize - w.n; n > room {
+			n = room
+		}
+		if _, err := w.buf.Write(b[:n]); err != nil {
+			return 0, err
+		}
+		w.h.Write(b[:n])
+		w.n += n
+		w.written += n
+		b = b[n:]
+		if w.n == w.partSize {
+			if err := w.finishPart(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return total, nil
+}
+
+func (w *partWriter) finishPart() error {
+	if !w.open {
+		return nil
+	}
+	w.open = false
+	if pad := (512 - w.n%512) % 512; pad > 0 {
+		if _, err := w.buf.Write(make([]byte, pad)); err != nil {
+			return err
+		}
+	}
+	if err := w.buf.Flush(); err != nil {
+		return err
+	}
+	d := digest.NewDigest(digest.SHA256, w.h)
+	hdr, err := encodeHeader(blobName(d), w.n, w.mtime)
+	if err != nil {
+		return err
+	}
+	if _, err := w.f.WriteAt(hdr, w.hdrAt); err != nil {
+		return err
+	}
+	w.layers = append(w.layers, ocispec.Descriptor{
+		MediaType: PayloadMediaType,
+		Digest:    d,
+		Size:      w.n,
+		Annotations: map[string]string{
+			PayloadNameAnnotation: w.name,
+			PartAnnotation:        strconv.Itoa(w.part),
+		},
+	})
+	w.part++
+	w.off += w.n + (512-w.n%512)%512
+	return nil
+}
+
+// createTemp makes a temporary file beside path, so the final rename stays
+// on one filesystem.
+func createTemp(path string) (*os.File, error) {
+	return os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+}
+
+// commitFile syncs f, renames it to path and syncs the directory, so that
+// after a power cut path is either the old file or the complete new one.
+func commitFile(f *os.File, path string) error {
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// copyRange copies n bytes from src at srcOff to dst at dstOff; on Linux the
+// kernel does it (copy_file_range) without passing through user space.
+func copyRange(dst *os.File, dstOff int64, src *os.File, srcOff, n int64) error {
+	if _, err := dst.Seek(dstOff, io.SeekStart); err != nil {
+		return err
+	}
+	if _, err := src.Seek(srcOff, io.SeekStart); err != nil {
+		return err
+	}
+	copied, err := io.Copy(dst, io.LimitReader(src, n))
+	if err != nil {
+		return err
+	}
+	if copied != n {
+		return fmt.Errorf("copy: %d of %d bytes", copied, n)
+	}
+	return nil
+}

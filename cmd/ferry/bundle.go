@@ -1,0 +1,260 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/verify"
+)
+
+func newBundleCommand(s *streams) *cobra.Command {
+	cmd := &cobra.Command{Use: "bundle", Short: "Create, sign, inspect and extract update bundles"}
+	cmd.AddCommand(newCreateCommand(s), newSignCommand(s), newInspectCommand(s), newExtractCommand(s))
+	return cmd
+}
+
+type signOptions struct {
+	keys   []string
+	signer string
+	ref    string
+}
+
+func (o *signOptions) addFlags(cmd *cobra.Command, keyHelp string) {
+	cmd.Flags().StringArrayVarP(&o.keys, "key", "k", nil, keyHelp)
+	cmd.Flags().StringVar(&o.signer, "signer", "", "signer name recorded in the signature (e.g. release@example.com)")
+	cmd.Flags().StringVar(&o.ref, "ref", "", "repository the signature names (cosign's docker-reference); default: the bundle name")
+}
+
+// load reads every key before anything is written, so a wrong passphrase
+// fails fast.
+func (o *signOptions) load(s *streams) ([]*verify.Signer, error) {
+	var signers []*verify.Signer
+	for _, k := range o.keys {
+		sg, err := s.loadSigner(k, o.signer)
+		if err != nil {
+			return nil, err
+		}
+		signers = append(signers, sg)
+	}
+	return signers, nil
+}
+
+func (o *signOptions) sign(signers []*verify.Signer, d digest.Digest, name string) ([]bundle.Signature, error) {
+	ref := o.ref
+	if ref == "" {
+		ref = name
+	}
+	var sigs []bundle.Signature
+	for _, sg := range signers {
+		sig, err := sg.Sign(d, ref, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		sigs = append(sigs, sig)
+	}
+	return sigs, nil
+}
+
+func newCreateCommand(s *streams) *cobra.Command {
+	var (
+		opts     bundle.Options
+		typ      string
+		target   string
+		out      string
+		partSize string
+		sign     signOptions
+		asJSON   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "create SOURCE --device-type T --version V --out FILE",
+		Short: "Pack an image file (rootfs) or a directory tree (files) into a bundle",
+		Args:  args(1, "a SOURCE image file or directory"),
+		RunE: func(_ *cobra.Command, a []string) error {
+			src := a[0]
+			st, err := os.Stat(src)
+			if err != nil {
+				return err
+			}
+			if typ == "" {
+				typ = string(bundle.Rootfs)
+				if st.IsDir() {
+					typ = string(bundle.Files)
+				}
+			}
+			if st.IsDir() != (typ != string(bundle.Rootfs)) {
+				return usageError{fmt.Errorf("--type %s wants %s, and %s is not one", typ, map[bool]string{true: "a directory", false: "an image file"}[typ != string(bundle.Rootfs)], src)}
+			}
+			if out == "" || opts.Version == "" || len(opts.DeviceTypes) == 0 {
+				return usageError{errors.New("--out, --version and at least one --device-type are required")}
+			}
+			if opts.Name == "" {
+				opts.Name = defaultName(src)
+			}
+			if opts.PartSize, err = parseSize(partSize); err != nil {
+				return usageError{fmt.Errorf("--part-size: %w", err)}
+			}
+			if opts.Created, err = sourceDateEpoch(); err != nil {
+				return usageError{err}
+			}
+			if len(sign.keys) > 0 {
+				signers, err := sign.load(s)
+				if err != nil {
+					return err
+				}
+				opts.Sign = func(d digest.Digest) ([]bundle.Signature, error) { return sign.sign(signers, d, opts.Name) }
+			}
+			var content io.ReadCloser
+			total := int64(-1)
+			if st.IsDir() {
+				content = bundle.TarTree(src)
+			} else {
+				if content, err = os.Open(src); err != nil {
+					return err
+				}
+				total = st.Size()
+			}
+			defer content.Close()
+			var done func()
+			opts.Progress, done = s.progress(total, "packing")
+			res, err := bundle.Create(out, opts, bundle.Source{Name: string(typ), Type: bundle.PayloadType(typ), Target: target, Content: content})
+			done()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(s.out, map[string]any{"file": out, "manifest": res.ManifestDigest, "size": res.Size, "config": res.Config})
+			}
+			p := res.Config.Payloads[0]
+			fmt.Fprintf(s.out, "created %s: %s %s for %s\n  manifest %s\n  payload  %s %s -> %s zstd (%d part(s))\n  signed   by %d key(s)\n",
+				out, res.Config.Name, res.Config.Version, strings.Join(res.Config.DeviceTypes, ", "), res.ManifestDigest,
+				p.Name, humanBytes(p.Size), humanBytes(p.CompressedSize), p.Parts, len(sign.keys))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&typ, "type", "t", "", "payload type: rootfs (an image file) or files (a directory); default: by SOURCE")
+	f.StringArrayVarP(&opts.DeviceTypes, "device-type", "d", nil, "device type the bundle fits (repeatable)")
+	f.StringVarP(&opts.Version, "version", "V", "", "semantic version of the update, e.g. 1.4.2")
+	f.StringVarP(&out, "out", "o", "", "bundle file to write")
+	f.StringVarP(&opts.Name, "name", "n", "", "bundle name (default: from SOURCE)")
+	f.StringVar(&target, "target", "", "install target on the device (default: the payload type)")
+	f.StringVar(&opts.Description, "description", "", "free text shown by inspect")
+	f.StringVar(&partSize, "part-size", "2GiB", "split payloads into blobs of at most this size (FAT32 needs < 4GiB)")
+	f.IntVar(&opts.Workers, "workers", 0, "compression threads (0: all CPUs)")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	sign.addFlags(cmd, "private key to sign with (repeatable)")
+	return cmd
+}
+
+var nonName = regexp.MustCompile(`[^a-z0-9._-]+`)
+
+func defaultName(src string) string {
+	base := strings.ToLower(filepath.Base(filepath.Clean(src)))
+	base = strings.TrimSuffix(base, filepath.Ext(base))
+	n := strings.Trim(nonName.ReplaceAllString(base, "-"), "-._")
+	if n == "" {
+		return "update"
+	}
+	return n
+}
+
+// parseSize reads sizes such as 4096, 64MiB or 2GiB.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("size %q: want a positive number with an optional KiB, MiB or GiB", s)
+	}
+	return n * mult, nil
+}
+
+// sourceDateEpoch honours SOURCE_DATE_EPOCH for reproducible bundles.
+func sourceDateEpoch() (time.Time, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return time.Time{}, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds", v)
+	}
+	return time.Unix(n, 0), nil
+}
+
+func newSignCommand(s *streams) *cobra.Command {
+	var sign signOptions
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "sign FILE --key KEY",
+		Short: "Add signatures to a bundle (rewrites it atomically)",
+		Long: `Add one signature per --key. The payloads are checked first, so a damaged
+bundle is never signed; a key that already signed the bundle is skipped.`,
+		Args: args(1, "a bundle FILE"),
+		RunE: func(_ *cobra.Command, a []string) error {
+			if len(sign.keys) == 0 {
+				return usageError{errors.New("--key is required")}
+			}
+			signers, err := sign.load(s)
+			if err != nil {
+				return err
+			}
+			var added, skipped []string
+			r, err := bundle.AddSignatures(a[0], func(h *bundle.Reader) ([]bundle.Signature, error) {
+				have := map[string]bool{}
+				for _, old := range h.Signatures() {
+					if p, err := bundle.ParseSimpleSigning(old.Payload); err == nil {
+						have[p.OptionalString(verify.ClaimKeyID)] = true
+					}
+				}
+				var todo []*verify.Signer
+				for _, sg := range signers {
+					if id := sg.PublicKey().ID; have[id] {
+						skipped = append(skipped, id)
+					} else {
+						todo = append(todo, sg)
+						added = append(added, id)
+					}
+				}
+				return sign.sign(todo, h.ManifestDigest(), h.Config().Name)
+			})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(s.out, map[string]any{"file": a[0], "manifest": r.ManifestDigest(), "added": added, "skipped": skipped, "signatures": len(r.Signatures())})
+			}
+			for _, id := range added {
+				fmt.Fprintf(s.out, "signed %s with key %s\n", a[0], id[:16])
+			}
+			for _, id := range skipped {
+				fmt.Fprintf(s.out, "key %s already signed %s; skipped\n", id[:16], a[0])
+			}
+			fmt.Fprintf(s.out, "%s now holds %d signature(s) over %s\n", a[0], len(r.Signatures()), r.ManifestDigest())
+			return nil
+		},
+	}
+	sign.addFlags(cmd, "private key to sign with (repeatable)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/verify"
+)
+
+// signatureClaims is what a signature says of itself, before anyone checks.
+type signatureClaims struct {
+	KeyID    string    `json:"keyId,omitempty"`
+	Signer   string    `json:"signer,omitempty"`
+	SignedAt time.Time `json:"signedAt,omitzero"`
+	Digest   string    `json:"digest,omitempty"`
+	Error    string    `json:"error,omitempty"`
+}
+
+func claimsOf(sig bundle.Signature) signatureClaims {
+	p, err := bundle.ParseSimpleSigning(sig.Payload)
+	if err != nil {
+		return signatureClaims{Error: err.Error()}
+	}
+	c := signatureClaims{KeyID: p.OptionalString(verify.ClaimKeyID), Signer: p.OptionalString(verify.ClaimSigner), Digest: p.Critical.Image.DockerManifestDigest}
+	c.SignedAt, _ = time.Parse(time.RFC3339, p.OptionalString(verify.ClaimSignedAt))
+	return c
+}
+
+func newInspectCommand(s *streams) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect FILE",
+		Short: "Show what a bundle holds (reads only its head; use 'ferry verify' to judge it)",
+		Args:  args(1, "a bundle FILE or - for stdin"),
+		RunE: func(_ *cobra.Command, a []string) error {
+			in, done, err := s.openInput(a[0])
+			if err != nil {
+				return err
+			}
+			defer done()
+			r, err := bundle.NewReader(in)
+			if err != nil {
+				return fmt.Errorf("inspect %s: %w", a[0], err)
+			}
+			var claims []signatureClaims
+			for _, sig := range r.Signatures() {
+				claims = append(claims, claimsOf(sig))
+			}
+			if asJSON {
+				return writeJSON(s.out, map[string]any{
+					"manifest": r.ManifestDigest(), "tag": r.Config().Tag(), "config": r.Config(),
+					"layers": r.Manifest().Layers, "signatures": claims,
+				})
+			}
+			printConfig(s.out, r.ManifestDigest(), r.Config())
+			fmt.Fprintf(s.out, "signatures  %d (not checked here: run ferry verify)\n", len(claims))
+			for i, c := range claims {
+				if c.Error != "" {
+					fmt.Fprintf(s.out, "  %d. malformed: %s\n", i+1, c.Error)
+					continue
+				}
+				fmt.Fprintf(s.out, "  %d. key %s  signer %s  at %s\n", i+1, orDash(shortID(c.KeyID)), orDash(c.Signer), orDash(formatTime(c.SignedAt)))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printConfig(w io.Writer, d digest.Digest, c *bundle.Config) {
+	fmt.Fprintf(w, "bundle      %s %s\n", c.Name, c.Version)
+	fmt.Fprintf(w, "manifest    %s\n", d)
+	fmt.Fprintf(w, "created     %s\n", formatTime(c.Created))
+	fmt.Fprintf(w, "devices     %s\n", strings.Join(c.DeviceTypes, ", "))
+	if c.Description != "" {
+		fmt.Fprintf(w, "description %s\n", c.Description)
+	}
+	fmt.Fprintf(w, "payloads    %d\n", len(c.Payloads))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, p := range c.Payloads {
+		fmt.Fprintf(tw, "  %s\t%s -> %s\t%s\t%s zstd\t%d part(s)\t%s\n", p.Name, p.Type, p.Target, humanBytes(p.Size), humanBytes(p.CompressedSize), p.Parts, p.Digest)
+	}
+	tw.Flush()
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func shortID(id string) string {
+	if len(id) > 16 {
+		return id[:16]
+	}
+	return id
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newExtractCommand(s *streams) *cobra.Command {
+	var (
+		out    string
+		policy policyOptions
+	)
+	cmd := &cobra.Command{
+		Use:   "extract FILE --out DIR",
+		Short: "Write a bundle's payloads into DIR, each only once its digests check out",
+		Long: `Write each payload into DIR: rootfs payloads as NAME.img, files payloads as the
+tree NAME/, module payloads as NAME.tar. A payload appears only after all of it
+matched its signed digests. With --key, the signatures are judged first and
+nothing is written unless they meet the threshold.`,
+		Args: args(1, "a bundle FILE or - for stdin"),
+		RunE: func(_ *cobra.Command, a []string) error {
+			if out == "" {
+				return usageError{errors.New("--out is required")}
+			}
+			in, done, err := s.openInput(a[0])
+			if err != nil {
+				return err
+			}
+			defer done()
+			r, err := bundle.NewReader(in)
+			if err != nil {
+				return fmt.Errorf("extract %s: %w", a[0], err)
+			}
+			defer r.Close()
+			if len(policy.keys) > 0 {
+				p, err := policy.policy()
+				if err != nil {
+					return err
+				}
+				if _, err := verify.CheckHead(r, p); err != nil {
+					return fmt.Errorf("extract %s: %w", a[0], err)
+				}
+			} else {
+				fmt.Fprintln(s.err, "ferry: warning: no --key given: payload digests are checked, signatures are not")
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			for {
+				p, err := r.Next()
+				if err == io.EOF {
+					return nil
+				}
+				if err != nil {
+					return fmt.Errorf("extract %s: %w", a[0], err)
+				}
+				path, err := bundle.ExtractPayload(p, out)
+				if err != nil {
+					return fmt.Errorf("extract %s: %w", a[0], err)
+				}
+				fmt.Fprintf(s.out, "%s\t%s\t%s\n", p.Name, path, p.Digest)
+			}
+		},
+	}
+	cmd.Flags().StringVarP(&out, "out", "o", "", "directory to write payloads into")
+	policy.addFlags(cmd)
+	return cmd
+}

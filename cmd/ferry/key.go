@@ -1,0 +1,143 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-update/ferry/verify"
+)
+
+func newKeyCommand(s *streams) *cobra.Command {
+	cmd := &cobra.Command{Use: "key", Short: "Make and show signing keys"}
+	cmd.AddCommand(newKeyGenerateCommand(s), newKeyShowCommand(s))
+	return cmd
+}
+
+type keyInfo struct {
+	ID         string           `json:"id"`
+	Algorithm  verify.Algorithm `json:"algorithm"`
+	PublicKey  string           `json:"publicKey,omitempty"`
+	PrivateKey string           `json:"privateKey,omitempty"`
+	Encrypted  bool             `json:"encrypted"`
+}
+
+func newKeyGenerateCommand(s *streams) *cobra.Command {
+	var (
+		alg    string
+		out    string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "generate",
+		Short: "Generate a key pair: PREFIX.key (private, PEM) and PREFIX.pub",
+		Long: `Generate a key pair. The private key is encrypted with a passphrase taken from
+FERRY_KEY_PASSPHRASE or asked on the terminal; an empty passphrase leaves it
+unencrypted. ecdsa-p256 (the default) is what cosign verifies; cosign does not
+verify ed25519 signatures on registry artifacts.`,
+		Args: args(0, "no arguments"),
+		RunE: func(*cobra.Command, []string) error {
+			key, err := verify.GenerateKey(verify.Algorithm(alg))
+			if err != nil {
+				return usageError{err}
+			}
+			var pass []byte
+			if pf := s.passphraseFunc(out+".key", true); pf != nil {
+				if pass, err = pf(); err != nil {
+					return err
+				}
+			}
+			priv, err := verify.MarshalPrivateKey(key, pass)
+			if err != nil {
+				return err
+			}
+			pub, err := verify.NewPublicKey(key.Public())
+			if err != nil {
+				return err
+			}
+			pubPEM, err := pub.PEM()
+			if err != nil {
+				return err
+			}
+			info := keyInfo{ID: pub.ID, Algorithm: pub.Algorithm, PublicKey: out + ".pub", PrivateKey: out + ".key", Encrypted: len(pass) > 0}
+			if err := writeNew(info.PrivateKey, priv, 0o600); err != nil {
+				return err
+			}
+			if err := writeNew(info.PublicKey, pubPEM, 0o644); err != nil {
+				os.Remove(info.PrivateKey)
+				return err
+			}
+			if asJSON {
+				return writeJSON(s.out, info)
+			}
+			state := "encrypted"
+			if !info.Encrypted {
+				state = "NOT encrypted"
+			}
+			fmt.Fprintf(s.out, "private key  %s (%s, %s)\npublic key   %s\nkey id       %s\n", info.PrivateKey, alg, state, info.PublicKey, info.ID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&alg, "algorithm", "a", string(verify.ECDSAP256), fmt.Sprintf("key algorithm: %v", verify.Algorithms))
+	cmd.Flags().StringVarP(&out, "out", "o", "ferry", "file name prefix for PREFIX.key and PREFIX.pub")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// writeNew writes a file that must not exist yet: keys are never
+// overwritten by accident.
+func writeNew(path string, data []byte, perm fs.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s already exists; remove it or choose another --out", path)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func newKeyShowCommand(s *streams) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show KEYFILE",
+		Short: "Print a public or private key's algorithm and id",
+		Args:  args(1, "a key file"),
+		RunE: func(_ *cobra.Command, a []string) error {
+			b, err := os.ReadFile(a[0])
+			if err != nil {
+				return err
+			}
+			pub, perr := verify.ParsePublicKey(b)
+			encrypted := false
+			if perr != nil {
+				key, err := verify.ParsePrivateKey(b, s.passphraseFunc(a[0], false))
+				if err != nil {
+					return fmt.Errorf("%s: neither a public key (%v) nor a private key (%w)", a[0], perr, err)
+				}
+				if pub, err = verify.NewPublicKey(key.Public()); err != nil {
+					return err
+				}
+				encrypted = verify.IsEncryptedPEM(b)
+			}
+			info := keyInfo{ID: pub.ID, Algorithm: pub.Algorithm, Encrypted: encrypted}
+			if asJSON {
+				return writeJSON(s.out, info)
+			}
+			fmt.Fprintf(s.out, "%s  %s\n", pub.ID, pub.Algorithm)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

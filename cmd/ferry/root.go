@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+// streams are the command's standard streams, so tests can run commands
+// in-process.
+type streams struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	s := &streams{in: stdin, out: stdout, err: stderr}
+	root := &cobra.Command{
+		Use:           "ferry",
+		Short:         "Signed software updates for devices that never see the internet",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		newKeyCommand(s),
+		newBundleCommand(s),
+		newVerifyCommand(s),
+		newVersionCommand(s),
+	)
+	return root
+}
+
+// args checks the number of positional arguments as a usage error.
+func args(n int, names string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, a []string) error {
+		if len(a) != n {
+			return usageError{fmt.Errorf("want %s, got %d argument(s)", names, len(a))}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/ferry-update/ferry/verify"
+)
+
+// passphraseEnv carries a private key's passphrase in scripts and CI.
+const passphraseEnv = "FERRY_KEY_PASSPHRASE"
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// isTerminal reports whether w is a terminal (progress bars and prompts
+// only appear on one).
+func isTerminal(f any) bool {
+	file, ok := f.(*os.File)
+	return ok && term.IsTerminal(int(file.Fd()))
+}
+
+// progress returns a callback that draws a bar on stderr when it is a
+// terminal, and a function to finish the bar. total < 0 draws a spinner.
+func (s *streams) progress(total int64, what string) (func(int64), func()) {
+	if !isTerminal(s.err) {
+		return nil, func() {}
+	}
+	bar := progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(s.err),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionThrottle(100e6),
+		progressbar.OptionClearOnFinish(),
+	)
+	var last int64
+	return func(n int64) { bar.Add64(n - last); last = n }, func() { bar.Finish() }
+}
+
+// passphraseFunc returns how a command gets a key's passphrase: from
+// FERRY_KEY_PASSPHRASE, else by asking on the terminal, else not at all.
+func (s *streams) passphraseFunc(path string, confirm bool) func() ([]byte, error) {
+	if p, ok := os.LookupEnv(passphraseEnv); ok {
+		return func() ([]byte, error) { return []byte(p), nil }
+	}
+	if !isTerminal(s.in) {
+		return nil
+	}
+	return sync.OnceValues(func() ([]byte, error) {
+		fd := int(s.in.(*os.File).Fd())
+		fmt.Fprintf(s.err, "passphrase for %s: ", path)
+		p, err := term.ReadPassword(fd)
+		fmt.Fprintln(s.err)
+		if err != nil || !confirm {
+			return p, err
+		}
+		fmt.Fprintf(s.err, "again: ")
+		p2, err := term.ReadPassword(fd)
+		fmt.Fprintln(s.err)
+		if err != nil {
+			return nil, err
+		}
+		if string(p) != string(p2) {
+			return nil, errors.New("the passphrases differ")
+		}
+		return p, nil
+	})
+}
+
+func (s *streams) loadSigner(path, name string) (*verify.Signer, error) {
+	pemBytes, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read signing key: %w", err)
+	}
+	key, err := verify.ParsePrivateKey(pemBytes, s.passphraseFunc(path, false))
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", path, err)
+	}
+	return verify.NewSigner(key, name)
+}
+
+func loadPublicKeys(paths []string) ([]*verify.PublicKey, error) {
+	var keys []*verify.PublicKey
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read public key: %w", err)
+		}
+		k, err := verify.ParsePublicKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("public key %s: %w", p, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// openInput opens a bundle argument: a file, or "-" for stdin.
+func (s *streams) openInput(path string) (io.Reader, func(), error) {
+	if path == "-" {
+		return bufio.NewReaderSize(s.in, 1<<20), func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func joinOr(items []string, empty string) string {
+	if len(items) == 0 {
+		return empty
+	}
+	return strings.Join(items, ", ")
+}

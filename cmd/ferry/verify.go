@@ -1,0 +1,113 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-update/ferry/verify"
+)
+
+type policyOptions struct {
+	keys       []string
+	threshold  int
+	deviceType string
+	deep       bool
+}
+
+func (o *policyOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringArrayVarP(&o.keys, "key", "k", nil, "trusted public key (PEM; repeatable)")
+	f.IntVar(&o.threshold, "threshold", 1, "distinct trusted keys that must have signed")
+	f.StringVarP(&o.deviceType, "device-type", "d", "", "refuse the bundle unless it fits this device type")
+}
+
+func (o *policyOptions) policy() (verify.Policy, error) {
+	if len(o.keys) == 0 {
+		return verify.Policy{}, usageError{errors.New("at least one --key is required")}
+	}
+	if o.threshold < 1 || o.threshold > len(o.keys) {
+		return verify.Policy{}, usageError{fmt.Errorf("--threshold %d: want 1 to the number of --key (%d)", o.threshold, len(o.keys))}
+	}
+	keys, err := loadPublicKeys(o.keys)
+	if err != nil {
+		return verify.Policy{}, err
+	}
+	return verify.Policy{Keys: keys, Threshold: o.threshold, DeviceType: o.deviceType, Deep: o.deep}, nil
+}
+
+func newVerifyCommand(s *streams) *cobra.Command {
+	var (
+		policy policyOptions
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "verify FILE --key PUB [--threshold N] [--device-type T]",
+		Short: "Check a bundle's signatures, device type and every payload digest in one pass",
+		Long: `Check a bundle in one streaming pass: the signatures over the manifest against
+the trusted keys and threshold, the device type, then every payload part
+against its signed digest (with --deep, also the decompressed content).
+Exit 0 only when all of it holds; 3 when the bundle is refused.`,
+		Args: args(1, "a bundle FILE or - for stdin"),
+		RunE: func(_ *cobra.Command, a []string) error {
+			p, err := policy.policy()
+			if err != nil {
+				return err
+			}
+			in, done, err := s.openInput(a[0])
+			if err != nil {
+				return err
+			}
+			defer done()
+			rep, verr := verify.Bundle(in, p)
+			if asJSON {
+				out := map[string]any{"file": a[0], "ok": verr == nil, "report": rep}
+				if verr != nil {
+					out["error"] = verr.Error()
+				}
+				if err := writeJSON(s.out, out); err != nil {
+					return err
+				}
+			} else if rep != nil {
+				printReport(s, rep, p)
+			}
+			if verr != nil {
+				return fmt.Errorf("verify %s: %w", a[0], verr)
+			}
+			if !asJSON {
+				fmt.Fprintf(s.out, "OK          %s %s verified\n", rep.Config.Name, rep.Config.Version)
+			}
+			return nil
+		},
+	}
+	policy.addFlags(cmd)
+	cmd.Flags().BoolVar(&policy.deep, "deep", false, "also decompress every payload and check its content digest")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (also when the bundle is refused)")
+	return cmd
+}
+
+func printReport(s *streams, rep *verify.Report, p verify.Policy) {
+	printConfig(s.out, rep.Manifest, rep.Config)
+	if res := rep.Signatures; res != nil {
+		fmt.Fprintf(s.out, "signatures  %d, %d of %d required trusted key(s) valid\n", len(res.Signatures), res.ValidKeys, res.Threshold)
+		for i, sr := range res.Signatures {
+			detail := ""
+			if sr.Reason != "" {
+				detail = ": " + sr.Reason
+			}
+			fmt.Fprintf(s.out, "  %d. %-13s key %s %s signer %s at %s%s\n", i+1, sr.Status, orDash(shortID(sr.KeyID)), orDash(string(sr.Algorithm)), orDash(sr.Signer), orDash(formatTime(sr.SignedAt)), detail)
+		}
+	}
+	if p.DeviceType != "" {
+		fmt.Fprintf(s.out, "device      %s: %s\n", p.DeviceType, map[bool]string{true: "fits", false: "does NOT fit"}[rep.Config.Fits(p.DeviceType)])
+	}
+	var checked []string
+	for _, pl := range rep.Payloads {
+		if pl.Verified {
+			checked = append(checked, pl.Name)
+		}
+	}
+	fmt.Fprintf(s.out, "payloads    %d of %d checked %s\n", len(checked), len(rep.Payloads), strings.Join(checked, ", "))
+}

@@ -1,0 +1,94 @@
+package verify
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/ferry-update/ferry/bundle"
+)
+
+// Policy is what a bundle must satisfy to be trusted.
+type Policy struct {
+	Keys      []*PublicKey
+	Threshold int // distinct keys that must sign; at least 1
+	// DeviceType, when set, must be one the bundle names.
+	DeviceType string
+	// Deep also decompresses every payload and checks its content digest;
+	// without it payloads are checked by their signed layer digests, which
+	// is what makes them trustworthy, at the speed of SHA-256.
+	Deep bool
+}
+
+// DeviceTypeError says that a bundle is not meant for this device.
+type DeviceTypeError struct {
+	Want string
+	Have []string
+}
+
+func (e *DeviceTypeError) Error() string {
+	return fmt.Sprintf("bundle is for device types %v, not %q", e.Have, e.Want)
+}
+
+// PayloadReport is the outcome of checking one payload.
+type PayloadReport struct {
+	bundle.Payload
+	Verified bool `json:"verified"`
+}
+
+// Report is the outcome of Bundle.
+type Report struct {
+	Manifest   digest.Digest   `json:"manifest"`
+	Config     *bundle.Config  `json:"config"`
+	Signatures *Result         `json:"signatures,omitempty"`
+	Payloads   []PayloadReport `json:"payloads"`
+}
+
+// CheckHead judges what NewReader has read: the signatures over the manifest
+// and the device type. Nothing in the payloads may be trusted before it
+// returns nil.
+func CheckHead(r *bundle.Reader, p Policy) (*Result, error) {
+	res, err := CheckSignatures(r.ManifestDigest(), r.Signatures(), p.Keys, p.Threshold)
+	if err != nil {
+		return res, err
+	}
+	if p.DeviceType != "" && !r.Config().Fits(p.DeviceType) {
+		return res, &DeviceTypeError{Want: p.DeviceType, Have: r.Config().DeviceTypes}
+	}
+	return res, nil
+}
+
+// Bundle checks a whole bundle stream in one pass: its signatures and device
+// type first, then every payload's digests. The report is filled as far as
+// the check got, also when it returns an error.
+func Bundle(src io.Reader, p Policy) (*Report, error) {
+	r, err := bundle.NewReader(src)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	rep := &Report{Manifest: r.ManifestDigest(), Config: r.Config()}
+	for _, pl := range r.Config().Payloads {
+		rep.Payloads = append(rep.Payloads, PayloadReport{Payload: pl})
+	}
+	if rep.Signatures, err = CheckHead(r, p); err != nil {
+		return rep, err
+	}
+	for i := range rep.Payloads {
+		pr, err := r.Next()
+		if err != nil {
+			return rep, err
+		}
+		if p.Deep {
+			_, err = io.Copy(io.Discard, pr)
+		} else {
+			err = pr.Discard()
+		}
+		if err != nil {
+			return rep, err
+		}
+		rep.Payloads[i].Verified = true
+	}
+	return rep, nil
+}

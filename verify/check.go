@@ -1,0 +1,160 @@
+package verify
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/ferry-update/ferry/bundle"
+)
+
+// Status is the verdict on one signature.
+type Status string
+
+// Signature verdicts.
+const (
+	Valid        Status = "valid"
+	BadSignature Status = "bad-signature" // made by no key we know, or altered
+	UnknownKey   Status = "unknown-key"   // claims a key id we do not hold
+	WrongDigest  Status = "wrong-digest"  // a valid signature over another manifest
+	Malformed    Status = "malformed"     // the payload is not a cosign payload
+	Duplicate    Status = "duplicate"     // a second valid signature by the same key
+)
+
+// SignatureResult is what CheckSignatures found out about one signature.
+type SignatureResult struct {
+	KeyID     string    `json:"keyId,omitempty"`
+	Algorithm Algorithm `json:"algorithm,omitempty"`
+	Signer    string    `json:"signer,omitempty"`
+	SignedAt  time.Time `json:"signedAt,omitzero"`
+	Status    Status    `json:"status"`
+	Reason    string    `json:"reason,omitempty"`
+}
+
+// Result is the verdict on a bundle's signatures.
+type Result struct {
+	Manifest   digest.Digest     `json:"manifest"`
+	Signatures []SignatureResult `json:"signatures"`
+	ValidKeys  int               `json:"validKeys"`
+	Threshold  int               `json:"threshold"`
+}
+
+// OK reports whether enough distinct keys signed.
+func (r *Result) OK() bool { return r.ValidKeys >= r.Threshold && r.Threshold > 0 }
+
+// ThresholdError says that too few distinct trusted keys signed.
+type ThresholdError struct {
+	Manifest digest.Digest
+	Have     int
+	Need     int
+}
+
+func (e *ThresholdError) Error() string {
+	return fmt.Sprintf("manifest %s: %d valid signature(s) from trusted keys, %d required", e.Manifest, e.Have, e.Need)
+}
+
+// ErrNoKeys is returned when there is nothing to check signatures against.
+var ErrNoKeys = errors.New("no trusted public keys given")
+
+// CheckSignatures judges sigs over manifest against keys. It returns the
+// per-signature verdicts and, when fewer than threshold distinct keys made a
+// valid signature, a *ThresholdError.
+func CheckSignatures(manifest digest.Digest, sigs []bundle.Signature, keys []*PublicKey, threshold int) (*Result, error) {
+	if len(keys) == 0 {
+		return nil, ErrNoKeys
+	}
+	if threshold < 1 {
+		threshold = 1
+	}
+	if threshold > len(keys) {
+		return nil, fmt.Errorf("threshold %d is more than the %d trusted key(s): it can never be met", threshold, len(keys))
+	}
+	res := &Result{Manifest: manifest, Threshold: threshold}
+	seen := map[string]bool{}
+	for _, s := range sigs {
+		r := checkOne(manifest, s, keys)
+		if r.Status == Valid {
+			if seen[r.KeyID] {
+				r.Status = Duplicate
+			} else {
+				seen[r.KeyID] = true
+				res.ValidKeys++
+			}
+		}
+		res.Signatures = append(res.Signatures, r)
+	}
+	if !res.OK() {
+		return res, &ThresholdError{Manifest: manifest, Have: res.ValidKeys, Need: threshold}
+	}
+	return res, nil
+}
+
+func checkOne(manifest digest.Digest, s bundle.Signature, keys []*PublicKey) SignatureResult {
+	payload, err := bundle.ParseSimpleSigning(s.Payload)
+	if err != nil {
+		return SignatureResult{Status: Malformed, Reason: err.Error()}
+	}
+	r := SignatureResult{
+		KeyID:  payload.OptionalString(ClaimKeyID),
+		Signer: payload.OptionalString(ClaimSigner),
+	}
+	if t, err := time.Parse(time.RFC3339, payload.OptionalString(ClaimSignedAt)); err == nil {
+		r.SignedAt = t
+	}
+	// The key id claim is only a hint to find the key; the signature check
+	// below is what counts. Signatures made by cosign carry no hint, so
+	// every key is tried.
+	candidates := keys
+	if r.KeyID != "" {
+		candidates = nil
+		for _, k := range keys {
+			if k.ID == r.KeyID {
+				candidates = append(candidates, k)
+			}
+		}
+		if len(candidates) == 0 {
+			r.Status, r.Reason = UnknownKey, "signed by key "+short(r.KeyID)+", which is not trusted"
+			return r
+		}
+	}
+	var signer *PublicKey
+	for _, k := range candidates {
+		if verifyWith(k, s) == nil {
+			signer = k
+			break
+		}
+	}
+	if signer == nil {
+		r.Status, r.Reason = BadSignature, "signature does not verify with any trusted key"
+		if r.KeyID != "" {
+			r.Reason = "signature does not verify with key " + short(r.KeyID) + " (altered payload or signature)"
+		}
+		return r
+	}
+	r.KeyID, r.Algorithm = signer.ID, signer.Algorithm
+	if got := payload.Critical.Image.DockerManifestDigest; got != manifest.String() {
+		r.Status, r.Reason = WrongDigest, "signature is for manifest "+got
+		return r
+	}
+	r.Status = Valid
+	return r
+}
+
+func verifyWith(k *PublicKey, s bundle.Signature) error {
+	v, err := signature.LoadDefaultVerifier(k.Key)
+	if err != nil {
+		return err
+	}
+	return v.VerifySignature(bytes.NewReader(s.Sig), bytes.NewReader(s.Payload))
+}
+
+func short(id string) string {
+	if len(id) > 16 {
+		return id[:16]
+	}
+	return id
+}
