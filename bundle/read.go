@@ -408,10 +408,10 @@ type PayloadReader struct {
 	Layers []ocispec.Descriptor
 
 	r    *Reader
-	part int               // next part to open
-	raw  *verifyio.Reader  // current part
-	dec  io.ReadCloser     // decompressor over the parts
-	out  *verifyio.Reader  // decompressed, checked
+	part int              // next part to open
+	raw  *verifyio.Reader // current part
+	dec  io.ReadCloser    // decompressor over the parts
+	out  *verifyio.Reader // decompressed, checked
 	err  error
 }
 

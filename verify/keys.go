@@ -13,8 +13,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 )
 
 // Algorithm names a key type ferry can generate and check.
