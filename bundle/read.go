@@ -256,33 +256,52 @@ func (r *Reader) readSignatures(d ocispec.Descriptor) error {
 	if err != nil {
 		return err
 	}
+	// Blobs come in the order ParseSignatures asks for them.
+	r.sigs, err = ParseSignatures(raw, func(what string, desc ocispec.Descriptor, max int64) ([]byte, error) {
+		return r.member(what, blobName(desc.Digest), desc.Size, desc.Digest, max)
+	})
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			err = &Error{What: "signature manifest", Member: name, Offset: -1, Err: err}
+		}
+	}
+	return err
+}
+
+// ParseSignatures decodes a cosign signature manifest. blob fetches (and
+// must check against its descriptor) the signature config and then each
+// distinct simple-signing payload, in that order; what names the blob for
+// error messages and max bounds its size.
+func ParseSignatures(manifest []byte, blob func(what string, d ocispec.Descriptor, max int64) ([]byte, error)) ([]Signature, error) {
 	var m ocispec.Manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return &Error{What: "signature manifest", Member: name, Offset: -1, Err: fmt.Errorf("parse: %w", err)}
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
 	}
 	if err := checkDescriptor(m.Config, m.Config.MediaType, 64<<10); err != nil {
-		return &Error{What: "signature manifest", Member: name, Offset: -1, Err: fmt.Errorf("config: %w", err)}
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	if len(m.Layers) > MaxSignatures {
-		return &Error{What: "signature manifest", Member: name, Offset: -1, Err: fmt.Errorf("%d signatures, at most %d allowed", len(m.Layers), MaxSignatures)}
+		return nil, fmt.Errorf("%d signatures, at most %d allowed", len(m.Layers), MaxSignatures)
 	}
-	if _, err := r.member("signature config", blobName(m.Config.Digest), m.Config.Size, m.Config.Digest, 64<<10); err != nil {
-		return err
+	if _, err := blob("signature config", m.Config, 64<<10); err != nil {
+		return nil, err
 	}
+	var sigs []Signature
 	payloads := map[digest.Digest][]byte{}
 	for i, l := range m.Layers {
 		what := fmt.Sprintf("signature %d", i+1)
 		if err := checkDescriptor(l, SimpleSigningType, MaxSigPayloadSize); err != nil {
-			return &Error{What: what, Member: name, Offset: -1, Err: err}
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		sig, err := decodeSig(l.Annotations[CosignSigAnnotation])
 		if err != nil {
-			return &Error{What: what, Member: name, Offset: -1, Err: err}
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		p, ok := payloads[l.Digest]
 		if !ok {
-			if p, err = r.member(what, blobName(l.Digest), l.Size, l.Digest, MaxSigPayloadSize); err != nil {
-				return err
+			if p, err = blob(what, l, MaxSigPayloadSize); err != nil {
+				return nil, err
 			}
 			payloads[l.Digest] = p
 		}
@@ -292,9 +311,30 @@ func (r *Reader) readSignatures(d ocispec.Descriptor) error {
 				ann[k] = v
 			}
 		}
-		r.sigs = append(r.sigs, Signature{Payload: p, Sig: sig, Annotations: ann})
+		sigs = append(sigs, Signature{Payload: p, Sig: sig, Annotations: ann})
 	}
-	return nil
+	return sigs, nil
+}
+
+// SignatureArtifact is the cosign signature manifest for a set of
+// signatures and the blobs it references, ready to push to a registry
+// under SignatureTag(manifest).
+type SignatureArtifact struct {
+	Manifest []byte
+	Blobs    map[digest.Digest][]byte
+}
+
+// NewSignatureArtifact builds the cosign signature manifest for sigs.
+func NewSignatureArtifact(sigs []Signature) (*SignatureArtifact, error) {
+	m, rest, err := (&head{sigs: sigs}).signatureBlobs()
+	if err != nil {
+		return nil, err
+	}
+	a := &SignatureArtifact{Manifest: m.data, Blobs: map[digest.Digest][]byte{}}
+	for _, b := range rest {
+		a.Blobs[b.desc.Digest] = b.data
+	}
+	return a, nil
 }
 
 // nextHeader advances to the next regular member, skipping pax global
