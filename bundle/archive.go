@@ -127,6 +127,9 @@ func Assemble(w io.Writer, p Parts) error {
 	cfg, _ := ParseConfig(p.Config)
 	mtime := cfg.Created
 	headBytes, err := h.encode(mtime)
+	if err == nil {
+		err = checkHead(headBytes)
+	}
 	if err != nil {
 		return err
 	}

@@ -63,6 +63,11 @@ func extractTreeTo(p *PayloadReader, dir string) error {
 		return err
 	}
 	if err := ExtractTree(p, dir); err != nil {
+		// A damaged payload often shows first as a broken tar stream;
+		// reading on to the end names the part that does not match.
+		if _, derr := io.Copy(io.Discard, p); derr != nil {
+			return derr
+		}
 		return err
 	}
 	// The tar stream may end before the payload's last bytes (padding);

@@ -67,6 +67,9 @@ type Reader struct {
 	sigs           []Signature
 	payloadOffset  int64
 
+	skipped      int   // pax global headers and directories passed over
+	skippedBytes int64 // their data
+
 	next int // index of the next payload
 	cur  *PayloadReader
 	err  error // sticky
@@ -144,6 +147,9 @@ func (r *Reader) readHead() error {
 	if r.config, err = ParseConfig(r.configRaw); err != nil {
 		return &Error{What: "config", Member: blobName(cd.Digest), Offset: -1, Err: err}
 	}
+	if tag := md.Annotations[RefNameAnnotation]; tag != r.config.Tag() {
+		return &Error{What: "index", Member: "index.json", Offset: -1, Err: fmt.Errorf("bundle is tagged %q, but its version %q makes the tag %q", tag, r.config.Version, r.config.Tag())}
+	}
 	if err := r.checkLayers(); err != nil {
 		return &Error{What: "manifest", Member: blobName(md.Digest), Offset: -1, Err: err}
 	}
@@ -155,12 +161,12 @@ func (r *Reader) readHead() error {
 }
 
 func (r *Reader) parseIndex(b []byte) error {
-	if err := json.Unmarshal(b, &r.index); err != nil {
+	if err := strictUnmarshal(b, &r.index); err != nil {
 		return fmt.Errorf("parse: %w", err)
 	}
 	ms := r.index.Manifests
-	if r.index.SchemaVersion != 2 {
-		return fmt.Errorf("schemaVersion %d, want 2", r.index.SchemaVersion)
+	if r.index.SchemaVersion != 2 || r.index.MediaType != IndexMediaType {
+		return fmt.Errorf("schemaVersion %d mediaType %q: want 2 and %q", r.index.SchemaVersion, r.index.MediaType, IndexMediaType)
 	}
 	if len(ms) < 1 || len(ms) > 2 {
 		return fmt.Errorf("%d manifests, want the bundle's and at most one signature manifest", len(ms))
@@ -172,6 +178,9 @@ func (r *Reader) parseIndex(b []byte) error {
 	}
 	if ms[0].Annotations[RefNameAnnotation] == "" {
 		return fmt.Errorf("bundle manifest has no %s annotation", RefNameAnnotation)
+	}
+	if ms[0].ArtifactType != ArtifactType {
+		return fmt.Errorf("bundle manifest's artifactType %q, want %q", ms[0].ArtifactType, ArtifactType)
 	}
 	if len(ms) == 2 {
 		if want := SignatureTag(ms[0].Digest); ms[1].Annotations[RefNameAnnotation] != want {
@@ -199,7 +208,7 @@ func checkDescriptor(d ocispec.Descriptor, mediaType string, max int64) error {
 
 func (r *Reader) parseManifest() error {
 	m := &r.manifest
-	if err := json.Unmarshal(r.manifestRaw, m); err != nil {
+	if err := strictUnmarshal(r.manifestRaw, m); err != nil {
 		return fmt.Errorf("parse: %w", err)
 	}
 	if m.SchemaVersion != 2 || m.MediaType != ManifestMediaType {
@@ -275,16 +284,19 @@ func (r *Reader) readSignatures(d ocispec.Descriptor) error {
 // error messages and max bounds its size.
 func ParseSignatures(manifest []byte, blob func(what string, d ocispec.Descriptor, max int64) ([]byte, error)) ([]Signature, error) {
 	var m ocispec.Manifest
-	if err := json.Unmarshal(manifest, &m); err != nil {
+	if err := strictUnmarshal(manifest, &m); err != nil {
 		return nil, fmt.Errorf("parse: %w", err)
 	}
-	if err := checkDescriptor(m.Config, m.Config.MediaType, 64<<10); err != nil {
+	if m.SchemaVersion != 2 || m.MediaType != ManifestMediaType {
+		return nil, fmt.Errorf("schemaVersion %d mediaType %q: want 2 and %q", m.SchemaVersion, m.MediaType, ManifestMediaType)
+	}
+	if err := checkDescriptor(m.Config, SigConfigMediaType, MaxSigConfigSize); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if len(m.Layers) > MaxSignatures {
 		return nil, fmt.Errorf("%d signatures, at most %d allowed", len(m.Layers), MaxSignatures)
 	}
-	if _, err := blob("signature config", m.Config, 64<<10); err != nil {
+	if _, err := blob("signature config", m.Config, MaxSigConfigSize); err != nil {
 		return nil, err
 	}
 	var sigs []Signature
@@ -354,6 +366,11 @@ func (r *Reader) nextHeader(what, want string) (*tar.Header, int64, error) {
 		}
 		switch hdr.Typeflag {
 		case tar.TypeXGlobalHeader, tar.TypeDir:
+			r.skipped++
+			r.skippedBytes += hdr.Size
+			if r.skipped > MaxSkippedEntries || r.skippedBytes > MaxSkippedBytes {
+				return nil, off, &Error{What: what, Member: hdr.Name, Offset: off, Err: fmt.Errorf("more than %d skipped entries or %d bytes of them", MaxSkippedEntries, MaxSkippedBytes)}
+			}
 			continue
 		case tar.TypeReg:
 			return hdr, off, nil
@@ -488,7 +505,14 @@ func (p *PayloadReader) wrapContent(err error) error {
 	if errors.As(err, &e) {
 		return err // a part's own error, already located
 	}
-	return &Error{What: fmt.Sprintf("payload %q content", p.Name), Offset: -1, Err: truncated(err)}
+	// The decompressor or the content check failed. If a part was
+	// altered, its digest says so more precisely: read the rest of the
+	// parts and report a part's error first.
+	p.closeDecoder()
+	if _, rerr := io.Copy(io.Discard, rawReader{p}); rerr != nil {
+		return rerr
+	}
+	return &Error{What: fmt.Sprintf("payload %q content", p.Name), Offset: -1, Err: err}
 }
 
 // Discard reads the rest of the payload's parts without decompressing them,

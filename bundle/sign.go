@@ -45,9 +45,12 @@ func AddSignatures(path string, sign func(head *Reader) ([]Signature, error)) (*
 		manifest: blob{desc: r.index.Manifests[0], data: r.manifestRaw},
 		config:   newBlob(ConfigMediaType, r.configRaw),
 		sigs:     append(append([]Signature{}, r.sigs...), added...),
-		tag:      r.index.Manifests[0].Annotations[RefNameAnnotation],
+		tag:      r.config.Tag(),
 	}
 	headBytes, err := h.encode(r.config.Created)
+	if err == nil {
+		err = checkHead(headBytes)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sign %s: %w", path, err)
 	}

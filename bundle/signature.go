@@ -1,7 +1,6 @@
 package bundle
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -58,8 +57,7 @@ func NewSimpleSigning(ref string, d digest.Digest, optional map[string]string) (
 // ParseSimpleSigning decodes a simple-signing payload and checks its type.
 func ParseSimpleSigning(b []byte) (*SimpleSigning, error) {
 	var s SimpleSigning
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&s); err != nil {
+	if err := strictUnmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("parse signature payload: %w", err)
 	}
 	if s.Critical.Type != CosignSignatureType {
@@ -89,8 +87,8 @@ func decodeSig(s string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signature annotation is not base64: %w", err)
 	}
-	if len(b) == 0 || len(b) > 8<<10 {
-		return nil, fmt.Errorf("signature of %d bytes: want 1 to 8192", len(b))
+	if len(b) == 0 || len(b) > MaxSignatureBytes {
+		return nil, fmt.Errorf("signature of %d bytes: want 1 to %d", len(b), MaxSignatureBytes)
 	}
 	return b, nil
 }

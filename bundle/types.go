@@ -1,7 +1,6 @@
 package bundle
 
 import (
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -40,6 +39,12 @@ const (
 	MaxSigManifestSize = 1 << 20
 	MaxSigPayloadSize  = 64 << 10
 	MaxSignatures      = 64
+	MaxSigConfigSize   = 64 << 10
+	MaxSignatureBytes  = 8 << 10
+	// MaxSkipped bounds the pax global headers and directory entries a
+	// reader passes over, in number and in bytes: they are unsigned.
+	MaxSkippedEntries = 16
+	MaxSkippedBytes   = 1 << 20
 	MaxPayloads        = 64
 	MaxLayers          = 1024
 	// MaxPartSize keeps every blob a FAT32 file (4 GiB - 1 byte).
@@ -114,6 +119,9 @@ func ValidateDeviceType(s string) error {
 
 // ValidateVersion checks that v is a semantic version (2.0.0, no "v").
 func ValidateVersion(v string) error {
+	if len(v) > 128 {
+		return fmt.Errorf("version of %d characters: at most 128 (it becomes an OCI tag)", len(v))
+	}
 	if strings.HasPrefix(v, "v") || !semver.IsValid("v"+v) || semver.Canonical("v"+v) == "" {
 		return fmt.Errorf("version %q: want a semantic version such as 1.4.2 or 2.0.0-rc.1", v)
 	}
@@ -216,7 +224,7 @@ func (p *Payload) validate() error {
 // ParseConfig decodes and validates a config blob.
 func ParseConfig(b []byte) (*Config, error) {
 	var c Config
-	if err := json.Unmarshal(b, &c); err != nil {
+	if err := strictUnmarshal(b, &c); err != nil {
 		return nil, fmt.Errorf("parse config: %w", err)
 	}
 	if err := c.Validate(); err != nil {

@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -119,6 +120,9 @@ func Create(path string, opts Options, sources ...Source) (*Result, error) {
 		}
 	}
 	headBytes, err := h.encode(mtime)
+	if err == nil {
+		err = checkHead(headBytes)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
@@ -319,6 +323,13 @@ func (w *partWriter) finishPart() error {
 	w.part++
 	w.off += w.n + (512-w.n%512)%512
 	return nil
+}
+
+// checkHead runs the reader's checks over a head about to be written, so no
+// writer makes a bundle that readers refuse.
+func checkHead(b []byte) error {
+	_, err := NewReader(bytes.NewReader(b))
+	return err
 }
 
 // createTemp makes a temporary file beside path, so the final rename stays

@@ -27,7 +27,7 @@ const (
 	ECDSAP384 Algorithm = "ecdsa-p384"
 	Ed25519   Algorithm = "ed25519"
 	RSA3072   Algorithm = "rsa-3072"
-	// RSA is any other RSA size of at least 2048 bits, accepted on load.
+	// RSA is a 2048- or 4096-bit RSA key, accepted on load.
 	RSA Algorithm = "rsa"
 )
 
@@ -93,7 +93,13 @@ func ParsePrivateKey(pemBytes []byte, passphrase func() ([]byte, error)) (crypto
 		}
 		key, err = cryptoutils.UnmarshalPEMToPrivateKey(cryptoutils.PEMEncode(cryptoutils.PrivateKeyPEMType, der), nil)
 	default:
-		key, err = cryptoutils.UnmarshalPEMToPrivateKey(pemBytes, nil)
+		// Other encrypted forms (PKCS#8 "ENCRYPTED PRIVATE KEY", legacy
+		// Proc-Type PEM) ask for the passphrase through sigstore.
+		var pf cryptoutils.PassFunc
+		if passphrase != nil {
+			pf = func(bool) ([]byte, error) { return passphrase() }
+		}
+		key, err = cryptoutils.UnmarshalPEMToPrivateKey(pemBytes, pf)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("parse private key: %w", err)
@@ -159,13 +165,17 @@ func algorithmOf(pub crypto.PublicKey) (Algorithm, error) {
 	case ed25519.PublicKey:
 		return Ed25519, nil
 	case *rsa.PublicKey:
-		if k.N.BitLen() < 2048 {
-			return "", fmt.Errorf("RSA key of %d bits is too weak (want at least 2048)", k.N.BitLen())
-		}
-		if k.N.BitLen() == 3072 {
+		switch bits := k.N.BitLen(); {
+		case bits == 3072:
 			return RSA3072, nil
+		case bits == 2048 || bits == 4096:
+			return RSA, nil
+		case bits < 2048:
+			return "", fmt.Errorf("RSA key of %d bits is too weak (want 2048, 3072 or 4096)", bits)
+		default:
+			// sigstore's default signer and verifier know only these sizes.
+			return "", fmt.Errorf("RSA key of %d bits not supported (want 2048, 3072 or 4096)", bits)
 		}
-		return RSA, nil
 	}
 	return "", fmt.Errorf("key type %T not supported", pub)
 }

@@ -92,6 +92,9 @@ func newCreateCommand(s *streams) *cobra.Command {
 					typ = string(bundle.Files)
 				}
 			}
+			if err := checkPayloadType(typ); err != nil {
+				return usageError{err}
+			}
 			if st.IsDir() != (typ != string(bundle.Rootfs)) {
 				return usageError{fmt.Errorf("--type %s wants %s, and %s is not one", typ, map[bool]string{true: "a directory", false: "an image file"}[typ != string(bundle.Rootfs)], src)}
 			}
@@ -107,6 +110,9 @@ func newCreateCommand(s *streams) *cobra.Command {
 			if opts.Created, err = sourceDateEpoch(); err != nil {
 				return usageError{err}
 			}
+			if err := checkCreateOptions(&opts); err != nil {
+				return usageError{err}
+			}
 			if len(sign.keys) > 0 {
 				signers, err := sign.load(s)
 				if err != nil {
@@ -117,7 +123,7 @@ func newCreateCommand(s *streams) *cobra.Command {
 			var content io.ReadCloser
 			total := int64(-1)
 			if st.IsDir() {
-				content = bundle.TarTree(src)
+				content = bundle.TarTree(src, opts.Created)
 			} else {
 				if content, err = os.Open(src); err != nil {
 					return err
@@ -155,6 +161,34 @@ func newCreateCommand(s *streams) *cobra.Command {
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	sign.addFlags(cmd, "private key to sign with (repeatable)")
 	return cmd
+}
+
+func checkPayloadType(typ string) error {
+	switch bundle.PayloadType(typ) {
+	case bundle.Rootfs, bundle.Files, bundle.Module:
+		return nil
+	}
+	return fmt.Errorf("--type %q: want rootfs, files or module", typ)
+}
+
+// checkCreateOptions checks flag values before any work, so that a typo is a
+// usage error (exit 2) and not a failure to create the bundle.
+func checkCreateOptions(opts *bundle.Options) error {
+	if err := bundle.ValidateVersion(opts.Version); err != nil {
+		return fmt.Errorf("--version: %w", err)
+	}
+	for _, t := range opts.DeviceTypes {
+		if err := bundle.ValidateDeviceType(t); err != nil {
+			return fmt.Errorf("--device-type: %w", err)
+		}
+	}
+	if err := bundle.ValidateName(opts.Name); err != nil {
+		return fmt.Errorf("--name: %w", err)
+	}
+	if opts.PartSize < 512 || opts.PartSize > bundle.MaxPartSize {
+		return fmt.Errorf("--part-size %d: want 512 bytes to 4GiB minus one byte", opts.PartSize)
+	}
+	return nil
 }
 
 var nonName = regexp.MustCompile(`[^a-z0-9._-]+`)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"sync"
 
 	"github.com/schollz/progressbar/v3"
@@ -130,11 +129,4 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-func joinOr(items []string, empty string) string {
-	if len(items) == 0 {
-		return empty
-	}
-	return strings.Join(items, ", ")
 }
