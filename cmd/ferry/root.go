@@ -31,6 +31,9 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newBundleCommand(s),
 		newVerifyCommand(s),
 		newVersionCommand(s),
+		newPushCommand(s),
+		newPullCommand(s),
+		newMirrorCommand(s),
 	)
 	return root
 }

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/ociclient"
+)
+
+// registryFlags are the flags of every command that talks to a registry.
+type registryFlags struct {
+	plainHTTP bool
+}
+
+func (o *registryFlags) addFlags(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&o.plainHTTP, "plain-http", false, "talk http:// to the registry (loopback and test registries; credentials still come from the Docker config file)")
+}
+
+func (o *registryFlags) options() mirror.RegistryOptions {
+	return mirror.RegistryOptions{PlainHTTP: o.plainHTTP}
+}
+
+// parseOCIRef checks an oci:// argument as a usage error.
+func parseOCIRef(s string) (ociclient.Reference, error) {
+	r, err := ociclient.ParseReference(s)
+	if err != nil {
+		return r, usageError{err}
+	}
+	return r, nil
+}
+
+func newPushCommand(s *streams) *cobra.Command {
+	var (
+		reg    registryFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "push FILE oci://HOST/REPO[:TAG]",
+		Short: "Upload a bundle and its signatures to an OCI registry",
+		Long: `Upload a bundle to an OCI registry: every payload layer and the config as
+blobs (skipped when the registry has them), the manifest byte for byte as
+signed, under TAG (default: the bundle's version), and its signatures under
+the cosign tag sha256-<digest>.sig, merged with any already there. Where the
+registry has the OCI 1.1 referrers API the signatures are pushed as
+referrers too. Credentials come from the Docker config file.`,
+		Args: args(2, "a bundle FILE and an oci://HOST/REPO[:TAG] reference"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return runPush(cmd.Context(), s, a[0], a[1], reg, asJSON)
+		},
+	}
+	reg.addFlags(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func runPush(ctx context.Context, s *streams, file, ref string, reg registryFlags, asJSON bool) error {
+	r, err := parseOCIRef(ref)
+	if err != nil {
+		return err
+	}
+	if r.Digest != "" {
+		return usageError{errors.New("push to a tag (oci://HOST/REPO:TAG), not a digest")}
+	}
+	opts := reg.options()
+	done := func() {}
+	if st, err := os.Stat(file); err == nil {
+		opts.Progress, done = s.progress(st.Size(), "push")
+	}
+	res, err := mirror.Push(ctx, file, ref, opts)
+	done()
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(s.out, res)
+	}
+	fmt.Fprintf(s.out, "pushed      %s %s to %s\n", res.Name, res.Version, res.Reference)
+	fmt.Fprintf(s.out, "digest      %s\n", res.Digest)
+	fmt.Fprintf(s.out, "blobs       %d uploaded (%s), %d already there\n", res.BlobsUploaded, humanBytes(res.BytesUploaded), res.BlobsPresent)
+	if res.Signatures > 0 {
+		fmt.Fprintf(s.out, "signatures  %d under tag %s (%d new)\n", res.Signatures, res.SignatureTag, res.SignaturesAdded)
+	} else {
+		fmt.Fprintf(s.out, "signatures  none: sign the bundle (ferry bundle sign) and push again\n")
+	}
+	switch res.Referrers {
+	case mirror.ReferrersPushed:
+		fmt.Fprintf(s.out, "referrers   pushed (OCI 1.1)\n")
+	case mirror.ReferrersUnsupported:
+		fmt.Fprintf(s.out, "referrers   not supported by this registry: signatures are found through the tag\n")
+	}
+	return nil
+}
+
+func newPullCommand(s *streams) *cobra.Command {
+	var (
+		reg    registryFlags
+		out    string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "pull oci://HOST/REPO:TAG --out FILE",
+		Short: "Download a bundle and its signatures from an OCI registry into a bundle file",
+		Long: `Download a bundle from an OCI registry and write it as a bundle file, with
+the signatures found under its cosign tag. Every layer is checked against
+its digest while it streams; FILE appears only once the whole bundle has
+been written and reads back as a bundle. Pulling does not judge
+signatures: run 'ferry verify' on the result.`,
+		Args: args(1, "an oci://HOST/REPO:TAG reference"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if out == "" {
+				return usageError{errors.New("--out FILE is required")}
+			}
+			return runPull(cmd.Context(), s, a[0], out, reg, asJSON)
+		},
+	}
+	reg.addFlags(cmd)
+	cmd.Flags().StringVarP(&out, "out", "o", "", "bundle file to write")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func runPull(ctx context.Context, s *streams, ref, out string, reg registryFlags, asJSON bool) error {
+	r, err := parseOCIRef(ref)
+	if err != nil {
+		return err
+	}
+	if r.Identifier() == "" {
+		return usageError{fmt.Errorf("%s names no bundle: add :TAG or @DIGEST", ref)}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".pull-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		tmp.Close()
+		os.Remove(tmp.Name())
+	}()
+	w := bufio.NewWriterSize(tmp, 1<<20)
+	progress, done := s.progress(-1, "pull")
+	res, err := mirror.Pull(ctx, ref, &progressWriter{w: w, progress: progress}, reg.options())
+	done()
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		return err
+	}
+	// Refuse a result that does not read back as a bundle.
+	if _, err := tmp.Seek(0, 0); err != nil {
+		return err
+	}
+	br, err := bundle.NewReader(bufio.NewReader(tmp))
+	if err != nil {
+		return fmt.Errorf("pull %s: the result does not read as a bundle: %w", ref, err)
+	}
+	br.Close()
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(s.out, map[string]any{"file": out, "pull": res})
+	}
+	fmt.Fprintf(s.out, "pulled      %s %s from %s\n", res.Name, res.Version, res.Reference)
+	fmt.Fprintf(s.out, "digest      %s\n", res.Digest)
+	fmt.Fprintf(s.out, "signatures  %d\n", res.Signatures)
+	fmt.Fprintf(s.out, "file        %s\n", out)
+	if res.Signatures == 0 {
+		fmt.Fprintf(s.err, "ferry: warning: no signatures under tag %s (a copy made without them?): verify will refuse this bundle until they are pushed\n", bundle.SignatureTag(res.Digest))
+	}
+	return nil
+}
+
+// progressWriter reports how many bytes went through it.
+type progressWriter struct {
+	w        io.Writer
+	n        int64
+	progress func(int64)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.n += int64(n)
+	if p.progress != nil {
+		p.progress(p.n)
+	}
+	return n, err
+}

@@ -1,0 +1,262 @@
+package mirror_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/verify"
+)
+
+var plain = mirror.RegistryOptions{PlainHTTP: true}
+
+// countingProxy forwards to host and counts blob upload sessions.
+func countingProxy(t *testing.T, host string) (string, *atomic.Int64) {
+	t.Helper()
+	var uploads atomic.Int64
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: host})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/blobs/uploads/") {
+			uploads.Add(1)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), &uploads
+}
+
+func pullFile(t *testing.T, ref string) (string, *mirror.PullResult) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "pulled.ferry")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := mirror.Pull(context.Background(), ref, f, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, res
+}
+
+// TestPushPullRealRegistry runs push and pull against Docker's registry
+// 2.8 (no referrers API) and checks what skopeo sees.
+func TestPushPullRealRegistry(t *testing.T) {
+	host := startRegistry(t)
+	proxy, uploads := countingProxy(t, host)
+	ctx := context.Background()
+	dir := t.TempDir()
+	alice, bob := newSigner(t, "alice"), newSigner(t, "bob")
+	path, d := makeBundle(t, dir, "gateway", "1.4.2", 300<<10, 64<<10, alice)
+
+	ref := "oci://" + proxy + "/factory/gateway:1.4.2"
+	res, err := mirror.Push(ctx, path, ref, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Digest != d || res.BlobsUploaded < 6 || res.BlobsPresent != 0 || res.Signatures != 1 || res.SignatureTag != bundle.SignatureTag(d) {
+		t.Errorf("first push: %+v", res)
+	}
+	if res.Referrers != mirror.ReferrersUnsupported {
+		t.Errorf("registry 2.8 has no referrers API, push says referrers %q", res.Referrers)
+	}
+
+	t.Run("skopeo inspect shows the manifest byte for byte", func(t *testing.T) {
+		a, err := bundle.OpenArchive(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		raw := skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+host+"/factory/gateway:1.4.2")
+		if !bytes.Equal(raw, a.RawManifest()) {
+			t.Errorf("registry holds another manifest:\n%s\nwant\n%s", raw, a.RawManifest())
+		}
+		sig := skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+host+"/factory/gateway:"+bundle.SignatureTag(d))
+		if !bytes.Contains(sig, []byte(bundle.SimpleSigningType)) {
+			t.Errorf("signature tag holds %s", sig)
+		}
+	})
+
+	t.Run("skopeo copies it to an oci-archive", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "copy.tar")
+		skopeo(t, "copy", "--src-tls-verify=false", "docker://"+host+"/factory/gateway:1.4.2", "oci-archive:"+out+":1.4.2")
+		st, err := os.Stat(out)
+		if err != nil || st.Size() < 300<<10 {
+			t.Fatalf("skopeo wrote %v, %v", st, err)
+		}
+	})
+
+	t.Run("pull gives a bundle that verifies, same digest", func(t *testing.T) {
+		out, pr := pullFile(t, "oci://"+host+"/factory/gateway:1.4.2")
+		if pr.Digest != d || pr.Signatures != 1 {
+			t.Errorf("pull: %+v", pr)
+		}
+		rep, err := verifyFile(t, out, 1, alice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Manifest != d {
+			t.Errorf("pulled manifest %s, pushed %s", rep.Manifest, d)
+		}
+		// By digest too.
+		out2, _ := pullFile(t, "oci://"+host+"/factory/gateway@"+d.String())
+		a, _ := os.ReadFile(out)
+		b, _ := os.ReadFile(out2)
+		if !bytes.Equal(a, b) {
+			t.Error("pull by tag and by digest differ")
+		}
+	})
+
+	t.Run("second push uploads no blob", func(t *testing.T) {
+		before := uploads.Load()
+		res, err := mirror.Push(ctx, path, ref, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := uploads.Load() - before; n != 0 || res.BlobsUploaded != 0 || res.SignaturesAdded != 0 {
+			t.Errorf("second push started %d uploads: %+v", n, res)
+		}
+	})
+
+	t.Run("two signers pushing separately keep both signatures", func(t *testing.T) {
+		// Bob signs his own copy of the same bundle (same content, same
+		// manifest digest) and pushes it: it holds his signature only.
+		unsigned, _ := makeBundle(t, t.TempDir(), "gateway", "1.4.2", 300<<10, 64<<10)
+		signBundle(t, unsigned, bob)
+		res, err := mirror.Push(ctx, unsigned, ref, plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Digest != d {
+			t.Fatalf("rebuilt bundle has digest %s, want %s", res.Digest, d)
+		}
+		if res.Signatures != 2 || res.SignaturesAdded != 1 {
+			t.Errorf("bob's push: %+v", res)
+		}
+		out, pr := pullFile(t, ref)
+		if pr.Signatures != 2 {
+			t.Errorf("pulled %d signatures, want alice's and bob's", pr.Signatures)
+		}
+		if _, err := verifyFile(t, out, 2, alice, bob); err != nil {
+			t.Errorf("2-of-2 after both pushed: %v", err)
+		}
+	})
+
+	t.Run("pulling a container image is refused clearly", func(t *testing.T) {
+		img, err := random.Image(1024, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tag, _ := name.NewTag(host + "/factory/busybox:latest")
+		if err := remote.Write(tag, img); err != nil {
+			t.Fatal(err)
+		}
+		_, err = mirror.Pull(ctx, "oci://"+host+"/factory/busybox:latest", &bytes.Buffer{}, plain)
+		var nb *ociclient.NotBundleError
+		if !errors.As(err, &nb) || !strings.Contains(err.Error(), "not a ferry bundle") {
+			t.Errorf("pull of an image: %v", err)
+		}
+		_, err = mirror.Pull(ctx, "oci://"+host+"/factory/gateway:9.9.9", &bytes.Buffer{}, plain)
+		if !errors.Is(err, ociclient.ErrNotFound) {
+			t.Errorf("pull of a missing tag: %v", err)
+		}
+	})
+}
+
+// TestSkopeoCopiedBundle: what skopeo pushes from the bundle file itself
+// (an oci-archive) ferry pulls; the cosign tag does not travel with it, so
+// the pulled bundle has no signatures and verify refuses it for want of them.
+func TestSkopeoCopiedBundle(t *testing.T) {
+	host := startRegistry(t)
+	alice := newSigner(t, "alice")
+	path, d := makeBundle(t, t.TempDir(), "sensor", "2.0.0", 100<<10, 0, alice)
+	skopeo(t, "copy", "--dest-tls-verify=false", "oci-archive:"+path+":2.0.0", "docker://"+host+"/sensor:2.0.0")
+
+	out, pr := pullFile(t, "oci://"+host+"/sensor:2.0.0")
+	if pr.Digest != d {
+		t.Errorf("skopeo changed the manifest digest: %s, want %s", pr.Digest, d)
+	}
+	if pr.Signatures != 0 {
+		t.Errorf("pulled %d signatures; skopeo does not copy the .sig tag", pr.Signatures)
+	}
+	_, err := verifyFile(t, out, 1, alice)
+	var te *verify.ThresholdError
+	if !errors.As(err, &te) {
+		t.Fatalf("verify of an unsigned pull: %v, want a threshold error", err)
+	}
+	// Pushing the signatures with ferry completes it.
+	if _, err := mirror.Push(context.Background(), path, "oci://"+host+"/sensor:2.0.0", plain); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = pullFile(t, "oci://"+host+"/sensor:2.0.0")
+	if _, err := verifyFile(t, out, 1, alice); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPushReferrers uses go-containerregistry's in-memory registry with
+// the referrers API on: signatures go there as OCI 1.1 referrers too.
+func TestPushReferrers(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(nopLogger())))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	alice, bob := newSigner(t, "alice"), newSigner(t, "bob")
+	path, d := makeBundle(t, t.TempDir(), "gateway", "1.0.0", 10<<10, 0, alice, bob)
+	res, err := mirror.Push(context.Background(), path, "oci://"+host+"/gw", plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Referrers != mirror.ReferrersPushed || res.Reference != "oci://"+host+"/gw:1.0.0" {
+		t.Errorf("push: %+v", res)
+	}
+	repo := ociclient.NewRepository(host, "gw", ociclient.Options{PlainHTTP: true})
+	// Unfiltered: the in-memory registry reports the config media type
+	// as artifactType, not the manifest's artifactType.
+	refs, err := repo.Referrers(context.Background(), d, "")
+	if err != nil || len(refs) != 2 {
+		t.Fatalf("referrers: %v %v", refs, err)
+	}
+	raw, _, err := repo.Manifest(context.Background(), refs[0].Digest.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Subject struct{ Digest string } `json:"subject"`
+	}
+	if json.Unmarshal(raw, &m); m.Subject.Digest != d.String() {
+		t.Errorf("referrer subject %s, want %s", m.Subject.Digest, d)
+	}
+	// Pushing again adds no referrer.
+	if _, err := mirror.Push(context.Background(), path, "oci://"+host+"/gw", plain); err != nil {
+		t.Fatal(err)
+	}
+	if refs, _ := repo.Referrers(context.Background(), d, ""); len(refs) != 2 {
+		t.Errorf("after a second push: %d referrers", len(refs))
+	}
+	out, pr := pullFile(t, "oci://"+host+"/gw:1.0.0")
+	if pr.Signatures != 2 {
+		t.Errorf("pulled %d signatures", pr.Signatures)
+	}
+	if _, err := verifyFile(t, out, 2, alice, bob); err != nil {
+		t.Error(err)
+	}
+}

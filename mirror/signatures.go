@@ -1,0 +1,141 @@
+package mirror
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-update/ferry/bundle"
+)
+
+// CosignSignatureArtifactType is the artifactType of a cosign signature
+// stored as an OCI 1.1 referrer of the manifest it signs.
+const CosignSignatureArtifactType = "application/vnd.dev.cosign.artifact.sig.v1+json"
+
+// emptyConfig is the OCI 1.1 empty descriptor's content.
+var emptyConfig = []byte("{}")
+
+// mergeSignatures returns old followed by every signature of add that old
+// does not already hold (same payload and same signature bytes), and how
+// many were new. Merging rather than replacing is what lets two signers push
+// the same bundle without erasing each other.
+func mergeSignatures(old, add []bundle.Signature) ([]bundle.Signature, int) {
+	seen := map[[32]byte]bool{}
+	key := func(s bundle.Signature) [32]byte {
+		h := sha256.New()
+		p := sha256.Sum256(s.Payload)
+		h.Write(p[:])
+		h.Write(s.Sig)
+		var k [32]byte
+		copy(k[:], h.Sum(nil))
+		return k
+	}
+	out := make([]bundle.Signature, 0, len(old)+len(add))
+	for _, s := range old {
+		if k := key(s); !seen[k] {
+			seen[k] = true
+			out = append(out, s)
+		}
+	}
+	n := 0
+	for _, s := range add {
+		if k := key(s); !seen[k] {
+			seen[k] = true
+			out = append(out, s)
+			n++
+		}
+	}
+	return out, n
+}
+
+// artifact is a manifest and the blobs it needs, ready to store or push.
+type artifact struct {
+	Manifest  []byte
+	MediaType string
+	Blobs     map[digest.Digest]blobData
+}
+
+type blobData struct {
+	MediaType string
+	Data      []byte
+}
+
+func (a *artifact) Digest() digest.Digest { return digest.FromBytes(a.Manifest) }
+
+func (a *artifact) Descriptor() ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: a.MediaType, Digest: a.Digest(), Size: int64(len(a.Manifest))}
+}
+
+// signatureArtifact is the cosign tag-scheme manifest for sigs.
+func signatureArtifact(sigs []bundle.Signature) (*artifact, error) {
+	sa, err := bundle.NewSignatureArtifact(sigs)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ocispecManifest(sa.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	a := &artifact{Manifest: sa.Manifest, MediaType: bundle.ManifestMediaType, Blobs: map[digest.Digest]blobData{}}
+	for _, d := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
+		a.Blobs[d.Digest] = blobData{MediaType: d.MediaType, Data: sa.Blobs[d.Digest]}
+	}
+	return a, nil
+}
+
+// referrerArtifacts returns one OCI 1.1 referrer manifest per signature,
+// each with subject = the bundle manifest. One per signature keeps them
+// immutable and deterministic: pushing again is a no-op, and two signers
+// add two referrers instead of racing to rewrite one.
+func referrerArtifacts(subject ocispec.Descriptor, sigs []bundle.Signature) ([]*artifact, error) {
+	subject = ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
+	empty := ocispec.Descriptor{MediaType: ocispec.MediaTypeEmptyJSON, Digest: digest.FromBytes(emptyConfig), Size: int64(len(emptyConfig))}
+	var out []*artifact
+	for _, s := range sigs {
+		layer := ocispec.Descriptor{
+			MediaType:   bundle.SimpleSigningType,
+			Digest:      digest.FromBytes(s.Payload),
+			Size:        int64(len(s.Payload)),
+			Annotations: map[string]string{bundle.CosignSigAnnotation: base64.StdEncoding.EncodeToString(s.Sig)},
+		}
+		for k, v := range s.Annotations {
+			layer.Annotations[k] = v
+		}
+		m := ocispec.Manifest{
+			Versioned:    specs.Versioned{SchemaVersion: 2},
+			MediaType:    ocispec.MediaTypeImageManifest,
+			ArtifactType: CosignSignatureArtifactType,
+			Config:       empty,
+			Layers:       []ocispec.Descriptor{layer},
+			Subject:      &subject,
+		}
+		raw, err := json.Marshal(&m)
+		if err != nil {
+			return nil, fmt.Errorf("encode referrer: %w", err)
+		}
+		out = append(out, &artifact{
+			Manifest:  raw,
+			MediaType: ocispec.MediaTypeImageManifest,
+			Blobs: map[digest.Digest]blobData{
+				empty.Digest: {MediaType: empty.MediaType, Data: emptyConfig},
+				layer.Digest: {MediaType: layer.MediaType, Data: s.Payload},
+			},
+		})
+	}
+	return out, nil
+}
+
+func ocispecManifest(raw []byte) (*ocispec.Manifest, error) {
+	var m ocispec.Manifest
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("parse manifest: %w", err)
+	}
+	return &m, nil
+}

@@ -1,0 +1,598 @@
+package mirror
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/verifyio"
+	"github.com/ferry-update/ferry/mirror/ociclient"
+)
+
+// Annotations the store puts on its index.json entries.
+const (
+	// RepositoryAnnotation names the repository (the bundle's name) an
+	// entry belongs to, so no tool has to split ref names.
+	RepositoryAnnotation = "dev.ferry.repository"
+	// BundleNameAnnotation and BundleVersionAnnotation are on bundle
+	// entries, from the bundle's config.
+	BundleNameAnnotation    = "dev.ferry.bundle.name"
+	BundleVersionAnnotation = "dev.ferry.bundle.version"
+)
+
+// Files of a store directory.
+const (
+	markerFile = "ferry-mirror.json"
+	keyFile    = "keys/mirror.key"
+	tmpDir     = "tmp"
+	lockFile   = ".lock"
+)
+
+// ErrNotStore is wrapped by Open's error for a directory that is not a
+// ferry mirror.
+var ErrNotStore = errors.New("not a ferry mirror (run 'ferry mirror init' first)")
+
+// ConflictError says that a tag already names another bundle: a version
+// in the mirror never changes its content.
+type ConflictError struct {
+	Ref       string // repository:tag
+	Have, Add digest.Digest
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%s already holds bundle %s, refusing %s: a version in the mirror is immutable (bump the version)", e.Ref, e.Have, e.Add)
+}
+
+// Store is a mirror directory: an OCI image layout holding many bundles,
+// their signatures and their referrers, with one shared blob store. See
+// doc.go for the layout and why.
+type Store struct {
+	dir string
+}
+
+type marker struct {
+	FormatVersion int `json:"formatVersion"`
+}
+
+// Init makes dir (which must be empty or absent) a mirror, keeping the
+// mirror's online signing key (PEM) in it with mode 0600.
+func Init(dir string, keyPEM []byte) (*Store, error) {
+	if err := initStore(dir, keyPEM); err != nil {
+		return nil, fmt.Errorf("init mirror %s: %w", dir, err)
+	}
+	return &Store{dir: dir}, nil
+}
+
+func initStore(dir string, keyPEM []byte) error {
+	if len(keyPEM) == 0 {
+		return errors.New("no key")
+	}
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+		return errors.New("directory is not empty")
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, d := range []string{"blobs/sha256", "keys", tmpDir} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "keys"), 0o700); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, keyFile), keyPEM, 0o600); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, ocispec.ImageLayoutFile), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+		return err
+	}
+	idx, _ := json.Marshal(newIndex(nil))
+	if err := writeFileAtomic(filepath.Join(dir, "index.json"), idx, 0o644); err != nil {
+		return err
+	}
+	m, _ := json.Marshal(marker{FormatVersion: 1})
+	return writeFileAtomic(filepath.Join(dir, markerFile), m, 0o644)
+}
+
+// Open opens an existing mirror directory.
+func Open(dir string) (*Store, error) {
+	b, err := os.ReadFile(filepath.Join(dir, markerFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("open mirror %s: %w", dir, ErrNotStore)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open mirror %s: %w", dir, err)
+	}
+	var m marker
+	if err := json.Unmarshal(b, &m); err != nil || m.FormatVersion != 1 {
+		return nil, fmt.Errorf("open mirror %s: %s: unsupported format %q", dir, markerFile, b)
+	}
+	return &Store{dir: dir}, nil
+}
+
+// Dir returns the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// KeyPEM returns the mirror's online key as given to Init.
+func (s *Store) KeyPEM() ([]byte, error) { return os.ReadFile(filepath.Join(s.dir, keyFile)) }
+
+func (s *Store) blobPath(d digest.Digest) string {
+	return filepath.Join(s.dir, "blobs", string(d.Algorithm()), d.Encoded())
+}
+
+func (s *Store) hasBlob(d digest.Digest, size int64) bool {
+	st, err := os.Stat(s.blobPath(d))
+	return err == nil && st.Mode().IsRegular() && st.Size() == size
+}
+
+// readBlob reads a small blob, checked against its digest.
+func (s *Store) readBlob(d digest.Digest, max int64) ([]byte, error) {
+	f, err := os.Open(s.blobPath(d))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > max {
+		return nil, fmt.Errorf("blob %s: %d bytes exceed the limit of %d", d, st.Size(), max)
+	}
+	return verifyio.ReadAll(f, st.Size(), d)
+}
+
+// putBytes stores a small blob unless present.
+func (s *Store) putBytes(b []byte) (bool, error) {
+	d := digest.FromBytes(b)
+	if s.hasBlob(d, int64(len(b))) {
+		return false, nil
+	}
+	return true, s.writeBlob(ocispec.Descriptor{Digest: d, Size: int64(len(b))}, func(int64) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(b)), nil
+	})
+}
+
+// writeBlob fetches a blob into tmp/, continuing a partial file from an
+// earlier run when there is one, checks its size and digest, then renames
+// it into blobs/. A killed writer leaves only the partial file, which no
+// reader ever sees. open returns the content from byte offset off.
+func (s *Store) writeBlob(d ocispec.Descriptor, open func(off int64) (io.ReadCloser, error)) error {
+	if err := os.MkdirAll(filepath.Join(s.dir, tmpDir), 0o755); err != nil {
+		return err
+	}
+	partial := filepath.Join(s.dir, tmpDir, string(d.Digest.Algorithm())+"-"+d.Digest.Encoded()+".partial")
+	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// Hash what an earlier run left, then append the rest.
+	have, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return err
+	}
+	if have > d.Size {
+		if err := f.Truncate(0); err != nil {
+			return err
+		}
+		have = 0
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	rc, err := open(have)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	vr, err := verifyio.NewReader(io.MultiReader(io.LimitReader(f, have), rc), d.Size, d.Digest)
+	if err != nil {
+		return err
+	}
+	// Copy: the first have bytes are read back from f only to be hashed,
+	// the rest is appended.
+	if _, err := io.CopyN(io.Discard, vr, have); err != nil {
+		return s.dropPartial(partial, err)
+	}
+	if _, err := f.Seek(have, io.SeekStart); err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, vr); err != nil {
+		if errors.As(err, new(*verifyio.DigestError)) || errors.Is(err, verifyio.ErrTooLong) {
+			return s.dropPartial(partial, err)
+		}
+		return err // keep the partial file: the next run resumes it
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := os.Rename(partial, s.blobPath(d.Digest)); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(s.blobPath(d.Digest)))
+}
+
+// dropPartial removes a partial file whose content is wrong, so the next
+// run starts over.
+func (s *Store) dropPartial(path string, err error) error {
+	os.Remove(path)
+	return err
+}
+
+// lock takes the store's writer lock (flock on .lock), so that two adds
+// or syncs never interleave their index updates.
+func (s *Store) lock() (func(), error) {
+	f, err := os.OpenFile(filepath.Join(s.dir, lockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+func newIndex(ms []ocispec.Descriptor) ocispec.Index {
+	if ms == nil {
+		ms = []ocispec.Descriptor{}
+	}
+	return ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: ms}
+}
+
+// readIndex reads index.json.
+func (s *Store) readIndex() (*ocispec.Index, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir, "index.json"))
+	if err != nil {
+		return nil, err
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, fmt.Errorf("index.json: %w", err)
+	}
+	return &idx, nil
+}
+
+func (s *Store) writeIndex(idx *ocispec.Index) error {
+	sort.SliceStable(idx.Manifests, func(i, j int) bool {
+		a, b := idx.Manifests[i], idx.Manifests[j]
+		if ra, rb := a.Annotations[ocispec.AnnotationRefName], b.Annotations[ocispec.AnnotationRefName]; ra != rb {
+			return ra < rb
+		}
+		return a.Digest < b.Digest
+	})
+	b, err := json.MarshalIndent(idx, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(s.dir, "index.json"), b, 0o644)
+}
+
+// AddResult says what Add or one bundle of Sync did.
+type AddResult struct {
+	Entry
+	New             bool `json:"new"`             // the bundle was not in the mirror before
+	BlobsAdded      int  `json:"blobsAdded"`      // blobs that moved
+	SignaturesAdded int  `json:"signaturesAdded"` // signatures not in the mirror before
+}
+
+// Add copies the bundle file at bundlePath into the store, tagged
+// <name>:<version>, merging its signatures with any the store holds for
+// the same manifest.
+func (s *Store) Add(bundlePath string) (*AddResult, error) {
+	res, err := s.add(bundlePath)
+	if err != nil {
+		return nil, fmt.Errorf("mirror add %s: %w", bundlePath, err)
+	}
+	return res, nil
+}
+
+func (s *Store) add(bundlePath string) (*AddResult, error) {
+	a, err := bundle.OpenArchive(bundlePath)
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	h := &ociclient.Head{Digest: a.ManifestDigest(), Manifest: a.RawManifest(), Config: a.RawConfig(), Signatures: a.Signatures()}
+	m := a.Manifest()
+	h.Parsed = &m
+	unlock, err := s.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return s.ingest(h, func(l ocispec.Descriptor, off int64) (io.ReadCloser, error) {
+		r, _, err := a.Blob(l.Digest)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := io.CopyN(io.Discard, r, off); err != nil {
+			return nil, err
+		}
+		return io.NopCloser(r), nil
+	})
+}
+
+// ingest stores a bundle whose head has been fetched: blobs first, then
+// manifests, then the index, so the index never names a missing blob.
+// The caller holds the lock.
+func (s *Store) ingest(h *ociclient.Head, layer func(l ocispec.Descriptor, off int64) (io.ReadCloser, error)) (*AddResult, error) {
+	cfg, err := bundle.ParseConfig(h.Config)
+	if err != nil {
+		return nil, err
+	}
+	repo := cfg.Name
+	if !ociclient.ValidRepository(repo) {
+		return nil, fmt.Errorf("bundle name %q cannot be a repository name", repo)
+	}
+	tag := cfg.Tag()
+	idx, err := s.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	ref := repo + ":" + tag
+	if have := findRef(idx, ref); have != nil && have.Digest != h.Digest {
+		return nil, &ConflictError{Ref: ref, Have: have.Digest, Add: h.Digest}
+	}
+	res := &AddResult{New: findRef(idx, ref) == nil}
+
+	if added, err := s.putBytes(h.Config); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	} else if added {
+		res.BlobsAdded++
+	}
+	for i, l := range h.Parsed.Layers {
+		if s.hasBlob(l.Digest, l.Size) {
+			continue
+		}
+		if err := s.writeBlob(l, func(off int64) (io.ReadCloser, error) { return layer(l, off) }); err != nil {
+			return nil, fmt.Errorf("layer %d (%s): %w", i, l.Digest, err)
+		}
+		res.BlobsAdded++
+	}
+	if added, err := s.putBytes(h.Manifest); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	} else if added {
+		res.BlobsAdded++
+	}
+	bundleDesc := ocispec.Descriptor{
+		MediaType:    bundle.ManifestMediaType,
+		ArtifactType: bundle.ArtifactType,
+		Digest:       h.Digest,
+		Size:         int64(len(h.Manifest)),
+		Annotations: map[string]string{
+			ocispec.AnnotationRefName: ref,
+			RepositoryAnnotation:      repo,
+			BundleNameAnnotation:      cfg.Name,
+			BundleVersionAnnotation:   cfg.Version,
+		},
+	}
+	setEntry(idx, bundleDesc)
+
+	// Signatures: merge with what the store holds for this manifest.
+	old, err := s.signatures(idx, repo, h.Digest)
+	if err != nil {
+		return nil, err
+	}
+	merged, added := mergeSignatures(old, h.Signatures)
+	res.SignaturesAdded = added
+	if len(merged) > bundle.MaxSignatures {
+		return nil, fmt.Errorf("%d signatures would exceed the limit of %d", len(merged), bundle.MaxSignatures)
+	}
+	if added > 0 {
+		art, err := signatureArtifact(merged)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.putArtifact(res, art); err != nil {
+			return nil, err
+		}
+		d := art.Descriptor()
+		d.Annotations = map[string]string{
+			ocispec.AnnotationRefName: repo + ":" + bundle.SignatureTag(h.Digest),
+			RepositoryAnnotation:      repo,
+		}
+		setEntry(idx, d)
+		refs, err := referrerArtifacts(ocispec.Descriptor{MediaType: bundle.ManifestMediaType, Digest: h.Digest, Size: int64(len(h.Manifest))}, merged)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range refs {
+			if err := s.putArtifact(res, r); err != nil {
+				return nil, err
+			}
+			d := r.Descriptor()
+			d.ArtifactType = CosignSignatureArtifactType
+			d.Annotations = map[string]string{RepositoryAnnotation: repo}
+			setEntry(idx, d)
+		}
+	}
+	if err := s.writeIndex(idx); err != nil {
+		return nil, err
+	}
+	res.Entry = entryOf(bundleDesc, cfg, h.Parsed, len(merged))
+	return res, nil
+}
+
+func (s *Store) putArtifact(res *AddResult, a *artifact) error {
+	for _, b := range a.Blobs {
+		added, err := s.putBytes(b.Data)
+		if err != nil {
+			return err
+		}
+		if added {
+			res.BlobsAdded++
+		}
+	}
+	added, err := s.putBytes(a.Manifest)
+	if added {
+		res.BlobsAdded++
+	}
+	return err
+}
+
+// signatures reads the signatures the store holds for manifest d.
+func (s *Store) signatures(idx *ocispec.Index, repo string, d digest.Digest) ([]bundle.Signature, error) {
+	e := findRef(idx, repo+":"+bundle.SignatureTag(d))
+	if e == nil {
+		return nil, nil
+	}
+	raw, err := s.readBlob(e.Digest, bundle.MaxSigManifestSize)
+	if err != nil {
+		return nil, fmt.Errorf("stored signatures of %s: %w", d, err)
+	}
+	sigs, err := bundle.ParseSignatures(raw, func(_ string, desc ocispec.Descriptor, max int64) ([]byte, error) {
+		return s.readBlob(desc.Digest, max)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stored signatures of %s: %w", d, err)
+	}
+	return sigs, nil
+}
+
+func findRef(idx *ocispec.Index, ref string) *ocispec.Descriptor {
+	for i, m := range idx.Manifests {
+		if m.Annotations[ocispec.AnnotationRefName] == ref {
+			return &idx.Manifests[i]
+		}
+	}
+	return nil
+}
+
+// setEntry adds d to the index, replacing the entry with the same ref
+// name, or (for untagged entries) the same digest.
+func setEntry(idx *ocispec.Index, d ocispec.Descriptor) {
+	ref := d.Annotations[ocispec.AnnotationRefName]
+	for i, m := range idx.Manifests {
+		mref := m.Annotations[ocispec.AnnotationRefName]
+		if (ref != "" && mref == ref) || (ref == "" && mref == "" && m.Digest == d.Digest) {
+			idx.Manifests[i] = d
+			return
+		}
+	}
+	idx.Manifests = append(idx.Manifests, d)
+}
+
+// Entry is one bundle in the mirror.
+type Entry struct {
+	Repository  string        `json:"repository"`
+	Tag         string        `json:"tag"`
+	Name        string        `json:"name"`
+	Version     string        `json:"version"`
+	Digest      digest.Digest `json:"digest"`
+	Size        int64         `json:"size"` // of the payload layers
+	DeviceTypes []string      `json:"deviceTypes"`
+	Created     time.Time     `json:"created"`
+	Signatures  int           `json:"signatures"`
+}
+
+func entryOf(d ocispec.Descriptor, cfg *bundle.Config, m *ocispec.Manifest, sigs int) Entry {
+	var size int64
+	for _, l := range m.Layers {
+		size += l.Size
+	}
+	repo, tag, _ := strings.Cut(d.Annotations[ocispec.AnnotationRefName], ":")
+	return Entry{
+		Repository: repo, Tag: tag, Name: cfg.Name, Version: cfg.Version, Digest: d.Digest,
+		Size: size, DeviceTypes: cfg.DeviceTypes, Created: cfg.Created, Signatures: sigs,
+	}
+}
+
+// List returns every bundle in the mirror, by repository and version.
+func (s *Store) List() ([]Entry, error) {
+	idx, err := s.readIndex()
+	if err != nil {
+		return nil, fmt.Errorf("list mirror %s: %w", s.dir, err)
+	}
+	var out []Entry
+	for _, d := range idx.Manifests {
+		if d.ArtifactType != bundle.ArtifactType {
+			continue
+		}
+		raw, err := s.readBlob(d.Digest, bundle.MaxManifestSize)
+		if err != nil {
+			return nil, fmt.Errorf("list mirror %s: manifest %s: %w", s.dir, d.Digest, err)
+		}
+		m, err := ocispecManifest(raw)
+		if err != nil {
+			return nil, err
+		}
+		cb, err := s.readBlob(m.Config.Digest, bundle.MaxConfigSize)
+		if err != nil {
+			return nil, fmt.Errorf("list mirror %s: config of %s: %w", s.dir, d.Digest, err)
+		}
+		cfg, err := bundle.ParseConfig(cb)
+		if err != nil {
+			return nil, err
+		}
+		repo := d.Annotations[RepositoryAnnotation]
+		sigs, err := s.signatures(idx, repo, d.Digest)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, entryOf(d, cfg, m, len(sigs)))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Repository != out[j].Repository {
+			return out[i].Repository < out[j].Repository
+		}
+		return bundle.CompareVersions(out[i].Version, out[j].Version) < 0
+	})
+	return out, nil
+}
+
+// writeFileAtomic writes data beside path, syncs it and renames it over
+// path.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,397 @@
+package mirror_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/verify"
+)
+
+func newStore(t *testing.T) *mirror.Store {
+	t.Helper()
+	s, err := mirror.Init(filepath.Join(t.TempDir(), "mirror"), []byte("-----BEGIN PRIVATE KEY-----\ntest\n-----END PRIVATE KEY-----\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestStoreAddList(t *testing.T) {
+	s := newStore(t)
+	dir := t.TempDir()
+	alice, bob := newSigner(t, "alice"), newSigner(t, "bob")
+	gw, d := makeBundle(t, dir, "gateway", "1.4.2", 200<<10, 64<<10, alice)
+	gw2, _ := makeBundle(t, dir, "gateway", "1.10.0", 10<<10, 0, alice)
+	sensor, _ := makeBundle(t, dir, "sensor", "1.4.2", 10<<10, 0)
+
+	res, err := s.Add(gw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.New || res.BlobsAdded == 0 || res.SignaturesAdded != 1 || res.Digest != d || res.Repository != "gateway" || res.Tag != "1.4.2" {
+		t.Errorf("add: %+v", res)
+	}
+	for _, p := range []string{gw2, sensor} {
+		if _, err := s.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("adding again moves nothing", func(t *testing.T) {
+		res, err := s.Add(gw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.New || res.BlobsAdded != 0 || res.SignaturesAdded != 0 {
+			t.Errorf("second add: %+v", res)
+		}
+	})
+	t.Run("a second signer's copy merges", func(t *testing.T) {
+		unsigned, _ := makeBundle(t, t.TempDir(), "gateway", "1.4.2", 200<<10, 64<<10)
+		signBundle(t, unsigned, bob)
+		res, err := s.Add(unsigned)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.SignaturesAdded != 1 || res.Signatures != 2 {
+			t.Errorf("merge: %+v", res)
+		}
+	})
+	t.Run("a version is immutable", func(t *testing.T) {
+		other, _ := makeBundle(t, t.TempDir(), "gateway", "1.4.2", 1000, 0)
+		_, err := s.Add(other)
+		var ce *mirror.ConflictError
+		if !errors.As(err, &ce) {
+			t.Errorf("add of another bundle under the same version: %v", err)
+		}
+	})
+	t.Run("list", func(t *testing.T) {
+		es, err := s.List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range es {
+			got = append(got, e.Repository+":"+e.Tag)
+		}
+		if want := "gateway:1.4.2 gateway:1.10.0 sensor:1.4.2"; strings.Join(got, " ") != want {
+			t.Errorf("list = %v, want %s (versions in semver order)", got, want)
+		}
+		if es[0].Signatures != 2 || es[0].Size == 0 || es[0].DeviceTypes[0] != "board-a" {
+			t.Errorf("entry: %+v", es[0])
+		}
+	})
+	t.Run("the store is an OCI layout skopeo reads", func(t *testing.T) {
+		raw := skopeo(t, "inspect", "--raw", "oci:"+s.Dir()+":gateway:1.4.2")
+		a, _ := bundle.OpenArchive(gw)
+		defer a.Close()
+		if string(raw) != string(a.RawManifest()) {
+			t.Errorf("skopeo reads %s", raw)
+		}
+	})
+	t.Run("open refuses a directory that is not a mirror", func(t *testing.T) {
+		if _, err := mirror.Open(t.TempDir()); !errors.Is(err, mirror.ErrNotStore) {
+			t.Errorf("open: %v", err)
+		}
+		if _, err := mirror.Init(s.Dir(), []byte("k")); err == nil {
+			t.Error("init over a mirror")
+		}
+	})
+}
+
+// servedStore is a store with two bundles behind a Server.
+func servedStore(t *testing.T) (*mirror.Store, string, testSigner) {
+	t.Helper()
+	s := newStore(t)
+	alice := newSigner(t, "alice")
+	dir := t.TempDir()
+	for _, v := range []string{"1.0.0", "1.1.0", "2.0.0"} {
+		p, _ := makeBundle(t, dir, "gateway", v, 100<<10, 32<<10, alice)
+		if _, err := s.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(mirror.NewServer(s))
+	t.Cleanup(srv.Close)
+	return s, strings.TrimPrefix(srv.URL, "http://"), alice
+}
+
+func TestServe(t *testing.T) {
+	_, host, alice := servedStore(t)
+	ctx := context.Background()
+	repo := ociclient.NewRepository(host, "gateway", ociclient.Options{PlainHTTP: true})
+
+	t.Run("ociclient.Open streams a bundle that verifies", func(t *testing.T) {
+		rc, err := ociclient.Open(ctx, "oci://"+host+"/gateway:1.1.0", ociclient.Options{PlainHTTP: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		rep, err := verify.Bundle(rc, verify.Policy{Keys: []*verify.PublicKey{alice.pub}, Threshold: 1, Deep: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Config.Version != "1.1.0" {
+			t.Errorf("got version %s", rep.Config.Version)
+		}
+	})
+	t.Run("skopeo reads the mirror", func(t *testing.T) {
+		raw := skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+host+"/gateway:2.0.0")
+		if !strings.Contains(string(raw), bundle.ArtifactType) {
+			t.Errorf("skopeo inspect: %s", raw)
+		}
+		out := filepath.Join(t.TempDir(), "copy.tar")
+		skopeo(t, "copy", "--src-tls-verify=false", "docker://"+host+"/gateway:2.0.0", "oci-archive:"+out+":2.0.0")
+		// skopeo's oci-archive of a bundle is close to a bundle, but its
+		// member order is skopeo's: ferry reads it back through skopeo and
+		// a registry, which TestSkopeoCopiedBundle covers.
+	})
+	t.Run("tags paginate", func(t *testing.T) {
+		tags, err := repo.Tags(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tags) != 6 { // three versions and three signature tags
+			t.Errorf("tags: %v", tags)
+		}
+		resp := get(t, "http://"+host+"/v2/gateway/tags/list?n=2")
+		var tl ociclient.TagList
+		json.NewDecoder(resp.Body).Decode(&tl)
+		link := resp.Header.Get("Link")
+		if len(tl.Tags) != 2 || tl.Tags[0] != "1.0.0" || !strings.Contains(link, "last=1.1.0") {
+			t.Errorf("page 1: %v, Link %q", tl.Tags, link)
+		}
+	})
+	t.Run("referrers list the signatures", func(t *testing.T) {
+		raw, _, err := repo.Manifest(ctx, "1.0.0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := digestOf(raw)
+		refs, err := repo.Referrers(ctx, d, mirror.CosignSignatureArtifactType)
+		if err != nil || len(refs) != 1 {
+			t.Fatalf("referrers: %v %v", refs, err)
+		}
+		if refs, _ := repo.Referrers(ctx, d, "application/other"); len(refs) != 0 {
+			t.Errorf("filtered referrers: %v", refs)
+		}
+	})
+	t.Run("errors", func(t *testing.T) {
+		tests := []struct {
+			method, path string
+			status       int
+			code         string
+		}{
+			{"GET", "/v2/nope/tags/list", 404, "NAME_UNKNOWN"},
+			{"GET", "/v2/gateway/manifests/9.9.9", 404, "MANIFEST_UNKNOWN"},
+			{"GET", "/v2/gateway/manifests/sha256:" + strings.Repeat("0", 64), 404, "MANIFEST_UNKNOWN"},
+			{"HEAD", "/v2/gateway/blobs/sha256:" + strings.Repeat("0", 64), 404, ""},
+			{"GET", "/v2/gateway/blobs/sha256:" + strings.Repeat("0", 64), 404, "BLOB_UNKNOWN"},
+			{"GET", "/v2/gateway/blobs/sha256:xyz", 400, "DIGEST_INVALID"},
+			{"PUT", "/v2/gateway/manifests/3.0.0", 405, "UNSUPPORTED"},
+			{"POST", "/v2/gateway/blobs/uploads/", 405, "UNSUPPORTED"},
+			{"DELETE", "/v2/gateway/manifests/1.0.0", 405, "UNSUPPORTED"},
+			{"GET", "/v2/gateway/tags/list?n=x", 400, "PAGINATION_NUMBER_INVALID"},
+			{"GET", "/v2/", 200, ""},
+		}
+		for _, tt := range tests {
+			req, _ := http.NewRequest(tt.method, "http://"+host+tt.path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || !strings.Contains(string(body), tt.code) {
+				t.Errorf("%s %s: %d %s, want %d %s", tt.method, tt.path, resp.StatusCode, body, tt.status, tt.code)
+			}
+		}
+	})
+	t.Run("manifest headers and blob ranges", func(t *testing.T) {
+		req, _ := http.NewRequest("HEAD", "http://"+host+"/v2/gateway/manifests/1.0.0", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Header.Get("Content-Type") != bundle.ManifestMediaType || !strings.HasPrefix(resp.Header.Get("Docker-Content-Digest"), "sha256:") || resp.ContentLength <= 0 {
+			t.Errorf("HEAD manifest: %v", resp.Header)
+		}
+		raw, _, _ := repo.Manifest(ctx, "1.0.0")
+		m, _ := ociclient.ParseManifest(raw, "")
+		l := m.Layers[0]
+		req, _ = http.NewRequest("GET", "http://"+host+"/v2/gateway/blobs/"+l.Digest.String(), nil)
+		req.Header.Set("Range", "bytes=10-19")
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusPartialContent || len(b) != 10 {
+			t.Errorf("range: %d, %d bytes", resp.StatusCode, len(b))
+		}
+	})
+}
+
+func get(t *testing.T, u string) *http.Response {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// TestSyncFromRegistry syncs a registry repository holding two bundles and
+// a container image into a store: the image is skipped, a second sync
+// moves nothing, and a sync cut off mid-blob leaves no blob visible and is
+// resumed from where it stopped.
+func TestSyncFromRegistry(t *testing.T) {
+	host := startRegistry(t)
+	ctx := context.Background()
+	alice := newSigner(t, "alice")
+	dir := t.TempDir()
+	p1, _ := makeBundle(t, dir, "gateway", "1.0.0", 50<<10, 0, alice)
+	p2, d2 := makeBundle(t, dir, "gateway", "1.1.0", 400<<10, 0, alice)
+	for _, p := range []string{p1} {
+		if _, err := mirror.Push(ctx, p, "oci://"+host+"/fleet/gateway", plain); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pushImage(t, host+"/fleet/gateway:not-a-bundle")
+
+	s := newStore(t)
+	res, err := s.Sync(ctx, "oci://"+host+"/fleet/gateway", mirror.SyncOptions{Registry: plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Bundles) != 1 || len(res.Skipped) != 1 || res.Bundles[0].Signatures != 1 {
+		t.Fatalf("first sync: %+v", res)
+	}
+
+	// The second bundle's download is cut off halfway, once.
+	if _, err := mirror.Push(ctx, p2, "oci://"+host+"/fleet/gateway", plain); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := bundle.OpenArchive(p2)
+	layer := a.Manifest().Layers[0]
+	a.Close()
+	// The mirror's link dies mid-blob: the first request gets half the
+	// blob, then every request fails until the link comes back.
+	var down atomic.Bool
+	var (
+		mu     sync.Mutex
+		ranges []string
+	)
+	var served atomic.Int32
+	down.Store(true)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/blobs/"+layer.Digest.String()) {
+			if rg := r.Header.Get("Range"); rg != "" && !down.Load() {
+				mu.Lock()
+				ranges = append(ranges, rg)
+				mu.Unlock()
+			}
+			if down.Load() {
+				if served.Add(1) > 1 {
+					http.Error(w, "link down", http.StatusServiceUnavailable)
+					return
+				}
+				resp, err := http.Get("http://" + host + r.URL.Path)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer resp.Body.Close()
+				w.Header().Set("Content-Length", resp.Header.Get("Content-Length"))
+				w.WriteHeader(200)
+				io.CopyN(w, resp.Body, layer.Size/2)
+				w.(http.Flusher).Flush()
+				panic(http.ErrAbortHandler)
+			}
+		}
+		forward(t, w, r, host)
+	}))
+	defer proxy.Close()
+	from := "oci://" + strings.TrimPrefix(proxy.URL, "http://") + "/fleet/gateway:1.1.0"
+	if _, err := s.Sync(ctx, from, mirror.SyncOptions{Registry: plain}); err == nil {
+		t.Fatal("sync succeeded over a dead link")
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), "blobs", "sha256", layer.Digest.Encoded())); err == nil {
+		t.Fatal("a half-written blob is visible")
+	}
+	if es, _ := s.List(); len(es) != 1 {
+		t.Fatalf("a half-synced bundle is listed: %+v", es)
+	}
+	down.Store(false)
+	res, err = s.Sync(ctx, from, mirror.SyncOptions{Registry: plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("bytes=%d-", layer.Size/2); len(ranges) != 1 || ranges[0] != want || len(res.Bundles) != 1 {
+		t.Errorf("resumed sync: %+v, Range requests %q, want one %q", res, ranges, want)
+	}
+	es, _ := s.List()
+	if len(es) != 2 || es[1].Digest != d2 {
+		t.Fatalf("after sync: %+v", es)
+	}
+
+	again, err := s.Sync(ctx, "oci://"+host+"/fleet/gateway", mirror.SyncOptions{Registry: plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range again.Bundles {
+		if b.BlobsAdded != 0 || b.New {
+			t.Errorf("second sync moved %d blobs for %s", b.BlobsAdded, b.Version)
+		}
+	}
+}
+
+func TestSyncFromFiles(t *testing.T) {
+	s := newStore(t)
+	dir := t.TempDir()
+	makeBundle(t, dir, "gateway", "1.0.0", 1000, 0)
+	makeBundle(t, filepath.Join(dir), "sensor", "3.0.0", 1000, 0)
+	os.WriteFile(filepath.Join(dir, "README.txt"), []byte("hello"), 0o644)
+	res, err := s.Sync(context.Background(), dir, mirror.SyncOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Bundles) != 2 || len(res.Skipped) != 1 {
+		t.Errorf("sync from a directory: %+v", res)
+	}
+	// A damaged bundle is a failure, not a skip; the others still sync.
+	dir2 := t.TempDir()
+	bad, _ := makeBundle(t, dir2, "gateway", "1.2.0", 5000, 0)
+	b, _ := os.ReadFile(bad)
+	b[len(b)-2000] ^= 0xff
+	os.WriteFile(bad, b, 0o644)
+	makeBundle(t, dir2, "gateway", "1.3.0", 5000, 0)
+	if _, err := s.Sync(context.Background(), bad, mirror.SyncOptions{}); err == nil {
+		t.Error("synced a damaged bundle")
+	}
+	res, err = s.Sync(context.Background(), dir2, mirror.SyncOptions{})
+	var se *mirror.SyncError
+	if !errors.As(err, &se) || se.Failed != 1 || len(res.Bundles) != 1 || len(res.Failed) != 1 || !strings.Contains(res.Failed[0].Source, "1.2.0") {
+		t.Errorf("sync of a directory with a damaged bundle: %v, %+v", err, res)
+	}
+	if es, _ := s.List(); len(es) != 3 {
+		t.Errorf("the mirror lists %d bundles, want 3 (the damaged one left out)", len(es))
+	}
+}
