@@ -1,0 +1,249 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ferry-update/ferry/agent/bootenv"
+	"github.com/ferry-update/ferry/verify"
+)
+
+// Agent is the device side of ferry: it installs bundles into the inactive
+// slot and drives the boot protocol. An Agent holds the state directory's
+// lock from Open to Close, so commands never interleave.
+type Agent struct {
+	cfg    *Config
+	boot   bootenv.Boot
+	keys   []*verify.PublicKey
+	log    io.Writer
+	unlock func()
+	now    func() time.Time
+
+	j *Journal // nil before the first install
+}
+
+// Faults lets tests stop the agent where a power cut could, to check that
+// it recovers. Production code leaves them nil.
+type Faults struct {
+	// At is called at each named point, right after what precedes it is
+	// durable: every state name when the journal records it, and
+	// "activated", "env-committed", "recorded", "env-rolled-back" between
+	// the steps of activation, commit and rollback.
+	At func(point string)
+	// Wrote is called as payload bytes reach a target, with the running
+	// total for the install.
+	Wrote func(total int64)
+}
+
+// Open checks the configuration, loads the trust root, takes the state
+// directory's lock and reads the journal. The install state is reconciled
+// with the boot environment by each command, not here, so Status can
+// report a broken environment.
+func Open(cfg *Config) (*Agent, error) {
+	a := &Agent{cfg: cfg, log: cfg.Log, now: time.Now}
+	if a.log == nil {
+		a.log = io.Discard
+	}
+	if cfg.BootedSlot != "" && cfg.BootedSlot != bootenv.SlotA && cfg.BootedSlot != bootenv.SlotB {
+		return nil, fmt.Errorf("booted slot %q: want %q or %q", cfg.BootedSlot, bootenv.SlotA, bootenv.SlotB)
+	}
+	for _, path := range cfg.Trust.Keys {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read trusted key: %w", err)
+		}
+		k, err := verify.ParsePublicKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("trusted key %s: %w", path, err)
+		}
+		a.keys = append(a.keys, k)
+	}
+	store, err := openStore(cfg.Boot)
+	if err != nil {
+		return nil, err
+	}
+	a.boot = bootenv.Boot{Store: store, SlotVar: cfg.Boot.SlotVar}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	if a.unlock, err = lockPath(filepath.Join(cfg.StateDir, lockFile)); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	var j Journal
+	ok, err := readJSON(a.path(journalFile), &j)
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("read journal: %w", err)
+	}
+	if ok {
+		a.j = &j
+	}
+	return a, nil
+}
+
+// Close releases the state directory's lock.
+func (a *Agent) Close() error {
+	if a.unlock != nil {
+		a.unlock()
+		a.unlock = nil
+	}
+	return nil
+}
+
+func openStore(c BootConfig) (bootenv.Store, error) {
+	switch c.Backend {
+	case BackendUBoot:
+		return bootenv.OpenUBootConfig(c.Path)
+	case BackendGrub:
+		return &bootenv.GrubEnv{Path: c.Path}, nil
+	case BackendFile:
+		return &bootenv.FileEnv{Path: c.Path}, nil
+	}
+	return nil, fmt.Errorf("boot backend %q: want uboot, grub or file", c.Backend)
+}
+
+func (a *Agent) path(name string) string { return filepath.Join(a.cfg.StateDir, name) }
+
+func (a *Agent) logf(format string, args ...any) {
+	fmt.Fprintf(a.log, format+"\n", args...)
+}
+
+func (a *Agent) reached(point string) {
+	if f := a.cfg.Faults; f != nil && f.At != nil {
+		f.At(point)
+	}
+}
+
+// transition records j in state s durably, then reports the point.
+func (a *Agent) transition(j *Journal, s State) error {
+	j.State = s
+	j.History = append(j.History, Transition{State: s, At: a.now().UTC()})
+	if err := writeJSON(a.path(journalFile), j); err != nil {
+		return fmt.Errorf("record install state %s: %w", s, err)
+	}
+	a.j = j
+	a.reached(string(s))
+	return nil
+}
+
+// finish ends j in a terminal state with a result for people.
+func (a *Agent) finish(j *Journal, s State, result string) error {
+	j.Result = result
+	return a.transition(j, s)
+}
+
+func (a *Agent) installed() (*Installed, error) {
+	var in Installed
+	ok, err := readJSON(a.path(installedFile), &in)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &in, nil
+}
+
+// Booted-slot sources, as Status reports them.
+const (
+	FromOverride = "override"
+	FromCmdline  = "kernel command line"
+	FromBootEnv  = "boot environment"
+)
+
+// bootedSlot says which slot runs: the override, else ferry.slot= on the
+// kernel command line, else what the boot environment makes the
+// bootloader boot (the simulation's view; an unset slot variable is a).
+func (a *Agent) bootedSlot(st bootenv.BootState) (slot, from string, err error) {
+	if a.cfg.BootedSlot != "" {
+		return a.cfg.BootedSlot, FromOverride, nil
+	}
+	if a.cfg.Boot.Cmdline != "none" {
+		b, err := os.ReadFile(a.cfg.Boot.Cmdline)
+		if err == nil {
+			for _, f := range strings.Fields(string(b)) {
+				if v, ok := strings.CutPrefix(f, "ferry.slot="); ok {
+					if v != bootenv.SlotA && v != bootenv.SlotB {
+						return "", "", fmt.Errorf("%s: ferry.slot=%q, want a or b", a.cfg.Boot.Cmdline, v)
+					}
+					return v, FromCmdline, nil
+				}
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return "", "", fmt.Errorf("read kernel command line: %w", err)
+		}
+	}
+	if s := st.BootedSlot(); s != "" {
+		return s, FromBootEnv, nil
+	}
+	return bootenv.SlotA, FromBootEnv, nil
+}
+
+// Status is what the agent knows about the device.
+type Status struct {
+	DeviceType string     `json:"deviceType"`
+	Installed  *Installed `json:"installed,omitempty"`
+	BootedSlot string     `json:"bootedSlot,omitempty"`
+	BootedFrom string     `json:"bootedFrom,omitempty"`
+	Boot       *BootVars  `json:"boot,omitempty"`
+	Slots      []SlotInfo `json:"slots"`
+	// Install is the install in progress or the last one.
+	Install *Journal `json:"install,omitempty"`
+	Pending bool     `json:"pending"`
+}
+
+// BootVars is the boot protocol's state as the environment holds it.
+type BootVars struct {
+	Slot             string `json:"slot"`
+	UpgradeAvailable bool   `json:"upgradeAvailable"`
+	BootCount        int    `json:"bootCount"`
+	BootLimit        int    `json:"bootLimit"`
+	FallbackDetected bool   `json:"fallbackDetected"`
+}
+
+// SlotInfo describes one configured target.
+type SlotInfo struct {
+	Name string `json:"name"`
+	A    string `json:"a,omitempty"`
+	B    string `json:"b,omitempty"`
+	Dir  string `json:"dir,omitempty"`
+	// Current is the release DIR/current points at, for a files target.
+	Current string `json:"current,omitempty"`
+}
+
+// Status reconciles the journal with the boot state and reports. When
+// something cannot be read (a corrupt boot environment) it returns what it
+// has together with the error.
+func (a *Agent) Status() (*Status, error) {
+	s := &Status{DeviceType: a.cfg.DeviceType}
+	for _, name := range sortedKeys(a.cfg.Slots) {
+		c := a.cfg.Slots[name]
+		info := SlotInfo{Name: name, A: c.A, B: c.B, Dir: c.Dir}
+		if c.Dir != "" {
+			info.Current = currentRelease(c.Dir)
+		}
+		s.Slots = append(s.Slots, info)
+	}
+	var errs []error
+	if err := a.reconcile(); err != nil {
+		errs = append(errs, err)
+	}
+	s.Install = a.j
+	s.Pending = a.j != nil && a.j.State.Pending()
+	in, err := a.installed()
+	if err != nil {
+		errs = append(errs, fmt.Errorf("read installed version: %w", err))
+	}
+	s.Installed = in
+	if st, err := a.boot.State(); err != nil {
+		errs = append(errs, err)
+	} else {
+		s.Boot = &BootVars{st.Slot, st.UpgradeAvailable, st.BootCount, st.BootLimit, st.FallbackDetected}
+		if s.BootedSlot, s.BootedFrom, err = a.bootedSlot(st); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return s, errors.Join(errs...)
+}

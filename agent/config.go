@@ -1,0 +1,341 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/ferry-update/ferry/agent/bootenv"
+	"github.com/ferry-update/ferry/bundle"
+)
+
+// DefaultConfigPath is where ferry-agent looks for its configuration.
+const DefaultConfigPath = "/etc/ferry/agent.toml"
+
+// Defaults for settings the configuration file may leave out.
+const (
+	DefaultStateDir      = "/var/lib/ferry"
+	DefaultRebootCommand = "systemctl reboot"
+	DefaultHealthTimeout = 60 * time.Second
+	DefaultCmdline       = "/proc/cmdline"
+)
+
+// Config is the agent's configuration: the TOML file (see
+// examples/agent/ferry-agent.toml) plus settings only a program sets.
+type Config struct {
+	// DeviceType must be one of the device types a bundle names.
+	DeviceType string `toml:"device_type"`
+	// StateDir holds the journal, the installed-version record and the
+	// lock. It must be on persistent storage shared by both slots.
+	StateDir string `toml:"state_dir"`
+	// RebootCommand is run through /bin/sh -c to reboot the device.
+	RebootCommand string `toml:"reboot_command"`
+
+	Trust  TrustConfig           `toml:"trust"`
+	Slots  map[string]SlotConfig `toml:"slots"`
+	Boot   BootConfig            `toml:"boot"`
+	Health HealthConfig          `toml:"health"`
+	Policy PolicyConfig          `toml:"policy"`
+
+	// BootedSlot, when set ("a" or "b"), overrides how the agent finds
+	// the slot the device booted (see doc.go, "Which slot is booted").
+	BootedSlot string `toml:"-"`
+	// Log receives progress messages and the output of health checks and
+	// the reboot command; nil discards them.
+	Log io.Writer `toml:"-"`
+	// Faults stops the agent at chosen points, for tests only.
+	Faults *Faults `toml:"-"`
+}
+
+// TrustConfig is the trust root: the keys a bundle must be signed with.
+type TrustConfig struct {
+	// Keys are PEM public key files.
+	Keys []string `toml:"keys"`
+	// Threshold is how many distinct keys must have signed (default 1).
+	Threshold int `toml:"threshold"`
+}
+
+// SlotConfig is where the payloads whose target is the slot's name go:
+// an A/B pair of block devices or files (rootfs payloads) or a directory
+// (files payloads).
+type SlotConfig struct {
+	A   string `toml:"a"`
+	B   string `toml:"b"`
+	Dir string `toml:"dir"`
+}
+
+// Device returns the path of slot "a" or "b".
+func (s SlotConfig) Device(slot string) string {
+	if slot == bootenv.SlotB {
+		return s.B
+	}
+	return s.A
+}
+
+func (s SlotConfig) isPair() bool { return s.Dir == "" }
+
+// Boot backends.
+const (
+	BackendUBoot = "uboot"
+	BackendGrub  = "grub"
+	BackendFile  = "file"
+)
+
+// BootConfig selects the boot-state backend.
+type BootConfig struct {
+	// Backend is "uboot", "grub" or "file".
+	Backend string `toml:"backend"`
+	// Path is the fw_env.config file (uboot), the grubenv block (grub)
+	// or the name=value file (file).
+	Path string `toml:"path"`
+	// SlotVar names the variable holding the slot to boot (default
+	// ferry_slot).
+	SlotVar string `toml:"slot_var"`
+	// Cmdline is the kernel command line to read "ferry.slot=a|b" from;
+	// "none" trusts the boot environment alone (simulations). Default
+	// /proc/cmdline.
+	Cmdline string `toml:"cmdline"`
+}
+
+// HealthConfig says how boot-check judges a new system.
+type HealthConfig struct {
+	// Commands are run one after the other through /bin/sh -c; all must
+	// exit 0 within Timeout each.
+	Commands []string `toml:"commands"`
+	Timeout  Duration `toml:"timeout"`
+}
+
+// PolicyConfig relaxes the version rules.
+type PolicyConfig struct {
+	// AllowDowngrade accepts a version below the installed one.
+	AllowDowngrade bool `toml:"allow_downgrade"`
+	// AllowSameVersion accepts the installed version again.
+	AllowSameVersion bool `toml:"allow_same_version"`
+}
+
+// Duration is a time.Duration written as "30s" or "2m" in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: want e.g. \"30s\" or \"2m\"", b)
+	}
+	if v <= 0 {
+		return fmt.Errorf("duration %q: want more than zero", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// ConfigError locates a problem in a configuration file.
+type ConfigError struct {
+	File string
+	Line int    // 0 if unknown
+	Key  string // dotted key, if known
+	Err  error
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// LoadConfig reads and checks the configuration file at path. Relative
+// paths in it are taken relative to the file's directory.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(b, path, filepath.Dir(abs))
+}
+
+// ParseConfig decodes and checks a configuration. name is used in errors;
+// relative paths are resolved against dir.
+func ParseConfig(src []byte, name, dir string) (*Config, error) {
+	var c Config
+	md, err := toml.NewDecoder(bytes.NewReader(src)).Decode(&c)
+	if err != nil {
+		return nil, decodeError(name, err)
+	}
+	if un := md.Undecoded(); len(un) > 0 {
+		return nil, &ConfigError{File: name, Line: keyLine(src, un[0]), Key: un[0].String(), Err: errors.New("unknown setting (misspelt?)")}
+	}
+	if key, err := c.check(); err != nil {
+		return nil, &ConfigError{File: name, Line: keyLine(src, key), Key: key.String(), Err: err}
+	}
+	c.resolve(dir)
+	return &c, nil
+}
+
+// typeErrorRE matches the decoder's errors about values of the wrong
+// type, which are not toml.ParseErrors but name the line in their text.
+var typeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+
+func decodeError(name string, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return &ConfigError{File: name, Line: pe.Position.Line, Key: pe.LastKey, Err: errors.New(pe.Message)}
+	}
+	if m := typeErrorRE.FindStringSubmatch(err.Error()); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &ConfigError{File: name, Line: line, Key: m[2], Err: errors.New(m[3])}
+	}
+	return &ConfigError{File: name, Err: err}
+}
+
+var slotNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$`)
+
+// check validates c and fills in defaults. It returns the dotted key an
+// error is about.
+func (c *Config) check() (toml.Key, error) {
+	if c.DeviceType == "" {
+		return toml.Key{"device_type"}, errors.New("required: the device type bundles must name")
+	}
+	if err := bundle.ValidateDeviceType(c.DeviceType); err != nil {
+		return toml.Key{"device_type"}, err
+	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	if c.RebootCommand == "" {
+		c.RebootCommand = DefaultRebootCommand
+	}
+	if len(c.Trust.Keys) == 0 {
+		return toml.Key{"trust", "keys"}, errors.New("required: at least one public key file")
+	}
+	if c.Trust.Threshold == 0 {
+		c.Trust.Threshold = 1
+	}
+	if c.Trust.Threshold < 1 || c.Trust.Threshold > len(c.Trust.Keys) {
+		return toml.Key{"trust", "threshold"}, fmt.Errorf("%d: want 1 to the number of keys (%d)", c.Trust.Threshold, len(c.Trust.Keys))
+	}
+	if len(c.Slots) == 0 {
+		return toml.Key{"slots"}, errors.New("required: at least one slot, e.g. [slots.rootfs] with a and b")
+	}
+	for name, s := range c.Slots {
+		key := toml.Key{"slots", name}
+		if !slotNameRE.MatchString(name) || strings.Contains(name, "..") {
+			return key, errors.New("slot name: want letters, digits, '.', '_', '/' or '-' (a payload target)")
+		}
+		switch {
+		case s.Dir != "" && (s.A != "" || s.B != ""):
+			return key, errors.New("set either a and b (an A/B pair) or dir (a files target), not both")
+		case s.Dir == "" && (s.A == "" || s.B == ""):
+			return key, errors.New("an A/B pair needs both a and b (or set dir for a files target)")
+		case s.Dir == "" && filepath.Clean(s.A) == filepath.Clean(s.B):
+			return append(key, "b"), errors.New("a and b are the same device")
+		}
+	}
+	switch c.Boot.Backend {
+	case BackendUBoot, BackendGrub, BackendFile:
+	case "":
+		return toml.Key{"boot", "backend"}, errors.New(`required: "uboot", "grub" or "file"`)
+	default:
+		return toml.Key{"boot", "backend"}, fmt.Errorf(`%q: want "uboot", "grub" or "file"`, c.Boot.Backend)
+	}
+	if c.Boot.Path == "" {
+		return toml.Key{"boot", "path"}, errors.New("required: fw_env.config (uboot), grubenv (grub) or the env file (file)")
+	}
+	if c.Boot.SlotVar == "" {
+		c.Boot.SlotVar = bootenv.DefaultSlotVar
+	}
+	if strings.ContainsAny(c.Boot.SlotVar, "=\n\x00 ") {
+		return toml.Key{"boot", "slot_var"}, fmt.Errorf("%q is not a variable name", c.Boot.SlotVar)
+	}
+	if c.Boot.Cmdline == "" {
+		c.Boot.Cmdline = DefaultCmdline
+	}
+	if c.Health.Timeout.Duration == 0 {
+		c.Health.Timeout.Duration = DefaultHealthTimeout
+	}
+	for i, cmd := range c.Health.Commands {
+		if strings.TrimSpace(cmd) == "" {
+			return toml.Key{"health", "commands"}, fmt.Errorf("command %d is empty", i+1)
+		}
+	}
+	return nil, nil
+}
+
+// resolve makes every path absolute, relative to dir.
+func (c *Config) resolve(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&c.StateDir)
+	for i := range c.Trust.Keys {
+		abs(&c.Trust.Keys[i])
+	}
+	for name, s := range c.Slots {
+		abs(&s.A)
+		abs(&s.B)
+		abs(&s.Dir)
+		c.Slots[name] = s
+	}
+	abs(&c.Boot.Path)
+	if c.Boot.Cmdline != "none" {
+		abs(&c.Boot.Cmdline)
+	}
+}
+
+// keyLine finds the line where key is set, for errors about values that
+// parsed but make no sense: the first "name =" after the key's table
+// header, or the header itself. It returns 0 when it cannot tell.
+func keyLine(src []byte, key toml.Key) int {
+	if len(key) == 0 {
+		return 0
+	}
+	table, last := key[:len(key)-1], key[len(key)-1]
+	header := "[" + table.String() + "]"
+	inTable := len(table) == 0
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "[") {
+			h := strings.Join(strings.Fields(line), "")
+			if h == "["+key.String()+"]" {
+				return n
+			}
+			inTable = h == header
+			continue
+		}
+		if inTable {
+			if name, _, ok := strings.Cut(line, "="); ok && strings.Trim(strings.TrimSpace(name), `"`) == last {
+				return n
+			}
+		}
+	}
+	return 0
+}

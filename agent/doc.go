@@ -1,0 +1,87 @@
+// Package agent is the device side of ferry: it installs a bundle into the
+// inactive A/B slot (and files targets), drives the boot protocol of
+// package bootenv, and commits or rolls back, surviving a power cut at any
+// point.
+//
+//	cfg, err := agent.LoadConfig("/etc/ferry/agent.toml")
+//	a, err := agent.Open(cfg)        // takes the state directory's lock
+//	defer a.Close()
+//	res, err := a.Install(ctx, src, "https://mirror/x.bundle")
+//	res, err = a.BootCheck(ctx)      // at every boot
+//	res, err = a.Commit()            // or a.Rollback(ctx)
+//	st, err := a.Status()
+//
+// # The state machine
+//
+// An install is recorded in a journal (STATE_DIR/journal.json) and goes
+// through these states; each is durable before the next step starts:
+//
+//	verifying   the head is read and judged: signatures and threshold
+//	            (verify.CheckHead), device type, version policy, targets,
+//	            slot devices. A refusal ends here: *RefusedError.
+//	writing     payloads stream into the inactive slot (opened without
+//	            truncation when it is a device) and beside the files trees
+//	            in use, each checked against its signed digests at its end.
+//	written     every payload is written, fsynced and verified.
+//	            Activation: files targets are switched (symlink rename),
+//	            then the boot environment asks for one try of the new slot
+//	            (bootenv.Boot.MarkTentative) -- always the last change.
+//	tentative   activated.
+//	rebooting   the reboot command was run (A/B installs). A files-only
+//	            install skips it and goes on to its health check at once.
+//	booted      the new system runs; the health checks are running.
+//	committing  they passed: bootenv.Boot.Commit (the commit point), then
+//	            STATE_DIR/installed.json, then the previous tree is kept
+//	            as DIR/previous and older ones are pruned.
+//	rolling-back the old slot and trees are selected again.
+//	committed | rolled-back | failed   the install is over.
+//
+// The installed-version record changes only when an install commits; it is
+// what the version policy compares against. Every file in the state
+// directory is replaced the durable way: write a temporary file, fsync it,
+// rename it over the old one, fsync the directory.
+//
+// # Recovery
+//
+// Every command first reconciles the journal with the boot environment,
+// with one rule per state, so the outcome of an interruption never
+// depends on timing:
+//
+//   - verifying, writing: nothing was activated (the boot environment and
+//     the files links are untouched; the inactive slot holds garbage).
+//     The install is marked failed, partial trees are removed.
+//   - written: if the boot environment already selects the new slot on
+//     trial, activation got to its last step: it is completed (links
+//     switched again) and the install becomes tentative. Otherwise
+//     whatever part of activation ran is undone and the install fails.
+//   - tentative, rebooting, booted: if the bootloader fell back (bootcount
+//     over bootlimit) the install is rolled back and recorded as "rolled
+//     back by the bootloader"; if the boot environment no longer selects
+//     the new slot, or was committed, outside ferry, the journal follows
+//     it; otherwise the trial stands and boot-check decides.
+//   - committing, rolling-back: finished; each step is idempotent.
+//
+// So after a power cut at any point the bootloader boots either the old
+// slot, or the new slot on trial with the old one complete behind it, and
+// the agent ends the install one way or the other.
+//
+// # Which slot is booted
+//
+// In order: Config.BootedSlot (ferry-agent --booted-slot); "ferry.slot=a"
+// or "=b" on the kernel command line (boot.cmdline, default /proc/cmdline),
+// which a real device's bootloader passes; otherwise what the boot
+// environment makes the bootloader boot: its slot variable, or the other
+// slot once bootcount exceeds bootlimit (an unset variable means a). The
+// last is the simulation's view: with file slots nothing really reboots, so
+// "rebooting" is the reboot command having run, and the next command sees
+// the new slot as booted.
+//
+// # Payloads
+//
+// A payload's target names a [slots.NAME] table. rootfs payloads go to an
+// A/B pair (a and b: block devices or files); files payloads to a
+// directory laid out as DIR/current -> releases/NAME, with the new tree
+// extracted beside the old one and switched in by renaming a new symlink
+// over current. module payloads (Mender update modules) are refused for
+// now with ErrModuleUnsupported.
+package agent

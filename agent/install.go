@@ -1,0 +1,290 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/verify"
+)
+
+// Result says where an install, commit, rollback or boot check left the
+// device.
+type Result struct {
+	Bundle  string `json:"bundle,omitempty"`
+	Version string `json:"version,omitempty"`
+	State   State  `json:"state"`
+	// Slot is the slot the boot environment now selects ("" without A/B
+	// payloads).
+	Slot string `json:"slot,omitempty"`
+	// Rebooting is set when the reboot command was run.
+	Rebooting bool `json:"rebooting"`
+	// Message says what happened, for people.
+	Message string `json:"message"`
+}
+
+func (a *Agent) result(j *Journal, msg string) *Result {
+	r := &Result{Bundle: j.Bundle, Version: j.Version, State: j.State, Message: msg}
+	if j.ToSlot != "" {
+		r.Slot = j.FromSlot
+		if j.State.Pending() || j.State == StateWritten || j.State == StateCommitted || j.State == StateCommitting {
+			r.Slot = j.ToSlot
+		}
+	}
+	return r
+}
+
+// Install installs the bundle read from src in one pass. origin names the
+// source in the journal. The bundle's head is judged (signatures,
+// threshold, device type, version policy, targets) before a payload byte is
+// written; each payload then streams into the inactive slot or beside the
+// files tree in use, hashed on the way; only when every payload is written,
+// synced and verified is anything activated. A bundle with an A/B payload
+// then asks for one try of the new slot and runs the reboot command; one
+// without runs the health checks at once and commits or rolls back.
+//
+// A refused bundle fails with a *RefusedError; in every failure before
+// activation nothing the device boots or runs has changed.
+func (a *Agent) Install(ctx context.Context, src io.Reader, origin string) (*Result, error) {
+	if err := a.reconcile(); err != nil {
+		return nil, fmt.Errorf("install: %w", err)
+	}
+	if a.j != nil && !a.j.State.Terminal() {
+		return nil, fmt.Errorf("install: %w: %s is %s; run boot-check, commit or rollback first", ErrPending, a.j.name(), a.j.State)
+	}
+	st, err := a.boot.State()
+	if err != nil {
+		return nil, fmt.Errorf("install: %w", err)
+	}
+	if st.UpgradeAvailable {
+		return nil, fmt.Errorf("install: %w: slot %s is on trial (upgrade_available=1) but no install is pending; run rollback to end the trial", ErrUnknownBootState, st.Slot)
+	}
+	booted, _, err := a.bootedSlot(st)
+	if err != nil {
+		return nil, fmt.Errorf("install: %w", err)
+	}
+	j := newJournal(origin, booted)
+	if err := a.transition(j, StateVerifying); err != nil {
+		return nil, fmt.Errorf("install: %w", err)
+	}
+	targets, br, err := a.checkHead(src, j)
+	if br != nil {
+		defer br.Close()
+	}
+	if err != nil {
+		return nil, a.fail(j, err)
+	}
+	if err := a.transition(j, StateWriting); err != nil {
+		return nil, a.fail(j, err)
+	}
+	if err := a.writePayloads(ctx, br, targets); err != nil {
+		a.discardTrees(j)
+		return nil, a.fail(j, err)
+	}
+	if err := a.transition(j, StateWritten); err != nil {
+		a.discardTrees(j)
+		return nil, a.fail(j, err)
+	}
+	if err := a.activate(j); err != nil {
+		if uerr := a.undoActivation(j); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+		return nil, a.fail(j, fmt.Errorf("activate: %w", err))
+	}
+	if err := a.transition(j, StateTentative); err != nil {
+		return nil, fmt.Errorf("install %s: %w", j.name(), err)
+	}
+	if j.NeedsReboot {
+		if err := a.transition(j, StateRebooting); err != nil {
+			return nil, fmt.Errorf("install %s: %w", j.name(), err)
+		}
+		a.logf("installed %s into slot %s; rebooting to try it", j.name(), j.ToSlot)
+		if err := a.reboot(ctx); err != nil {
+			return a.result(j, "installed; the reboot command failed, reboot to try the new slot"), fmt.Errorf("install %s: %w", j.name(), err)
+		}
+		return withReboot(a.result(j, fmt.Sprintf("installed %s into slot %s; rebooting to try it", j.name(), j.ToSlot))), nil
+	}
+	return a.check(ctx, j, booted)
+}
+
+func withReboot(r *Result) *Result {
+	r.Rebooting = true
+	return r
+}
+
+// checkHead reads the bundle's head and judges it; it returns the payload
+// targets and the reader positioned at the first payload.
+func (a *Agent) checkHead(src io.Reader, j *Journal) ([]target, *bundle.Reader, error) {
+	br, err := bundle.NewReader(src)
+	if err != nil {
+		return nil, nil, &RefusedError{Err: err}
+	}
+	c := br.Config()
+	j.Bundle, j.Version, j.Manifest = c.Name, c.Version, br.ManifestDigest()
+	policy := verify.Policy{Keys: a.keys, Threshold: a.cfg.Trust.Threshold, DeviceType: a.cfg.DeviceType}
+	if _, err := verify.CheckHead(br, policy); err != nil {
+		return nil, br, &RefusedError{Bundle: j.name(), Err: err}
+	}
+	if err := a.checkVersion(c.Version); err != nil {
+		return nil, br, &RefusedError{Bundle: j.name(), Err: err}
+	}
+	targets, err := a.plan(c, j)
+	return targets, br, err
+}
+
+// checkVersion applies the version policy against the installed record.
+func (a *Agent) checkVersion(v string) error {
+	in, err := a.installed()
+	if err != nil {
+		return fmt.Errorf("read installed version: %w", err)
+	}
+	if in == nil {
+		return nil
+	}
+	switch c := bundle.CompareVersions(v, in.Version); {
+	case c < 0 && !a.cfg.Policy.AllowDowngrade:
+		return fmt.Errorf("%s < installed %s: %w", v, in.Version, ErrDowngrade)
+	case c == 0 && !a.cfg.Policy.AllowSameVersion:
+		return fmt.Errorf("%s = installed %s: %w", v, in.Version, ErrSameVersion)
+	}
+	return nil
+}
+
+// writePayloads streams every payload to its target. Each payload's
+// digests are checked at its end, before the next one starts.
+func (a *Agent) writePayloads(ctx context.Context, br *bundle.Reader, targets []target) error {
+	var total int64
+	for _, t := range targets {
+		p, err := br.Next()
+		if err != nil {
+			return &RefusedError{Err: err}
+		}
+		r := &progressReader{ctx: ctx, r: p, total: &total, faults: a.cfg.Faults}
+		switch {
+		case t.device != "":
+			a.logf("writing payload %s (%d bytes) to %s", p.Name, p.Size, t.device)
+			err = writeSlot(t.device, r)
+			if err != nil {
+				err = fmt.Errorf("payload %s into %s: %w", p.Name, t.device, err)
+			}
+		case t.tree != nil:
+			a.logf("extracting payload %s to %s/%s/%s", p.Name, t.tree.Dir, releasesDir, t.tree.New)
+			err = extractTree(t.tree, r)
+			if err != nil {
+				err = fmt.Errorf("payload %s into %s: %w", p.Name, t.tree.Dir, err)
+			}
+		}
+		if err != nil {
+			var be *bundle.Error
+			if errors.As(err, &be) {
+				return &RefusedError{Err: err}
+			}
+			return err
+		}
+	}
+	if _, err := br.Next(); err != io.EOF {
+		if err == nil {
+			err = errors.New("more payloads than planned")
+		}
+		return &RefusedError{Err: err}
+	}
+	return nil
+}
+
+// progressReader stops at a cancelled context and reports bytes to the
+// fault hooks.
+type progressReader struct {
+	ctx    context.Context
+	r      io.Reader
+	total  *int64
+	faults *Faults
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	if err := p.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := p.r.Read(b)
+	*p.total += int64(n)
+	if n > 0 && p.faults != nil && p.faults.Wrote != nil {
+		p.faults.Wrote(*p.total)
+	}
+	return n, err
+}
+
+// activate switches the files targets, then asks the bootloader to try
+// the new slot: the boot environment is the last thing changed, so once it
+// selects the new slot everything else is in place.
+func (a *Agent) activate(j *Journal) error {
+	for _, ts := range j.Trees {
+		if err := setLink(ts.Dir, currentLink, ts.New); err != nil {
+			return fmt.Errorf("switch %s to %s: %w", ts.Dir, ts.New, err)
+		}
+	}
+	if j.ToSlot != "" {
+		if err := a.boot.MarkTentative(j.ToSlot); err != nil {
+			return err
+		}
+	}
+	a.reached("activated")
+	return nil
+}
+
+// undoActivation puts back what activate changed, whatever part of it ran.
+func (a *Agent) undoActivation(j *Journal) error {
+	var errs []error
+	if j.ToSlot != "" {
+		if st, err := a.boot.State(); err != nil {
+			errs = append(errs, err)
+		} else if st.Slot != j.FromSlot || st.UpgradeAvailable {
+			errs = append(errs, a.boot.Rollback(j.FromSlot))
+		}
+	}
+	errs = append(errs, a.restoreTrees(j))
+	return errors.Join(errs...)
+}
+
+// restoreTrees points every files target back at its old tree and removes
+// the new one.
+func (a *Agent) restoreTrees(j *Journal) error {
+	var errs []error
+	for _, ts := range j.Trees {
+		if err := setLink(ts.Dir, currentLink, ts.Old); err != nil {
+			errs = append(errs, fmt.Errorf("switch %s back to %q: %w", ts.Dir, ts.Old, err))
+		}
+	}
+	if len(errs) == 0 {
+		a.discardTrees(j)
+	}
+	return errors.Join(errs...)
+}
+
+// discardTrees removes the new trees of an install that did not happen,
+// and partial extractions. Failing to is harmless: they are never current.
+func (a *Agent) discardTrees(j *Journal) {
+	for _, ts := range j.Trees {
+		if err := pruneReleases(ts.Dir, ts.Old, releaseOf(ts.Dir, previousLink)); err != nil {
+			a.logf("warning: cleaning %s: %v", ts.Dir, err)
+		}
+	}
+}
+
+// fail ends an install that activated nothing.
+func (a *Agent) fail(j *Journal, err error) error {
+	var re *RefusedError
+	if errors.As(err, &re) {
+		j.Refused = true
+		if re.Bundle == "" && j.Bundle != "" {
+			re.Bundle = j.name()
+		}
+	}
+	if ferr := a.finish(j, StateFailed, oneLine(err)); ferr != nil {
+		err = errors.Join(err, ferr)
+	}
+	if re != nil {
+		return err
+	}
+	return fmt.Errorf("install %s: %w", j.name(), err)
+}

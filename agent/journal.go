@@ -1,0 +1,175 @@
+package agent
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// State is a state of the install state machine (see doc.go).
+type State string
+
+// The states, in the order an install goes through them.
+const (
+	StateIdle        State = "idle"         // no install was ever journaled
+	StateVerifying   State = "verifying"    // reading and judging the bundle's head
+	StateWriting     State = "writing"      // streaming payloads into the inactive slot
+	StateWritten     State = "written"      // every payload written, synced and verified
+	StateTentative   State = "tentative"    // boot env set to try the new slot once
+	StateRebooting   State = "rebooting"    // reboot command run
+	StateBooted      State = "booted"       // new slot booted, health checks running
+	StateCommitting  State = "committing"   // health checks passed, making it permanent
+	StateRollingBack State = "rolling-back" // returning to the old slot
+	StateCommitted   State = "committed"    // done: the new version is installed
+	StateRolledBack  State = "rolled-back"  // done: the old version runs again
+	StateFailed      State = "failed"       // done: refused or failed before activation
+)
+
+// Terminal reports whether s ends an install.
+func (s State) Terminal() bool {
+	return s == StateIdle || s == StateCommitted || s == StateRolledBack || s == StateFailed
+}
+
+// Pending reports whether s is an activated install awaiting its
+// boot, health check, commit or rollback.
+func (s State) Pending() bool {
+	return s == StateTentative || s == StateRebooting || s == StateBooted
+}
+
+// TreeSwitch records how a files target is switched: DIR/current points at
+// releases/Old before and releases/New after.
+type TreeSwitch struct {
+	Target string `json:"target"`
+	Dir    string `json:"dir"`
+	Old    string `json:"old,omitempty"` // "" when there was no current tree
+	New    string `json:"new"`
+}
+
+// Transition is one entry of an install's history.
+type Transition struct {
+	State State     `json:"state"`
+	At    time.Time `json:"at"`
+}
+
+// Journal is the durable record of one install: the one in progress or
+// the last one.
+type Journal struct {
+	ID       string        `json:"id"`
+	State    State         `json:"state"`
+	Origin   string        `json:"origin"`
+	Bundle   string        `json:"bundle,omitempty"`
+	Version  string        `json:"version,omitempty"`
+	Manifest digest.Digest `json:"manifest,omitempty"`
+	// FromSlot is the slot that ran when the install started, ToSlot the
+	// one written ("" when the bundle has no A/B payload).
+	FromSlot    string       `json:"fromSlot"`
+	ToSlot      string       `json:"toSlot,omitempty"`
+	NeedsReboot bool         `json:"needsReboot"`
+	Trees       []TreeSwitch `json:"trees,omitempty"`
+	// Result says how a finished install ended, for people.
+	Result  string       `json:"result,omitempty"`
+	Refused bool         `json:"refused,omitempty"`
+	History []Transition `json:"history"`
+}
+
+// Installed is the record of the committed version.
+type Installed struct {
+	Bundle   string        `json:"bundle"`
+	Version  string        `json:"version"`
+	Manifest digest.Digest `json:"manifest"`
+	Slot     string        `json:"slot,omitempty"`
+	At       time.Time     `json:"at"`
+}
+
+const (
+	journalFile   = "journal.json"
+	installedFile = "installed.json"
+	lockFile      = "lock"
+)
+
+func newJournal(origin, fromSlot string) *Journal {
+	var b [8]byte
+	rand.Read(b[:])
+	return &Journal{ID: hex.EncodeToString(b[:]), Origin: origin, FromSlot: fromSlot}
+}
+
+func (j *Journal) name() string {
+	if j.Bundle == "" {
+		return j.Origin
+	}
+	return j.Bundle + " " + j.Version
+}
+
+// readJSON decodes path into v; it reports false when path does not exist.
+func readJSON(path string, v any) (bool, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("%s is corrupt: %w", path, err)
+	}
+	return true, nil
+}
+
+// writeJSON replaces path with v durably.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'))
+}
+
+// writeFileAtomic replaces path so that after a power cut it holds the old
+// or the new content: write a temporary file beside it, fsync it, rename it
+// over path, fsync the directory.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}

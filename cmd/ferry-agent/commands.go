@@ -1,0 +1,189 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-update/ferry/agent"
+)
+
+func newInstallCommand(s *streams, g *globalOptions) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "install SOURCE",
+		Short: "Install a bundle from a file, - (stdin) or an http(s) URL",
+		Long: `Install a bundle in one streaming pass. Its signatures, device type and
+version are checked before a payload byte is written; each payload streams
+into the inactive slot, hashed on the way, and only a fully written and
+verified update is activated. An A/B update then runs the reboot command;
+boot-check finishes it after the reboot. An http(s) download resumes with
+Range requests when the connection drops.`,
+		Args: args(1, "a bundle FILE, - or an http(s) URL"),
+		RunE: func(c *cobra.Command, a []string) error {
+			return withAgent(s, g, func(ag *agent.Agent) error {
+				src, err := agent.OpenSource(c.Context(), a[0], s.in)
+				if err != nil {
+					return err
+				}
+				defer src.Close()
+				r, err := ag.Install(c.Context(), src, a[0])
+				return report(s, asJSON, r, err)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func newBootCheckCommand(s *streams, g *globalOptions) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "boot-check",
+		Short: "At boot: health-check a new slot on trial, then commit or roll back and reboot",
+		Long: `Run at every boot (e.g. from a systemd unit after the system is up). When
+the device runs an update on trial, run the health checks: commit when all
+pass, roll back and reboot into the old slot when one fails or times out.
+A fallback the bootloader already made (bootcount over bootlimit) is
+recorded. Otherwise there is nothing to do.`,
+		Args: args(0, "no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			return withAgent(s, g, func(ag *agent.Agent) error {
+				r, err := ag.BootCheck(c.Context())
+				return report(s, asJSON, r, err)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func newCommitCommand(s *streams, g *globalOptions) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "commit",
+		Short: "Make the update on trial permanent, without health checks",
+		Args:  args(0, "no arguments"),
+		RunE: func(_ *cobra.Command, _ []string) error {
+			return withAgent(s, g, func(ag *agent.Agent) error {
+				r, err := ag.Commit()
+				return report(s, asJSON, r, err)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func newRollbackCommand(s *streams, g *globalOptions) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "rollback",
+		Short: "Abandon the update on trial: select the old slot again (and reboot into it)",
+		Args:  args(0, "no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			return withAgent(s, g, func(ag *agent.Agent) error {
+				r, err := ag.Rollback(c.Context())
+				return report(s, asJSON, r, err)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func newStatusCommand(s *streams, g *globalOptions) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show slots, installed version, boot state and the last install",
+		Args:  args(0, "no arguments"),
+		RunE: func(_ *cobra.Command, _ []string) error {
+			return withAgent(s, g, func(ag *agent.Agent) error {
+				st, err := ag.Status()
+				if asJSON {
+					out := struct {
+						*agent.Status
+						Error string `json:"error,omitempty"`
+					}{Status: st}
+					if err != nil {
+						out.Error = err.Error()
+					}
+					enc := json.NewEncoder(s.out)
+					enc.SetIndent("", "  ")
+					return errors.Join(err, enc.Encode(out))
+				}
+				printStatus(s, st)
+				return err
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	return cmd
+}
+
+func printStatus(s *streams, st *agent.Status) {
+	w := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	defer w.Flush()
+	fmt.Fprintf(w, "device type\t%s\n", st.DeviceType)
+	if in := st.Installed; in != nil {
+		fmt.Fprintf(w, "installed\t%s %s (slot %s, committed %s)\n", in.Bundle, in.Version, orNone(in.Slot), in.At.Format("2006-01-02 15:04:05Z"))
+	} else {
+		fmt.Fprintf(w, "installed\tnothing recorded\n")
+	}
+	if st.BootedSlot != "" {
+		fmt.Fprintf(w, "booted slot\t%s (from the %s)\n", st.BootedSlot, st.BootedFrom)
+	}
+	if b := st.Boot; b != nil {
+		fmt.Fprintf(w, "boot env\tslot=%s upgrade_available=%t bootcount=%d bootlimit=%d", orNone(b.Slot), b.UpgradeAvailable, b.BootCount, b.BootLimit)
+		if b.FallbackDetected {
+			fmt.Fprintf(w, " (bootloader fell back)")
+		}
+		fmt.Fprintln(w)
+		if b.UpgradeAvailable && !b.FallbackDetected {
+			fmt.Fprintf(w, "trial\tslot %s is tentative: the bootloader tries it %d more time(s), then falls back\n", b.Slot, b.BootLimit-b.BootCount)
+		}
+	}
+	for _, sl := range st.Slots {
+		if sl.Dir != "" {
+			fmt.Fprintf(w, "target %s\t%s (current: %s)\n", sl.Name, sl.Dir, orNone(sl.Current))
+		} else {
+			fmt.Fprintf(w, "slots %s\ta=%s b=%s\n", sl.Name, sl.A, sl.B)
+		}
+	}
+	j := st.Install
+	if j == nil {
+		fmt.Fprintf(w, "state\tidle\n")
+		return
+	}
+	fmt.Fprintf(w, "state\t%s\n", j.State)
+	what := j.Origin
+	if j.Bundle != "" {
+		what = fmt.Sprintf("%s %s from %s", j.Bundle, j.Version, j.Origin)
+	}
+	if j.ToSlot != "" {
+		what += fmt.Sprintf(" (slot %s -> %s)", j.FromSlot, j.ToSlot)
+	}
+	fmt.Fprintf(w, "install\t%s\n", what)
+	if j.Result != "" {
+		fmt.Fprintf(w, "result\t%s\n", j.Result)
+	}
+	if st.Pending {
+		next := "run boot-check (or commit) once it has rebooted into the new slot, or rollback"
+		if j.State == agent.StateTentative && j.NeedsReboot {
+			next = "reboot to try the new slot"
+		}
+		fmt.Fprintf(w, "next\t%s\n", next)
+	}
+}
+
+func orNone(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "none"
+	}
+	return s
+}

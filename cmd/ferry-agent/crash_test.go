@@ -1,0 +1,238 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferry-update/ferry/agent"
+	"github.com/ferry-update/ferry/agent/bootenv"
+)
+
+const (
+	factoryImage = "factory system, healthy\n"
+	crashConfig  = `device_type = "sim-board"
+state_dir = "state"
+reboot_command = "touch rebooted"
+[trust]
+keys = ["release.pub"]
+[slots.rootfs]
+a = "slot-a.img"
+b = "slot-b.img"
+[boot]
+backend = "file"
+path = "bootenv"
+cmdline = "none"
+[health]
+commands = ["grep -q healthy slot-$FERRY_SLOT.img"]
+`
+)
+
+// crashDevice is a simulated device for the crash tests, driven through
+// the real ferry-agent binary (the test binary, see TestMain).
+type crashDevice struct {
+	t    *testing.T
+	dir  string
+	boot bootenv.Boot
+}
+
+func newCrashDevice(t *testing.T, image string) (*crashDevice, string) {
+	d := &crashDevice{t: t, dir: t.TempDir()}
+	d.boot = bootenv.Boot{Store: &bootenv.FileEnv{Path: d.path("bootenv")}}
+	for name, content := range map[string]string{
+		"agent.toml": crashConfig,
+		"bootenv":    "bootcmd=run ferry_boot\nferry_slot=a\n",
+		"slot-a.img": factoryImage,
+		"slot-b.img": "",
+		"new.img":    image,
+	} {
+		if err := os.WriteFile(d.path(name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.tool("mkkey", "release")
+	d.tool("mkbundle", "-o", "new.bundle", "-version", "1.0.0", "-key", "release.key", "-rootfs", "new.img")
+	return d, image
+}
+
+func (d *crashDevice) path(name string) string { return filepath.Join(d.dir, name) }
+
+func (d *crashDevice) read(name string) string {
+	b, _ := os.ReadFile(d.path(name))
+	return string(b)
+}
+
+func (d *crashDevice) tool(name string, args ...string) {
+	d.t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = d.dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		d.t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+}
+
+// agent runs ferry-agent with env; killed reports a SIGKILL.
+func (d *crashDevice) agent(env []string, args ...string) (killed bool, out string) {
+	cmd := exec.Command("ferry-agent", append([]string{"-c", "agent.toml"}, args...)...)
+	cmd.Dir = d.dir
+	cmd.Env = append(os.Environ(), env...)
+	b, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() == -1 {
+		return true, string(b)
+	}
+	return false, string(b)
+}
+
+// powerCycle is what the bootloader does at power-on: count an attempt
+// at a slot on trial. It returns the slot it boots.
+func (d *crashDevice) powerCycle() string {
+	d.t.Helper()
+	vars, err := d.boot.Store.Load()
+	if err != nil {
+		d.t.Fatalf("bootloader: %v", err)
+	}
+	if vars[bootenv.UpgradeAvailableVar] == "1" {
+		var n int
+		fmt.Sscan(vars[bootenv.BootCountVar], &n)
+		vars[bootenv.BootCountVar] = fmt.Sprint(n + 1)
+		if err := d.boot.Store.Save(vars); err != nil {
+			d.t.Fatal(err)
+		}
+	}
+	st, err := d.boot.State()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	os.Remove(d.path("rebooted"))
+	return st.BootedSlot()
+}
+
+// checkBootable asserts that the slot booted holds a complete system,
+// and so does the slot the bootloader would fall back to.
+func (d *crashDevice) checkBootable(when, image string) {
+	d.t.Helper()
+	st, err := d.boot.State()
+	if err != nil {
+		d.t.Fatalf("%s: boot env: %v", when, err)
+	}
+	good := map[string]string{"a": factoryImage, "b": image}
+	slots := []string{st.BootedSlot()}
+	if st.UpgradeAvailable && !st.FallbackDetected {
+		slots = append(slots, bootenv.OtherSlot(st.Slot))
+	}
+	for _, s := range slots {
+		if got := d.read("slot-" + s + ".img"); got != good[s] {
+			d.t.Fatalf("%s: boot env %+v: slot %s holds %q, not a complete system", when, st, s, trim(got))
+		}
+	}
+}
+
+func trim(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+// TestCrash kills ferry-agent (SIGKILL) at every durable point of an
+// install and of the boot check, and in the middle of writing the slot,
+// then powers the simulated device on and runs boot-check until it has
+// nothing left to do. The device must boot a complete system after every
+// power cut, and the install must end the same way every time for a given
+// point: committed, or undone.
+func TestCrash(t *testing.T) {
+	healthy := "system 1.0.0, healthy\n" + strings.Repeat("block of the new root filesystem\n", 20000)
+	broken := "system 1.0.0, broken\n" + strings.Repeat("block of the new root filesystem\n", 20000)
+	for _, tc := range []struct {
+		point     string // a crash point, or "bytes" for mid-write
+		image     string
+		inInstall bool
+		want      agent.State
+		wantSlot  string
+	}{
+		{"verifying", healthy, true, agent.StateFailed, "a"},
+		{"writing", healthy, true, agent.StateFailed, "a"},
+		{"bytes", healthy, true, agent.StateFailed, "a"},
+		{"written", healthy, true, agent.StateFailed, "a"},
+		{"activated", healthy, true, agent.StateCommitted, "b"},
+		{"tentative", healthy, true, agent.StateCommitted, "b"},
+		{"rebooting", healthy, true, agent.StateCommitted, "b"},
+		// A power cut during the health check costs the trial its one
+		// attempt: the bootloader falls back.
+		{"booted", healthy, false, agent.StateRolledBack, "a"},
+		{"committing", healthy, false, agent.StateRolledBack, "a"},
+		{"env-committed", healthy, false, agent.StateCommitted, "b"},
+		{"recorded", healthy, false, agent.StateCommitted, "b"},
+		{"committed", healthy, false, agent.StateCommitted, "b"},
+		{"rolling-back", broken, false, agent.StateRolledBack, "a"},
+		{"env-rolled-back", broken, false, agent.StateRolledBack, "a"},
+		{"rolled-back", broken, false, agent.StateRolledBack, "a"},
+	} {
+		t.Run(tc.point, func(t *testing.T) {
+			d, image := newCrashDevice(t, tc.image)
+			crash := []string{crashAtEnv + "=" + tc.point}
+			if tc.point == "bytes" {
+				crash = []string{crashAfterEnv + "=" + fmt.Sprint(len(image)/2)}
+			}
+			installEnv, checkEnv := crash, []string(nil)
+			if !tc.inInstall {
+				installEnv, checkEnv = nil, crash
+			}
+			killed, out := d.agent(installEnv, "install", "new.bundle")
+			if killed != tc.inInstall {
+				t.Fatalf("install killed=%t, want %t:\n%s", killed, tc.inInstall, out)
+			}
+			d.checkBootable("after install", image)
+			if !tc.inInstall {
+				d.powerCycle()
+				d.checkBootable("after the install's reboot", image)
+				if killed, out := d.agent(checkEnv, "boot-check"); !killed {
+					t.Fatalf("boot-check was not killed:\n%s", out)
+				}
+				d.checkBootable("after the crash", image)
+			}
+			// Power on, boot-check, and again while it asks to reboot.
+			for i := 0; ; i++ {
+				d.powerCycle()
+				d.checkBootable(fmt.Sprintf("power-on %d", i+1), image)
+				if killed, out := d.agent(nil, "boot-check"); killed {
+					t.Fatalf("boot-check killed:\n%s", out)
+				}
+				if _, err := os.Stat(d.path("rebooted")); err != nil || i == 3 {
+					break
+				}
+			}
+			st, err := d.boot.State()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var j agent.Journal
+			if b, err := os.ReadFile(d.path("state/journal.json")); err == nil {
+				agentJournal(t, b, &j)
+			}
+			if j.State != tc.want || st.Slot != tc.wantSlot || st.UpgradeAvailable {
+				t.Fatalf("ended %s (%s) with boot env %+v, want %s on slot %s", j.State, j.Result, st, tc.want, tc.wantSlot)
+			}
+			installed := d.read("state/installed.json")
+			if (tc.want == agent.StateCommitted) != strings.Contains(installed, `"version": "1.0.0"`) {
+				t.Errorf("installed record %q after %s", installed, j.State)
+			}
+			if _, out := d.agent(nil, "status"); !strings.Contains(out, "state") {
+				t.Errorf("status after recovery:\n%s", out)
+			}
+		})
+	}
+}
+
+func agentJournal(t *testing.T, b []byte, j *agent.Journal) {
+	t.Helper()
+	if err := json.Unmarshal(b, j); err != nil {
+		t.Fatalf("journal: %v", err)
+	}
+}

@@ -1,0 +1,84 @@
+// Command ferry-agent is the device side of ferry: it installs signed
+// bundles into the inactive A/B slot, checks the new system at boot and
+// commits it or rolls back. Every command is a thin layer over package
+// agent.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/ferry-update/ferry/agent"
+	"github.com/ferry-update/ferry/agent/bootenv"
+	"github.com/ferry-update/ferry/bundle"
+)
+
+// Exit codes, the same as ferry's and documented in the README: scripts
+// tell a refused bundle (3) from a failure (1).
+const (
+	exitOK       = 0
+	exitFailure  = 1
+	exitUsage    = 2
+	exitRejected = 3
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, nil)) }
+
+// run runs one command. configure, when set, adjusts the configuration
+// after it is loaded (tests use it to inject faults).
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, configure func(*agent.Config)) int {
+	cmd := newRootCommand(&streams{in: stdin, out: stdout, err: stderr, configure: configure})
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "ferry-agent: error: %v\n", err)
+	if h := hint(err); h != "" {
+		fmt.Fprintf(stderr, "ferry-agent: hint: %s\n", h)
+	}
+	return exitCode(err)
+}
+
+// usageError marks errors in how ferry-agent was called.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func exitCode(err error) int {
+	var ue usageError
+	var re *agent.RefusedError
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &re):
+		return exitRejected
+	}
+	return exitFailure
+}
+
+func hint(err error) string {
+	var ue usageError
+	var ce *agent.ConfigError
+	switch {
+	case errors.As(err, &ue):
+		return "run 'ferry-agent help' or add --help to the command"
+	case errors.As(err, &ce):
+		return "see examples/agent/ferry-agent.toml for every setting"
+	case errors.Is(err, agent.ErrDowngrade), errors.Is(err, agent.ErrSameVersion):
+		return "set allow_downgrade or allow_same_version under [policy] to permit it"
+	case errors.Is(err, bundle.ErrTruncated):
+		return "the bundle is incomplete: copy or download it again"
+	case errors.Is(err, agent.ErrPending):
+		return "run 'ferry-agent status' to see it"
+	case errors.Is(err, bootenv.ErrNoValidEnv):
+		return "the boot environment is missing or corrupt; the bootloader uses its built-in defaults. Restore it (fw_setenv, grub-editenv) before installing"
+	case errors.Is(err, agent.ErrSlotDevice):
+		return "nothing was written; fix the slot configuration or the device"
+	}
+	return ""
+}

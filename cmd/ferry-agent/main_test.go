@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/ferry-update/ferry/agent"
+	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/verify"
+)
+
+// Environment variables that make the test build of ferry-agent die by
+// SIGKILL, as a power cut would stop it: at a named point (a state name or
+// one of the points agent.Faults documents), or once a number of payload
+// bytes were written.
+const (
+	crashAtEnv    = "FERRY_AGENT_CRASH_AT"
+	crashAfterEnv = "FERRY_AGENT_CRASH_AFTER_BYTES"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"ferry-agent": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, crashFaults)) },
+		"mkkey":       func() { os.Exit(toolMain(mkkey)) },
+		"mkbundle":    func() { os.Exit(toolMain(mkbundle)) },
+	})
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata",
+		RequireExplicitExec: true,
+		Cmds:                map[string]func(*testscript.TestScript, bool, []string){"exits": exits},
+	})
+}
+
+// exits CODE PROG ARGS... runs PROG and wants exit code CODE.
+func exits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits CODE PROG [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else {
+		ts.Check(err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
+	}
+}
+
+// crashFaults installs the crash points the environment asks for.
+func crashFaults(cfg *agent.Config) {
+	at, after := os.Getenv(crashAtEnv), os.Getenv(crashAfterEnv)
+	if at == "" && after == "" {
+		return
+	}
+	limit, _ := strconv.ParseInt(after, 10, 64)
+	cfg.Faults = &agent.Faults{
+		At: func(point string) {
+			if point == at {
+				kill()
+			}
+		},
+		Wrote: func(total int64) {
+			if after != "" && total >= limit {
+				kill()
+			}
+		},
+	}
+}
+
+func kill() {
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {}
+}
+
+func toolMain(fn func(args []string) error) int {
+	if err := fn(os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", os.Args[0], err)
+		return 1
+	}
+	return 0
+}
+
+// mkkey NAME writes NAME.key (PEM private key) and NAME.pub.
+func mkkey(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("usage: mkkey NAME")
+	}
+	key, err := verify.GenerateKey(verify.ECDSAP256)
+	if err != nil {
+		return err
+	}
+	priv, err := verify.MarshalPrivateKey(key, nil)
+	if err != nil {
+		return err
+	}
+	pk, err := verify.NewPublicKey(key.Public())
+	if err != nil {
+		return err
+	}
+	pub, err := pk.PEM()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(args[0]+".key", priv, 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(args[0]+".pub", pub, 0o644)
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// mkbundle makes a signed bundle:
+//
+//	mkbundle -o OUT -version V [-key K.key]... [-device T]... [-rootfs FILE] [-files DIR] [-corrupt]
+func mkbundle(args []string) error {
+	fs := flag.NewFlagSet("mkbundle", flag.ContinueOnError)
+	var keys, devices listFlag
+	out := fs.String("o", "", "output bundle")
+	version := fs.String("version", "", "bundle version")
+	rootfs := fs.String("rootfs", "", "rootfs payload content file")
+	files := fs.String("files", "", "files payload tree (target app)")
+	corrupt := fs.Bool("corrupt", false, "flip a byte of the last payload after signing")
+	fs.Var(&keys, "key", "signing key (repeatable)")
+	fs.Var(&devices, "device", "device type (repeatable; default sim-board)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if len(devices) == 0 {
+		devices = listFlag{"sim-board"}
+	}
+	var srcs []bundle.Source
+	if *rootfs != "" {
+		f, err := os.Open(*rootfs)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		srcs = append(srcs, bundle.Source{Name: "rootfs", Type: bundle.Rootfs, Content: f})
+	}
+	if *files != "" {
+		srcs = append(srcs, bundle.Source{Name: "app", Type: bundle.Files, Target: "app", Content: bundle.TarTree(*files, time.Time{})})
+	}
+	var signers []*verify.Signer
+	for _, k := range keys {
+		b, err := os.ReadFile(k)
+		if err != nil {
+			return err
+		}
+		key, err := verify.ParsePrivateKey(b, nil)
+		if err != nil {
+			return err
+		}
+		s, err := verify.NewSigner(key, k)
+		if err != nil {
+			return err
+		}
+		signers = append(signers, s)
+	}
+	at := time.Unix(1700000000, 0)
+	opts := bundle.Options{Name: "sim-os", Version: *version, DeviceTypes: devices, Created: at}
+	opts.Sign = func(m digest.Digest) ([]bundle.Signature, error) {
+		var sigs []bundle.Signature
+		for _, s := range signers {
+			sig, err := s.Sign(m, "example.com/sim-os", at)
+			if err != nil {
+				return nil, err
+			}
+			sigs = append(sigs, sig)
+		}
+		return sigs, nil
+	}
+	if _, err := bundle.Create(*out, opts, srcs...); err != nil {
+		return err
+	}
+	if *corrupt {
+		return corruptLastPayload(*out)
+	}
+	return nil
+}
+
+// corruptLastPayload flips a byte in the middle of the last payload part,
+// which ends the archive before its 1024-byte end marker.
+func corruptLastPayload(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	r, err := bundle.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	layers := r.Manifest().Layers
+	size := layers[len(layers)-1].Size
+	end := int64(len(b)) - 1024 - (512-size%512)%512
+	b[end-size/2] ^= 0xff
+	return os.WriteFile(path, b, 0o644)
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-update/ferry/agent"
+)
+
+// streams are the command's standard streams and test hooks.
+type streams struct {
+	in        io.Reader
+	out, err  io.Writer
+	configure func(*agent.Config)
+}
+
+// globalOptions are the flags every command takes.
+type globalOptions struct {
+	config     string
+	bootedSlot string
+}
+
+func (o *globalOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.PersistentFlags()
+	f.StringVarP(&o.config, "config", "c", agent.DefaultConfigPath, "agent configuration file")
+	f.StringVar(&o.bootedSlot, "booted-slot", "", "the slot that runs (a or b), overriding the kernel command line and boot environment")
+}
+
+// open loads the configuration and opens the agent.
+func (o *globalOptions) open(s *streams) (*agent.Agent, error) {
+	if o.bootedSlot != "" && o.bootedSlot != "a" && o.bootedSlot != "b" {
+		return nil, usageError{fmt.Errorf("--booted-slot %q: want a or b", o.bootedSlot)}
+	}
+	cfg, err := agent.LoadConfig(o.config)
+	if err != nil {
+		return nil, err
+	}
+	cfg.BootedSlot = o.bootedSlot
+	cfg.Log = s.err
+	if s.configure != nil {
+		s.configure(cfg)
+	}
+	return agent.Open(cfg)
+}
+
+func newRootCommand(s *streams) *cobra.Command {
+	var g globalOptions
+	root := &cobra.Command{
+		Use:   "ferry-agent",
+		Short: "Install signed ferry bundles on this device, with A/B slots and rollback",
+		Long: `ferry-agent installs signed ferry bundles into the inactive A/B slot, asks the
+bootloader to try the new slot once, checks the new system at boot and
+commits it or rolls back. Every step is journaled, so a power cut at any
+point leaves a bootable device and an install that is finished or undone.
+
+Exit codes: 0 success, 1 failure, 2 usage error, 3 bundle refused.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(s.in)
+	root.SetOut(s.out)
+	root.SetErr(s.err)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	g.addFlags(root)
+	root.AddCommand(
+		newInstallCommand(s, &g),
+		newStatusCommand(s, &g),
+		newCommitCommand(s, &g),
+		newRollbackCommand(s, &g),
+		newBootCheckCommand(s, &g),
+	)
+	return root
+}
+
+// args checks the number of positional arguments as a usage error.
+func args(n int, names string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, a []string) error {
+		if len(a) != n {
+			return usageError{fmt.Errorf("want %s, got %d argument(s)", names, len(a))}
+		}
+		return nil
+	}
+}
+
+// withAgent opens the agent, runs fn and closes the agent.
+func withAgent(s *streams, g *globalOptions, fn func(*agent.Agent) error) error {
+	a, err := g.open(s)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return fn(a)
+}
+
+// report prints a command's result: JSON on stdout with --json, else its
+// message. The command's error, if any, is returned for the exit code.
+func report(s *streams, asJSON bool, r *agent.Result, err error) error {
+	if r == nil {
+		return err
+	}
+	if asJSON {
+		out := struct {
+			*agent.Result
+			Error string `json:"error,omitempty"`
+		}{Result: r}
+		if err != nil {
+			out.Error = err.Error()
+		}
+		enc := json.NewEncoder(s.out)
+		enc.SetIndent("", "  ")
+		return errors.Join(err, enc.Encode(out))
+	}
+	fmt.Fprintln(s.out, r.Message)
+	return err
+}
