@@ -13,6 +13,9 @@ import (
 type Policy struct {
 	Keys      []*PublicKey
 	Threshold int // distinct keys that must sign; at least 1
+	// Revoked lists key ids whose signatures never count and show as
+	// Revoked (a trust root's revoked keys; see Root.Policy).
+	Revoked []string
 	// DeviceType, when set, must be one the bundle names.
 	DeviceType string
 	// Deep also decompresses every payload and checks its content digest;
@@ -49,7 +52,7 @@ type Report struct {
 // and the device type. Nothing in the payloads may be trusted before it
 // returns nil.
 func CheckHead(r *bundle.Reader, p Policy) (*Result, error) {
-	res, err := CheckSignatures(r.ManifestDigest(), r.Signatures(), p.Keys, p.Threshold)
+	res, err := checkSignatures(r.ManifestDigest(), r.Signatures(), p.Keys, p.Threshold, p.Revoked)
 	if err != nil {
 		return res, err
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -23,6 +25,7 @@ const (
 	WrongDigest  Status = "wrong-digest"  // a valid signature over another manifest
 	Malformed    Status = "malformed"     // the payload is not a cosign payload
 	Duplicate    Status = "duplicate"     // a second valid signature by the same key
+	Revoked      Status = "revoked"       // by a key the trust root revoked; never counts
 )
 
 // SignatureResult is what CheckSignatures found out about one signature.
@@ -51,10 +54,21 @@ type ThresholdError struct {
 	Manifest digest.Digest
 	Have     int
 	Need     int
+	// Revoked lists the revoked keys that signed; their signatures did not
+	// count.
+	Revoked []string
 }
 
 func (e *ThresholdError) Error() string {
-	return fmt.Sprintf("manifest %s: %d valid signature(s) from trusted keys, %d required", e.Manifest, e.Have, e.Need)
+	msg := fmt.Sprintf("manifest %s: %d valid signature(s) from trusted keys, %d required", e.Manifest, e.Have, e.Need)
+	if len(e.Revoked) > 0 {
+		ids := make([]string, len(e.Revoked))
+		for i, id := range e.Revoked {
+			ids[i] = short(id)
+		}
+		msg += fmt.Sprintf("; signature(s) by revoked key(s) %s do not count", strings.Join(ids, ", "))
+	}
+	return msg
 }
 
 // ErrNoKeys is returned when there is nothing to check signatures against.
@@ -64,6 +78,12 @@ var ErrNoKeys = errors.New("no trusted public keys given")
 // per-signature verdicts and, when fewer than threshold distinct keys made a
 // valid signature, a *ThresholdError.
 func CheckSignatures(manifest digest.Digest, sigs []bundle.Signature, keys []*PublicKey, threshold int) (*Result, error) {
+	return checkSignatures(manifest, sigs, keys, threshold, nil)
+}
+
+// checkSignatures is CheckSignatures where the keys listed in revoked never
+// count: a signature by one has status Revoked.
+func checkSignatures(manifest digest.Digest, sigs []bundle.Signature, keys []*PublicKey, threshold int, revoked []string) (*Result, error) {
 	if len(keys) == 0 {
 		return nil, ErrNoKeys
 	}
@@ -75,8 +95,15 @@ func CheckSignatures(manifest digest.Digest, sigs []bundle.Signature, keys []*Pu
 	}
 	res := &Result{Manifest: manifest, Threshold: threshold}
 	seen := map[string]bool{}
+	var revokedSigners []string
 	for _, s := range sigs {
 		r := checkOne(manifest, s, keys)
+		if slices.Contains(revoked, r.KeyID) && r.Status != Malformed && r.Status != BadSignature {
+			r = revokedResult(r)
+			if !slices.Contains(revokedSigners, r.KeyID) {
+				revokedSigners = append(revokedSigners, r.KeyID)
+			}
+		}
 		if r.Status == Valid {
 			if seen[r.KeyID] {
 				r.Status = Duplicate
@@ -88,9 +115,22 @@ func CheckSignatures(manifest digest.Digest, sigs []bundle.Signature, keys []*Pu
 		res.Signatures = append(res.Signatures, r)
 	}
 	if !res.OK() {
-		return res, &ThresholdError{Manifest: manifest, Have: res.ValidKeys, Need: threshold}
+		return res, &ThresholdError{Manifest: manifest, Have: res.ValidKeys, Need: threshold, Revoked: revokedSigners}
 	}
 	return res, nil
+}
+
+// revokedResult turns the verdict on a signature by a revoked key into
+// Revoked. A valid signature (or one over another manifest) was made by the
+// key; an unknown-key one only claims it, the key being no longer listed.
+func revokedResult(r SignatureResult) SignatureResult {
+	if r.Status == UnknownKey {
+		r.Reason = "signed by key " + short(r.KeyID) + ", which the trust root revoked (signature not checked)"
+	} else {
+		r.Reason = "key " + short(r.KeyID) + " was revoked by the trust root"
+	}
+	r.Status = Revoked
+	return r
 }
 
 func checkOne(manifest digest.Digest, s bundle.Signature, keys []*PublicKey) SignatureResult {

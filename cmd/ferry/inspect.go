@@ -141,7 +141,7 @@ nothing is written unless they meet the threshold.`,
 				return fmt.Errorf("extract %s: %w", a[0], err)
 			}
 			defer r.Close()
-			if len(policy.keys) > 0 {
+			if len(policy.keys) > 0 || policy.trust != "" {
 				p, err := policy.policy()
 				if err != nil {
 					return err
@@ -150,7 +150,7 @@ nothing is written unless they meet the threshold.`,
 					return fmt.Errorf("extract %s: %w", a[0], err)
 				}
 			} else {
-				fmt.Fprintln(s.err, "ferry: warning: no --key given: payload digests are checked, signatures are not")
+				fmt.Fprintln(s.err, "ferry: warning: no --key or --trust given: payload digests are checked, signatures are not")
 			}
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err

@@ -66,11 +66,14 @@ var errRejected = errors.New("bundle rejected")
 func hint(err error) string {
 	var te *verify.ThresholdError
 	var ue usageError
+	var re *verify.RootError
 	switch {
 	case errors.Is(err, verify.ErrEncryptedKey):
 		return "set FERRY_KEY_PASSPHRASE or run from a terminal to be asked for it"
 	case errors.As(err, &te):
-		return "sign with more trusted keys (ferry bundle sign FILE --key KEY) or pass the right public keys with --key"
+		return "sign with more trusted keys (ferry bundle sign FILE --key KEY), or check against the right keys (--key PUB or --trust ROOT)"
+	case errors.As(err, &re) && re.Kind == verify.RootExpired:
+		return "renew the root: ferry trust sign, or a new version signed by the root role"
 	case errors.Is(err, bundle.ErrTruncated):
 		return "the file is incomplete: copy or download it again"
 	case errors.As(err, &ue):

@@ -34,6 +34,7 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newPushCommand(s),
 		newPullCommand(s),
 		newMirrorCommand(s),
+		newTrustCommand(s),
 	)
 	return root
 }

@@ -12,6 +12,7 @@ import (
 
 type policyOptions struct {
 	keys       []string
+	trust      string // a trust root: keys and threshold from its release role
 	threshold  int
 	deviceType string
 	deep       bool
@@ -20,11 +21,15 @@ type policyOptions struct {
 func (o *policyOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringArrayVarP(&o.keys, "key", "k", nil, "trusted public key (PEM; repeatable)")
+	f.StringVar(&o.trust, "trust", "", "trust root (JSON) instead of --key: its release role's keys and threshold; revoked keys never count")
 	f.IntVar(&o.threshold, "threshold", 1, "distinct trusted keys that must have signed")
 	f.StringVarP(&o.deviceType, "device-type", "d", "", "refuse the bundle unless it fits this device type")
 }
 
 func (o *policyOptions) policy() (verify.Policy, error) {
+	if o.trust != "" {
+		return o.trustPolicy()
+	}
 	if len(o.keys) == 0 {
 		return verify.Policy{}, usageError{errors.New("at least one --key is required")}
 	}
@@ -44,7 +49,7 @@ func newVerifyCommand(s *streams) *cobra.Command {
 		asJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "verify FILE --key PUB [--threshold N] [--device-type T]",
+		Use:   "verify FILE (--key PUB [--threshold N] | --trust ROOT) [--device-type T]",
 		Short: "Check a bundle's signatures, device type and every payload digest in one pass",
 		Long: `Check a bundle in one streaming pass: the signatures over the manifest against
 the trusted keys and threshold, the device type, then every payload part

@@ -1,0 +1,786 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-update/ferry/verify"
+)
+
+func newTrustCommand(s *streams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "trust",
+		Short: "Make, change and check trust roots: keys, roles, thresholds, revocation",
+		Long: `A trust root is a signed JSON document (verify/TRUST.md) naming the keys a
+device trusts, the role of each (root, release, mirror), how many must sign
+(the threshold), a version and an expiry. Each change makes the next version,
+which devices accept only when it is signed by a threshold of the previous
+version's root keys and of its own.
+
+Keys are given as files: a public key (.pub) or a private key (.key), whose
+public half is used. --sign takes private keys; passphrases come from
+FERRY_KEY_PASSPHRASE or the terminal. A key argument (KEY) is a public key
+file, a key id, or a unique prefix of one (at least 8 hex digits).`,
+	}
+	cmd.AddCommand(
+		newTrustInitCommand(s),
+		newTrustAddKeyCommand(s),
+		newTrustRevokeCommand(s),
+		newTrustRotateCommand(s),
+		newTrustSignCommand(s),
+		newTrustShowCommand(s),
+		newTrustVerifyChainCommand(s),
+	)
+	return cmd
+}
+
+// rejected marks an error as a refusal: exit 3, like a refused bundle.
+type rejected struct{ error }
+
+func (r rejected) Unwrap() error      { return r.error }
+func (rejected) Is(target error) bool { return target == errRejected }
+
+// refusal wraps trust-root errors that are verdicts (expired, below
+// threshold, rollback, ...) so they exit 3; malformed input stays a failure.
+func refusal(err error) error {
+	var re *verify.RootError
+	if errors.As(err, &re) && re.Kind != verify.RootMalformed {
+		return rejected{err}
+	}
+	return err
+}
+
+// trustPolicy is `ferry verify --trust ROOT`: the keys, threshold and
+// revoked keys of the root's release role.
+func (o *policyOptions) trustPolicy() (verify.Policy, error) {
+	if len(o.keys) > 0 {
+		return verify.Policy{}, usageError{errors.New("--trust and --key exclude each other: with --trust the keys come from the trust root")}
+	}
+	if o.threshold != 1 {
+		return verify.Policy{}, usageError{errors.New("--trust and --threshold exclude each other: with --trust the threshold comes from the trust root's release role")}
+	}
+	root, err := readRoot(o.trust)
+	if err != nil {
+		return verify.Policy{}, err
+	}
+	now := time.Now()
+	if err := root.Verify(now); err != nil {
+		return verify.Policy{}, refusal(fmt.Errorf("%s: %w", o.trust, err))
+	}
+	p, err := root.Policy(verify.RoleRelease, now)
+	if err != nil {
+		return verify.Policy{}, refusal(fmt.Errorf("%s: %w", o.trust, err))
+	}
+	p.DeviceType, p.Deep = o.deviceType, o.deep
+	return p, nil
+}
+
+func readRoot(path string) (*verify.Root, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read trust root: %w", err)
+	}
+	r, err := verify.ParseRoot(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+// trustWriteOptions are the flags of the commands that write a root.
+type trustWriteOptions struct {
+	sign    []string
+	expires string
+	out     string
+	partial bool
+}
+
+func (o *trustWriteOptions) addFlags(cmd *cobra.Command, outHelp string) {
+	f := cmd.Flags()
+	f.StringArrayVar(&o.sign, "sign", nil, "private key to sign the new root with (repeatable)")
+	f.StringVar(&o.expires, "expires", "365d", "how long the new root is valid: Nd (days) or a Go duration such as 720h")
+	f.StringVarP(&o.out, "out", "o", "", outHelp)
+	f.BoolVar(&o.partial, "partial", false, "write the root even if it lacks signatures, for others to add with 'ferry trust sign'")
+}
+
+func (o *trustWriteOptions) expiry(now time.Time) (time.Time, error) {
+	d, err := parseDays(o.expires)
+	if err != nil {
+		return time.Time{}, usageError{fmt.Errorf("--expires: %w", err)}
+	}
+	return now.Add(d), nil
+}
+
+func parseDays(s string) (time.Duration, error) {
+	var d time.Duration
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days > 100*366 {
+			return 0, fmt.Errorf("%q is not a number of days", s)
+		}
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, fmt.Errorf("%q: want Nd or a duration such as 720h", s)
+		}
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%q is not in the future", s)
+	}
+	return d, nil
+}
+
+func (s *streams) loadSigners(paths []string) ([]*verify.Signer, error) {
+	var signers []*verify.Signer
+	for _, p := range paths {
+		sg, err := s.loadSigner(p, "")
+		if err != nil {
+			return nil, err
+		}
+		signers = append(signers, sg)
+	}
+	return signers, nil
+}
+
+// loadKeyFile reads a public key, or the public half of a private key; for
+// a private key it also returns a signer.
+func (s *streams) loadKeyFile(path string) (*verify.PublicKey, *verify.Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read key: %w", err)
+	}
+	if pub, err := verify.ParsePublicKey(b); err == nil {
+		return pub, nil, nil
+	}
+	sg, err := s.loadSigner(path, "")
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s is neither a public nor a usable private key: %w", path, err)
+	}
+	return sg.PublicKey(), sg, nil
+}
+
+// resolveKey turns a KEY argument into a key id: a public key file, a
+// full key id, or a unique prefix of the id of a key in s.
+func (s *streams) resolveKey(signed verify.RootSigned, arg string) (string, error) {
+	if isHex(arg) && len(arg) >= 8 {
+		if len(arg) == 64 {
+			return arg, nil
+		}
+		var found []string
+		for id := range signed.Keys {
+			if strings.HasPrefix(id, arg) {
+				found = append(found, id)
+			}
+		}
+		switch len(found) {
+		case 1:
+			return found[0], nil
+		case 0:
+			return "", usageError{fmt.Errorf("no key in the root has an id starting with %s", arg)}
+		}
+		return "", usageError{fmt.Errorf("key id prefix %s is ambiguous: give more digits", arg)}
+	}
+	pub, _, err := s.loadKeyFile(arg)
+	if err != nil {
+		return "", err
+	}
+	return pub.ID, nil
+}
+
+func isHex(s string) bool {
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// writeRoot writes data to path atomically: a temporary file beside it,
+// synced, renamed over it, and the directory synced.
+func writeRoot(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+func newTrustInitCommand(s *streams) *cobra.Command {
+	var (
+		o                            trustWriteOptions
+		rootKeys, releaseKeys, mKeys []string
+		tRoot, tRelease, tMirror     int
+	)
+	cmd := &cobra.Command{
+		Use:   "init --root-key K… --release-key K… [--mirror-key K…] [--threshold-root N] [--threshold-release N] [--expires 365d] [--out root.json]",
+		Short: "Make version 1 of a trust root",
+		Long: `Make version 1 of a trust root. Each --root-key, --release-key and
+--mirror-key is a public or a private key file; the private keys given as
+--root-key sign the root (a root needs a threshold of its own root keys'
+signatures). Root keys held elsewhere are given as .pub and sign later with
+'ferry trust sign' (use --partial). The file is never overwritten.`,
+		Args: args(0, "no arguments"),
+		RunE: func(*cobra.Command, []string) error {
+			if len(rootKeys) == 0 || len(releaseKeys) == 0 {
+				return usageError{errors.New("at least one --root-key and one --release-key are required")}
+			}
+			for _, c := range []struct {
+				flag string
+				n    int
+				keys []string
+			}{{"--threshold-root", tRoot, rootKeys}, {"--threshold-release", tRelease, releaseKeys}, {"--threshold-mirror", tMirror, mKeys}} {
+				if len(c.keys) > 0 && (c.n < 1 || c.n > len(c.keys)) {
+					return usageError{fmt.Errorf("%s %d: want 1 to the number of keys of the role (%d)", c.flag, c.n, len(c.keys))}
+				}
+			}
+			now := time.Now()
+			expires, err := o.expiry(now)
+			if err != nil {
+				return err
+			}
+			signed := verify.NewRootSigned(expires)
+			signers, err := s.loadSigners(o.sign)
+			if err != nil {
+				return err
+			}
+			for _, r := range []struct {
+				role      string
+				files     []string
+				threshold int
+			}{{verify.RoleRoot, rootKeys, tRoot}, {verify.RoleRelease, releaseKeys, tRelease}, {verify.RoleMirror, mKeys, tMirror}} {
+				for _, path := range r.files {
+					pub, sg, err := s.loadKeyFile(path)
+					if err != nil {
+						return err
+					}
+					if err := signed.AddKey(r.role, pub); err != nil {
+						return usageError{fmt.Errorf("%s: %w", path, err)}
+					}
+					if sg != nil && r.role == verify.RoleRoot {
+						signers = append(signers, sg)
+					}
+				}
+				if len(r.files) > 0 {
+					if err := signed.SetThreshold(r.role, r.threshold); err != nil {
+						return err
+					}
+				}
+			}
+			root, err := verify.SignRoot(signed, signers...)
+			if err != nil {
+				return err
+			}
+			if err := o.complete(s, root.Verify(now)); err != nil {
+				return err
+			}
+			out := o.out
+			if out == "" {
+				out = "root.json"
+			}
+			if err := writeNew(out, root.Bytes(), 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(s.out, "wrote %s: trust root v%d, expires %s\n", out, root.Version(), formatTime(root.Expires()))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&rootKeys, "root-key", nil, "key of the root role, which signs new roots (repeatable; a private key also signs this one)")
+	f.StringArrayVar(&releaseKeys, "release-key", nil, "key of the release role, which signs bundles (repeatable)")
+	f.StringArrayVar(&mKeys, "mirror-key", nil, "key of the mirror role, which signs mirror metadata (repeatable)")
+	f.IntVar(&tRoot, "threshold-root", 1, "root keys that must sign the next root")
+	f.IntVar(&tRelease, "threshold-release", 1, "release keys that must sign a bundle")
+	f.IntVar(&tMirror, "threshold-mirror", 1, "mirror keys that must sign mirror metadata")
+	o.addFlags(cmd, "file to write (default root.json; never overwritten)")
+	return cmd
+}
+
+// complete decides, from the verdict on a new root's signatures, whether
+// to write it: a root short of signatures is written only with --partial.
+func (o *trustWriteOptions) complete(s *streams, verdict error) error {
+	var re *verify.RootError
+	if verdict == nil {
+		return nil
+	}
+	if errors.As(verdict, &re) && re.Kind == verify.RootBelowThreshold {
+		if o.partial {
+			fmt.Fprintf(s.err, "ferry: warning: %v; add signatures with 'ferry trust sign'\n", verdict)
+			return nil
+		}
+		return fmt.Errorf("%w; sign with more keys (--sign), or write it with --partial and add signatures with 'ferry trust sign'", verdict)
+	}
+	return verdict
+}
+
+// changeRoot reads the root at path, makes its next version with edit,
+// signs it, checks that devices holding the old root would accept it, and
+// writes it to --out or in place.
+func (s *streams) changeRoot(path string, o *trustWriteOptions, edit func(*verify.RootSigned) error) error {
+	old, err := readRoot(path)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	var re *verify.RootError
+	if err := old.Verify(now); err != nil && !(errors.As(err, &re) && re.Kind == verify.RootExpired) {
+		return refusal(fmt.Errorf("%s: %w", path, err))
+	}
+	signed := old.Signed()
+	signed.Version++
+	expires, err := o.expiry(now)
+	if err != nil {
+		return err
+	}
+	signed.SetExpires(expires)
+	if err := edit(&signed); err != nil {
+		return err
+	}
+	signers, err := s.loadSigners(o.sign)
+	if err != nil {
+		return err
+	}
+	next, err := verify.SignRoot(signed, signers...)
+	if err != nil {
+		return err
+	}
+	_, verdict := verify.UpdateRoot(old, next.Bytes(), now)
+	if err := o.complete(s, verdict); err != nil {
+		return err
+	}
+	out := o.out
+	if out == "" {
+		out = path
+	}
+	if err := writeRoot(out, next.Bytes()); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.out, "wrote %s: trust root v%d, expires %s\n", out, next.Version(), formatTime(next.Expires()))
+	if verdict == nil {
+		fmt.Fprintf(s.out, "devices holding v%d accept it: signed by a threshold of v%d's root keys and of its own\n", old.Version(), old.Version())
+	}
+	return nil
+}
+
+const outInPlace = "file to write the new version to (default: replace ROOT)"
+
+func newTrustAddKeyCommand(s *streams) *cobra.Command {
+	var (
+		o         trustWriteOptions
+		role, key string
+		threshold int
+	)
+	cmd := &cobra.Command{
+		Use:   "add-key ROOT --role R --key PUB [--threshold N] --sign K…",
+		Short: "Make the next root version with one more key in a role",
+		Args:  args(1, "a trust ROOT file"),
+		RunE: func(_ *cobra.Command, a []string) error {
+			if role == "" || key == "" {
+				return usageError{errors.New("--role and --key are required")}
+			}
+			pub, _, err := s.loadKeyFile(key)
+			if err != nil {
+				return err
+			}
+			return s.changeRoot(a[0], &o, func(r *verify.RootSigned) error {
+				if err := r.AddKey(role, pub); err != nil {
+					return usageError{err}
+				}
+				return setThreshold(r, role, threshold)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&role, "role", "", "role to add the key to: root, release or mirror")
+	cmd.Flags().StringVar(&key, "key", "", "the key to add (public or private key file)")
+	cmd.Flags().IntVar(&threshold, "threshold", 0, "new threshold of the role (default: unchanged)")
+	o.addFlags(cmd, outInPlace)
+	return cmd
+}
+
+func setThreshold(r *verify.RootSigned, role string, n int) error {
+	if n == 0 {
+		return nil
+	}
+	if keys := len(r.Roles[role].KeyIDs); n < 0 || n > keys {
+		return usageError{fmt.Errorf("--threshold %d: want 1 to the %d key(s) role %s will have", n, keys, role)}
+	}
+	return r.SetThreshold(role, n)
+}
+
+func newTrustRevokeCommand(s *streams) *cobra.Command {
+	var o trustWriteOptions
+	cmd := &cobra.Command{
+		Use:   "revoke ROOT KEY… --sign K…",
+		Short: "Make the next root version with keys revoked",
+		Long: `Make the next root version with keys revoked. A revoked key stays listed in
+its roles, so audits can name it, but its signatures never count again, on
+bundles or on later roots, and it cannot be added back. Bundles signed only by
+it are refused until re-signed by another key ('ferry trust rotate' adds one).`,
+		Args: func(_ *cobra.Command, a []string) error {
+			if len(a) < 2 {
+				return usageError{fmt.Errorf("want a trust ROOT file and at least one KEY, got %d argument(s)", len(a))}
+			}
+			return nil
+		},
+		RunE: func(_ *cobra.Command, a []string) error {
+			return s.changeRoot(a[0], &o, func(r *verify.RootSigned) error {
+				for _, k := range a[1:] {
+					id, err := s.resolveKey(*r, k)
+					if err != nil {
+						return err
+					}
+					if err := r.Revoke(id); err != nil {
+						return usageError{err}
+					}
+				}
+				return nil
+			})
+		},
+	}
+	o.addFlags(cmd, outInPlace)
+	return cmd
+}
+
+func newTrustRotateCommand(s *streams) *cobra.Command {
+	var (
+		o             trustWriteOptions
+		role          string
+		remove, add   []string
+		threshold     int
+		revokeRemoved bool
+	)
+	cmd := &cobra.Command{
+		Use:   "rotate ROOT --role R [--remove KEY…] [--add PUB…] [--threshold N] [--revoke] --sign K…",
+		Short: "Make the next root version with keys of a role replaced",
+		Long: `Make the next root version with keys of a role replaced: --add first, then
+--remove, then --threshold. Rotating root keys needs signatures by a threshold
+of the old root keys and of the new ones, so --sign both. --revoke also
+revokes the removed keys (a compromised key, rather than a retired one).`,
+		Args: args(1, "a trust ROOT file"),
+		RunE: func(_ *cobra.Command, a []string) error {
+			if role == "" || len(remove)+len(add) == 0 {
+				return usageError{errors.New("--role and at least one --remove or --add are required")}
+			}
+			var pubs []*verify.PublicKey
+			for _, path := range add {
+				pub, _, err := s.loadKeyFile(path)
+				if err != nil {
+					return err
+				}
+				pubs = append(pubs, pub)
+			}
+			return s.changeRoot(a[0], &o, func(r *verify.RootSigned) error {
+				for _, pub := range pubs {
+					if err := r.AddKey(role, pub); err != nil {
+						return usageError{err}
+					}
+				}
+				for _, k := range remove {
+					id, err := s.resolveKey(*r, k)
+					if err != nil {
+						return err
+					}
+					if err := r.RemoveKey(role, id); err != nil {
+						return usageError{err}
+					}
+					if revokeRemoved && !slices.Contains(r.Revoked, id) {
+						if err := r.Revoke(id); err != nil {
+							return err
+						}
+					}
+				}
+				if threshold == 0 && r.Roles[role].Threshold > len(r.Roles[role].KeyIDs) {
+					return usageError{fmt.Errorf("role %s keeps %d key(s) for threshold %d: lower it with --threshold", role, len(r.Roles[role].KeyIDs), r.Roles[role].Threshold)}
+				}
+				return setThreshold(r, role, threshold)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&role, "role", "", "role whose keys change: root, release or mirror")
+	cmd.Flags().StringArrayVar(&remove, "remove", nil, "key to take out of the role (repeatable)")
+	cmd.Flags().StringArrayVar(&add, "add", nil, "key to put into the role (public or private key file; repeatable)")
+	cmd.Flags().IntVar(&threshold, "threshold", 0, "new threshold of the role (default: unchanged)")
+	cmd.Flags().BoolVar(&revokeRemoved, "revoke", false, "also revoke the removed keys")
+	o.addFlags(cmd, outInPlace)
+	return cmd
+}
+
+func newTrustSignCommand(s *streams) *cobra.Command {
+	var (
+		sign      []string
+		out, prev string
+	)
+	cmd := &cobra.Command{
+		Use:   "sign ROOT --sign K… [--prev OLD]",
+		Short: "Add signatures to a root written with --partial",
+		Long: `Add signatures to a root, for roots that need the keys of several people.
+With --prev, also check that devices holding the previous version OLD accept
+it; otherwise check its own root role's threshold.`,
+		Args: args(1, "a trust ROOT file"),
+		RunE: func(_ *cobra.Command, a []string) error {
+			if len(sign) == 0 {
+				return usageError{errors.New("at least one --sign is required")}
+			}
+			root, err := readRoot(a[0])
+			if err != nil {
+				return err
+			}
+			signers, err := s.loadSigners(sign)
+			if err != nil {
+				return err
+			}
+			if root, err = root.AddSignatures(signers...); err != nil {
+				return err
+			}
+			if out == "" {
+				out = a[0]
+			}
+			if err := writeRoot(out, root.Bytes()); err != nil {
+				return err
+			}
+			fmt.Fprintf(s.out, "wrote %s: trust root v%d with %d signature(s)\n", out, root.Version(), len(root.Signatures()))
+			now := time.Now()
+			verdict := root.Verify(now)
+			if prev != "" {
+				old, err := readRoot(prev)
+				if err != nil {
+					return err
+				}
+				_, verdict = verify.UpdateRoot(old, root.Bytes(), now)
+			}
+			if verdict != nil {
+				fmt.Fprintf(s.out, "not yet accepted: %v\n", verdict)
+				return nil
+			}
+			fmt.Fprintln(s.out, "complete: its signatures meet the thresholds")
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&sign, "sign", nil, "private key to sign with (repeatable)")
+	cmd.Flags().StringVarP(&out, "out", "o", "", outInPlace)
+	cmd.Flags().StringVar(&prev, "prev", "", "the previous root version, to check the chain rule")
+	return cmd
+}
+
+type trustKeyInfo struct {
+	ID        string           `json:"id"`
+	Algorithm verify.Algorithm `json:"algorithm"`
+	Revoked   bool             `json:"revoked"`
+}
+
+type trustRoleInfo struct {
+	Threshold int            `json:"threshold"`
+	Keys      []trustKeyInfo `json:"keys"`
+}
+
+type trustRootInfo struct {
+	File        string                   `json:"file"`
+	Version     int64                    `json:"version"`
+	SpecVersion string                   `json:"specVersion"`
+	Expires     time.Time                `json:"expires"`
+	Expired     bool                     `json:"expired"`
+	Roles       map[string]trustRoleInfo `json:"roles"`
+	Revoked     []string                 `json:"revoked"`
+	Signatures  []string                 `json:"signatures"`
+	Valid       bool                     `json:"valid"`
+	Error       string                   `json:"error,omitempty"`
+}
+
+func rootInfo(path string, r *verify.Root, now time.Time) trustRootInfo {
+	signed := r.Signed()
+	info := trustRootInfo{
+		File: path, Version: r.Version(), SpecVersion: signed.SpecVersion, Expires: r.Expires(),
+		Expired: !now.Before(r.Expires()), Roles: map[string]trustRoleInfo{},
+		Revoked: signed.Revoked, Signatures: r.Signatures(), Valid: true,
+	}
+	for name, role := range signed.Roles {
+		ri := trustRoleInfo{Threshold: role.Threshold}
+		for _, id := range role.KeyIDs {
+			ri.Keys = append(ri.Keys, trustKeyInfo{ID: id, Algorithm: signed.Keys[id].Algorithm, Revoked: r.IsRevoked(id)})
+		}
+		info.Roles[name] = ri
+	}
+	if err := r.Verify(now); err != nil {
+		info.Valid, info.Error = false, err.Error()
+	}
+	return info
+}
+
+func newTrustShowCommand(s *streams) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show ROOT [--json]",
+		Short: "Print a trust root: version, expiry, roles, keys, revoked keys, signatures",
+		Args:  args(1, "a trust ROOT file"),
+		RunE: func(_ *cobra.Command, a []string) error {
+			r, err := readRoot(a[0])
+			if err != nil {
+				return err
+			}
+			info := rootInfo(a[0], r, time.Now())
+			if asJSON {
+				return writeJSON(s.out, info)
+			}
+			expiry := ""
+			if info.Expired {
+				expiry = " (EXPIRED)"
+			}
+			fmt.Fprintf(s.out, "trust root  v%d (spec %s), expires %s%s\n", info.Version, info.SpecVersion, formatTime(info.Expires), expiry)
+			for _, name := range verify.RootRoles {
+				role, ok := info.Roles[name]
+				if !ok {
+					continue
+				}
+				fmt.Fprintf(s.out, "role        %s: %d of %d key(s)\n", name, role.Threshold, len(role.Keys))
+				for _, k := range role.Keys {
+					mark := ""
+					if k.Revoked {
+						mark = "  REVOKED"
+					}
+					fmt.Fprintf(s.out, "  %s  %s%s\n", shortID(k.ID), k.Algorithm, mark)
+				}
+			}
+			revoked := make([]string, len(info.Revoked))
+			for i, id := range info.Revoked {
+				revoked[i] = shortID(id)
+			}
+			fmt.Fprintf(s.out, "revoked     %s\n", orDash(strings.Join(revoked, ", ")))
+			sigs := make([]string, len(info.Signatures))
+			for i, id := range info.Signatures {
+				sigs[i] = shortID(id)
+			}
+			fmt.Fprintf(s.out, "signatures  %d by %s\n", len(sigs), orDash(strings.Join(sigs, ", ")))
+			if info.Valid {
+				fmt.Fprintln(s.out, "valid       signed by a threshold of its own root keys, not expired")
+			} else {
+				fmt.Fprintf(s.out, "NOT valid   %s\n", info.Error)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+type chainStep struct {
+	File    string    `json:"file"`
+	Version int64     `json:"version,omitempty"`
+	Expires time.Time `json:"expires,omitzero"`
+	Status  string    `json:"status"` // trusted, accepted, refused, not-checked
+}
+
+func newTrustVerifyChainCommand(s *streams) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify-chain OLD NEW… [--json]",
+		Short: "Check that a device holding root OLD accepts the roots NEW…, one version at a time",
+		Long: `Check that a device holding trust root OLD accepts the roots NEW… in turn, as
+the agent does: each exactly one version above the last, signed by a threshold
+of the last one's root keys and of its own (revoked keys not counting), still
+revoking what the last one revoked. A root in the middle may have expired, the
+last may not. OLD is trusted as given. Exit 0 when the last root is accepted,
+3 when the chain is refused.`,
+		Args: func(_ *cobra.Command, a []string) error {
+			if len(a) < 2 {
+				return usageError{fmt.Errorf("want the trusted root OLD and at least one NEW root, got %d argument(s)", len(a))}
+			}
+			return nil
+		},
+		RunE: func(_ *cobra.Command, a []string) error {
+			trusted, err := readRoot(a[0])
+			if err != nil {
+				return err
+			}
+			steps := []chainStep{{File: a[0], Version: trusted.Version(), Expires: trusted.Expires(), Status: "trusted"}}
+			var chain [][]byte
+			for _, path := range a[1:] {
+				b, err := os.ReadFile(path)
+				if err != nil {
+					return fmt.Errorf("read trust root: %w", err)
+				}
+				chain = append(chain, b)
+				step := chainStep{File: path, Status: "accepted"}
+				if r, err := verify.ParseRoot(b); err == nil {
+					step.Version, step.Expires = r.Version(), r.Expires()
+				}
+				steps = append(steps, step)
+			}
+			now := time.Now()
+			final, verr := verify.UpdateRootChain(trusted, chain, now)
+			if verr != nil {
+				var re *verify.RootError
+				failed := len(chain)
+				if errors.As(verr, &re) && re.Step > 0 {
+					failed = re.Step
+				}
+				steps[failed].Status = "refused"
+				for i := failed + 1; i < len(steps); i++ {
+					steps[i].Status = "not-checked"
+				}
+				verr = rejected{fmt.Errorf("%s: %w", steps[failed].File, verr)}
+			}
+			if asJSON {
+				out := map[string]any{"ok": verr == nil, "steps": steps}
+				if verr != nil {
+					out["error"] = verr.Error()
+				} else {
+					out["version"] = final.Version()
+				}
+				if err := writeJSON(s.out, out); err != nil {
+					return err
+				}
+				return verr
+			}
+			for _, st := range steps {
+				v, note := "-", ""
+				if st.Version > 0 {
+					v = fmt.Sprintf("v%d", st.Version)
+				}
+				if st.Status == "accepted" && !st.Expires.IsZero() && !now.Before(st.Expires) {
+					note = " (expired: allowed in the middle of a chain)"
+				}
+				fmt.Fprintf(s.out, "%-11s %-4s %s%s\n", st.Status, v, st.File, note)
+			}
+			if verr != nil {
+				return verr
+			}
+			release := final.Signed().Roles[verify.RoleRelease]
+			fmt.Fprintf(s.out, "OK          trust root v%d, expires %s; release role: %d of %d key(s)\n", final.Version(), formatTime(final.Expires()), release.Threshold, len(release.KeyIDs))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
