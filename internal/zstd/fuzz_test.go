@@ -16,7 +16,7 @@ func FuzzReader(f *testing.F) {
 	for _, e := range encoders() {
 		f.Add(compress(f, e, nil))
 		f.Add(compress(f, e, []byte("ferry")))
-		f.Add(compress(f, e, semiCompressible(100<<10)))
+		f.Add(compress(f, e, semiCompressible(16<<10)))
 	}
 	f.Add([]byte{})
 	f.Add(frame(0x00, 0x00))

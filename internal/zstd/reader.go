@@ -9,10 +9,11 @@ import (
 )
 
 // MaxWindow is the largest frame window NewReader accepts: 128 MiB, the
-// zstd CLI's own default decoding limit (--memory=128MB). Level 3 frames
-// use a 2 MiB window (klauspost's SpeedDefault at most 8 MiB), so this only
-// ever refuses foreign or hostile input, which could otherwise make the
-// device allocate up to gigabytes for a window.
+// zstd CLI's own default decoding limit (--memory=128MB). Our frames use
+// 2 MiB (libzstd level 3) or 8 MiB (klauspost SpeedDefault), so the limit
+// only refuses foreign or hostile input. The decoder allocates a frame's
+// whole window when the frame starts, so one reader costs at most about
+// MaxWindow however the input is crafted.
 const MaxWindow = 128 << 20
 
 // ErrWindowTooLarge is returned (wrapped) when a frame declares a window,

@@ -32,8 +32,6 @@ func Implementation() string {
 	return implementation()
 }
 
-const pureGoImplementation = "klauspost/compress (pure Go)"
-
 // newPureGoWriter is the encoder of builds without cgo. It is compiled into
 // every build so that tests can compare both encoders.
 func newPureGoWriter(w io.Writer, workers int) (io.WriteCloser, error) {

@@ -8,4 +8,4 @@ func newWriter(w io.Writer, workers int) (io.WriteCloser, error) {
 	return newPureGoWriter(w, workers)
 }
 
-func implementation() string { return pureGoImplementation }
+func implementation() string { return "klauspost/compress (pure Go)" }
