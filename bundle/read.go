@@ -523,12 +523,18 @@ func (p *PayloadReader) Discard() error {
 		return p.err
 	}
 	p.closeDecoder()
-	_, err := io.Copy(io.Discard, rawReader{p})
+	// io.Copy would read through io.Discard's 8 KiB buffer, one read
+	// system call per 8 KiB; hiding Discard's ReadFrom makes it use ours.
+	buf := make([]byte, discardBuf)
+	_, err := io.CopyBuffer(struct{ io.Writer }{io.Discard}, rawReader{p}, buf)
 	if err != nil {
 		p.err = err
 	}
 	return err
 }
+
+// discardBuf is how much Discard reads at a time.
+const discardBuf = 256 << 10
 
 func (p *PayloadReader) closeDecoder() {
 	if p.dec != nil {

@@ -11,8 +11,13 @@ import (
 // Level is the zstd CLI level NewWriter matches.
 const Level = 3
 
+// DefaultMaxWorkers caps the thread count NewWriter picks by itself: each
+// libzstd worker holds jobs of input and output, so memory grows with it
+// (about 55 MiB at 2 workers, 72 MiB at 4, 100 MiB at 8).
+const DefaultMaxWorkers = 4
+
 // NewWriter returns a zstd encoder at a level comparable to the zstd CLI's
-// -3, using workers threads (0 means GOMAXPROCS). Its output is a standard
+// -3, using workers threads (0 means GOMAXPROCS, at most DefaultMaxWorkers). Its output is a standard
 // zstd frame stream that any decoder reads. The caller must Close the
 // writer to finish the stream and release its resources; Close does not
 // close w.
@@ -21,7 +26,7 @@ func NewWriter(w io.Writer, workers int) (io.WriteCloser, error) {
 		return nil, fmt.Errorf("creating zstd writer: negative worker count %d", workers)
 	}
 	if workers == 0 {
-		workers = runtime.GOMAXPROCS(0)
+		workers = min(runtime.GOMAXPROCS(0), DefaultMaxWorkers)
 	}
 	return newWriter(w, workers)
 }
