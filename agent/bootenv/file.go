@@ -3,6 +3,8 @@ package bootenv
 import (
 	"fmt"
 	"strings"
+
+	"github.com/ferry-update/ferry/internal/atomicfile"
 )
 
 // FileEnv stores variables as "name=value" lines in a plain file, for
@@ -31,7 +33,7 @@ func (e *FileEnv) Load() (map[string]string, error) {
 func (e *FileEnv) Save(vars map[string]string) error {
 	b, err := encodeFileEnv(vars)
 	if err == nil {
-		err = writeFileAtomic(e.Path, b)
+		err = atomicfile.WriteFile(e.Path, b, 0o644)
 	}
 	if err != nil {
 		return fmt.Errorf("write env file %s: %w", e.Path, err)

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/ferry-update/ferry/internal/atomicfile"
 )
 
 const (
@@ -61,7 +63,7 @@ func (g *GrubEnv) Save(vars map[string]string) error {
 	}
 	b, err := encodeGrubEnv(vars, size)
 	if err == nil {
-		err = writeFileAtomic(g.Path, b)
+		err = atomicfile.WriteFile(g.Path, b, 0o644)
 	}
 	if err != nil {
 		return fmt.Errorf("write grub env %s: %w", g.Path, err)

@@ -3,8 +3,6 @@ package bootenv
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -83,51 +81,4 @@ func sortedNames(vars map[string]string) []string {
 	}
 	slices.Sort(names)
 	return names
-}
-
-// writeFileAtomic replaces path with data so that after a power cut path
-// holds either its old content or data, never a mix: write a temporary file
-// in the same directory (rename is only atomic within one filesystem), fsync
-// it, rename it over path, and fsync the directory so the rename itself is
-// durable. An existing file's permissions are kept.
-func writeFileAtomic(path string, data []byte) (err error) {
-	perm := os.FileMode(0o644)
-	if fi, err := os.Stat(path); err == nil {
-		perm = fi.Mode().Perm()
-	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
 }

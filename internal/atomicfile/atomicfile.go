@@ -1,0 +1,75 @@
+// Package atomicfile replaces files so that a power cut leaves either the
+// old content or the complete new one, never a mix: write a temporary file
+// beside the target (rename is atomic only within one filesystem), fsync
+// it, rename it over the target, and fsync the directory so that the rename
+// itself survives. Every durable write in ferry goes through here.
+package atomicfile
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// CreateTemp makes the temporary file for path, in path's directory.
+func CreateTemp(path string) (*os.File, error) {
+	return os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+}
+
+// Commit syncs and closes f (made by CreateTemp), renames it to path and
+// syncs the directory. On error f is closed and removed.
+func Commit(f *os.File, path string) (err error) {
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// WriteFile replaces path with data durably. perm applies to a new file; an
+// existing file's permissions are kept.
+func WriteFile(path string, data []byte, perm fs.FileMode) error {
+	if fi, err := os.Stat(path); err == nil {
+		perm = fi.Mode().Perm()
+	}
+	f, err := CreateTemp(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err == nil {
+		err = f.Chmod(perm)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	return Commit(f, path)
+}
+
+// SyncDir fsyncs a directory, making renames and creations in it durable.
+// Filesystems that cannot sync a directory (EINVAL) are tolerated.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) && !errors.Is(err, errEINVAL) {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
