@@ -36,6 +36,7 @@ demo:
 bench:
 	@test -f scripts/bench.sh || { echo "make bench: scripts/bench.sh does not exist yet" >&2; exit 1; }
 	bash scripts/bench.sh
+	bash scripts/bench-agent.sh
 
 lint:
 	@unformatted=$$(gofmt -l .); \

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/agent/bootenv"
+	"github.com/ferry-update/ferry/agent/module"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -17,12 +18,13 @@ import (
 // slot and drives the boot protocol. An Agent holds the state directory's
 // lock from Open to Close, so commands never interleave.
 type Agent struct {
-	cfg    *Config
-	boot   bootenv.Boot
-	keys   []*verify.PublicKey
-	log    io.Writer
-	unlock func()
-	now    func() time.Time
+	cfg     *Config
+	boot    bootenv.Boot
+	modules ModuleRunner
+	keys    []*verify.PublicKey
+	log     io.Writer
+	unlock  func()
+	now     func() time.Time
 
 	j *Journal // nil before the first install
 }
@@ -33,7 +35,10 @@ type Faults struct {
 	// At is called at each named point, right after what precedes it is
 	// durable: every state name when the journal records it, and
 	// "activated", "env-committed", "recorded", "env-rolled-back" between
-	// the steps of activation, commit and rollback.
+	// the steps of activation, commit and rollback; with module payloads
+	// also "module-downloaded" (after each Download), "module-installed"
+	// (after ArtifactInstall), "module-committed" (after ArtifactCommit)
+	// and "module-rolled-back" (after ArtifactRollback).
 	At func(point string)
 	// Wrote is called as payload bytes reach a target, with the running
 	// total for the install.
@@ -68,6 +73,20 @@ func Open(cfg *Config) (*Agent, error) {
 		return nil, err
 	}
 	a.boot = bootenv.Boot{Store: store, SlotVar: cfg.Boot.SlotVar}
+	a.modules = cfg.ModuleRunner
+	if a.modules == nil {
+		work := cfg.Modules.WorkDir
+		if work == "" {
+			work = filepath.Join(cfg.StateDir, DefaultModulesWorkDir)
+		}
+		a.modules = NewModuleRunner(&module.Runner{
+			ModulesDir: cfg.Modules.Dir,
+			WorkDir:    work,
+			DeviceType: cfg.DeviceType,
+			Timeout:    cfg.Modules.Timeout.Duration,
+			Log:        a.log,
+		})
+	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
@@ -128,6 +147,15 @@ func (a *Agent) transition(j *Journal, s State) error {
 	}
 	a.j = j
 	a.reached(string(s))
+	return nil
+}
+
+// save records j durably without changing its state.
+func (a *Agent) save(j *Journal) error {
+	if err := writeJSON(a.path(journalFile), j); err != nil {
+		return fmt.Errorf("record install state %s: %w", j.State, err)
+	}
+	a.j = j
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/ferry-update/ferry/agent/bootenv"
+	"github.com/ferry-update/ferry/agent/module"
 	"github.com/ferry-update/ferry/bundle"
 )
 
@@ -28,6 +29,9 @@ const (
 	DefaultRebootCommand = "systemctl reboot"
 	DefaultHealthTimeout = 60 * time.Second
 	DefaultCmdline       = "/proc/cmdline"
+	// DefaultModulesWorkDir is where update modules' file trees go,
+	// relative to the state directory.
+	DefaultModulesWorkDir = "modules"
 )
 
 // Config is the agent's configuration: the TOML file (see
@@ -46,6 +50,10 @@ type Config struct {
 	Boot   BootConfig            `toml:"boot"`
 	Health HealthConfig          `toml:"health"`
 	Policy PolicyConfig          `toml:"policy"`
+	// Modules says where update modules (module payloads) are found.
+	Modules ModulesConfig `toml:"modules"`
+	// Source says how oci:// sources are fetched.
+	Source SourceConfig `toml:"source"`
 
 	// BootedSlot, when set ("a" or "b"), overrides how the agent finds
 	// the slot the device booted (see doc.go, "Which slot is booted").
@@ -55,6 +63,31 @@ type Config struct {
 	Log io.Writer `toml:"-"`
 	// Faults stops the agent at chosen points, for tests only.
 	Faults *Faults `toml:"-"`
+	// ModuleRunner, when set, replaces the update-module runner that
+	// Modules describes (tests fake it).
+	ModuleRunner ModuleRunner `toml:"-"`
+}
+
+// ModulesConfig says where the update modules that install module
+// payloads live and where their file trees go.
+type ModulesConfig struct {
+	// Dir holds the modules, one executable per name; a module
+	// payload's target names its module. Default
+	// /usr/share/mender/modules/v3, Mender's.
+	Dir string `toml:"dir"`
+	// WorkDir holds the modules' file trees (WorkDir/payloads/NNNN/tree);
+	// it must survive a reboot. Default STATE_DIR/modules.
+	WorkDir string `toml:"work_dir"`
+	// Timeout bounds every call of a module, the download included.
+	// Default 4h (Mender's ModuleTimeoutSeconds).
+	Timeout Duration `toml:"timeout"`
+}
+
+// SourceConfig says how bundles are fetched.
+type SourceConfig struct {
+	// PlainHTTP fetches oci:// references over http:// instead of
+	// https:// (a mirror on a closed network without TLS, tests).
+	PlainHTTP bool `toml:"plain_http"`
 }
 
 // TrustConfig is the trust root: the keys a bundle must be signed with.
@@ -240,8 +273,8 @@ func (c *Config) check() (toml.Key, error) {
 	if c.Trust.Threshold < 1 || c.Trust.Threshold > len(c.Trust.Keys) {
 		return toml.Key{"trust", "threshold"}, fmt.Errorf("%d: want 1 to the number of keys (%d)", c.Trust.Threshold, len(c.Trust.Keys))
 	}
-	if len(c.Slots) == 0 {
-		return toml.Key{"slots"}, errors.New("required: at least one slot, e.g. [slots.rootfs] with a and b")
+	if len(c.Slots) == 0 && c.Modules.Dir == "" {
+		return toml.Key{"slots"}, errors.New("required: at least one slot, e.g. [slots.rootfs] with a and b (or [modules] with dir, for update modules only)")
 	}
 	for name, s := range c.Slots {
 		key := toml.Key{"slots", name}
@@ -279,6 +312,12 @@ func (c *Config) check() (toml.Key, error) {
 	if c.Health.Timeout.Duration == 0 {
 		c.Health.Timeout.Duration = DefaultHealthTimeout
 	}
+	if c.Modules.Dir == "" {
+		c.Modules.Dir = module.DefaultModulesDir
+	}
+	if c.Modules.Timeout.Duration == 0 {
+		c.Modules.Timeout.Duration = module.DefaultTimeout
+	}
 	for i, cmd := range c.Health.Commands {
 		if strings.TrimSpace(cmd) == "" {
 			return toml.Key{"health", "commands"}, fmt.Errorf("command %d is empty", i+1)
@@ -305,6 +344,11 @@ func (c *Config) resolve(dir string) {
 		c.Slots[name] = s
 	}
 	abs(&c.Boot.Path)
+	abs(&c.Modules.Dir)
+	if c.Modules.WorkDir == "" {
+		c.Modules.WorkDir = filepath.Join(c.StateDir, DefaultModulesWorkDir)
+	}
+	abs(&c.Modules.WorkDir)
 	if c.Boot.Cmdline != "none" {
 		abs(&c.Boot.Cmdline)
 	}

@@ -33,13 +33,38 @@ func TestParseConfigDefaults(t *testing.T) {
 		{"slot_var", c.Boot.SlotVar, "ferry_slot"},
 		{"cmdline", c.Boot.Cmdline, DefaultCmdline},
 		{"slot b", c.Slots["rootfs"].B, "/dev/sda3"},
+		{"modules.dir", c.Modules.Dir, "/usr/share/mender/modules/v3"},
+		{"modules.work_dir", c.Modules.WorkDir, "/var/lib/ferry/modules"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %q, want %q", tc.name, tc.got, tc.want)
 		}
 	}
-	if c.Trust.Threshold != 1 || c.Health.Timeout.Duration != DefaultHealthTimeout || c.Policy.AllowDowngrade {
+	if c.Trust.Threshold != 1 || c.Health.Timeout.Duration != DefaultHealthTimeout || c.Policy.AllowDowngrade ||
+		c.Modules.Timeout.Duration != 4*time.Hour || c.Source.PlainHTTP {
 		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestParseConfigModulesOnly(t *testing.T) {
+	const noSlots = `device_type = "sim-board"
+state_dir = "/data/ferry"
+[trust]
+keys = ["release.pub"]
+[boot]
+backend = "file"
+path = "bootenv"
+`
+	if _, err := ParseConfig([]byte(noSlots), "agent.toml", "/etc/ferry"); err == nil || !strings.Contains(err.Error(), "[modules]") {
+		t.Fatalf("no slots, no modules: %v", err)
+	}
+	src := noSlots + "[modules]\ndir = \"modules\"\ntimeout = \"10m\"\n[source]\nplain_http = true\n"
+	c, err := ParseConfig([]byte(src), "agent.toml", "/etc/ferry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Modules.Dir != "/etc/ferry/modules" || c.Modules.WorkDir != "/data/ferry/modules" || c.Modules.Timeout.Duration != 10*time.Minute || !c.Source.PlainHTTP {
+		t.Errorf("modules %+v, source %+v", c.Modules, c.Source)
 	}
 }
 
@@ -65,6 +90,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"timeout", func(s string) string { return s + "[health]\ntimeout = \"soon\"\n" }, 11, "duration"},
 		{"negative timeout", func(s string) string { return s + "[health]\ntimeout = \"-1s\"\n" }, 11, "more than zero"},
 		{"empty health command", func(s string) string { return s + "[health]\ncommands = [\"true\", \" \"]\n" }, 11, "command 2 is empty"},
+		{"module timeout", func(s string) string { return s + "[modules]\ntimeout = \"0s\"\n" }, 11, "more than zero"},
+		{"source", func(s string) string { return s + "[source]\nplain_http = \"yes\"\n" }, 11, "plain_http"},
 		{"slot name", func(s string) string { return strings.Replace(s, "[slots.rootfs]", `[slots."../x"]`, 1) }, 4, "slot name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,7 +118,8 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.DeviceType != "imx8-gateway" || c.Trust.Threshold != 2 || c.Slots["app"].Dir != "/opt/app" ||
-		c.Boot.Backend != BackendUBoot || c.Health.Timeout.Duration != 90*time.Second || len(c.Health.Commands) != 2 {
+		c.Boot.Backend != BackendUBoot || c.Health.Timeout.Duration != 90*time.Second || len(c.Health.Commands) != 2 ||
+		c.Modules.Dir != "/usr/share/mender/modules/v3" || c.Modules.Timeout.Duration != time.Hour || c.Modules.WorkDir != "/var/lib/ferry/modules" {
 		t.Errorf("example config: %+v", c)
 	}
 }

@@ -6,7 +6,8 @@
 //	cfg, err := agent.LoadConfig("/etc/ferry/agent.toml")
 //	a, err := agent.Open(cfg)        // takes the state directory's lock
 //	defer a.Close()
-//	res, err := a.Install(ctx, src, "https://mirror/x.bundle")
+//	src, err := a.OpenSource(ctx, "oci://mirror.local:5000/gateway:1.4.2", nil)
+//	res, err := a.Install(ctx, src, "oci://mirror.local:5000/gateway:1.4.2")
 //	res, err = a.BootCheck(ctx)      // at every boot
 //	res, err = a.Commit()            // or a.Rollback(ctx)
 //	st, err := a.Status()
@@ -20,20 +21,29 @@
 //	            (verify.CheckHead), device type, version policy, targets,
 //	            slot devices. A refusal ends here: *RefusedError.
 //	writing     payloads stream into the inactive slot (opened without
-//	            truncation when it is a device) and beside the files trees
-//	            in use, each checked against its signed digests at its end.
+//	            truncation when it is a device), beside the files trees
+//	            in use, and to update modules (Download), each checked
+//	            against its signed digests at its end.
 //	written     every payload is written, fsynced and verified.
 //	            Activation: files targets are switched (symlink rename),
-//	            then the boot environment asks for one try of the new slot
+//	            update modules run ArtifactInstall, then the boot
+//	            environment asks for one try of the new slot
 //	            (bootenv.Boot.MarkTentative) -- always the last change.
 //	tentative   activated.
-//	rebooting   the reboot command was run (A/B installs). A files-only
-//	            install skips it and goes on to its health check at once.
-//	booted      the new system runs; the health checks are running.
-//	committing  they passed: bootenv.Boot.Commit (the commit point), then
-//	            STATE_DIR/installed.json, then the previous tree is kept
-//	            as DIR/previous and older ones are pruned.
-//	rolling-back the old slot and trees are selected again.
+//	rebooting   the reboot command was run (A/B installs, and modules that
+//	            answered NeedsArtifactReboot "Automatic"; a module that
+//	            answered "Yes" runs ArtifactReboot). Other installs skip it
+//	            and go on to their health check at once.
+//	booted      the new system runs: modules that needed the reboot run
+//	            ArtifactVerifyReboot, then the health checks run.
+//	committing  they passed: modules run ArtifactCommit (one that fails it
+//	            rolls the install back), then bootenv.Boot.Commit (the
+//	            commit point), STATE_DIR/installed.json, the previous tree
+//	            is kept as DIR/previous and older ones are pruned, and the
+//	            modules run Cleanup.
+//	rolling-back the old slot and trees are selected again; modules run
+//	            ArtifactRollback (if they support it), ArtifactFailure and
+//	            Cleanup.
 //	committed | rolled-back | failed   the install is over.
 //
 // The installed-version record changes only when an install commits; it is
@@ -49,11 +59,14 @@
 //
 //   - verifying, writing: nothing was activated (the boot environment and
 //     the files links are untouched; the inactive slot holds garbage).
-//     The install is marked failed, partial trees are removed.
+//     The install is marked failed, partial trees are removed, update
+//     modules run Cleanup.
 //   - written: if the boot environment already selects the new slot on
 //     trial, activation got to its last step: it is completed (links
 //     switched again) and the install becomes tentative. Otherwise
-//     whatever part of activation ran is undone and the install fails.
+//     whatever part of activation ran is undone (update modules marked
+//     installed run ArtifactRollback and ArtifactFailure) and the install
+//     fails.
 //   - tentative, rebooting, booted: if the bootloader fell back (bootcount
 //     over bootlimit) the install is rolled back and recorded as "rolled
 //     back by the bootloader"; if the boot environment no longer selects
@@ -82,6 +95,30 @@
 // A/B pair (a and b: block devices or files); files payloads to a
 // directory laid out as DIR/current -> releases/NAME, with the new tree
 // extracted beside the old one and switched in by renaming a new symlink
-// over current. module payloads (Mender update modules) are refused for
-// now with ErrModuleUnsupported.
+// over current.
+//
+// # Update modules
+//
+// A module payload's target names an update module in [modules] dir
+// (default /usr/share/mender/modules/v3), run through the Mender
+// update-module protocol, version 3, by package agent/module, so modules
+// written for Mender run unmodified. The journal records each module
+// payload's file tree (WORK_DIR/payloads/NNNN/tree, NNNN the payload's
+// index in the bundle; WORK_DIR defaults to STATE_DIR/modules) and how far
+// it got, so that after a restart or a reboot the agent resumes the same
+// session. The states run in Mender's order: ProvidePayloadFileSizes and
+// Download while writing (the payload's tar stream is read to its end, so
+// its digest is checked before anything else runs); ArtifactInstall,
+// NeedsArtifactReboot and SupportsRollback at activation;
+// ArtifactReboot/ArtifactVerifyReboot around a reboot; ArtifactCommit, or
+// ArtifactRollback and ArtifactFailure; Cleanup at the end. A failed
+// download runs only Cleanup. Every module call is bounded by [modules]
+// timeout. Modules must accept a state called twice: a power cut can
+// repeat one. ArtifactRollbackReboot and ArtifactVerifyRollbackReboot are
+// not run: after rolling back a module whose install took effect through
+// a reboot, the agent runs its reboot command.
+//
+// A module that cannot roll back (SupportsRollback: No) leaves what it
+// installed in place when the install is rolled back; the install's
+// result says so.
 package agent

@@ -27,10 +27,9 @@ func (e *RefusedError) Unwrap() error { return e.Err }
 
 // Reasons a bundle is refused, wrapped in a *RefusedError.
 var (
-	ErrDowngrade         = errors.New("version is below the installed one and the policy does not allow downgrades")
-	ErrSameVersion       = errors.New("version is already installed and the policy does not allow installing it again")
-	ErrUnknownTarget     = errors.New("payload target is not configured on this device")
-	ErrModuleUnsupported = errors.New("module payloads are not supported by this agent yet")
+	ErrDowngrade     = errors.New("version is below the installed one and the policy does not allow downgrades")
+	ErrSameVersion   = errors.New("version is already installed and the policy does not allow installing it again")
+	ErrUnknownTarget = errors.New("payload target is not configured on this device")
 )
 
 // Reasons a command cannot run in the agent's current state.

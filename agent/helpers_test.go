@@ -140,6 +140,8 @@ type bundleSpec struct {
 	deviceTypes []string
 	rootfs      string            // content of a rootfs payload, if set
 	files       map[string]string // a files payload for target "app", if set
+	module      map[string]string // a module payload's files, if set
+	moduleName  string            // its target, the update module (default single-file)
 	signer      *verify.Signer    // default: the device's key
 	unsigned    bool
 }
@@ -159,6 +161,19 @@ func (d *device) bundle(s bundleSpec) []byte {
 			}
 		}
 		srcs = append(srcs, bundle.Source{Name: "app", Type: bundle.Files, Target: "app", Content: bundle.TarTree(tree, time.Time{})})
+	}
+	if s.module != nil {
+		tree := d.t.TempDir()
+		for name, content := range s.module {
+			if err := os.WriteFile(filepath.Join(tree, name), []byte(content), 0o644); err != nil {
+				d.t.Fatal(err)
+			}
+		}
+		target := s.moduleName
+		if target == "" {
+			target = "single-file"
+		}
+		srcs = append(srcs, bundle.Source{Name: "conf", Type: bundle.Module, Target: target, Content: bundle.TarTree(tree, time.Time{})})
 	}
 	if s.deviceTypes == nil {
 		s.deviceTypes = []string{deviceType}

@@ -79,17 +79,21 @@ func (a *Agent) Install(ctx context.Context, src io.Reader, origin string) (*Res
 	if err := a.transition(j, StateWriting); err != nil {
 		return nil, a.fail(j, err)
 	}
-	if err := a.writePayloads(ctx, br, targets); err != nil {
-		a.discardTrees(j)
+	if err := a.writePayloads(ctx, j, br, targets); err != nil {
+		a.discard(j)
 		return nil, a.fail(j, err)
 	}
 	if err := a.transition(j, StateWritten); err != nil {
-		a.discardTrees(j)
+		a.discard(j)
 		return nil, a.fail(j, err)
 	}
-	if err := a.activate(j); err != nil {
-		if uerr := a.undoActivation(j); uerr != nil {
+	if err := a.activate(ctx, j); err != nil {
+		note, uerr := a.undoActivation(ctx, j)
+		if uerr != nil {
 			err = errors.Join(err, uerr)
+		}
+		if note != "" {
+			err = fmt.Errorf("%w; %s", err, note)
 		}
 		return nil, a.fail(j, fmt.Errorf("activate: %w", err))
 	}
@@ -100,11 +104,25 @@ func (a *Agent) Install(ctx context.Context, src io.Reader, origin string) (*Res
 		if err := a.transition(j, StateRebooting); err != nil {
 			return nil, fmt.Errorf("install %s: %w", j.name(), err)
 		}
-		a.logf("installed %s into slot %s; rebooting to try it", j.name(), j.ToSlot)
-		if err := a.reboot(ctx); err != nil {
-			return a.result(j, "installed; the reboot command failed, reboot to try the new slot"), fmt.Errorf("install %s: %w", j.name(), err)
+		where := "into slot " + j.ToSlot
+		if j.ToSlot == "" {
+			where = "(update modules ask for a reboot)"
 		}
-		return withReboot(a.result(j, fmt.Sprintf("installed %s into slot %s; rebooting to try it", j.name(), j.ToSlot))), nil
+		msg := fmt.Sprintf("installed %s %s; rebooting to try it", j.name(), where)
+		if err := a.rebootModules(ctx, j); err != nil {
+			herr := fmt.Errorf("install %s: %w", j.name(), err)
+			if rerr := a.rollBack(ctx, j, "update module reboot failed, rolled back: "+oneLine(err)); rerr != nil {
+				return nil, errors.Join(herr, rerr)
+			}
+			return a.result(j, j.Result), herr
+		}
+		if !j.agentReboots() {
+			return withReboot(a.result(j, msg)), nil
+		}
+		if err := a.reboot(ctx); err != nil {
+			return a.result(j, "installed; the reboot command failed, reboot to try the update"), fmt.Errorf("install %s: %w", j.name(), err)
+		}
+		return withReboot(a.result(j, msg)), nil
 	}
 	return a.check(ctx, j, booted)
 }
@@ -153,13 +171,22 @@ func (a *Agent) checkVersion(v string) error {
 }
 
 // writePayloads streams every payload to its target. Each payload's
-// digests are checked at its end, before the next one starts.
-func (a *Agent) writePayloads(ctx context.Context, br *bundle.Reader, targets []target) error {
+// digests are checked at its end, before the next one starts. The file
+// trees of module payloads are prepared first, so a missing update module
+// stops the install before a payload byte is read.
+func (a *Agent) writePayloads(ctx context.Context, j *Journal, br *bundle.Reader, targets []target) error {
+	sessions, err := a.prepareModules(j)
+	if err != nil {
+		return err
+	}
 	var total int64
 	for _, t := range targets {
 		p, err := br.Next()
 		if err != nil {
 			return &RefusedError{Err: err}
+		}
+		if p.Name != t.payload.Name {
+			return &RefusedError{Err: fmt.Errorf("payload %q came where %q was planned", p.Name, t.payload.Name)}
 		}
 		r := &progressReader{ctx: ctx, r: p, total: &total, faults: a.cfg.Faults}
 		switch {
@@ -174,6 +201,13 @@ func (a *Agent) writePayloads(ctx context.Context, br *bundle.Reader, targets []
 			err = extractTree(t.tree, r)
 			if err != nil {
 				err = fmt.Errorf("payload %s into %s: %w", p.Name, t.tree.Dir, err)
+			}
+		case t.module >= 0:
+			m := &j.Modules[t.module]
+			a.logf("handing payload %s (%d bytes) to update module %s", p.Name, p.Size, m.Module)
+			err = a.downloadModule(ctx, sessions[m.Index], r)
+			if err != nil {
+				err = fmt.Errorf("payload %s: %w", p.Name, err)
 			}
 		}
 		if err != nil {
@@ -214,14 +248,18 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// activate switches the files targets, then asks the bootloader to try
-// the new slot: the boot environment is the last thing changed, so once it
-// selects the new slot everything else is in place.
-func (a *Agent) activate(j *Journal) error {
+// activate switches the files targets, runs the update modules'
+// ArtifactInstall, then asks the bootloader to try the new slot: the boot
+// environment is the last thing changed, so once it selects the new slot
+// everything else is in place.
+func (a *Agent) activate(ctx context.Context, j *Journal) error {
 	for _, ts := range j.Trees {
 		if err := setLink(ts.Dir, currentLink, ts.New); err != nil {
 			return fmt.Errorf("switch %s to %s: %w", ts.Dir, ts.New, err)
 		}
+	}
+	if err := a.installModules(ctx, j); err != nil {
+		return err
 	}
 	if j.ToSlot != "" {
 		if err := a.boot.MarkTentative(j.ToSlot); err != nil {
@@ -232,8 +270,11 @@ func (a *Agent) activate(j *Journal) error {
 	return nil
 }
 
-// undoActivation puts back what activate changed, whatever part of it ran.
-func (a *Agent) undoActivation(j *Journal) error {
+// undoActivation puts back what activate changed, whatever part of it ran:
+// the boot environment, the update modules (ArtifactRollback,
+// ArtifactFailure, Cleanup), the files targets.
+// It returns what the update modules could not undo, for the result.
+func (a *Agent) undoActivation(ctx context.Context, j *Journal) (note string, err error) {
 	var errs []error
 	if j.ToSlot != "" {
 		if st, err := a.boot.State(); err != nil {
@@ -242,8 +283,16 @@ func (a *Agent) undoActivation(j *Journal) error {
 			errs = append(errs, a.boot.Rollback(j.FromSlot))
 		}
 	}
+	note = a.undoModules(ctx, j)
 	errs = append(errs, a.restoreTrees(j))
-	return errors.Join(errs...)
+	return note, errors.Join(errs...)
+}
+
+// discard removes what an install that activated nothing left: new trees,
+// partial extractions and the update modules' file trees (Cleanup).
+func (a *Agent) discard(j *Journal) {
+	a.discardTrees(j)
+	a.closeModules(context.Background(), j)
 }
 
 // restoreTrees points every files target back at its old tree and removes

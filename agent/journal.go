@@ -74,6 +74,7 @@ type Journal struct {
 	ToSlot      string       `json:"toSlot,omitempty"`
 	NeedsReboot bool         `json:"needsReboot"`
 	Trees       []TreeSwitch `json:"trees,omitempty"`
+	Modules     []ModuleRun  `json:"modules,omitempty"`
 	// Result says how a finished install ended, for people.
 	Result  string       `json:"result,omitempty"`
 	Refused bool         `json:"refused,omitempty"`

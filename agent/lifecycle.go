@@ -16,12 +16,16 @@ import (
 // not activated is undone and marked failed; one whose activation reached
 // the boot environment goes on; a commit or rollback that was under way is
 // finished; a trial the bootloader gave up on is rolled back.
+//
+// Update modules run from here too (Cleanup, ArtifactRollback, ...), within
+// their own timeout.
 func (a *Agent) reconcile() error {
+	ctx := context.Background()
 	j := a.j
 	for j != nil {
 		switch j.State {
 		case StateVerifying, StateWriting:
-			a.discardTrees(j)
+			a.discard(j)
 			return a.finish(j, StateFailed, fmt.Sprintf("interrupted while %s; nothing was activated, the old system is untouched", j.State))
 		case StateWritten:
 			resume, err := a.activationReachedBootEnv(j)
@@ -29,10 +33,11 @@ func (a *Agent) reconcile() error {
 				return fmt.Errorf("recover %s: %w", j.name(), err)
 			}
 			if !resume {
-				if err := a.undoActivation(j); err != nil {
+				note, err := a.undoActivation(ctx, j)
+				if err != nil {
 					return fmt.Errorf("recover %s: undo activation: %w", j.name(), err)
 				}
-				return a.finish(j, StateFailed, "interrupted before activation; undone, the old system is untouched")
+				return a.finish(j, StateFailed, withNote("interrupted before activation; undone, the old system is untouched", note))
 			}
 			for _, ts := range j.Trees {
 				if err := setLink(ts.Dir, currentLink, ts.New); err != nil {
@@ -52,7 +57,7 @@ func (a *Agent) reconcile() error {
 			}
 			switch {
 			case st.Slot == j.ToSlot && st.FallbackDetected:
-				return a.rollBack(j, byBootloader(st))
+				return a.rollBack(ctx, j, byBootloader(st))
 			case st.Slot == j.ToSlot && st.UpgradeAvailable:
 				return nil // the trial is on: boot-check decides
 			case st.Slot == j.ToSlot:
@@ -61,12 +66,12 @@ func (a *Agent) reconcile() error {
 					return err
 				}
 			default:
-				return a.rollBack(j, fmt.Sprintf("the boot environment selects slot %s again (changed outside ferry); rolled back", st.Slot))
+				return a.rollBack(ctx, j, fmt.Sprintf("the boot environment selects slot %s again (changed outside ferry); rolled back", st.Slot))
 			}
 		case StateCommitting:
-			return a.finishCommit(j)
+			return a.finishCommit(ctx, j)
 		case StateRollingBack:
-			return a.finishRollback(j)
+			return a.finishRollback(ctx, j)
 		default:
 			return nil
 		}
@@ -93,22 +98,27 @@ func byBootloader(st bootenv.BootState) string {
 }
 
 // rollBack records why j is being rolled back, then rolls it back.
-func (a *Agent) rollBack(j *Journal, why string) error {
+func (a *Agent) rollBack(ctx context.Context, j *Journal, why string) error {
 	j.Result = why
 	if err := a.transition(j, StateRollingBack); err != nil {
 		return err
 	}
-	return a.finishRollback(j)
+	return a.finishRollback(ctx, j)
 }
 
-// finishRollback selects the old slot and trees again; every step is
-// idempotent, so an interrupted rollback is finished by running it again.
-func (a *Agent) finishRollback(j *Journal) error {
+// finishRollback selects the old slot, update modules' previous state
+// (ArtifactRollback, ArtifactFailure, Cleanup) and trees again; every step
+// is idempotent, so an interrupted rollback is finished by running it
+// again. What a module could not undo is added to the result.
+func (a *Agent) finishRollback(ctx context.Context, j *Journal) error {
 	if j.ToSlot != "" {
 		if err := a.boot.Rollback(j.FromSlot); err != nil {
 			return fmt.Errorf("roll back %s: %w", j.name(), err)
 		}
 		a.reached("env-rolled-back")
+	}
+	if note := a.undoModules(ctx, j); note != "" {
+		j.Result = withNote(j.Result, note)
 	}
 	if err := a.restoreTrees(j); err != nil {
 		return fmt.Errorf("roll back %s: %w", j.name(), err)
@@ -117,10 +127,22 @@ func (a *Agent) finishRollback(j *Journal) error {
 	return a.finish(j, StateRolledBack, j.Result)
 }
 
-// finishCommit makes the new slot and trees permanent, then records the
-// installed version: the boot environment first (the commit point), the
-// record second, so an interrupted commit is finished by running it again.
-func (a *Agent) finishCommit(j *Journal) error {
+func withNote(msg, note string) string {
+	if note == "" {
+		return msg
+	}
+	return msg + "; " + note
+}
+
+// finishCommit makes the update permanent, then records the installed
+// version: the update modules' ArtifactCommit first (a module that fails
+// it is rolled back with the rest), then the boot environment (the commit
+// point), then the record, the trees and the modules' Cleanup, so an
+// interrupted commit is finished by running it again.
+func (a *Agent) finishCommit(ctx context.Context, j *Journal) error {
+	if err := a.commitModules(ctx, j); err != nil {
+		return a.rollBack(ctx, j, "update module commit failed, rolled back: "+oneLine(err))
+	}
 	slot := j.FromSlot
 	if j.ToSlot != "" {
 		slot = j.ToSlot
@@ -129,7 +151,7 @@ func (a *Agent) finishCommit(j *Journal) error {
 			if serr != nil {
 				return fmt.Errorf("commit %s: %w", j.name(), errors.Join(err, serr))
 			}
-			return a.rollBack(j, byBootloader(st))
+			return a.rollBack(ctx, j, byBootloader(st))
 		} else if err != nil {
 			return fmt.Errorf("commit %s: %w", j.name(), err)
 		}
@@ -152,6 +174,7 @@ func (a *Agent) finishCommit(j *Journal) error {
 			a.logf("warning: pruning old releases in %s: %v", ts.Dir, err)
 		}
 	}
+	a.closeModules(ctx, j)
 	a.logf("committed %s", j.name())
 	return a.finish(j, StateCommitted, "committed")
 }
@@ -162,8 +185,16 @@ func (a *Agent) check(ctx context.Context, j *Journal, booted string) (*Result, 
 	if err := a.transition(j, StateBooted); err != nil {
 		return nil, err
 	}
+	if j.NeedsReboot {
+		if verr := a.verifyModules(ctx, j); verr != nil {
+			if err := a.rollBack(ctx, j, "update module failed to verify the reboot, rolled back: "+oneLine(verr)); err != nil {
+				return nil, errors.Join(verr, err)
+			}
+			return a.rebootIfOn(ctx, j, booted, verr)
+		}
+	}
 	if herr := a.healthCheck(ctx, j); herr != nil {
-		if err := a.rollBack(j, "health check failed, rolled back: "+oneLine(herr)); err != nil {
+		if err := a.rollBack(ctx, j, "health check failed, rolled back: "+oneLine(herr)); err != nil {
 			return nil, errors.Join(herr, err)
 		}
 		return a.rebootIfOn(ctx, j, booted, herr)
@@ -171,20 +202,31 @@ func (a *Agent) check(ctx context.Context, j *Journal, booted string) (*Result, 
 	if err := a.transition(j, StateCommitting); err != nil {
 		return nil, err
 	}
-	if err := a.finishCommit(j); err != nil {
+	if err := a.finishCommit(ctx, j); err != nil {
 		return nil, err
+	}
+	if j.State != StateCommitted {
+		return a.rebootIfOn(ctx, j, booted, fmt.Errorf("install %s: %s", j.name(), j.Result))
 	}
 	return a.result(j, j.Result), nil
 }
 
 // rebootIfOn runs the reboot command after a rollback when the device runs
-// the slot that was rolled back. cause is the error to report.
+// the slot that was rolled back, or an update module's change that took
+// effect through a reboot. cause is the error to report.
 func (a *Agent) rebootIfOn(ctx context.Context, j *Journal, booted string, cause error) (*Result, error) {
 	r := a.result(j, j.Result)
-	if j.ToSlot == "" || booted != j.ToSlot || j.State != StateRolledBack {
+	if j.State != StateRolledBack {
 		return r, cause
 	}
-	r.Message += fmt.Sprintf("; rebooting into slot %s", j.FromSlot)
+	switch {
+	case j.ToSlot != "" && booted == j.ToSlot:
+		r.Message += fmt.Sprintf("; rebooting into slot %s", j.FromSlot)
+	case j.moduleRebooted():
+		r.Message += "; rebooting"
+	default:
+		return r, cause
+	}
 	if err := a.reboot(ctx); err != nil {
 		return r, errors.Join(cause, err)
 	}
@@ -237,8 +279,11 @@ func (a *Agent) Commit() (*Result, error) {
 	if err := a.transition(j, StateCommitting); err != nil {
 		return nil, err
 	}
-	if err := a.finishCommit(j); err != nil {
+	if err := a.finishCommit(context.Background(), j); err != nil {
 		return nil, err
+	}
+	if j.State != StateCommitted {
+		return a.result(j, j.Result), fmt.Errorf("commit %s: %s", j.name(), j.Result)
 	}
 	return a.result(j, j.Result), nil
 }
@@ -250,7 +295,7 @@ func (a *Agent) Rollback(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := a.rollBack(j, "rolled back on request"); err != nil {
+	if err := a.rollBack(ctx, j, "rolled back on request"); err != nil {
 		return nil, err
 	}
 	return a.rebootIfOn(ctx, j, booted, nil)

@@ -20,6 +20,7 @@ type target struct {
 	payload bundle.Payload
 	device  string      // an A/B pair's inactive device
 	tree    *TreeSwitch // a files target
+	module  int         // a module payload: its index in Journal.Modules, else -1
 }
 
 // plan maps every payload of the bundle to its target and checks the
@@ -27,15 +28,23 @@ type target struct {
 // refused (*RefusedError); a missing or wrong slot device is an error.
 func (a *Agent) plan(cfg *bundle.Config, j *Journal) ([]target, error) {
 	var ts []target
-	for _, p := range cfg.Payloads {
+	for i, p := range cfg.Payloads {
+		t := target{payload: p, module: -1}
+		if p.Type == bundle.Module {
+			// The target names the update module, not a slot.
+			if err := checkModuleName(p.Target); err != nil {
+				return nil, &RefusedError{Bundle: j.name(), Err: fmt.Errorf("payload %q: %w", p.Name, err)}
+			}
+			j.Modules = append(j.Modules, ModuleRun{Payload: p.Name, Module: p.Target, Index: i})
+			t.module = len(j.Modules) - 1
+			ts = append(ts, t)
+			continue
+		}
 		slot, ok := a.cfg.Slots[p.Target]
 		if !ok {
 			return nil, &RefusedError{Bundle: j.name(), Err: fmt.Errorf("payload %q: %w: %q (configured: %s)", p.Name, ErrUnknownTarget, p.Target, strings.Join(sortedKeys(a.cfg.Slots), ", "))}
 		}
-		t := target{payload: p}
 		switch {
-		case p.Type == bundle.Module:
-			return nil, &RefusedError{Bundle: j.name(), Err: fmt.Errorf("payload %q: %w", p.Name, ErrModuleUnsupported)}
 		case p.Type == bundle.Rootfs && slot.isPair():
 			j.ToSlot = bootenv.OtherSlot(j.FromSlot)
 			j.NeedsReboot = true

@@ -11,23 +11,48 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferry-update/ferry/mirror/ociclient"
 )
 
+// SourceOptions configure OpenSource.
+type SourceOptions struct {
+	// PlainHTTP fetches oci:// references over http:// instead of https://.
+	PlainHTTP bool
+	// Client sends the requests of http(s) and oci:// sources; nil means
+	// http.DefaultClient.
+	Client *http.Client
+}
+
 // OpenSource opens a bundle source: "-" for stdin, an http:// or https://
-// URL (read with Range resume, see HTTPReader), or a file path. Nothing is
-// spooled to disk.
-func OpenSource(ctx context.Context, src string, stdin io.Reader) (io.ReadCloser, error) {
+// URL (read with Range resume, see HTTPReader), an oci://HOST/REPO:TAG or
+// oci://HOST/REPO@sha256:... reference to a registry or a ferry mirror
+// (pulled with mirror/ociclient as a canonical archive stream, its blobs
+// resumed with Range), or a file path. Nothing is spooled to disk.
+func OpenSource(ctx context.Context, src string, stdin io.Reader, opts SourceOptions) (io.ReadCloser, error) {
+	client := opts.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
 	switch {
 	case src == "-":
 		return io.NopCloser(bufio.NewReaderSize(stdin, 1<<20)), nil
 	case strings.HasPrefix(src, "http://"), strings.HasPrefix(src, "https://"):
-		return NewHTTPReader(ctx, http.DefaultClient, src), nil
+		return NewHTTPReader(ctx, client, src), nil
+	case strings.HasPrefix(src, ociclient.Scheme):
+		return ociclient.Open(ctx, src, ociclient.Options{Client: client, PlainHTTP: opts.PlainHTTP, UserAgent: "ferry-agent"})
 	}
 	f, err := os.Open(src)
 	if err != nil {
 		return nil, fmt.Errorf("open bundle: %w", err)
 	}
 	return f, nil
+}
+
+// OpenSource opens a bundle source as the package function does, with the
+// configuration's [source] settings.
+func (a *Agent) OpenSource(ctx context.Context, src string, stdin io.Reader) (io.ReadCloser, error) {
+	return OpenSource(ctx, src, stdin, SourceOptions{PlainHTTP: a.cfg.Source.PlainHTTP})
 }
 
 // HTTPReader streams a URL and, when the connection drops, reconnects with

@@ -147,7 +147,7 @@ func TestInstallOverFlakyHTTP(t *testing.T) {
 	b := d.bundle(bundleSpec{version: "1.0.0", rootfs: payload})
 	srv, requests := flakyServer(t, b, int64(len(b))/3, 2, nil) // Last-Modified is the validator
 	err := d.do(func(a *Agent) error {
-		src, err := OpenSource(context.Background(), srv.URL+"/b.bundle", nil)
+		src, err := OpenSource(context.Background(), srv.URL+"/b.bundle", nil, SourceOptions{})
 		if err != nil {
 			return err
 		}
@@ -168,14 +168,14 @@ func TestInstallOverFlakyHTTP(t *testing.T) {
 }
 
 func TestOpenSource(t *testing.T) {
-	r, err := OpenSource(context.Background(), "-", strings.NewReader("stdin"))
+	r, err := OpenSource(context.Background(), "-", strings.NewReader("stdin"), SourceOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := io.ReadAll(r); string(b) != "stdin" {
 		t.Errorf("got %q", b)
 	}
-	if _, err := OpenSource(context.Background(), "/nonexistent/b.bundle", nil); err == nil {
+	if _, err := OpenSource(context.Background(), "/nonexistent/b.bundle", nil, SourceOptions{}); err == nil {
 		t.Error("opened a missing file")
 	}
 }

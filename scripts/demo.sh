@@ -144,10 +144,290 @@ section_tamper() {
 	say "matches the digest they cover."
 }
 
-# ---- extension point -------------------------------------------------------
-# Add sections here, e.g. the device agent installing $BUNDLE into an A/B slot.
+# ---- the device agent -------------------------------------------------------
+# A simulated device installs $BUNDLE into an A/B slot, "reboots", passes its
+# health check and commits; then a broken 1.1.0 fails its health check and
+# rolls back; then 1.2.0 comes from a mirror on loopback.
+#
+# The device is a directory: two slot image files, a U-Boot environment
+# (two files, redundant, as fw_printenv reads it; a plain file when
+# libubootenv-tool is not installed), a reboot command that only leaves a
+# note, and the kernel command line the simulated bootloader writes.
 
-SECTIONS=(build keys image create sign inspect verify tamper)
+AGENT=bin/ferry-agent
+DEVICE=$DEMO/device
+MIRROR=$DEMO/mirror
+FW_ENV=$DEVICE/fw_env.config
+MIRROR_PID=
+
+# make_rootfs VERSION IMG [broken]: a 16 MiB root filesystem image of
+# demo-os VERSION, ext4 when mkfs.ext4 is installed, else a tar file. The
+# health check wants /usr/bin/hello; a broken image lacks it.
+make_rootfs() {
+	local dir=$DEMO/rootfs-$1 mkfs
+	rm -rf "$dir"
+	mkdir -p "$dir/etc" "$dir/usr/bin"
+	printf 'NAME="Demo OS"\nVERSION_ID=%s\n' "$1" >"$dir/etc/os-release"
+	if [ "${3:-}" != broken ]; then
+		printf '#!/bin/sh\necho "hello from demo-os %s"\n' "$1" >"$dir/usr/bin/hello"
+		chmod 755 "$dir/usr/bin/hello"
+	fi
+	mkfs=$(command -v mkfs.ext4 || ls /usr/sbin/mkfs.ext4 /sbin/mkfs.ext4 2>/dev/null | head -n 1 || true)
+	if [ -n "$mkfs" ]; then
+		truncate -s 16M "$2"
+		"$mkfs" -q -F -L demo-rootfs -d "$dir" "$2"
+	else
+		tar -cf "$2" -C "$dir" .
+		truncate -s 16M "$2"
+	fi
+}
+
+# fw_printenv is libubootenv's; without it the device keeps its boot
+# environment in a plain name=value file (ferry's "file" backend).
+uboot() { command -v fw_printenv >/dev/null; }
+
+# env_get NAME prints a boot environment variable (empty if unset).
+env_get() {
+	if uboot; then
+		fw_printenv -c "$FW_ENV" -n "$1" 2>/dev/null || true
+	else
+		sed -n "s/^$1=//p" "$DEVICE/bootenv"
+	fi
+}
+
+# env_set NAME VALUE sets one, showing the command.
+env_set() {
+	if uboot; then
+		show fw_setenv -c "$FW_ENV" "$1" "$2"
+	else
+		show_sh "grep -v '^$1=' $DEVICE/bootenv >$DEVICE/bootenv.new; echo '$1=$2' >>$DEVICE/bootenv.new; mv $DEVICE/bootenv.new $DEVICE/bootenv"
+	fi
+}
+
+# show_env prints the boot protocol's variables.
+show_env() {
+	if uboot; then
+		show fw_printenv -c "$FW_ENV" ferry_slot upgrade_available bootcount bootlimit
+	else
+		show_sh "grep -E '^(ferry_slot|upgrade_available|bootcount|bootlimit)=' $DEVICE/bootenv"
+	fi
+}
+
+# agent runs ferry-agent on the device, showing the command.
+agent() { show "$AGENT" -c "$DEVICE/agent.toml" "$@"; }
+
+# power_on is the simulated bootloader. It does what U-Boot does with
+# examples/uboot/ferry-env.txt (CONFIG_BOOTCOUNT_LIMIT, CONFIG_BOOTCOUNT_ENV):
+# while upgrade_available=1 it counts the attempt in bootcount, then boots
+# ferry_slot (bootcmd), or the other slot (altbootcmd) once bootcount
+# exceeds bootlimit; it tells the kernel which slot with ferry.slot=.
+power_on() {
+	heading "Power on: the bootloader picks a slot"
+	if [ -e "$DEVICE/reboot-requested" ]; then
+		say "The agent asked for a reboot (reboot.sh left $DEVICE/reboot-requested); the device restarts."
+		rm -f "$DEVICE/reboot-requested"
+	fi
+	local slot boot count limit
+	slot=$(env_get ferry_slot)
+	[ "$slot" = b ] || slot=a
+	boot=$slot
+	if [ "$(env_get upgrade_available)" = 1 ]; then
+		count=$(($(env_get bootcount) + 1))
+		limit=$(env_get bootlimit)
+		say "bootloader: upgrade_available=1, so slot $slot is on trial: count this attempt first"
+		env_set bootcount "$count"
+		if [ "$count" -gt "$limit" ]; then
+			boot=$([ "$slot" = a ] && echo b || echo a)
+			say "bootloader: bootcount $count > bootlimit $limit: altbootcmd boots slot $boot"
+		else
+			say "bootloader: bootcount $count <= bootlimit $limit: bootcmd boots slot $slot"
+		fi
+	else
+		say "bootloader: no trial: bootcmd boots slot $slot"
+	fi
+	show_sh "echo 'console=ttyS0 root=/dev/mmcblk0p$([ "$boot" = a ] && echo 2 || echo 3) ro ferry.slot=$boot' >$DEVICE/cmdline"
+}
+
+section_agent_build() {
+	heading "Build the device agent"
+	show go build -o "$AGENT" ./cmd/ferry-agent
+}
+
+section_device() {
+	heading "A simulated device: two slots, a U-Boot environment, a reboot that leaves a note"
+	local root reboot health
+	root=$(pwd)
+	# Absolute, as the agent runs them from wherever it runs; quoted for
+	# the shell only if need be.
+	reboot=$(printf %q "$root/$DEVICE/reboot.sh")
+	health=$(printf %q "$root/$DEVICE/health-check.sh")
+	mkdir -p "$DEVICE"
+	say "Slot a holds the factory system, demo-os 0.9.0 (made like the image above); slot b"
+	say "is empty."
+	make_rootfs 0.9.0 "$DEVICE/slot-a.img"
+	show truncate -s 16M "$DEVICE/slot-b.img"
+	if uboot; then
+		say "The boot environment: redundant, two 16 KiB copies, as U-Boot keeps it on eMMC."
+		truncate -s 16K "$DEVICE/uboot-env-1.bin" "$DEVICE/uboot-env-2.bin"
+		printf '# device  offset  size\n%s 0x0 0x4000\n%s 0x0 0x4000\n' \
+			"$root/$DEVICE/uboot-env-1.bin" "$root/$DEVICE/uboot-env-2.bin" >"$FW_ENV"
+		show cat "$FW_ENV"
+		say "It starts empty (fw_setenv says so) and gets U-Boot's default environment,"
+		say "examples/uboot/ferry-env.txt: bootcmd boots ferry_slot, altbootcmd the other slot."
+		show fw_setenv -c "$FW_ENV" -f examples/uboot/ferry-env.txt bootcount 0
+		local backend="uboot" path="fw_env.config"
+	else
+		say "fw_printenv is not installed (Debian: libubootenv-tool), so the boot environment"
+		say "is a plain name=value file, started from examples/uboot/ferry-env.txt."
+		show cp examples/uboot/ferry-env.txt "$DEVICE/bootenv"
+		local backend="file" path="bootenv"
+	fi
+	show_env
+
+	say "The reboot command only leaves a note; the demo then \"powers on\" the device."
+	cat >"$DEVICE/reboot.sh" <<-'EOF'
+		#!/bin/sh
+		# The demo device's reboot: note it; the demo restarts the device.
+		dir=$(dirname "$0")
+		echo "reboot requested at $(date +%T)" >>"$dir/reboots.log"
+		touch "$dir/reboot-requested"
+	EOF
+	say "The health check looks into the system that booted (ferry.slot= on the kernel"
+	say "command line) for /usr/bin/hello."
+	cat >"$DEVICE/health-check.sh" <<-'EOF'
+		#!/bin/sh
+		# The demo device's health check, run by ferry-agent boot-check: the
+		# booted system must have /usr/bin/hello.
+		dir=$(dirname "$0")
+		slot=$(sed -n 's/.*ferry\.slot=\([ab]\).*/\1/p' "$dir/cmdline")
+		img="$dir/slot-$slot.img"
+		debugfs=$(command -v debugfs || echo /usr/sbin/debugfs)
+		if "$debugfs" -R 'stat /usr/bin/hello' "$img" 2>/dev/null | grep -q '^Inode:' ||
+			tar -tf "$img" ./usr/bin/hello >/dev/null 2>&1; then
+			echo "health check: slot $slot ($FERRY_BUNDLE $FERRY_VERSION) has /usr/bin/hello: healthy"
+			exit 0
+		fi
+		echo "health check: slot $slot ($FERRY_BUNDLE $FERRY_VERSION) has no /usr/bin/hello: broken"
+		exit 1
+	EOF
+	chmod 755 "$DEVICE/reboot.sh" "$DEVICE/health-check.sh"
+
+	cat >"$DEVICE/agent.toml" <<-EOF
+		# The demo device. Relative paths are relative to this file.
+		device_type = "$DEVICE_TYPE"
+		state_dir = "state"
+		reboot_command = '$reboot'
+
+		[trust]
+		# Both keys must have signed, as in the verify step above.
+		keys = ["../keys/release.pub", "../keys/qa.pub"]
+		threshold = 2
+
+		[slots.rootfs]
+		a = "slot-a.img"
+		b = "slot-b.img"
+
+		[boot]
+		backend = "$backend"
+		path = "$path"
+		# What the bootloader passes the kernel; here the simulated one.
+		cmdline = "cmdline"
+
+		[health]
+		commands = ['$health']
+		timeout = "10s"
+	EOF
+	show cat "$DEVICE/agent.toml"
+	power_on
+	agent status
+}
+
+section_install() {
+	heading "Install demo-os 1.0.0 into the slot that does not run"
+	agent install "$BUNDLE"
+	heading "Slot b is on trial: the bootloader will try it once"
+	agent status
+	show_env
+	power_on
+	heading "At boot: boot-check runs the health check on slot b and commits"
+	agent boot-check
+	show_env
+	agent status
+}
+
+section_rollback() {
+	heading "Release 1.1.0, which lost /usr/bin/hello"
+	make_rootfs 1.1.0 "$DEMO/rootfs-1.1.0.img" broken
+	show "$FERRY" bundle create "$DEMO/rootfs-1.1.0.img" \
+		--name demo-os --version 1.1.0 --device-type "$DEVICE_TYPE" \
+		--key "$KEYS/release.key" --key "$KEYS/qa.key" --signer release@example.com \
+		--out "$DEMO/demo-os-1.1.0.ferry"
+	agent install "$DEMO/demo-os-1.1.0.ferry"
+	power_on
+	heading "boot-check: the health check fails, the agent rolls back and reboots (exit code 1)"
+	local rc=0
+	agent boot-check || rc=$?
+	if [ "$rc" -ne 1 ]; then
+		say "demo: expected boot-check to fail with exit code 1, got $rc" >&2
+		exit 1
+	fi
+	show_env
+	show cat "$DEVICE/reboots.log"
+	power_on
+	heading "Back on slot b: 1.0.0 runs, 1.1.0 is recorded as rolled back"
+	agent boot-check
+	agent status
+}
+
+stop_mirror() {
+	if [ -n "$MIRROR_PID" ]; then
+		kill "$MIRROR_PID" 2>/dev/null || true
+		wait "$MIRROR_PID" 2>/dev/null || true
+		MIRROR_PID=
+	fi
+}
+
+section_mirror() {
+	heading "A mirror for the factory network: init, add 1.2.0, serve"
+	show "$FERRY" key generate --out "$KEYS/mirror"
+	show "$FERRY" mirror init "$MIRROR" --key "$KEYS/mirror.key"
+	make_rootfs 1.2.0 "$DEMO/rootfs-1.2.0.img"
+	show "$FERRY" bundle create "$DEMO/rootfs-1.2.0.img" \
+		--name demo-os --version 1.2.0 --device-type "$DEVICE_TYPE" \
+		--key "$KEYS/release.key" --key "$KEYS/qa.key" --signer release@example.com \
+		--out "$DEMO/demo-os-1.2.0.ferry"
+	show "$FERRY" mirror add "$MIRROR" "$DEMO/demo-os-1.2.0.ferry"
+	say "Serve it in the background (port 0: the system picks a free port; stopped when"
+	say "the demo ends):"
+	printf '$ %s mirror serve %s --listen 127.0.0.1:0 &\n' "$FERRY" "$MIRROR"
+	trap stop_mirror EXIT
+	: >"$DEMO/mirror.log"
+	"$FERRY" mirror serve "$MIRROR" --listen 127.0.0.1:0 2>"$DEMO/mirror.log" &
+	MIRROR_PID=$!
+	local addr="" i
+	for i in $(seq 100); do
+		addr=$(grep -o 'http://[0-9.]*:[0-9]*' "$DEMO/mirror.log" | head -n 1 | sed 's|http://||' || true)
+		[ -n "$addr" ] && break
+		kill -0 "$MIRROR_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [ -z "$addr" ]; then
+		say "demo: the mirror did not start:" >&2
+		cat "$DEMO/mirror.log" >&2
+		exit 1
+	fi
+	cat "$DEMO/mirror.log"
+
+	heading "The device installs 1.2.0 from the mirror"
+	agent install "oci://$addr/demo-os:1.2.0" --plain-http
+	power_on
+	agent boot-check
+	agent status
+	stop_mirror
+}
+
+SECTIONS=(build keys image create sign inspect verify tamper
+	agent_build device install rollback mirror)
 
 rm -rf "$DEMO"
 mkdir -p "$DEMO"

@@ -13,30 +13,40 @@ import (
 )
 
 func newInstallCommand(s *streams, g *globalOptions) *cobra.Command {
-	var asJSON bool
+	var asJSON, plainHTTP bool
 	cmd := &cobra.Command{
 		Use:   "install SOURCE",
-		Short: "Install a bundle from a file, - (stdin) or an http(s) URL",
+		Short: "Install a bundle from a file, - (stdin), an http(s) URL or an oci:// reference",
 		Long: `Install a bundle in one streaming pass. Its signatures, device type and
 version are checked before a payload byte is written; each payload streams
-into the inactive slot, hashed on the way, and only a fully written and
-verified update is activated. An A/B update then runs the reboot command;
-boot-check finishes it after the reboot. An http(s) download resumes with
-Range requests when the connection drops.`,
-		Args: args(1, "a bundle FILE, - or an http(s) URL"),
+into the inactive slot (or to its update module), hashed on the way, and
+only a fully written and verified update is activated. An A/B update then
+runs the reboot command; boot-check finishes it after the reboot.
+
+SOURCE is a bundle file, - for stdin, an http(s) URL, or a reference to a
+registry or a ferry mirror: oci://HOST[:PORT]/REPO:TAG or
+oci://HOST[:PORT]/REPO@sha256:DIGEST. Downloads resume with Range requests
+when the connection drops.`,
+		Args: args(1, "a bundle FILE, -, an http(s) URL or an oci:// reference"),
 		RunE: func(c *cobra.Command, a []string) error {
+			adjust := func(cfg *agent.Config) {
+				if plainHTTP {
+					cfg.Source.PlainHTTP = true
+				}
+			}
 			return withAgent(s, g, func(ag *agent.Agent) error {
-				src, err := agent.OpenSource(c.Context(), a[0], s.in)
+				src, err := ag.OpenSource(c.Context(), a[0], s.in)
 				if err != nil {
 					return err
 				}
 				defer src.Close()
 				r, err := ag.Install(c.Context(), src, a[0])
 				return report(s, asJSON, r, err)
-			})
+			}, adjust)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().BoolVar(&plainHTTP, "plain-http", false, "fetch oci:// references over http:// (a mirror without TLS; also [source] plain_http)")
 	return cmd
 }
 
@@ -169,6 +179,13 @@ func printStatus(s *streams, st *agent.Status) {
 		what += fmt.Sprintf(" (slot %s -> %s)", j.FromSlot, j.ToSlot)
 	}
 	fmt.Fprintf(w, "install\t%s\n", what)
+	for _, m := range j.Modules {
+		fmt.Fprintf(w, "module\t%s: payload %s", m.Module, m.Payload)
+		if m.Reboot != "" {
+			fmt.Fprintf(w, " (needs reboot: %s, supports rollback: %s)", m.Reboot, m.Rollback)
+		}
+		fmt.Fprintln(w)
+	}
 	if j.Result != "" {
 		fmt.Fprintf(w, "result\t%s\n", j.Result)
 	}

@@ -236,3 +236,112 @@ func agentJournal(t *testing.T, b []byte, j *agent.Journal) {
 		t.Fatalf("journal: %v", err)
 	}
 }
+
+const moduleCrashConfig = `device_type = "sim-board"
+state_dir = "state"
+reboot_command = "touch rebooted"
+[trust]
+keys = ["release.pub"]
+[modules]
+dir = "modules"
+[boot]
+backend = "file"
+path = "bootenv"
+cmdline = "none"
+[health]
+commands = ["grep -q healthy etc/app/app.conf"]
+`
+
+// TestCrashModule is TestCrash for a module payload installed by the
+// example single-file update module: ferry-agent is killed at every
+// durable point of the install, the commit and the rollback (and in the
+// middle of the module's download), then boot-check runs until there is
+// nothing left to do. The managed file must hold the old or the new
+// content as the journal says, and no module file tree may be left.
+func TestCrashModule(t *testing.T) {
+	for _, tc := range []struct {
+		point   string // a crash point, or "bytes" for mid-download
+		content string // of the new app.conf; "healthy" passes the health check
+		want    agent.State
+	}{
+		{"verifying", "healthy", agent.StateFailed},
+		{"writing", "healthy", agent.StateFailed},
+		{"bytes", "healthy", agent.StateFailed},
+		{"module-downloaded", "healthy", agent.StateFailed},
+		{"written", "healthy", agent.StateFailed},
+		// ArtifactInstall ran but the install was not yet tentative:
+		// ArtifactRollback undoes it.
+		{"module-installed", "healthy", agent.StateFailed},
+		{"activated", "healthy", agent.StateFailed},
+		{"tentative", "healthy", agent.StateCommitted},
+		{"booted", "healthy", agent.StateCommitted},
+		{"committing", "healthy", agent.StateCommitted},
+		{"module-committed", "healthy", agent.StateCommitted},
+		{"recorded", "healthy", agent.StateCommitted},
+		{"committed", "healthy", agent.StateCommitted},
+		{"rolling-back", "broken", agent.StateRolledBack},
+		{"module-rolled-back", "broken", agent.StateRolledBack},
+		{"rolled-back", "broken", agent.StateRolledBack},
+	} {
+		t.Run(tc.point, func(t *testing.T) {
+			d := &crashDevice{t: t, dir: t.TempDir()}
+			d.boot = bootenv.Boot{Store: &bootenv.FileEnv{Path: d.path("bootenv")}}
+			newConf := "app.conf " + tc.content + "\n" + strings.Repeat("setting = value\n", 20000)
+			for name, content := range map[string]string{
+				"agent.toml":       moduleCrashConfig,
+				"bootenv":          "ferry_slot=a\n",
+				"etc/app/app.conf": "app.conf factory, healthy\n",
+				"payload/app.conf": newConf,
+				"payload/filename": "app.conf\n",
+				"payload/dest_dir": d.path("etc/app") + "\n",
+			} {
+				os.MkdirAll(filepath.Dir(d.path(name)), 0o755)
+				if err := os.WriteFile(d.path(name), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			module, err := os.ReadFile("../../examples/modules/single-file")
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.Mkdir(d.path("modules"), 0o755)
+			if err := os.WriteFile(d.path("modules/single-file"), module, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			d.tool("mkkey", "release")
+			d.tool("mkbundle", "-o", "new.bundle", "-version", "1.0.0", "-key", "release.key", "-module", "payload")
+
+			crash := []string{crashAtEnv + "=" + tc.point}
+			if tc.point == "bytes" {
+				crash = []string{crashAfterEnv + "=" + fmt.Sprint(len(newConf)/2)}
+			}
+			if killed, out := d.agent(crash, "install", "new.bundle"); !killed {
+				t.Fatalf("install was not killed:\n%s", out)
+			}
+			for i := 0; i < 3; i++ {
+				if killed, out := d.agent(nil, "boot-check"); killed {
+					t.Fatalf("boot-check killed:\n%s", out)
+				}
+			}
+			var j agent.Journal
+			agentJournal(t, []byte(d.read("state/journal.json")), &j)
+			if j.State != tc.want {
+				t.Fatalf("ended %s (%s), want %s", j.State, j.Result, tc.want)
+			}
+			got := d.read("etc/app/app.conf")
+			if wantNew := tc.want == agent.StateCommitted; (got == newConf) != wantNew || (!wantNew && got != "app.conf factory, healthy\n") {
+				t.Errorf("ended %s with app.conf %q", j.State, trim(got))
+			}
+			if left, _ := filepath.Glob(d.path("state/modules/payloads/*/tree")); len(left) > 0 {
+				t.Errorf("module file trees left: %v", left)
+			}
+			if left, _ := filepath.Glob(d.path("etc/app/*")); len(left) != 1 {
+				t.Errorf("files left in etc/app: %v", left)
+			}
+			installed := d.read("state/installed.json")
+			if (tc.want == agent.StateCommitted) != strings.Contains(installed, `"version": "1.0.0"`) {
+				t.Errorf("installed record %q after %s", installed, j.State)
+			}
+		})
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/ferry-update/ferry/agent"
 	"github.com/ferry-update/ferry/agent/bootenv"
@@ -79,6 +80,10 @@ func hint(err error) string {
 		return "the boot environment is missing or corrupt; the bootloader uses its built-in defaults. Restore it (fw_setenv, grub-editenv) before installing"
 	case errors.Is(err, agent.ErrSlotDevice):
 		return "nothing was written; fix the slot configuration or the device"
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return "the registry speaks plain http: add --plain-http (or set plain_http under [source])"
+	case strings.Contains(err.Error(), "no update module"):
+		return "install the update module in the modules directory ([modules] dir) and try again"
 	}
 	return ""
 }

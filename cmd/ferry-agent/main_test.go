@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,6 +44,12 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata",
 		RequireExplicitExec: true,
 		Cmds:                map[string]func(*testscript.TestScript, bool, []string){"exits": exits},
+		Setup: func(env *testscript.Env) error {
+			// $EXAMPLES is the repository's examples directory.
+			dir, err := filepath.Abs("../../examples")
+			env.Setenv("EXAMPLES", dir)
+			return err
+		},
 	})
 }
 
@@ -134,7 +141,8 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // mkbundle makes a signed bundle:
 //
-//	mkbundle -o OUT -version V [-key K.key]... [-device T]... [-rootfs FILE] [-files DIR] [-corrupt]
+//	mkbundle -o OUT -version V [-key K.key]... [-device T]... [-rootfs FILE] [-files DIR]
+//	         [-module DIR [-module-target NAME]] [-corrupt]
 func mkbundle(args []string) error {
 	fs := flag.NewFlagSet("mkbundle", flag.ContinueOnError)
 	var keys, devices listFlag
@@ -142,6 +150,8 @@ func mkbundle(args []string) error {
 	version := fs.String("version", "", "bundle version")
 	rootfs := fs.String("rootfs", "", "rootfs payload content file")
 	files := fs.String("files", "", "files payload tree (target app)")
+	mod := fs.String("module", "", "module payload: a directory of plain files")
+	modTarget := fs.String("module-target", "single-file", "the module payload's update module")
 	corrupt := fs.Bool("corrupt", false, "flip a byte of the last payload after signing")
 	fs.Var(&keys, "key", "signing key (repeatable)")
 	fs.Var(&devices, "device", "device type (repeatable; default sim-board)")
@@ -162,6 +172,9 @@ func mkbundle(args []string) error {
 	}
 	if *files != "" {
 		srcs = append(srcs, bundle.Source{Name: "app", Type: bundle.Files, Target: "app", Content: bundle.TarTree(*files, time.Time{})})
+	}
+	if *mod != "" {
+		srcs = append(srcs, bundle.Source{Name: "conf", Type: bundle.Module, Target: *modTarget, Content: bundle.TarTree(*mod, time.Time{})})
 	}
 	var signers []*verify.Signer
 	for _, k := range keys {

@@ -30,8 +30,8 @@ func (o *globalOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.bootedSlot, "booted-slot", "", "the slot that runs (a or b), overriding the kernel command line and boot environment")
 }
 
-// open loads the configuration and opens the agent.
-func (o *globalOptions) open(s *streams) (*agent.Agent, error) {
+// open loads the configuration, applies adjust and opens the agent.
+func (o *globalOptions) open(s *streams, adjust ...func(*agent.Config)) (*agent.Agent, error) {
 	if o.bootedSlot != "" && o.bootedSlot != "a" && o.bootedSlot != "b" {
 		return nil, usageError{fmt.Errorf("--booted-slot %q: want a or b", o.bootedSlot)}
 	}
@@ -41,6 +41,9 @@ func (o *globalOptions) open(s *streams) (*agent.Agent, error) {
 	}
 	cfg.BootedSlot = o.bootedSlot
 	cfg.Log = s.err
+	for _, f := range adjust {
+		f(cfg)
+	}
 	if s.configure != nil {
 		s.configure(cfg)
 	}
@@ -86,9 +89,10 @@ func args(n int, names string) cobra.PositionalArgs {
 	}
 }
 
-// withAgent opens the agent, runs fn and closes the agent.
-func withAgent(s *streams, g *globalOptions, fn func(*agent.Agent) error) error {
-	a, err := g.open(s)
+// withAgent opens the agent (its configuration changed by adjust), runs
+// fn and closes the agent.
+func withAgent(s *streams, g *globalOptions, fn func(*agent.Agent) error, adjust ...func(*agent.Config)) error {
+	a, err := g.open(s, adjust...)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-update/ferry/mirror"
+)
+
+const ociConfig = `device_type = "sim-board"
+state_dir = "state"
+reboot_command = "touch %s/rebooted"
+[trust]
+keys = ["release.pub"]
+[slots.rootfs]
+a = "slot-a.img"
+b = "slot-b.img"
+[boot]
+backend = "file"
+path = "bootenv"
+cmdline = "none"
+`
+
+// ociDevice makes a simulated device and a signed bundle sim-os 1.0.0,
+// and returns the directory and the bundle's path.
+func ociDevice(t *testing.T, extraConfig string) (dir, bundlePath string) {
+	dir = t.TempDir()
+	for name, content := range map[string]string{
+		"agent.toml": fmt.Sprintf(ociConfig, dir) + extraConfig,
+		"bootenv":    "ferry_slot=a\n",
+		"slot-a.img": "factory\n",
+		"slot-b.img": "",
+		"new.img":    "system 1.0.0\n" + strings.Repeat("a block of the root filesystem\n", 50000),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := func(name string) string { return filepath.Join(dir, name) }
+	if err := mkkey([]string{p("release")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mkbundle([]string{"-o", p("new.bundle"), "-version", "1.0.0", "-key", p("release.key"), "-rootfs", p("new.img")}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, filepath.Join(dir, "new.bundle")
+}
+
+// agentRun runs ferry-agent in-process with dir's configuration.
+func agentRun(dir string, args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(append([]string{"-c", filepath.Join(dir, "agent.toml")}, args...), nil, &out, &errb, nil)
+	return code, out.String(), errb.String()
+}
+
+func checkInstalled(t *testing.T, dir string) {
+	t.Helper()
+	want, _ := os.ReadFile(filepath.Join(dir, "new.img"))
+	if got, _ := os.ReadFile(filepath.Join(dir, "slot-b.img")); !bytes.Equal(got, want) {
+		t.Errorf("slot b holds %d bytes, want the %d of new.img", len(got), len(want))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "rebooted")); err != nil {
+		t.Error("the reboot command did not run")
+	}
+}
+
+// TestInstallFromMirror installs from a ferry mirror (the code of
+// `ferry mirror serve`) by tag, and by digest with plain_http set in the
+// configuration.
+func TestInstallFromMirror(t *testing.T) {
+	dir, bundlePath := ociDevice(t, "")
+	key, err := os.ReadFile(filepath.Join(dir, "release.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := mirror.Init(filepath.Join(t.TempDir(), "mirror"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added, err := st.Add(bundlePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(mirror.NewServer(st))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+
+	ref := "oci://" + host + "/sim-os:1.0.0"
+	code, _, stderr := agentRun(dir, "install", ref)
+	if code != exitFailure || !strings.Contains(stderr, "hint: the registry speaks plain http: add --plain-http") {
+		t.Fatalf("install over https from an http mirror: exit %d\n%s", code, stderr)
+	}
+	code, stdout, stderr := agentRun(dir, "install", ref, "--plain-http")
+	if code != exitOK || !strings.Contains(stdout, "installed sim-os 1.0.0 into slot b") {
+		t.Fatalf("install %s: exit %d\n%s%s", ref, code, stdout, stderr)
+	}
+	checkInstalled(t, dir)
+	_, status, _ := agentRun(dir, "status")
+	if !strings.Contains(status, "from "+ref) {
+		t.Errorf("status does not name the source:\n%s", status)
+	}
+
+	// Again, by digest, from a fresh device configured for plain http.
+	dir2, _ := ociDevice(t, "[source]\nplain_http = true\n")
+	pub, err := os.ReadFile(filepath.Join(dir, "release.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir2, "release.pub"), pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ref = fmt.Sprintf("oci://%s/sim-os@%s", host, added.Digest)
+	if code, stdout, stderr := agentRun(dir2, "install", ref); code != exitOK {
+		t.Fatalf("install %s: exit %d\n%s%s", ref, code, stdout, stderr)
+	}
+	// An unknown tag is Open's error, before anything is journaled.
+	if code, _, stderr := agentRun(dir2, "install", "oci://"+host+"/sim-os:9.9.9"); code != exitFailure || !strings.Contains(stderr, "no such tag") {
+		t.Errorf("unknown tag: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestInstallFromRegistry installs what `ferry push` put into Debian's
+// docker-registry (skipped when it is not installed).
+func TestInstallFromRegistry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a registry")
+	}
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		t.Skip("docker-registry not installed (Debian package docker-registry)")
+	}
+	dir, bundlePath := ociDevice(t, "")
+	addr := startRegistry(t, bin)
+	ref := "oci://" + addr + "/factory/sim-os:1.0.0"
+	if _, err := mirror.Push(context.Background(), bundlePath, ref, mirror.RegistryOptions{PlainHTTP: true}); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr := agentRun(dir, "install", ref, "--plain-http"); code != exitOK {
+		t.Fatalf("install %s: exit %d\n%s%s", ref, code, stdout, stderr)
+	}
+	checkInstalled(t, dir)
+}
+
+// startRegistry runs docker-registry on a free loopback port with its
+// storage in a temporary directory and returns its host:port.
+func startRegistry(t *testing.T, bin string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", dir, addr)
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return addr
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("docker-registry did not answer on %s: %v\n%s", addr, err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
