@@ -37,6 +37,8 @@ bench:
 	@test -f scripts/bench.sh || { echo "make bench: scripts/bench.sh does not exist yet" >&2; exit 1; }
 	bash scripts/bench.sh
 	bash scripts/bench-agent.sh
+	bash scripts/bench-mirror.sh
+	bash scripts/bench-media.sh
 
 lint:
 	@unformatted=$$(gofmt -l .); \

@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"archive/tar"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -72,6 +73,9 @@ func openArchive(f *os.File) (*Archive, error) {
 		}
 	}
 	for i, l := range r.manifest.Layers {
+		if i < len(r.attachments) {
+			continue // read with the head
+		}
 		s, ok := a.blobs[l.Digest]
 		if !ok {
 			return nil, &Error{What: fmt.Sprintf("layer %d", i), Member: blobName(l.Digest), Offset: -1, Err: fmt.Errorf("blob missing from the archive: %w", ErrTruncated)}
@@ -89,9 +93,15 @@ func (a *Archive) Close() error {
 	return a.f.Close()
 }
 
-// Blob returns a payload layer's content, checked against its digest as it
-// is read (the returned reader fails at EOF on a mismatch).
+// Blob returns a layer's content (a payload part or an attachment), checked
+// against its digest as it is read (the returned reader fails at EOF on a
+// mismatch).
 func (a *Archive) Blob(d digest.Digest) (io.Reader, int64, error) {
+	for _, at := range a.attachments {
+		if at.Digest == d {
+			return bytes.NewReader(at.Data), at.Size, nil // checked by NewReader
+		}
+	}
 	s, ok := a.blobs[d]
 	if !ok {
 		return nil, 0, fmt.Errorf("blob %s is not a payload layer of this bundle", d)
@@ -111,8 +121,9 @@ type Parts struct {
 	Manifest   []byte
 	Config     []byte
 	Signatures []Signature
-	// Layer opens a payload layer's content. Assemble checks it against
-	// the descriptor's size and digest.
+	// Layer opens a layer's content: a payload part, or an attachment
+	// (the manifest's first layers when the config lists attachments).
+	// Assemble checks it against the descriptor's size and digest.
 	Layer func(ocispec.Descriptor) (io.ReadCloser, error)
 }
 
@@ -126,6 +137,14 @@ func Assemble(w io.Writer, p Parts) error {
 	}
 	cfg, _ := ParseConfig(p.Config)
 	mtime := cfg.Created
+	// Attachments are part of the head: fetch them before writing it.
+	for i, a := range cfg.Attachments {
+		data, err := fetchLayer(p, layers[i])
+		if err != nil {
+			return &Error{What: fmt.Sprintf("attachment %q", a.Name), Member: blobName(a.Digest), Offset: -1, Err: err}
+		}
+		h.attachments = append(h.attachments, blob{desc: layers[i], data: data})
+	}
 	headBytes, err := h.encode(mtime)
 	if err == nil {
 		err = checkHead(headBytes)
@@ -137,12 +156,25 @@ func Assemble(w io.Writer, p Parts) error {
 		return err
 	}
 	for i, l := range layers {
+		if i < len(cfg.Attachments) {
+			continue
+		}
 		if err := assembleLayer(w, p, l, mtime); err != nil {
 			return fmt.Errorf("layer %d (%s): %w", i, l.Digest, err)
 		}
 	}
 	_, err = w.Write(make([]byte, 1024))
 	return err
+}
+
+// fetchLayer reads a small layer whole, checked against its descriptor.
+func fetchLayer(p Parts, l ocispec.Descriptor) ([]byte, error) {
+	rc, err := p.Layer(l)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return verifyio.ReadAll(rc, l.Size, l.Digest)
 }
 
 func assembleLayer(w io.Writer, p Parts, l ocispec.Descriptor, mtime time.Time) error {

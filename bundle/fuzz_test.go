@@ -22,7 +22,7 @@ import (
 )
 
 // specSmallBundle returns a small valid bundle for fuzzing: two payloads in
-// 512-byte parts, optionally one (fake) signature, and without the writer's
+// 512-byte parts, optionally one (fake) signature and an attachment, and without the writer's
 // 64 KiB pad (readers skip it, and the fuzzer is faster on small inputs).
 func specSmallBundle(f testing.TB, sign bool) []byte {
 	f.Helper()
@@ -49,6 +49,8 @@ func specSmallBundle(f testing.TB, sign bool) []byte {
 			p, err := bundle.NewSimpleSigning("r", d, map[string]string{"dev.ferry.keyid": "ab"})
 			return []bundle.Signature{{Payload: p, Sig: []byte{1}}}, err
 		}
+		// The signed seed also carries an attachment (FORMAT.md §6.1).
+		opts.Attachments = []bundle.AttachmentData{{Attachment: bundle.Attachment{Name: "sbom.json", MediaType: bundle.SPDXMediaType}, Data: []byte(`{"spdxVersion":"SPDX-2.3"}`)}}
 	}
 	path := filepath.Join(f.TempDir(), "fuzz.bundle")
 	if _, err := bundle.Create(path, opts,
@@ -88,7 +90,7 @@ func FuzzReader(f *testing.F) {
 	}
 	// Decompressed output read per payload: enough for many blocks.
 	const maxOut = 16 << 20
-	const maxAlloc = zstd.MaxWindow + bundle.MaxManifestSize + bundle.MaxIndexSize + bundle.MaxConfigSize + bundle.MaxSigManifestSize + 2*maxOut
+	const maxAlloc = zstd.MaxWindow + bundle.MaxManifestSize + bundle.MaxIndexSize + bundle.MaxConfigSize + bundle.MaxSigManifestSize + bundle.MaxAttachmentSize + 2*maxOut
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
@@ -164,6 +166,9 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte(strings.Replace(string(b), `"formatVersion":1`, `"formatVersion":2`, 1)))
 	f.Add([]byte(strings.Replace(string(b), `"created":"2025-01-02T03:04:05Z"`, `"created":"2025-01-02T03:04:05.123+02:00"`, 1)))
+	c.Attachments = []bundle.Attachment{{Name: "sbom.spdx.json", MediaType: bundle.SPDXMediaType, Digest: digest.FromString("s"), Size: 1}}
+	b, _ = json.Marshal(&c)
+	f.Add(b)
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -33,13 +33,16 @@ func blobName(d digest.Digest) string {
 // head is everything in front of the payloads: the members a reader checks
 // before it trusts a payload byte.
 type head struct {
-	manifest blob
-	config   blob
-	sigs     []Signature
-	tag      string
+	manifest    blob
+	config      blob
+	sigs        []Signature
+	attachments []blob // in config order, after the signature blobs
+	tag         string
 }
 
-func newHead(cfg *Config, layers []ocispec.Descriptor) (*head, error) {
+// newHead builds the head of a bundle whose config lists atts (in order)
+// and whose payload parts are layers.
+func newHead(cfg *Config, atts []AttachmentData, layers []ocispec.Descriptor) (*head, error) {
 	cfgJSON, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("encode config: %w", err)
@@ -50,7 +53,7 @@ func newHead(cfg *Config, layers []ocispec.Descriptor) (*head, error) {
 		MediaType:    ManifestMediaType,
 		ArtifactType: ArtifactType,
 		Config:       config.desc,
-		Layers:       layers,
+		Layers:       append(attachmentLayers(cfg.Attachments), layers...),
 		Annotations: map[string]string{
 			ocispec.AnnotationTitle:   cfg.Name,
 			ocispec.AnnotationVersion: cfg.Version,
@@ -61,7 +64,23 @@ func newHead(cfg *Config, layers []ocispec.Descriptor) (*head, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode manifest: %w", err)
 	}
-	return &head{manifest: newBlob(ManifestMediaType, mJSON), config: config, tag: cfg.Tag()}, nil
+	return &head{manifest: newBlob(ManifestMediaType, mJSON), config: config, attachments: attachmentBlobs(atts), tag: cfg.Tag()}, nil
+}
+
+func attachmentLayers(as []Attachment) []ocispec.Descriptor {
+	var ls []ocispec.Descriptor
+	for _, a := range as {
+		ls = append(ls, a.layer())
+	}
+	return ls
+}
+
+func attachmentBlobs(as []AttachmentData) []blob {
+	var bs []blob
+	for _, a := range as {
+		bs = append(bs, blob{desc: a.layer(), data: a.Data})
+	}
+	return bs
 }
 
 // signatureBlobs builds the cosign signature manifest, its config and its
@@ -131,6 +150,7 @@ func (h *head) encode(mtime time.Time) ([]byte, error) {
 		members = append(members, sigManifest)
 		members = append(members, rest...)
 	}
+	members = append(members, h.attachments...)
 	idxJSON, err := json.Marshal(&idx)
 	if err != nil {
 		return nil, fmt.Errorf("encode index: %w", err)

@@ -65,6 +65,7 @@ type Reader struct {
 	config         *Config
 	configRaw      []byte
 	sigs           []Signature
+	attachments    []AttachmentData
 	payloadOffset  int64
 
 	skipped      int   // pax global headers and directories passed over
@@ -108,6 +109,10 @@ func (r *Reader) RawConfig() []byte { return r.configRaw }
 
 // Signatures returns the signatures stored in the bundle, unjudged.
 func (r *Reader) Signatures() []Signature { return r.sigs }
+
+// Attachments returns the bundle's attachments (FORMAT.md §6.1) in config
+// order, each checked against its signed digest.
+func (r *Reader) Attachments() []AttachmentData { return r.attachments }
 
 // PayloadOffset is where the payload members start in the archive: every
 // byte before it is the head.
@@ -155,7 +160,22 @@ func (r *Reader) readHead() error {
 	}
 
 	if len(r.index.Manifests) == 2 {
-		return r.readSignatures(r.index.Manifests[1])
+		if err := r.readSignatures(r.index.Manifests[1]); err != nil {
+			return err
+		}
+	}
+	return r.readAttachments()
+}
+
+// readAttachments reads the attachment members that follow the signature
+// blobs, each bounded and checked against its signed digest.
+func (r *Reader) readAttachments() error {
+	for _, a := range r.config.Attachments {
+		data, err := r.member(fmt.Sprintf("attachment %q", a.Name), blobName(a.Digest), a.Size, a.Digest, MaxAttachmentSize)
+		if err != nil {
+			return err
+		}
+		r.attachments = append(r.attachments, AttachmentData{Attachment: a, Data: data})
 	}
 	return nil
 }
@@ -224,18 +244,34 @@ func (r *Reader) parseManifest() error {
 		return fmt.Errorf("%d layers: want 1 to %d", len(m.Layers), MaxLayers)
 	}
 	for i, l := range m.Layers {
-		if err := checkDescriptor(l, PayloadMediaType, MaxPartSize); err != nil {
+		// Attachment layers (another media type) are matched to the
+		// config by checkLayers.
+		mt, max := PayloadMediaType, int64(MaxPartSize)
+		if l.MediaType != PayloadMediaType && mediaTypeRE.MatchString(l.MediaType) {
+			mt, max = l.MediaType, MaxAttachmentSize
+		}
+		if err := checkDescriptor(l, mt, max); err != nil {
 			return fmt.Errorf("layer %d: %w", i, err)
 		}
 	}
 	return nil
 }
 
-// checkLayers matches the manifest's layers to the config's payloads: each
-// payload owns the next Parts layers, annotated with its name and part index.
+// checkLayers matches the manifest's layers to the config: the first are
+// its attachments, in order; then each payload owns the next Parts layers,
+// annotated with its name and part index.
 func (r *Reader) checkLayers() error {
 	layers := r.manifest.Layers
 	i := 0
+	for _, a := range r.config.Attachments {
+		if i >= len(layers) {
+			return fmt.Errorf("config lists %d attachments, manifest has too few layers", len(r.config.Attachments))
+		}
+		if err := checkAttachmentLayer(i, layers[i], a); err != nil {
+			return err
+		}
+		i++
+	}
 	for _, p := range r.config.Payloads {
 		var sum int64
 		for k := 0; k < p.Parts; k++ {
@@ -243,6 +279,9 @@ func (r *Reader) checkLayers() error {
 				return fmt.Errorf("payload %q wants %d parts, manifest has too few layers", p.Name, p.Parts)
 			}
 			l := layers[i]
+			if l.MediaType != PayloadMediaType {
+				return fmt.Errorf("layer %d: media type %q, want %q", i, l.MediaType, PayloadMediaType)
+			}
 			if l.Annotations[PayloadNameAnnotation] != p.Name || l.Annotations[PartAnnotation] != strconv.Itoa(k) {
 				return fmt.Errorf("layer %d is %q part %q, want %q part %d", i, l.Annotations[PayloadNameAnnotation], l.Annotations[PartAnnotation], p.Name, k)
 			}
@@ -434,7 +473,7 @@ func (r *Reader) Next() (*PayloadReader, error) {
 	if r.next == len(r.config.Payloads) {
 		return nil, io.EOF
 	}
-	first := 0
+	first := len(r.config.Attachments)
 	for _, p := range r.config.Payloads[:r.next] {
 		first += p.Parts
 	}

@@ -42,10 +42,11 @@ func AddSignatures(path string, sign func(head *Reader) ([]Signature, error)) (*
 		return nil, fmt.Errorf("sign %s: %d signatures would exceed the limit of %d", path, len(r.sigs)+len(added), MaxSignatures)
 	}
 	h := &head{
-		manifest: blob{desc: r.index.Manifests[0], data: r.manifestRaw},
-		config:   newBlob(ConfigMediaType, r.configRaw),
-		sigs:     append(append([]Signature{}, r.sigs...), added...),
-		tag:      r.config.Tag(),
+		manifest:    blob{desc: r.index.Manifests[0], data: r.manifestRaw},
+		config:      newBlob(ConfigMediaType, r.configRaw),
+		sigs:        append(append([]Signature{}, r.sigs...), added...),
+		attachments: attachmentBlobs(r.attachments),
+		tag:         r.config.Tag(),
 	}
 	headBytes, err := h.encode(r.config.Created)
 	if err == nil {

@@ -81,6 +81,8 @@ type Config struct {
 	Description   string            `json:"description,omitempty"`
 	Payloads      []Payload         `json:"payloads"`
 	Annotations   map[string]string `json:"annotations,omitempty"`
+	// Attachments are signed documents such as SBOMs (FORMAT.md §6.1).
+	Attachments []Attachment `json:"attachments,omitempty"`
 }
 
 // Payload describes one payload: its decompressed content and where it goes.
@@ -193,7 +195,7 @@ func (c *Config) Validate() error {
 		}
 		seen[p.Name] = true
 	}
-	return nil
+	return validateAttachments(c.Attachments)
 }
 
 func (p *Payload) validate() error {

@@ -54,6 +54,9 @@ type Options struct {
 	// Progress, when set, is called with the number of payload bytes read
 	// so far.
 	Progress func(read int64)
+	// Attachments are signed documents (SBOMs) stored in the head; each
+	// needs Name, MediaType and Data (Digest and Size are computed).
+	Attachments []AttachmentData
 }
 
 // Result describes a bundle that was written.
@@ -78,6 +81,13 @@ func Create(path string, opts Options, sources ...Source) (*Result, error) {
 		return nil, fmt.Errorf("create %s: part size %d: want 512 to %d bytes", path, partSize, int64(MaxPartSize))
 	}
 	mtime := cfg.Created
+	atts := attachmentData(cfg.Attachments, opts.Attachments)
+	// The attachments are known now and go in the head: reserve room for
+	// them as well, so the head still fits in front of the parts.
+	reserve := int64(headReserve)
+	for _, a := range atts {
+		reserve += 512 + roundUp(a.Size)
+	}
 
 	f, err := createTemp(path)
 	if err != nil {
@@ -90,7 +100,7 @@ func Create(path string, opts Options, sources ...Source) (*Result, error) {
 		}
 	}()
 
-	pw := &partWriter{f: f, off: headReserve, partSize: partSize, mtime: mtime}
+	pw := &partWriter{f: f, off: reserve, partSize: partSize, mtime: mtime}
 	var read int64
 	for i := range sources {
 		s := &sources[i]
@@ -110,7 +120,7 @@ func Create(path string, opts Options, sources ...Source) (*Result, error) {
 	}
 	end += 1024
 
-	h, err := newHead(cfg, pw.layers)
+	h, err := newHead(cfg, atts, pw.layers)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
@@ -127,10 +137,10 @@ func Create(path string, opts Options, sources ...Source) (*Result, error) {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
 	out := f
-	switch gap := headReserve - len(headBytes); {
+	switch gap := reserve - int64(len(headBytes)); {
 	case gap == 0:
 	case gap >= 1024:
-		pad, err := padMember(gap)
+		pad, err := padMember(int(gap))
 		if err != nil {
 			return nil, fmt.Errorf("create %s: %w", path, err)
 		}
@@ -145,10 +155,10 @@ func Create(path string, opts Options, sources ...Source) (*Result, error) {
 		if _, err := out.WriteAt(headBytes, 0); err != nil {
 			return nil, fmt.Errorf("create %s: %w", path, err)
 		}
-		if err := copyRange(out, int64(len(headBytes)), f, headReserve, end-headReserve); err != nil {
+		if err := copyRange(out, int64(len(headBytes)), f, reserve, end-reserve); err != nil {
 			return nil, fmt.Errorf("create %s: %w", path, err)
 		}
-		end = int64(len(headBytes)) + end - headReserve
+		end = int64(len(headBytes)) + end - reserve
 		headBytes = nil
 	}
 	if headBytes != nil {
@@ -188,10 +198,24 @@ func newConfig(opts Options, sources []Source) (*Config, error) {
 			Digest: digest.FromString(""), Compression: "zstd", Parts: 1,
 		})
 	}
+	for _, a := range opts.Attachments {
+		cfg.Attachments = append(cfg.Attachments, Attachment{
+			Name: a.Name, MediaType: a.MediaType, Digest: digest.FromBytes(a.Data), Size: int64(len(a.Data)),
+		})
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// attachmentData pairs the config's attachments with their content.
+func attachmentData(as []Attachment, in []AttachmentData) []AttachmentData {
+	out := make([]AttachmentData, len(as))
+	for i, a := range as {
+		out[i] = AttachmentData{Attachment: a, Data: in[i].Data}
+	}
+	return out
 }
 
 // partWriter receives a payload's compressed stream and lays it out as tar

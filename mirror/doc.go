@@ -28,7 +28,10 @@
 //	DIR/index.json            one entry per manifest: bundles, signatures, referrers
 //	DIR/blobs/sha256/<hex>    every blob and manifest, shared by all bundles
 //	DIR/ferry-mirror.json     marks the directory as a ferry mirror
-//	DIR/keys/mirror.key       the mirror's online key (0600), for its metadata
+//	DIR/keys/mirror.key       the mirror key (0600): signs the TUF targets
+//	DIR/keys/online.key       generated at init (0600): signs snapshot and timestamp
+//	DIR/tuf/                  TUF metadata, served under /tuf/ (see Freshness)
+//	DIR/devices.db            device check-ins (SQLite), made by serve
 //	DIR/tmp/                  partial downloads, resumed by the next sync
 //
 // Each bundle is named by its config: the repository is the bundle's name
@@ -66,4 +69,67 @@
 // filter; OCI error bodies (NAME_UNKNOWN, MANIFEST_UNKNOWN, BLOB_UNKNOWN);
 // 405 for anything that writes. Blobs are sent with http.ServeContent from
 // their files, so the kernel copies them (sendfile) and memory stays flat.
+// Handler puts the TUF metadata (/tuf/) and device check-ins beside it:
+// that is what 'ferry mirror serve' serves.
+//
+// # Freshness
+//
+// Signatures say who made a bundle, not whether the mirror a device asks
+// is up to date: a frozen mirror, or one that replays what it served last
+// month, would hand out old, validly signed bundles forever. So the mirror
+// publishes TUF metadata (go-tuf/v2's metadata package; the spec's
+// consistent-snapshot layout):
+//
+//	root       names the keys of every role; signed by the root key
+//	targets    one target per bundle, path "<name>/<version>", length and
+//	           sha256 = the manifest's, custom fields: name, version, tag,
+//	           device types, manifest digest, payload size
+//	snapshot   the version and hash of targets.json
+//	timestamp  the version and hash of snapshot.json, expiring soon
+//
+// Keys, by how often they sign and where they live:
+//
+//	root       offline: 'ferry mirror init --root-key' (never stored), else
+//	           the mirror key; renewed by 'ferry mirror refresh --root-key'
+//	targets    the mirror key (init --key, DIR/keys/mirror.key): signs when
+//	           'add' or 'sync' changes the bundle list
+//	snapshot,  the online key, generated at init (DIR/keys/online.key):
+//	timestamp  signs on every add, sync and refresh, and every
+//	           --refresh-interval while 'serve' runs
+//
+// The split is what makes a stolen online key (the one the long-running
+// server uses) harmless beyond a denial of service: it can re-sign
+// timestamps and snapshots, but not list a bundle, because targets need
+// the mirror key; a device refuses targets signed by anything else. To
+// make that real, run 'serve' as a user that can read keys/online.key but
+// not keys/mirror.key (its refreshes then only renew snapshot and
+// timestamp). A stolen mirror key lets a thief list bundles, which devices
+// still refuse unless the release keys of their trust root signed them.
+// All keys are verify's key types, ECDSA P-256 by default (TUF keytype
+// "ecdsa", scheme "ecdsa-sha2-nistp256"; P-384, ed25519 and RSA-PSS map to
+// theirs).
+//
+// Expiries (DIR/tuf/config.json): root and targets a year, snapshot a
+// week, timestamp a day ('init --timestamp-expiry', 'refresh
+// --timestamp-expiry'); a role is re-signed when half its lifetime is
+// gone, the timestamp every time. Each write goes versioned file first,
+// timestamp.json last, so a device that read a timestamp finds the
+// snapshot and targets it names (the last 16 versions are kept).
+//
+// Devices check it with package tufclient: not expired (freeze), never
+// older than what they saw before (rollback), signed by the right role,
+// and the bundle they install listed with its manifest digest
+// (mix-and-match).
+//
+// # Check-ins
+//
+// Devices POST a small JSON report (package checkin: device id and type,
+// installed bundle and version, last result, time, optional error) to
+// /ferry/v1/checkin. The server validates it (at most 16 KiB: 413 beyond,
+// 400 with a reason for anything malformed) and stores it in DIR/devices.db
+// with modernc.org/sqlite (pure Go, so the host tool stays cgo-free): one
+// row per device with its latest report and the mirror's time it was
+// received, and a history of the last 100 reports per device. Check-ins
+// are not authenticated: they are what devices say, for people to read
+// ('ferry mirror devices'), never an input to trust.
 package mirror

@@ -214,3 +214,18 @@ func pushImage(t testing.TB, ref string) {
 func forward(t testing.TB, w http.ResponseWriter, r *http.Request, host string) {
 	httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: host}).ServeHTTP(w, r)
 }
+
+// testMirrorKey is a fresh unencrypted mirror key (PEM), as 'ferry mirror
+// init --key' takes.
+func testMirrorKey(t testing.TB) []byte {
+	t.Helper()
+	k, err := verify.GenerateKey(verify.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := verify.MarshalPrivateKey(k, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -3,6 +3,7 @@ package mirror
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
@@ -176,9 +178,9 @@ func push(ctx context.Context, bundlePath, refStr string, o RegistryOptions) (*P
 	if err := reg.putManifest(ref.Tag, a.RawManifest(), bundle.ManifestMediaType); err != nil {
 		return res, fmt.Errorf("manifest: %w", err)
 	}
-	if res.Signatures > 0 {
+	if res.Signatures > 0 || len(a.Attachments()) > 0 {
 		subject := ocispec.Descriptor{MediaType: bundle.ManifestMediaType, Digest: d, Size: int64(len(a.RawManifest()))}
-		if err := reg.pushReferrers(ctx, res, subject, sigs); err != nil {
+		if err := reg.pushReferrers(ctx, res, subject, sigs, a.Attachments()); err != nil {
 			return res, err
 		}
 	}
@@ -264,9 +266,10 @@ func (r *registry) pushSignatures(ctx context.Context, res *PushResult, d digest
 	}
 }
 
-// pushReferrers pushes one referrer per signature where the registry has
-// the referrers API, and records whether it did.
-func (r *registry) pushReferrers(ctx context.Context, res *PushResult, subject ocispec.Descriptor, sigs []bundle.Signature) error {
+// pushReferrers pushes one referrer per signature and one per attachment
+// (an SBOM) where the registry has the referrers API, and records whether
+// it did.
+func (r *registry) pushReferrers(ctx context.Context, res *PushResult, subject ocispec.Descriptor, sigs []bundle.Signature, atts []bundle.AttachmentData) error {
 	// Unfiltered: some registries (go-containerregistry's in-memory one)
 	// report the config media type as artifactType; digests decide here.
 	have, err := r.client.Referrers(ctx, subject.Digest, "")
@@ -285,6 +288,13 @@ func (r *registry) pushReferrers(ctx context.Context, res *PushResult, subject o
 	if err != nil {
 		return err
 	}
+	for _, at := range atts {
+		art, err := attachmentReferrer(subject, at)
+		if err != nil {
+			return err
+		}
+		arts = append(arts, art)
+	}
 	for _, art := range arts {
 		if known[art.Digest()] {
 			continue
@@ -295,6 +305,30 @@ func (r *registry) pushReferrers(ctx context.Context, res *PushResult, subject o
 	}
 	res.Referrers = ReferrersPushed
 	return nil
+}
+
+// attachmentReferrer is the OCI 1.1 referrer that makes an attachment (an
+// SBOM) discoverable beside the bundle: artifactType = its media type, its
+// one layer = the attachment blob, which is also a layer of the bundle.
+func attachmentReferrer(subject ocispec.Descriptor, at bundle.AttachmentData) (*artifact, error) {
+	empty := ocispec.Descriptor{MediaType: ocispec.MediaTypeEmptyJSON, Digest: digest.FromBytes(emptyConfig), Size: int64(len(emptyConfig))}
+	layer := ocispec.Descriptor{MediaType: at.MediaType, Digest: at.Digest, Size: at.Size,
+		Annotations: map[string]string{ocispec.AnnotationTitle: at.Name, bundle.AttachmentNameAnnotation: at.Name}}
+	raw, err := json.Marshal(&ocispec.Manifest{
+		Versioned:    specs.Versioned{SchemaVersion: 2},
+		MediaType:    ocispec.MediaTypeImageManifest,
+		ArtifactType: at.MediaType,
+		Config:       empty,
+		Layers:       []ocispec.Descriptor{layer},
+		Subject:      &ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode referrer: %w", err)
+	}
+	return &artifact{Manifest: raw, MediaType: ocispec.MediaTypeImageManifest, Blobs: map[digest.Digest]blobData{
+		empty.Digest: {MediaType: empty.MediaType, Data: emptyConfig},
+		at.Digest:    {MediaType: at.MediaType, Data: at.Data},
+	}}, nil
 }
 
 func (r *registry) putArtifact(ctx context.Context, res *PushResult, art *artifact, tag string) error {

@@ -68,13 +68,19 @@ type marker struct {
 	FormatVersion int `json:"formatVersion"`
 }
 
+// layoutFileContent is the oci-layout file of every store.
+var layoutFileContent = []byte(`{"imageLayoutVersion":"1.0.0"}`)
+
+func markerContent() []byte {
+	m, _ := json.Marshal(marker{FormatVersion: 1})
+	return m
+}
+
 // Init makes dir (which must be empty or absent) a mirror, keeping the
-// mirror's online signing key (PEM) in it with mode 0600.
+// mirror's signing key (PEM) in it with mode 0600, and publishes its TUF
+// metadata with the mirror key as root key (see InitWith).
 func Init(dir string, keyPEM []byte) (*Store, error) {
-	if err := initStore(dir, keyPEM); err != nil {
-		return nil, fmt.Errorf("init mirror %s: %w", dir, err)
-	}
-	return &Store{dir: dir}, nil
+	return InitWith(dir, keyPEM, InitOptions{})
 }
 
 func initStore(dir string, keyPEM []byte) error {
@@ -97,15 +103,14 @@ func initStore(dir string, keyPEM []byte) error {
 	if err := writeFileAtomic(filepath.Join(dir, keyFile), keyPEM, 0o600); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, ocispec.ImageLayoutFile), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+	if err := writeFileAtomic(filepath.Join(dir, ocispec.ImageLayoutFile), layoutFileContent, 0o644); err != nil {
 		return err
 	}
 	idx, _ := json.Marshal(newIndex(nil))
 	if err := writeFileAtomic(filepath.Join(dir, "index.json"), idx, 0o644); err != nil {
 		return err
 	}
-	m, _ := json.Marshal(marker{FormatVersion: 1})
-	return writeFileAtomic(filepath.Join(dir, markerFile), m, 0o644)
+	return writeFileAtomic(filepath.Join(dir, markerFile), markerContent(), 0o644)
 }
 
 // Open opens an existing mirror directory.
@@ -272,6 +277,16 @@ func (s *Store) readIndex() (*ocispec.Index, error) {
 }
 
 func (s *Store) writeIndex(idx *ocispec.Index) error {
+	b, err := encodeIndex(idx)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(s.dir, "index.json"), b, 0o644)
+}
+
+// encodeIndex sorts the entries by ref name, then digest, and encodes
+// index.json as the store writes it.
+func encodeIndex(idx *ocispec.Index) ([]byte, error) {
 	sort.SliceStable(idx.Manifests, func(i, j int) bool {
 		a, b := idx.Manifests[i], idx.Manifests[j]
 		if ra, rb := a.Annotations[ocispec.AnnotationRefName], b.Annotations[ocispec.AnnotationRefName]; ra != rb {
@@ -279,11 +294,7 @@ func (s *Store) writeIndex(idx *ocispec.Index) error {
 		}
 		return a.Digest < b.Digest
 	})
-	b, err := json.MarshalIndent(idx, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(s.dir, "index.json"), b, 0o644)
+	return json.MarshalIndent(idx, "", "  ")
 }
 
 // AddResult says what Add or one bundle of Sync did.
@@ -298,6 +309,19 @@ type AddResult struct {
 // <name>:<version>, merging its signatures with any the store holds for
 // the same manifest.
 func (s *Store) Add(bundlePath string) (*AddResult, error) {
+	res, err := s.addFile(bundlePath)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Publish(); err != nil {
+		return res, fmt.Errorf("mirror add %s: the bundle is in the mirror, but %w (run 'ferry mirror refresh %s')", bundlePath, err, s.dir)
+	}
+	return res, nil
+}
+
+// addFile is Add without publishing the TUF metadata (Sync publishes once
+// at the end).
+func (s *Store) addFile(bundlePath string) (*AddResult, error) {
 	res, err := s.add(bundlePath)
 	if err != nil {
 		return nil, fmt.Errorf("mirror add %s: %w", bundlePath, err)
@@ -373,18 +397,7 @@ func (s *Store) ingest(h *ociclient.Head, layer func(l ocispec.Descriptor, off i
 	} else if added {
 		res.BlobsAdded++
 	}
-	bundleDesc := ocispec.Descriptor{
-		MediaType:    bundle.ManifestMediaType,
-		ArtifactType: bundle.ArtifactType,
-		Digest:       h.Digest,
-		Size:         int64(len(h.Manifest)),
-		Annotations: map[string]string{
-			ocispec.AnnotationRefName: ref,
-			RepositoryAnnotation:      repo,
-			BundleNameAnnotation:      cfg.Name,
-			BundleVersionAnnotation:   cfg.Version,
-		},
-	}
+	bundleDesc := bundleEntry(cfg, h.Digest, int64(len(h.Manifest)))
 	setEntry(idx, bundleDesc)
 
 	// Signatures: merge with what the store holds for this manifest.
@@ -398,31 +411,15 @@ func (s *Store) ingest(h *ociclient.Head, layer func(l ocispec.Descriptor, off i
 		return nil, fmt.Errorf("%d signatures would exceed the limit of %d", len(merged), bundle.MaxSignatures)
 	}
 	if added > 0 {
-		art, err := signatureArtifact(merged)
+		entries, arts, err := signatureEntries(repo, bundleDesc, merged)
 		if err != nil {
 			return nil, err
 		}
-		if err := s.putArtifact(res, art); err != nil {
-			return nil, err
-		}
-		d := art.Descriptor()
-		d.Annotations = map[string]string{
-			ocispec.AnnotationRefName: repo + ":" + bundle.SignatureTag(h.Digest),
-			RepositoryAnnotation:      repo,
-		}
-		setEntry(idx, d)
-		refs, err := referrerArtifacts(ocispec.Descriptor{MediaType: bundle.ManifestMediaType, Digest: h.Digest, Size: int64(len(h.Manifest))}, merged)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range refs {
-			if err := s.putArtifact(res, r); err != nil {
+		for i, art := range arts {
+			if err := s.putArtifact(res, art); err != nil {
 				return nil, err
 			}
-			d := r.Descriptor()
-			d.ArtifactType = CosignSignatureArtifactType
-			d.Annotations = map[string]string{RepositoryAnnotation: repo}
-			setEntry(idx, d)
+			setEntry(idx, entries[i])
 		}
 	}
 	if err := s.writeIndex(idx); err != nil {
@@ -430,6 +427,50 @@ func (s *Store) ingest(h *ociclient.Head, layer func(l ocispec.Descriptor, off i
 	}
 	res.Entry = entryOf(bundleDesc, cfg, h.Parsed, len(merged))
 	return res, nil
+}
+
+// bundleEntry is a bundle's index.json entry: tagged <name>:<tag>, with
+// the repository, name and version as annotations.
+func bundleEntry(cfg *bundle.Config, d digest.Digest, size int64) ocispec.Descriptor {
+	return ocispec.Descriptor{
+		MediaType:    bundle.ManifestMediaType,
+		ArtifactType: bundle.ArtifactType,
+		Digest:       d,
+		Size:         size,
+		Annotations: map[string]string{
+			ocispec.AnnotationRefName: cfg.Name + ":" + cfg.Tag(),
+			RepositoryAnnotation:      cfg.Name,
+			BundleNameAnnotation:      cfg.Name,
+			BundleVersionAnnotation:   cfg.Version,
+		},
+	}
+}
+
+// signatureEntries returns the artifacts that carry sigs over subject (the
+// cosign tag-scheme manifest, then one referrer per signature) and their
+// index.json entries, in the same order.
+func signatureEntries(repo string, subject ocispec.Descriptor, sigs []bundle.Signature) ([]ocispec.Descriptor, []*artifact, error) {
+	art, err := signatureArtifact(sigs)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := art.Descriptor()
+	d.Annotations = map[string]string{
+		ocispec.AnnotationRefName: repo + ":" + bundle.SignatureTag(subject.Digest),
+		RepositoryAnnotation:      repo,
+	}
+	entries, arts := []ocispec.Descriptor{d}, []*artifact{art}
+	refs, err := referrerArtifacts(ocispec.Descriptor{MediaType: bundle.ManifestMediaType, Digest: subject.Digest, Size: subject.Size}, sigs)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, r := range refs {
+		d := r.Descriptor()
+		d.ArtifactType = CosignSignatureArtifactType
+		d.Annotations = map[string]string{RepositoryAnnotation: repo}
+		entries, arts = append(entries, d), append(arts, r)
+	}
+	return entries, arts, nil
 }
 
 func (s *Store) putArtifact(res *AddResult, a *artifact) error {

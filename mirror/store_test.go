@@ -23,7 +23,7 @@ import (
 
 func newStore(t *testing.T) *mirror.Store {
 	t.Helper()
-	s, err := mirror.Init(filepath.Join(t.TempDir(), "mirror"), []byte("-----BEGIN PRIVATE KEY-----\ntest\n-----END PRIVATE KEY-----\n"))
+	s, err := mirror.Init(filepath.Join(t.TempDir(), "mirror"), testMirrorKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,6 +83,10 @@ type SyncOptions struct {
 // (same version, other content) or fails its digests is an error.
 func (s *Store) Sync(ctx context.Context, from string, o SyncOptions) (*SyncResult, error) {
 	res, err := s.sync(ctx, from, o)
+	// Publish what is in the mirror now, also after a partial sync.
+	if _, perr := s.Publish(); perr != nil && err == nil {
+		err = perr
+	}
 	if err != nil {
 		return res, fmt.Errorf("mirror sync from %s: %w", from, err)
 	}
@@ -99,7 +103,7 @@ func (s *Store) sync(ctx context.Context, from string, o SyncOptions) (*SyncResu
 		return res, err
 	}
 	if !st.IsDir() {
-		r, err := s.Add(from)
+		r, err := s.addFile(from)
 		if err != nil {
 			return res, err
 		}
@@ -121,7 +125,7 @@ func (s *Store) sync(ctx context.Context, from string, o SyncOptions) (*SyncResu
 	}
 	var first error
 	for _, p := range files {
-		r, err := s.Add(p)
+		r, err := s.addFile(p)
 		var be *bundle.Error
 		if errors.As(err, &be) && isNotBundle(be) {
 			res.Skipped = append(res.Skipped, Skipped{Source: p, Reason: "not a ferry bundle"})

@@ -75,6 +75,7 @@ func newCreateCommand(s *streams) *cobra.Command {
 		partSize string
 		sign     signOptions
 		asJSON   bool
+		sboms    []string
 	)
 	cmd := &cobra.Command{
 		Use:   "create SOURCE --device-type T --version V --out FILE",
@@ -113,6 +114,9 @@ func newCreateCommand(s *streams) *cobra.Command {
 			if err := checkCreateOptions(&opts); err != nil {
 				return usageError{err}
 			}
+			if opts.Attachments, err = loadSBOMs(sboms); err != nil {
+				return err
+			}
 			if len(sign.keys) > 0 {
 				signers, err := sign.load(s)
 				if err != nil {
@@ -145,6 +149,9 @@ func newCreateCommand(s *streams) *cobra.Command {
 			fmt.Fprintf(s.out, "created %s: %s %s for %s\n  manifest %s\n  payload  %s %s -> %s zstd (%d part(s))\n  signed   by %d key(s)\n",
 				out, res.Config.Name, res.Config.Version, strings.Join(res.Config.DeviceTypes, ", "), res.ManifestDigest,
 				p.Name, humanBytes(p.Size), humanBytes(p.CompressedSize), p.Parts, len(sign.keys))
+			for _, a := range res.Config.Attachments {
+				fmt.Fprintf(s.out, "  sbom     %s %s %s\n", a.Name, a.MediaType, humanBytes(a.Size))
+			}
 			return nil
 		},
 	}
@@ -159,8 +166,55 @@ func newCreateCommand(s *streams) *cobra.Command {
 	f.StringVar(&partSize, "part-size", "2GiB", "split payloads into blobs of at most this size (FAT32 needs < 4GiB)")
 	f.IntVar(&opts.Workers, "workers", 0, "compression threads (0: all CPUs)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
+	f.StringArrayVar(&sboms, "sbom", nil, "attach an SPDX or CycloneDX JSON document, signed with the bundle (repeatable)")
 	sign.addFlags(cmd, "private key to sign with (repeatable)")
 	return cmd
+}
+
+// loadSBOMs reads the --sbom files: each must be SPDX or CycloneDX JSON
+// (told apart by content) within the attachment size limit. The
+// attachment is named after the file.
+func loadSBOMs(paths []string) ([]bundle.AttachmentData, error) {
+	var out []bundle.AttachmentData
+	seen := map[string]string{}
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("--sbom: %w", err)
+		}
+		if st.Size() > bundle.MaxAttachmentSize {
+			return nil, usageError{fmt.Errorf("--sbom %s: %s exceeds the limit of %s", p, humanBytes(st.Size()), humanBytes(bundle.MaxAttachmentSize))}
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("--sbom: %w", err)
+		}
+		sb, err := bundle.DetectSBOM(data)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--sbom %s: %w", p, err)}
+		}
+		name := attachmentName(p)
+		if other, ok := seen[name]; ok {
+			return nil, usageError{fmt.Errorf("--sbom %s and %s would both be attached as %q: rename one", other, p, name)}
+		}
+		seen[name] = p
+		out = append(out, bundle.AttachmentData{Attachment: bundle.Attachment{Name: name, MediaType: sb.MediaType}, Data: data})
+	}
+	return out, nil
+}
+
+// attachmentName makes a file name an attachment name: lower case, other
+// characters as '-'.
+func attachmentName(path string) string {
+	n := strings.Trim(nonName.ReplaceAllString(strings.ToLower(filepath.Base(path)), "-"), "-._")
+	if len(n) > 128 {
+		n = n[len(n)-128:]
+		n = strings.TrimLeft(n, "-._")
+	}
+	if n == "" {
+		return "sbom.json"
+	}
+	return n
 }
 
 func checkPayloadType(typ string) error {

@@ -58,10 +58,11 @@ func newInspectCommand(s *streams) *cobra.Command {
 			if asJSON {
 				return writeJSON(s.out, map[string]any{
 					"manifest": r.ManifestDigest(), "tag": r.Config().Tag(), "config": r.Config(),
-					"layers": r.Manifest().Layers, "signatures": claims,
+					"layers": r.Manifest().Layers, "signatures": claims, "attachments": attachmentSummaries(r.Attachments()),
 				})
 			}
 			printConfig(s.out, r.ManifestDigest(), r.Config())
+			printAttachments(s.out, r.Attachments())
 			fmt.Fprintf(s.out, "signatures  %d (not checked here: run ferry verify)\n", len(claims))
 			for i, c := range claims {
 				if c.Error != "" {
@@ -89,6 +90,38 @@ func printConfig(w io.Writer, d digest.Digest, c *bundle.Config) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, p := range c.Payloads {
 		fmt.Fprintf(tw, "  %s\t%s -> %s\t%s\t%s zstd\t%d part(s)\t%s\n", p.Name, p.Type, p.Target, humanBytes(p.Size), humanBytes(p.CompressedSize), p.Parts, p.Digest)
+	}
+	tw.Flush()
+}
+
+// attachmentSummary is an attachment as inspect shows it: what the config
+// says, and what an SBOM says of itself.
+type attachmentSummary struct {
+	bundle.Attachment
+	SBOM *bundle.SBOM `json:"sbom,omitempty"`
+}
+
+func attachmentSummaries(as []bundle.AttachmentData) []attachmentSummary {
+	out := []attachmentSummary{}
+	for _, a := range as {
+		sb, _ := bundle.DetectSBOM(a.Data)
+		out = append(out, attachmentSummary{Attachment: a.Attachment, SBOM: sb})
+	}
+	return out
+}
+
+func printAttachments(w io.Writer, as []bundle.AttachmentData) {
+	if len(as) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "attachments %d\n", len(as))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, a := range attachmentSummaries(as) {
+		what := "-"
+		if a.SBOM != nil {
+			what = fmt.Sprintf("%s, %d component(s)", a.SBOM.Spec, a.SBOM.Components)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", a.Name, a.MediaType, humanBytes(a.Size), what, a.Digest)
 	}
 	tw.Flush()
 }
@@ -154,6 +187,13 @@ nothing is written unless they meet the threshold.`,
 			}
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
+			}
+			for _, at := range r.Attachments() {
+				path, err := bundle.ExtractAttachment(at, out)
+				if err != nil {
+					return fmt.Errorf("extract %s: %w", a[0], err)
+				}
+				fmt.Fprintf(s.out, "%s\t%s\t%s\n", at.Name, path, at.Digest)
 			}
 			for {
 				p, err := r.Next()

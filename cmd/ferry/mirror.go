@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"net"
@@ -26,9 +27,16 @@ func newMirrorCommand(s *streams) *cobra.Command {
 		Long: `A mirror is a directory (an OCI image layout) holding bundles, their
 signatures and referrers. Fill it with 'add' and 'sync', look at it with
 'list', and serve it read-only over the OCI distribution API with 'serve':
-devices, skopeo and crane pull from it as from any registry.`,
+devices, skopeo and crane pull from it as from any registry.
+
+The mirror publishes TUF metadata (root, targets, snapshot, timestamp) under
+/tuf/ so devices can tell a fresh mirror from a frozen or replayed one:
+'add' and 'sync' re-sign it, 'serve' keeps the short-lived timestamp fresh,
+and 'refresh' does so from cron. Devices report their state to 'serve'
+(check-ins); 'devices' lists the reports.`,
 	}
-	cmd.AddCommand(newMirrorInitCommand(s), newMirrorAddCommand(s), newMirrorSyncCommand(s), newMirrorListCommand(s), newMirrorServeCommand(s))
+	cmd.AddCommand(newMirrorInitCommand(s), newMirrorAddCommand(s), newMirrorSyncCommand(s), newMirrorListCommand(s), newMirrorServeCommand(s),
+		newMirrorRefreshCommand(s), newMirrorDevicesCommand(s))
 	return cmd
 }
 
@@ -41,11 +49,20 @@ func openMirror(dir string) (*mirror.Store, error) {
 }
 
 func newMirrorInitCommand(s *streams) *cobra.Command {
-	var key string
+	var key, rootKey, tsExpiry string
 	cmd := &cobra.Command{
-		Use:   "init DIR --key KEY",
+		Use:   "init DIR --key KEY [--root-key ROOTKEY] [--timestamp-expiry 24h]",
 		Short: "Make DIR an empty mirror that signs its metadata with KEY",
-		Args:  args(1, "a mirror DIR"),
+		Long: `Make DIR an empty mirror. KEY (unencrypted: the mirror signs unattended) is
+kept in DIR/keys/mirror.key and signs the TUF targets, the list of bundles,
+whenever 'add' or 'sync' changes it. An online key is generated into
+DIR/keys/online.key; it signs the snapshot and the short-lived timestamp,
+which 'serve' and 'refresh' re-sign on their own.
+
+ROOTKEY signs the TUF root, which names those keys; keep it offline (it may
+be encrypted, and is not stored). Without --root-key, KEY signs the root too.
+Install DIR/tuf/root.json on the devices: it is how they trust this mirror.`,
+		Args: args(1, "a mirror DIR"),
 		RunE: func(_ *cobra.Command, a []string) error {
 			if key == "" {
 				return usageError{errors.New("--key KEY (the mirror's private key, PEM) is required")}
@@ -65,15 +82,30 @@ func newMirrorInitCommand(s *streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := mirror.Init(a[0], pemBytes); err != nil {
+			opts := mirror.InitOptions{}
+			if tsExpiry != "" {
+				if opts.Expiries.Timestamp, err = parseDays(tsExpiry); err != nil {
+					return usageError{fmt.Errorf("--timestamp-expiry: %w", err)}
+				}
+			}
+			if rootKey != "" {
+				if opts.RootKey, err = s.loadPrivateKey(rootKey); err != nil {
+					return err
+				}
+			}
+			st, err := mirror.InitWith(a[0], pemBytes, opts)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(s.out, "mirror      %s\n", a[0])
 			fmt.Fprintf(s.out, "key id      %s (%s)\n", pub.ID, pub.Algorithm)
+			fmt.Fprintf(s.out, "tuf root    %s (install it on devices to trust this mirror)\n", st.TUFRootPath())
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&key, "key", "k", "", "the mirror's private key (PEM, unencrypted)")
+	cmd.Flags().StringVarP(&key, "key", "k", "", "the mirror's private key (PEM, unencrypted): signs the TUF targets")
+	cmd.Flags().StringVar(&rootKey, "root-key", "", "offline key that signs the TUF root (default: --key)")
+	cmd.Flags().StringVar(&tsExpiry, "timestamp-expiry", "24h", "how long a TUF timestamp is valid: a duration such as 24h, or Nd")
 	return cmd
 }
 
@@ -214,49 +246,105 @@ func newMirrorListCommand(s *streams) *cobra.Command {
 }
 
 func newMirrorServeCommand(s *streams) *cobra.Command {
-	var listen, cert, key string
+	var (
+		listen, cert, key string
+		refresh           time.Duration
+		noCheckins        bool
+	)
 	cmd := &cobra.Command{
-		Use:   "serve DIR --listen ADDR [--tls-cert C --tls-key K]",
-		Short: "Serve the mirror read-only over the OCI distribution API",
+		Use:   "serve DIR --listen ADDR [--tls-cert C --tls-key K] [--refresh-interval 1h]",
+		Short: "Serve the mirror read-only over the OCI distribution API, with TUF metadata and check-ins",
 		Long: `Serve the mirror read-only over the OCI distribution API (pull, tags list,
 referrers): devices, skopeo and crane pull oci://ADDR/<bundle name>:<version>.
-Bundles added or synced while it runs are served at once. Stop it with
-Ctrl-C or SIGTERM.`,
+Bundles added or synced while it runs are served at once.
+
+Also served: the TUF metadata under /tuf/ (root.json, N.root.json,
+timestamp.json, snapshot.json, targets.json), whose timestamp is re-signed
+every --refresh-interval (at most a quarter of the timestamp expiry; 0: never,
+leave it to 'ferry mirror refresh' from cron), and device check-ins at
+POST /ferry/v1/checkin, stored in DIR/devices.db.
+
+ADDR is HOST:PORT, or unix:PATH for a Unix socket (behind a proxy). Stop it
+with Ctrl-C or SIGTERM.`,
 		Args: args(1, "a mirror DIR"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if (cert == "") != (key == "") {
 				return usageError{errors.New("--tls-cert and --tls-key go together")}
 			}
+			if refresh < 0 {
+				return usageError{errors.New("--refresh-interval must not be negative")}
+			}
 			st, err := openMirror(a[0])
 			if err != nil {
 				return err
 			}
-			return runServe(cmd.Context(), s, st, listen, cert, key)
+			return runServe(cmd.Context(), s, st, serveOptions{listen: listen, cert: cert, key: key, refresh: refresh, checkins: !noCheckins})
 		},
 	}
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:5000", "address to listen on")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:5000", "address to listen on: HOST:PORT or unix:PATH")
 	cmd.Flags().StringVar(&cert, "tls-cert", "", "TLS certificate (PEM); serves https")
 	cmd.Flags().StringVar(&key, "tls-key", "", "TLS private key (PEM)")
+	cmd.Flags().DurationVar(&refresh, "refresh-interval", time.Hour, "how often to re-sign the TUF timestamp; 0: never")
+	cmd.Flags().BoolVar(&noCheckins, "no-checkins", false, "refuse device check-ins (404) instead of storing them")
 	return cmd
 }
 
-func runServe(ctx context.Context, s *streams, st *mirror.Store, listen, cert, key string) error {
+type serveOptions struct {
+	listen, cert, key string
+	refresh           time.Duration
+	checkins          bool
+}
+
+func runServe(ctx context.Context, s *streams, st *mirror.Store, o serveOptions) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ln, err := net.Listen("tcp", listen)
+	var ho mirror.HandlerOptions
+	ho.Logf = func(format string, a ...any) { fmt.Fprintf(s.err, "ferry: "+format+"\n", a...) }
+	if o.checkins {
+		d, err := st.OpenDevices()
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		ho.Devices = d
+	}
+	network, addr := "tcp", o.listen
+	if p, ok := strings.CutPrefix(o.listen, "unix:"); ok {
+		network, addr = "unix", p
+		os.Remove(p) // a socket left by an earlier run
+	}
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mirror.NewServer(st), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	if network == "unix" {
+		defer os.Remove(addr)
+	}
+	srv := &http.Server{Handler: mirror.NewHandler(st, ho), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	scheme := "http"
-	if cert != "" {
+	if o.cert != "" {
 		scheme = "https"
 	}
-	fmt.Fprintf(s.err, "ferry: serving mirror %s on %s://%s\n", st.Dir(), scheme, ln.Addr())
+	where := scheme + "://" + ln.Addr().String()
+	if network == "unix" {
+		where = "unix:" + addr
+	}
+	fmt.Fprintf(s.err, "ferry: serving mirror %s on %s\n", st.Dir(), where)
+	if o.refresh > 0 {
+		go st.KeepFresh(ctx, o.refresh, func(res *mirror.TUFStatus, err error) {
+			if err != nil {
+				fmt.Fprintf(s.err, "ferry: warning: re-signing the TUF metadata failed (devices refuse it once it expires): %v\n", err)
+				return
+			}
+			for _, w := range res.Warnings {
+				fmt.Fprintf(s.err, "ferry: warning: %s\n", w)
+			}
+		})
+	}
 	errc := make(chan error, 1)
 	go func() {
-		if cert != "" {
-			errc <- srv.ServeTLS(ln, cert, key)
+		if o.cert != "" {
+			errc <- srv.ServeTLS(ln, o.cert, o.key)
 		} else {
 			errc <- srv.Serve(ln)
 		}
@@ -269,4 +357,143 @@ func runServe(ctx context.Context, s *streams, st *mirror.Store, listen, cert, k
 		defer cancel()
 		return srv.Shutdown(shutdown)
 	}
+}
+
+// loadPrivateKey reads a private key, asking for its passphrase as
+// loadSigner does.
+func (s *streams) loadPrivateKey(path string) (crypto.Signer, error) {
+	pemBytes, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read key: %w", err)
+	}
+	k, err := verify.ParsePrivateKey(pemBytes, s.passphraseFunc(path, false))
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", path, err)
+	}
+	return k, nil
+}
+
+func newMirrorRefreshCommand(s *streams) *cobra.Command {
+	var (
+		tsExpiry, rootKey string
+		asJSON            bool
+	)
+	cmd := &cobra.Command{
+		Use:   "refresh DIR [--timestamp-expiry D] [--root-key ROOTKEY]",
+		Short: "Re-sign the mirror's TUF timestamp (and whatever else is due), e.g. from cron",
+		Long: `Re-sign the mirror's TUF metadata: the timestamp always, with a fresh
+expiry; the snapshot and targets when the bundles changed or half their
+lifetime is gone. 'serve' does this on its own; run refresh from cron when
+the mirror is served some other way (a static web server, a copy).
+
+--timestamp-expiry changes how long timestamps are valid from now on.
+--root-key renews the TUF root (a new version, signed by the root key):
+devices follow the chain of root versions on their next check.`,
+		Args: args(1, "a mirror DIR"),
+		RunE: func(_ *cobra.Command, a []string) error {
+			var o mirror.RefreshOptions
+			if tsExpiry != "" {
+				d, err := parseDays(tsExpiry)
+				if err != nil {
+					return usageError{fmt.Errorf("--timestamp-expiry: %w", err)}
+				}
+				o.TimestampExpiry = d
+			}
+			st, err := openMirror(a[0])
+			if err != nil {
+				return err
+			}
+			if rootKey != "" {
+				if o.RootKey, err = s.loadPrivateKey(rootKey); err != nil {
+					return err
+				}
+			}
+			res, err := st.Refresh(o)
+			if err != nil {
+				return err
+			}
+			for _, w := range res.Warnings {
+				fmt.Fprintf(s.err, "ferry: warning: %s\n", w)
+			}
+			if asJSON {
+				return writeJSON(s.out, res)
+			}
+			printTUFStatus(s, res)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&tsExpiry, "timestamp-expiry", "", "set how long TUF timestamps are valid (a duration such as 24h, or Nd)")
+	cmd.Flags().StringVar(&rootKey, "root-key", "", "renew the TUF root with this key (the mirror's root key)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func printTUFStatus(s *streams, st *mirror.TUFStatus) {
+	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROLE\tVERSION\tEXPIRES\tKEY\t")
+	for _, r := range []struct {
+		name string
+		rs   mirror.RoleStatus
+	}{{"root", st.Root}, {"targets", st.Targets}, {"snapshot", st.Snapshot}, {"timestamp", st.Timestamp}} {
+		what := ""
+		if r.rs.Signed {
+			what = "re-signed"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", r.name, r.rs.Version, formatTime(r.rs.Expires), shortID(r.rs.KeyID), what)
+	}
+	tw.Flush()
+	fmt.Fprintf(s.out, "%d bundles listed\n", st.Bundles)
+}
+
+func newMirrorDevicesCommand(s *streams) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "devices DIR [--json]",
+		Short: "List the devices that checked in with the mirror",
+		Long: `List the devices that reported to 'ferry mirror serve' (POST
+/ferry/v1/checkin), with what each last said: the bundle and version it
+runs, how its last install ended, and when the mirror last heard from it.
+The reports are kept in DIR/devices.db (SQLite).`,
+		Args: args(1, "a mirror DIR"),
+		RunE: func(_ *cobra.Command, a []string) error {
+			st, err := openMirror(a[0])
+			if err != nil {
+				return err
+			}
+			ds, err := st.ListDevices()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(s.out, ds)
+			}
+			if len(ds) == 0 {
+				fmt.Fprintln(s.err, "ferry: no device has checked in with this mirror yet")
+				return nil
+			}
+			now := time.Now()
+			tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "DEVICE\tTYPE\tBUNDLE\tVERSION\tRESULT\tLAST SEEN\tERROR")
+			for _, d := range ds {
+				bundle := d.Bundle
+				if bundle == "" {
+					bundle = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s (%s ago)\t%s\n", d.ID, d.Type, bundle, d.Version, d.Result,
+					formatTime(d.LastSeen), now.Sub(d.LastSeen).Round(time.Second), oneLine(d.Error, 60))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// oneLine shortens s to one line of at most n runes for a table.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }

@@ -35,6 +35,8 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newPullCommand(s),
 		newMirrorCommand(s),
 		newTrustCommand(s),
+		newMediaCommand(s),
+		newAuditCommand(s),
 	)
 	return root
 }

@@ -1,0 +1,214 @@
+package audit_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-update/ferry/audit"
+	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/verify"
+)
+
+const year = 365 * 24 * time.Hour
+
+// TestAuditVerdicts: one readable table of what a security team must see,
+// each case a bundle file judged by a trust root (or bare keys).
+func TestAuditVerdicts(t *testing.T) {
+	rootKey, rel1, rel2, stranger := newKey(t, "root"), newKey(t, "rel1@example.com"), newKey(t, "rel2@example.com"), newKey(t, "mallory")
+	// root is the trust root of a case: its release keys, threshold,
+	// revoked keys and lifetime.
+	type root struct {
+		release   []testKey
+		threshold int
+		revoked   []testKey
+		lifetime  time.Duration
+	}
+	keys := func(ks ...testKey) []testKey { return ks }
+	statuses := func(ss ...verify.Status) []verify.Status { return ss }
+	tests := []struct {
+		name    string
+		signers []testKey
+		root    *root // nil: --key rel1 --key rel2 --threshold 1
+		later   time.Duration
+		tamper  bool
+		pass    bool
+		reason  string          // in the reasons when it fails
+		warning string          // in the warnings
+		status  []verify.Status // of each signature
+	}{
+		{name: "good bundle", signers: keys(rel1), root: &root{keys(rel1), 1, nil, year},
+			pass: true, status: statuses(verify.Valid)},
+		{name: "below threshold", signers: keys(rel1), root: &root{keys(rel1, rel2), 2, nil, year},
+			reason: "1 valid signature(s) from trusted keys, 2 required", status: statuses(verify.Valid)},
+		{name: "two of two", signers: keys(rel1, rel2), root: &root{keys(rel1, rel2), 2, nil, year},
+			pass: true, status: statuses(verify.Valid, verify.Valid)},
+		{name: "revoked signer", signers: keys(rel2), root: &root{keys(rel1, rel2), 1, keys(rel2), year},
+			reason: "signature(s) by revoked key(s) " + rel2.pub.ShortID() + " do not count", status: statuses(verify.Revoked)},
+		{name: "revoked signer beside a valid one", signers: keys(rel1, rel2), root: &root{keys(rel1, rel2), 1, keys(rel2), year},
+			pass: true, warning: "signature 2 does not count (revoked)", status: statuses(verify.Valid, verify.Revoked)},
+		{name: "unknown key", signers: keys(stranger), root: &root{keys(rel1), 1, nil, year},
+			reason: "0 valid signature(s)", status: statuses(verify.UnknownKey)},
+		{name: "unknown key beside a valid one", signers: keys(stranger, rel1), root: &root{keys(rel1), 1, nil, year},
+			pass: true, warning: "signature 1 does not count (unknown-key)", status: statuses(verify.UnknownKey, verify.Valid)},
+		{name: "unsigned", root: &root{keys(rel1), 1, nil, year},
+			reason: "0 valid signature(s)", warning: "no signatures"},
+		{name: "expired root", signers: keys(rel1), root: &root{keys(rel1), 1, nil, time.Hour}, later: 2 * time.Hour,
+			reason: "trust root version 1 expired at", status: statuses(verify.Valid)},
+		{name: "tampered payload", signers: keys(rel1), root: &root{keys(rel1), 1, nil, year}, tamper: true,
+			reason: `payload "rootfs" part 1 of 3`, status: statuses(verify.Valid)},
+		{name: "keys instead of a root", signers: keys(rel2),
+			pass: true, status: statuses(verify.Valid)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := makeBundle(t, t.TempDir(), bundleSpec{name: "os", version: "1.2.3", signers: tt.signers, sbom: true})
+			if tt.tamper {
+				flipPayloadByte(t, path)
+			}
+			o := audit.Options{Now: now.Add(tt.later), Tool: "ferry test"}
+			if r := tt.root; r != nil {
+				o.Root = makeRoot(t, rootKey, r.release, r.threshold, r.revoked, now.Add(r.lifetime))
+			} else {
+				o.Keys, o.Threshold = []*verify.PublicKey{rel1.pub, rel2.pub}, 1
+			}
+			rep := run(t, path, o, audit.SourceOptions{})
+			if len(rep.Bundles) != 1 {
+				t.Fatalf("%d bundles", len(rep.Bundles))
+			}
+			b := rep.Bundles[0]
+			if got := b.Verdict == audit.Pass; got != tt.pass || rep.OK() != tt.pass {
+				t.Errorf("verdict %s (report %s), reasons %q", b.Verdict, rep.Verdict, b.Reasons)
+			}
+			if tt.reason != "" && !containsAny(b.Reasons, tt.reason) {
+				t.Errorf("reasons %q, want one containing %q", b.Reasons, tt.reason)
+			}
+			if tt.warning != "" && !containsAny(b.Warnings, tt.warning) {
+				t.Errorf("warnings %q, want one containing %q", b.Warnings, tt.warning)
+			}
+			if len(b.Signatures) != len(tt.status) {
+				t.Fatalf("%d signatures, want %d", len(b.Signatures), len(tt.status))
+			}
+			for i, s := range b.Signatures {
+				if s.Status != tt.status[i] {
+					t.Errorf("signature %d: %s (%s), want %s", i+1, s.Status, s.Reason, tt.status[i])
+				}
+			}
+			// What is reported whatever the verdict.
+			if b.Name != "os" || b.Version != "1.2.3" || b.Manifest == "" || len(b.DeviceTypes) != 1 {
+				t.Errorf("bundle %+v", b)
+			}
+			if len(b.Payloads) != 1 || len(b.Payloads[0].Layers) != 3 || b.Payloads[0].Size != 20000 || b.Payloads[0].Verified == tt.tamper {
+				t.Errorf("payloads %+v", b.Payloads)
+			}
+			if len(b.Attachments) != 1 || b.Attachments[0].SBOM == nil || b.Attachments[0].SBOM.Components != 3 || b.Attachments[0].SBOM.Spec != "SPDX-2.3" {
+				t.Errorf("attachments %+v", b.Attachments)
+			}
+			for _, s := range b.Signatures {
+				if s.Status == verify.Valid && (s.Signer == "" || s.SignedAt.IsZero() || s.Algorithm != verify.ECDSAP256 || len(s.KeyID) != 64) {
+					t.Errorf("signature details missing: %+v", s)
+				}
+			}
+			if tt.root != nil && (rep.Trust.RootVersion != 1 || rep.Trust.RootExpires.IsZero() || rep.Trust.RootExpired != (tt.later > tt.root.lifetime)) {
+				t.Errorf("trust %+v", rep.Trust)
+			}
+		})
+	}
+}
+
+// TestAuditNotABundle: a file that is no bundle is a failed bundle with
+// the reader's located error, not a failure to run.
+func TestAuditNotABundle(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notes.txt")
+	must(t, os.WriteFile(path, []byte("hello"), 0o644))
+	rep := run(t, path, audit.Options{Keys: []*verify.PublicKey{newKey(t, "k").pub}}, audit.SourceOptions{})
+	if rep.OK() || len(rep.Bundles) != 1 || !containsAny(rep.Bundles[0].Reasons, "layout") {
+		t.Fatalf("%+v", rep.Bundles)
+	}
+}
+
+// TestAuditStickImage: a disk image is recognised and refused with a hint
+// until package media can read one.
+func TestAuditStickImage(t *testing.T) {
+	img := make([]byte, 4096)
+	img[510], img[511] = 0x55, 0xAA
+	path := filepath.Join(t.TempDir(), "stick.img")
+	must(t, os.WriteFile(path, img, 0o644))
+	if _, err := audit.Open(path, audit.SourceOptions{}); !errors.Is(err, audit.ErrStickImage) {
+		t.Fatalf("Open(stick image): %v", err)
+	}
+}
+
+// TestAuditOptions: an audit needs exactly one kind of trust.
+func TestAuditOptions(t *testing.T) {
+	path := makeBundle(t, t.TempDir(), bundleSpec{name: "os", version: "1.0.0"})
+	src, err := audit.Open(path, audit.SourceOptions{})
+	must(t, err)
+	k := newKey(t, "k")
+	for _, o := range []audit.Options{
+		{},
+		{Keys: []*verify.PublicKey{k.pub}, Threshold: 2},
+		{Keys: []*verify.PublicKey{k.pub}, Root: makeRoot(t, k, []testKey{k}, 1, nil, now.Add(year))},
+	} {
+		if _, err := audit.Run(t.Context(), src, o); err == nil {
+			t.Errorf("Run(%+v) judged without a sound policy", o)
+		}
+	}
+}
+
+// TestReportJSONShape pins the keys scripts rely on.
+func TestReportJSONShape(t *testing.T) {
+	k := newKey(t, "release@example.com")
+	path := makeBundle(t, t.TempDir(), bundleSpec{name: "os", version: "1.0.0", signers: []testKey{k}, sbom: true})
+	rep := run(t, path, audit.Options{Root: makeRoot(t, k, []testKey{k}, 1, nil, now.Add(year)), Tool: "ferry test"}, audit.SourceOptions{})
+	raw, err := json.Marshal(rep)
+	must(t, err)
+	var m map[string]any
+	must(t, json.Unmarshal(raw, &m))
+	for _, key := range []string{"tool", "generated", "target", "kind", "trust", "bundles", "skipped", "passed", "failed", "verdict"} {
+		if _, ok := m[key]; !ok {
+			t.Errorf("report has no %q: %s", key, raw)
+		}
+	}
+	b := m["bundles"].([]any)[0].(map[string]any)
+	for _, key := range []string{"source", "name", "version", "deviceTypes", "manifest", "payloads", "attachments", "signatures", "validKeys", "threshold", "thresholdMet", "verdict", "reasons", "warnings"} {
+		if _, ok := b[key]; !ok {
+			t.Errorf("bundle has no %q", key)
+		}
+	}
+	sig := b["signatures"].([]any)[0].(map[string]any)
+	for _, key := range []string{"keyId", "algorithm", "signer", "signedAt", "status"} {
+		if _, ok := sig[key]; !ok {
+			t.Errorf("signature has no %q", key)
+		}
+	}
+	att := b["attachments"].([]any)[0].(map[string]any)
+	if att["mediaType"] != bundle.SPDXMediaType || att["sbom"].(map[string]any)["components"] != float64(3) {
+		t.Errorf("attachment %v", att)
+	}
+	trust := m["trust"].(map[string]any)
+	if trust["rootVersion"] != float64(1) || trust["rootExpires"] == nil {
+		t.Errorf("trust %v", trust)
+	}
+}
+
+// TestWriteTextEscapes: what a signature says of itself cannot drive the
+// terminal.
+func TestWriteTextEscapes(t *testing.T) {
+	k := newKey(t, "evil\x1b[2J\u202e")
+	path := makeBundle(t, t.TempDir(), bundleSpec{name: "os", version: "1.0.0", signers: []testKey{k}})
+	rep := run(t, path, audit.Options{Keys: []*verify.PublicKey{k.pub}}, audit.SourceOptions{})
+	var out bytes.Buffer
+	must(t, rep.WriteText(&out))
+	if strings.ContainsAny(out.String(), "\x1b\u202e") || !strings.Contains(out.String(), "evil\ufffd[2J\ufffd") {
+		t.Errorf("text output:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "PASS  os 1.0.0") || !strings.Contains(out.String(), "summary     1 bundle(s): 1 passed") {
+		t.Errorf("text output:\n%s", out.String())
+	}
+}

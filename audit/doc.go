@@ -1,0 +1,26 @@
+// Package audit tells a security team who signed what, wherever bundles
+// are: a bundle file, a registry repository, a mirror (a directory or a
+// URL) or a mounted stick. For every bundle it reports the name, version,
+// device types, manifest and payload digests and sizes, every signature
+// (key id, algorithm, signer, time, verdict), whether the threshold is
+// met, the attached SBOMs, the trust root's version and expiry and, for a
+// mirror, its TUF metadata; and a verdict, pass or fail with the reasons.
+//
+// The verdict is the device's: a bundle passes when a device holding the
+// same trust would install it from there, that is when verify.CheckHead
+// accepts its signatures, every payload part matches its signed digest, the
+// trust root has not expired and, for a mirror with TUF metadata, that
+// metadata verifies and lists the bundle with this manifest digest.
+// Signatures that do not count (unknown or revoked keys, bad signatures)
+// beside enough that do are warnings, not failures.
+//
+// Package audit moves and judges nothing itself: sources stream bundles
+// through package mirror (registries, the mirror store and its server,
+// ociclient, tufclient) and judging is package verify's. A Source is one
+// method, so another place that holds bundles (a stick image, once package
+// media can read one) is one small adapter.
+//
+//	src, err := audit.Open("oci://registry.example.com/gateway", audit.SourceOptions{})
+//	rep, err := audit.Run(ctx, src, audit.Options{Root: root})
+//	rep.WriteHTML(f) // or WriteText, or encoding/json
+package audit

@@ -1,0 +1,170 @@
+package audit
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/ferry-update/ferry/verify"
+)
+
+// WriteText writes the report for people at a terminal. Everything a
+// bundle or a signature says of itself (signer names, descriptions, SBOM
+// versions, error texts quoting them) is passed through Printable first.
+func (r *Report) WriteText(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	p := func(format string, a ...any) { fmt.Fprintf(bw, format, a...) }
+	p("audit       %s (%s), %s, %s\n", Printable(r.Target), r.Kind, stamp(r.Generated), orDash(r.Tool))
+	p("trust       %s\n", r.Trust.summary())
+	if m := r.Mirror; m != nil {
+		p("metadata    %s\n", m.summary())
+	}
+	for _, b := range r.Bundles {
+		what := Printable(b.Name + " " + b.Version)
+		if b.Name == "" {
+			what = "(unreadable bundle)"
+		}
+		p("\n%s  %s  %s\n", strings.ToUpper(b.Verdict), what, Printable(b.Source))
+		if b.Manifest != "" {
+			p("  manifest    %s\n", b.Manifest)
+			p("  devices     %s\n", Printable(strings.Join(b.DeviceTypes, ", ")))
+			p("  created     %s\n", stamp(b.Created))
+		}
+		for _, pl := range b.Payloads {
+			state := "NOT verified"
+			if pl.Verified {
+				state = "verified"
+			}
+			p("  payload     %s (%s -> %s) %s, %s zstd in %d part(s), %s\n", pl.Name, pl.Type, pl.Target, HumanBytes(pl.Size), HumanBytes(pl.CompressedSize), pl.Parts, state)
+			p("              %s\n", pl.Digest)
+		}
+		for _, a := range b.Attachments {
+			what := "not an SBOM"
+			if a.SBOM != nil {
+				what = fmt.Sprintf("%s, %d component(s)", Printable(a.SBOM.Spec), a.SBOM.Components)
+			}
+			p("  sbom        %s %s, %s, %s\n", a.Name, a.MediaType, what, HumanBytes(a.Size))
+			p("              %s\n", a.Digest)
+		}
+		if b.Manifest != "" {
+			met := "threshold met"
+			if !b.ThresholdMet {
+				met = "threshold NOT met"
+			}
+			p("  signatures  %d, %d of %d required trusted key(s) valid: %s\n", len(b.Signatures), b.ValidKeys, b.Threshold, met)
+		}
+		for i, s := range b.Signatures {
+			p("    %d. %-13s key %s %s signer %s at %s", i+1, s.Status, orDash(shortID(s.KeyID)), orDash(string(s.Algorithm)), orDash(Printable(s.Signer)), orDash(stamp(s.SignedAt)))
+			if s.Reason != "" && s.Status != verify.Valid {
+				p(": %s", Printable(s.Reason))
+			}
+			p("\n")
+		}
+		if b.Listed != nil {
+			p("  listed      %s\n", map[bool]string{true: "in the mirror's signed targets", false: "NOT in the mirror's signed targets"}[*b.Listed])
+		}
+		for _, x := range b.Warnings {
+			p("  warning     %s\n", Printable(x))
+		}
+		for _, x := range b.Reasons {
+			p("  reason      %s\n", Printable(x))
+		}
+	}
+	for _, s := range r.Skipped {
+		p("\nskipped     %s: %s\n", Printable(s.Source), Printable(s.Reason))
+	}
+	p("\nsummary     %d bundle(s): %d passed, %d failed; %d skipped: %s\n", len(r.Bundles), r.Passed, r.Failed, len(r.Skipped), strings.ToUpper(r.Verdict))
+	return bw.Flush()
+}
+
+func (t Trust) summary() string {
+	var s string
+	if t.Source == "trust root" {
+		exp := "expires"
+		if t.RootExpired {
+			exp = "EXPIRED"
+		}
+		s = fmt.Sprintf("trust root version %d, %s %s; role %s: %d of %d key(s)", t.RootVersion, exp, stamp(t.RootExpires), t.Role, t.Threshold, len(t.Keys))
+		if len(t.Revoked) > 0 {
+			s += fmt.Sprintf("; %d revoked key(s)", len(t.Revoked))
+		}
+		return s
+	}
+	return fmt.Sprintf("keys: %d of %d key(s)", t.Threshold, len(t.Keys))
+}
+
+func (m *MirrorMetadata) summary() string {
+	switch {
+	case !m.Present:
+		return "none (no TUF metadata: freshness cannot be proven, as on any offline medium)"
+	case !m.Verified:
+		return "REFUSED: " + Printable(m.Error)
+	}
+	return fmt.Sprintf("verified against %s: root v%d, timestamp v%d expires %s, snapshot v%d, targets v%d expires %s",
+		Printable(m.Root), m.RootVersion, m.TimestampVersion, stamp(m.TimestampExpires), m.SnapshotVersion, m.TargetsVersion, stamp(m.TargetsExpires))
+}
+
+// Printable makes text from a bundle, a signature or a remote server safe
+// to print on a terminal: control characters (escape sequences) and
+// bidirectional overrides become U+FFFD, as does invalid UTF-8.
+func Printable(s string) string {
+	ok := true
+	for _, r := range s {
+		if !printableRune(r) {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if !printableRune(r) {
+			return unicode.ReplacementChar
+		}
+		return r
+	}, s)
+}
+
+func printableRune(r rune) bool {
+	return r != utf8.RuneError && !unicode.IsControl(r) && !unicode.Is(unicode.Bidi_Control, r)
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func shortID(id string) string {
+	if len(id) > 16 {
+		return id[:16]
+	}
+	return id
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// HumanBytes formats a size as 512 B, 97.7 KiB, 2.0 GiB.
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,317 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-update/ferry/media"
+)
+
+func newMediaCommand(s *streams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "media",
+		Short: "Make USB sticks that carry bundles to devices, and read back their reports",
+		Long: `A stick is a GPT disk with one FAT32 partition (label FERRY) whose ferry/
+directory holds bundles as a mirror-store layout, trust material, a README.txt
+for the technician and the reports devices write back. 'build' makes an image
+(or writes a stick directly), 'write' copies an image onto a stick, 'inspect'
+shows what is on one, 'reports' collects the reports.`,
+	}
+	cmd.AddCommand(newMediaBuildCommand(s), newMediaWriteCommand(s), newMediaInspectCommand(s), newMediaReportsCommand(s))
+	return cmd
+}
+
+// mediaProgress adapts a (done, total) callback to progress bars on
+// stderr; a pass that starts again from 0 (the read-back of 'write')
+// gets a bar of its own.
+func (s *streams) mediaProgress(whats ...string) (func(done, total int64), func()) {
+	if !isTerminal(s.err) {
+		return nil, func() {}
+	}
+	var (
+		step   func(int64)
+		finish = func() {}
+		last   int64
+		pass   int
+	)
+	return func(done, total int64) {
+			if step == nil || done < last {
+				finish()
+				what := whats[min(pass, len(whats)-1)]
+				pass++
+				step, finish = s.progress(total, what)
+			}
+			last = done
+			step(done)
+		}, func() {
+			finish()
+		}
+}
+
+func newMediaBuildCommand(s *streams) *cobra.Command {
+	var (
+		out, device, size, label string
+		trust                    []string
+		force, asJSON            bool
+	)
+	cmd := &cobra.Command{
+		Use:   "build (--out IMAGE | --device DEVICE) BUNDLE... [--size auto|8GiB] [--label FERRY] [--trust FILE]...",
+		Short: "Make a stick image holding bundles, or write one straight to a stick",
+		Long: `Make a GPT disk image with one FAT32 partition holding the bundles (as a
+mirror-store layout in ferry/), the --trust files (public keys, trust roots) in
+ferry/trust/, an empty ferry/reports/ and a README.txt. --size auto makes it as
+small as the content allows with room for reports, rounded up to 64 MiB.
+
+With --device the stick is built for the whole device and written to it, only
+its data (see 'ferry media write'); a mounted disk or the system's disk is
+refused unless --force.`,
+		Args: func(_ *cobra.Command, a []string) error {
+			if len(a) == 0 {
+				return usageError{errors.New("want at least one BUNDLE")}
+			}
+			return nil
+		},
+		RunE: func(_ *cobra.Command, a []string) error {
+			if (out == "") == (device == "") {
+				return usageError{errors.New("want one of --out IMAGE and --device DEVICE")}
+			}
+			sz, err := media.ParseSize(size)
+			if err != nil {
+				return usageError{err}
+			}
+			if _, err := media.NormalizeLabel(label); err != nil {
+				return usageError{err}
+			}
+			target := out
+			if device != "" {
+				if !force {
+					if err := media.CheckTarget(device); err != nil {
+						return err
+					}
+				}
+				devSize, err := media.DeviceSize(device)
+				if err != nil {
+					return err
+				}
+				if sz == 0 {
+					sz = min(devSize/(1<<20)*(1<<20), media.MaxImageSize)
+				} else if sz > devSize {
+					return fmt.Errorf("--size %s is larger than %s (%s)", size, device, humanBytes(devSize))
+				}
+				tmp, err := os.MkdirTemp("", "ferry-stick-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(tmp)
+				target = filepath.Join(tmp, "stick.img")
+			}
+			progress, done := s.mediaProgress("building", "writing", "checking")
+			res, err := media.Build(target, a, media.BuildOptions{Size: sz, Label: label, Trust: trust, Progress: progress})
+			if err != nil {
+				done()
+				return err
+			}
+			var wr *media.WriteResult
+			if device != "" {
+				wr, err = media.Write(target, device, media.WriteOptions{Force: force, Sparse: true, Progress: progress})
+				done()
+				if err != nil {
+					return err
+				}
+				res.Path = device
+			}
+			done()
+			if asJSON {
+				return writeJSON(s.out, map[string]any{"build": res, "write": wr})
+			}
+			printBuild(s, res)
+			if wr != nil {
+				fmt.Fprintf(s.out, "written     %s to %s, read back and checked (%s)\n", humanBytes(wr.Bytes), wr.Device, wr.Digest)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&out, "out", "o", "", "image file to write")
+	f.StringVar(&device, "device", "", "block device to write the stick to (instead of --out)")
+	f.StringVar(&size, "size", "auto", "image size: auto, or such as 8GiB (default with --device: the device's)")
+	f.StringVar(&label, "label", media.DefaultLabel, "FAT volume label (up to 11 of A-Z, 0-9, _ and -)")
+	f.StringArrayVar(&trust, "trust", nil, "file to put in ferry/trust/ (a public key or trust root; repeatable)")
+	f.BoolVar(&force, "force", false, "with --device: write even to a mounted disk or the system's disk")
+	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func printBuild(s *streams, r *media.BuildResult) {
+	fmt.Fprintf(s.out, "image       %s (%s, FAT32 %q at %s)\n", r.Path, humanBytes(r.Size), r.Label, humanBytes(r.PartitionOffset))
+	for _, b := range r.Bundles {
+		fmt.Fprintf(s.out, "bundle      %s %s for %s (%s, %d signature(s))\n", b.Name, b.Version, strings.Join(b.DeviceTypes, ", "), humanBytes(b.Size), b.Signatures)
+	}
+	if len(r.Trust) > 0 {
+		fmt.Fprintf(s.out, "trust       %s\n", strings.Join(r.Trust, ", "))
+	}
+	fmt.Fprintf(s.out, "free        %s\n", humanBytes(r.Free))
+}
+
+func newMediaWriteCommand(s *streams) *cobra.Command {
+	var force, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "write IMAGE DEVICE [--force]",
+		Short: "Copy a stick image onto a stick, then read it back and compare",
+		Long: `Copy IMAGE onto DEVICE (a block device such as /dev/sdb, or a file), sync,
+then read it back and compare SHA-256 digests. A disk that is mounted (itself,
+a partition, or a volume on it) or that holds the running system is refused
+unless --force.`,
+		Args: args(2, "an IMAGE and a DEVICE"),
+		RunE: func(_ *cobra.Command, a []string) error {
+			progress, done := s.mediaProgress("writing", "checking")
+			res, err := media.Write(a[0], a[1], media.WriteOptions{Force: force, Progress: progress})
+			done()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(s.out, res)
+			}
+			fmt.Fprintf(s.out, "written     %s to %s\n", humanBytes(res.Bytes), res.Device)
+			fmt.Fprintf(s.out, "checked     read back %s\n", res.Digest)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "write even to a mounted disk or the system's disk")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func newMediaInspectCommand(s *streams) *cobra.Command {
+	var (
+		policy policyOptions
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "inspect IMAGE|DEVICE [--key PUB | --trust ROOT] [--json]",
+		Short: "Show the bundles on a stick, their signature status, trust files and reports",
+		Long: `Open a stick image or device read-only and list its bundles (versions, device
+types) and whether their signatures hold: with --key or --trust each bundle's
+signatures are judged as a device would (exit 3 if one is refused), without
+them they are "unchecked". A damaged partition table or filesystem is an
+error that says what is wrong.`,
+		Args: args(1, "an IMAGE or DEVICE"),
+		RunE: func(_ *cobra.Command, a []string) error {
+			var o media.InspectOptions
+			if len(policy.keys) > 0 || policy.trust != "" {
+				p, err := policy.policy()
+				if err != nil {
+					return err
+				}
+				o.Policy = &p
+			} else if policy.deviceType != "" {
+				return usageError{errors.New("--device-type needs --key or --trust")}
+			}
+			in, err := media.Inspect(a[0], o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				err = writeJSON(s.out, in)
+			} else {
+				printInspection(s, in)
+			}
+			if err != nil {
+				return err
+			}
+			for _, b := range in.Bundles {
+				if b.Status != media.StatusValid && b.Status != media.StatusUnchecked {
+					return fmt.Errorf("%s: %s %s refused (%s): %w", a[0], b.Name, b.Version, b.Status, errRejected)
+				}
+			}
+			return nil
+		},
+	}
+	policy.addFlags(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printInspection(s *streams, in *media.Inspection) {
+	fmt.Fprintf(s.out, "stick       %s: %s, FAT32 %q, %s, %s free\n", in.Path, strings.ToUpper(in.PartitionTable), in.Label, humanBytes(in.PartitionSize), humanBytes(in.Free))
+	for _, w := range in.Warnings {
+		fmt.Fprintf(s.out, "warning     %s\n", w)
+	}
+	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tVERSION\tDEVICE TYPES\tSIZE\tSIGNATURES\tSTATUS")
+	for _, b := range in.Bundles {
+		status := b.Status
+		if b.Verdict != nil {
+			status = fmt.Sprintf("%s (%d of %d)", b.Status, b.Verdict.ValidKeys, b.Verdict.Threshold)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", orDash(b.Name), orDash(b.Version), orDash(strings.Join(b.DeviceTypes, ",")), humanBytes(b.Size), b.Signatures, status)
+	}
+	tw.Flush()
+	for _, b := range in.Bundles {
+		if b.Reason != "" {
+			fmt.Fprintf(s.out, "%s %s: %s\n", orDash(b.Name), orDash(b.Version), b.Reason)
+		}
+	}
+	if len(in.Trust) > 0 {
+		fmt.Fprintf(s.out, "trust       %s\n", strings.Join(in.Trust, ", "))
+	}
+	bad := 0
+	for _, r := range in.Reports {
+		if r.Error != "" {
+			bad++
+		}
+	}
+	fmt.Fprintf(s.out, "reports     %d", len(in.Reports))
+	if bad > 0 {
+		fmt.Fprintf(s.out, " (%d unreadable)", bad)
+	}
+	if len(in.Reports) > 0 {
+		fmt.Fprintf(s.out, " (ferry media reports %s)", in.Path)
+	}
+	fmt.Fprintln(s.out)
+}
+
+func newMediaReportsCommand(s *streams) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "reports IMAGE|DEVICE|DIR [--json]",
+		Short: "Collect the install reports devices wrote onto a stick",
+		Long: `List the reports in a stick's ferry/reports/: from an image or device, or from
+a directory (a mounted stick, its ferry/ directory, or a reports directory).
+A file that is not a valid report is listed with why.`,
+		Args: args(1, "an IMAGE, DEVICE or DIR"),
+		RunE: func(_ *cobra.Command, a []string) error {
+			rows, err := media.Reports(a[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(s.out, rows)
+			}
+			tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "DEVICE\tBUNDLE\tBEFORE\tAFTER\tRESULT\tFINISHED\tERROR")
+			for _, row := range rows {
+				if row.Report == nil {
+					fmt.Fprintf(tw, "-\t-\t-\t-\tunreadable\t-\t%s\n", row.Error)
+					continue
+				}
+				r := row.Report
+				b := r.Bundle
+				if r.BundleVersion != "" {
+					b += " " + r.BundleVersion
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.DeviceID, orDash(b), orDash(r.VersionBefore), orDash(r.VersionAfter), r.Result, orDash(formatTime(r.Finished)), oneLine(r.Error, 80))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

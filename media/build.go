@@ -1,0 +1,621 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/backend/file"
+	"github.com/diskfs/go-diskfs/disk"
+	"github.com/diskfs/go-diskfs/filesystem"
+	"github.com/diskfs/go-diskfs/filesystem/fat12"
+	"github.com/diskfs/go-diskfs/partition/gpt"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/media/stick"
+	"github.com/ferry-update/ferry/mirror"
+)
+
+// Image geometry.
+const (
+	sectorSize     = 512
+	partitionStart = 2048 // sectors: 1 MiB, the usual alignment
+	gptBackup      = 33   // sectors at the end: the backup partition array and header
+	// DefaultLabel is the volume label of a stick, which the agent may look
+	// for (/dev/disk/by-label/FERRY).
+	DefaultLabel = "FERRY"
+	minImageSize = 64 << 20
+	autoRound    = 64 << 20
+	// autoHeadroom is free space an auto-sized stick keeps beyond its
+	// content (reports, and a margin), besides autoHeadroomPct.
+	autoHeadroom    = 16 << 20
+	autoHeadroomPct = 5
+	// reportRoom is the least free space any stick keeps for reports.
+	reportRoom = 1 << 20
+)
+
+// MaxImageSize is the largest image Build makes (a go-diskfs limit; a
+// larger stick gets a partition of this size).
+const MaxImageSize = maxImageSize
+
+// BuildOptions are the settings of Build.
+type BuildOptions struct {
+	// Size is the image size in bytes; 0 picks the content plus headroom,
+	// rounded up to 64 MiB (at least 64 MiB).
+	Size int64
+	// Label is the FAT volume label (up to 11 of A-Z, 0-9, '_', '-');
+	// DefaultLabel if empty.
+	Label string
+	// Trust lists files (public keys, trust roots) copied to /ferry/trust/.
+	Trust []string
+	// Progress, if set, is called as payload bytes are written, with the
+	// bytes done and the total.
+	Progress func(done, total int64)
+}
+
+// BuildResult describes the image Build made.
+type BuildResult struct {
+	Path            string        `json:"path"`
+	Size            int64         `json:"size"`
+	Label           string        `json:"label"`
+	PartitionOffset int64         `json:"partitionOffset"`
+	PartitionSize   int64         `json:"partitionSize"`
+	Free            int64         `json:"free"` // bytes free on the filesystem
+	Bundles         []BuiltBundle `json:"bundles"`
+	Trust           []string      `json:"trust,omitempty"`
+}
+
+// BuiltBundle is one bundle put on a stick.
+type BuiltBundle struct {
+	File        string        `json:"file"`
+	Name        string        `json:"name"`
+	Version     string        `json:"version"`
+	DeviceTypes []string      `json:"deviceTypes"`
+	Manifest    digest.Digest `json:"manifest"`
+	Size        int64         `json:"size"`
+	Signatures  int           `json:"signatures"`
+}
+
+var labelRE = regexp.MustCompile(`^[A-Z0-9_-]{1,11}$`)
+
+// NormalizeLabel upper-cases a volume label and checks it.
+func NormalizeLabel(l string) (string, error) {
+	if l == "" {
+		return DefaultLabel, nil
+	}
+	u := strings.ToUpper(l)
+	if !labelRE.MatchString(u) {
+		return "", fmt.Errorf("label %q: want 1 to 11 of A-Z, 0-9, '_' and '-'", l)
+	}
+	return u, nil
+}
+
+// Build writes a stick image to out: a GPT disk with one FAT32 partition
+// (made with go-diskfs) holding the bundles as a mirror-store layout in
+// /ferry/, the trust files in /ferry/trust/, an empty /ferry/reports/ and
+// a README.txt. Payload parts are streamed from the bundle files into the
+// image and checked against their digests on the way; memory use does not
+// grow with them. The image is written beside out and renamed over it
+// when complete.
+func Build(out string, bundles []string, o BuildOptions) (*BuildResult, error) {
+	res, err := build(out, bundles, o)
+	if err != nil {
+		return nil, fmt.Errorf("build stick image %s: %w", out, err)
+	}
+	return res, nil
+}
+
+// stickFile is a file to put on the stick: small content in data, or a
+// payload layer streamed from an archive.
+type stickFile struct {
+	path string // absolute in the filesystem, e.g. /ferry/index.json
+	data []byte
+	size int64
+	open func() (io.Reader, error)
+}
+
+func build(out string, bundlePaths []string, o BuildOptions) (*BuildResult, error) {
+	if len(bundlePaths) == 0 {
+		return nil, errors.New("no bundles given")
+	}
+	label, err := NormalizeLabel(o.Label)
+	if err != nil {
+		return nil, err
+	}
+	res := &BuildResult{Path: out, Label: label}
+
+	// The layout: mirror's files, then every distinct payload layer.
+	var lbs []mirror.LayoutBundle
+	var layers []stickFile
+	seen := map[digest.Digest]bool{}
+	listed := map[digest.Digest]bool{}
+	for _, p := range bundlePaths {
+		a, err := bundle.OpenArchive(p)
+		if err != nil {
+			return nil, err
+		}
+		defer a.Close()
+		if listed[a.ManifestDigest()] {
+			// The same bundle again (maybe with other signatures): its
+			// signatures are merged, it is listed once.
+			lbs = append(lbs, mirror.LayoutBundle{Manifest: a.RawManifest(), Config: a.RawConfig(), Signatures: a.Signatures()})
+			continue
+		}
+		listed[a.ManifestDigest()] = true
+		cfg := a.Config()
+		lbs = append(lbs, mirror.LayoutBundle{Manifest: a.RawManifest(), Config: a.RawConfig(), Signatures: a.Signatures()})
+		bb := BuiltBundle{File: p, Name: cfg.Name, Version: cfg.Version, DeviceTypes: cfg.DeviceTypes, Manifest: a.ManifestDigest(), Signatures: len(a.Signatures())}
+		for _, l := range a.Manifest().Layers {
+			bb.Size += l.Size
+			if seen[l.Digest] {
+				continue
+			}
+			seen[l.Digest] = true
+			layers = append(layers, stickFile{
+				path: "/" + stick.Dir + "/blobs/sha256/" + l.Digest.Encoded(),
+				size: l.Size,
+				open: func() (io.Reader, error) {
+					r, _, err := a.Blob(l.Digest)
+					return r, err
+				},
+			})
+		}
+		res.Bundles = append(res.Bundles, bb)
+	}
+	layout, err := mirror.LayoutFiles(lbs)
+	if err != nil {
+		return nil, err
+	}
+	var files []stickFile
+	for name, data := range layout {
+		files = append(files, stickFile{path: "/" + stick.Dir + "/" + name, data: data, size: int64(len(data))})
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
+	trustNames := map[string]bool{}
+	for _, t := range o.Trust {
+		data, err := readTrust(t)
+		if err != nil {
+			return nil, err
+		}
+		name := filepath.Base(t)
+		if trustNames[strings.ToLower(name)] {
+			return nil, fmt.Errorf("trust file %s: another --trust file has the same name", t)
+		}
+		trustNames[strings.ToLower(name)] = true
+		files = append(files, stickFile{path: path.Join("/", stick.Dir, stick.TrustDir, name), data: data, size: int64(len(data))})
+		res.Trust = append(res.Trust, name)
+	}
+	readme := []byte(readmeText(res, time.Now()))
+	files = append(files, stickFile{path: "/README.txt", data: readme, size: int64(len(readme))})
+	files = append(files, layers...)
+
+	size, err := chooseSize(o.Size, files)
+	if err != nil {
+		return nil, err
+	}
+	geo, err := diskGeometry(size)
+	if err != nil {
+		return nil, err
+	}
+	res.Size, res.PartitionOffset, res.PartitionSize = size, geo.start*sectorSize, geo.sectors*sectorSize
+
+	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*.tmp")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := f.Truncate(size); err != nil {
+		return nil, err
+	}
+	if err := writeImage(f, geo, label, files, o.Progress); err != nil {
+		return nil, err
+	}
+	if err := fixFAT32(f, res.PartitionOffset, res.PartitionSize); err != nil {
+		return nil, fmt.Errorf("post-pass over the FAT: %w", err)
+	}
+	g, err := parseBootSector(f, res.PartitionOffset, res.PartitionSize)
+	if err != nil {
+		return nil, err
+	}
+	t, err := loadFAT(f, res.PartitionOffset, g)
+	if err != nil {
+		return nil, err
+	}
+	free, _ := t.free()
+	res.Free = int64(free) * g.clusterBytes()
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(f.Name(), out); err != nil {
+		return nil, err
+	}
+	f = nil
+	return res, nil
+}
+
+func readTrust(p string) ([]byte, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, fmt.Errorf("trust file: %w", err)
+	}
+	if !st.Mode().IsRegular() || st.Size() > 1<<20 {
+		return nil, fmt.Errorf("trust file %s: want a regular file of at most 1 MiB", p)
+	}
+	return os.ReadFile(p)
+}
+
+// geometry is where the partition goes on a disk of a given size.
+type geometry struct {
+	start, sectors int64 // of the partition (and filesystem), in sectors
+}
+
+// diskGeometry places the FAT32 partition: from 1 MiB to the last whole
+// MiB before the backup GPT, shrunk to a size go-diskfs formats correctly
+// (fatfix.go, workaround 2).
+func diskGeometry(size int64) (geometry, error) {
+	if size%sectorSize != 0 {
+		return geometry{}, fmt.Errorf("image size %d is not a multiple of %d", size, sectorSize)
+	}
+	if size > maxImageSize {
+		return geometry{}, fmt.Errorf("image size %s: at most %s (go-diskfs limit)", formatSize(size), formatSize(maxImageSize))
+	}
+	disk := size / sectorSize
+	max := (disk-gptBackup-1)/partitionStart*partitionStart - partitionStart
+	s := int64(0)
+	if max > 0 {
+		s = fat32Sectors(max)
+	}
+	if s == 0 {
+		return geometry{}, fmt.Errorf("image size %s is too small for FAT32 (at least %s)", formatSize(size), formatSize(minImageSize))
+	}
+	return geometry{start: partitionStart, sectors: s}, nil
+}
+
+// clustersFor counts the clusters files take in a filesystem of
+// clusterBytes clusters, with their directories: each file at least one
+// cluster (go-diskfs allocates one for an empty file too), each directory
+// entry a short entry and a long-name entry per 13 characters.
+func clustersFor(files []stickFile, clusterBytes int64) int64 {
+	up := func(n int64) int64 { return max(1, (n+clusterBytes-1)/clusterBytes) }
+	entry := func(p string) int64 { return 1 + int64(len(path.Base(p))+12)/13 }
+	dirs := map[string]int64{"/": 2} // the volume label, and a margin
+	var addDir func(d string)
+	addDir = func(d string) {
+		if _, ok := dirs[d]; ok {
+			return
+		}
+		addDir(path.Dir(d))
+		dirs[d] = 2 // . and ..
+		dirs[path.Dir(d)] += entry(d)
+	}
+	addDir("/" + stick.Dir + "/" + stick.ReportsDir)
+	var n int64
+	for _, f := range files {
+		addDir(path.Dir(f.path))
+		dirs[path.Dir(f.path)] += entry(f.path)
+		n += up(f.size)
+	}
+	for _, e := range dirs {
+		n += up(e * 32)
+	}
+	return n
+}
+
+// chooseSize returns the image size: the one asked for, if the files fit
+// with room for reports, or an automatic one.
+func chooseSize(want int64, files []stickFile) (int64, error) {
+	fits := func(size, headroom int64) (bool, error) {
+		geo, err := diskGeometry(size)
+		if err != nil {
+			return false, err
+		}
+		g := diskfsGeometry(geo.sectors * sectorSize)
+		need := clustersFor(files, g.clusterBytes()) + (headroom+g.clusterBytes()-1)/g.clusterBytes()
+		return need <= int64(g.clusters()), nil
+	}
+	if want > 0 {
+		want = want / sectorSize * sectorSize
+		ok, err := fits(want, reportRoom)
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			auto, err := chooseSize(0, files)
+			if err != nil {
+				return 0, err
+			}
+			return 0, fmt.Errorf("the bundles do not fit in %s with room for reports: use --size auto or at least %s", formatSize(want), formatSize(auto))
+		}
+		return want, nil
+	}
+	var content int64
+	for _, f := range files {
+		content += f.size
+	}
+	headroom := autoHeadroom + content*autoHeadroomPct/100
+	size := max(minImageSize, (content+headroom+4<<20+autoRound-1)/autoRound*autoRound)
+	for ; size <= maxImageSize; size += autoRound {
+		ok, err := fits(size, headroom)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			return size, nil
+		}
+	}
+	return 0, fmt.Errorf("the bundles (%s) do not fit on the largest image ferry makes (%s)", formatSize(content), formatSize(maxImageSize))
+}
+
+// writeImage partitions the image and fills its filesystem with go-diskfs.
+func writeImage(f *os.File, geo geometry, label string, files []stickFile, progress func(done, total int64)) error {
+	d, err := diskfs.OpenBackend(file.New(f, false), diskfs.WithSectorSize(sectorSize))
+	if err != nil {
+		return err
+	}
+	table := &gpt.Table{
+		LogicalSectorSize: sectorSize, PhysicalSectorSize: sectorSize, ProtectiveMBR: true,
+		Partitions: []*gpt.Partition{{
+			Index: 1, Start: uint64(geo.start), End: uint64(geo.start + geo.sectors - 1), Size: uint64(geo.sectors * sectorSize),
+			Type: gpt.MicrosoftBasicData, Name: "ferry",
+		}},
+	}
+	if err := d.Partition(table); err != nil {
+		return err
+	}
+	fsys, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 1, FSType: filesystem.TypeFat32, VolumeLabel: label})
+	if err != nil {
+		return fmt.Errorf("create FAT32: %w", err)
+	}
+	fsStart := geo.start * sectorSize
+	for _, dir := range []string{"/" + stick.Dir + "/blobs/sha256", "/" + stick.Dir + "/" + stick.ReportsDir} {
+		if err := fsys.Mkdir(dir); err != nil {
+			return fmt.Errorf("mkdir %s: %w", dir, err)
+		}
+	}
+	var total, done int64
+	for _, sf := range files {
+		if sf.open != nil {
+			total += sf.size
+		}
+	}
+	buf := make([]byte, 1<<20)
+	for _, sf := range files {
+		if err := fsys.Mkdir(path.Dir(sf.path)); err != nil {
+			return fmt.Errorf("mkdir %s: %w", path.Dir(sf.path), err)
+		}
+		if sf.open == nil {
+			if err := writeSmall(fsys, sf.path, sf.data); err != nil {
+				return err
+			}
+			continue
+		}
+		r, err := sf.open()
+		if err != nil {
+			return err
+		}
+		var step func(int64)
+		if progress != nil {
+			base := done
+			step = func(n int64) { progress(base+n, total) }
+		}
+		if err := writeStreamed(fsys, f, fsStart, sf.path, sf.size, r, buf, step); err != nil {
+			return fmt.Errorf("%s: %w", sf.path, err)
+		}
+		done += sf.size
+	}
+	if progress != nil {
+		progress(done, total)
+	}
+	return nil
+}
+
+func writeSmall(fsys filesystem.FileSystem, name string, data []byte) error {
+	fl, err := fsys.OpenFile(name, os.O_CREATE|os.O_RDWR)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", name, err)
+	}
+	defer fl.Close()
+	if len(data) == 0 {
+		return nil
+	}
+	if n, err := fl.Write(data); err != nil || n != len(data) {
+		return fmt.Errorf("write %s: %d of %d bytes: %v", name, n, len(data), err)
+	}
+	return nil
+}
+
+// writeStreamed makes a file of size bytes with go-diskfs, which allocates
+// its clusters and directory entry in one step (a write of its last byte),
+// then copies src straight into those clusters of the image. Writing
+// through go-diskfs's File.Write instead would re-walk the cluster chain
+// and rewrite both FATs on every call.
+func writeStreamed(fsys filesystem.FileSystem, img io.WriterAt, fsStart int64, name string, size int64, src io.Reader, buf []byte, progress func(int64)) error {
+	fl, err := fsys.OpenFile(name, os.O_CREATE|os.O_RDWR)
+	if err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	defer fl.Close()
+	if size > 0 {
+		if _, err := fl.Seek(size-1, io.SeekStart); err != nil {
+			return err
+		}
+		if _, err := fl.Write([]byte{0}); err != nil {
+			return fmt.Errorf("allocate %d bytes: %w", size, err)
+		}
+	}
+	rf, ok := fl.(interface {
+		GetDiskRanges() ([]fat12.DiskRange, error)
+	})
+	if !ok {
+		return fmt.Errorf("go-diskfs file %T does not tell its clusters", fl)
+	}
+	ranges, err := rf.GetDiskRanges()
+	if err != nil {
+		return err
+	}
+	w := &rangeWriter{w: img, base: fsStart, ranges: ranges, progress: progress}
+	n, err := pipeCopy(w, io.LimitReader(src, size+1))
+	if err != nil {
+		return err
+	}
+	if n != size {
+		return fmt.Errorf("copied %d bytes, want %d", n, size)
+	}
+	// Let the source check its digest at EOF.
+	if k, err := src.Read(buf[:1]); k != 0 || err != io.EOF {
+		if err == nil || err == io.EOF {
+			err = errors.New("more data than its size")
+		}
+		return err
+	}
+	return nil
+}
+
+// pipeCopy copies r to w, reading (and hashing: r checks its digest) in
+// one goroutine while writing in another, with four 1 MiB buffers.
+func pipeCopy(w io.Writer, r io.Reader) (int64, error) {
+	const bufs, size = 4, 1 << 20
+	type chunk struct {
+		b   []byte
+		err error
+	}
+	free, full := make(chan []byte, bufs), make(chan chunk, bufs+1)
+	for range bufs {
+		free <- make([]byte, size)
+	}
+	stop := make(chan struct{})
+	go func() {
+		defer close(full)
+		for {
+			var b []byte
+			select {
+			case b = <-free:
+			case <-stop:
+				return
+			}
+			n, err := io.ReadFull(r, b)
+			if n > 0 {
+				full <- chunk{b: b[:n]}
+			}
+			switch err {
+			case nil:
+				continue
+			case io.EOF, io.ErrUnexpectedEOF:
+				return
+			}
+			full <- chunk{err: err}
+			return
+		}
+	}()
+	var written int64
+	for c := range full {
+		err := c.err
+		if err == nil {
+			var n int
+			n, err = w.Write(c.b)
+			written += int64(n)
+			free <- c.b[:cap(c.b)]
+		}
+		if err != nil {
+			close(stop)
+			for range full {
+			}
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+// rangeWriter writes a stream sequentially into disk ranges.
+type rangeWriter struct {
+	w        io.WriterAt
+	base     int64
+	ranges   []fat12.DiskRange
+	i        int   // current range
+	off      int64 // within it
+	n        int64
+	progress func(int64)
+}
+
+func (r *rangeWriter) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		if r.i >= len(r.ranges) {
+			return written, errors.New("more data than the clusters allocated for it")
+		}
+		rg := r.ranges[r.i]
+		k := min(int64(len(p)), int64(rg.Length)-r.off)
+		if _, err := r.w.WriteAt(p[:k], r.base+int64(rg.Offset)+r.off); err != nil {
+			return written, err
+		}
+		written += int(k)
+		p = p[k:]
+		r.off += k
+		if r.off == int64(rg.Length) {
+			r.i, r.off = r.i+1, 0
+		}
+	}
+	r.n += int64(written)
+	if r.progress != nil {
+		r.progress(r.n)
+	}
+	return written, nil
+}
+
+// readmeText is README.txt, for a technician on any laptop (CRLF).
+func readmeText(res *BuildResult, now time.Time) string {
+	var b strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format+"\r\n", a...) }
+	w("FERRY UPDATE STICK")
+	w("==================")
+	w("")
+	w("This stick carries signed software updates for devices that run the")
+	w("ferry agent. Made on %s.", now.UTC().Format("2006-01-02 15:04 MST"))
+	w("")
+	w("HOW TO USE IT")
+	w("1. Plug the stick into the device while it is running.")
+	w("2. The device finds the stick, checks the signatures of the updates on")
+	w("   it, and installs the newest one made for its device type. It refuses")
+	w("   an update that is not signed by a key it trusts, is for another kind")
+	w("   of device, or is older than what it runs.")
+	w("3. Leave the stick in until the device says it is done: it writes a")
+	w("   report (one .json file per device and attempt) into ferry\\reports")
+	w("   first. Then the device may restart into the new version.")
+	w("4. Back at a computer, read the reports in ferry\\reports, or run")
+	w("   'ferry media reports <this stick or its image>'.")
+	w("")
+	w("Do not change or delete anything under ferry\\ other than the reports:")
+	w("the updates are checked against their signatures, and a changed file")
+	w("makes every device refuse the update.")
+	w("")
+	w("WHAT IS ON IT")
+	for _, bb := range res.Bundles {
+		w("  %-24s %-16s %10s  for %s", bb.Name, bb.Version, formatSize(bb.Size), strings.Join(bb.DeviceTypes, ", "))
+		w("  %24s manifest %s, %d signature(s)", "", bb.Manifest, bb.Signatures)
+	}
+	if len(res.Trust) > 0 {
+		w("")
+		w("Trust material (in ferry\\trust): %s", strings.Join(res.Trust, ", "))
+	}
+	w("")
+	w("The updates are in ferry\\ as an OCI image layout, readable with")
+	w("'ferry media inspect', 'ferry mirror list' or skopeo (oci:ferry:NAME:VERSION).")
+	return b.String()
+}

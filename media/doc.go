@@ -1,0 +1,21 @@
+// Package media makes and reads the USB sticks field technicians carry
+// bundles on. It is host-side (it uses go-diskfs); the device reads a
+// mounted stick with package media/stick, which this package also uses
+// to read the layout inside an image.
+//
+// Build makes a stick image: a GPT disk with one FAT32 partition (label
+// FERRY) whose /ferry/ directory is a mirror-store layout (package
+// mirror's LayoutFiles, so that mirror.Open, skopeo and media/stick all
+// read it), with /ferry/trust/, an empty /ferry/reports/ and a README.txt.
+// Payload parts are streamed into the clusters go-diskfs allocated for
+// them, checked against their digests on the way; memory use is flat.
+// go-diskfs v1.9.4's FAT32 defects are worked around in fatfix.go, and
+// the tests check every image with fsck.fat, sgdisk and mtools.
+//
+// Write copies an image onto a stick (syncs, reads back, compares
+// SHA-256), refusing a disk that is mounted or holds the running system
+// (CheckTarget). Inspect lists a stick's bundles with the verdict on their
+// signatures, and Reports collects the reports agents wrote onto it; both
+// check a partition table and FAT before go-diskfs reads them, so a
+// damaged or hostile image is an error, never a hang or a panic.
+package media

@@ -1,0 +1,162 @@
+package media
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/verify"
+)
+
+type testKey struct {
+	signer *verify.Signer
+	pub    *verify.PublicKey
+	pubPEM string // path of the public key file
+}
+
+func newKey(t testing.TB, dir, name string) testKey {
+	t.Helper()
+	k, err := verify.GenerateKey(verify.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := verify.NewSigner(k, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := s.PublicKey().PEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name+".pub")
+	if err := os.WriteFile(p, pem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return testKey{signer: s, pub: s.PublicKey(), pubPEM: p}
+}
+
+// randomReader is deterministic incompressible data.
+func randomReader(seed uint64, size int64) io.Reader {
+	return io.LimitReader(rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), 1}), size)
+}
+
+// makeBundle writes a bundle with one rootfs payload of size random bytes,
+// split into parts of partSize (0: one part), signed by keys.
+func makeBundle(t testing.TB, dir, name, version string, deviceTypes []string, size, partSize int64, keys ...testKey) string {
+	t.Helper()
+	p := filepath.Join(dir, fmt.Sprintf("%s-%s.ferry", name, version))
+	_, err := bundle.Create(p, bundle.Options{
+		Name: name, Version: version, DeviceTypes: deviceTypes,
+		Created: time.Unix(1700000000, 0), PartSize: partSize,
+		Sign: func(d digest.Digest) ([]bundle.Signature, error) {
+			var sigs []bundle.Signature
+			for _, k := range keys {
+				s, err := k.signer.Sign(d, name, time.Unix(1700000000, 0))
+				if err != nil {
+					return nil, err
+				}
+				sigs = append(sigs, s)
+			}
+			return sigs, nil
+		},
+	}, bundle.Source{Name: "rootfs", Type: bundle.Rootfs, Content: randomReader(uint64(size)+uint64(len(version)), size)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func needTool(t testing.TB, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s not found (apt-get install dosfstools mtools gdisk)", n)
+			}
+			t.Skipf("%s not found (apt-get install dosfstools mtools gdisk)", n)
+		}
+	}
+}
+
+// extractPartition copies size bytes at off of img to a new sparse file
+// (fsck.fat 4.2 has no --offset).
+func extractPartition(t testing.TB, img string, off, size int64) string {
+	t.Helper()
+	src, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	out := filepath.Join(t.TempDir(), "part.img")
+	dst, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	buf := make([]byte, 1<<20)
+	zero := make([]byte, len(buf))
+	for pos := int64(0); pos < size; pos += int64(len(buf)) {
+		n := min(int64(len(buf)), size-pos)
+		if _, err := src.ReadAt(buf[:n], off+pos); err != nil && !errors.Is(err, io.EOF) {
+			t.Fatal(err)
+		}
+		if bytes.Equal(buf[:n], zero[:n]) {
+			continue
+		}
+		if _, err := dst.WriteAt(buf[:n], pos); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dst.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// fsckClean runs fsck.fat -n on the partition and fails unless it exits 0
+// and says nothing but its version and the summary line.
+func fsckClean(t testing.TB, img string, off, size int64) {
+	t.Helper()
+	out, err := fsck(t, img, off, size)
+	if err != nil {
+		t.Fatalf("fsck.fat -n: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "fsck.fat ") || !strings.Contains(lines[1], " files, ") {
+		t.Fatalf("fsck.fat -n warns:\n%s", out)
+	}
+	t.Logf("fsck.fat -n: exit 0: %s", lines[1])
+}
+
+func fsck(t testing.TB, img string, off, size int64) (string, error) {
+	t.Helper()
+	part := extractPartition(t, img, off, size)
+	out, err := exec.Command("fsck.fat", "-n", part).CombinedOutput()
+	return string(out), err
+}
+
+// mtoolsImage is img@@OFFSET for mtools (-i), with mtools' drive checks off.
+func mtools(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1", "MTOOLSRC=/dev/null")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func imageAt(img string, off int64) string { return img + "@@" + strconv.FormatInt(off, 10) }

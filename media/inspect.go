@@ -1,0 +1,464 @@
+package media
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/backend"
+	"github.com/diskfs/go-diskfs/filesystem"
+	"github.com/diskfs/go-diskfs/filesystem/fat32"
+	"github.com/diskfs/go-diskfs/partition/gpt"
+	"github.com/diskfs/go-diskfs/partition/mbr"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/media/stick"
+	"github.com/ferry-update/ferry/verify"
+)
+
+// Signature verdicts of Inspect.
+const (
+	StatusValid      = "valid"      // the policy's threshold of trusted keys signed
+	StatusInvalid    = "invalid"    // they did not
+	StatusOtherType  = "other-type" // signed well enough, but not for the policy's device type
+	StatusUnchecked  = "unchecked"  // no keys were given
+	StatusUnreadable = "unreadable" // the bundle's blobs cannot be read
+)
+
+// InspectOptions say how Inspect judges signatures.
+type InspectOptions struct {
+	// Policy, when set, is what each bundle's head is checked against
+	// (verify.CheckHead: signatures, threshold, revoked keys, device
+	// type); without it signatures are "unchecked".
+	Policy *verify.Policy
+}
+
+// Inspection is what is on a stick.
+type Inspection struct {
+	Path            string            `json:"path"`
+	Size            int64             `json:"size"`
+	PartitionTable  string            `json:"partitionTable"` // gpt, mbr or none
+	PartitionOffset int64             `json:"partitionOffset"`
+	PartitionSize   int64             `json:"partitionSize"`
+	Label           string            `json:"label"`
+	Free            int64             `json:"free"`
+	Warnings        []string          `json:"warnings,omitempty"`
+	Bundles         []InspectedBundle `json:"bundles"`
+	Trust           []string          `json:"trust"`
+	Reports         []ReportRow       `json:"reports"`
+}
+
+// InspectedBundle is one bundle on a stick and the verdict on it.
+type InspectedBundle struct {
+	Name        string         `json:"name"`
+	Version     string         `json:"version"`
+	DeviceTypes []string       `json:"deviceTypes"`
+	Created     time.Time      `json:"created,omitzero"`
+	Manifest    digest.Digest  `json:"manifest"`
+	Size        int64          `json:"size"`
+	Signatures  int            `json:"signatures"`
+	Status      string         `json:"status"`
+	Reason      string         `json:"reason,omitempty"`
+	Verdict     *verify.Result `json:"verdict,omitempty"`
+}
+
+// ReportRow is one report file: the report, or why it could not be read.
+type ReportRow struct {
+	File   string        `json:"file"`
+	Report *stick.Report `json:"report,omitempty"`
+	Error  string        `json:"error,omitempty"`
+}
+
+// Inspect opens a stick image or block device read-only (with go-diskfs)
+// and lists the bundles in its /ferry/ layout with the verdict on their
+// signatures, its trust files and its reports. A damaged partition table
+// or filesystem is an error that says what is wrong; a damaged bundle is
+// listed as unreadable.
+func Inspect(imgOrDevice string, o InspectOptions) (*Inspection, error) {
+	in, err := inspect(imgOrDevice, o)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", imgOrDevice, err)
+	}
+	return in, nil
+}
+
+func inspect(p string, o InspectOptions) (*Inspection, error) {
+	img, err := openImage(p)
+	if err != nil {
+		return nil, err
+	}
+	defer img.close()
+	in := &Inspection{Path: p, Size: img.size, PartitionTable: img.table, PartitionOffset: img.off,
+		PartitionSize: img.fsSize, Label: strings.TrimSpace(img.geo.label), Warnings: img.warnings, Trust: []string{}, Reports: []ReportRow{}}
+	free, _ := img.fat.free()
+	in.Free = int64(free) * img.geo.clusterBytes()
+	l, err := stick.NewLayout(img.sub(stick.Dir), p)
+	if err != nil {
+		return nil, err
+	}
+	bs, err := l.Bundles()
+	if err != nil {
+		return nil, err
+	}
+	in.Bundles = []InspectedBundle{}
+	for _, b := range bs {
+		in.Bundles = append(in.Bundles, judge(l, b, o.Policy))
+	}
+	if in.Trust, err = l.TrustFiles(); err != nil {
+		return nil, err
+	}
+	if in.Trust == nil {
+		in.Trust = []string{}
+	}
+	rs, err := l.Reports()
+	if err != nil {
+		return nil, err
+	}
+	in.Reports = reportRows(rs)
+	return in, nil
+}
+
+// judge checks a bundle's head as a device would (verify.CheckHead on the
+// stream the stick yields), without reading its payloads.
+func judge(l *stick.Layout, b stick.Bundle, p *verify.Policy) InspectedBundle {
+	ib := InspectedBundle{Name: b.Name, Version: b.Version, DeviceTypes: b.DeviceTypes, Created: b.Created,
+		Manifest: b.Manifest, Size: b.Size, Signatures: len(b.Signatures), Status: StatusUnchecked}
+	if ib.DeviceTypes == nil {
+		ib.DeviceTypes = []string{}
+	}
+	if b.Err != nil {
+		ib.Status, ib.Reason = StatusUnreadable, b.Err.Error()
+		return ib
+	}
+	if p == nil {
+		return ib
+	}
+	rc, err := l.Open(b)
+	if err != nil {
+		ib.Status, ib.Reason = StatusUnreadable, err.Error()
+		return ib
+	}
+	defer rc.Close()
+	r, err := bundle.NewReader(rc)
+	if err != nil {
+		ib.Status, ib.Reason = StatusUnreadable, err.Error()
+		return ib
+	}
+	ib.Verdict, err = verify.CheckHead(r, *p)
+	var de *verify.DeviceTypeError
+	switch {
+	case errors.As(err, &de):
+		ib.Status, ib.Reason = StatusOtherType, err.Error()
+	case err != nil:
+		ib.Status, ib.Reason = StatusInvalid, err.Error()
+	default:
+		ib.Status = StatusValid
+	}
+	return ib
+}
+
+func reportRows(rs []stick.ReportFile) []ReportRow {
+	out := []ReportRow{}
+	for _, r := range rs {
+		row := ReportRow{File: r.Name, Report: r.Report}
+		if r.Err != nil {
+			row.Error = r.Err.Error()
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+// Reports collects the reports of a stick: from an image or block device
+// (read with go-diskfs), or from a directory: a mounted stick or a copy of
+// one, its ferry/ directory, or a reports directory itself.
+func Reports(imgOrDir string) ([]ReportRow, error) {
+	rows, err := reports(imgOrDir)
+	if err != nil {
+		return nil, fmt.Errorf("reports of %s: %w", imgOrDir, err)
+	}
+	return rows, nil
+}
+
+func reports(p string) ([]ReportRow, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	var fsys fs.FS
+	if st.IsDir() {
+		fsys = os.DirFS(p)
+		for _, sub := range []string{path.Join(stick.Dir, stick.ReportsDir), stick.ReportsDir} {
+			if st, err := fs.Stat(fsys, sub); err == nil && st.IsDir() {
+				fsys, _ = fs.Sub(fsys, sub)
+				break
+			}
+		}
+	} else {
+		img, err := openImage(p)
+		if err != nil {
+			return nil, err
+		}
+		defer img.close()
+		fsys = img.sub(path.Join(stick.Dir, stick.ReportsDir))
+	}
+	rs, err := stick.ReadReports(fsys)
+	if err != nil {
+		return nil, err
+	}
+	return reportRows(rs), nil
+}
+
+// image is a stick image or device opened for reading, its FAT32
+// filesystem found and checked.
+type image struct {
+	f        *os.File
+	size     int64
+	table    string
+	off      int64 // of the filesystem
+	fsSize   int64
+	geo      *fatGeometry
+	fat      *fatTable
+	fs       filesystem.FileSystem
+	warnings []string
+}
+
+func (m *image) close() { m.f.Close() }
+
+// openImage finds the FAT32 filesystem of a stick: in the first GPT or MBR
+// partition that holds one, or on the whole disk (a "superfloppy", as
+// mkfs.fat makes on a bare image). Before go-diskfs reads anything, the
+// partition table header and the FAT are checked (fat.go), so that a
+// hostile or damaged image gives an error rather than a hang.
+func openImage(p string) (img *image, err error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
+	defer recoverDiskfs(&err)
+	d, err := diskfs.OpenBackend(readOnly{f}, diskfs.WithSectorSize(sectorSize))
+	if err != nil {
+		return nil, err
+	}
+	img = &image{f: f, size: d.Size, table: "none"}
+	if img.size < 4*sectorSize {
+		return nil, fmt.Errorf("%d bytes: too small to be a stick", img.size)
+	}
+	type candidate struct {
+		off, size int64
+		what      string
+	}
+	var cands []candidate
+	var tableErr error
+	if err := checkGPTHeaders(f, img.size); err != nil {
+		tableErr = err
+	} else if t, err := gpt.Read(d.Backend, sectorSize, sectorSize); err == nil {
+		img.table = "gpt"
+		if t.RecoveredFromBackup {
+			img.warnings = append(img.warnings, "the primary GPT is damaged; the backup GPT was read (repair with sgdisk -e or rebuild the stick)")
+		}
+		for _, pt := range t.Partitions {
+			if pt.Start == 0 || pt.End < pt.Start || int64(pt.End) >= img.size/sectorSize {
+				continue
+			}
+			cands = append(cands, candidate{int64(pt.Start) * sectorSize, int64(pt.End-pt.Start+1) * sectorSize, fmt.Sprintf("GPT partition %d", pt.Index)})
+		}
+	} else {
+		tableErr = fmt.Errorf("GPT: %w", err)
+	}
+	if img.table == "none" {
+		if t, err := mbr.Read(d.Backend, sectorSize, sectorSize); err == nil {
+			protective := false
+			for i, pt := range t.Partitions {
+				if pt.Type == mbr.GPTProtective {
+					protective = true
+				}
+				if pt.Type == mbr.Empty || pt.Type == mbr.GPTProtective || pt.Size == 0 {
+					continue
+				}
+				img.table = "mbr"
+				cands = append(cands, candidate{int64(pt.Start) * sectorSize, int64(pt.Size) * sectorSize, fmt.Sprintf("MBR partition %d", i+1)})
+			}
+			if protective && img.table == "none" {
+				return nil, fmt.Errorf("the GPT partition table is damaged (primary and backup): %v", tableErr)
+			}
+		}
+	}
+	if img.table == "none" {
+		cands = append(cands, candidate{0, img.size, "the whole disk"})
+	}
+	var errs []string
+	for _, c := range cands {
+		if c.off+c.size > img.size {
+			errs = append(errs, fmt.Sprintf("%s: extends past the end of the disk", c.what))
+			continue
+		}
+		err := img.openFAT(d.Backend, c.off, c.size)
+		if err == nil {
+			return img, nil
+		}
+		errs = append(errs, fmt.Sprintf("%s: %v", c.what, err))
+	}
+	return nil, fmt.Errorf("no FAT32 filesystem found (%s)", strings.Join(errs, "; "))
+}
+
+func (m *image) openFAT(b backend.Storage, off, size int64) error {
+	g, err := parseBootSector(m.f, off, size)
+	if err != nil {
+		return err
+	}
+	t, err := loadFAT(m.f, off, g)
+	if err != nil {
+		return err
+	}
+	fsys, err := fat32.Read(b, g.totalSectors*g.bytesPerSector, off, g.bytesPerSector)
+	if err != nil {
+		return err
+	}
+	m.off, m.fsSize, m.geo, m.fat, m.fs = off, g.totalSectors*g.bytesPerSector, g, t, fsys
+	return nil
+}
+
+// checkGPTHeaders refuses a GPT header (primary or backup) whose
+// partition array go-diskfs would allocate without bound.
+func checkGPTHeaders(r io.ReaderAt, size int64) error {
+	for _, lba := range []int64{1, size/sectorSize - 1} {
+		h := make([]byte, 92)
+		if _, err := r.ReadAt(h, lba*sectorSize); err != nil {
+			return fmt.Errorf("read GPT header: %w", err)
+		}
+		if !bytes.Equal(h[:8], []byte("EFI PART")) {
+			continue
+		}
+		n, es := binary.LittleEndian.Uint32(h[80:]), binary.LittleEndian.Uint32(h[84:])
+		if es < 128 || es > 4096 || es%8 != 0 || int64(n)*int64(es) > 1<<20 {
+			return fmt.Errorf("GPT header at sector %d: %d partition entries of %d bytes", lba, n, es)
+		}
+	}
+	return nil
+}
+
+// readOnly is an image file as a read-only go-diskfs backend.
+type readOnly struct{ *os.File }
+
+func (r readOnly) Sys() (*os.File, error)                  { return r.File, nil }
+func (r readOnly) Writable() (backend.WritableFile, error) { return nil, backend.ErrIncorrectOpenMode }
+func (r readOnly) Path() string                            { return r.Name() }
+func (r readOnly) Stat() (fs.FileInfo, error)              { return r.File.Stat() }
+
+// recoverDiskfs turns a panic in go-diskfs on a damaged image into an
+// error.
+func recoverDiskfs(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("damaged filesystem (go-diskfs failed: %v)", r)
+	}
+}
+
+// sub is the directory dir of the filesystem as an fs.FS.
+func (m *image) sub(dir string) fs.FS { return fatFS{fs: m.fs, root: dir} }
+
+// fatFS is a go-diskfs filesystem as a read-only fs.FS rooted at root,
+// with go-diskfs's panics on damaged structures turned into errors.
+type fatFS struct {
+	fs   filesystem.FileSystem
+	root string
+}
+
+func (f fatFS) path(op, name string) (string, error) {
+	if !fs.ValidPath(name) {
+		return "", &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
+	}
+	return path.Join(f.root, name), nil
+}
+
+func notExist(op, name string, err error) error {
+	if msg := err.Error(); strings.Contains(msg, "does not exist") || strings.Contains(msg, "not found") {
+		return &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+	}
+	return &fs.PathError{Op: op, Path: name, Err: err}
+}
+
+func (f fatFS) Open(name string) (_ fs.File, err error) {
+	defer recoverDiskfs(&err)
+	p, err := f.path("open", name)
+	if err != nil {
+		return nil, err
+	}
+	fl, err := f.fs.OpenFile(p, os.O_RDONLY)
+	if err != nil {
+		return nil, notExist("open", name, err)
+	}
+	st, err := fl.Stat()
+	if err != nil {
+		fl.Close()
+		return nil, err
+	}
+	return &fatFile{f: fl, size: st.Size()}, nil
+}
+
+func (f fatFS) ReadDir(name string) (_ []fs.DirEntry, err error) {
+	defer recoverDiskfs(&err)
+	p, err := f.path("readdir", name)
+	if err != nil {
+		return nil, err
+	}
+	ents, err := f.fs.ReadDir(p)
+	if err != nil {
+		return nil, notExist("readdir", name, err)
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	return ents, nil
+}
+
+// fatFile reads a go-diskfs file within its size: go-diskfs v1.9.4's
+// File.Read returns the rest of the last cluster when a read starts in the
+// middle of it (bytes past the end of the file), and fails on an empty
+// file that has no cluster (upstream issue 417), so reads are cut to the
+// size the directory entry gives and an empty file is never read.
+type fatFile struct {
+	f         filesystem.File
+	off, size int64
+}
+
+func (f *fatFile) Read(b []byte) (n int, err error) {
+	defer recoverDiskfs(&err)
+	left := f.size - f.off
+	if left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(b)) > left {
+		b = b[:left]
+	}
+	n, err = f.f.Read(b)
+	f.off += int64(n)
+	switch {
+	case err == io.EOF && f.off < f.size:
+		return n, fmt.Errorf("damaged filesystem: %w", io.ErrUnexpectedEOF)
+	case n == 0 && err == nil && len(b) > 0:
+		// go-diskfs does that at the end of a cluster chain shorter than
+		// the file's size; a reader would spin.
+		return 0, fmt.Errorf("damaged filesystem: %w", io.ErrNoProgress)
+	}
+	return n, err
+}
+
+func (f *fatFile) Stat() (_ fs.FileInfo, err error) {
+	defer recoverDiskfs(&err)
+	return f.f.Stat()
+}
+func (f *fatFile) Close() error { return f.f.Close() }

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package stick
+
+func deviceNumber(string) (major, minor uint32, ok bool) { return 0, 0, false }

@@ -1,0 +1,120 @@
+package stick
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Result is the outcome an agent reports.
+type Result string
+
+// Results an agent reports. Readers accept any lower-case word, so that a
+// newer agent may add one.
+const (
+	ResultSuccess    Result = "success"     // installed (and, where the agent waits for it, committed)
+	ResultFailure    Result = "failure"     // refused or failed; nothing was activated
+	ResultRolledBack Result = "rolled-back" // installed, did not come up, the old system runs again
+	ResultSkipped    Result = "skipped"     // nothing to do: no bundle fits, or already up to date
+)
+
+// Report is what an agent writes onto the stick after an install attempt.
+type Report struct {
+	DeviceID string `json:"deviceId"`
+	// Bundle is the bundle's name; BundleVersion and Manifest say which
+	// one, when the agent got that far.
+	Bundle        string    `json:"bundle,omitempty"`
+	BundleVersion string    `json:"bundleVersion,omitempty"`
+	Manifest      string    `json:"manifest,omitempty"`
+	VersionBefore string    `json:"versionBefore,omitempty"`
+	VersionAfter  string    `json:"versionAfter,omitempty"`
+	Result        Result    `json:"result"`
+	Started       time.Time `json:"started,omitzero"`
+	Finished      time.Time `json:"finished,omitzero"`
+	Error         string    `json:"error,omitempty"`
+}
+
+var (
+	resultRE   = regexp.MustCompile(`^[a-z][a-z-]{0,31}$`)
+	fileNameRE = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+)
+
+// Limits of a report's fields.
+const (
+	maxIDLen    = 256
+	maxFieldLen = 256
+	maxErrorLen = 16 << 10
+)
+
+// Validate checks a report before it is written or after it is read.
+func (r *Report) Validate() error {
+	if r.DeviceID == "" {
+		return errors.New("report: no deviceId")
+	}
+	if !resultRE.MatchString(string(r.Result)) {
+		return fmt.Errorf("report: result %q: want a lower-case word such as %q or %q", r.Result, ResultSuccess, ResultFailure)
+	}
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{
+		{"deviceId", r.DeviceID, maxIDLen}, {"bundle", r.Bundle, maxFieldLen}, {"bundleVersion", r.BundleVersion, maxFieldLen},
+		{"manifest", r.Manifest, maxFieldLen}, {"versionBefore", r.VersionBefore, maxFieldLen},
+		{"versionAfter", r.VersionAfter, maxFieldLen}, {"error", r.Error, maxErrorLen},
+	} {
+		if len(f.v) > f.max {
+			return fmt.Errorf("report: %s of %d bytes, at most %d", f.name, len(f.v), f.max)
+		}
+		if !utf8.ValidString(f.v) {
+			return fmt.Errorf("report: %s is not UTF-8", f.name)
+		}
+		if f.name != "error" && strings.ContainsFunc(f.v, func(c rune) bool { return c < ' ' || c == 0x7f }) {
+			return fmt.Errorf("report: %s holds control characters", f.name)
+		}
+	}
+	return nil
+}
+
+// ParseReport decodes one report file: a single JSON object of at most
+// MaxReportSize bytes. Unknown fields are ignored (a newer agent may add
+// some).
+func ParseReport(b []byte) (*Report, error) {
+	if len(b) > MaxReportSize {
+		return nil, fmt.Errorf("report of %d bytes, at most %d", len(b), MaxReportSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var r Report
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("report: data after the JSON object")
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// fileName is where a report goes: the device id (made safe for FAT) and
+// the time it finished, e.g. gw-0042-20250102T030405.123Z.json.
+func (r *Report) fileName(now time.Time) string {
+	id := strings.Trim(fileNameRE.ReplaceAllString(r.DeviceID, "_"), "._")
+	if len(id) > 64 {
+		id = id[:64]
+	}
+	if id == "" {
+		id = "device"
+	}
+	t := r.Finished
+	if t.IsZero() {
+		t = now
+	}
+	return id + "-" + t.UTC().Format("20060102T150405.000Z")
+}

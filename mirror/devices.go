@@ -1,0 +1,197 @@
+package mirror
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+
+	"github.com/ferry-update/ferry/mirror/checkin"
+)
+
+// DevicesFile is the check-in database of a mirror directory.
+const DevicesFile = "devices.db"
+
+// HistoryPerDevice is how many check-ins Devices keeps per device; older
+// ones are dropped as new ones come.
+const HistoryPerDevice = 100
+
+// Devices stores device check-ins in SQLite: one row per device with its
+// latest report, and a history of its last HistoryPerDevice reports.
+// It is safe for concurrent use; writes are serialized.
+type Devices struct {
+	db   *sql.DB
+	path string
+}
+
+// Device is a device's latest check-in.
+type Device struct {
+	ID         string    `json:"deviceId"`
+	Type       string    `json:"deviceType"`
+	Bundle     string    `json:"bundle"`
+	Version    string    `json:"version"`
+	Result     string    `json:"result"`
+	Error      string    `json:"error,omitempty"`
+	ReportedAt time.Time `json:"reportedAt"` // the device's clock
+	LastSeen   time.Time `json:"lastSeen"`   // the mirror's clock
+	Remote     string    `json:"remote"`     // address the report came from
+	Checkins   int64     `json:"checkins"`   // reports received in all
+}
+
+const devicesSchema = `
+CREATE TABLE IF NOT EXISTS devices (
+	device_id   TEXT PRIMARY KEY,
+	device_type TEXT NOT NULL,
+	bundle      TEXT NOT NULL,
+	version     TEXT NOT NULL,
+	result      TEXT NOT NULL,
+	error       TEXT NOT NULL,
+	reported_at INTEGER NOT NULL, -- unix ms, device clock
+	last_seen   INTEGER NOT NULL, -- unix ms, mirror clock
+	remote      TEXT NOT NULL,
+	checkins    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkins (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	device_id   TEXT NOT NULL,
+	device_type TEXT NOT NULL,
+	bundle      TEXT NOT NULL,
+	version     TEXT NOT NULL,
+	result      TEXT NOT NULL,
+	error       TEXT NOT NULL,
+	reported_at INTEGER NOT NULL,
+	received_at INTEGER NOT NULL,
+	remote      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS checkins_by_device ON checkins (device_id, id);
+`
+
+// OpenDevices opens (creating if needed) the check-in database at path.
+func OpenDevices(path string) (*Devices, error) {
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("device database %s: the path may not contain '?' or '#'", path)
+	}
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+	if err != nil {
+		return nil, fmt.Errorf("device database %s: %w", path, err)
+	}
+	// One connection: SQLite has one writer at a time anyway, and this
+	// way concurrent check-ins queue in Go instead of failing busy.
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(devicesSchema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("device database %s: %w", path, err)
+	}
+	return &Devices{db: db, path: path}, nil
+}
+
+// OpenDevices opens the store's check-in database (DIR/devices.db).
+func (s *Store) OpenDevices() (*Devices, error) {
+	return OpenDevices(filepath.Join(s.dir, DevicesFile))
+}
+
+// Close closes the database.
+func (d *Devices) Close() error { return d.db.Close() }
+
+// Record stores a validated report received at the mirror's time at from
+// remote (an address).
+func (d *Devices) Record(r *checkin.Report, at time.Time, remote string) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	if err := d.record(r, at, remote); err != nil {
+		return fmt.Errorf("store check-in of %s: %w", r.DeviceID, err)
+	}
+	return nil
+}
+
+func (d *Devices) record(r *checkin.Report, at time.Time, remote string) error {
+	tx, err := d.db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	rep, recv := r.Time.UnixMilli(), at.UnixMilli()
+	if _, err := tx.Exec(`INSERT INTO devices (device_id, device_type, bundle, version, result, error, reported_at, last_seen, remote, checkins)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+		ON CONFLICT (device_id) DO UPDATE SET device_type = excluded.device_type, bundle = excluded.bundle,
+			version = excluded.version, result = excluded.result, error = excluded.error,
+			reported_at = excluded.reported_at, last_seen = excluded.last_seen, remote = excluded.remote,
+			checkins = devices.checkins + 1`,
+		r.DeviceID, r.DeviceType, r.Bundle, r.Version, r.Result, r.Error, rep, recv, remote); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(`INSERT INTO checkins (device_id, device_type, bundle, version, result, error, reported_at, received_at, remote)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.DeviceID, r.DeviceType, r.Bundle, r.Version, r.Result, r.Error, rep, recv, remote); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(`DELETE FROM checkins WHERE device_id = ? AND id <= (
+		SELECT id FROM checkins WHERE device_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+		r.DeviceID, r.DeviceID, HistoryPerDevice); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// List returns every device's latest check-in, by device id.
+func (d *Devices) List() ([]Device, error) {
+	rows, err := d.db.Query(`SELECT device_id, device_type, bundle, version, result, error, reported_at, last_seen, remote, checkins
+		FROM devices ORDER BY device_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	defer rows.Close()
+	out := []Device{}
+	for rows.Next() {
+		var dv Device
+		var rep, seen int64
+		if err := rows.Scan(&dv.ID, &dv.Type, &dv.Bundle, &dv.Version, &dv.Result, &dv.Error, &rep, &seen, &dv.Remote, &dv.Checkins); err != nil {
+			return nil, fmt.Errorf("list devices: %w", err)
+		}
+		dv.ReportedAt, dv.LastSeen = time.UnixMilli(rep).UTC(), time.UnixMilli(seen).UTC()
+		out = append(out, dv)
+	}
+	return out, rows.Err()
+}
+
+// History returns a device's stored check-ins, newest first.
+func (d *Devices) History(deviceID string) ([]Device, error) {
+	rows, err := d.db.Query(`SELECT device_id, device_type, bundle, version, result, error, reported_at, received_at, remote
+		FROM checkins WHERE device_id = ? ORDER BY id DESC`, deviceID)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", deviceID, err)
+	}
+	defer rows.Close()
+	out := []Device{}
+	for rows.Next() {
+		var dv Device
+		var rep, seen int64
+		if err := rows.Scan(&dv.ID, &dv.Type, &dv.Bundle, &dv.Version, &dv.Result, &dv.Error, &rep, &seen, &dv.Remote); err != nil {
+			return nil, fmt.Errorf("history of %s: %w", deviceID, err)
+		}
+		dv.ReportedAt, dv.LastSeen = time.UnixMilli(rep).UTC(), time.UnixMilli(seen).UTC()
+		out = append(out, dv)
+	}
+	return out, rows.Err()
+}
+
+// ListDevices lists the devices that checked in with the mirror in dir
+// (none if it never served a check-in).
+func (s *Store) ListDevices() ([]Device, error) {
+	if _, err := os.Stat(filepath.Join(s.dir, DevicesFile)); errors.Is(err, fs.ErrNotExist) {
+		return []Device{}, nil
+	}
+	d, err := s.OpenDevices()
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.List()
+}

@@ -1,0 +1,59 @@
+package tufclient_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependencies keeps the device-side TUF client small: it imports
+// only the standard library, go-tuf's metadata and trustedmetadata
+// packages, x/mod/semver and internal/atomicfile, and nothing pulls in go-tuf's updater (and
+// its retry library), go-containerregistry's registry code, cobra, SQLite
+// or any other ferry package. Everything go-tuf's metadata needs
+// (sigstore's signature package and its dependencies) the agent already
+// has for checking bundle signatures.
+func TestDependencies(t *testing.T) {
+	const self = "github.com/ferry-update/ferry/mirror/tufclient"
+	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, self).Output()
+	if err != nil {
+		t.Skipf("go list: %v", err)
+	}
+	allowed := map[string]bool{
+		"github.com/theupdateframework/go-tuf/v2/metadata":                 true,
+		"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata": true,
+		"golang.org/x/mod/semver":                                          true,
+		"github.com/ferry-update/ferry/internal/atomicfile":                true,
+	}
+	for _, imp := range strings.Fields(string(out)) {
+		first, _, _ := strings.Cut(imp, "/")
+		if strings.Contains(first, ".") && !allowed[imp] {
+			t.Errorf("tufclient imports %s", imp)
+		}
+	}
+	out, err = exec.Command("go", "list", "-deps", self).Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	banned := []string{
+		"github.com/theupdateframework/go-tuf/v2/metadata/updater",
+		"github.com/theupdateframework/go-tuf/v2/metadata/fetcher",
+		"github.com/theupdateframework/go-tuf/v2/metadata/config",
+		"github.com/cenkalti/",
+		"github.com/google/go-containerregistry/pkg/v1",
+		"github.com/spf13/",
+		"github.com/docker/",
+		"modernc.org/",
+		"github.com/ferry-update/ferry/",
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if dep == self || dep == "github.com/ferry-update/ferry/internal/atomicfile" {
+			continue
+		}
+		for _, b := range banned {
+			if strings.HasPrefix(dep, b) {
+				t.Errorf("tufclient depends on %s", dep)
+			}
+		}
+	}
+}
