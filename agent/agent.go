@@ -22,6 +22,8 @@ type Agent struct {
 	boot    bootenv.Boot
 	modules ModuleRunner
 	keys    []*verify.PublicKey
+	root    *verify.Root // nil with [trust] keys
+	rootErr error        // why the last roots offered were not accepted
 	log     io.Writer
 	unlock  func()
 	now     func() time.Time
@@ -92,6 +94,12 @@ func Open(cfg *Config) (*Agent, error) {
 	}
 	if a.unlock, err = lockPath(filepath.Join(cfg.StateDir, lockFile)); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	if cfg.Trust.Root != "" {
+		if err := a.loadRoot(); err != nil {
+			a.Close()
+			return nil, err
+		}
 	}
 	var j Journal
 	ok, err := readJSON(a.path(journalFile), &j)
@@ -211,12 +219,13 @@ func (a *Agent) bootedSlot(st bootenv.BootState) (slot, from string, err error) 
 
 // Status is what the agent knows about the device.
 type Status struct {
-	DeviceType string     `json:"deviceType"`
-	Installed  *Installed `json:"installed,omitempty"`
-	BootedSlot string     `json:"bootedSlot,omitempty"`
-	BootedFrom string     `json:"bootedFrom,omitempty"`
-	Boot       *BootVars  `json:"boot,omitempty"`
-	Slots      []SlotInfo `json:"slots"`
+	DeviceType string       `json:"deviceType"`
+	Installed  *Installed   `json:"installed,omitempty"`
+	Trust      *TrustStatus `json:"trust,omitempty"`
+	BootedSlot string       `json:"bootedSlot,omitempty"`
+	BootedFrom string       `json:"bootedFrom,omitempty"`
+	Boot       *BootVars    `json:"boot,omitempty"`
+	Slots      []SlotInfo   `json:"slots"`
 	// Install is the install in progress or the last one.
 	Install *Journal `json:"install,omitempty"`
 	Pending bool     `json:"pending"`
@@ -245,7 +254,7 @@ type SlotInfo struct {
 // something cannot be read (a corrupt boot environment) it returns what it
 // has together with the error.
 func (a *Agent) Status() (*Status, error) {
-	s := &Status{DeviceType: a.cfg.DeviceType}
+	s := &Status{DeviceType: a.cfg.DeviceType, Trust: a.trustStatus()}
 	for _, name := range sortedKeys(a.cfg.Slots) {
 		c := a.cfg.Slots[name]
 		info := SlotInfo{Name: name, A: c.A, B: c.B, Dir: c.Dir}

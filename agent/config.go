@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -54,6 +55,13 @@ type Config struct {
 	Modules ModulesConfig `toml:"modules"`
 	// Source says how oci:// sources are fetched.
 	Source SourceConfig `toml:"source"`
+	// DeviceID names the device in check-ins and stick reports (default:
+	// the host name).
+	DeviceID string `toml:"device_id"`
+	// Mirror is the ferry mirror ferry-agent run polls, if any.
+	Mirror MirrorConfig `toml:"mirror"`
+	// Stick says where ferry-agent run looks for a USB stick.
+	Stick StickConfig `toml:"stick"`
 
 	// BootedSlot, when set ("a" or "b"), overrides how the agent finds
 	// the slot the device booted (see doc.go, "Which slot is booted").
@@ -90,13 +98,55 @@ type SourceConfig struct {
 	PlainHTTP bool `toml:"plain_http"`
 }
 
-// TrustConfig is the trust root: the keys a bundle must be signed with.
+// TrustConfig is the trust root: the keys a bundle must be signed with,
+// either as a signed trust-root document (Root, verify/TRUST.md) or as
+// plain key files (Keys and Threshold).
 type TrustConfig struct {
+	// Root is the trust-root document the device was provisioned with
+	// (read-only, e.g. in the image). Newer roots the agent accepts are
+	// kept in the state directory (root.json) and win over it; its
+	// release role signs bundles.
+	Root string `toml:"root"`
 	// Keys are PEM public key files.
 	Keys []string `toml:"keys"`
 	// Threshold is how many distinct keys must have signed (default 1).
 	Threshold int `toml:"threshold"`
 }
+
+// MirrorConfig is the ferry mirror that ferry-agent run polls.
+type MirrorConfig struct {
+	// URL is the mirror, http[s]://HOST[:PORT] ('ferry mirror serve').
+	// Plain http:// also pulls bundles over plain HTTP.
+	URL string `toml:"url"`
+	// Bundle, when set, is the only bundle name (OCI repository) taken.
+	Bundle string `toml:"bundle"`
+	// TUFRoot is the mirror's TUF root.json the device trusts for the
+	// freshness of the mirror's metadata. Required with URL.
+	TUFRoot string `toml:"tuf_root"`
+	// Interval between polls (default 1h); Jitter is added or taken off
+	// at random (default a tenth of Interval). A mirror that cannot be
+	// reached is polled at Interval, 2×, 4×... up to 10× Interval.
+	Interval Duration `toml:"interval"`
+	Jitter   Duration `toml:"jitter"`
+}
+
+// StickConfig says where ferry-agent run looks for a ferry USB stick.
+type StickConfig struct {
+	// MountPoints are directories where a stick may be mounted; each is
+	// checked for a ferry/ directory.
+	MountPoints []string `toml:"mount_points"`
+	// Label is the stick's filesystem label (e.g. FERRY), found mounted
+	// through /dev/disk/by-label and /proc/self/mountinfo.
+	Label string `toml:"label"`
+}
+
+// Defaults of [mirror].
+const (
+	DefaultMirrorInterval = time.Hour
+	// MaxBackoffFactor caps the wait after failed polls at this many
+	// intervals.
+	MaxBackoffFactor = 10
+)
 
 // SlotConfig is where the payloads whose target is the slot's name go:
 // an A/B pair of block devices or files (rootfs payloads) or a directory
@@ -264,14 +314,39 @@ func (c *Config) check() (toml.Key, error) {
 	if c.RebootCommand == "" {
 		c.RebootCommand = DefaultRebootCommand
 	}
-	if len(c.Trust.Keys) == 0 {
-		return toml.Key{"trust", "keys"}, errors.New("required: at least one public key file")
+	switch {
+	case c.Trust.Root != "" && (len(c.Trust.Keys) > 0 || c.Trust.Threshold != 0):
+		return toml.Key{"trust", "root"}, errors.New("set either root (a trust-root document) or keys and threshold, not both")
+	case c.Trust.Root == "" && len(c.Trust.Keys) == 0:
+		return toml.Key{"trust", "keys"}, errors.New("required: at least one public key file (or root, a trust-root document)")
+	case c.Trust.Root == "":
+		if c.Trust.Threshold == 0 {
+			c.Trust.Threshold = 1
+		}
+		if c.Trust.Threshold < 1 || c.Trust.Threshold > len(c.Trust.Keys) {
+			return toml.Key{"trust", "threshold"}, fmt.Errorf("%d: want 1 to the number of keys (%d)", c.Trust.Threshold, len(c.Trust.Keys))
+		}
 	}
-	if c.Trust.Threshold == 0 {
-		c.Trust.Threshold = 1
+	if c.DeviceID == "" {
+		c.DeviceID, _ = os.Hostname()
 	}
-	if c.Trust.Threshold < 1 || c.Trust.Threshold > len(c.Trust.Keys) {
-		return toml.Key{"trust", "threshold"}, fmt.Errorf("%d: want 1 to the number of keys (%d)", c.Trust.Threshold, len(c.Trust.Keys))
+	if c.Mirror.URL != "" {
+		u, err := url.Parse(c.Mirror.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return toml.Key{"mirror", "url"}, fmt.Errorf("%q: want http[s]://HOST[:PORT]", c.Mirror.URL)
+		}
+		if c.Mirror.TUFRoot == "" {
+			return toml.Key{"mirror", "tuf_root"}, errors.New("required with url: the mirror's TUF root.json this device trusts")
+		}
+	}
+	if c.Mirror.Interval.Duration == 0 {
+		c.Mirror.Interval.Duration = DefaultMirrorInterval
+	}
+	if c.Mirror.Jitter.Duration == 0 {
+		c.Mirror.Jitter.Duration = c.Mirror.Interval.Duration / 10
+	}
+	if c.Mirror.Jitter.Duration >= c.Mirror.Interval.Duration {
+		return toml.Key{"mirror", "jitter"}, fmt.Errorf("%v: want less than the interval %v", c.Mirror.Jitter.Duration, c.Mirror.Interval.Duration)
 	}
 	if len(c.Slots) == 0 && c.Modules.Dir == "" {
 		return toml.Key{"slots"}, errors.New("required: at least one slot, e.g. [slots.rootfs] with a and b (or [modules] with dir, for update modules only)")
@@ -334,6 +409,11 @@ func (c *Config) resolve(dir string) {
 		}
 	}
 	abs(&c.StateDir)
+	abs(&c.Trust.Root)
+	abs(&c.Mirror.TUFRoot)
+	for i := range c.Stick.MountPoints {
+		abs(&c.Stick.MountPoints[i])
+	}
 	for i := range c.Trust.Keys {
 		abs(&c.Trust.Keys[i])
 	}

@@ -160,3 +160,28 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestConfigTrustRootAndMirror(t *testing.T) {
+	base := "device_type = \"b\"\n[slots.rootfs]\na = \"x\"\nb = \"y\"\n[boot]\nbackend = \"file\"\npath = \"env\"\n"
+	for _, tc := range []struct{ extra, want string }{
+		{"[trust]\nroot = \"root.json\"\n", ""},
+		{"[trust]\nroot = \"root.json\"\nkeys = [\"k.pub\"]\n", `trust.root: set either root`},
+		{"[trust]\nroot = \"root.json\"\n[mirror]\nurl = \"http://m:5000\"\n", `mirror.tuf_root: required`},
+		{"[trust]\nroot = \"root.json\"\n[mirror]\nurl = \"ftp://m\"\ntuf_root = \"r\"\n", `mirror.url: "ftp://m": want`},
+		{"[trust]\nroot = \"root.json\"\n[mirror]\nurl = \"http://m\"\ntuf_root = \"r\"\ninterval = \"1m\"\njitter = \"2m\"\n", `mirror.jitter`},
+		{"[trust]\nroot = \"root.json\"\n[stick]\nmount_points = [\"/media/ferry\"]\nlabel = \"FERRY\"\n", ""},
+	} {
+		c, err := ParseConfig([]byte(base+tc.extra), "agent.toml", "/etc/ferry")
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%q: %v", tc.extra, err)
+			} else if c.Trust.Root != "/etc/ferry/root.json" || c.Mirror.Interval.Duration != DefaultMirrorInterval {
+				t.Errorf("%q: %+v %+v", tc.extra, c.Trust, c.Mirror)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.extra, err, tc.want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/mirror/tufclient"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -48,6 +49,23 @@ func (a *Agent) result(j *Journal, msg string) *Result {
 // A refused bundle fails with a *RefusedError; in every failure before
 // activation nothing the device boots or runs has changed.
 func (a *Agent) Install(ctx context.Context, src io.Reader, origin string) (*Result, error) {
+	return a.InstallWith(ctx, src, origin, InstallOptions{})
+}
+
+// InstallOptions change how InstallWith installs.
+type InstallOptions struct {
+	// Listed, when set, are the bundles a mirror's verified TUF metadata
+	// lists: a bundle whose name, version and manifest digest they do not
+	// list is refused (mix-and-match).
+	Listed *tufclient.Targets
+	// DeferReboot leaves the reboot an A/B install needs to the caller
+	// (Reboot), which reports the result first; Result.Rebooting is
+	// still set.
+	DeferReboot bool
+}
+
+// InstallWith is Install with options.
+func (a *Agent) InstallWith(ctx context.Context, src io.Reader, origin string, o InstallOptions) (*Result, error) {
 	if err := a.reconcile(); err != nil {
 		return nil, fmt.Errorf("install: %w", err)
 	}
@@ -69,7 +87,7 @@ func (a *Agent) Install(ctx context.Context, src io.Reader, origin string) (*Res
 	if err := a.transition(j, StateVerifying); err != nil {
 		return nil, fmt.Errorf("install: %w", err)
 	}
-	targets, br, err := a.checkHead(src, j)
+	targets, br, err := a.checkHead(src, j, o.Listed)
 	if br != nil {
 		defer br.Close()
 	}
@@ -116,7 +134,7 @@ func (a *Agent) Install(ctx context.Context, src io.Reader, origin string) (*Res
 			}
 			return a.result(j, j.Result), herr
 		}
-		if !j.agentReboots() {
+		if !j.agentReboots() || o.DeferReboot {
 			return withReboot(a.result(j, msg)), nil
 		}
 		if err := a.reboot(ctx); err != nil {
@@ -134,15 +152,27 @@ func withReboot(r *Result) *Result {
 
 // checkHead reads the bundle's head and judges it; it returns the payload
 // targets and the reader positioned at the first payload.
-func (a *Agent) checkHead(src io.Reader, j *Journal) ([]target, *bundle.Reader, error) {
+func (a *Agent) checkHead(src io.Reader, j *Journal, listed *tufclient.Targets) ([]target, *bundle.Reader, error) {
 	br, err := bundle.NewReader(src)
 	if err != nil {
 		return nil, nil, &RefusedError{Err: err}
 	}
 	c := br.Config()
 	j.Bundle, j.Version, j.Manifest = c.Name, c.Version, br.ManifestDigest()
-	policy := verify.Policy{Keys: a.keys, Threshold: a.cfg.Trust.Threshold, DeviceType: a.cfg.DeviceType}
+	if listed != nil {
+		if err := listed.Verify(c.Name, c.Version, br.ManifestDigest().String()); err != nil {
+			return nil, br, &RefusedError{Bundle: j.name(), Err: err}
+		}
+	}
+	policy, err := a.policy()
+	if err != nil {
+		return nil, br, &RefusedError{Bundle: j.name(), Err: err}
+	}
 	if _, err := verify.CheckHead(br, policy); err != nil {
+		var te *verify.ThresholdError
+		if errors.As(err, &te) && a.rootErr != nil {
+			err = fmt.Errorf("%w (a newer trust root was offered but not accepted: %v)", err, a.rootErr)
+		}
 		return nil, br, &RefusedError{Bundle: j.name(), Err: err}
 	}
 	if err := a.checkVersion(c.Version); err != nil {

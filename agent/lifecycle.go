@@ -343,6 +343,10 @@ func (a *Agent) healthCheck(ctx context.Context, j *Journal) error {
 
 // reboot runs the reboot command. It returns once the command has; the
 // reboot itself happens later.
+// Reboot runs the reboot command, for an install made with
+// InstallOptions.DeferReboot once its result is reported.
+func (a *Agent) Reboot(ctx context.Context) error { return a.reboot(ctx) }
+
 func (a *Agent) reboot(ctx context.Context) error {
 	a.logf("rebooting: %s", a.cfg.RebootCommand)
 	if err := a.shell(ctx, a.cfg.RebootCommand, 5*time.Minute, nil); err != nil {

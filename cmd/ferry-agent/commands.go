@@ -16,7 +16,7 @@ func newInstallCommand(s *streams, g *globalOptions) *cobra.Command {
 	var asJSON, plainHTTP bool
 	cmd := &cobra.Command{
 		Use:   "install SOURCE",
-		Short: "Install a bundle from a file, - (stdin), an http(s) URL or an oci:// reference",
+		Short: "Install a bundle from a file, - (stdin), an http(s) URL, an oci:// reference or a stick",
 		Long: `Install a bundle in one streaming pass. Its signatures, device type and
 version are checked before a payload byte is written; each payload streams
 into the inactive slot (or to its update module), hashed on the way, and
@@ -26,7 +26,12 @@ runs the reboot command; boot-check finishes it after the reboot.
 SOURCE is a bundle file, - for stdin, an http(s) URL, or a reference to a
 registry or a ferry mirror: oci://HOST[:PORT]/REPO:TAG or
 oci://HOST[:PORT]/REPO@sha256:DIGEST. Downloads resume with Range requests
-when the connection drops.`,
+when the connection drops.
+
+SOURCE may also be a mounted stick: a directory holding ferry/ (ferry media
+build). The trust roots on it are applied, the best bundle for this device
+type above the installed version is installed, and a report is written
+into ferry/reports/ on the stick before the reboot.`,
 		Args: args(1, "a bundle FILE, -, an http(s) URL or an oci:// reference"),
 		RunE: func(c *cobra.Command, a []string) error {
 			adjust := func(cfg *agent.Config) {
@@ -35,6 +40,9 @@ when the connection drops.`,
 				}
 			}
 			return withAgent(s, g, func(ag *agent.Agent) error {
+				if agent.IsStickDir(a[0]) {
+					return installStick(c.Context(), s, ag, a[0], asJSON)
+				}
 				src, err := ag.OpenSource(c.Context(), a[0], s.in)
 				if err != nil {
 					return err
@@ -144,6 +152,15 @@ func printStatus(s *streams, st *agent.Status) {
 		fmt.Fprintf(w, "installed\t%s %s (slot %s, committed %s)\n", in.Bundle, in.Version, orNone(in.Slot), in.At.Format("2006-01-02 15:04:05Z"))
 	} else {
 		fmt.Fprintf(w, "installed\tnothing recorded\n")
+	}
+	if t := st.Trust; t != nil && t.RootVersion > 0 {
+		fmt.Fprintf(w, "trust root\tv%d, expires %s (release: %d of %d keys", t.RootVersion, t.RootExpires.Format("2006-01-02 15:04:05Z"), t.Threshold, t.Keys)
+		if t.Revoked > 0 {
+			fmt.Fprintf(w, ", %d revoked", t.Revoked)
+		}
+		fmt.Fprintln(w, ")")
+	} else if t != nil {
+		fmt.Fprintf(w, "trust\t%d of %d keys\n", t.Threshold, t.Keys)
 	}
 	if st.BootedSlot != "" {
 		fmt.Fprintf(w, "booted slot\t%s (from the %s)\n", st.BootedSlot, st.BootedFrom)

@@ -30,8 +30,8 @@ func (o *globalOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.bootedSlot, "booted-slot", "", "the slot that runs (a or b), overriding the kernel command line and boot environment")
 }
 
-// open loads the configuration, applies adjust and opens the agent.
-func (o *globalOptions) open(s *streams, adjust ...func(*agent.Config)) (*agent.Agent, error) {
+// load loads the configuration and applies adjust.
+func (o *globalOptions) load(s *streams, adjust ...func(*agent.Config)) (*agent.Config, error) {
 	if o.bootedSlot != "" && o.bootedSlot != "a" && o.bootedSlot != "b" {
 		return nil, usageError{fmt.Errorf("--booted-slot %q: want a or b", o.bootedSlot)}
 	}
@@ -46,6 +46,15 @@ func (o *globalOptions) open(s *streams, adjust ...func(*agent.Config)) (*agent.
 	}
 	if s.configure != nil {
 		s.configure(cfg)
+	}
+	return cfg, nil
+}
+
+// open loads the configuration, applies adjust and opens the agent.
+func (o *globalOptions) open(s *streams, adjust ...func(*agent.Config)) (*agent.Agent, error) {
+	cfg, err := o.load(s, adjust...)
+	if err != nil {
+		return nil, err
 	}
 	return agent.Open(cfg)
 }
@@ -75,6 +84,8 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 bundle refused.`,
 		newCommitCommand(s, &g),
 		newRollbackCommand(s, &g),
 		newBootCheckCommand(s, &g),
+		newRunCommand(s, &g),
+		newTrustCommand(s, &g),
 	)
 	return root
 }

@@ -1,0 +1,400 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/media/stick"
+	"github.com/ferry-update/ferry/mirror/checkin"
+	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/mirror/tufclient"
+	"github.com/ferry-update/ferry/verify"
+)
+
+// tufStateDir holds the mirror metadata the device trusted last, for
+// tufclient's rollback protection, relative to the state directory.
+const tufStateDir = "tuf"
+
+// installedVersion is the installed version, "" when nothing is recorded.
+func (a *Agent) installedVersion() string {
+	in, err := a.installed()
+	if err != nil || in == nil {
+		return ""
+	}
+	return in.Version
+}
+
+// CheckMirror runs the TUF client workflow against the configured mirror
+// ([mirror] url and tuf_root): it refuses expired (frozen) and replayed
+// metadata with a *tufclient.Error and returns the bundles the mirror
+// lists.
+func (a *Agent) CheckMirror(ctx context.Context, client *http.Client) (*tufclient.Targets, error) {
+	if a.cfg.Mirror.URL == "" {
+		return nil, errors.New("no mirror configured ([mirror] url)")
+	}
+	c := &tufclient.Client{HTTP: client, UserAgent: "ferry-agent"}
+	return c.Check(ctx, a.cfg.Mirror.URL, a.cfg.Mirror.TUFRoot, a.path(tufStateDir), a.now())
+}
+
+// UpdateFromMirror checks the mirror's metadata and installs the newest
+// bundle it lists for this device type above the installed version,
+// pulled by the digest the metadata gives and refused unless the
+// metadata lists it (InstallOptions.Listed). It returns a nil Result when
+// the device is up to date. The reboot an A/B install needs is left to the
+// caller (InstallOptions.DeferReboot).
+func (a *Agent) UpdateFromMirror(ctx context.Context, client *http.Client) (*Result, error) {
+	tg, err := a.CheckMirror(ctx, client)
+	if err != nil {
+		return nil, err
+	}
+	t, ok := tg.Newest(a.cfg.DeviceType, a.cfg.Mirror.Bundle, a.installedVersion())
+	if !ok {
+		return nil, nil
+	}
+	ref := t.Reference(tg.Host)
+	a.logf("mirror lists %s %s for %s: installing %s", t.Name, t.Version, a.cfg.DeviceType, ref)
+	if client == nil {
+		client = http.DefaultClient
+	}
+	src, err := ociclient.Open(ctx, ref, ociclient.Options{Client: client, PlainHTTP: strings.HasPrefix(a.cfg.Mirror.URL, "http://"), UserAgent: "ferry-agent"})
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: %w", ref, err)
+	}
+	defer src.Close()
+	return a.InstallWith(ctx, src, ref, InstallOptions{Listed: tg, DeferReboot: true})
+}
+
+// CheckIn tells the mirror what the device runs and how the last install
+// ended (mirror/checkin).
+func (a *Agent) CheckIn(ctx context.Context, client *http.Client, installErr error) error {
+	r := &checkin.Report{DeviceID: a.cfg.DeviceID, DeviceType: a.cfg.DeviceType, Result: "idle", Time: a.now().UTC()}
+	if in, _ := a.installed(); in != nil {
+		r.Bundle, r.Version = in.Bundle, in.Version
+	} else {
+		r.Version = "0.0.0"
+	}
+	if a.j != nil {
+		r.Result = string(a.j.State)
+		if a.j.Refused {
+			r.Result = "refused"
+		}
+	}
+	if installErr != nil {
+		msg := oneLine(installErr)
+		if len(msg) > checkin.MaxErrorSize {
+			msg = msg[:checkin.MaxErrorSize]
+		}
+		r.Error = msg
+	}
+	return checkin.Post(ctx, client, a.cfg.Mirror.URL, r)
+}
+
+// stickRoots returns the trust roots a stick offers: N.root.json files in
+// ferry/roots/ (TRUST.md §10) and in ferry/trust/ (ferry media build
+// --trust).
+func stickRoots(s *stick.Stick) ([][]byte, error) {
+	var docs [][]byte
+	names, err := s.TrustFiles()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if _, ok := RootFileVersion(n); ok {
+			b, err := s.TrustFile(n)
+			if err != nil {
+				return nil, err
+			}
+			docs = append(docs, b)
+		}
+	}
+	dir := filepath.Join(s.Root, stick.Dir, "roots")
+	ents, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	for _, e := range ents {
+		if _, ok := RootFileVersion(e.Name()); ok && e.Type().IsRegular() {
+			b, err := readLimited(filepath.Join(dir, e.Name()), verify.MaxRootSize)
+			if err != nil {
+				return nil, err
+			}
+			docs = append(docs, b)
+		}
+	}
+	return docs, nil
+}
+
+// InstallStick installs from a stick: it applies the trust roots the
+// stick carries, picks the best bundle for the device type (stick.Best),
+// installs it if its version is above the installed one, and writes a
+// report onto the stick, synced, before it returns. The reboot an A/B
+// install needs is left to the caller (Reboot), after the report. The
+// Result is nil when nothing was installed; the error is the install's
+// (the report says it too) or the report's.
+func (a *Agent) InstallStick(ctx context.Context, s *stick.Stick) (*Result, *stick.Report, error) {
+	rep := stick.Report{DeviceID: a.cfg.DeviceID, Started: a.now().UTC(), VersionBefore: a.installedVersion()}
+	res, err := a.installStick(ctx, s, &rep)
+	rep.Finished = a.now().UTC()
+	switch {
+	case err != nil:
+		rep.Result, rep.Error = stick.ResultFailure, oneLine(err)
+		rep.VersionAfter = a.installedVersion()
+	case res == nil:
+		rep.Result, rep.VersionAfter = stick.ResultSkipped, rep.VersionBefore
+	case res.State == StateRolledBack:
+		rep.Result, rep.VersionAfter, rep.Error = stick.ResultRolledBack, a.installedVersion(), res.Message
+	default:
+		rep.Result, rep.VersionAfter = stick.ResultSuccess, res.Version
+	}
+	if rep.DeviceID == "" {
+		rep.DeviceID = "unknown"
+	}
+	path, werr := s.WriteReport(rep)
+	if werr != nil {
+		return res, &rep, errors.Join(err, werr)
+	}
+	a.logf("report written to %s", path)
+	return res, &rep, err
+}
+
+func (a *Agent) installStick(ctx context.Context, s *stick.Stick, rep *stick.Report) (*Result, error) {
+	if a.root != nil {
+		docs, err := stickRoots(s)
+		if err != nil {
+			a.logf("warning: trust roots on the stick: %v", err)
+		}
+		if len(docs) > 0 {
+			a.ApplyRoots(docs) // on failure the old root judges, and says why
+		}
+	}
+	bundles, err := s.Bundles()
+	if err != nil {
+		return nil, err
+	}
+	b, ok := stick.Best(bundles, a.cfg.DeviceType)
+	if !ok {
+		a.logf("no bundle on %s fits device type %s", s.Root, a.cfg.DeviceType)
+		return nil, nil
+	}
+	rep.Bundle, rep.BundleVersion, rep.Manifest = b.Name, b.Version, b.Manifest.String()
+	if in := rep.VersionBefore; in != "" && bundle.CompareVersions(b.Version, in) <= 0 && !a.cfg.Policy.AllowDowngrade && !a.cfg.Policy.AllowSameVersion {
+		a.logf("%s %s on %s is not above the installed %s: nothing to do", b.Name, b.Version, s.Root, in)
+		return nil, nil
+	}
+	rc, err := s.Open(b)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return a.InstallWith(ctx, rc, "stick "+s.Root+": "+b.Name+" "+b.Version, InstallOptions{DeferReboot: true})
+}
+
+// IsStickDir reports whether dir holds a ferry stick layout (dir/ferry/).
+func IsStickDir(dir string) bool {
+	st, err := os.Stat(filepath.Join(dir, stick.Dir, "oci-layout"))
+	return err == nil && st.Mode().IsRegular()
+}
+
+// Runner is ferry-agent run: it installs from a stick when one is
+// plugged in, else polls the mirror at the configured interval with
+// jitter, backing off when the mirror cannot be reached. The agent is
+// opened for each attempt only, so other ferry-agent commands can run in
+// between.
+type Runner struct {
+	Config *Config
+	// Client sends the mirror requests; nil means http.DefaultClient.
+	Client *http.Client
+	// Sleep waits d or until ctx ends; nil means a timer. Tests replace it.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Rand returns a number in [0, 1) for the jitter; nil: math/rand.
+	Rand func() float64
+	// FindStick finds a plugged-in stick; nil: stick.Find with [stick].
+	FindStick func() (*stick.Stick, error)
+
+	failures int             // consecutive failed mirror polls
+	seen     map[string]bool // stick bundles handled while the stick stays in
+}
+
+// Outcome is what one Runner step did.
+type Outcome struct {
+	// Source is "stick", "mirror" or "" (nothing to look at).
+	Source string
+	// Result is the install's, nil when nothing was installed.
+	Result *Result
+	// Report is the report written to the stick.
+	Report *stick.Report
+	// Rebooting: the reboot command ran; the loop stops.
+	Rebooting bool
+}
+
+// Run loops until ctx ends or an install reboots the device.
+func (r *Runner) Run(ctx context.Context) error {
+	for {
+		out, err := r.Once(ctx)
+		if err != nil {
+			r.logf("%v", err)
+		}
+		if out.Rebooting {
+			return nil
+		}
+		if err := r.sleep(ctx, r.Wait()); err != nil {
+			return nil
+		}
+	}
+}
+
+func (r *Runner) logf(format string, args ...any) {
+	if r.Config.Log != nil {
+		fmt.Fprintf(r.Config.Log, format+"\n", args...)
+	}
+}
+
+func (r *Runner) sleep(ctx context.Context, d time.Duration) error {
+	if r.Sleep != nil {
+		return r.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Wait is how long to wait before the next step: the interval, doubled
+// for each consecutive failed poll of the mirror up to MaxBackoffFactor
+// intervals, plus or minus the jitter.
+func (r *Runner) Wait() time.Duration {
+	m := r.Config.Mirror
+	d := m.Interval.Duration
+	if d <= 0 {
+		d = DefaultMirrorInterval
+	}
+	limit := MaxBackoffFactor * d
+	for i := 1; i < r.failures && d < limit; i++ {
+		d *= 2
+	}
+	d = min(d, limit)
+	if j := m.Jitter.Duration; j > 0 {
+		f := rand.Float64
+		if r.Rand != nil {
+			f = r.Rand
+		}
+		d += time.Duration((2*f() - 1) * float64(j))
+	}
+	return max(d, time.Second)
+}
+
+// Failures is the number of consecutive failed mirror polls.
+func (r *Runner) Failures() int { return r.failures }
+
+// Once makes one step: a stick that is plugged in and has something new
+// for the device, else one poll of the mirror.
+func (r *Runner) Once(ctx context.Context) (Outcome, error) {
+	c := r.Config
+	if len(c.Stick.MountPoints) > 0 || c.Stick.Label != "" || r.FindStick != nil {
+		find := r.FindStick
+		if find == nil {
+			find = func() (*stick.Stick, error) { return stick.Find(c.Stick.MountPoints, c.Stick.Label) }
+		}
+		s, err := find()
+		switch {
+		case err == nil:
+			if key := r.stickKey(s); !r.seen[key] {
+				if r.seen == nil {
+					r.seen = map[string]bool{}
+				}
+				r.seen[key] = true
+				return r.fromStick(ctx, s)
+			}
+		case errors.Is(err, stick.ErrNotFound):
+			r.seen = nil // the stick is gone: a stick put in again is looked at again
+		default:
+			r.logf("stick: %v", err)
+		}
+	}
+	if c.Mirror.URL == "" {
+		return Outcome{}, nil
+	}
+	return r.fromMirror(ctx)
+}
+
+// stickKey names what a stick offers: its mount point and best bundle.
+func (r *Runner) stickKey(s *stick.Stick) string {
+	key := s.Root
+	if bs, err := s.Bundles(); err == nil {
+		if b, ok := stick.Best(bs, r.Config.DeviceType); ok {
+			key += "@" + b.Manifest.String()
+		}
+	}
+	return key
+}
+
+func (r *Runner) fromStick(ctx context.Context, s *stick.Stick) (Outcome, error) {
+	out := Outcome{Source: "stick"}
+	a, err := Open(r.Config)
+	if err != nil {
+		return out, err
+	}
+	defer a.Close()
+	r.logf("stick found at %s", s.Root)
+	res, rep, err := a.InstallStick(ctx, s)
+	out.Result, out.Report = res, rep
+	if res != nil && res.Rebooting {
+		out.Rebooting = true
+		r.logf("done: %s; report on the stick", res.Message)
+		if rerr := a.Reboot(ctx); rerr != nil {
+			return out, errors.Join(err, rerr)
+		}
+		return out, err
+	}
+	if err == nil {
+		r.logf("done: stick %s: %s", s.Root, rep.Result)
+	}
+	return out, err
+}
+
+func (r *Runner) fromMirror(ctx context.Context) (Outcome, error) {
+	out := Outcome{Source: "mirror"}
+	a, err := Open(r.Config)
+	if err != nil {
+		return out, err
+	}
+	defer a.Close()
+	res, err := a.UpdateFromMirror(ctx, r.Client)
+	out.Result = res
+	var te *tufclient.Error
+	var re *RefusedError
+	switch {
+	case err == nil, errors.As(err, &re):
+		r.failures = 0
+	case errors.As(err, &te) && te.Kind != tufclient.Unavailable:
+		r.failures = 0 // the mirror answered; what it said is refused
+	default:
+		r.failures++
+	}
+	if r.failures == 0 {
+		if cerr := a.CheckIn(ctx, r.Client, err); cerr != nil {
+			r.logf("warning: %v", cerr)
+		}
+	}
+	if res != nil && res.Rebooting {
+		out.Rebooting = true
+		r.logf("%s", res.Message)
+		if rerr := a.Reboot(ctx); rerr != nil {
+			return out, errors.Join(err, rerr)
+		}
+	}
+	return out, err
+}

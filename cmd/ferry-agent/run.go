@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-update/ferry/agent"
+	"github.com/ferry-update/ferry/media/stick"
+)
+
+func newRunCommand(s *streams, g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "run",
+		Short: "Run as a daemon: install from a plugged-in stick, else poll the mirror",
+		Long: `Run until SIGTERM or SIGINT. When a ferry stick is plugged in ([stick]
+mount_points or label), apply the trust roots on it, install the best bundle
+for this device type above the installed version, and write a report into
+ferry/reports/ on the stick before saying "done". Otherwise poll the mirror
+([mirror] url) every interval, plus or minus the jitter: check its TUF
+metadata against [mirror] tuf_root (expired or replayed metadata is
+refused), install the newest listed bundle above the installed version,
+pulled by the digest the metadata gives, and check in with the result. A
+mirror that cannot be reached is polled at 2, 4, ... up to 10 intervals.
+After an install that needs a reboot, the reboot command runs and run
+stops; boot-check finishes the install at the next boot.`,
+		Args: args(0, "no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(c.Context(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			cfg, err := g.load(s)
+			if err != nil {
+				return err
+			}
+			if cfg.Mirror.URL == "" && len(cfg.Stick.MountPoints) == 0 && cfg.Stick.Label == "" {
+				return usageError{fmt.Errorf("%s: nothing to watch: set [mirror] url or [stick] mount_points or label", g.config)}
+			}
+			return (&agent.Runner{Config: cfg}).Run(ctx)
+		},
+	}
+}
+
+// installStick installs from the stick at dir and prints its report.
+func installStick(ctx context.Context, s *streams, ag *agent.Agent, dir string, asJSON bool) error {
+	st, err := stick.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	res, rep, err := ag.InstallStick(ctx, st)
+	if res == nil {
+		if asJSON {
+			return report(s, true, &agent.Result{Message: "nothing installed: " + string(rep.Result)}, err)
+		}
+		if err == nil {
+			fmt.Fprintf(s.out, "nothing to install from %s (%s)\n", dir, rep.Result)
+		}
+		return err
+	}
+	if res.Rebooting && err == nil {
+		err = report(s, asJSON, res, nil)
+		if rerr := ag.Reboot(ctx); rerr != nil {
+			return rerr
+		}
+		return err
+	}
+	return report(s, asJSON, res, err)
+}

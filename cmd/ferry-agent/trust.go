@@ -1,0 +1,43 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-update/ferry/agent"
+)
+
+func newTrustCommand(s *streams, g *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "trust",
+		Short: "Manage the trust root this device judges bundles with",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "update FILE...",
+		Short: "Move the trust root forward to newer versions (N.root.json files)",
+		Long: `Apply newer trust-root documents, in version order, each signed by a
+threshold of the previous version's root keys and of its own
+(verify/TRUST.md §5). The accepted root is stored in the state directory
+before it is used; on any failure the device keeps the root it had.
+Versions not above the one held are ignored.`,
+		Args: func(_ *cobra.Command, a []string) error {
+			if len(a) == 0 {
+				return usageError{errors.New("want one or more trust-root files")}
+			}
+			return nil
+		},
+		RunE: func(_ *cobra.Command, a []string) error {
+			return withAgent(s, g, func(ag *agent.Agent) error {
+				r, err := ag.ApplyRootFiles(a)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(s.out, "trust root v%d, expires %s\n", r.Version(), r.Expires().Format("2006-01-02 15:04:05Z"))
+				return nil
+			})
+		},
+	})
+	return cmd
+}
