@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/mirror"
 )
 
@@ -188,5 +189,56 @@ func startRegistry(t *testing.T, bin string) string {
 			t.Fatalf("docker-registry did not answer on %s: %v\n%s", addr, err, logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestInstallCorruptMirrorBlob: a payload blob that rotted on the mirror's
+// disk (a flipped byte, same size) reaches the device through an honest
+// server; the agent refuses it and nothing is activated.
+func TestInstallCorruptMirrorBlob(t *testing.T) {
+	dir, bundlePath := ociDevice(t, "")
+	key, err := os.ReadFile(filepath.Join(dir, "release.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mdir := filepath.Join(t.TempDir(), "mirror")
+	st, err := mirror.Init(mdir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Add(bundlePath); err != nil {
+		t.Fatal(err)
+	}
+	a, err := bundle.OpenArchive(bundlePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := a.Manifest().Layers[0].Digest
+	a.Close()
+	biggest := filepath.Join(mdir, "blobs", "sha256", part.Encoded())
+	data, err := os.ReadFile(biggest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x20
+	if err := os.WriteFile(biggest, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	envBefore, _ := os.ReadFile(filepath.Join(dir, "bootenv"))
+	srv := httptest.NewServer(mirror.NewServer(st))
+	defer srv.Close()
+	ref := "oci://" + strings.TrimPrefix(srv.URL, "http://") + "/sim-os:1.0.0"
+	code, stdout, stderr := agentRun(dir, "install", ref, "--plain-http")
+	if code != exitRejected || !strings.Contains(stderr, "digest mismatch") {
+		t.Fatalf("install of a rotted blob: exit %d, want %d\n%s%s", code, exitRejected, stdout, stderr)
+	}
+	if envAfter, _ := os.ReadFile(filepath.Join(dir, "bootenv")); !bytes.Equal(envBefore, envAfter) {
+		t.Errorf("boot env changed:\n%s\nwas\n%s", envAfter, envBefore)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "rebooted")); err == nil {
+		t.Error("the agent rebooted after a refused install")
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "slot-a.img")); string(got) != "factory\n" {
+		t.Errorf("the running slot changed: %q", got)
 	}
 }
