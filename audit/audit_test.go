@@ -3,7 +3,6 @@ package audit_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/ferry-update/ferry/audit"
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/media"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -132,15 +132,36 @@ func TestAuditNotABundle(t *testing.T) {
 	}
 }
 
-// TestAuditStickImage: a disk image is recognised and refused with a hint
-// until package media can read one.
+// TestAuditStickImage: the bundles of a stick image are read through
+// package media and judged like any other; an image with no FAT32 is an
+// error that says so.
 func TestAuditStickImage(t *testing.T) {
-	img := make([]byte, 4096)
-	img[510], img[511] = 0x55, 0xAA
-	path := filepath.Join(t.TempDir(), "stick.img")
-	must(t, os.WriteFile(path, img, 0o644))
-	if _, err := audit.Open(path, audit.SourceOptions{}); !errors.Is(err, audit.ErrStickImage) {
-		t.Fatalf("Open(stick image): %v", err)
+	dir := t.TempDir()
+	k := newKey(t, "k")
+	paths := []string{
+		makeBundle(t, dir, bundleSpec{name: "os", version: "1.0.0", signers: []testKey{k}}),
+		makeBundle(t, dir, bundleSpec{name: "app", version: "2.0.0", signers: []testKey{k}}),
+	}
+	img := filepath.Join(dir, "stick.img")
+	_, err := media.Build(img, paths, media.BuildOptions{})
+	must(t, err)
+	rep := run(t, img, audit.Options{Keys: []*verify.PublicKey{k.pub}}, audit.SourceOptions{})
+	if !rep.OK() || rep.Kind != audit.KindStick || len(rep.Bundles) != 2 || rep.Bundles[0].Source != img+":ferry/app:2.0.0" {
+		t.Fatalf("%+v", rep)
+	}
+	rep = run(t, img, audit.Options{Keys: []*verify.PublicKey{newKey(t, "other").pub}}, audit.SourceOptions{})
+	if rep.OK() || rep.Failed != 2 || !containsAny(rep.Bundles[0].Reasons, "0 valid signature(s)") {
+		t.Fatalf("another key: %+v", rep.Bundles)
+	}
+
+	raw := make([]byte, 4096)
+	raw[510], raw[511] = 0x55, 0xAA
+	bad := filepath.Join(dir, "bad.img")
+	must(t, os.WriteFile(bad, raw, 0o644))
+	src, err := audit.Open(bad, audit.SourceOptions{})
+	must(t, err)
+	if _, err := audit.Run(t.Context(), src, audit.Options{Keys: []*verify.PublicKey{k.pub}, Now: now}); err == nil || !strings.Contains(err.Error(), "no FAT32 filesystem") {
+		t.Fatalf("audit of a broken image: %v", err)
 	}
 }
 

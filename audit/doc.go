@@ -1,6 +1,7 @@
 // Package audit tells a security team who signed what, wherever bundles
 // are: a bundle file, a registry repository, a mirror (a directory or a
-// URL) or a mounted stick. For every bundle it reports the name, version,
+// URL) or a stick (mounted, or an image or device read with package
+// media). For every bundle it reports the name, version,
 // device types, manifest and payload digests and sizes, every signature
 // (key id, algorithm, signer, time, verdict), whether the threshold is
 // met, the attached SBOMs, the trust root's version and expiry and, for a
@@ -16,9 +17,9 @@
 //
 // Package audit moves and judges nothing itself: sources stream bundles
 // through package mirror (registries, the mirror store and its server,
-// ociclient, tufclient) and judging is package verify's. A Source is one
-// method, so another place that holds bundles (a stick image, once package
-// media can read one) is one small adapter.
+// ociclient, tufclient) or package media (a stick image) and judging is
+// package verify's. A Source is one method, so another place that holds
+// bundles is one small adapter.
 //
 //	src, err := audit.Open("oci://registry.example.com/gateway", audit.SourceOptions{})
 //	rep, err := audit.Run(ctx, src, audit.Options{Root: root})

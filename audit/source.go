@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/ferry-update/ferry/media"
+	"github.com/ferry-update/ferry/media/stick"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/ociclient"
 )
@@ -86,11 +87,6 @@ type SourceOptions struct {
 	Now time.Time
 }
 
-// ErrStickImage is returned by Open for a stick image or block device:
-// package media has no API yet to read the layout inside one. Mount the
-// stick and audit its directory instead.
-var ErrStickImage = errors.New("reading a stick image or device is not supported yet: mount the stick and audit the mount point (its /ferry directory is a mirror layout)")
-
 // Open returns the source target names:
 //
 //   - oci://HOST/REPO: every tag of the repository that is a ferry bundle
@@ -99,6 +95,8 @@ var ErrStickImage = errors.New("reading a stick image or device is not supported
 //     serve'), its bundles as its signed TUF targets list them;
 //   - a directory: a mirror directory ('ferry mirror init'), or a mounted
 //     stick (a directory holding ferry/, or that ferry/ directory);
+//   - a stick image or block device (media.IsDiskImage): the bundles in
+//     its /ferry/ layout (media.OpenImage);
 //   - a file: one bundle.
 func Open(target string, o SourceOptions) (Source, error) {
 	switch {
@@ -126,29 +124,35 @@ func Open(target string, o SourceOptions) (Source, error) {
 		}
 		return &mirrorDirSource{target: target, dir: dir, kind: kind, o: o}, nil
 	}
-	if isDiskImage(target, st) {
-		return nil, fmt.Errorf("%s: %w", target, ErrStickImage)
+	if media.IsDiskImage(target) {
+		return imageSource(target), nil
 	}
 	return fileSource(target), nil
 }
 
-// isDiskImage tells a stick image or block device from a bundle file: a
-// bundle is a tar archive, whose first block never ends in the MBR boot
-// signature 0x55 0xAA (bytes 510-511 lie in a tar header's zero padding).
-func isDiskImage(path string, st os.FileInfo) bool {
-	if st.Mode()&os.ModeDevice != 0 {
-		return true
-	}
-	f, err := os.Open(path)
+// imageSource is a stick image or block device, read with package media.
+type imageSource string
+
+func (s imageSource) List(context.Context) (*Listing, error) {
+	target := string(s)
+	m, err := media.OpenImage(target)
 	if err != nil {
-		return false
+		return nil, fmt.Errorf("audit %s: %w", target, err)
 	}
-	defer f.Close()
-	b := make([]byte, 512)
-	if _, err := io.ReadFull(f, b); err != nil {
-		return false
+	bs, err := m.Bundles()
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("audit %s: %w", target, err)
 	}
-	return b[510] == 0x55 && b[511] == 0xAA && string(b[257:262]) != "ustar"
+	l := &Listing{Target: target, Kind: KindStick, Close: m.Close}
+	for _, b := range bs {
+		l.Items = append(l.Items, Item{
+			Ref:  target + ":" + stick.Dir + "/" + b.Name + ":" + b.Version,
+			Name: b.Name, Version: b.Version, Err: b.Err,
+			Open: func(context.Context) (io.ReadCloser, error) { return m.Open(b) },
+		})
+	}
+	return l, nil
 }
 
 // fileSource is one bundle file.

@@ -18,4 +18,7 @@
 // signatures, and Reports collects the reports agents wrote onto it; both
 // check a partition table and FAT before go-diskfs reads them, so a
 // damaged or hostile image is an error, never a hang or a panic.
+// OpenImage reads the layout inside an image as media/stick reads a
+// mounted stick; SyncInto adds a stick's bundles to a mirror store, and
+// IngestReports records its reports as the devices' check-ins.
 package media

@@ -93,19 +93,16 @@ func Inspect(imgOrDevice string, o InspectOptions) (*Inspection, error) {
 }
 
 func inspect(p string, o InspectOptions) (*Inspection, error) {
-	img, err := openImage(p)
+	m, err := openLayout(p)
 	if err != nil {
 		return nil, err
 	}
-	defer img.close()
+	defer m.Close()
+	img, l := m.img, m.layout
 	in := &Inspection{Path: p, Size: img.size, PartitionTable: img.table, PartitionOffset: img.off,
 		PartitionSize: img.fsSize, Label: strings.TrimSpace(img.geo.label), Warnings: img.warnings, Trust: []string{}, Reports: []ReportRow{}}
 	free, _ := img.fat.free()
 	in.Free = int64(free) * img.geo.clusterBytes()
-	l, err := stick.NewLayout(img.sub(stick.Dir), p)
-	if err != nil {
-		return nil, err
-	}
 	bs, err := l.Bundles()
 	if err != nil {
 		return nil, err
@@ -120,11 +117,9 @@ func inspect(p string, o InspectOptions) (*Inspection, error) {
 	if in.Trust == nil {
 		in.Trust = []string{}
 	}
-	rs, err := l.Reports()
-	if err != nil {
+	if in.Reports, err = img.reports(); err != nil {
 		return nil, err
 	}
-	in.Reports = reportRows(rs)
 	return in, nil
 }
 
@@ -210,7 +205,7 @@ func reports(p string) ([]ReportRow, error) {
 			return nil, err
 		}
 		defer img.close()
-		fsys = img.sub(path.Join(stick.Dir, stick.ReportsDir))
+		return img.reports()
 	}
 	rs, err := stick.ReadReports(fsys)
 	if err != nil {

@@ -161,12 +161,33 @@ func TestCheckinStorage(t *testing.T) {
 		}
 	})
 
+	t.Run("an older report arriving later does not roll the state back", func(t *testing.T) {
+		now := time.Now()
+		for _, r := range []*checkin.Report{
+			{DeviceID: "field-7", DeviceType: "board-a", Version: "2.0.0", Result: "committed", Time: now},
+			{DeviceID: "field-7", DeviceType: "board-a", Version: "1.0.0", Result: "committed", Time: now.Add(-time.Hour)},
+		} {
+			if err := d.Record(r, now, "stick"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ds, err := d.List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, dv := range ds {
+			if dv.ID == "field-7" && (dv.Version != "2.0.0" || dv.Checkins != 2) {
+				t.Errorf("field-7: version %s after %d reports, want 2.0.0 after 2", dv.Version, dv.Checkins)
+			}
+		}
+	})
+
 	t.Run("listing from another handle while the server writes", func(t *testing.T) {
 		ds, err := s.ListDevices()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ds) != devices+1 {
+		if len(ds) != devices+2 {
 			t.Errorf("ListDevices: %d devices", len(ds))
 		}
 	})

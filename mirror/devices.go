@@ -120,11 +120,17 @@ func (d *Devices) record(r *checkin.Report, at time.Time, remote string) error {
 	rep, recv := r.Time.UnixMilli(), at.UnixMilli()
 	if _, err := tx.Exec(`INSERT INTO devices (device_id, device_type, bundle, version, result, error, reported_at, last_seen, remote, checkins)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
-		ON CONFLICT (device_id) DO UPDATE SET device_type = excluded.device_type, bundle = excluded.bundle,
-			version = excluded.version, result = excluded.result, error = excluded.error,
-			reported_at = excluded.reported_at, last_seen = excluded.last_seen, remote = excluded.remote,
-			checkins = devices.checkins + 1`,
+		ON CONFLICT (device_id) DO UPDATE SET checkins = devices.checkins + 1,
+			last_seen = max(devices.last_seen, excluded.last_seen)`,
 		r.DeviceID, r.DeviceType, r.Bundle, r.Version, r.Result, r.Error, rep, recv, remote); err != nil {
+		return err
+	}
+	// The device's current state follows the newest report, not the last
+	// one to arrive: a stick carried back from the field brings old ones.
+	if _, err := tx.Exec(`UPDATE devices SET device_type = ?, bundle = ?, version = ?, result = ?, error = ?,
+			reported_at = ?, remote = ?
+		WHERE device_id = ? AND reported_at <= ?`,
+		r.DeviceType, r.Bundle, r.Version, r.Result, r.Error, rep, remote, r.DeviceID, rep); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(`INSERT INTO checkins (device_id, device_type, bundle, version, result, error, reported_at, received_at, remote)

@@ -52,6 +52,7 @@ func newAuditCommand(s *streams) *cobra.Command {
   http(s)://HOST:PORT  a mirror ('ferry mirror serve'): the bundles its
                        signed TUF metadata lists
   DIR                  a mirror directory, or a mounted stick
+  stick.img | /dev/sdX a stick image or device (read without mounting)
 
 For each bundle: name, version, device types, manifest and payload digests
 and sizes, every signature (key id, algorithm, signer, time, verdict),

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-update/ferry/media"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -33,10 +34,11 @@ The mirror publishes TUF metadata (root, targets, snapshot, timestamp) under
 /tuf/ so devices can tell a fresh mirror from a frozen or replayed one:
 'add' and 'sync' re-sign it, 'serve' keeps the short-lived timestamp fresh,
 and 'refresh' does so from cron. Devices report their state to 'serve'
-(check-ins); 'devices' lists the reports.`,
+(check-ins), and 'ingest' takes the reports devices wrote onto a stick;
+'devices' lists them.`,
 	}
 	cmd.AddCommand(newMirrorInitCommand(s), newMirrorAddCommand(s), newMirrorSyncCommand(s), newMirrorListCommand(s), newMirrorServeCommand(s),
-		newMirrorRefreshCommand(s), newMirrorDevicesCommand(s))
+		newMirrorRefreshCommand(s), newMirrorDevicesCommand(s), newMirrorIngestCommand(s))
 	return cmd
 }
 
@@ -171,6 +173,7 @@ func newMirrorSyncCommand(s *streams) *cobra.Command {
   oci://HOST/REPO:TAG   that bundle
   FILE                  a bundle file
   DIR                   every bundle file in DIR and below
+  IMAGE|DEVICE          every bundle on a stick ('ferry media build')
 Only missing blobs move. A sync that is interrupted leaves no half-written
 blob in the mirror, and the next sync continues where it stopped.`,
 		Args: args(1, "a mirror DIR"),
@@ -187,7 +190,12 @@ blob in the mirror, and the next sync continues where it stopped.`,
 			if err != nil {
 				return err
 			}
-			res, err := st.Sync(cmd.Context(), from, mirror.SyncOptions{Registry: reg.options()})
+			var res *mirror.SyncResult
+			if media.IsDiskImage(from) {
+				res, err = media.SyncInto(cmd.Context(), st, from)
+			} else {
+				res, err = st.Sync(cmd.Context(), from, mirror.SyncOptions{Registry: reg.options()})
+			}
 			if asJSON && res != nil {
 				if jerr := writeJSON(s.out, res); jerr != nil && err == nil {
 					err = jerr
@@ -206,7 +214,7 @@ blob in the mirror, and the next sync continues where it stopped.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&from, "from", "", "oci://HOST/REPO[:TAG], a bundle file or a directory")
+	cmd.Flags().StringVar(&from, "from", "", "oci://HOST/REPO[:TAG], a bundle file, a directory, or a stick image or device")
 	reg.addFlags(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
@@ -451,7 +459,8 @@ func newMirrorDevicesCommand(s *streams) *cobra.Command {
 		Use:   "devices DIR [--json]",
 		Short: "List the devices that checked in with the mirror",
 		Long: `List the devices that reported to 'ferry mirror serve' (POST
-/ferry/v1/checkin), with what each last said: the bundle and version it
+/ferry/v1/checkin), or onto a stick whose reports were ingested ('ferry
+mirror ingest'), with what each last said: the bundle and version it
 runs, how its last install ended, and when the mirror last heard from it.
 The reports are kept in DIR/devices.db (SQLite).`,
 		Args: args(1, "a mirror DIR"),
@@ -486,6 +495,43 @@ The reports are kept in DIR/devices.db (SQLite).`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newMirrorIngestCommand(s *streams) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "ingest DIR IMAGE|DEVICE|STICKDIR [--json]",
+		Short: "Record the install reports devices wrote onto a stick as their check-ins",
+		Long: `Read the reports in a stick's ferry/reports/ (from an image, a device, a
+mounted stick or a copy of one, as 'ferry media reports' does) and record
+each in DIR/devices.db as a check-in of its device: the bundle, the version
+after the install, the result, the time it finished and the error. A stick
+report names no device type: the one the device last checked in with is
+kept, else it is "unknown". A report recorded before (the same device, time
+and bundle) is not recorded again, so a stick may be ingested twice.
+'ferry mirror devices DIR' then lists the devices.`,
+		Args: args(2, "a mirror DIR and a stick IMAGE, DEVICE or directory"),
+		RunE: func(_ *cobra.Command, a []string) error {
+			st, err := openMirror(a[0])
+			if err != nil {
+				return err
+			}
+			res, err := media.IngestReports(st, a[1])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(s.out, res)
+			}
+			for _, r := range res.Rejected {
+				fmt.Fprintf(s.out, "rejected  %s: %s\n", r.Source, r.Reason)
+			}
+			fmt.Fprintf(s.out, "%d reports: %d new, %d recorded before\n", res.Reports, res.New, res.Known)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
 
