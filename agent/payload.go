@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferry-update/ferry/agent/bootenv"
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/atomicfile"
 )
 
 // target is where one payload goes, decided before a byte is written.
@@ -223,7 +224,7 @@ func extractTree(ts *TreeSwitch, r io.Reader) error {
 		err = os.Rename(tmp, final)
 	}
 	if err == nil {
-		err = syncDir(rel)
+		err = atomicfile.SyncDir(rel)
 	}
 	if err != nil {
 		os.RemoveAll(tmp)
@@ -236,7 +237,7 @@ func syncTree(root string) error {
 		if err != nil || !d.IsDir() {
 			return err
 		}
-		return syncDir(p)
+		return atomicfile.SyncDir(p)
 	})
 }
 
@@ -248,7 +249,7 @@ func setLink(dir, link, release string) error {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		return syncDir(dir)
+		return atomicfile.SyncDir(dir)
 	}
 	if releaseOf(dir, link) == release {
 		return nil
@@ -262,7 +263,7 @@ func setLink(dir, link, release string) error {
 		os.Remove(tmp)
 		return err
 	}
-	return syncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 // pruneReleases removes every release but the ones kept, and any partial

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -70,7 +71,7 @@ func (a *Agent) loadRoot() error {
 // storeRoot makes r durable in the state directory (TRUST.md §9: stored
 // before it is used).
 func (a *Agent) storeRoot(r *verify.Root) error {
-	if err := writeFileAtomic(a.path(rootFile), r.Bytes()); err != nil {
+	if err := atomicfile.WriteFile(a.path(rootFile), r.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("store trust root v%d: %w", r.Version(), err)
 	}
 	return nil

@@ -12,6 +12,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-update/ferry/internal/atomicfile"
 )
 
 // Attachments (FORMAT.md §6.1): signed documents about the update, such as
@@ -195,7 +197,7 @@ func ExtractAttachment(a AttachmentData, dir string) (string, error) {
 	if _, err := os.Lstat(final); err == nil {
 		return "", fmt.Errorf("extract attachment %s: %s already exists", a.Name, final)
 	}
-	f, err := createTemp(final)
+	f, err := atomicfile.CreateTemp(final)
 	if err != nil {
 		return "", fmt.Errorf("extract attachment %s: %w", a.Name, err)
 	}
@@ -208,7 +210,7 @@ func ExtractAttachment(a AttachmentData, dir string) (string, error) {
 		f.Close()
 		return "", fmt.Errorf("extract attachment %s: %w", a.Name, err)
 	}
-	if err := commitFile(f, final); err != nil {
+	if err := atomicfile.Commit(f, final); err != nil {
 		return "", fmt.Errorf("extract attachment %s: %w", a.Name, err)
 	}
 	return final, nil

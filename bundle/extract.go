@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/ferry-update/ferry/internal/atomicfile"
 )
 
 // ExtractPayload writes a payload into dir only once all of it has been
@@ -40,7 +42,7 @@ func ExtractPayload(p *PayloadReader, dir string) (string, error) {
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("extract %s: %w", p.Name, err)
 	}
-	return final, syncDir(dir)
+	return final, atomicfile.SyncDir(dir)
 }
 
 func extractFileTo(p *PayloadReader, path string) error {

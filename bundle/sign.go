@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/ferry-update/ferry/internal/atomicfile"
 )
 
 // AddSignatures adds signatures to the bundle at path. sign is called with
@@ -59,7 +61,7 @@ func AddSignatures(path string, sign func(head *Reader) ([]Signature, error)) (*
 	if err != nil {
 		return nil, fmt.Errorf("sign %s: %w", path, err)
 	}
-	out, err := createTemp(path)
+	out, err := atomicfile.CreateTemp(path)
 	if err != nil {
 		return nil, fmt.Errorf("sign %s: %w", path, err)
 	}
@@ -73,7 +75,7 @@ func AddSignatures(path string, sign func(head *Reader) ([]Signature, error)) (*
 	if err := out.Chmod(st.Mode().Perm()); err != nil {
 		return nil, fmt.Errorf("sign %s: %w", path, err)
 	}
-	if err := commitFile(out, path); err != nil {
+	if err := atomicfile.Commit(out, path); err != nil {
 		return nil, fmt.Errorf("sign %s: %w", path, err)
 	}
 	r.sigs = h.sigs

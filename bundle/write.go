@@ -4,18 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/zstd"
 )
 
@@ -89,7 +88,7 @@ func Create(path string, opts Options, sources ...Source) (*Result, error) {
 		reserve += 512 + roundUp(a.Size)
 	}
 
-	f, err := createTemp(path)
+	f, err := atomicfile.CreateTemp(path)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
@@ -148,7 +147,7 @@ func Create(path string, opts Options, sources ...Source) (*Result, error) {
 	default:
 		// The head outgrew the reserve: write it in a fresh file and copy
 		// the payloads behind it.
-		if out, err = createTemp(path); err != nil {
+		if out, err = atomicfile.CreateTemp(path); err != nil {
 			return nil, fmt.Errorf("create %s: %w", path, err)
 		}
 		defer func() { out.Close(); os.Remove(out.Name()) }()
@@ -166,7 +165,7 @@ func Create(path string, opts Options, sources ...Source) (*Result, error) {
 			return nil, fmt.Errorf("create %s: %w", path, err)
 		}
 	}
-	if err := commitFile(out, path); err != nil {
+	if err := atomicfile.Commit(out, path); err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
 	return &Result{ManifestDigest: h.manifest.desc.Digest, Config: cfg, Size: end}, nil
@@ -354,39 +353,6 @@ func (w *partWriter) finishPart() error {
 func checkHead(b []byte) error {
 	_, err := NewReader(bytes.NewReader(b))
 	return err
-}
-
-// createTemp makes a temporary file beside path, so the final rename stays
-// on one filesystem.
-func createTemp(path string) (*os.File, error) {
-	return os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-}
-
-// commitFile syncs f, renames it to path and syncs the directory, so that
-// after a power cut path is either the old file or the complete new one.
-func commitFile(f *os.File, path string) error {
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // copyRange copies n bytes from src at srcOff to dst at dstOff; on Linux the

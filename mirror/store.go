@@ -19,6 +19,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/verifyio"
 	"github.com/ferry-update/ferry/mirror/ociclient"
 )
@@ -100,17 +101,17 @@ func initStore(dir string, keyPEM []byte) error {
 	if err := os.Chmod(filepath.Join(dir, "keys"), 0o700); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, keyFile), keyPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, keyFile), keyPEM, 0o600); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, ocispec.ImageLayoutFile), layoutFileContent, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, ocispec.ImageLayoutFile), layoutFileContent, 0o644); err != nil {
 		return err
 	}
 	idx, _ := json.Marshal(newIndex(nil))
-	if err := writeFileAtomic(filepath.Join(dir, "index.json"), idx, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "index.json"), idx, 0o644); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, markerFile), markerContent(), 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, markerFile), markerContent(), 0o644)
 }
 
 // Open opens an existing mirror directory.
@@ -229,7 +230,7 @@ func (s *Store) writeBlob(d ocispec.Descriptor, open func(off int64) (io.ReadClo
 	if err := os.Rename(partial, s.blobPath(d.Digest)); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(s.blobPath(d.Digest)))
+	return atomicfile.SyncDir(filepath.Dir(s.blobPath(d.Digest)))
 }
 
 // dropPartial removes a partial file whose content is wrong, so the next
@@ -281,7 +282,7 @@ func (s *Store) writeIndex(idx *ocispec.Index) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.dir, "index.json"), b, 0o644)
+	return atomicfile.WriteFile(filepath.Join(s.dir, "index.json"), b, 0o644)
 }
 
 // encodeIndex sorts the entries by ref name, then digest, and encodes
@@ -598,42 +599,4 @@ func (s *Store) List() ([]Entry, error) {
 		return bundle.CompareVersions(out[i].Version, out[j].Version) < 0
 	})
 	return out, nil
-}
-
-// writeFileAtomic writes data beside path, syncs it and renames it over
-// path.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
