@@ -21,6 +21,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/media/stick"
 	"github.com/ferry-update/ferry/mirror"
 )
@@ -274,7 +275,7 @@ func diskGeometry(size int64) (geometry, error) {
 		return geometry{}, fmt.Errorf("image size %d is not a multiple of %d", size, sectorSize)
 	}
 	if size > maxImageSize {
-		return geometry{}, fmt.Errorf("image size %s: at most %s (go-diskfs limit)", formatSize(size), formatSize(maxImageSize))
+		return geometry{}, fmt.Errorf("image size %s: at most %s (go-diskfs limit)", display.Bytes(size), display.Bytes(maxImageSize))
 	}
 	disk := size / sectorSize
 	max := (disk-gptBackup-1)/partitionStart*partitionStart - partitionStart
@@ -283,7 +284,7 @@ func diskGeometry(size int64) (geometry, error) {
 		s = fat32Sectors(max)
 	}
 	if s == 0 {
-		return geometry{}, fmt.Errorf("image size %s is too small for FAT32 (at least %s)", formatSize(size), formatSize(minImageSize))
+		return geometry{}, fmt.Errorf("image size %s is too small for FAT32 (at least %s)", display.Bytes(size), display.Bytes(minImageSize))
 	}
 	return geometry{start: partitionStart, sectors: s}, nil
 }
@@ -341,7 +342,7 @@ func chooseSize(want int64, files []stickFile) (int64, error) {
 			if err != nil {
 				return 0, err
 			}
-			return 0, fmt.Errorf("the bundles do not fit in %s with room for reports: use --size auto or at least %s", formatSize(want), formatSize(auto))
+			return 0, fmt.Errorf("the bundles do not fit in %s with room for reports: use --size auto or at least %s", display.Bytes(want), display.Bytes(auto))
 		}
 		return want, nil
 	}
@@ -360,7 +361,7 @@ func chooseSize(want int64, files []stickFile) (int64, error) {
 			return size, nil
 		}
 	}
-	return 0, fmt.Errorf("the bundles (%s) do not fit on the largest image ferry makes (%s)", formatSize(content), formatSize(maxImageSize))
+	return 0, fmt.Errorf("the bundles (%s) do not fit on the largest image ferry makes (%s)", display.Bytes(content), display.Bytes(maxImageSize))
 }
 
 // writeImage partitions the image and fills its filesystem with go-diskfs.
@@ -396,6 +397,7 @@ func writeImage(f *os.File, geo geometry, label string, files []stickFile, progr
 		}
 	}
 	buf := make([]byte, 1<<20)
+	wb := &writeBehind{f: f}
 	for _, sf := range files {
 		if err := fsys.Mkdir(path.Dir(sf.path)); err != nil {
 			return fmt.Errorf("mkdir %s: %w", path.Dir(sf.path), err)
@@ -415,11 +417,12 @@ func writeImage(f *os.File, geo geometry, label string, files []stickFile, progr
 			base := done
 			step = func(n int64) { progress(base+n, total) }
 		}
-		if err := writeStreamed(fsys, f, fsStart, sf.path, sf.size, r, buf, step); err != nil {
+		if err := writeStreamed(fsys, f, wb, fsStart, sf.path, sf.size, r, buf, step); err != nil {
 			return fmt.Errorf("%s: %w", sf.path, err)
 		}
 		done += sf.size
 	}
+	wb.flush()
 	if progress != nil {
 		progress(done, total)
 	}
@@ -445,8 +448,9 @@ func writeSmall(fsys filesystem.FileSystem, name string, data []byte) error {
 // its clusters and directory entry in one step (a write of its last byte),
 // then copies src straight into those clusters of the image. Writing
 // through go-diskfs's File.Write instead would re-walk the cluster chain
-// and rewrite both FATs on every call.
-func writeStreamed(fsys filesystem.FileSystem, img io.WriterAt, fsStart int64, name string, size int64, src io.Reader, buf []byte, progress func(int64)) error {
+// and rewrite both FATs on every call. wb (if not nil) is told of every
+// write, so that the image goes to disk while src is still being hashed.
+func writeStreamed(fsys filesystem.FileSystem, img io.WriterAt, wb *writeBehind, fsStart int64, name string, size int64, src io.Reader, buf []byte, progress func(int64)) error {
 	fl, err := fsys.OpenFile(name, os.O_CREATE|os.O_RDWR)
 	if err != nil {
 		return fmt.Errorf("create: %w", err)
@@ -470,7 +474,7 @@ func writeStreamed(fsys filesystem.FileSystem, img io.WriterAt, fsStart int64, n
 	if err != nil {
 		return err
 	}
-	w := &rangeWriter{w: img, base: fsStart, ranges: ranges, progress: progress}
+	w := &rangeWriter{w: img, wb: wb, base: fsStart, ranges: ranges, progress: progress}
 	n, err := pipeCopy(w, io.LimitReader(src, size+1))
 	if err != nil {
 		return err
@@ -546,6 +550,7 @@ func pipeCopy(w io.Writer, r io.Reader) (int64, error) {
 // rangeWriter writes a stream sequentially into disk ranges.
 type rangeWriter struct {
 	w        io.WriterAt
+	wb       *writeBehind // nil: none
 	base     int64
 	ranges   []fat12.DiskRange
 	i        int   // current range
@@ -562,9 +567,11 @@ func (r *rangeWriter) Write(p []byte) (int, error) {
 		}
 		rg := r.ranges[r.i]
 		k := min(int64(len(p)), int64(rg.Length)-r.off)
-		if _, err := r.w.WriteAt(p[:k], r.base+int64(rg.Offset)+r.off); err != nil {
+		at := r.base + int64(rg.Offset) + r.off
+		if _, err := r.w.WriteAt(p[:k], at); err != nil {
 			return written, err
 		}
+		r.wb.wrote(at, k)
 		written += int(k)
 		p = p[k:]
 		r.off += k
@@ -577,6 +584,55 @@ func (r *rangeWriter) Write(p []byte) (int, error) {
 		r.progress(r.n)
 	}
 	return written, nil
+}
+
+// writeBehind starts writeback of the payload as it is written, a window
+// at a time, and waits for the window written two windows earlier. Build
+// ends with an fsync; without this, all of the image would go to disk only
+// then, after the (slower) reading and hashing of the bundles, instead of
+// alongside it. Waiting keeps dirty pages, and the final fsync, small, and
+// holds the copy to the pace of the disk (the bound on any image writer).
+type writeBehind struct {
+	f          *os.File
+	start, end int64      // the run of written bytes not yet handed to the kernel
+	pending    [][2]int64 // runs handed over and not waited for: offset, length
+}
+
+// writeBehindWindow is how many bytes are handed to the kernel at a time.
+const writeBehindWindow = 8 << 20
+
+// writeBehindDepth is how many windows may be in flight.
+const writeBehindDepth = 2
+
+// wrote records n bytes written at off. A nil writeBehind does nothing.
+func (w *writeBehind) wrote(off, n int64) {
+	if w == nil {
+		return
+	}
+	if off != w.end || w.end-w.start >= writeBehindWindow {
+		w.kick()
+		w.start = off
+	}
+	w.end = off + n
+}
+
+// kick hands the current run to the kernel.
+func (w *writeBehind) kick() {
+	if w.end > w.start {
+		startWriteback(w.f, w.start, w.end-w.start)
+		w.pending = append(w.pending, [2]int64{w.start, w.end - w.start})
+	}
+	w.start = w.end
+	for len(w.pending) > writeBehindDepth {
+		waitWriteback(w.f, w.pending[0][0], w.pending[0][1])
+		w.pending = append(w.pending[:0], w.pending[1:]...)
+	}
+}
+
+// flush hands the rest to the kernel; the caller's fsync waits for it.
+func (w *writeBehind) flush() {
+	w.kick()
+	w.pending = w.pending[:0]
 }
 
 // readmeText is README.txt, for a technician on any laptop (CRLF).
@@ -607,7 +663,7 @@ func readmeText(res *BuildResult, now time.Time) string {
 	w("")
 	w("WHAT IS ON IT")
 	for _, bb := range res.Bundles {
-		w("  %-24s %-16s %10s  for %s", bb.Name, bb.Version, formatSize(bb.Size), strings.Join(bb.DeviceTypes, ", "))
+		w("  %-24s %-16s %10s  for %s", bb.Name, bb.Version, display.Bytes(bb.Size), strings.Join(bb.DeviceTypes, ", "))
 		w("  %24s manifest %s, %d signature(s)", "", bb.Manifest, bb.Signatures)
 	}
 	if len(res.Trust) > 0 {

@@ -10,6 +10,8 @@ import (
 	"slices"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/ferry-update/ferry/internal/display"
 )
 
 // WriteOptions are the settings of Write.
@@ -97,7 +99,7 @@ func write(img, device string, o WriteOptions) (*WriteResult, error) {
 			return nil, err
 		}
 		if devSize < size {
-			return nil, fmt.Errorf("the image (%s) is larger than the device (%s)", formatSize(size), formatSize(devSize))
+			return nil, fmt.Errorf("the image (%s) is larger than the device (%s)", display.Bytes(size), display.Bytes(devSize))
 		}
 	} else if err := dst.Truncate(size); err != nil {
 		return nil, err
