@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/tufclient"
 	"github.com/ferry-update/ferry/verify"
@@ -156,15 +157,7 @@ func endless(t *testing.T, b []byte) []byte {
 // the store, and returns the device's [mirror] settings for it.
 func mirrorFor(t *testing.T, bundles ...[]byte) (*mirror.Store, MirrorConfig) {
 	t.Helper()
-	k, err := verify.GenerateKey(verify.ECDSAP256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := verify.MarshalPrivateKey(k, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := mirror.Init(filepath.Join(t.TempDir(), "mirror"), pem)
+	st, err := mirror.Init(filepath.Join(t.TempDir(), "mirror"), testutil.MirrorKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}

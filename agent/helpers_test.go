@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferry-update/ferry/agent/bootenv"
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -32,14 +33,7 @@ const deviceType = "sim-board"
 func newDevice(t testing.TB, health ...string) *device {
 	t.Helper()
 	dir := t.TempDir()
-	key, err := verify.GenerateKey(verify.ECDSAP256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := verify.NewSigner(key, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := testutil.NewKey(t, "test").Signer
 	pub, err := signer.PublicKey().PEM()
 	if err != nil {
 		t.Fatal(err)

@@ -164,6 +164,7 @@ func (a *Agent) checkHead(src io.Reader, j *Journal, listed *tufclient.Targets) 
 			return nil, br, &RefusedError{Bundle: j.name(), Err: err}
 		}
 	}
+	a.applyBundleRoots(br)
 	policy, err := a.policy()
 	if err != nil {
 		return nil, br, &RefusedError{Bundle: j.name(), Err: err}

@@ -372,6 +372,14 @@ func (r *Runner) fromMirror(ctx context.Context) (Outcome, error) {
 		return out, err
 	}
 	defer a.Close()
+	// Roots first (TRUST.md §10): a bundle signed after a rotation is
+	// judged by the root that introduces its keys.
+	// A root that fails the chain rule is logged by ApplyRoots and told
+	// with a refusal; only a failed fetch is logged here.
+	var rootErr *verify.RootError
+	if _, rerr := a.ApplyMirrorRoots(ctx, r.Client); rerr != nil && !errors.As(rerr, &rootErr) {
+		r.logf("warning: trust roots from the mirror: %v", rerr)
+	}
 	res, err := a.UpdateFromMirror(ctx, r.Client)
 	out.Result = res
 	var te *tufclient.Error

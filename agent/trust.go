@@ -1,9 +1,12 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -134,6 +138,97 @@ func (a *Agent) ApplyRoots(docs [][]byte) (*verify.Root, error) {
 	a.logf("trust root v%d accepted (was v%d)", next.Version(), a.root.Version())
 	a.root, a.rootErr = next, nil
 	return next, nil
+}
+
+// applyBundleRoots applies the trust roots a bundle carries as attachments
+// (bundle/FORMAT.md §6.1) before its signatures are judged. Each root is
+// checked by the chain rule against the root held, whatever signed the
+// bundle, so a bundle signed by newly rotated keys can bring the root that
+// introduces them; a root that fails leaves the held one in place and the
+// reason is told with a refusal (ApplyRoots).
+func (a *Agent) applyBundleRoots(br *bundle.Reader) {
+	if a.root == nil {
+		return
+	}
+	var docs [][]byte
+	for _, at := range br.Attachments() {
+		if at.MediaType == bundle.TrustRootMediaType {
+			docs = append(docs, at.Data)
+		}
+	}
+	if len(docs) > 0 {
+		a.ApplyRoots(docs) // on failure the held root judges, and says why
+	}
+}
+
+// mirrorRootsPath is where a mirror serves trust roots (TRUST.md §10):
+// GET /ferry/v1/roots/N.root.json, 404 when it has no version N.
+const mirrorRootsPath = "/ferry/v1/roots/"
+
+// maxMirrorRoots bounds the roots fetched in one poll, so a mirror cannot
+// keep the agent fetching forever.
+const maxMirrorRoots = 64
+
+// ApplyMirrorRoots fetches the trust roots after the one held from the
+// configured mirror, versions held+1, held+2, … until the mirror answers
+// 404, and applies them (ApplyRoots). It does nothing when the
+// configuration lists plain keys or no mirror. A root the mirror serves
+// but that fails the chain rule leaves the held root in place.
+func (a *Agent) ApplyMirrorRoots(ctx context.Context, client *http.Client) (*verify.Root, error) {
+	if a.root == nil || a.cfg.Mirror.URL == "" {
+		return a.root, nil
+	}
+	if client == nil {
+		client = http.DefaultClient
+	}
+	base, err := url.Parse(strings.TrimSuffix(a.cfg.Mirror.URL, "/"))
+	if err != nil {
+		return a.root, fmt.Errorf("mirror URL %q: %w", a.cfg.Mirror.URL, err)
+	}
+	var docs [][]byte
+	for v := a.root.Version() + 1; len(docs) < maxMirrorRoots; v++ {
+		b, err := fetchRoot(ctx, client, base.JoinPath(mirrorRootsPath, strconv.FormatInt(v, 10)+".root.json").String())
+		if err != nil {
+			return a.root, fmt.Errorf("fetch trust root v%d: %w", v, err)
+		}
+		if b == nil {
+			break
+		}
+		docs = append(docs, b)
+	}
+	if len(docs) == 0 {
+		return a.root, nil
+	}
+	return a.ApplyRoots(docs)
+}
+
+// fetchRoot GETs one root document; nil, nil when the mirror has none.
+func fetchRoot(ctx context.Context, client *http.Client, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("User-Agent", "ferry-agent")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("%s: %s", u, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, verify.MaxRootSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > verify.MaxRootSize {
+		return nil, fmt.Errorf("%s: more than the limit of %d bytes", u, verify.MaxRootSize)
+	}
+	return b, nil
 }
 
 // ApplyRootFiles reads the files and applies them as ApplyRoots does.

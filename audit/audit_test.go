@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferry-update/ferry/audit"
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/media"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -20,20 +21,20 @@ const year = 365 * 24 * time.Hour
 // TestAuditVerdicts: one readable table of what a security team must see,
 // each case a bundle file judged by a trust root (or bare keys).
 func TestAuditVerdicts(t *testing.T) {
-	rootKey, rel1, rel2, stranger := newKey(t, "root"), newKey(t, "rel1@example.com"), newKey(t, "rel2@example.com"), newKey(t, "mallory")
+	rootKey, rel1, rel2, stranger := testutil.NewKey(t, "root"), testutil.NewKey(t, "rel1@example.com"), testutil.NewKey(t, "rel2@example.com"), testutil.NewKey(t, "mallory")
 	// root is the trust root of a case: its release keys, threshold,
 	// revoked keys and lifetime.
 	type root struct {
-		release   []testKey
+		release   []testutil.Key
 		threshold int
-		revoked   []testKey
+		revoked   []testutil.Key
 		lifetime  time.Duration
 	}
-	keys := func(ks ...testKey) []testKey { return ks }
+	keys := func(ks ...testutil.Key) []testutil.Key { return ks }
 	statuses := func(ss ...verify.Status) []verify.Status { return ss }
 	tests := []struct {
 		name    string
-		signers []testKey
+		signers []testutil.Key
 		root    *root // nil: --key rel1 --key rel2 --threshold 1
 		later   time.Duration
 		tamper  bool
@@ -49,7 +50,7 @@ func TestAuditVerdicts(t *testing.T) {
 		{name: "two of two", signers: keys(rel1, rel2), root: &root{keys(rel1, rel2), 2, nil, year},
 			pass: true, status: statuses(verify.Valid, verify.Valid)},
 		{name: "revoked signer", signers: keys(rel2), root: &root{keys(rel1, rel2), 1, keys(rel2), year},
-			reason: "signature(s) by revoked key(s) " + rel2.pub.ShortID() + " do not count", status: statuses(verify.Revoked)},
+			reason: "signature(s) by revoked key(s) " + rel2.Pub.ShortID() + " do not count", status: statuses(verify.Revoked)},
 		{name: "revoked signer beside a valid one", signers: keys(rel1, rel2), root: &root{keys(rel1, rel2), 1, keys(rel2), year},
 			pass: true, warning: "signature 2 does not count (revoked)", status: statuses(verify.Valid, verify.Revoked)},
 		{name: "unknown key", signers: keys(stranger), root: &root{keys(rel1), 1, nil, year},
@@ -75,7 +76,7 @@ func TestAuditVerdicts(t *testing.T) {
 			if r := tt.root; r != nil {
 				o.Root = makeRoot(t, rootKey, r.release, r.threshold, r.revoked, now.Add(r.lifetime))
 			} else {
-				o.Keys, o.Threshold = []*verify.PublicKey{rel1.pub, rel2.pub}, 1
+				o.Keys, o.Threshold = []*verify.PublicKey{rel1.Pub, rel2.Pub}, 1
 			}
 			rep := run(t, path, o, audit.SourceOptions{})
 			if len(rep.Bundles) != 1 {
@@ -126,7 +127,7 @@ func TestAuditVerdicts(t *testing.T) {
 func TestAuditNotABundle(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "notes.txt")
 	must(t, os.WriteFile(path, []byte("hello"), 0o644))
-	rep := run(t, path, audit.Options{Keys: []*verify.PublicKey{newKey(t, "k").pub}}, audit.SourceOptions{})
+	rep := run(t, path, audit.Options{Keys: []*verify.PublicKey{testutil.NewKey(t, "k").Pub}}, audit.SourceOptions{})
 	if rep.OK() || len(rep.Bundles) != 1 || !containsAny(rep.Bundles[0].Reasons, "layout") {
 		t.Fatalf("%+v", rep.Bundles)
 	}
@@ -137,19 +138,19 @@ func TestAuditNotABundle(t *testing.T) {
 // error that says so.
 func TestAuditStickImage(t *testing.T) {
 	dir := t.TempDir()
-	k := newKey(t, "k")
+	k := testutil.NewKey(t, "k")
 	paths := []string{
-		makeBundle(t, dir, bundleSpec{name: "os", version: "1.0.0", signers: []testKey{k}}),
-		makeBundle(t, dir, bundleSpec{name: "app", version: "2.0.0", signers: []testKey{k}}),
+		makeBundle(t, dir, bundleSpec{name: "os", version: "1.0.0", signers: []testutil.Key{k}}),
+		makeBundle(t, dir, bundleSpec{name: "app", version: "2.0.0", signers: []testutil.Key{k}}),
 	}
 	img := filepath.Join(dir, "stick.img")
 	_, err := media.Build(img, paths, media.BuildOptions{})
 	must(t, err)
-	rep := run(t, img, audit.Options{Keys: []*verify.PublicKey{k.pub}}, audit.SourceOptions{})
+	rep := run(t, img, audit.Options{Keys: []*verify.PublicKey{k.Pub}}, audit.SourceOptions{})
 	if !rep.OK() || rep.Kind != audit.KindStick || len(rep.Bundles) != 2 || rep.Bundles[0].Source != img+":ferry/app:2.0.0" {
 		t.Fatalf("%+v", rep)
 	}
-	rep = run(t, img, audit.Options{Keys: []*verify.PublicKey{newKey(t, "other").pub}}, audit.SourceOptions{})
+	rep = run(t, img, audit.Options{Keys: []*verify.PublicKey{testutil.NewKey(t, "other").Pub}}, audit.SourceOptions{})
 	if rep.OK() || rep.Failed != 2 || !containsAny(rep.Bundles[0].Reasons, "0 valid signature(s)") {
 		t.Fatalf("another key: %+v", rep.Bundles)
 	}
@@ -160,7 +161,7 @@ func TestAuditStickImage(t *testing.T) {
 	must(t, os.WriteFile(bad, raw, 0o644))
 	src, err := audit.Open(bad, audit.SourceOptions{})
 	must(t, err)
-	if _, err := audit.Run(t.Context(), src, audit.Options{Keys: []*verify.PublicKey{k.pub}, Now: now}); err == nil || !strings.Contains(err.Error(), "no FAT32 filesystem") {
+	if _, err := audit.Run(t.Context(), src, audit.Options{Keys: []*verify.PublicKey{k.Pub}, Now: now}); err == nil || !strings.Contains(err.Error(), "no FAT32 filesystem") {
 		t.Fatalf("audit of a broken image: %v", err)
 	}
 }
@@ -170,11 +171,11 @@ func TestAuditOptions(t *testing.T) {
 	path := makeBundle(t, t.TempDir(), bundleSpec{name: "os", version: "1.0.0"})
 	src, err := audit.Open(path, audit.SourceOptions{})
 	must(t, err)
-	k := newKey(t, "k")
+	k := testutil.NewKey(t, "k")
 	for _, o := range []audit.Options{
 		{},
-		{Keys: []*verify.PublicKey{k.pub}, Threshold: 2},
-		{Keys: []*verify.PublicKey{k.pub}, Root: makeRoot(t, k, []testKey{k}, 1, nil, now.Add(year))},
+		{Keys: []*verify.PublicKey{k.Pub}, Threshold: 2},
+		{Keys: []*verify.PublicKey{k.Pub}, Root: makeRoot(t, k, []testutil.Key{k}, 1, nil, now.Add(year))},
 	} {
 		if _, err := audit.Run(t.Context(), src, o); err == nil {
 			t.Errorf("Run(%+v) judged without a sound policy", o)
@@ -184,9 +185,9 @@ func TestAuditOptions(t *testing.T) {
 
 // TestReportJSONShape pins the keys scripts rely on.
 func TestReportJSONShape(t *testing.T) {
-	k := newKey(t, "release@example.com")
-	path := makeBundle(t, t.TempDir(), bundleSpec{name: "os", version: "1.0.0", signers: []testKey{k}, sbom: true})
-	rep := run(t, path, audit.Options{Root: makeRoot(t, k, []testKey{k}, 1, nil, now.Add(year)), Tool: "ferry test"}, audit.SourceOptions{})
+	k := testutil.NewKey(t, "release@example.com")
+	path := makeBundle(t, t.TempDir(), bundleSpec{name: "os", version: "1.0.0", signers: []testutil.Key{k}, sbom: true})
+	rep := run(t, path, audit.Options{Root: makeRoot(t, k, []testutil.Key{k}, 1, nil, now.Add(year)), Tool: "ferry test"}, audit.SourceOptions{})
 	raw, err := json.Marshal(rep)
 	must(t, err)
 	var m map[string]any
@@ -221,9 +222,9 @@ func TestReportJSONShape(t *testing.T) {
 // TestWriteTextEscapes: what a signature says of itself cannot drive the
 // terminal.
 func TestWriteTextEscapes(t *testing.T) {
-	k := newKey(t, "evil\x1b[2J\u202e")
-	path := makeBundle(t, t.TempDir(), bundleSpec{name: "os", version: "1.0.0", signers: []testKey{k}})
-	rep := run(t, path, audit.Options{Keys: []*verify.PublicKey{k.pub}}, audit.SourceOptions{})
+	k := testutil.NewKey(t, "evil\x1b[2J\u202e")
+	path := makeBundle(t, t.TempDir(), bundleSpec{name: "os", version: "1.0.0", signers: []testutil.Key{k}})
+	rep := run(t, path, audit.Options{Keys: []*verify.PublicKey{k.Pub}}, audit.SourceOptions{})
 	var out bytes.Buffer
 	must(t, rep.WriteText(&out))
 	if strings.ContainsAny(out.String(), "\x1b\u202e") || !strings.Contains(out.String(), "evil\ufffd[2J\ufffd") {

@@ -9,10 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opencontainers/go-digest"
-
 	"github.com/ferry-update/ferry/audit"
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -21,28 +20,10 @@ var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 const testSPDX = `{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","name":"os","packages":[{"name":"busybox"},{"name":"openssl"},{"name":"zlib"}]}`
 
-type testKey struct {
-	signer *verify.Signer
-	pub    *verify.PublicKey
-}
-
-func newKey(t testing.TB, name string) testKey {
-	t.Helper()
-	k, err := verify.GenerateKey(verify.ECDSAP256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := verify.NewSigner(k, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testKey{signer: s, pub: s.PublicKey()}
-}
-
 // bundleSpec says what makeBundle makes.
 type bundleSpec struct {
 	name, version string
-	signers       []testKey
+	signers       []testutil.Key
 	sbom          bool
 }
 
@@ -58,17 +39,7 @@ func makeBundle(t testing.TB, dir string, spec bundleSpec) string {
 	opts := bundle.Options{
 		Name: spec.name, Version: spec.version, DeviceTypes: []string{"board-a"},
 		Created: now.Add(-time.Hour), PartSize: 8 << 10,
-		Sign: func(d digest.Digest) ([]bundle.Signature, error) {
-			var sigs []bundle.Signature
-			for _, k := range spec.signers {
-				sig, err := k.signer.Sign(d, spec.name, now.Add(-time.Minute))
-				if err != nil {
-					return nil, err
-				}
-				sigs = append(sigs, sig)
-			}
-			return sigs, nil
-		},
+		Sign: testutil.SignWith(spec.name, now.Add(-time.Minute), spec.signers...),
 	}
 	if spec.sbom {
 		opts.Attachments = []bundle.AttachmentData{{Attachment: bundle.Attachment{Name: "sbom.spdx.json", MediaType: bundle.SPDXMediaType}, Data: []byte(testSPDX)}}
@@ -83,18 +54,18 @@ func makeBundle(t testing.TB, dir string, spec bundleSpec) string {
 // makeRoot returns a trust root (root role: rootKey) whose release role
 // holds release with threshold, revoking the keys in revoked, expiring at
 // expires.
-func makeRoot(t testing.TB, rootKey testKey, release []testKey, threshold int, revoked []testKey, expires time.Time) *verify.Root {
+func makeRoot(t testing.TB, rootKey testutil.Key, release []testutil.Key, threshold int, revoked []testutil.Key, expires time.Time) *verify.Root {
 	t.Helper()
 	s := verify.NewRootSigned(expires)
-	must(t, s.AddKey(verify.RoleRoot, rootKey.pub))
+	must(t, s.AddKey(verify.RoleRoot, rootKey.Pub))
 	for _, k := range release {
-		must(t, s.AddKey(verify.RoleRelease, k.pub))
+		must(t, s.AddKey(verify.RoleRelease, k.Pub))
 	}
 	must(t, s.SetThreshold(verify.RoleRelease, threshold))
 	for _, k := range revoked {
-		must(t, s.Revoke(k.pub.ID))
+		must(t, s.Revoke(k.Pub.ID))
 	}
-	r, err := verify.SignRoot(s, rootKey.signer)
+	r, err := verify.SignRoot(s, rootKey.Signer)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"html/template"
 	"io"
 	"strings"
+
+	"github.com/ferry-update/ferry/internal/display"
 )
 
 //go:embed report.html
@@ -15,9 +17,9 @@ var reportHTML string
 // value by context, which matters: signer names, descriptions and SBOM
 // versions come from whoever made the bundle.
 var reportTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
-	"stamp": stamp,
-	"short": shortID,
-	"bytes": HumanBytes,
+	"stamp": display.Time,
+	"short": display.ShortID,
+	"bytes": display.Bytes,
 	"join":  strings.Join,
 	"inc":   func(i int) int { return i + 1 },
 	"deref": func(b *bool) bool { return b != nil && *b },

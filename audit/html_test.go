@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/audit"
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -26,11 +27,11 @@ const hostile = `<script>document.title="pwned"</script><img src=x onerror=alert
 func twoBundleHTML(t *testing.T) (string, *audit.Report) {
 	t.Helper()
 	dir := t.TempDir()
-	k, other := newKey(t, hostile), newKey(t, "other")
-	good := makeBundle(t, dir, bundleSpec{name: "gateway", version: "1.0.0", signers: []testKey{k}, sbom: true})
-	bad := makeBundle(t, dir, bundleSpec{name: "sensor", version: "2.0.0", signers: []testKey{k, other}})
+	k, other := testutil.NewKey(t, hostile), testutil.NewKey(t, "other")
+	good := makeBundle(t, dir, bundleSpec{name: "gateway", version: "1.0.0", signers: []testutil.Key{k}, sbom: true})
+	bad := makeBundle(t, dir, bundleSpec{name: "sensor", version: "2.0.0", signers: []testutil.Key{k, other}})
 	flipPayloadByte(t, bad)
-	o := audit.Options{Root: makeRoot(t, k, []testKey{k}, 1, nil, now.Add(year)), Tool: "ferry test"}
+	o := audit.Options{Root: makeRoot(t, k, []testutil.Key{k}, 1, nil, now.Add(year)), Tool: "ferry test"}
 	rep := run(t, good, o, audit.SourceOptions{})
 	rep2 := run(t, bad, o, audit.SourceOptions{})
 	rep.Target = dir + ` "quoted" <dir>`

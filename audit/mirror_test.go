@@ -11,31 +11,22 @@ import (
 
 	"github.com/ferry-update/ferry/audit"
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/verify"
 )
 
-// mirrorKey is a fresh unencrypted mirror key, as 'ferry mirror init' takes.
-func mirrorKey(t *testing.T) []byte {
-	t.Helper()
-	k, err := verify.GenerateKey(verify.ECDSAP256)
-	must(t, err)
-	b, err := verify.MarshalPrivateKey(k, nil)
-	must(t, err)
-	return b
-}
-
 // testMirror makes a mirror directory holding gateway 1.0.0 (signed by
 // rel, with an SBOM) and sensor 2.0.0 (signed by a stranger).
-func testMirror(t *testing.T, rel testKey) (*mirror.Store, string) {
+func testMirror(t *testing.T, rel testutil.Key) (*mirror.Store, string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "mirror")
-	st, err := mirror.Init(dir, mirrorKey(t))
+	st, err := mirror.Init(dir, testutil.MirrorKey(t))
 	must(t, err)
 	bdir := t.TempDir()
 	for _, p := range []string{
-		makeBundle(t, bdir, bundleSpec{name: "gateway", version: "1.0.0", signers: []testKey{rel}, sbom: true}),
-		makeBundle(t, bdir, bundleSpec{name: "sensor", version: "2.0.0", signers: []testKey{newKey(t, "mallory")}}),
+		makeBundle(t, bdir, bundleSpec{name: "gateway", version: "1.0.0", signers: []testutil.Key{rel}, sbom: true}),
+		makeBundle(t, bdir, bundleSpec{name: "sensor", version: "2.0.0", signers: []testutil.Key{testutil.NewKey(t, "mallory")}}),
 	} {
 		if _, err := st.Add(p); err != nil {
 			t.Fatal(err)
@@ -65,9 +56,9 @@ func checkMirrorReport(t *testing.T, rep *audit.Report, pinned bool) {
 // TestAuditMirrorDir reads a mirror directory through the mirror's own
 // server and the device's client, in process, and checks its TUF metadata.
 func TestAuditMirrorDir(t *testing.T) {
-	rel := newKey(t, "release@example.com")
+	rel := testutil.NewKey(t, "release@example.com")
 	_, dir := testMirror(t, rel)
-	o := audit.Options{Keys: []*verify.PublicKey{rel.pub}, Now: time.Now()}
+	o := audit.Options{Keys: []*verify.PublicKey{rel.Pub}, Now: time.Now()}
 	checkMirrorReport(t, run(t, dir, o, audit.SourceOptions{}), false)
 
 	// Frozen metadata (the mirror stopped re-signing, or it is replayed
@@ -108,11 +99,11 @@ func TestAuditMirrorDir(t *testing.T) {
 // TestAuditMirrorURL reads a served mirror over HTTP: the bundles are what
 // its signed TUF targets list.
 func TestAuditMirrorURL(t *testing.T) {
-	rel := newKey(t, "release@example.com")
+	rel := testutil.NewKey(t, "release@example.com")
 	st, _ := testMirror(t, rel)
 	srv := httptest.NewServer(mirror.NewHandler(st, mirror.HandlerOptions{}))
 	defer srv.Close()
-	o := audit.Options{Keys: []*verify.PublicKey{rel.pub}, Now: time.Now()}
+	o := audit.Options{Keys: []*verify.PublicKey{rel.Pub}, Now: time.Now()}
 	checkMirrorReport(t, run(t, srv.URL, o, audit.SourceOptions{}), false)
 	rep := run(t, srv.URL, o, audit.SourceOptions{MirrorRoot: st.TUFRootPath()})
 	checkMirrorReport(t, rep, true)
@@ -133,10 +124,10 @@ func TestAuditMirrorURL(t *testing.T) {
 // mirror layout (mirror.LayoutFiles, as ferry media build writes it) without
 // TUF metadata.
 func TestAuditStickDir(t *testing.T) {
-	rel := newKey(t, "release@example.com")
+	rel := testutil.NewKey(t, "release@example.com")
 	mount := t.TempDir()
 	layout := filepath.Join(mount, "ferry")
-	path := makeBundle(t, t.TempDir(), bundleSpec{name: "gateway", version: "1.0.0", signers: []testKey{rel}, sbom: true})
+	path := makeBundle(t, t.TempDir(), bundleSpec{name: "gateway", version: "1.0.0", signers: []testutil.Key{rel}, sbom: true})
 	a, err := bundle.OpenArchive(path)
 	must(t, err)
 	defer a.Close()
@@ -154,7 +145,7 @@ func TestAuditStickDir(t *testing.T) {
 		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
 		must(t, os.WriteFile(p, data, 0o644))
 	}
-	rep := run(t, mount, audit.Options{Keys: []*verify.PublicKey{rel.pub}}, audit.SourceOptions{})
+	rep := run(t, mount, audit.Options{Keys: []*verify.PublicKey{rel.Pub}}, audit.SourceOptions{})
 	if rep.Kind != audit.KindStick || !rep.OK() || len(rep.Bundles) != 1 || rep.Mirror == nil || rep.Mirror.Present || rep.Bundles[0].Listed != nil {
 		t.Fatalf("stick audit: %+v %+v", rep.Mirror, rep.Bundles)
 	}

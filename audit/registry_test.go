@@ -1,21 +1,12 @@
 package audit_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log"
-	"net"
-	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -25,6 +16,7 @@ import (
 
 	"github.com/ferry-update/ferry/audit"
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/ociclient"
 	"github.com/ferry-update/ferry/verify"
@@ -36,9 +28,9 @@ var plain = mirror.RegistryOptions{PlainHTTP: true}
 // of the registry at host, and audits the repository and one tag of it.
 func registryAudit(t *testing.T, host string) {
 	dir := t.TempDir()
-	rel, stranger := newKey(t, "release@example.com"), newKey(t, "mallory")
-	good := makeBundle(t, dir, bundleSpec{name: "gateway", version: "1.0.0", signers: []testKey{rel}, sbom: true})
-	bad := makeBundle(t, dir, bundleSpec{name: "gateway", version: "1.1.0", signers: []testKey{stranger}})
+	rel, stranger := testutil.NewKey(t, "release@example.com"), testutil.NewKey(t, "mallory")
+	good := makeBundle(t, dir, bundleSpec{name: "gateway", version: "1.0.0", signers: []testutil.Key{rel}, sbom: true})
+	bad := makeBundle(t, dir, bundleSpec{name: "gateway", version: "1.1.0", signers: []testutil.Key{stranger}})
 	for _, p := range []string{good, bad} {
 		if _, err := mirror.Push(t.Context(), p, "oci://"+host+"/gw", plain); err != nil {
 			t.Fatal(err)
@@ -50,7 +42,7 @@ func registryAudit(t *testing.T, host string) {
 	must(t, err)
 	must(t, remote.Write(tag, img))
 
-	o := audit.Options{Keys: []*verify.PublicKey{rel.pub}, Threshold: 1}
+	o := audit.Options{Keys: []*verify.PublicKey{rel.Pub}, Threshold: 1}
 	rep := run(t, "oci://"+host+"/gw", o, audit.SourceOptions{Registry: plain})
 	if rep.Kind != audit.KindRegistry || len(rep.Bundles) != 2 || rep.Passed != 1 || rep.Failed != 1 || rep.OK() {
 		t.Fatalf("registry audit: %d bundles, %d passed, %d failed: %+v", len(rep.Bundles), rep.Passed, rep.Failed, rep.Bundles)
@@ -115,57 +107,5 @@ func TestAuditRegistry(t *testing.T) {
 // (distribution 2.8, no referrers API): the SBOM still travels as a layer
 // of the bundle.
 func TestAuditRealRegistry(t *testing.T) {
-	registryAudit(t, startRegistry(t))
-}
-
-// startRegistry runs docker-registry on a loopback port with its storage
-// in a temporary directory and returns its host:port; the test is skipped
-// when the binary is not installed. (A copy of mirror's test helper:
-// test helpers do not cross packages.)
-func startRegistry(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		if _, err := os.Stat("/usr/bin/docker-registry"); err != nil {
-			t.Skip("docker-registry not installed (Debian package docker-registry): skipping the real-registry test")
-		}
-		bin = "/usr/bin/docker-registry"
-	}
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	addr := l.Addr().String()
-	l.Close()
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
-	cfgPath := filepath.Join(dir, "config.yml")
-	must(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "serve", cfgPath)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("docker-registry log:\n%s", logs.String())
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry did not answer on %s: %v\n%s", addr, err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	registryAudit(t, testutil.StartRegistry(t))
 }

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -18,7 +18,7 @@ import (
 func (r *Report) WriteText(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	p := func(format string, a ...any) { fmt.Fprintf(bw, format, a...) }
-	p("audit       %s (%s), %s, %s\n", Printable(r.Target), r.Kind, stamp(r.Generated), orDash(r.Tool))
+	p("audit       %s (%s), %s, %s\n", Printable(r.Target), r.Kind, display.Time(r.Generated), display.OrDash(r.Tool))
 	p("trust       %s\n", r.Trust.summary())
 	if m := r.Mirror; m != nil {
 		p("metadata    %s\n", m.summary())
@@ -32,14 +32,14 @@ func (r *Report) WriteText(w io.Writer) error {
 		if b.Manifest != "" {
 			p("  manifest    %s\n", b.Manifest)
 			p("  devices     %s\n", Printable(strings.Join(b.DeviceTypes, ", ")))
-			p("  created     %s\n", stamp(b.Created))
+			p("  created     %s\n", display.Time(b.Created))
 		}
 		for _, pl := range b.Payloads {
 			state := "NOT verified"
 			if pl.Verified {
 				state = "verified"
 			}
-			p("  payload     %s (%s -> %s) %s, %s zstd in %d part(s), %s\n", pl.Name, pl.Type, pl.Target, HumanBytes(pl.Size), HumanBytes(pl.CompressedSize), pl.Parts, state)
+			p("  payload     %s (%s -> %s) %s, %s zstd in %d part(s), %s\n", pl.Name, pl.Type, pl.Target, display.Bytes(pl.Size), display.Bytes(pl.CompressedSize), pl.Parts, state)
 			p("              %s\n", pl.Digest)
 		}
 		for _, a := range b.Attachments {
@@ -47,7 +47,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			if a.SBOM != nil {
 				what = fmt.Sprintf("%s, %d component(s)", Printable(a.SBOM.Spec), a.SBOM.Components)
 			}
-			p("  sbom        %s %s, %s, %s\n", a.Name, a.MediaType, what, HumanBytes(a.Size))
+			p("  sbom        %s %s, %s, %s\n", a.Name, a.MediaType, what, display.Bytes(a.Size))
 			p("              %s\n", a.Digest)
 		}
 		if b.Manifest != "" {
@@ -58,7 +58,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			p("  signatures  %d, %d of %d required trusted key(s) valid: %s\n", len(b.Signatures), b.ValidKeys, b.Threshold, met)
 		}
 		for i, s := range b.Signatures {
-			p("    %d. %-13s key %s %s signer %s at %s", i+1, s.Status, orDash(shortID(s.KeyID)), orDash(string(s.Algorithm)), orDash(Printable(s.Signer)), orDash(stamp(s.SignedAt)))
+			p("    %d. %-13s key %s %s signer %s at %s", i+1, s.Status, display.OrDash(display.ShortID(s.KeyID)), display.OrDash(string(s.Algorithm)), display.OrDash(Printable(s.Signer)), display.OrDash(display.Time(s.SignedAt)))
 			if s.Reason != "" && s.Status != verify.Valid {
 				p(": %s", Printable(s.Reason))
 			}
@@ -88,7 +88,7 @@ func (t Trust) summary() string {
 		if t.RootExpired {
 			exp = "EXPIRED"
 		}
-		s = fmt.Sprintf("trust root version %d, %s %s; role %s: %d of %d key(s)", t.RootVersion, exp, stamp(t.RootExpires), t.Role, t.Threshold, len(t.Keys))
+		s = fmt.Sprintf("trust root version %d, %s %s; role %s: %d of %d key(s)", t.RootVersion, exp, display.Time(t.RootExpires), t.Role, t.Threshold, len(t.Keys))
 		if len(t.Revoked) > 0 {
 			s += fmt.Sprintf("; %d revoked key(s)", len(t.Revoked))
 		}
@@ -105,7 +105,7 @@ func (m *MirrorMetadata) summary() string {
 		return "REFUSED: " + Printable(m.Error)
 	}
 	return fmt.Sprintf("verified against %s: root v%d, timestamp v%d expires %s, snapshot v%d, targets v%d expires %s",
-		Printable(m.Root), m.RootVersion, m.TimestampVersion, stamp(m.TimestampExpires), m.SnapshotVersion, m.TargetsVersion, stamp(m.TargetsExpires))
+		Printable(m.Root), m.RootVersion, m.TimestampVersion, display.Time(m.TimestampExpires), m.SnapshotVersion, m.TargetsVersion, display.Time(m.TargetsExpires))
 }
 
 // Printable makes text from a bundle, a signature or a remote server safe
@@ -132,39 +132,4 @@ func Printable(s string) string {
 
 func printableRune(r rune) bool {
 	return r != utf8.RuneError && !unicode.IsControl(r) && !unicode.Is(unicode.Bidi_Control, r)
-}
-
-func stamp(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339)
-}
-
-func shortID(id string) string {
-	if len(id) > 16 {
-		return id[:16]
-	}
-	return id
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// HumanBytes formats a size as 512 B, 97.7 KiB, 2.0 GiB.
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

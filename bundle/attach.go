@@ -24,6 +24,10 @@ const (
 	// ferry writes (IANA-registered).
 	SPDXMediaType      = "application/spdx+json"
 	CycloneDXMediaType = "application/vnd.cyclonedx+json"
+	// TrustRootMediaType marks an attachment that is a trust root
+	// (verify/TRUST.md), which a device applies before it judges the
+	// bundle's signatures (§6.1).
+	TrustRootMediaType = "application/vnd.ferry.trust.root.v1+json"
 	// AttachmentNameAnnotation names an attachment layer in the manifest.
 	AttachmentNameAnnotation = "dev.ferry.attachment.name"
 	// MaxAttachments bounds the attachments of one bundle.

@@ -136,7 +136,7 @@ func checkWithMtools(t *testing.T, img string, res *BuildResult, paths []string,
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep, err := verify.Bundle(rc, verify.Policy{Keys: []*verify.PublicKey{key.pub}, Threshold: 1, Deep: true})
+		rep, err := verify.Bundle(rc, verify.Policy{Keys: []*verify.PublicKey{key.Pub}, Threshold: 1, Deep: true})
 		rc.Close()
 		if err != nil || rep.Manifest != b.Manifest {
 			t.Errorf("verify %s from the stick copy: %v", b.Name, err)

@@ -65,7 +65,7 @@ func tinyImage(t testing.TB) ([]byte, *verify.PublicKey) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b, key.pub
+	return b, key.Pub
 }
 
 func TestTinyImage(t *testing.T) {

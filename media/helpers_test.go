@@ -14,29 +14,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opencontainers/go-digest"
-
 	"github.com/ferry-update/ferry/bundle"
-	"github.com/ferry-update/ferry/verify"
+	"github.com/ferry-update/ferry/internal/testutil"
 )
 
+// testKey is a release key whose public key is also in a file.
 type testKey struct {
-	signer *verify.Signer
-	pub    *verify.PublicKey
+	testutil.Key
 	pubPEM string // path of the public key file
 }
 
 func newKey(t testing.TB, dir, name string) testKey {
 	t.Helper()
-	k, err := verify.GenerateKey(verify.ECDSAP256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := verify.NewSigner(k, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := s.PublicKey().PEM()
+	k := testutil.NewKey(t, name)
+	pem, err := k.Pub.PEM()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +35,7 @@ func newKey(t testing.TB, dir, name string) testKey {
 	if err := os.WriteFile(p, pem, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return testKey{signer: s, pub: s.PublicKey(), pubPEM: p}
+	return testKey{Key: k, pubPEM: p}
 }
 
 // randomReader is deterministic incompressible data.
@@ -56,21 +47,15 @@ func randomReader(seed uint64, size int64) io.Reader {
 // split into parts of partSize (0: one part), signed by keys.
 func makeBundle(t testing.TB, dir, name, version string, deviceTypes []string, size, partSize int64, keys ...testKey) string {
 	t.Helper()
+	signers := make([]testutil.Key, len(keys))
+	for i, k := range keys {
+		signers[i] = k.Key
+	}
 	p := filepath.Join(dir, fmt.Sprintf("%s-%s.ferry", name, version))
 	_, err := bundle.Create(p, bundle.Options{
 		Name: name, Version: version, DeviceTypes: deviceTypes,
 		Created: time.Unix(1700000000, 0), PartSize: partSize,
-		Sign: func(d digest.Digest) ([]bundle.Signature, error) {
-			var sigs []bundle.Signature
-			for _, k := range keys {
-				s, err := k.signer.Sign(d, name, time.Unix(1700000000, 0))
-				if err != nil {
-					return nil, err
-				}
-				sigs = append(sigs, s)
-			}
-			return sigs, nil
-		},
+		Sign: testutil.SignWith(name, time.Unix(1700000000, 0), signers...),
 	}, bundle.Source{Name: "rootfs", Type: bundle.Rootfs, Content: randomReader(uint64(size)+uint64(len(version)), size)})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/media/stick"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/verify"
@@ -43,7 +44,7 @@ func TestInspect(t *testing.T) {
 		t.Errorf("trust %v reports %v", in.Trust, in.Reports)
 	}
 
-	in, err = Inspect(img, InspectOptions{Policy: &verify.Policy{Keys: []*verify.PublicKey{key.pub}, Threshold: 1}})
+	in, err = Inspect(img, InspectOptions{Policy: &verify.Policy{Keys: []*verify.PublicKey{key.Pub}, Threshold: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func TestInspect(t *testing.T) {
 		}
 	}
 	other := newKey(t, t.TempDir(), "other")
-	in, err = Inspect(img, InspectOptions{Policy: &verify.Policy{Keys: []*verify.PublicKey{other.pub}, Threshold: 1}})
+	in, err = Inspect(img, InspectOptions{Policy: &verify.Policy{Keys: []*verify.PublicKey{other.Pub}, Threshold: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func TestInspect(t *testing.T) {
 			t.Errorf("%s with another key: %+v", b.Name, b)
 		}
 	}
-	in, err = Inspect(img, InspectOptions{Policy: &verify.Policy{Keys: []*verify.PublicKey{key.pub}, Threshold: 1, DeviceType: "board-c"}})
+	in, err = Inspect(img, InspectOptions{Policy: &verify.Policy{Keys: []*verify.PublicKey{key.Pub}, Threshold: 1, DeviceType: "board-c"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,15 +166,7 @@ func TestInspectDamaged(t *testing.T) {
 func TestHandMadeStick(t *testing.T) {
 	needTool(t, "mkfs.fat", "mcopy", "mmd", "sgdisk")
 	dir, paths, key := testBundles(t)
-	mk, err := verify.GenerateKey(verify.ECDSAP256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mkPEM, err := verify.MarshalPrivateKey(mk, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := mirror.Init(filepath.Join(dir, "m"), mkPEM)
+	m, err := mirror.Init(filepath.Join(dir, "m"), testutil.MirrorKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +204,7 @@ func TestHandMadeStick(t *testing.T) {
 			mtools(t, "mcopy", "-s", "-i", at, m.Dir(), "::/ferry")
 			mtools(t, "mmd", "-i", at, "::/ferry/reports")
 
-			in, err := Inspect(img, InspectOptions{Policy: &verify.Policy{Keys: []*verify.PublicKey{key.pub}, Threshold: 1}})
+			in, err := Inspect(img, InspectOptions{Policy: &verify.Policy{Keys: []*verify.PublicKey{key.Pub}, Threshold: 1}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -238,7 +231,7 @@ func TestHandMadeStick(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer rc.Close()
-			if _, err := verify.Bundle(rc, verify.Policy{Keys: []*verify.PublicKey{key.pub}, Threshold: 1, DeviceType: "board-b", Deep: true}); err != nil {
+			if _, err := verify.Bundle(rc, verify.Policy{Keys: []*verify.PublicKey{key.Pub}, Threshold: 1, DeviceType: "board-b", Deep: true}); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := s.WriteReport(stick.Report{DeviceID: "gw-1", Bundle: best.Name, Result: stick.ResultSuccess}); err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/media/stick"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/checkin"
@@ -19,15 +20,7 @@ import (
 
 func newStore(t *testing.T) *mirror.Store {
 	t.Helper()
-	k, err := verify.GenerateKey(verify.ECDSAP256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pem, err := verify.MarshalPrivateKey(k, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := mirror.Init(filepath.Join(t.TempDir(), "m"), pem)
+	st, err := mirror.Init(filepath.Join(t.TempDir(), "m"), testutil.MirrorKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +52,7 @@ func TestOpenImage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep, err := verify.Bundle(rc, verify.Policy{Keys: []*verify.PublicKey{key.pub}, Threshold: 1, Deep: true})
+		rep, err := verify.Bundle(rc, verify.Policy{Keys: []*verify.PublicKey{key.Pub}, Threshold: 1, Deep: true})
 		rc.Close()
 		if err != nil || rep.Manifest != b.Manifest || len(rep.Payloads) == 0 {
 			t.Errorf("%s %s: %v %+v", b.Name, b.Version, err, rep)
@@ -93,7 +86,7 @@ func TestSyncInto(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = verify.Bundle(rc, verify.Policy{Keys: []*verify.PublicKey{key.pub}, Threshold: 1, Deep: true})
+		_, err = verify.Bundle(rc, verify.Policy{Keys: []*verify.PublicKey{key.Pub}, Threshold: 1, Deep: true})
 		rc.Close()
 		if err != nil {
 			t.Errorf("%s:%s from the mirror: %v", e.Repository, e.Tag, err)

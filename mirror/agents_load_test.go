@@ -17,6 +17,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/checkin"
 	"github.com/ferry-update/ferry/mirror/ociclient"
@@ -35,7 +36,7 @@ func TestAgentsUpdateAtOnce(t *testing.T) {
 		agents = 20
 	}
 	s := newStore(t)
-	src, manifest := makeBundle(t, t.TempDir(), "gateway", "2.0.0", 16<<20, 0, newSigner(t, "release"))
+	src, manifest := makeBundle(t, t.TempDir(), "gateway", "2.0.0", 16<<20, 0, testutil.NewKey(t, "release"))
 	if _, err := s.Add(src); err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,9 @@ import (
 )
 
 // Handler is everything 'ferry mirror serve' answers: the OCI distribution
-// API (Server), the mirror's TUF metadata under /tuf/, and device
-// check-ins at POST /ferry/v1/checkin.
+// API (Server), the mirror's TUF metadata under /tuf/, the trust roots at
+// GET /ferry/v1/roots/N.root.json, and device check-ins at POST
+// /ferry/v1/checkin.
 type Handler struct {
 	store   *Store
 	oci     *Server
@@ -47,6 +48,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch p := r.URL.Path; {
 	case strings.HasPrefix(p, "/tuf/"):
 		h.serveTUF(w, r, p[len("/tuf/"):])
+	case strings.HasPrefix(p, RootsPath):
+		h.serveRoot(w, r, p[len(RootsPath):])
 	case p == checkin.Path:
 		h.serveCheckin(w, r)
 	default:

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
 )
 
@@ -18,7 +19,7 @@ import (
 // same bundles, so a layout written elsewhere (a USB stick) is a store.
 func TestLayoutFilesMatchesStore(t *testing.T) {
 	dir := t.TempDir()
-	rel, qa := newSigner(t, "release"), newSigner(t, "qa")
+	rel, qa := testutil.NewKey(t, "release"), testutil.NewKey(t, "qa")
 	b1, _ := makeBundle(t, dir, "gateway", "1.0.0", 3000, 1024, rel)
 	b2, _ := makeBundle(t, dir, "gateway", "1.1.0+build.2", 2000, 0, rel, qa)
 	b3, _ := makeBundle(t, dir, "sensor", "2.0.0", 1000, 0)

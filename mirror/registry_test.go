@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/ociclient"
 	"github.com/ferry-update/ferry/verify"
@@ -61,11 +62,11 @@ func pullFile(t *testing.T, ref string) (string, *mirror.PullResult) {
 // TestPushPullRealRegistry runs push and pull against Docker's registry
 // 2.8 (no referrers API) and checks what skopeo sees.
 func TestPushPullRealRegistry(t *testing.T) {
-	host := startRegistry(t)
+	host := testutil.StartRegistry(t)
 	proxy, uploads := countingProxy(t, host)
 	ctx := context.Background()
 	dir := t.TempDir()
-	alice, bob := newSigner(t, "alice"), newSigner(t, "bob")
+	alice, bob := testutil.NewKey(t, "alice"), testutil.NewKey(t, "bob")
 	path, d := makeBundle(t, dir, "gateway", "1.4.2", 300<<10, 64<<10, alice)
 
 	ref := "oci://" + proxy + "/factory/gateway:1.4.2"
@@ -186,8 +187,8 @@ func TestPushPullRealRegistry(t *testing.T) {
 // (an oci-archive) ferry pulls; the cosign tag does not travel with it, so
 // the pulled bundle has no signatures and verify refuses it for want of them.
 func TestSkopeoCopiedBundle(t *testing.T) {
-	host := startRegistry(t)
-	alice := newSigner(t, "alice")
+	host := testutil.StartRegistry(t)
+	alice := testutil.NewKey(t, "alice")
 	path, d := makeBundle(t, t.TempDir(), "sensor", "2.0.0", 100<<10, 0, alice)
 	skopeo(t, "copy", "--dest-tls-verify=false", "oci-archive:"+path+":2.0.0", "docker://"+host+"/sensor:2.0.0")
 
@@ -219,7 +220,7 @@ func TestPushReferrers(t *testing.T) {
 	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(nopLogger())))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
-	alice, bob := newSigner(t, "alice"), newSigner(t, "bob")
+	alice, bob := testutil.NewKey(t, "alice"), testutil.NewKey(t, "bob")
 	path, d := makeBundle(t, t.TempDir(), "gateway", "1.0.0", 10<<10, 0, alice, bob)
 	res, err := mirror.Push(context.Background(), path, "oci://"+host+"/gw", plain)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/ociclient"
 	"github.com/ferry-update/ferry/verify"
@@ -23,7 +24,7 @@ import (
 
 func newStore(t *testing.T) *mirror.Store {
 	t.Helper()
-	s, err := mirror.Init(filepath.Join(t.TempDir(), "mirror"), testMirrorKey(t))
+	s, err := mirror.Init(filepath.Join(t.TempDir(), "mirror"), testutil.MirrorKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func newStore(t *testing.T) *mirror.Store {
 func TestStoreAddList(t *testing.T) {
 	s := newStore(t)
 	dir := t.TempDir()
-	alice, bob := newSigner(t, "alice"), newSigner(t, "bob")
+	alice, bob := testutil.NewKey(t, "alice"), testutil.NewKey(t, "bob")
 	gw, d := makeBundle(t, dir, "gateway", "1.4.2", 200<<10, 64<<10, alice)
 	gw2, _ := makeBundle(t, dir, "gateway", "1.10.0", 10<<10, 0, alice)
 	sensor, _ := makeBundle(t, dir, "sensor", "1.4.2", 10<<10, 0)
@@ -114,10 +115,10 @@ func TestStoreAddList(t *testing.T) {
 }
 
 // servedStore is a store with two bundles behind a Server.
-func servedStore(t *testing.T) (*mirror.Store, string, testSigner) {
+func servedStore(t *testing.T) (*mirror.Store, string, testutil.Key) {
 	t.Helper()
 	s := newStore(t)
-	alice := newSigner(t, "alice")
+	alice := testutil.NewKey(t, "alice")
 	dir := t.TempDir()
 	for _, v := range []string{"1.0.0", "1.1.0", "2.0.0"} {
 		p, _ := makeBundle(t, dir, "gateway", v, 100<<10, 32<<10, alice)
@@ -141,7 +142,7 @@ func TestServe(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer rc.Close()
-		rep, err := verify.Bundle(rc, verify.Policy{Keys: []*verify.PublicKey{alice.pub}, Threshold: 1, Deep: true})
+		rep, err := verify.Bundle(rc, verify.Policy{Keys: []*verify.PublicKey{alice.Pub}, Threshold: 1, Deep: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,9 +264,9 @@ func get(t *testing.T, u string) *http.Response {
 // moves nothing, and a sync cut off mid-blob leaves no blob visible and is
 // resumed from where it stopped.
 func TestSyncFromRegistry(t *testing.T) {
-	host := startRegistry(t)
+	host := testutil.StartRegistry(t)
 	ctx := context.Background()
-	alice := newSigner(t, "alice")
+	alice := testutil.NewKey(t, "alice")
 	dir := t.TempDir()
 	p1, _ := makeBundle(t, dir, "gateway", "1.0.0", 50<<10, 0, alice)
 	p2, d2 := makeBundle(t, dir, "gateway", "1.1.0", 400<<10, 0, alice)

@@ -19,6 +19,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/tufclient"
 	"github.com/ferry-update/ferry/verify"
@@ -42,7 +43,7 @@ type tufEnv struct {
 func newTUFEnv(t *testing.T) *tufEnv {
 	t.Helper()
 	e := &tufEnv{t: t, s: newStore(t), dir: t.TempDir(), overrides: map[string][]byte{}, fetched: map[string]int{}}
-	p, _ := makeBundle(t, e.dir, "gateway", "1.0.0", 4096, 0, newSigner(t, "release"))
+	p, _ := makeBundle(t, e.dir, "gateway", "1.0.0", 4096, 0, testutil.NewKey(t, "release"))
 	if _, err := e.s.Add(p); err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +446,7 @@ func TestFreshnessAttacks(t *testing.T) {
 		}
 		// Validly signed by the release key, but never published by the
 		// mirror: another gateway 1.0.0, and a 2.0.0.
-		_, other := makeBundle(t, t.TempDir(), "gateway", "1.0.0", 77, 0, newSigner(t, "release"))
+		_, other := makeBundle(t, t.TempDir(), "gateway", "1.0.0", 77, 0, testutil.NewKey(t, "release"))
 		var nl *tufclient.NotListedError
 		if err := tg.Verify("gateway", "1.0.0", other.String()); !errors.As(err, &nl) || nl.Listed == "" {
 			t.Errorf("another gateway 1.0.0: %v", err)

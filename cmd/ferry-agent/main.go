@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -15,15 +14,7 @@ import (
 	"github.com/ferry-update/ferry/agent"
 	"github.com/ferry-update/ferry/agent/bootenv"
 	"github.com/ferry-update/ferry/bundle"
-)
-
-// Exit codes, the same as ferry's and documented in the README: scripts
-// tell a refused bundle (3) from a failure (1).
-const (
-	exitOK       = 0
-	exitFailure  = 1
-	exitUsage    = 2
-	exitRejected = 3
+	"github.com/ferry-update/ferry/internal/cliexit"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, nil)) }
@@ -33,41 +24,22 @@ func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, nil)) }
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer, configure func(*agent.Config)) int {
 	cmd := newRootCommand(&streams{in: stdin, out: stdout, err: stderr, configure: configure})
 	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	if err == nil {
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "ferry-agent: error: %v\n", err)
-	if h := hint(err); h != "" {
-		fmt.Fprintf(stderr, "ferry-agent: hint: %s\n", h)
-	}
-	return exitCode(err)
+	return program.Exit(stderr, cmd.ExecuteContext(context.Background()))
 }
 
-// usageError marks errors in how ferry-agent was called.
-type usageError struct{ err error }
+// program is how ferry-agent ends: the same exit codes and error lines as
+// ferry's (package cliexit).
+var program = cliexit.Program{Name: "ferry-agent", Refused: refused, Hint: hint}
 
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-func exitCode(err error) int {
-	var ue usageError
+// refused says whether err refuses a bundle (exit code 3).
+func refused(err error) bool {
 	var re *agent.RefusedError
-	switch {
-	case errors.As(err, &ue):
-		return exitUsage
-	case errors.As(err, &re):
-		return exitRejected
-	}
-	return exitFailure
+	return errors.As(err, &re)
 }
 
 func hint(err error) string {
-	var ue usageError
 	var ce *agent.ConfigError
 	switch {
-	case errors.As(err, &ue):
-		return "run 'ferry-agent help' or add --help to the command"
 	case errors.As(err, &ce):
 		return "see examples/agent/ferry-agent.toml for every setting"
 	case errors.Is(err, agent.ErrDowngrade), errors.Is(err, agent.ErrSameVersion):

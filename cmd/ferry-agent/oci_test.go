@@ -4,17 +4,16 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/cliexit"
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
 )
 
@@ -98,11 +97,11 @@ func TestInstallFromMirror(t *testing.T) {
 
 	ref := "oci://" + host + "/sim-os:1.0.0"
 	code, _, stderr := agentRun(dir, "install", ref)
-	if code != exitFailure || !strings.Contains(stderr, "hint: the registry speaks plain http: add --plain-http") {
+	if code != cliexit.Failure || !strings.Contains(stderr, "hint: the registry speaks plain http: add --plain-http") {
 		t.Fatalf("install over https from an http mirror: exit %d\n%s", code, stderr)
 	}
 	code, stdout, stderr := agentRun(dir, "install", ref, "--plain-http")
-	if code != exitOK || !strings.Contains(stdout, "installed sim-os 1.0.0 into slot b") {
+	if code != cliexit.OK || !strings.Contains(stdout, "installed sim-os 1.0.0 into slot b") {
 		t.Fatalf("install %s: exit %d\n%s%s", ref, code, stdout, stderr)
 	}
 	checkInstalled(t, dir)
@@ -121,11 +120,11 @@ func TestInstallFromMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref = fmt.Sprintf("oci://%s/sim-os@%s", host, added.Digest)
-	if code, stdout, stderr := agentRun(dir2, "install", ref); code != exitOK {
+	if code, stdout, stderr := agentRun(dir2, "install", ref); code != cliexit.OK {
 		t.Fatalf("install %s: exit %d\n%s%s", ref, code, stdout, stderr)
 	}
 	// An unknown tag is Open's error, before anything is journaled.
-	if code, _, stderr := agentRun(dir2, "install", "oci://"+host+"/sim-os:9.9.9"); code != exitFailure || !strings.Contains(stderr, "no such tag") {
+	if code, _, stderr := agentRun(dir2, "install", "oci://"+host+"/sim-os:9.9.9"); code != cliexit.Failure || !strings.Contains(stderr, "no such tag") {
 		t.Errorf("unknown tag: exit %d\n%s", code, stderr)
 	}
 }
@@ -136,60 +135,19 @@ func TestInstallFromRegistry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a registry")
 	}
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
+	if _, err := exec.LookPath("docker-registry"); err != nil {
 		t.Skip("docker-registry not installed (Debian package docker-registry)")
 	}
 	dir, bundlePath := ociDevice(t, "")
-	addr := startRegistry(t, bin)
+	addr := testutil.StartRegistry(t)
 	ref := "oci://" + addr + "/factory/sim-os:1.0.0"
 	if _, err := mirror.Push(context.Background(), bundlePath, ref, mirror.RegistryOptions{PlainHTTP: true}); err != nil {
 		t.Fatal(err)
 	}
-	if code, stdout, stderr := agentRun(dir, "install", ref, "--plain-http"); code != exitOK {
+	if code, stdout, stderr := agentRun(dir, "install", ref, "--plain-http"); code != cliexit.OK {
 		t.Fatalf("install %s: exit %d\n%s%s", ref, code, stdout, stderr)
 	}
 	checkInstalled(t, dir)
-}
-
-// startRegistry runs docker-registry on a free loopback port with its
-// storage in a temporary directory and returns its host:port.
-func startRegistry(t *testing.T, bin string) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", dir, addr)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry did not answer on %s: %v\n%s", addr, err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // TestInstallCorruptMirrorBlob: a payload blob that rotted on the mirror's
@@ -229,8 +187,8 @@ func TestInstallCorruptMirrorBlob(t *testing.T) {
 	defer srv.Close()
 	ref := "oci://" + strings.TrimPrefix(srv.URL, "http://") + "/sim-os:1.0.0"
 	code, stdout, stderr := agentRun(dir, "install", ref, "--plain-http")
-	if code != exitRejected || !strings.Contains(stderr, "digest mismatch") {
-		t.Fatalf("install of a rotted blob: exit %d, want %d\n%s%s", code, exitRejected, stdout, stderr)
+	if code != cliexit.Refused || !strings.Contains(stderr, "digest mismatch") {
+		t.Fatalf("install of a rotted blob: exit %d, want %d\n%s%s", code, cliexit.Refused, stdout, stderr)
 	}
 	if envAfter, _ := os.ReadFile(filepath.Join(dir, "bootenv")); !bytes.Equal(envBefore, envAfter) {
 		t.Errorf("boot env changed:\n%s\nwas\n%s", envAfter, envBefore)

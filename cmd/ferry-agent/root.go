@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-update/ferry/agent"
+	"github.com/ferry-update/ferry/internal/cliexit"
 )
 
 // streams are the command's standard streams and test hooks.
@@ -33,7 +34,7 @@ func (o *globalOptions) addFlags(cmd *cobra.Command) {
 // load loads the configuration and applies adjust.
 func (o *globalOptions) load(s *streams, adjust ...func(*agent.Config)) (*agent.Config, error) {
 	if o.bootedSlot != "" && o.bootedSlot != "a" && o.bootedSlot != "b" {
-		return nil, usageError{fmt.Errorf("--booted-slot %q: want a or b", o.bootedSlot)}
+		return nil, cliexit.UsageError{Err: fmt.Errorf("--booted-slot %q: want a or b", o.bootedSlot)}
 	}
 	cfg, err := agent.LoadConfig(o.config)
 	if err != nil {
@@ -76,7 +77,7 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 bundle refused.`,
 	root.SetIn(s.in)
 	root.SetOut(s.out)
 	root.SetErr(s.err)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cliexit.UsageError{Err: err} })
 	g.addFlags(root)
 	root.AddCommand(
 		newInstallCommand(s, &g),
@@ -94,7 +95,7 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 bundle refused.`,
 func args(n int, names string) cobra.PositionalArgs {
 	return func(_ *cobra.Command, a []string) error {
 		if len(a) != n {
-			return usageError{fmt.Errorf("want %s, got %d argument(s)", names, len(a))}
+			return cliexit.UsageError{Err: fmt.Errorf("want %s, got %d argument(s)", names, len(a))}
 		}
 		return nil
 	}

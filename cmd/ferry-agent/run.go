@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-update/ferry/agent"
+	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/media/stick"
 )
 
@@ -37,7 +38,7 @@ stops; boot-check finishes the install at the next boot.`,
 				return err
 			}
 			if cfg.Mirror.URL == "" && len(cfg.Stick.MountPoints) == 0 && cfg.Stick.Label == "" {
-				return usageError{fmt.Errorf("%s: nothing to watch: set [mirror] url or [stick] mount_points or label", g.config)}
+				return cliexit.UsageError{Err: fmt.Errorf("%s: nothing to watch: set [mirror] url or [stick] mount_points or label", g.config)}
 			}
 			return (&agent.Runner{Config: cfg}).Run(ctx)
 		},

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/media/stick"
 	"github.com/ferry-update/ferry/mirror"
 )
@@ -33,7 +34,7 @@ func TestInstallFromStick(t *testing.T) {
 	os.RemoveAll(filepath.Join(stickDir, "ferry", "keys"))
 
 	code, stdout, stderr := agentRun(dir, "install", stickDir)
-	if code != exitOK || !strings.Contains(stdout, "installed sim-os 1.0.0 into slot b") {
+	if code != cliexit.OK || !strings.Contains(stdout, "installed sim-os 1.0.0 into slot b") {
 		t.Fatalf("install %s: exit %d\n%s%s", stickDir, code, stdout, stderr)
 	}
 	checkInstalled(t, dir)

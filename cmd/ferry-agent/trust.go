@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-update/ferry/agent"
+	"github.com/ferry-update/ferry/internal/cliexit"
 )
 
 func newTrustCommand(s *streams, g *globalOptions) *cobra.Command {
@@ -24,7 +25,7 @@ before it is used; on any failure the device keeps the root it had.
 Versions not above the one held are ignored.`,
 		Args: func(_ *cobra.Command, a []string) error {
 			if len(a) == 0 {
-				return usageError{errors.New("want one or more trust-root files")}
+				return cliexit.UsageError{Err: errors.New("want one or more trust-root files")}
 			}
 			return nil
 		},

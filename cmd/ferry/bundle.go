@@ -76,6 +76,7 @@ func newCreateCommand(s *streams) *cobra.Command {
 		sign     signOptions
 		asJSON   bool
 		sboms    []string
+		roots    []string
 	)
 	cmd := &cobra.Command{
 		Use:   "create SOURCE --device-type T --version V --out FILE",
@@ -117,6 +118,11 @@ func newCreateCommand(s *streams) *cobra.Command {
 			if opts.Attachments, err = loadSBOMs(sboms); err != nil {
 				return err
 			}
+			rootAtts, err := loadTrustRoots(roots, opts.Attachments)
+			if err != nil {
+				return err
+			}
+			opts.Attachments = append(opts.Attachments, rootAtts...)
 			if len(sign.keys) > 0 {
 				signers, err := sign.load(s)
 				if err != nil {
@@ -150,7 +156,11 @@ func newCreateCommand(s *streams) *cobra.Command {
 				out, res.Config.Name, res.Config.Version, strings.Join(res.Config.DeviceTypes, ", "), res.ManifestDigest,
 				p.Name, humanBytes(p.Size), humanBytes(p.CompressedSize), p.Parts, len(sign.keys))
 			for _, a := range res.Config.Attachments {
-				fmt.Fprintf(s.out, "  sbom     %s %s %s\n", a.Name, a.MediaType, humanBytes(a.Size))
+				what := "sbom"
+				if a.MediaType == bundle.TrustRootMediaType {
+					what = "root"
+				}
+				fmt.Fprintf(s.out, "  %-8s %s %s %s\n", what, a.Name, a.MediaType, humanBytes(a.Size))
 			}
 			return nil
 		},
@@ -167,8 +177,37 @@ func newCreateCommand(s *streams) *cobra.Command {
 	f.IntVar(&opts.Workers, "workers", 0, "compression threads (0: all CPUs)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.StringArrayVar(&sboms, "sbom", nil, "attach an SPDX or CycloneDX JSON document, signed with the bundle (repeatable)")
+	f.StringArrayVar(&roots, "trust-root", nil, "attach a trust root (N.root.json), which devices apply before judging the bundle's signatures (repeatable)")
 	sign.addFlags(cmd, "private key to sign with (repeatable)")
 	return cmd
+}
+
+// loadTrustRoots reads the --trust-root files: each must be a well-formed
+// trust root (verify/TRUST.md), attached as N.root.json after its version
+// (bundle/FORMAT.md §6.1). Whether they chain is for devices to judge.
+func loadTrustRoots(paths []string, others []bundle.AttachmentData) ([]bundle.AttachmentData, error) {
+	var out []bundle.AttachmentData
+	seen := map[string]string{}
+	for _, a := range others {
+		seen[a.Name] = "--sbom " + a.Name
+	}
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("--trust-root: %w", err)
+		}
+		r, err := verify.ParseRoot(data)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--trust-root %s: %w", p, err)}
+		}
+		name := fmt.Sprintf("%d.root.json", r.Version())
+		if other, ok := seen[name]; ok {
+			return nil, usageError{fmt.Errorf("--trust-root %s and %s would both be attached as %q", other, p, name)}
+		}
+		seen[name] = p
+		out = append(out, bundle.AttachmentData{Attachment: bundle.Attachment{Name: name, MediaType: bundle.TrustRootMediaType}, Data: data})
+	}
+	return out, nil
 }
 
 // loadSBOMs reads the --sbom files: each must be SPDX or CycloneDX JSON

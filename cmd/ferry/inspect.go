@@ -126,27 +126,6 @@ func printAttachments(w io.Writer, as []bundle.AttachmentData) {
 	tw.Flush()
 }
 
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339)
-}
-
-func shortID(id string) string {
-	if len(id) > 16 {
-		return id[:16]
-	}
-	return id
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
 func newExtractCommand(s *streams) *cobra.Command {
 	var (
 		out    string

@@ -6,21 +6,12 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/verify"
-)
-
-// Exit codes, documented in the README. Scripts may tell a bundle that was
-// refused (3) from a failure to run at all (1).
-const (
-	exitOK       = 0
-	exitFailure  = 1
-	exitUsage    = 2
-	exitRejected = 3
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
@@ -28,35 +19,25 @@ func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := newRootCommand(stdin, stdout, stderr)
 	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	if err == nil {
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "ferry: error: %v\n", err)
-	if h := hint(err); h != "" {
-		fmt.Fprintf(stderr, "ferry: hint: %s\n", h)
-	}
-	return exitCode(err)
+	return program.Exit(stderr, cmd.ExecuteContext(context.Background()))
 }
 
-// usageError marks errors in how ferry was called.
+// program is how ferry ends: exit codes and error lines (package cliexit).
+var program = cliexit.Program{Name: "ferry", Refused: refused, Hint: hint}
+
+// usageError marks errors in how ferry was called: it is a
+// cliexit.UsageError, in the short form ferry's commands write.
 type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
+func (e usageError) Unwrap() error { return cliexit.UsageError{Err: e.err} }
 
-func exitCode(err error) int {
-	var ue usageError
+// refused says whether err refuses a bundle (exit code 3).
+func refused(err error) bool {
 	var be *bundle.Error
 	var te *verify.ThresholdError
 	var de *verify.DeviceTypeError
-	switch {
-	case errors.As(err, &ue):
-		return exitUsage
-	case errors.As(err, &be), errors.As(err, &te), errors.As(err, &de), errors.Is(err, errRejected):
-		return exitRejected
-	}
-	return exitFailure
+	return errors.As(err, &be) || errors.As(err, &te) || errors.As(err, &de) || errors.Is(err, errRejected)
 }
 
 // errRejected is returned by commands that already printed why a bundle was
@@ -65,7 +46,6 @@ var errRejected = errors.New("bundle rejected")
 
 func hint(err error) string {
 	var te *verify.ThresholdError
-	var ue usageError
 	var re *verify.RootError
 	switch {
 	case errors.Is(err, verify.ErrEncryptedKey):
@@ -76,8 +56,6 @@ func hint(err error) string {
 		return "renew the root: ferry trust sign, or a new version signed by the root role"
 	case errors.Is(err, bundle.ErrTruncated):
 		return "the file is incomplete: copy or download it again"
-	case errors.As(err, &ue):
-		return "run 'ferry help' or add --help to the command"
 	}
 	return ""
 }

@@ -38,7 +38,7 @@ and 'refresh' does so from cron. Devices report their state to 'serve'
 'devices' lists them.`,
 	}
 	cmd.AddCommand(newMirrorInitCommand(s), newMirrorAddCommand(s), newMirrorSyncCommand(s), newMirrorListCommand(s), newMirrorServeCommand(s),
-		newMirrorRefreshCommand(s), newMirrorDevicesCommand(s), newMirrorIngestCommand(s))
+		newMirrorRefreshCommand(s), newMirrorDevicesCommand(s), newMirrorIngestCommand(s), newMirrorAddRootCommand(s))
 	return cmd
 }
 
@@ -145,6 +145,46 @@ func newMirrorAddCommand(s *streams) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
+	return cmd
+}
+
+func newMirrorAddRootCommand(s *streams) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "add-root DIR ROOT.json",
+		Short: "Publish a trust root to devices polling the mirror",
+		Long: `Store the trust root ROOT.json (written by 'ferry trust') as DIR/roots/N.root.json,
+N its version; 'serve' answers it at /ferry/v1/roots/N.root.json, and devices
+fetch the versions after theirs before they look for bundles (verify/TRUST.md
+§10). The first root added must be signed by its own root keys; each later one
+must follow the highest stored by the chain rule. Adding a version again with
+the same signed content changes nothing.`,
+		Args: args(2, "a mirror DIR and a ROOT.json"),
+		RunE: func(_ *cobra.Command, a []string) error {
+			st, err := openMirror(a[0])
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(a[1])
+			if err != nil {
+				return fmt.Errorf("read trust root: %w", err)
+			}
+			res, err := st.AddRoot(data)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(s.out, res)
+			}
+			what := "added"
+			if res.Unchanged {
+				what = "unchanged"
+			}
+			fmt.Fprintf(s.out, "%-9s trust root v%d %s\n", what, res.Version, res.Path)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -118,15 +119,10 @@ func (s *streams) openInput(path string) (io.Reader, func(), error) {
 	return f, func() { f.Close() }, nil
 }
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// The display helpers under the names cmd/ferry's commands use.
+var (
+	humanBytes = display.Bytes
+	formatTime = display.Time
+	shortID    = display.ShortID
+	orDash     = display.OrDash
+)

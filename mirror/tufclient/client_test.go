@@ -19,6 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/tufclient"
 	"github.com/ferry-update/ferry/verify"
@@ -59,15 +60,7 @@ func (r *repo) clone() *repo {
 func newRepo(t testing.TB) *repo {
 	t.Helper()
 	dir := t.TempDir()
-	k, err := verify.GenerateKey(verify.ECDSAP256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := verify.MarshalPrivateKey(k, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := mirror.Init(filepath.Join(dir, "mirror"), kp)
+	s, err := mirror.Init(filepath.Join(dir, "mirror"), testutil.MirrorKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}

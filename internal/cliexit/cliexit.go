@@ -1,0 +1,69 @@
+// Package cliexit is how ferry and ferry-agent end: the exit codes that
+// scripts rely on, and the error and hint lines on stderr.
+package cliexit
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Exit codes of ferry and ferry-agent, documented in the README's "Exit
+// codes" table. Scripts tell a refused bundle (Refused) from a failure to
+// run at all (Failure).
+const (
+	OK      = 0 // success
+	Failure = 1 // anything else: I/O, keys, network, configuration, ...
+	Usage   = 2 // how the command was called: unknown flag, missing argument, bad value
+	Refused = 3 // a bundle was refused: tampered, truncated, untrusted, wrong device type
+)
+
+// UsageError marks an error in how a command was called; its exit code is
+// Usage.
+type UsageError struct{ Err error }
+
+func (e UsageError) Error() string { return e.Err.Error() }
+func (e UsageError) Unwrap() error { return e.Err }
+
+// Program is what differs between the commands when they end.
+type Program struct {
+	Name    string             // the command's name, prefixed to its error lines
+	Refused func(error) bool   // whether an error refuses a bundle (exit code Refused)
+	Hint    func(error) string // what to do about an error, or ""
+}
+
+// Code is the exit code for err (nil: OK).
+func (p Program) Code(err error) int {
+	var ue UsageError
+	switch {
+	case err == nil:
+		return OK
+	case errors.As(err, &ue):
+		return Usage
+	case p.Refused != nil && p.Refused(err):
+		return Refused
+	}
+	return Failure
+}
+
+// Exit reports a non-nil err on stderr as "NAME: error: …", followed by
+// "NAME: hint: …" when there is something to do about it, and returns the
+// exit code for err. A usage error without a hint of its own points to
+// "NAME help".
+func (p Program) Exit(stderr io.Writer, err error) int {
+	if err == nil {
+		return OK
+	}
+	fmt.Fprintf(stderr, "%s: error: %v\n", p.Name, err)
+	var h string
+	if p.Hint != nil {
+		h = p.Hint(err)
+	}
+	if ue := (UsageError{}); h == "" && errors.As(err, &ue) {
+		h = fmt.Sprintf("run '%s help' or add --help to the command", p.Name)
+	}
+	if h != "" {
+		fmt.Fprintf(stderr, "%s: hint: %s\n", p.Name, h)
+	}
+	return p.Code(err)
+}

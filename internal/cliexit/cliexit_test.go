@@ -1,0 +1,40 @@
+package cliexit
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+var errRefused = errors.New("refused")
+
+var prog = Program{
+	Name:    "tool",
+	Refused: func(err error) bool { return errors.Is(err, errRefused) },
+	Hint: func(err error) string {
+		if errors.Is(err, errRefused) {
+			return "sign it"
+		}
+		return ""
+	},
+}
+
+func TestExit(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		code   int
+		stderr string
+	}{
+		{nil, OK, ""},
+		{errors.New("disk full"), Failure, "tool: error: disk full\n"},
+		{UsageError{errors.New("want FILE")}, Usage, "tool: error: want FILE\ntool: hint: run 'tool help' or add --help to the command\n"},
+		{fmt.Errorf("checking b.ferry: %w", errRefused), Refused, "tool: error: checking b.ferry: refused\ntool: hint: sign it\n"},
+		{UsageError{errRefused}, Usage, "tool: error: refused\ntool: hint: sign it\n"},
+	} {
+		var b strings.Builder
+		if code := prog.Exit(&b, tc.err); code != tc.code || b.String() != tc.stderr {
+			t.Errorf("Exit(%v) = %d, %q; want %d, %q", tc.err, code, b.String(), tc.code, tc.stderr)
+		}
+	}
+}

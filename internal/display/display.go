@@ -1,0 +1,47 @@
+// Package display formats values for people the same way in every report
+// ferry prints: the CLI's listings and the audit's text and HTML reports.
+package display
+
+import (
+	"fmt"
+	"time"
+)
+
+// Bytes formats a size as 512 B, 97.7 KiB, 2.0 GiB.
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// Time formats t in UTC as RFC 3339; the zero time is "".
+func Time(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// ShortID is the first 16 characters of a key id, enough to tell keys
+// apart in a listing.
+func ShortID(id string) string {
+	if len(id) > 16 {
+		return id[:16]
+	}
+	return id
+}
+
+// OrDash is s, or "-" for an empty s, so that columns stay aligned.
+func OrDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
