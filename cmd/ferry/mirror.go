@@ -207,7 +207,7 @@ func newMirrorSyncCommand(s *streams) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "sync DIR --from SOURCE",
-		Short: "Bring the mirror up to date from a registry, a bundle file or a directory of bundles",
+		Short: "Bring the mirror up to date from a registry, a bundle file, a directory of bundles or a stick image",
 		Long: `Bring the mirror up to date from SOURCE:
   oci://HOST/REPO       every tag of the repository that is a ferry bundle
   oci://HOST/REPO:TAG   that bundle
