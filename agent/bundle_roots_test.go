@@ -196,3 +196,26 @@ func TestMirrorRootsForged(t *testing.T) {
 		t.Errorf("log does not tell the forged root:\n%s", log.String())
 	}
 }
+
+// TestRefusedRootReasonKept: roots offered later that are not newer than
+// the one held do not erase why an earlier root was refused.
+func TestRefusedRootReasonKept(t *testing.T) {
+	e := newTrustEnv(t)
+	keyB, forger := newSigner(t), newSigner(t)
+	forged := e.rotateRelease(e.root1, keyB, forger) // not signed by v1's root keys
+	a := e.open()
+	if _, err := a.ApplyRoots([][]byte{forged.Bytes()}); err == nil {
+		t.Fatal("a forged root was accepted")
+	}
+	if _, err := a.ApplyRoots([][]byte{e.root1.Bytes()}); err != nil {
+		t.Errorf("the held root offered again: %v (want it ignored)", err)
+	}
+	_, err := a.Install(context.Background(), bytes.NewReader(rootsBundle(t, "1.0.0", keyB)), "test")
+	var re *RefusedError
+	if !errors.As(err, &re) {
+		t.Fatalf("bundle signed by a key root v1 does not know: %v, want refused", err)
+	}
+	if !strings.Contains(err.Error(), "newer trust root was offered but not accepted") || !strings.Contains(err.Error(), "required key(s) of the trusted v1's root role") {
+		t.Errorf("the refusal lost why the root was not taken: %v", err)
+	}
+}

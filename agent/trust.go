@@ -92,8 +92,9 @@ func (a *Agent) Root() *verify.Root { return a.root }
 // skipped, too few signatures by the old or new root keys, a revoked key
 // let back in, an expired last root) the agent keeps its root, and the
 // error is also told to the next install whose signatures fail, since a
-// bundle signed after a rotation is otherwise refused without a reason.
-// It returns the root held afterwards.
+// bundle signed after a rotation is otherwise refused without a reason;
+// that reason is kept until a root is accepted, through later calls that
+// offer nothing newer. It returns the root held afterwards.
 func (a *Agent) ApplyRoots(docs [][]byte) (*verify.Root, error) {
 	if a.root == nil {
 		return nil, errors.New("apply trust roots: the configuration lists plain keys ([trust] keys), not a trust root ([trust] root)")
@@ -118,8 +119,12 @@ func (a *Agent) ApplyRoots(docs [][]byte) (*verify.Root, error) {
 		chain = append(chain, offered{r.Version(), d})
 	}
 	if len(chain) == 0 {
-		a.rootErr = errors.Join(errs...)
-		return a.root, a.rootErr
+		// Nothing newer: keep the reason an earlier root was refused
+		// until some root is accepted.
+		if len(errs) > 0 {
+			a.rootErr = errors.Join(errs...)
+		}
+		return a.root, errors.Join(errs...)
 	}
 	sort.Slice(chain, func(i, j int) bool { return chain[i].v < chain[j].v })
 	raw := make([][]byte, len(chain))

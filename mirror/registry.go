@@ -387,8 +387,8 @@ type PullResult struct {
 // Pull fetches the bundle that ref (oci://HOST/REPO:TAG or @DIGEST) names
 // and writes it to w as a canonical bundle archive, streaming each layer
 // from the registry and checking it on the way. Signatures come from the
-// cosign tag; a bundle without that tag (copied by a tool that does not
-// know it) is written without signatures, and verify then refuses it for
+// cosign tag and from OCI 1.1 referrers, merged; a bundle with neither
+// (copied by a tool that does not know them) is written without signatures, and verify then refuses it for
 // want of them, which is the right verdict. Something that is not a ferry
 // bundle is an *ociclient.NotBundleError.
 func Pull(ctx context.Context, ref string, w io.Writer, o RegistryOptions) (*PullResult, error) {

@@ -261,3 +261,58 @@ func TestPushReferrers(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestPullReferrerSignatures pulls a bundle whose signatures exist only as
+// OCI 1.1 referrers (its cosign tag is gone), and one from a registry
+// without the referrers API.
+func TestPullReferrerSignatures(t *testing.T) {
+	ctx := context.Background()
+	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(nopLogger())))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	alice, bob := testutil.NewKey(t, "alice"), testutil.NewKey(t, "bob")
+	path, d := makeBundle(t, t.TempDir(), "gateway", "1.0.0", 10<<10, 0, alice, bob)
+	if _, err := mirror.Push(ctx, path, "oci://"+host+"/gw", plain); err != nil {
+		t.Fatal(err)
+	}
+	// Tag and referrers hold the same two signatures: merged, not doubled.
+	if _, pr := pullFile(t, "oci://"+host+"/gw:1.0.0"); pr.Signatures != 2 {
+		t.Errorf("pulled %d signatures from tag and referrers, want 2", pr.Signatures)
+	}
+	sigTag, err := name.ParseReference(host+"/gw:"+bundle.SignatureTag(d), name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Delete(sigTag); err != nil {
+		t.Fatal(err)
+	}
+	repo := ociclient.NewRepository(host, "gw", ociclient.Options{PlainHTTP: true})
+	if sigs, err := ociclient.FetchSignatures(ctx, repo, d); err != nil || len(sigs) != 0 {
+		t.Fatalf("the cosign tag still answers: %d signatures, %v", len(sigs), err)
+	}
+	out, pr := pullFile(t, "oci://"+host+"/gw:1.0.0")
+	if pr.Signatures != 2 {
+		t.Errorf("pulled %d signatures from referrers alone, want 2", pr.Signatures)
+	}
+	if _, err := verifyFile(t, out, 2, alice, bob); err != nil {
+		t.Error(err)
+	}
+
+	// Without the referrers API (404), the tag alone serves.
+	old := httptest.NewServer(registry.New(registry.Logger(nopLogger())))
+	defer old.Close()
+	oldHost := strings.TrimPrefix(old.URL, "http://")
+	if _, err := ociclient.NewRepository(oldHost, "gw", ociclient.Options{PlainHTTP: true}).Referrers(ctx, d, ""); !errors.Is(err, ociclient.ErrReferrersUnsupported) {
+		t.Fatalf("referrers on a registry without the API: %v", err)
+	}
+	if _, err := mirror.Push(ctx, path, "oci://"+oldHost+"/gw", plain); err != nil {
+		t.Fatal(err)
+	}
+	out, pr = pullFile(t, "oci://"+oldHost+"/gw:1.0.0")
+	if pr.Signatures != 2 {
+		t.Errorf("pulled %d signatures without referrers, want 2", pr.Signatures)
+	}
+	if _, err := verifyFile(t, out, 2, alice, bob); err != nil {
+		t.Error(err)
+	}
+}

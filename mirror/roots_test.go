@@ -1,9 +1,13 @@
 package mirror_test
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -117,5 +121,59 @@ func TestAddRootAndServe(t *testing.T) {
 		if resp.StatusCode != c.status || c.body != nil && string(b) != string(c.body) {
 			t.Errorf("%s %s: %d %q, want %d", c.method, c.path, resp.StatusCode, b, c.status)
 		}
+	}
+}
+
+// TestSyncRootsFromMirror syncs from another mirror directory: its trust
+// roots come along by the chain rule; a mirror without roots is no error.
+func TestSyncRootsFromMirror(t *testing.T) {
+	ctx := context.Background()
+	src, dst := newStore(t), newStore(t)
+	if res, err := dst.Sync(ctx, src.Dir(), mirror.SyncOptions{}); err != nil || len(res.Roots) != 0 || len(res.Failed) != 0 {
+		t.Fatalf("sync from a mirror without roots: %+v %v", res, err)
+	}
+	rootKey, rel := rootSigner(t), rootSigner(t)
+	s1 := verify.NewRootSigned(time.Now().Add(time.Hour))
+	s1.AddKey(verify.RoleRoot, rootKey.PublicKey())
+	s1.AddKey(verify.RoleRelease, rel.PublicKey())
+	r1 := signRoot(t, s1, rootKey)
+	s2 := r1.Signed()
+	s2.Version = 2
+	r2 := signRoot(t, s2, rootKey)
+	for _, r := range []*verify.Root{r1, r2} {
+		if _, err := src.AddRoot(r.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := dst.Sync(ctx, src.Dir(), mirror.SyncOptions{})
+	if err != nil || len(res.Roots) != 2 || res.Roots[0].Version != 1 || res.Roots[1].Version != 2 || res.Roots[1].Unchanged {
+		t.Fatalf("sync roots: %+v %v", res, err)
+	}
+	for _, sk := range res.Skipped {
+		if strings.Contains(sk.Source, string(filepath.Separator)+"roots"+string(filepath.Separator)) {
+			t.Errorf("a root was listed as skipped: %+v", sk)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dst.Dir(), "roots", "2.root.json"))
+	if err != nil || !bytes.Equal(b, r2.Bytes()) {
+		t.Errorf("synced v2: %v", err)
+	}
+	if res, err := dst.Sync(ctx, src.Dir(), mirror.SyncOptions{}); err != nil || len(res.Roots) != 2 || !res.Roots[1].Unchanged {
+		t.Errorf("second sync: %+v %v", res, err)
+	}
+
+	// A mirror whose chain is another one's: refused, listed as failed.
+	other := newStore(t)
+	so := verify.NewRootSigned(time.Now().Add(time.Hour))
+	ok := rootSigner(t)
+	so.AddKey(verify.RoleRoot, ok.PublicKey())
+	so.AddKey(verify.RoleRelease, rel.PublicKey())
+	if _, err := other.AddRoot(signRoot(t, so, ok).Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	res, err = dst.Sync(ctx, other.Dir(), mirror.SyncOptions{})
+	var se *mirror.SyncError
+	if !errors.As(err, &se) || len(res.Failed) != 1 || len(res.Roots) != 0 {
+		t.Errorf("sync of a foreign chain: %+v %v", res, err)
 	}
 }

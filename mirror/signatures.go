@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -12,46 +11,21 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/mirror/ociclient"
 )
 
 // CosignSignatureArtifactType is the artifactType of a cosign signature
 // stored as an OCI 1.1 referrer of the manifest it signs.
-const CosignSignatureArtifactType = "application/vnd.dev.cosign.artifact.sig.v1+json"
+const CosignSignatureArtifactType = ociclient.CosignSignatureArtifactType
 
 // emptyConfig is the OCI 1.1 empty descriptor's content.
 var emptyConfig = []byte("{}")
 
-// mergeSignatures returns old followed by every signature of add that old
-// does not already hold (same payload and same signature bytes), and how
-// many were new. Merging rather than replacing is what lets two signers push
-// the same bundle without erasing each other.
+// mergeSignatures merges add into old: see ociclient.MergeSignatures.
+// Merging rather than replacing is what lets two signers push the same
+// bundle without erasing each other.
 func mergeSignatures(old, add []bundle.Signature) ([]bundle.Signature, int) {
-	seen := map[[32]byte]bool{}
-	key := func(s bundle.Signature) [32]byte {
-		h := sha256.New()
-		p := sha256.Sum256(s.Payload)
-		h.Write(p[:])
-		h.Write(s.Sig)
-		var k [32]byte
-		copy(k[:], h.Sum(nil))
-		return k
-	}
-	out := make([]bundle.Signature, 0, len(old)+len(add))
-	for _, s := range old {
-		if k := key(s); !seen[k] {
-			seen[k] = true
-			out = append(out, s)
-		}
-	}
-	n := 0
-	for _, s := range add {
-		if k := key(s); !seen[k] {
-			seen[k] = true
-			out = append(out, s)
-			n++
-		}
-	}
-	return out, n
+	return ociclient.MergeSignatures(old, add)
 }
 
 // artifact is a manifest and the blobs it needs, ready to store or push.

@@ -24,6 +24,9 @@ type SyncResult struct {
 	Bundles []*AddResult `json:"bundles"` // every bundle found, new or not
 	Skipped []Skipped    `json:"skipped"` // what was not a bundle, and why
 	Failed  []Skipped    `json:"failed"`  // bundles that could not be synced, and why
+	// Roots are the trust roots taken from a source that is another
+	// mirror directory, oldest first.
+	Roots []*AddRootResult `json:"roots,omitempty"`
 }
 
 // SyncError says that some bundles of a sync failed; the others were
@@ -73,7 +76,9 @@ type SyncOptions struct {
 //   - oci://HOST/REPO: every tag of the repository that is a ferry bundle
 //     (oci://HOST/REPO:TAG: just that one), with its cosign signatures;
 //   - a bundle file;
-//   - a directory: every bundle file in it and below.
+//   - a directory: every bundle file in it and below; when it is another
+//     mirror directory, also its trust roots (roots/N.root.json), oldest
+//     first, each added by AddRoot's chain rule.
 //
 // Only blobs the store lacks move. Each is written to tmp/ and renamed into
 // place after its digest is checked, so a killed sync never leaves a
@@ -110,10 +115,21 @@ func (s *Store) sync(ctx context.Context, from string, o SyncOptions) (*SyncResu
 		res.Bundles = append(res.Bundles, r)
 		return res, nil
 	}
+	var first error
+	_, err = Open(from)
+	isMirror := err == nil
+	if isMirror {
+		if first, err = s.syncRoots(ctx, from, res); err != nil {
+			return res, err
+		}
+	}
 	var files []string
 	err = filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if isMirror && d.IsDir() && p == filepath.Join(from, rootsDir) {
+			return filepath.SkipDir // syncRoots took them
 		}
 		if d.Type().IsRegular() {
 			files = append(files, p)
@@ -123,7 +139,6 @@ func (s *Store) sync(ctx context.Context, from string, o SyncOptions) (*SyncResu
 	if err != nil {
 		return res, err
 	}
-	var first error
 	for _, p := range files {
 		r, err := s.addFile(p)
 		var be *bundle.Error
@@ -143,6 +158,42 @@ func (s *Store) sync(ctx context.Context, from string, o SyncOptions) (*SyncResu
 		res.Bundles = append(res.Bundles, r)
 	}
 	return res, res.err(first)
+}
+
+// syncRoots adds the trust roots of the mirror directory from, oldest
+// first. A root the chain rule refuses is listed in res.Failed, and so are
+// the ones above it, which cannot follow it; none is nothing to do.
+func (s *Store) syncRoots(ctx context.Context, from string, res *SyncResult) (first error, err error) {
+	src := &Store{dir: from}
+	highest, err := src.highestRoot()
+	if err != nil {
+		return nil, fmt.Errorf("trust roots of %s: %w", from, err)
+	}
+	for v := int64(1); v <= highest; v++ {
+		if err := ctx.Err(); err != nil {
+			return first, err
+		}
+		p := src.rootPath(v)
+		data, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) && first == nil {
+			continue // the source's chain starts above v
+		}
+		var r *AddRootResult
+		if err == nil && first == nil {
+			r, err = s.AddRoot(data)
+		} else if err == nil {
+			err = fmt.Errorf("it cannot follow a refused root: %w", first)
+		}
+		if err != nil {
+			res.Failed = append(res.Failed, Skipped{Source: p, Reason: err.Error()})
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		res.Roots = append(res.Roots, r)
+	}
+	return first, nil
 }
 
 // isNotBundle tells a file that is no bundle at all (wrong first member)

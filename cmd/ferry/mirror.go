@@ -212,7 +212,8 @@ func newMirrorSyncCommand(s *streams) *cobra.Command {
   oci://HOST/REPO       every tag of the repository that is a ferry bundle
   oci://HOST/REPO:TAG   that bundle
   FILE                  a bundle file
-  DIR                   every bundle file in DIR and below
+  DIR                   every bundle file in DIR and below; from another mirror
+                        directory also its trust roots (roots/N.root.json)
   IMAGE|DEVICE          every bundle on a stick ('ferry media build')
 Only missing blobs move. A sync that is interrupted leaves no half-written
 blob in the mirror, and the next sync continues where it stopped.`,
@@ -241,6 +242,13 @@ blob in the mirror, and the next sync continues where it stopped.`,
 					err = jerr
 				}
 			} else if res != nil {
+				for _, r := range res.Roots {
+					what := "added"
+					if r.Unchanged {
+						what = "unchanged"
+					}
+					fmt.Fprintf(s.out, "%-9s trust root v%d %s\n", what, r.Version, r.Path)
+				}
 				for _, r := range res.Bundles {
 					printAdded(s, r)
 				}

@@ -64,8 +64,10 @@ type Head struct {
 }
 
 // FetchHead fetches the manifest that reference (a tag or digest) names,
-// refuses it unless it is a ferry bundle, and fetches its config and the
-// signatures stored under the cosign tag (none if the tag is missing).
+// refuses it unless it is a ferry bundle, and fetches its config and its
+// signatures: those under the cosign tag (none if the tag is missing)
+// merged with those stored as OCI 1.1 referrers (none if the registry has
+// no referrers API), duplicates dropped.
 func FetchHead(ctx context.Context, src Source, reference string) (*Head, error) {
 	raw, mt, err := src.Manifest(ctx, reference)
 	if errors.Is(err, ErrNotFound) {
@@ -101,6 +103,14 @@ func FetchHead(ctx context.Context, src Source, reference string) (*Head, error)
 	sigs, err := FetchSignatures(ctx, src, d)
 	if err != nil {
 		return nil, err
+	}
+	refSigs, err := FetchReferrerSignatures(ctx, src, d)
+	if err != nil {
+		return nil, err
+	}
+	sigs, _ = MergeSignatures(sigs, refSigs)
+	if len(sigs) > bundle.MaxSignatures {
+		return nil, fmt.Errorf("signatures of %s: %d exceed the limit of %d", d, len(sigs), bundle.MaxSignatures)
 	}
 	return &Head{Digest: d, Manifest: raw, Config: cfg, Signatures: sigs, Parsed: m}, nil
 }
