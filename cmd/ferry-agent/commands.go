@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-update/ferry/agent"
+	"github.com/ferry-update/ferry/internal/display"
 )
 
 func newInstallCommand(s *streams, g *globalOptions) *cobra.Command {
@@ -48,7 +50,9 @@ into ferry/reports/ on the stick before the reboot.`,
 					return err
 				}
 				defer src.Close()
-				r, err := ag.Install(c.Context(), src, a[0])
+				update, finish := display.Progress(s.err, sourceSize(a[0]), "installing")
+				r, err := ag.Install(c.Context(), &display.CountingReader{R: src, Update: update}, a[0])
+				finish()
 				return report(s, asJSON, r, err)
 			}, adjust)
 		},
@@ -220,4 +224,17 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// sourceSize is the bundle's size when SOURCE is a local file, for the
+// progress bar; -1 (a spinner) otherwise.
+func sourceSize(source string) int64 {
+	if source == "-" || strings.Contains(source, "://") {
+		return -1
+	}
+	st, err := os.Stat(source)
+	if err != nil || !st.Mode().IsRegular() {
+		return -1
+	}
+	return st.Size()
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"sync"
 
-	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
 	"github.com/ferry-update/ferry/internal/display"
@@ -25,28 +24,11 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// isTerminal reports whether w is a terminal (progress bars and prompts
-// only appear on one).
-func isTerminal(f any) bool {
-	file, ok := f.(*os.File)
-	return ok && term.IsTerminal(int(file.Fd()))
-}
+var isTerminal = display.IsTerminal
 
-// progress returns a callback that draws a bar on stderr when it is a
-// terminal, and a function to finish the bar. total < 0 draws a spinner.
+// progress draws a bar on stderr when it is a terminal; see display.Progress.
 func (s *streams) progress(total int64, what string) (func(int64), func()) {
-	if !isTerminal(s.err) {
-		return nil, func() {}
-	}
-	bar := progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(s.err),
-		progressbar.OptionSetDescription(what),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionThrottle(100e6),
-		progressbar.OptionClearOnFinish(),
-	)
-	var last int64
-	return func(n int64) { bar.Add64(n - last); last = n }, func() { bar.Finish() }
+	return display.Progress(s.err, total, what)
 }
 
 // passphraseFunc returns how a command gets a key's passphrase: from
