@@ -141,7 +141,7 @@ func stickRoots(s *stick.Stick) ([][]byte, error) {
 // Result is nil when nothing was installed; the error is the install's
 // (the report says it too) or the report's.
 func (a *Agent) InstallStick(ctx context.Context, s *stick.Stick) (*Result, *stick.Report, error) {
-	rep := stick.Report{DeviceID: a.cfg.DeviceID, Started: a.now().UTC(), VersionBefore: a.installedVersion()}
+	rep := stick.Report{DeviceID: a.cfg.DeviceID, DeviceType: a.cfg.DeviceType, Started: a.now().UTC(), VersionBefore: a.installedVersion()}
 	res, err := a.installStick(ctx, s, &rep)
 	rep.Finished = a.now().UTC()
 	switch {

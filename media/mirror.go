@@ -110,9 +110,9 @@ const StickRemote = "stick:"
 // directory, as Reports reads them) in the device records of the mirror
 // store st, each as a check-in (mirror.Devices.Record) of its device:
 // bundle, version after the install (0.0.0 if none, as the agent checks
-// in), result, finished time (else started) and error. The device type,
-// which a stick report does not carry, is the one the device last checked
-// in with, else "unknown". A report already recorded (the same device id,
+// in), result, finished time (else started) and error. The device type is
+// the report's; reports from agents that did not record it get the type
+// the device last checked in with, else "unknown". A report already recorded (the same device id,
 // time and bundle) is not recorded again, so ingesting a stick twice adds
 // nothing.
 func IngestReports(st *mirror.Store, imgOrDir string) (*IngestResult, error) {
@@ -164,9 +164,9 @@ func ingestReports(st *mirror.Store, imgOrDir string, now time.Time) (*IngestRes
 // checkinOf is a stick report as a check-in of its device, whose stored
 // check-ins are hist (newest first).
 func checkinOf(r *stick.Report, hist []mirror.Device) (*checkin.Report, error) {
-	c := &checkin.Report{DeviceID: r.DeviceID, DeviceType: "unknown", Bundle: r.Bundle, Version: cmp.Or(r.VersionAfter, "0.0.0"),
+	c := &checkin.Report{DeviceID: r.DeviceID, DeviceType: cmp.Or(r.DeviceType, "unknown"), Bundle: r.Bundle, Version: cmp.Or(r.VersionAfter, "0.0.0"),
 		Result: string(r.Result), Time: cmp.Or(r.Finished, r.Started).UTC(), Error: r.Error}
-	if len(hist) > 0 {
+	if r.DeviceType == "" && len(hist) > 0 {
 		c.DeviceType = hist[0].Type
 	}
 	if len(c.Error) > checkin.MaxErrorSize {

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # A guided tour of ferry for newcomers: make keys, pack a small root
 # filesystem into a bundle, sign it twice, inspect and verify it, and watch a
-# tampered copy get refused. Run it as `make demo` from the repository root.
+# tampered copy get refused; then a simulated device installs, reboots,
+# commits, rolls back a bad release, updates from a mirror on loopback and
+# from a USB stick image whose report goes back to the mirror. Run it as
+# `make demo` from the repository root.
 #
 # Every step prints a heading and the exact command it runs, so you can
 # repeat any of them by hand. Everything is written under .demo/, which is
@@ -157,6 +160,8 @@ section_tamper() {
 AGENT=bin/ferry-agent
 DEVICE=$DEMO/device
 MIRROR=$DEMO/mirror
+STICK=$DEMO/stick.img
+STICK_DIR=$DEMO/stick
 FW_ENV=$DEVICE/fw_env.config
 MIRROR_PID=
 
@@ -426,8 +431,43 @@ section_mirror() {
 	stop_mirror
 }
 
+section_stick() {
+	heading "A USB stick for a field technician: 1.3.0 on a FAT32 image"
+	make_rootfs 1.3.0 "$DEMO/rootfs-1.3.0.img"
+	show "$FERRY" bundle create "$DEMO/rootfs-1.3.0.img" \
+		--name demo-os --version 1.3.0 --device-type "$DEVICE_TYPE" \
+		--key "$KEYS/release.key" --key "$KEYS/qa.key" --signer release@example.com \
+		--out "$DEMO/demo-os-1.3.0.ferry"
+	show "$FERRY" media build --out "$STICK" "$DEMO/demo-os-1.3.0.ferry" --trust "$KEYS/release.pub"
+	show "$FERRY" media inspect "$STICK" --key "$KEYS/release.pub"
+	if ! command -v mcopy >/dev/null; then
+		say "(mtools is not installed: skipping the device part of the stick tour)"
+		return
+	fi
+	# The demo runs without root, so instead of mounting the stick it copies
+	# the FAT partition's files out with mtools, as the device would see them
+	# mounted, and copies the report back afterwards.
+	# ferry media build starts the partition at 1 MiB; sgdisk confirms it.
+	local offset=1048576
+	if command -v sgdisk >/dev/null; then
+		offset=$(( $(sgdisk -i 1 "$STICK" | sed -n 's/^First sector: \([0-9]*\).*/\1/p') * 512 ))
+	fi
+	heading "The device sees the stick (here: its files copied out with mtools)"
+	rm -rf "$STICK_DIR" && mkdir -p "$STICK_DIR"
+	show mcopy -s -n -i "$STICK@@$offset" ::/ferry "$STICK_DIR/"
+	agent install "$STICK_DIR"
+	power_on
+	agent boot-check
+	heading "The report the agent wrote onto the stick goes back into the image"
+	show_sh "mcopy -o -n -i '$STICK@@$offset' '$STICK_DIR'/ferry/reports/*.json ::/ferry/reports/"
+	show "$FERRY" media reports "$STICK"
+	heading "Back at the factory: the stick's reports join the mirror's device records"
+	show "$FERRY" mirror ingest "$MIRROR" "$STICK"
+	show "$FERRY" mirror devices "$MIRROR"
+}
+
 SECTIONS=(build keys image create sign inspect verify tamper
-	agent_build device install rollback mirror)
+	agent_build device install rollback mirror stick)
 
 rm -rf "$DEMO"
 mkdir -p "$DEMO"

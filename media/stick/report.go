@@ -27,6 +27,9 @@ const (
 // Report is what an agent writes onto the stick after an install attempt.
 type Report struct {
 	DeviceID string `json:"deviceId"`
+	// DeviceType lets the mirror file the report without a prior
+	// network check-in (reports from older agents lack it).
+	DeviceType string `json:"deviceType,omitempty"`
 	// Bundle is the bundle's name; BundleVersion and Manifest say which
 	// one, when the agent got that far.
 	Bundle        string    `json:"bundle,omitempty"`
@@ -64,7 +67,7 @@ func (r *Report) Validate() error {
 		name, v string
 		max     int
 	}{
-		{"deviceId", r.DeviceID, maxIDLen}, {"bundle", r.Bundle, maxFieldLen}, {"bundleVersion", r.BundleVersion, maxFieldLen},
+		{"deviceId", r.DeviceID, maxIDLen}, {"deviceType", r.DeviceType, maxFieldLen}, {"bundle", r.Bundle, maxFieldLen}, {"bundleVersion", r.BundleVersion, maxFieldLen},
 		{"manifest", r.Manifest, maxFieldLen}, {"versionBefore", r.VersionBefore, maxFieldLen},
 		{"versionAfter", r.VersionAfter, maxFieldLen}, {"error", r.Error, maxErrorLen},
 	} {
