@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-update/ferry/audit"
+	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/mirror/ociclient"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -77,9 +78,9 @@ func runAudit(ctx context.Context, s *streams, target string, o auditOptions) er
 	opts := audit.Options{Now: now, Tool: toolVersion()}
 	switch {
 	case o.trust != "" && len(o.keys) > 0:
-		return usageError{errors.New("--trust and --key exclude each other: with --trust the keys come from the trust root")}
+		return cliexit.UsageError{Err: errors.New("--trust and --key exclude each other: with --trust the keys come from the trust root")}
 	case o.trust != "" && o.threshold != 1:
-		return usageError{errors.New("--trust and --threshold exclude each other: with --trust the threshold comes from the trust root's release role")}
+		return cliexit.UsageError{Err: errors.New("--trust and --threshold exclude each other: with --trust the threshold comes from the trust root's release role")}
 	case o.trust != "":
 		root, err := readRoot(o.trust)
 		if err != nil {
@@ -94,7 +95,7 @@ func runAudit(ctx context.Context, s *streams, target string, o auditOptions) er
 		opts.Root = root
 	case len(o.keys) > 0:
 		if o.threshold < 1 || o.threshold > len(o.keys) {
-			return usageError{fmt.Errorf("--threshold %d: want 1 to the number of --key (%d)", o.threshold, len(o.keys))}
+			return cliexit.UsageError{Err: fmt.Errorf("--threshold %d: want 1 to the number of --key (%d)", o.threshold, len(o.keys))}
 		}
 		keys, err := loadPublicKeys(o.keys)
 		if err != nil {
@@ -102,7 +103,7 @@ func runAudit(ctx context.Context, s *streams, target string, o auditOptions) er
 		}
 		opts.Keys, opts.Threshold = keys, o.threshold
 	default:
-		return usageError{errors.New("--trust ROOT or at least one --key is required: the verdict is what a device with that trust would decide")}
+		return cliexit.UsageError{Err: errors.New("--trust ROOT or at least one --key is required: the verdict is what a device with that trust would decide")}
 	}
 	if strings.HasPrefix(target, ociclient.Scheme) {
 		if _, err := parseOCIRef(target); err != nil {

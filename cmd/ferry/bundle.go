@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/cliexit"
+	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -95,25 +97,25 @@ func newCreateCommand(s *streams) *cobra.Command {
 				}
 			}
 			if err := checkPayloadType(typ); err != nil {
-				return usageError{err}
+				return cliexit.UsageError{Err: err}
 			}
 			if st.IsDir() != (typ != string(bundle.Rootfs)) {
-				return usageError{fmt.Errorf("--type %s wants %s, and %s is not one", typ, map[bool]string{true: "a directory", false: "an image file"}[typ != string(bundle.Rootfs)], src)}
+				return cliexit.UsageError{Err: fmt.Errorf("--type %s wants %s, and %s is not one", typ, map[bool]string{true: "a directory", false: "an image file"}[typ != string(bundle.Rootfs)], src)}
 			}
 			if out == "" || opts.Version == "" || len(opts.DeviceTypes) == 0 {
-				return usageError{errors.New("--out, --version and at least one --device-type are required")}
+				return cliexit.UsageError{Err: errors.New("--out, --version and at least one --device-type are required")}
 			}
 			if opts.Name == "" {
 				opts.Name = defaultName(src)
 			}
 			if opts.PartSize, err = parseSize(partSize); err != nil {
-				return usageError{fmt.Errorf("--part-size: %w", err)}
+				return cliexit.UsageError{Err: fmt.Errorf("--part-size: %w", err)}
 			}
 			if opts.Created, err = sourceDateEpoch(); err != nil {
-				return usageError{err}
+				return cliexit.UsageError{Err: err}
 			}
 			if err := checkCreateOptions(&opts); err != nil {
-				return usageError{err}
+				return cliexit.UsageError{Err: err}
 			}
 			if opts.Attachments, err = loadSBOMs(sboms); err != nil {
 				return err
@@ -154,13 +156,13 @@ func newCreateCommand(s *streams) *cobra.Command {
 			p := res.Config.Payloads[0]
 			fmt.Fprintf(s.out, "created %s: %s %s for %s\n  manifest %s\n  payload  %s %s -> %s zstd (%d part(s))\n  signed   by %d key(s)\n",
 				out, res.Config.Name, res.Config.Version, strings.Join(res.Config.DeviceTypes, ", "), res.ManifestDigest,
-				p.Name, humanBytes(p.Size), humanBytes(p.CompressedSize), p.Parts, len(sign.keys))
+				p.Name, display.Bytes(p.Size), display.Bytes(p.CompressedSize), p.Parts, len(sign.keys))
 			for _, a := range res.Config.Attachments {
 				what := "sbom"
 				if a.MediaType == bundle.TrustRootMediaType {
 					what = "root"
 				}
-				fmt.Fprintf(s.out, "  %-8s %s %s %s\n", what, a.Name, a.MediaType, humanBytes(a.Size))
+				fmt.Fprintf(s.out, "  %-8s %s %s %s\n", what, a.Name, a.MediaType, display.Bytes(a.Size))
 			}
 			return nil
 		},
@@ -198,11 +200,11 @@ func loadTrustRoots(paths []string, others []bundle.AttachmentData) ([]bundle.At
 		}
 		r, err := verify.ParseRoot(data)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("--trust-root %s: %w", p, err)}
+			return nil, cliexit.UsageError{Err: fmt.Errorf("--trust-root %s: %w", p, err)}
 		}
 		name := fmt.Sprintf("%d.root.json", r.Version())
 		if other, ok := seen[name]; ok {
-			return nil, usageError{fmt.Errorf("--trust-root %s and %s would both be attached as %q", other, p, name)}
+			return nil, cliexit.UsageError{Err: fmt.Errorf("--trust-root %s and %s would both be attached as %q", other, p, name)}
 		}
 		seen[name] = p
 		out = append(out, bundle.AttachmentData{Attachment: bundle.Attachment{Name: name, MediaType: bundle.TrustRootMediaType}, Data: data})
@@ -222,7 +224,7 @@ func loadSBOMs(paths []string) ([]bundle.AttachmentData, error) {
 			return nil, fmt.Errorf("--sbom: %w", err)
 		}
 		if st.Size() > bundle.MaxAttachmentSize {
-			return nil, usageError{fmt.Errorf("--sbom %s: %s exceeds the limit of %s", p, humanBytes(st.Size()), humanBytes(bundle.MaxAttachmentSize))}
+			return nil, cliexit.UsageError{Err: fmt.Errorf("--sbom %s: %s exceeds the limit of %s", p, display.Bytes(st.Size()), display.Bytes(bundle.MaxAttachmentSize))}
 		}
 		data, err := os.ReadFile(p)
 		if err != nil {
@@ -230,11 +232,11 @@ func loadSBOMs(paths []string) ([]bundle.AttachmentData, error) {
 		}
 		sb, err := bundle.DetectSBOM(data)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("--sbom %s: %w", p, err)}
+			return nil, cliexit.UsageError{Err: fmt.Errorf("--sbom %s: %w", p, err)}
 		}
 		name := attachmentName(p)
 		if other, ok := seen[name]; ok {
-			return nil, usageError{fmt.Errorf("--sbom %s and %s would both be attached as %q: rename one", other, p, name)}
+			return nil, cliexit.UsageError{Err: fmt.Errorf("--sbom %s and %s would both be attached as %q: rename one", other, p, name)}
 		}
 		seen[name] = p
 		out = append(out, bundle.AttachmentData{Attachment: bundle.Attachment{Name: name, MediaType: sb.MediaType}, Data: data})
@@ -340,7 +342,7 @@ bundle is never signed; a key that already signed the bundle is skipped.`,
 		Args: args(1, "a bundle FILE"),
 		RunE: func(_ *cobra.Command, a []string) error {
 			if len(sign.keys) == 0 {
-				return usageError{errors.New("--key is required")}
+				return cliexit.UsageError{Err: errors.New("--key is required")}
 			}
 			signers, err := sign.load(s)
 			if err != nil {

@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/cliexit"
+	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -69,7 +71,7 @@ func newInspectCommand(s *streams) *cobra.Command {
 					fmt.Fprintf(s.out, "  %d. malformed: %s\n", i+1, c.Error)
 					continue
 				}
-				fmt.Fprintf(s.out, "  %d. key %s  signer %s  at %s\n", i+1, orDash(shortID(c.KeyID)), orDash(c.Signer), orDash(formatTime(c.SignedAt)))
+				fmt.Fprintf(s.out, "  %d. key %s  signer %s  at %s\n", i+1, display.OrDash(display.ShortID(c.KeyID)), display.OrDash(c.Signer), display.OrDash(display.Time(c.SignedAt)))
 			}
 			return nil
 		},
@@ -81,7 +83,7 @@ func newInspectCommand(s *streams) *cobra.Command {
 func printConfig(w io.Writer, d digest.Digest, c *bundle.Config) {
 	fmt.Fprintf(w, "bundle      %s %s\n", c.Name, c.Version)
 	fmt.Fprintf(w, "manifest    %s\n", d)
-	fmt.Fprintf(w, "created     %s\n", formatTime(c.Created))
+	fmt.Fprintf(w, "created     %s\n", display.Time(c.Created))
 	fmt.Fprintf(w, "devices     %s\n", strings.Join(c.DeviceTypes, ", "))
 	if c.Description != "" {
 		fmt.Fprintf(w, "description %s\n", c.Description)
@@ -89,7 +91,7 @@ func printConfig(w io.Writer, d digest.Digest, c *bundle.Config) {
 	fmt.Fprintf(w, "payloads    %d\n", len(c.Payloads))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, p := range c.Payloads {
-		fmt.Fprintf(tw, "  %s\t%s -> %s\t%s\t%s zstd\t%d part(s)\t%s\n", p.Name, p.Type, p.Target, humanBytes(p.Size), humanBytes(p.CompressedSize), p.Parts, p.Digest)
+		fmt.Fprintf(tw, "  %s\t%s -> %s\t%s\t%s zstd\t%d part(s)\t%s\n", p.Name, p.Type, p.Target, display.Bytes(p.Size), display.Bytes(p.CompressedSize), p.Parts, p.Digest)
 	}
 	tw.Flush()
 }
@@ -121,7 +123,7 @@ func printAttachments(w io.Writer, as []bundle.AttachmentData) {
 		if a.SBOM != nil {
 			what = fmt.Sprintf("%s, %d component(s)", a.SBOM.Spec, a.SBOM.Components)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", a.Name, a.MediaType, humanBytes(a.Size), what, a.Digest)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", a.Name, a.MediaType, display.Bytes(a.Size), what, a.Digest)
 	}
 	tw.Flush()
 }
@@ -141,7 +143,7 @@ nothing is written unless they meet the threshold.`,
 		Args: args(1, "a bundle FILE or - for stdin"),
 		RunE: func(_ *cobra.Command, a []string) error {
 			if out == "" {
-				return usageError{errors.New("--out is required")}
+				return cliexit.UsageError{Err: errors.New("--out is required")}
 			}
 			in, done, err := s.openInput(a[0])
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -42,7 +43,7 @@ verify ed25519 signatures on registry artifacts.`,
 		RunE: func(*cobra.Command, []string) error {
 			key, err := verify.GenerateKey(verify.Algorithm(alg))
 			if err != nil {
-				return usageError{err}
+				return cliexit.UsageError{Err: err}
 			}
 			var pass []byte
 			if pf := s.passphraseFunc(out+".key", true); pf != nil {

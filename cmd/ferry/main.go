@@ -25,13 +25,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // program is how ferry ends: exit codes and error lines (package cliexit).
 var program = cliexit.Program{Name: "ferry", Refused: refused, Hint: hint}
 
-// usageError marks errors in how ferry was called: it is a
-// cliexit.UsageError, in the short form ferry's commands write.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return cliexit.UsageError{Err: e.err} }
-
 // refused says whether err refuses a bundle (exit code 3).
 func refused(err error) bool {
 	var be *bundle.Error

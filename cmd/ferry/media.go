@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-update/ferry/internal/cliexit"
+	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/media"
 )
 
@@ -31,7 +33,7 @@ shows what is on one, 'reports' collects the reports.`,
 // stderr; a pass that starts again from 0 (the read-back of 'write')
 // gets a bar of its own.
 func (s *streams) mediaProgress(whats ...string) (func(done, total int64), func()) {
-	if !isTerminal(s.err) {
+	if !display.IsTerminal(s.err) {
 		return nil, func() {}
 	}
 	var (
@@ -73,20 +75,20 @@ its data (see 'ferry media write'); a mounted disk or the system's disk is
 refused unless --force.`,
 		Args: func(_ *cobra.Command, a []string) error {
 			if len(a) == 0 {
-				return usageError{errors.New("want at least one BUNDLE")}
+				return cliexit.UsageError{Err: errors.New("want at least one BUNDLE")}
 			}
 			return nil
 		},
 		RunE: func(_ *cobra.Command, a []string) error {
 			if (out == "") == (device == "") {
-				return usageError{errors.New("want one of --out IMAGE and --device DEVICE")}
+				return cliexit.UsageError{Err: errors.New("want one of --out IMAGE and --device DEVICE")}
 			}
 			sz, err := media.ParseSize(size)
 			if err != nil {
-				return usageError{err}
+				return cliexit.UsageError{Err: err}
 			}
 			if _, err := media.NormalizeLabel(label); err != nil {
-				return usageError{err}
+				return cliexit.UsageError{Err: err}
 			}
 			target := out
 			if device != "" {
@@ -102,7 +104,7 @@ refused unless --force.`,
 				if sz == 0 {
 					sz = min(devSize/(1<<20)*(1<<20), media.MaxImageSize)
 				} else if sz > devSize {
-					return fmt.Errorf("--size %s is larger than %s (%s)", size, device, humanBytes(devSize))
+					return fmt.Errorf("--size %s is larger than %s (%s)", size, device, display.Bytes(devSize))
 				}
 				tmp, err := os.MkdirTemp("", "ferry-stick-")
 				if err != nil {
@@ -132,7 +134,7 @@ refused unless --force.`,
 			}
 			printBuild(s, res)
 			if wr != nil {
-				fmt.Fprintf(s.out, "written     %s to %s, read back and checked (%s)\n", humanBytes(wr.Bytes), wr.Device, wr.Digest)
+				fmt.Fprintf(s.out, "written     %s to %s, read back and checked (%s)\n", display.Bytes(wr.Bytes), wr.Device, wr.Digest)
 			}
 			return nil
 		},
@@ -149,14 +151,14 @@ refused unless --force.`,
 }
 
 func printBuild(s *streams, r *media.BuildResult) {
-	fmt.Fprintf(s.out, "image       %s (%s, FAT32 %q at %s)\n", r.Path, humanBytes(r.Size), r.Label, humanBytes(r.PartitionOffset))
+	fmt.Fprintf(s.out, "image       %s (%s, FAT32 %q at %s)\n", r.Path, display.Bytes(r.Size), r.Label, display.Bytes(r.PartitionOffset))
 	for _, b := range r.Bundles {
-		fmt.Fprintf(s.out, "bundle      %s %s for %s (%s, %d signature(s))\n", b.Name, b.Version, strings.Join(b.DeviceTypes, ", "), humanBytes(b.Size), b.Signatures)
+		fmt.Fprintf(s.out, "bundle      %s %s for %s (%s, %d signature(s))\n", b.Name, b.Version, strings.Join(b.DeviceTypes, ", "), display.Bytes(b.Size), b.Signatures)
 	}
 	if len(r.Trust) > 0 {
 		fmt.Fprintf(s.out, "trust       %s\n", strings.Join(r.Trust, ", "))
 	}
-	fmt.Fprintf(s.out, "free        %s\n", humanBytes(r.Free))
+	fmt.Fprintf(s.out, "free        %s\n", display.Bytes(r.Free))
 }
 
 func newMediaWriteCommand(s *streams) *cobra.Command {
@@ -179,7 +181,7 @@ unless --force.`,
 			if asJSON {
 				return writeJSON(s.out, res)
 			}
-			fmt.Fprintf(s.out, "written     %s to %s\n", humanBytes(res.Bytes), res.Device)
+			fmt.Fprintf(s.out, "written     %s to %s\n", display.Bytes(res.Bytes), res.Device)
 			fmt.Fprintf(s.out, "checked     read back %s\n", res.Digest)
 			return nil
 		},
@@ -212,7 +214,7 @@ error that says what is wrong.`,
 				}
 				o.Policy = &p
 			} else if policy.deviceType != "" {
-				return usageError{errors.New("--device-type needs --key or --trust")}
+				return cliexit.UsageError{Err: errors.New("--device-type needs --key or --trust")}
 			}
 			in, err := media.Inspect(a[0], o)
 			if err != nil {
@@ -240,7 +242,7 @@ error that says what is wrong.`,
 }
 
 func printInspection(s *streams, in *media.Inspection) {
-	fmt.Fprintf(s.out, "stick       %s: %s, FAT32 %q, %s, %s free\n", in.Path, strings.ToUpper(in.PartitionTable), in.Label, humanBytes(in.PartitionSize), humanBytes(in.Free))
+	fmt.Fprintf(s.out, "stick       %s: %s, FAT32 %q, %s, %s free\n", in.Path, strings.ToUpper(in.PartitionTable), in.Label, display.Bytes(in.PartitionSize), display.Bytes(in.Free))
 	for _, w := range in.Warnings {
 		fmt.Fprintf(s.out, "warning     %s\n", w)
 	}
@@ -251,12 +253,12 @@ func printInspection(s *streams, in *media.Inspection) {
 		if b.Verdict != nil {
 			status = fmt.Sprintf("%s (%d of %d)", b.Status, b.Verdict.ValidKeys, b.Verdict.Threshold)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", orDash(b.Name), orDash(b.Version), orDash(strings.Join(b.DeviceTypes, ",")), humanBytes(b.Size), b.Signatures, status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", display.OrDash(b.Name), display.OrDash(b.Version), display.OrDash(strings.Join(b.DeviceTypes, ",")), display.Bytes(b.Size), b.Signatures, status)
 	}
 	tw.Flush()
 	for _, b := range in.Bundles {
 		if b.Reason != "" {
-			fmt.Fprintf(s.out, "%s %s: %s\n", orDash(b.Name), orDash(b.Version), b.Reason)
+			fmt.Fprintf(s.out, "%s %s: %s\n", display.OrDash(b.Name), display.OrDash(b.Version), b.Reason)
 		}
 	}
 	if len(in.Trust) > 0 {
@@ -307,7 +309,7 @@ A file that is not a valid report is listed with why.`,
 				if r.BundleVersion != "" {
 					b += " " + r.BundleVersion
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.DeviceID, orDash(b), orDash(r.VersionBefore), orDash(r.VersionAfter), r.Result, orDash(formatTime(r.Finished)), oneLine(r.Error, 80))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.DeviceID, display.OrDash(b), display.OrDash(r.VersionBefore), display.OrDash(r.VersionAfter), r.Result, display.OrDash(display.Time(r.Finished)), oneLine(r.Error, 80))
 			}
 			return tw.Flush()
 		},

@@ -16,6 +16,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-update/ferry/internal/cliexit"
+	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/media"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/verify"
@@ -45,7 +47,7 @@ and 'refresh' does so from cron. Devices report their state to 'serve'
 func openMirror(dir string) (*mirror.Store, error) {
 	st, err := mirror.Open(dir)
 	if errors.Is(err, mirror.ErrNotStore) {
-		return nil, usageError{err}
+		return nil, cliexit.UsageError{Err: err}
 	}
 	return st, err
 }
@@ -67,14 +69,14 @@ Install DIR/tuf/root.json on the devices: it is how they trust this mirror.`,
 		Args: args(1, "a mirror DIR"),
 		RunE: func(_ *cobra.Command, a []string) error {
 			if key == "" {
-				return usageError{errors.New("--key KEY (the mirror's private key, PEM) is required")}
+				return cliexit.UsageError{Err: errors.New("--key KEY (the mirror's private key, PEM) is required")}
 			}
 			pemBytes, err := os.ReadFile(key)
 			if err != nil {
 				return fmt.Errorf("read mirror key: %w", err)
 			}
 			if verify.IsEncryptedPEM(pemBytes) {
-				return usageError{fmt.Errorf("mirror key %s is encrypted: the mirror signs unattended, give it a key of its own without a passphrase (ferry key generate --out mirror)", key)}
+				return cliexit.UsageError{Err: fmt.Errorf("mirror key %s is encrypted: the mirror signs unattended, give it a key of its own without a passphrase (ferry key generate --out mirror)", key)}
 			}
 			k, err := verify.ParsePrivateKey(pemBytes, nil)
 			if err != nil {
@@ -87,7 +89,7 @@ Install DIR/tuf/root.json on the devices: it is how they trust this mirror.`,
 			opts := mirror.InitOptions{}
 			if tsExpiry != "" {
 				if opts.Expiries.Timestamp, err = parseDays(tsExpiry); err != nil {
-					return usageError{fmt.Errorf("--timestamp-expiry: %w", err)}
+					return cliexit.UsageError{Err: fmt.Errorf("--timestamp-expiry: %w", err)}
 				}
 			}
 			if rootKey != "" {
@@ -118,7 +120,7 @@ func newMirrorAddCommand(s *streams) *cobra.Command {
 		Short: "Copy bundle files into the mirror",
 		Args: func(_ *cobra.Command, a []string) error {
 			if len(a) < 2 {
-				return usageError{fmt.Errorf("want a mirror DIR and at least one bundle FILE, got %d argument(s)", len(a))}
+				return cliexit.UsageError{Err: fmt.Errorf("want a mirror DIR and at least one bundle FILE, got %d argument(s)", len(a))}
 			}
 			return nil
 		},
@@ -220,7 +222,7 @@ blob in the mirror, and the next sync continues where it stopped.`,
 		Args: args(1, "a mirror DIR"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if from == "" {
-				return usageError{errors.New("--from SOURCE is required")}
+				return cliexit.UsageError{Err: errors.New("--from SOURCE is required")}
 			}
 			if strings.HasPrefix(from, "oci://") {
 				if _, err := parseOCIRef(from); err != nil {
@@ -292,7 +294,7 @@ func newMirrorListCommand(s *streams) *cobra.Command {
 			tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tSIZE\tSIGNATURES\tDEVICE TYPES")
 			for _, e := range es {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", e.Repository, e.Tag, e.Digest.Encoded()[:12], humanBytes(e.Size), e.Signatures, strings.Join(e.DeviceTypes, ","))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", e.Repository, e.Tag, e.Digest.Encoded()[:12], display.Bytes(e.Size), e.Signatures, strings.Join(e.DeviceTypes, ","))
 			}
 			return tw.Flush()
 		},
@@ -325,10 +327,10 @@ with Ctrl-C or SIGTERM.`,
 		Args: args(1, "a mirror DIR"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if (cert == "") != (key == "") {
-				return usageError{errors.New("--tls-cert and --tls-key go together")}
+				return cliexit.UsageError{Err: errors.New("--tls-cert and --tls-key go together")}
 			}
 			if refresh < 0 {
-				return usageError{errors.New("--refresh-interval must not be negative")}
+				return cliexit.UsageError{Err: errors.New("--refresh-interval must not be negative")}
 			}
 			st, err := openMirror(a[0])
 			if err != nil {
@@ -451,7 +453,7 @@ devices follow the chain of root versions on their next check.`,
 			if tsExpiry != "" {
 				d, err := parseDays(tsExpiry)
 				if err != nil {
-					return usageError{fmt.Errorf("--timestamp-expiry: %w", err)}
+					return cliexit.UsageError{Err: fmt.Errorf("--timestamp-expiry: %w", err)}
 				}
 				o.TimestampExpiry = d
 			}
@@ -495,7 +497,7 @@ func printTUFStatus(s *streams, st *mirror.TUFStatus) {
 		if r.rs.Signed {
 			what = "re-signed"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", r.name, r.rs.Version, formatTime(r.rs.Expires), shortID(r.rs.KeyID), what)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", r.name, r.rs.Version, display.Time(r.rs.Expires), display.ShortID(r.rs.KeyID), what)
 	}
 	tw.Flush()
 	fmt.Fprintf(s.out, "%d bundles listed\n", st.Bundles)
@@ -537,7 +539,7 @@ The reports are kept in DIR/devices.db (SQLite).`,
 					bundle = "-"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s (%s ago)\t%s\n", d.ID, d.Type, bundle, d.Version, d.Result,
-					formatTime(d.LastSeen), now.Sub(d.LastSeen).Round(time.Second), oneLine(d.Error, 60))
+					display.Time(d.LastSeen), now.Sub(d.LastSeen).Round(time.Second), oneLine(d.Error, 60))
 			}
 			return tw.Flush()
 		},

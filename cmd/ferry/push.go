@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/cliexit"
+	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/ociclient"
 )
@@ -33,7 +35,7 @@ func (o *registryFlags) options() mirror.RegistryOptions {
 func parseOCIRef(s string) (ociclient.Reference, error) {
 	r, err := ociclient.ParseReference(s)
 	if err != nil {
-		return r, usageError{err}
+		return r, cliexit.UsageError{Err: err}
 	}
 	return r, nil
 }
@@ -68,7 +70,7 @@ func runPush(ctx context.Context, s *streams, file, ref string, reg registryFlag
 		return err
 	}
 	if r.Digest != "" {
-		return usageError{errors.New("push to a tag (oci://HOST/REPO:TAG), not a digest")}
+		return cliexit.UsageError{Err: errors.New("push to a tag (oci://HOST/REPO:TAG), not a digest")}
 	}
 	opts := reg.options()
 	done := func() {}
@@ -85,7 +87,7 @@ func runPush(ctx context.Context, s *streams, file, ref string, reg registryFlag
 	}
 	fmt.Fprintf(s.out, "pushed      %s %s to %s\n", res.Name, res.Version, res.Reference)
 	fmt.Fprintf(s.out, "digest      %s\n", res.Digest)
-	fmt.Fprintf(s.out, "blobs       %d uploaded (%s), %d already there\n", res.BlobsUploaded, humanBytes(res.BytesUploaded), res.BlobsPresent)
+	fmt.Fprintf(s.out, "blobs       %d uploaded (%s), %d already there\n", res.BlobsUploaded, display.Bytes(res.BytesUploaded), res.BlobsPresent)
 	if res.Signatures > 0 {
 		fmt.Fprintf(s.out, "signatures  %d under tag %s (%d new)\n", res.Signatures, res.SignatureTag, res.SignaturesAdded)
 	} else {
@@ -117,7 +119,7 @@ signatures: run 'ferry verify' on the result.`,
 		Args: args(1, "an oci://HOST/REPO:TAG reference"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if out == "" {
-				return usageError{errors.New("--out FILE is required")}
+				return cliexit.UsageError{Err: errors.New("--out FILE is required")}
 			}
 			return runPull(cmd.Context(), s, a[0], out, reg, asJSON)
 		},
@@ -134,7 +136,7 @@ func runPull(ctx context.Context, s *streams, ref, out string, reg registryFlags
 		return err
 	}
 	if r.Identifier() == "" {
-		return usageError{fmt.Errorf("%s names no bundle: add :TAG or @DIGEST", ref)}
+		return cliexit.UsageError{Err: fmt.Errorf("%s names no bundle: add :TAG or @DIGEST", ref)}
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".pull-*")
 	if err != nil {

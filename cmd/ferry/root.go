@@ -5,6 +5,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ferry-update/ferry/internal/cliexit"
 )
 
 // streams are the command's standard streams, so tests can run commands
@@ -25,7 +27,7 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cliexit.UsageError{Err: err} })
 	root.AddCommand(
 		newKeyCommand(s),
 		newBundleCommand(s),
@@ -45,7 +47,7 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 func args(n int, names string) cobra.PositionalArgs {
 	return func(_ *cobra.Command, a []string) error {
 		if len(a) != n {
-			return usageError{fmt.Errorf("want %s, got %d argument(s)", names, len(a))}
+			return cliexit.UsageError{Err: fmt.Errorf("want %s, got %d argument(s)", names, len(a))}
 		}
 		return nil
 	}

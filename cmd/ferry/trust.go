@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-update/ferry/internal/atomicfile"
+	"github.com/ferry-update/ferry/internal/cliexit"
+	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -62,10 +64,10 @@ func refusal(err error) error {
 // revoked keys of the root's release role.
 func (o *policyOptions) trustPolicy() (verify.Policy, error) {
 	if len(o.keys) > 0 {
-		return verify.Policy{}, usageError{errors.New("--trust and --key exclude each other: with --trust the keys come from the trust root")}
+		return verify.Policy{}, cliexit.UsageError{Err: errors.New("--trust and --key exclude each other: with --trust the keys come from the trust root")}
 	}
 	if o.threshold != 1 {
-		return verify.Policy{}, usageError{errors.New("--trust and --threshold exclude each other: with --trust the threshold comes from the trust root's release role")}
+		return verify.Policy{}, cliexit.UsageError{Err: errors.New("--trust and --threshold exclude each other: with --trust the threshold comes from the trust root's release role")}
 	}
 	root, err := readRoot(o.trust)
 	if err != nil {
@@ -114,7 +116,7 @@ func (o *trustWriteOptions) addFlags(cmd *cobra.Command, outHelp string) {
 func (o *trustWriteOptions) expiry(now time.Time) (time.Time, error) {
 	d, err := parseDays(o.expires)
 	if err != nil {
-		return time.Time{}, usageError{fmt.Errorf("--expires: %w", err)}
+		return time.Time{}, cliexit.UsageError{Err: fmt.Errorf("--expires: %w", err)}
 	}
 	return now.Add(d), nil
 }
@@ -185,9 +187,9 @@ func (s *streams) resolveKey(signed verify.RootSigned, arg string) (string, erro
 		case 1:
 			return found[0], nil
 		case 0:
-			return "", usageError{fmt.Errorf("no key in the root has an id starting with %s", arg)}
+			return "", cliexit.UsageError{Err: fmt.Errorf("no key in the root has an id starting with %s", arg)}
 		}
-		return "", usageError{fmt.Errorf("key id prefix %s is ambiguous: give more digits", arg)}
+		return "", cliexit.UsageError{Err: fmt.Errorf("key id prefix %s is ambiguous: give more digits", arg)}
 	}
 	pub, _, err := s.loadKeyFile(arg)
 	if err != nil {
@@ -227,7 +229,7 @@ signatures). Root keys held elsewhere are given as .pub and sign later with
 		Args: args(0, "no arguments"),
 		RunE: func(*cobra.Command, []string) error {
 			if len(rootKeys) == 0 || len(releaseKeys) == 0 {
-				return usageError{errors.New("at least one --root-key and one --release-key are required")}
+				return cliexit.UsageError{Err: errors.New("at least one --root-key and one --release-key are required")}
 			}
 			for _, c := range []struct {
 				flag string
@@ -235,7 +237,7 @@ signatures). Root keys held elsewhere are given as .pub and sign later with
 				keys []string
 			}{{"--threshold-root", tRoot, rootKeys}, {"--threshold-release", tRelease, releaseKeys}, {"--threshold-mirror", tMirror, mKeys}} {
 				if len(c.keys) > 0 && (c.n < 1 || c.n > len(c.keys)) {
-					return usageError{fmt.Errorf("%s %d: want 1 to the number of keys of the role (%d)", c.flag, c.n, len(c.keys))}
+					return cliexit.UsageError{Err: fmt.Errorf("%s %d: want 1 to the number of keys of the role (%d)", c.flag, c.n, len(c.keys))}
 				}
 			}
 			now := time.Now()
@@ -259,7 +261,7 @@ signatures). Root keys held elsewhere are given as .pub and sign later with
 						return err
 					}
 					if err := signed.AddKey(r.role, pub); err != nil {
-						return usageError{fmt.Errorf("%s: %w", path, err)}
+						return cliexit.UsageError{Err: fmt.Errorf("%s: %w", path, err)}
 					}
 					if sg != nil && r.role == verify.RoleRoot {
 						signers = append(signers, sg)
@@ -285,7 +287,7 @@ signatures). Root keys held elsewhere are given as .pub and sign later with
 			if err := writeNew(out, root.Bytes(), 0o644); err != nil {
 				return err
 			}
-			fmt.Fprintf(s.out, "wrote %s: trust root v%d, expires %s\n", out, root.Version(), formatTime(root.Expires()))
+			fmt.Fprintf(s.out, "wrote %s: trust root v%d, expires %s\n", out, root.Version(), display.Time(root.Expires()))
 			return nil
 		},
 	}
@@ -359,7 +361,7 @@ func (s *streams) changeRoot(path string, o *trustWriteOptions, edit func(*verif
 	if err := writeRoot(out, next.Bytes()); err != nil {
 		return err
 	}
-	fmt.Fprintf(s.out, "wrote %s: trust root v%d, expires %s\n", out, next.Version(), formatTime(next.Expires()))
+	fmt.Fprintf(s.out, "wrote %s: trust root v%d, expires %s\n", out, next.Version(), display.Time(next.Expires()))
 	if verdict == nil {
 		fmt.Fprintf(s.out, "devices holding v%d accept it: signed by a threshold of v%d's root keys and of its own\n", old.Version(), old.Version())
 	}
@@ -380,7 +382,7 @@ func newTrustAddKeyCommand(s *streams) *cobra.Command {
 		Args:  args(1, "a trust ROOT file"),
 		RunE: func(_ *cobra.Command, a []string) error {
 			if role == "" || key == "" {
-				return usageError{errors.New("--role and --key are required")}
+				return cliexit.UsageError{Err: errors.New("--role and --key are required")}
 			}
 			pub, _, err := s.loadKeyFile(key)
 			if err != nil {
@@ -388,7 +390,7 @@ func newTrustAddKeyCommand(s *streams) *cobra.Command {
 			}
 			return s.changeRoot(a[0], &o, func(r *verify.RootSigned) error {
 				if err := r.AddKey(role, pub); err != nil {
-					return usageError{err}
+					return cliexit.UsageError{Err: err}
 				}
 				return setThreshold(r, role, threshold)
 			})
@@ -406,7 +408,7 @@ func setThreshold(r *verify.RootSigned, role string, n int) error {
 		return nil
 	}
 	if keys := len(r.Roles[role].KeyIDs); n < 0 || n > keys {
-		return usageError{fmt.Errorf("--threshold %d: want 1 to the %d key(s) role %s will have", n, keys, role)}
+		return cliexit.UsageError{Err: fmt.Errorf("--threshold %d: want 1 to the %d key(s) role %s will have", n, keys, role)}
 	}
 	return r.SetThreshold(role, n)
 }
@@ -422,7 +424,7 @@ bundles or on later roots, and it cannot be added back. Bundles signed only by
 it are refused until re-signed by another key ('ferry trust rotate' adds one).`,
 		Args: func(_ *cobra.Command, a []string) error {
 			if len(a) < 2 {
-				return usageError{fmt.Errorf("want a trust ROOT file and at least one KEY, got %d argument(s)", len(a))}
+				return cliexit.UsageError{Err: fmt.Errorf("want a trust ROOT file and at least one KEY, got %d argument(s)", len(a))}
 			}
 			return nil
 		},
@@ -434,7 +436,7 @@ it are refused until re-signed by another key ('ferry trust rotate' adds one).`,
 						return err
 					}
 					if err := r.Revoke(id); err != nil {
-						return usageError{err}
+						return cliexit.UsageError{Err: err}
 					}
 				}
 				return nil
@@ -463,7 +465,7 @@ revokes the removed keys (a compromised key, rather than a retired one).`,
 		Args: args(1, "a trust ROOT file"),
 		RunE: func(_ *cobra.Command, a []string) error {
 			if role == "" || len(remove)+len(add) == 0 {
-				return usageError{errors.New("--role and at least one --remove or --add are required")}
+				return cliexit.UsageError{Err: errors.New("--role and at least one --remove or --add are required")}
 			}
 			var pubs []*verify.PublicKey
 			for _, path := range add {
@@ -476,7 +478,7 @@ revokes the removed keys (a compromised key, rather than a retired one).`,
 			return s.changeRoot(a[0], &o, func(r *verify.RootSigned) error {
 				for _, pub := range pubs {
 					if err := r.AddKey(role, pub); err != nil {
-						return usageError{err}
+						return cliexit.UsageError{Err: err}
 					}
 				}
 				for _, k := range remove {
@@ -485,7 +487,7 @@ revokes the removed keys (a compromised key, rather than a retired one).`,
 						return err
 					}
 					if err := r.RemoveKey(role, id); err != nil {
-						return usageError{err}
+						return cliexit.UsageError{Err: err}
 					}
 					if revokeRemoved && !slices.Contains(r.Revoked, id) {
 						if err := r.Revoke(id); err != nil {
@@ -494,7 +496,7 @@ revokes the removed keys (a compromised key, rather than a retired one).`,
 					}
 				}
 				if threshold == 0 && r.Roles[role].Threshold > len(r.Roles[role].KeyIDs) {
-					return usageError{fmt.Errorf("role %s keeps %d key(s) for threshold %d: lower it with --threshold", role, len(r.Roles[role].KeyIDs), r.Roles[role].Threshold)}
+					return cliexit.UsageError{Err: fmt.Errorf("role %s keeps %d key(s) for threshold %d: lower it with --threshold", role, len(r.Roles[role].KeyIDs), r.Roles[role].Threshold)}
 				}
 				return setThreshold(r, role, threshold)
 			})
@@ -523,7 +525,7 @@ it; otherwise check its own root role's threshold.`,
 		Args: args(1, "a trust ROOT file"),
 		RunE: func(_ *cobra.Command, a []string) error {
 			if len(sign) == 0 {
-				return usageError{errors.New("at least one --sign is required")}
+				return cliexit.UsageError{Err: errors.New("at least one --sign is required")}
 			}
 			root, err := readRoot(a[0])
 			if err != nil {
@@ -629,7 +631,7 @@ func newTrustShowCommand(s *streams) *cobra.Command {
 			if info.Expired {
 				expiry = " (EXPIRED)"
 			}
-			fmt.Fprintf(s.out, "trust root  v%d (spec %s), expires %s%s\n", info.Version, info.SpecVersion, formatTime(info.Expires), expiry)
+			fmt.Fprintf(s.out, "trust root  v%d (spec %s), expires %s%s\n", info.Version, info.SpecVersion, display.Time(info.Expires), expiry)
 			for _, name := range verify.RootRoles {
 				role, ok := info.Roles[name]
 				if !ok {
@@ -641,19 +643,19 @@ func newTrustShowCommand(s *streams) *cobra.Command {
 					if k.Revoked {
 						mark = "  REVOKED"
 					}
-					fmt.Fprintf(s.out, "  %s  %s%s\n", shortID(k.ID), k.Algorithm, mark)
+					fmt.Fprintf(s.out, "  %s  %s%s\n", display.ShortID(k.ID), k.Algorithm, mark)
 				}
 			}
 			revoked := make([]string, len(info.Revoked))
 			for i, id := range info.Revoked {
-				revoked[i] = shortID(id)
+				revoked[i] = display.ShortID(id)
 			}
-			fmt.Fprintf(s.out, "revoked     %s\n", orDash(strings.Join(revoked, ", ")))
+			fmt.Fprintf(s.out, "revoked     %s\n", display.OrDash(strings.Join(revoked, ", ")))
 			sigs := make([]string, len(info.Signatures))
 			for i, id := range info.Signatures {
-				sigs[i] = shortID(id)
+				sigs[i] = display.ShortID(id)
 			}
-			fmt.Fprintf(s.out, "signatures  %d by %s\n", len(sigs), orDash(strings.Join(sigs, ", ")))
+			fmt.Fprintf(s.out, "signatures  %d by %s\n", len(sigs), display.OrDash(strings.Join(sigs, ", ")))
 			if info.Valid {
 				fmt.Fprintln(s.out, "valid       signed by a threshold of its own root keys, not expired")
 			} else {
@@ -686,7 +688,7 @@ last may not. OLD is trusted as given. Exit 0 when the last root is accepted,
 3 when the chain is refused.`,
 		Args: func(_ *cobra.Command, a []string) error {
 			if len(a) < 2 {
-				return usageError{fmt.Errorf("want the trusted root OLD and at least one NEW root, got %d argument(s)", len(a))}
+				return cliexit.UsageError{Err: fmt.Errorf("want the trusted root OLD and at least one NEW root, got %d argument(s)", len(a))}
 			}
 			return nil
 		},
@@ -749,7 +751,7 @@ last may not. OLD is trusted as given. Exit 0 when the last root is accepted,
 				return verr
 			}
 			release := final.Signed().Roles[verify.RoleRelease]
-			fmt.Fprintf(s.out, "OK          trust root v%d, expires %s; release role: %d of %d key(s)\n", final.Version(), formatTime(final.Expires()), release.Threshold, len(release.KeyIDs))
+			fmt.Fprintf(s.out, "OK          trust root v%d, expires %s; release role: %d of %d key(s)\n", final.Version(), display.Time(final.Expires()), release.Threshold, len(release.KeyIDs))
 			return nil
 		},
 	}

@@ -24,8 +24,6 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-var isTerminal = display.IsTerminal
-
 // progress draws a bar on stderr when it is a terminal; see display.Progress.
 func (s *streams) progress(total int64, what string) (func(int64), func()) {
 	return display.Progress(s.err, total, what)
@@ -37,7 +35,7 @@ func (s *streams) passphraseFunc(path string, confirm bool) func() ([]byte, erro
 	if p, ok := os.LookupEnv(passphraseEnv); ok {
 		return func() ([]byte, error) { return []byte(p), nil }
 	}
-	if !isTerminal(s.in) {
+	if !display.IsTerminal(s.in) {
 		return nil
 	}
 	return sync.OnceValues(func() ([]byte, error) {
@@ -102,9 +100,3 @@ func (s *streams) openInput(path string) (io.Reader, func(), error) {
 }
 
 // The display helpers under the names cmd/ferry's commands use.
-var (
-	humanBytes = display.Bytes
-	formatTime = display.Time
-	shortID    = display.ShortID
-	orDash     = display.OrDash
-)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-update/ferry/internal/cliexit"
+	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -31,10 +33,10 @@ func (o *policyOptions) policy() (verify.Policy, error) {
 		return o.trustPolicy()
 	}
 	if len(o.keys) == 0 {
-		return verify.Policy{}, usageError{errors.New("at least one --key is required")}
+		return verify.Policy{}, cliexit.UsageError{Err: errors.New("at least one --key is required")}
 	}
 	if o.threshold < 1 || o.threshold > len(o.keys) {
-		return verify.Policy{}, usageError{fmt.Errorf("--threshold %d: want 1 to the number of --key (%d)", o.threshold, len(o.keys))}
+		return verify.Policy{}, cliexit.UsageError{Err: fmt.Errorf("--threshold %d: want 1 to the number of --key (%d)", o.threshold, len(o.keys))}
 	}
 	keys, err := loadPublicKeys(o.keys)
 	if err != nil {
@@ -102,7 +104,7 @@ func printReport(s *streams, rep *verify.Report, p verify.Policy) {
 			if sr.Reason != "" {
 				detail = ": " + sr.Reason
 			}
-			fmt.Fprintf(s.out, "  %d. %-13s key %s %s signer %s at %s%s\n", i+1, sr.Status, orDash(shortID(sr.KeyID)), orDash(string(sr.Algorithm)), orDash(sr.Signer), orDash(formatTime(sr.SignedAt)), detail)
+			fmt.Fprintf(s.out, "  %d. %-13s key %s %s signer %s at %s%s\n", i+1, sr.Status, display.OrDash(display.ShortID(sr.KeyID)), display.OrDash(string(sr.Algorithm)), display.OrDash(sr.Signer), display.OrDash(display.Time(sr.SignedAt)), detail)
 		}
 	}
 	if p.DeviceType != "" {
