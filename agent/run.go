@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/verifyio"
 	"github.com/ferry-update/ferry/media/stick"
 	"github.com/ferry-update/ferry/mirror/checkin"
 	"github.com/ferry-update/ferry/mirror/ociclient"
@@ -123,7 +124,7 @@ func stickRoots(s *stick.Stick) ([][]byte, error) {
 	}
 	for _, e := range ents {
 		if _, ok := RootFileVersion(e.Name()); ok && e.Type().IsRegular() {
-			b, err := readLimited(filepath.Join(dir, e.Name()), verify.MaxRootSize)
+			b, err := verifyio.ReadFileLimited(filepath.Join(dir, e.Name()), verify.MaxRootSize)
 			if err != nil {
 				return nil, err
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/atomicfile"
+	"github.com/ferry-update/ferry/internal/verifyio"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -240,7 +241,7 @@ func fetchRoot(ctx context.Context, client *http.Client, u string) ([]byte, erro
 func (a *Agent) ApplyRootFiles(paths []string) (*verify.Root, error) {
 	var docs [][]byte
 	for _, p := range paths {
-		b, err := readLimited(p, verify.MaxRootSize)
+		b, err := verifyio.ReadFileLimited(p, verify.MaxRootSize)
 		if err != nil {
 			return a.root, fmt.Errorf("read trust root: %w", err)
 		}
@@ -282,20 +283,4 @@ func (a *Agent) trustStatus() *TrustStatus {
 		s.Keys, s.Threshold = len(rl.KeyIDs), rl.Threshold
 	}
 	return s
-}
-
-func readLimited(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%s: more than the limit of %d bytes", path, max)
-	}
-	return b, nil
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -148,4 +149,23 @@ func ReadAll(r io.Reader, size int64, want digest.Digest) ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// ReadFileLimited reads a small file whole, refusing one larger than max
+// bytes before holding more than max+1 of it: for metadata files an
+// attacker may have planted or grown.
+func ReadFileLimited(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s: more than the limit of %d bytes", path, max)
+	}
+	return b, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 
 	"github.com/ferry-update/ferry/internal/atomicfile"
+	"github.com/ferry-update/ferry/internal/verifyio"
 )
 
 // Size limits of the metadata files, so that a hostile mirror cannot feed
@@ -89,7 +90,7 @@ func (c *Client) Check(ctx context.Context, baseURL, trustedRootPath, stateDir s
 		return nil, fmt.Errorf("tuf state: %w", err)
 	}
 	st := state{dir: stateDir}
-	rootBytes, err := readLimited(trustedRootPath, MaxRootSize)
+	rootBytes, err := verifyio.ReadFileLimited(trustedRootPath, MaxRootSize)
 	if err != nil {
 		return nil, fmt.Errorf("trusted mirror root: %w", err)
 	}
@@ -376,29 +377,13 @@ func peekVersion(b []byte) int64 {
 	return r.Signed.Version
 }
 
-func readLimited(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%s: more than %d bytes", path, max)
-	}
-	return b, nil
-}
-
 // state is the directory of trusted metadata.
 type state struct{ dir string }
 
 // read returns a state file, or nil if it is missing or unreadable (the
 // workflow then fetches it again).
 func (s state) read(name string, max int64) []byte {
-	b, err := readLimited(filepath.Join(s.dir, name), max)
+	b, err := verifyio.ReadFileLimited(filepath.Join(s.dir, name), max)
 	if err != nil {
 		return nil
 	}
