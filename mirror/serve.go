@@ -63,6 +63,9 @@ type repoView struct {
 	manifests map[digest.Digest]ocispec.Descriptor
 	blobs     map[digest.Digest]bool
 	referrers map[digest.Digest][]ocispec.Descriptor
+	// broken holds manifests whose blob is missing or damaged on disk:
+	// they answer with the reason, and the rest of the mirror still serves.
+	broken map[digest.Digest]error
 }
 
 // current returns the view of the store, reloading it if index.json
@@ -104,6 +107,7 @@ func (h *Server) load() (*view, error) {
 				manifests: map[digest.Digest]ocispec.Descriptor{},
 				blobs:     map[digest.Digest]bool{},
 				referrers: map[digest.Digest][]ocispec.Descriptor{},
+				broken:    map[digest.Digest]error{},
 			}
 			v.repos[repo] = rv
 		}
@@ -113,15 +117,17 @@ func (h *Server) load() (*view, error) {
 		if _, ok := rv.manifests[d.Digest]; ok {
 			continue
 		}
+		rv.manifests[d.Digest] = ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}
 		raw, err := h.s.readBlob(d.Digest, bundle.MaxManifestSize)
 		if err != nil {
-			return nil, err
+			rv.broken[d.Digest] = err
+			continue
 		}
 		m, err := ociclient.ParseManifest(raw, d.MediaType)
 		if err != nil {
-			return nil, err
+			rv.broken[d.Digest] = err
+			continue
 		}
-		rv.manifests[d.Digest] = ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}
 		rv.blobs[m.Config.Digest] = true
 		for _, l := range m.Layers {
 			rv.blobs[l.Digest] = true
@@ -170,7 +176,7 @@ func (h *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := h.current()
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, codeUnsupported, "mirror index unreadable")
+		writeError(w, http.StatusInternalServerError, codeUnsupported, "mirror index unreadable: "+err.Error())
 		return
 	}
 	rv := v.repos[name]
@@ -230,6 +236,11 @@ func (h *Server) serveManifest(w http.ResponseWriter, r *http.Request, rv *repoV
 	}
 	if !ok {
 		writeError(w, http.StatusNotFound, codeManifestUnknown, "manifest "+ref+" is not in this repository")
+		return
+	}
+	if err := rv.broken[d.Digest]; err != nil {
+		writeError(w, http.StatusInternalServerError, codeUnsupported,
+			"manifest "+d.Digest.String()+" is damaged on the mirror's disk ("+err.Error()+"); add or sync the bundle again to repair it")
 		return
 	}
 	h.serveFile(w, r, d, d.MediaType, codeManifestUnknown)
