@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -137,6 +138,9 @@ func NewPublicKey(pub crypto.PublicKey) (*PublicKey, error) {
 
 // ParsePublicKey decodes a PEM public key ("PUBLIC KEY", as cosign writes).
 func ParsePublicKey(pemBytes []byte) (*PublicKey, error) {
+	if block, _ := pem.Decode(pemBytes); block != nil && strings.Contains(block.Type, "PRIVATE KEY") {
+		return nil, errors.New("this is a private key; give its public key (the .pub file from ferry key generate)")
+	}
 	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pemBytes)
 	if err != nil {
 		return nil, fmt.Errorf("parse public key: %w", err)
