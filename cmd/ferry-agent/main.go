@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -38,6 +39,8 @@ func hint(err error) string {
 	switch {
 	case errors.As(err, &ce):
 		return "see examples/agent/ferry-agent.toml for every setting"
+	case errors.Is(err, fs.ErrNotExist) && strings.Contains(err.Error(), "read config"):
+		return "give the configuration with --config FILE, or install one at /etc/ferry/agent.toml (examples/agent/ferry-agent.toml documents every setting)"
 	case errors.Is(err, agent.ErrDowngrade), errors.Is(err, agent.ErrSameVersion):
 		return "set allow_downgrade or allow_same_version under [policy] to permit it"
 	case errors.Is(err, bundle.ErrTruncated):
