@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-update/ferry/internal/display"
 )
 
 // The benchmarks build a stick image from one bundle and compare with dd
@@ -27,7 +29,7 @@ func benchBundle(b *testing.B) (string, int64) {
 	benchOnce.Do(func() {
 		size := int64(64 << 20)
 		if s := os.Getenv("FERRY_BENCH_MEDIA_SIZE"); s != "" {
-			if size, benchOnce.err = ParseSize(s); benchOnce.err != nil {
+			if size, benchOnce.err = display.ParseSize(s); benchOnce.err != nil {
 				return
 			}
 		}

@@ -298,24 +298,14 @@ func defaultName(src string) string {
 	return n
 }
 
-// parseSize reads sizes such as 4096, 64MiB or 2GiB.
+// parseSize reads --part-size with the same grammar as every other size
+// ferry takes; "auto" and zero are not part sizes.
 func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}}
-	mult := int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	n, err := display.ParseSize(s)
 	if err != nil || n <= 0 {
 		return 0, fmt.Errorf("size %q: want a positive number with an optional KiB, MiB or GiB", s)
 	}
-	return n * mult, nil
+	return n, nil
 }
 
 // sourceDateEpoch honours SOURCE_DATE_EPOCH for reproducible bundles.

@@ -83,7 +83,7 @@ refused unless --force.`,
 			if (out == "") == (device == "") {
 				return cliexit.UsageError{Err: errors.New("want one of --out IMAGE and --device DEVICE")}
 			}
-			sz, err := media.ParseSize(size)
+			sz, err := display.ParseSize(size)
 			if err != nil {
 				return cliexit.UsageError{Err: err}
 			}

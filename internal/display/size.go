@@ -1,4 +1,4 @@
-package media
+package display
 
 import (
 	"fmt"
@@ -6,8 +6,8 @@ import (
 	"strings"
 )
 
-// ParseSize reads an image size: "auto" (0: as small as the content
-// allows, with headroom), or a number of bytes with an optional unit: B,
+// ParseSize reads a size given by a person: "auto" or "" (0: the caller's
+// default), or a number of bytes with an optional unit: B,
 // KiB, MiB, GiB, TiB (K, M, G, T and KB, MB, GB, TB are read as the same
 // powers of 1024, as disk sizes usually are).
 func ParseSize(s string) (int64, error) {
