@@ -41,15 +41,7 @@ func (o *signOptions) addFlags(cmd *cobra.Command, keyHelp string) {
 // load reads every key before anything is written, so a wrong passphrase
 // fails fast.
 func (o *signOptions) load(s *streams) ([]*verify.Signer, error) {
-	var signers []*verify.Signer
-	for _, k := range o.keys {
-		sg, err := s.loadSigner(k, o.signer)
-		if err != nil {
-			return nil, err
-		}
-		signers = append(signers, sg)
-	}
-	return signers, nil
+	return s.loadSigners(o.keys, o.signer)
 }
 
 func (o *signOptions) sign(signers []*verify.Signer, d digest.Digest, name string) ([]bundle.Signature, error) {

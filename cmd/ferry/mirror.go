@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto"
 	"errors"
 	"fmt"
 	"net"
@@ -415,20 +414,6 @@ func runServe(ctx context.Context, s *streams, st *mirror.Store, o serveOptions)
 		defer cancel()
 		return srv.Shutdown(shutdown)
 	}
-}
-
-// loadPrivateKey reads a private key, asking for its passphrase as
-// loadSigner does.
-func (s *streams) loadPrivateKey(path string) (crypto.Signer, error) {
-	pemBytes, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read key: %w", err)
-	}
-	k, err := verify.ParsePrivateKey(pemBytes, s.passphraseFunc(path, false))
-	if err != nil {
-		return nil, fmt.Errorf("key %s: %w", path, err)
-	}
-	return k, nil
 }
 
 func newMirrorRefreshCommand(s *streams) *cobra.Command {

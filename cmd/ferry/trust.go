@@ -141,18 +141,6 @@ func parseDays(s string) (time.Duration, error) {
 	return d, nil
 }
 
-func (s *streams) loadSigners(paths []string) ([]*verify.Signer, error) {
-	var signers []*verify.Signer
-	for _, p := range paths {
-		sg, err := s.loadSigner(p, "")
-		if err != nil {
-			return nil, err
-		}
-		signers = append(signers, sg)
-	}
-	return signers, nil
-}
-
 // loadKeyFile reads a public key, or the public half of a private key; for
 // a private key it also returns a signer.
 func (s *streams) loadKeyFile(path string) (*verify.PublicKey, *verify.Signer, error) {
@@ -246,7 +234,7 @@ signatures). Root keys held elsewhere are given as .pub and sign later with
 				return err
 			}
 			signed := verify.NewRootSigned(expires)
-			signers, err := s.loadSigners(o.sign)
+			signers, err := s.loadSigners(o.sign, "")
 			if err != nil {
 				return err
 			}
@@ -342,7 +330,7 @@ func (s *streams) changeRoot(path string, o *trustWriteOptions, edit func(*verif
 	if err := edit(&signed); err != nil {
 		return err
 	}
-	signers, err := s.loadSigners(o.sign)
+	signers, err := s.loadSigners(o.sign, "")
 	if err != nil {
 		return err
 	}
@@ -531,7 +519,7 @@ it; otherwise check its own root role's threshold.`,
 			if err != nil {
 				return err
 			}
-			signers, err := s.loadSigners(sign)
+			signers, err := s.loadSigners(sign, "")
 			if err != nil {
 				return err
 			}

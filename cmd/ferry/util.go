@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,7 +60,9 @@ func (s *streams) passphraseFunc(path string, confirm bool) func() ([]byte, erro
 	})
 }
 
-func (s *streams) loadSigner(path, name string) (*verify.Signer, error) {
+// loadPrivateKey reads a private key, asking for its passphrase when it
+// is encrypted (FERRY_KEY_PASSPHRASE or the terminal).
+func (s *streams) loadPrivateKey(path string) (crypto.Signer, error) {
 	pemBytes, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read signing key: %w", err)
@@ -68,7 +71,29 @@ func (s *streams) loadSigner(path, name string) (*verify.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing key %s: %w", path, err)
 	}
+	return key, nil
+}
+
+func (s *streams) loadSigner(path, name string) (*verify.Signer, error) {
+	key, err := s.loadPrivateKey(path)
+	if err != nil {
+		return nil, err
+	}
 	return verify.NewSigner(key, name)
+}
+
+// loadSigners reads every key before anything is written, so a wrong
+// passphrase fails fast; name is recorded as the signer in signatures.
+func (s *streams) loadSigners(paths []string, name string) ([]*verify.Signer, error) {
+	var signers []*verify.Signer
+	for _, p := range paths {
+		sg, err := s.loadSigner(p, name)
+		if err != nil {
+			return nil, err
+		}
+		signers = append(signers, sg)
+	}
+	return signers, nil
 }
 
 func loadPublicKeys(paths []string) ([]*verify.PublicKey, error) {
