@@ -1,7 +1,7 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -62,60 +62,45 @@ into ferry/reports/ on the stick before the reboot.`,
 	return cmd
 }
 
-func newBootCheckCommand(s *streams, g *globalOptions) *cobra.Command {
+// newStepCommand builds the commands that move an update on trial one step
+// (boot-check, commit, rollback): no arguments, --json, one agent call.
+func newStepCommand(s *streams, g *globalOptions, use, short, long string, step func(*agent.Agent, context.Context) (*agent.Result, error)) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "boot-check",
-		Short: "At boot: health-check a new slot on trial, then commit or roll back and reboot",
-		Long: `Run at every boot (e.g. from a systemd unit after the system is up). When
+		Use:   use,
+		Short: short,
+		Long:  long,
+		Args:  args(0, "no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			return withAgent(s, g, func(ag *agent.Agent) error {
+				r, err := step(ag, c.Context())
+				return report(s, asJSON, r, err)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func newBootCheckCommand(s *streams, g *globalOptions) *cobra.Command {
+	return newStepCommand(s, g, "boot-check",
+		"At boot: health-check a new slot on trial, then commit or roll back and reboot",
+		`Run at every boot (e.g. from a systemd unit after the system is up). When
 the device runs an update on trial, run the health checks: commit when all
 pass, roll back and reboot into the old slot when one fails or times out.
 A fallback the bootloader already made (bootcount over bootlimit) is
 recorded. Otherwise there is nothing to do.`,
-		Args: args(0, "no arguments"),
-		RunE: func(c *cobra.Command, _ []string) error {
-			return withAgent(s, g, func(ag *agent.Agent) error {
-				r, err := ag.BootCheck(c.Context())
-				return report(s, asJSON, r, err)
-			})
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
-	return cmd
+		(*agent.Agent).BootCheck)
 }
 
 func newCommitCommand(s *streams, g *globalOptions) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "commit",
-		Short: "Make the update on trial permanent, without health checks",
-		Args:  args(0, "no arguments"),
-		RunE: func(_ *cobra.Command, _ []string) error {
-			return withAgent(s, g, func(ag *agent.Agent) error {
-				r, err := ag.Commit()
-				return report(s, asJSON, r, err)
-			})
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
-	return cmd
+	return newStepCommand(s, g, "commit", "Make the update on trial permanent, without health checks", "",
+		func(ag *agent.Agent, _ context.Context) (*agent.Result, error) { return ag.Commit() })
 }
 
 func newRollbackCommand(s *streams, g *globalOptions) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "rollback",
-		Short: "Abandon the update on trial: select the old slot again (and reboot into it)",
-		Args:  args(0, "no arguments"),
-		RunE: func(c *cobra.Command, _ []string) error {
-			return withAgent(s, g, func(ag *agent.Agent) error {
-				r, err := ag.Rollback(c.Context())
-				return report(s, asJSON, r, err)
-			})
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
-	return cmd
+	return newStepCommand(s, g, "rollback", "Abandon the update on trial: select the old slot again (and reboot into it)", "",
+		(*agent.Agent).Rollback)
 }
 
 func newStatusCommand(s *streams, g *globalOptions) *cobra.Command {
@@ -135,9 +120,7 @@ func newStatusCommand(s *streams, g *globalOptions) *cobra.Command {
 					if err != nil {
 						out.Error = err.Error()
 					}
-					enc := json.NewEncoder(s.out)
-					enc.SetIndent("", "  ")
-					return errors.Join(err, enc.Encode(out))
+					return errors.Join(err, writeJSON(s.out, out))
 				}
 				printStatus(s, st)
 				return err

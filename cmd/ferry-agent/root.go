@@ -126,10 +126,14 @@ func report(s *streams, asJSON bool, r *agent.Result, err error) error {
 		if err != nil {
 			out.Error = err.Error()
 		}
-		enc := json.NewEncoder(s.out)
-		enc.SetIndent("", "  ")
-		return errors.Join(err, enc.Encode(out))
+		return errors.Join(err, writeJSON(s.out, out))
 	}
 	fmt.Fprintln(s.out, r.Message)
 	return err
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
