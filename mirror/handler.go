@@ -61,16 +61,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var tufFileRE = regexp.MustCompile(`^(?:[1-9][0-9]{0,18}\.(?:root|snapshot|targets)|root|timestamp|snapshot|targets)\.json$`)
 
 func (h *Handler) serveTUF(w http.ResponseWriter, r *http.Request, name string) {
+	// Versioned files (N.root.json, N.targets.json, ...) never change.
+	immutable := name[0] >= '1' && name[0] <= '9'
+	serveJSONFile(w, r, "TUF metadata", name, tufFileRE.MatchString(name), h.store.tufPath(name), immutable)
+}
+
+// serveJSONFile answers GET and HEAD for one of the mirror's small JSON
+// files (TUF metadata, trust roots); ok says whether name is one it serves.
+func serveJSONFile(w http.ResponseWriter, r *http.Request, what, name string, ok bool, path string, immutable bool) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		jsonError(w, http.StatusMethodNotAllowed, "TUF metadata is read-only")
+		jsonError(w, http.StatusMethodNotAllowed, what+" is read-only")
 		return
 	}
-	if !tufFileRE.MatchString(name) {
-		jsonError(w, http.StatusNotFound, "no such TUF metadata file")
+	if !ok {
+		jsonError(w, http.StatusNotFound, "no such "+what+" file")
 		return
 	}
-	f, err := os.Open(h.store.tufPath(name))
+	f, err := os.Open(path)
 	if err != nil {
 		jsonError(w, http.StatusNotFound, name+" is not on this mirror")
 		return
@@ -78,8 +86,8 @@ func (h *Handler) serveTUF(w http.ResponseWriter, r *http.Request, name string) 
 	defer f.Close()
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
-	if name[0] >= '1' && name[0] <= '9' {
-		hdr.Set("Cache-Control", "max-age=31536000, immutable") // versioned: never changes
+	if immutable {
+		hdr.Set("Cache-Control", "max-age=31536000, immutable")
 	} else {
 		hdr.Set("Cache-Control", "no-cache")
 	}

@@ -134,22 +134,6 @@ func (s *Store) highestRoot() (int64, error) {
 }
 
 func (h *Handler) serveRoot(w http.ResponseWriter, r *http.Request, name string) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		jsonError(w, http.StatusMethodNotAllowed, "trust roots are read-only")
-		return
-	}
-	if !rootNameRE.MatchString(name) {
-		jsonError(w, http.StatusNotFound, "no such trust root")
-		return
-	}
-	f, err := os.Open(filepath.Join(h.store.dir, rootsDir, name))
-	if err != nil {
-		jsonError(w, http.StatusNotFound, name+" is not on this mirror")
-		return
-	}
-	defer f.Close()
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "max-age=31536000, immutable") // versioned: never changes
-	http.ServeContent(w, r, "", time.Time{}, f)
+	ok := rootNameRE.MatchString(name)
+	serveJSONFile(w, r, "trust root", name, ok, filepath.Join(h.store.dir, rootsDir, name), true)
 }
