@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferry-update/ferry/agent/bootenv"
 	"github.com/ferry-update/ferry/agent/module"
+	"github.com/ferry-update/ferry/internal/filelock"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -92,7 +93,7 @@ func Open(cfg *Config) (*Agent, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	if a.unlock, err = lockPath(filepath.Join(cfg.StateDir, lockFile)); err != nil {
+	if a.unlock, err = filelock.Lock(filepath.Join(cfg.StateDir, lockFile), 0o600); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
 	if cfg.Trust.Root != "" {
