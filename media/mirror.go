@@ -43,20 +43,27 @@ func syncInto(ctx context.Context, st *mirror.Store, img string, res *mirror.Syn
 		return err
 	}
 	var first error
-	for _, b := range bs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		r, err := addFromImage(ctx, st, m, b)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+	// One batch: the mirror's TUF metadata is signed once for the stick.
+	err = st.Batch(func(add func(string) (*mirror.AddResult, error)) error {
+		for _, b := range bs {
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-			res.Failed = append(res.Failed, mirror.Skipped{Source: img + ":" + orUnknown(b.Name) + ":" + orUnknown(b.Version), Reason: err.Error()})
-			first = cmp.Or(first, err)
-			continue
+			r, err := addFromImage(ctx, st.Dir(), add, m, b)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				res.Failed = append(res.Failed, mirror.Skipped{Source: img + ":" + orUnknown(b.Name) + ":" + orUnknown(b.Version), Reason: err.Error()})
+				first = cmp.Or(first, err)
+				continue
+			}
+			res.Bundles = append(res.Bundles, r)
 		}
-		res.Bundles = append(res.Bundles, r)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if len(res.Failed) > 0 {
 		return &mirror.SyncError{Failed: len(res.Failed), Total: len(bs), First: first}
@@ -68,7 +75,7 @@ func orUnknown(s string) string { return cmp.Or(s, "(unknown)") }
 
 // addFromImage copies bundle b out of the image into a temporary file and
 // adds that to the store.
-func addFromImage(ctx context.Context, st *mirror.Store, m *Image, b stick.Bundle) (*mirror.AddResult, error) {
+func addFromImage(ctx context.Context, dir string, add func(string) (*mirror.AddResult, error), m *Image, b stick.Bundle) (*mirror.AddResult, error) {
 	rc, err := m.Open(b)
 	if err != nil {
 		return nil, err
@@ -76,7 +83,7 @@ func addFromImage(ctx context.Context, st *mirror.Store, m *Image, b stick.Bundl
 	defer rc.Close()
 	stop := context.AfterFunc(ctx, func() { rc.Close() })
 	defer stop()
-	f, err := os.CreateTemp(st.Dir(), ".stick-*.ferry.tmp")
+	f, err := os.CreateTemp(dir, ".stick-*.ferry.tmp")
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +95,7 @@ func addFromImage(ctx context.Context, st *mirror.Store, m *Image, b stick.Bundl
 	if err != nil {
 		return nil, fmt.Errorf("copy %s %s off the stick: %w", b.Name, b.Version, err)
 	}
-	return st.Add(f.Name())
+	return add(f.Name())
 }
 
 // IngestResult says what IngestReports did.

@@ -310,14 +310,33 @@ type AddResult struct {
 // <name>:<version>, merging its signatures with any the store holds for
 // the same manifest.
 func (s *Store) Add(bundlePath string) (*AddResult, error) {
-	res, err := s.addFile(bundlePath)
-	if err != nil {
-		return nil, err
+	var res *AddResult
+	err := s.Batch(func(add func(string) (*AddResult, error)) error {
+		var err error
+		res, err = add(bundlePath)
+		return err
+	})
+	return res, err
+}
+
+// Batch runs fn, in which add works as Add does but leaves the TUF
+// metadata alone, and then publishes it once: adding many bundles signs
+// the metadata once, not once per bundle. It publishes also when fn fails
+// after adding some, so what is in the index is always listed.
+func (s *Store) Batch(fn func(add func(bundlePath string) (*AddResult, error)) error) error {
+	added := false
+	err := fn(func(p string) (*AddResult, error) {
+		r, err := s.addFile(p)
+		added = added || err == nil
+		return r, err
+	})
+	if !added {
+		return err
 	}
-	if _, err := s.Publish(); err != nil {
-		return res, fmt.Errorf("mirror add %s: the bundle is in the mirror, but %w (run 'ferry mirror refresh %s')", bundlePath, err, s.dir)
+	if _, perr := s.Publish(); perr != nil {
+		return errors.Join(err, fmt.Errorf("mirror add: the bundles are in the mirror, but %w (run 'ferry mirror refresh %s')", perr, s.dir))
 	}
-	return res, nil
+	return err
 }
 
 // addFile is Add without publishing the TUF metadata (Sync publishes once

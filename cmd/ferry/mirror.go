@@ -129,15 +129,21 @@ func newMirrorAddCommand(s *streams) *cobra.Command {
 				return err
 			}
 			var results []*mirror.AddResult
-			for _, f := range a[1:] {
-				r, err := st.Add(f)
-				if err != nil {
-					return err
+			err = st.Batch(func(add func(string) (*mirror.AddResult, error)) error {
+				for _, f := range a[1:] {
+					r, err := add(f)
+					if err != nil {
+						return err
+					}
+					results = append(results, r)
+					if !asJSON {
+						printAdded(s, r)
+					}
 				}
-				results = append(results, r)
-				if !asJSON {
-					printAdded(s, r)
-				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
 			if asJSON {
 				return writeJSON(s.out, results)
