@@ -45,6 +45,9 @@ var (
 	// ErrTimeout is wrapped by the error of a call that ran out of
 	// [Runner.Timeout].
 	ErrTimeout = errors.New("update module timed out")
+	// ErrNoModule is wrapped when the payload names a module that is not
+	// installed in the modules directory.
+	ErrNoModule = errors.New("no such update module")
 	// ErrUnsupported is returned where named pipes are not available.
 	ErrUnsupported = errors.New("update modules need named pipes: Linux, macOS or a BSD")
 )
@@ -140,7 +143,7 @@ func (r *Runner) findModule(name string) (string, error) {
 	p := filepath.Join(dir, name)
 	fi, err := os.Stat(p)
 	if errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("no update module %q in %s: install it there, or set the modules directory", name, dir)
+		return "", fmt.Errorf("no update module %q in %s: install it there, or set the modules directory: %w", name, dir, ErrNoModule)
 	}
 	if err != nil {
 		return "", fmt.Errorf("update module %q: %w", name, err)

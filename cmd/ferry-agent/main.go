@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferry-update/ferry/agent"
 	"github.com/ferry-update/ferry/agent/bootenv"
+	"github.com/ferry-update/ferry/agent/module"
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/cliexit"
 )
@@ -53,7 +54,7 @@ func hint(err error) string {
 		return "nothing was written; fix the slot configuration or the device"
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return "the registry speaks plain http: add --plain-http (or set plain_http under [source])"
-	case strings.Contains(err.Error(), "no update module"):
+	case errors.Is(err, module.ErrNoModule):
 		return "install the update module in the modules directory ([modules] dir) and try again"
 	}
 	return ""
