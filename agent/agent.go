@@ -25,6 +25,7 @@ type Agent struct {
 	keys    []*verify.PublicKey
 	root    *verify.Root // nil with [trust] keys
 	rootErr error        // why the last roots offered were not accepted
+	keptErr error        // why the kept root was refused at Open (*KeptRootError)
 	log     io.Writer
 	unlock  func()
 	now     func() time.Time

@@ -104,8 +104,9 @@ type SourceConfig struct {
 type TrustConfig struct {
 	// Root is the trust-root document the device was provisioned with
 	// (read-only, e.g. in the image). Newer roots the agent accepts are
-	// kept in the state directory (root.json) and win over it; its
-	// release role signs bundles.
+	// kept in the state directory (roots/N.root.json and root.json) and,
+	// once re-proved from it by the chain rule at each start, win over it;
+	// the release role of the root held signs bundles.
 	Root string `toml:"root"`
 	// Keys are PEM public key files.
 	Keys []string `toml:"keys"`

@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,8 +23,13 @@ import (
 )
 
 // rootFile is the trust root the agent accepted last, in the state
-// directory (verify/TRUST.md §9).
-const rootFile = "root.json"
+// directory (verify/TRUST.md §9); rootsDir holds every root it accepted
+// above the provisioned one, as N.root.json, so that the kept root can be
+// re-proved from the provisioned one at each start.
+const (
+	rootFile = "root.json"
+	rootsDir = "roots"
+)
 
 // TrustStatus is the trust root the agent judges bundles with.
 type TrustStatus struct {
@@ -34,11 +41,36 @@ type TrustStatus struct {
 	Keys      int `json:"keys"`
 	Threshold int `json:"threshold"`
 	Revoked   int `json:"revoked,omitempty"`
+	// KeptRootRefused says why the root kept in the state directory could
+	// not be re-proved from the provisioned one at this start, when it
+	// could not: the agent fell back to the highest root it could prove.
+	KeptRootRefused string `json:"keptRootRefused,omitempty"`
 }
 
-// loadRoot reads the provisioned root and the one kept in the state
-// directory, and trusts the higher version. A provisioned root newer than
-// the kept one (a re-provisioned device) is stored before it is used.
+// KeptRootError says that the trust roots kept in the state directory
+// could not be re-proved from the provisioned root by the chain rule
+// (TRUST.md §9): someone wrote them there, or the chain is damaged. The
+// agent falls back to Proven, the highest root it could prove.
+type KeptRootError struct {
+	Kept   int64 // the highest version kept
+	Proven int64 // the version the agent holds instead
+	Err    error // why the next version was refused
+}
+
+func (e *KeptRootError) Error() string {
+	return fmt.Sprintf("trust root v%d kept in the state directory is not proven from the provisioned root (%v): falling back to trust root v%d", e.Kept, e.Err, e.Proven)
+}
+
+func (e *KeptRootError) Unwrap() error { return e.Err }
+
+// loadRoot reads the provisioned root and re-proves the roots kept in the
+// state directory from it, version by version, by the chain rule
+// (verify.ProveRootChain); it holds the highest root proven. A kept root
+// that cannot be proven (written there by hand, or a chain broken in the
+// middle) is refused loudly and removed, and the agent falls back to the
+// highest root it could prove — the provisioned one when none. A
+// provisioned root newer than the kept ones (a re-provisioned device)
+// replaces them.
 func (a *Agent) loadRoot() error {
 	b, err := os.ReadFile(a.cfg.Trust.Root)
 	if err != nil {
@@ -54,23 +86,117 @@ func (a *Agent) loadRoot() error {
 	if err := prov.Verify(a.now()); err != nil && !(errors.As(err, &re) && re.Kind == verify.RootExpired) {
 		return fmt.Errorf("trust root %s: %w", a.cfg.Trust.Root, err)
 	}
-	a.root = prov
-	kept, err := os.ReadFile(a.path(rootFile))
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return fmt.Errorf("read trust root: %w", err)
-	default:
-		k, err := verify.ParseRoot(kept)
+	kept, highest, err := a.keptRoots()
+	if err != nil {
+		return err
+	}
+	var chain [][]byte
+	for v := prov.Version() + 1; kept[v] != nil; v++ {
+		chain = append(chain, kept[v])
+	}
+	proven, perr := verify.ProveRootChain(prov, chain)
+	if perr == nil && highest > proven.Version() {
+		perr = fmt.Errorf("trust root v%d is missing from the chain kept in %s", proven.Version()+1, a.path(rootsDir))
+	}
+	if perr != nil {
+		ke := &KeptRootError{Kept: highest, Proven: proven.Version(), Err: perr}
+		a.logf("WARNING: %v. Roots above v%d are discarded: apply them again (ferry-agent trust update N.root.json, a mirror or a stick).", ke, proven.Version())
+		a.keptErr, a.rootErr = ke, ke
+	}
+	a.root = proven
+	return a.storeChain(prov.Version(), chain[:proven.Version()-prov.Version()])
+}
+
+// keptRoots reads the roots kept in the state directory: rootsDir/N.root.json
+// and rootFile (which an agent before the chain was kept held alone). It
+// returns them by version, and the highest version among them (0: none).
+// A document that cannot be read as a root counts as a version nobody can
+// prove, so it is refused as the others are. Where rootFile and the chain
+// disagree on a version, the chain is used and rootFile is rewritten.
+func (a *Agent) keptRoots() (map[int64][]byte, int64, error) {
+	kept := map[int64][]byte{}
+	var highest int64
+	read := func(path string, v int64) (int64, []byte, error) {
+		b, err := verifyio.ReadFileLimited(path, verify.MaxRootSize)
 		if err != nil {
-			return fmt.Errorf("trust root %s: %w", a.path(rootFile), err)
+			return 0, nil, fmt.Errorf("read kept trust root: %w", err)
 		}
-		if k.Version() >= prov.Version() {
-			a.root = k
-			return nil
+		if r, err := verify.ParseRoot(b); err == nil {
+			v = r.Version()
+		}
+		if v == 0 {
+			v = math.MaxInt64 // unreadable: never proven
+		}
+		highest = max(highest, v)
+		return v, b, nil
+	}
+	ents, err := os.ReadDir(a.path(rootsDir))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, 0, fmt.Errorf("read kept trust roots: %w", err)
+	}
+	for _, e := range ents {
+		if n, ok := RootFileVersion(e.Name()); ok {
+			v, b, err := read(filepath.Join(a.path(rootsDir), e.Name()), n)
+			if err != nil {
+				return nil, 0, err
+			}
+			kept[v] = b
 		}
 	}
-	return a.storeRoot(prov)
+	if _, err := os.Stat(a.path(rootFile)); err == nil {
+		v, b, err := read(a.path(rootFile), 0)
+		if err != nil {
+			return nil, 0, err
+		}
+		if c, ok := kept[v]; !ok {
+			kept[v] = b
+		} else if !bytes.Equal(c, b) {
+			a.logf("WARNING: %s differs from %s/%d.root.json: only the chain is used", a.path(rootFile), a.path(rootsDir), v)
+		}
+	}
+	return kept, highest, nil
+}
+
+// storeChain makes the state directory hold exactly the proven chain:
+// rootsDir/N.root.json for each root above the provisioned version p, and
+// the last (or the provisioned root) as rootFile. Kept files beyond it
+// are removed.
+func (a *Agent) storeChain(p int64, chain [][]byte) error {
+	for i, doc := range chain {
+		if err := a.storeChainRoot(p+int64(i)+1, doc); err != nil {
+			return err
+		}
+	}
+	ents, err := os.ReadDir(a.path(rootsDir))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read kept trust roots: %w", err)
+	}
+	for _, e := range ents {
+		if v, ok := RootFileVersion(e.Name()); !ok || v <= p || v > p+int64(len(chain)) {
+			if err := os.Remove(filepath.Join(a.path(rootsDir), e.Name())); err != nil {
+				return fmt.Errorf("remove unproven trust root: %w", err)
+			}
+		}
+	}
+	if cur, err := os.ReadFile(a.path(rootFile)); err != nil || !bytes.Equal(cur, a.root.Bytes()) {
+		return a.storeRoot(a.root)
+	}
+	return nil
+}
+
+// storeChainRoot keeps doc, root version v, in rootsDir unless it is there.
+func (a *Agent) storeChainRoot(v int64, doc []byte) error {
+	path := filepath.Join(a.path(rootsDir), strconv.FormatInt(v, 10)+".root.json")
+	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, doc) {
+		return nil
+	}
+	if err := os.MkdirAll(a.path(rootsDir), 0o700); err != nil {
+		return fmt.Errorf("store trust root v%d: %w", v, err)
+	}
+	if err := atomicfile.WriteFile(path, doc, 0o600); err != nil {
+		return fmt.Errorf("store trust root v%d: %w", v, err)
+	}
+	return nil
 }
 
 // storeRoot makes r durable in the state directory (TRUST.md §9: stored
@@ -137,6 +263,11 @@ func (a *Agent) ApplyRoots(docs [][]byte) (*verify.Root, error) {
 		a.rootErr = err
 		a.logf("warning: keeping trust root v%d: %v", a.root.Version(), err)
 		return a.root, err
+	}
+	for _, c := range chain {
+		if err := a.storeChainRoot(c.v, c.data); err != nil {
+			return a.root, err
+		}
 	}
 	if err := a.storeRoot(next); err != nil {
 		return a.root, err
@@ -279,6 +410,9 @@ func (a *Agent) trustStatus() *TrustStatus {
 		return &TrustStatus{Keys: len(a.keys), Threshold: a.cfg.Trust.Threshold}
 	}
 	s := &TrustStatus{RootVersion: a.root.Version(), RootExpires: a.root.Expires(), Revoked: len(a.root.Signed().Revoked)}
+	if a.keptErr != nil {
+		s.KeptRootRefused = a.keptErr.Error()
+	}
 	if rl, ok := a.root.Signed().Roles[verify.RoleRelease]; ok {
 		s.Keys, s.Threshold = len(rl.KeyIDs), rl.Threshold
 	}

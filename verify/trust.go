@@ -580,6 +580,30 @@ func UpdateRootChain(trusted *Root, chain [][]byte, now time.Time) (*Root, error
 	return cur, nil
 }
 
+// ProveRootChain re-proves roots a device kept: it applies the chain rule
+// (UpdateRoot without the expiry check) to each root of chain in turn,
+// starting from trusted, and returns the last root proven — trusted itself
+// when the first fails. Expiry is not checked, not even for the last root:
+// a kept root that has since expired is still the one the device holds
+// (it refuses bundles until a newer root comes, TRUST.md §8). On error,
+// the returned root is the highest proven one and the *RootError's Step
+// says which root of chain failed.
+func ProveRootChain(trusted *Root, chain [][]byte) (*Root, error) {
+	cur := trusted
+	for i, next := range chain {
+		n, err := nextRoot(cur, next)
+		if err != nil {
+			var re *RootError
+			if errors.As(err, &re) {
+				re.Step = i + 1
+			}
+			return cur, err
+		}
+		cur = n
+	}
+	return cur, nil
+}
+
 // nextRoot is UpdateRoot without the expiry check.
 func nextRoot(trusted *Root, data []byte) (*Root, error) {
 	n, err := ParseRoot(data)

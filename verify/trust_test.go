@@ -481,3 +481,47 @@ func exampleKey(t *testing.T, name string) *verify.Signer {
 	must(t, err)
 	return s
 }
+
+// TestProveRootChain: a device re-proves the roots it kept from the one it
+// was provisioned with; it ends on the highest root proven, expired or not.
+func TestProveRootChain(t *testing.T) {
+	k := newTrustKeys(t)
+	v1 := k.firstRoot(t)
+	expired := func(s *verify.RootSigned) { s.SetExpires(now.Add(-time.Hour)) }
+	v2 := next(t, v1, expired, k.a)
+	v3 := next(t, v2, expired, k.a)
+	forged3 := next(t, v2, nil, k.stranger)
+	unsigned4 := next(t, v3, nil)
+	tests := []struct {
+		name    string
+		chain   [][]byte
+		version int64 // the root proven
+		step    int   // of the root refused; 0: all proven
+		kind    verify.RootErrorKind
+	}{
+		{"nothing kept", nil, 1, 0, ""},
+		{"expired last root is still proven", [][]byte{v2.Bytes(), v3.Bytes()}, 3, 0, ""},
+		{"unsigned higher version", [][]byte{next(t, v1, nil).Bytes()}, 1, 1, verify.RootBelowThreshold},
+		{"chain broken in the middle", [][]byte{v2.Bytes(), forged3.Bytes(), next(t, forged3, nil, k.stranger).Bytes()}, 2, 2, verify.RootBelowThreshold},
+		{"unsigned last root", [][]byte{v2.Bytes(), v3.Bytes(), unsigned4.Bytes()}, 3, 3, verify.RootBelowThreshold},
+		{"a gap", [][]byte{v3.Bytes()}, 1, 1, verify.RootVersionSkip},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := verify.ProveRootChain(v1, tt.chain)
+			if got == nil || got.Version() != tt.version {
+				t.Fatalf("proved %v, want v%d (error %v)", got, tt.version, err)
+			}
+			if tt.step == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var re *verify.RootError
+			if !errors.As(err, &re) || re.Step != tt.step || re.Kind != tt.kind {
+				t.Fatalf("error %v, want a %s *RootError at step %d", err, tt.kind, tt.step)
+			}
+		})
+	}
+}

@@ -36,6 +36,7 @@ func TestMain(m *testing.M) {
 		"ferry-agent": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, crashFaults)) },
 		"mkkey":       func() { os.Exit(toolMain(mkkey)) },
 		"mkbundle":    func() { os.Exit(toolMain(mkbundle)) },
+		"mkroot":      func() { os.Exit(toolMain(mkroot)) },
 	})
 }
 
@@ -230,4 +231,59 @@ func corruptLastPayload(path string) error {
 	end := int64(len(b)) - 1024 - (512-size%512)%512
 	b[end-size/2] ^= 0xff
 	return os.WriteFile(path, b, 0o644)
+}
+
+// mkroot writes a trust root with any version, whose root and release
+// roles are the given keys, signed by the -sign keys (none: unsigned), as
+// an attacker could hand-write one; it does not follow any chain:
+//
+//	mkroot -o OUT -version N -root K.pub -release K.pub [-sign K.key]... [-expires DUR]
+func mkroot(args []string) error {
+	fs := flag.NewFlagSet("mkroot", flag.ContinueOnError)
+	var signKeys listFlag
+	out := fs.String("o", "", "output root")
+	version := fs.Int64("version", 1, "root version")
+	rootKey := fs.String("root", "", "root role key (.pub)")
+	releaseKey := fs.String("release", "", "release role key (.pub)")
+	expires := fs.Duration("expires", 24*time.Hour, "validity from now")
+	fs.Var(&signKeys, "sign", "signing key (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	s := verify.NewRootSigned(time.Now().Add(*expires))
+	s.Version = *version
+	for _, k := range []struct{ role, path string }{{verify.RoleRoot, *rootKey}, {verify.RoleRelease, *releaseKey}} {
+		b, err := os.ReadFile(k.path)
+		if err != nil {
+			return err
+		}
+		pub, err := verify.ParsePublicKey(b)
+		if err != nil {
+			return err
+		}
+		if err := s.AddKey(k.role, pub); err != nil {
+			return err
+		}
+	}
+	var signers []*verify.Signer
+	for _, k := range signKeys {
+		b, err := os.ReadFile(k)
+		if err != nil {
+			return err
+		}
+		key, err := verify.ParsePrivateKey(b, nil)
+		if err != nil {
+			return err
+		}
+		sg, err := verify.NewSigner(key, k)
+		if err != nil {
+			return err
+		}
+		signers = append(signers, sg)
+	}
+	r, err := verify.SignRoot(s, signers...)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(*out, r.Bytes(), 0o644)
 }
