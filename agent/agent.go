@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/ferry-update/ferry/agent/bootenv"
 	"github.com/ferry-update/ferry/agent/module"
 	"github.com/ferry-update/ferry/internal/filelock"
+	"github.com/ferry-update/ferry/internal/nethttp"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -29,6 +31,7 @@ type Agent struct {
 	log     io.Writer
 	unlock  func()
 	now     func() time.Time
+	http    *http.Client // made on first use by httpClient
 
 	j *Journal // nil before the first install
 }
@@ -134,6 +137,19 @@ func openStore(c BootConfig) (bootenv.Store, error) {
 		return &bootenv.FileEnv{Path: c.Path}, nil
 	}
 	return nil, fmt.Errorf("boot backend %q: want uboot, grub or file", c.Backend)
+}
+
+// httpClient returns c, or when it is nil a client bounded by the
+// configuration's [network] timeouts. No request of the agent goes out
+// without them.
+func (a *Agent) httpClient(c *http.Client) *http.Client {
+	if c != nil {
+		return c
+	}
+	if a.http == nil {
+		a.http = nethttp.NewClient(a.cfg.Network.Timeouts())
+	}
+	return a.http
 }
 
 func (a *Agent) path(name string) string { return filepath.Join(a.cfg.StateDir, name) }

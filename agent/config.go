@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-update/ferry/agent/bootenv"
 	"github.com/ferry-update/ferry/agent/module"
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/nethttp"
 )
 
 // DefaultConfigPath is where ferry-agent looks for its configuration.
@@ -62,6 +63,8 @@ type Config struct {
 	Mirror MirrorConfig `toml:"mirror"`
 	// Stick says where ferry-agent run looks for a USB stick.
 	Stick StickConfig `toml:"stick"`
+	// Network bounds every network call the agent makes.
+	Network NetworkConfig `toml:"network"`
 
 	// BootedSlot, when set ("a" or "b"), overrides how the agent finds
 	// the slot the device booted (see doc.go, "Which slot is booted").
@@ -139,6 +142,33 @@ type StickConfig struct {
 	// Label is the stick's filesystem label (e.g. FERRY), found mounted
 	// through /dev/disk/by-label and /proc/self/mountinfo.
 	Label string `toml:"label"`
+	// PollInterval is how often ferry-agent run looks for a stick, also
+	// while it polls the mirror or waits for the next poll (default 2s).
+	PollInterval Duration `toml:"poll_interval"`
+}
+
+// DefaultStickPollInterval is the default of [stick] poll_interval.
+const DefaultStickPollInterval = 2 * time.Second
+
+// NetworkConfig bounds each stage of every network request (mirror
+// polls, trust roots, check-ins, downloads); see package
+// internal/nethttp. There is no limit on a whole transfer: a download
+// that keeps moving over a slow link goes on.
+type NetworkConfig struct {
+	// ConnectTimeout bounds a TCP connection (default 30s).
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	// TLSTimeout bounds a TLS handshake (default 30s).
+	TLSTimeout Duration `toml:"tls_timeout"`
+	// ResponseTimeout bounds the wait for a response header (default 60s).
+	ResponseTimeout Duration `toml:"response_timeout"`
+	// IdleTimeout bounds each wait for more of a response body (default
+	// 60s); a download that stalls this long is resumed or fails.
+	IdleTimeout Duration `toml:"idle_timeout"`
+}
+
+// Timeouts returns the timeouts for nethttp.NewClient.
+func (n NetworkConfig) Timeouts() nethttp.Timeouts {
+	return nethttp.Timeouts{Connect: n.ConnectTimeout.Duration, TLS: n.TLSTimeout.Duration, Response: n.ResponseTimeout.Duration, Idle: n.IdleTimeout.Duration}
 }
 
 // Defaults of [mirror].
@@ -339,6 +369,9 @@ func (c *Config) check() (toml.Key, error) {
 		if c.Mirror.TUFRoot == "" {
 			return toml.Key{"mirror", "tuf_root"}, errors.New("required with url: the mirror's TUF root.json this device trusts")
 		}
+	}
+	if c.Stick.PollInterval.Duration == 0 {
+		c.Stick.PollInterval.Duration = DefaultStickPollInterval
 	}
 	if c.Mirror.Interval.Duration == 0 {
 		c.Mirror.Interval.Duration = DefaultMirrorInterval

@@ -42,7 +42,7 @@ func (a *Agent) CheckMirror(ctx context.Context, client *http.Client) (*tufclien
 	if a.cfg.Mirror.URL == "" {
 		return nil, errors.New("no mirror configured ([mirror] url)")
 	}
-	c := &tufclient.Client{HTTP: client, UserAgent: "ferry-agent"}
+	c := &tufclient.Client{HTTP: a.httpClient(client), UserAgent: "ferry-agent"}
 	return c.Check(ctx, a.cfg.Mirror.URL, a.cfg.Mirror.TUFRoot, a.path(tufStateDir), a.now())
 }
 
@@ -53,25 +53,40 @@ func (a *Agent) CheckMirror(ctx context.Context, client *http.Client) (*tufclien
 // the device is up to date. The reboot an A/B install needs is left to the
 // caller (InstallOptions.DeferReboot).
 func (a *Agent) UpdateFromMirror(ctx context.Context, client *http.Client) (*Result, error) {
-	tg, err := a.CheckMirror(ctx, client)
+	return a.updateFromMirror(ctx, ctx, client)
+}
+
+// updateFromMirror is UpdateFromMirror with one context for the poll
+// (the metadata check, which a stick put in may cut short) and another
+// for the install that follows, which nothing but ctx stops.
+func (a *Agent) updateFromMirror(pollCtx, ctx context.Context, client *http.Client) (*Result, error) {
+	tg, err := a.CheckMirror(pollCtx, client)
 	if err != nil {
 		return nil, err
 	}
 	t, ok := tg.Newest(a.cfg.DeviceType, a.cfg.Mirror.Bundle, a.installedVersion())
 	if !ok {
+		a.logf("mirror %s: %s (checked %d bundles)", a.cfg.Mirror.URL, a.upToDate(), len(tg.All()))
 		return nil, nil
 	}
 	ref := t.Reference(tg.Host)
 	a.logf("mirror lists %s %s for %s: installing %s", t.Name, t.Version, a.cfg.DeviceType, ref)
-	if client == nil {
-		client = http.DefaultClient
-	}
-	src, err := ociclient.Open(ctx, ref, ociclient.Options{Client: client, PlainHTTP: strings.HasPrefix(a.cfg.Mirror.URL, "http://"), UserAgent: "ferry-agent"})
+	src, err := ociclient.Open(ctx, ref, ociclient.Options{Client: a.httpClient(client), PlainHTTP: strings.HasPrefix(a.cfg.Mirror.URL, "http://"), UserAgent: "ferry-agent"})
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
 	defer src.Close()
 	return a.InstallWith(ctx, src, ref, InstallOptions{Listed: tg, DeferReboot: true})
+}
+
+// upToDate says why nothing is installed: "nothing newer than NAME
+// VERSION", or that nothing fits the device type.
+func (a *Agent) upToDate() string {
+	in, err := a.installed()
+	if err != nil || in == nil {
+		return "no bundle for device type " + a.cfg.DeviceType
+	}
+	return fmt.Sprintf("nothing newer than %s %s", in.Bundle, in.Version)
 }
 
 // CheckIn tells the mirror what the device runs and how the last install
@@ -96,7 +111,7 @@ func (a *Agent) CheckIn(ctx context.Context, client *http.Client, installErr err
 		}
 		r.Error = msg
 	}
-	return checkin.Post(ctx, client, a.cfg.Mirror.URL, r)
+	return checkin.Post(ctx, a.httpClient(client), a.cfg.Mirror.URL, r)
 }
 
 // stickRoots returns the trust roots a stick offers: N.root.json files in
@@ -207,12 +222,16 @@ func IsStickDir(dir string) bool {
 
 // Runner is ferry-agent run: it installs from a stick when one is
 // plugged in, else polls the mirror at the configured interval with
-// jitter, backing off when the mirror cannot be reached. The agent is
-// opened for each attempt only, so other ferry-agent commands can run in
-// between.
+// jitter, backing off when the mirror cannot be reached. It looks for a
+// stick every [stick] poll_interval all the while, also during a mirror
+// poll: a stick put in cuts a poll in progress short (not an install
+// that has begun, which runs to its end, every network stage bounded by
+// [network]) and is installed from at once. The agent is opened for each
+// attempt only, so other ferry-agent commands can run in between.
 type Runner struct {
 	Config *Config
-	// Client sends the mirror requests; nil means http.DefaultClient.
+	// Client sends the mirror requests; nil means a client bounded by
+	// the [network] timeouts.
 	Client *http.Client
 	// Sleep waits d or until ctx ends; nil means a timer. Tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -235,19 +254,37 @@ type Outcome struct {
 	Report *stick.Report
 	// Rebooting: the reboot command ran; the loop stops.
 	Rebooting bool
+	// Preempted: a stick was put in during the mirror poll, which was cut
+	// short; Stick is that stick, to install from next.
+	Preempted bool
+	Stick     *stick.Stick
 }
+
+// errStickInserted is the cause a mirror poll is cancelled with when a
+// stick is put in.
+var errStickInserted = errors.New("a stick was put in")
 
 // Run loops until ctx ends or an install reboots the device.
 func (r *Runner) Run(ctx context.Context) error {
+	var next *stick.Stick
 	for {
-		out, err := r.Once(ctx)
+		var out Outcome
+		var err error
+		if next != nil {
+			out, err = r.fromStick(ctx, next)
+		} else {
+			out, err = r.Once(ctx)
+		}
 		if err != nil {
 			r.logf("%v", err)
 		}
 		if out.Rebooting {
 			return nil
 		}
-		if err := r.sleep(ctx, r.Wait()); err != nil {
+		if next = out.Stick; next != nil {
+			continue // preempted by a stick: install from it now
+		}
+		if next, err = r.wait(ctx, r.Wait()); err != nil {
 			return nil
 		}
 	}
@@ -271,6 +308,32 @@ func (r *Runner) sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// wait waits d, looking for a stick every poll interval meanwhile; it
+// returns early with a stick that has something new.
+func (r *Runner) wait(ctx context.Context, d time.Duration) (*stick.Stick, error) {
+	if !r.watchesSticks() {
+		return nil, r.sleep(ctx, d)
+	}
+	for d > 0 {
+		step := min(d, r.pollInterval())
+		if err := r.sleep(ctx, step); err != nil {
+			return nil, err
+		}
+		d -= step
+		if s := r.newStick(false); s != nil {
+			return s, nil
+		}
+	}
+	return nil, nil
+}
+
+func (r *Runner) pollInterval() time.Duration {
+	if d := r.Config.Stick.PollInterval.Duration; d > 0 {
+		return d
+	}
+	return DefaultStickPollInterval
 }
 
 // Wait is how long to wait before the next step: the interval, doubled
@@ -300,35 +363,100 @@ func (r *Runner) Wait() time.Duration {
 // Failures is the number of consecutive failed mirror polls.
 func (r *Runner) Failures() int { return r.failures }
 
-// Once makes one step: a stick that is plugged in and has something new
-// for the device, else one poll of the mirror.
-func (r *Runner) Once(ctx context.Context) (Outcome, error) {
+func (r *Runner) watchesSticks() bool {
 	c := r.Config
-	if len(c.Stick.MountPoints) > 0 || c.Stick.Label != "" || r.FindStick != nil {
-		find := r.FindStick
-		if find == nil {
-			find = func() (*stick.Stick, error) { return stick.Find(c.Stick.MountPoints, c.Stick.Label) }
-		}
-		s, err := find()
-		switch {
-		case err == nil:
-			if key := r.stickKey(s); !r.seen[key] {
-				if r.seen == nil {
-					r.seen = map[string]bool{}
-				}
-				r.seen[key] = true
-				return r.fromStick(ctx, s)
+	return len(c.Stick.MountPoints) > 0 || c.Stick.Label != "" || r.FindStick != nil
+}
+
+// newStick returns a plugged-in stick that offers something not handled
+// yet, and marks it handled; nil when there is none. It says why there
+// is none when tell is set.
+func (r *Runner) newStick(tell bool) *stick.Stick {
+	find := r.FindStick
+	if find == nil {
+		c := r.Config
+		find = func() (*stick.Stick, error) { return stick.Find(c.Stick.MountPoints, c.Stick.Label) }
+	}
+	s, err := find()
+	switch {
+	case err == nil:
+		key := r.stickKey(s)
+		if r.seen[key] {
+			if tell {
+				r.logf("stick at %s: already handled; take it out and put it in again to retry", s.Root)
 			}
-		case errors.Is(err, stick.ErrNotFound):
-			r.seen = nil // the stick is gone: a stick put in again is looked at again
-		default:
+			return nil
+		}
+		if r.seen == nil {
+			r.seen = map[string]bool{}
+		}
+		r.seen[key] = true
+		return s
+	case errors.Is(err, stick.ErrNotFound):
+		r.seen = nil // the stick is gone: a stick put in again is looked at again
+		if tell {
+			r.logf("no stick: %v", err)
+		}
+	default:
+		if tell {
 			r.logf("stick: %v", err)
 		}
 	}
-	if c.Mirror.URL == "" {
+	return nil
+}
+
+// Once makes one step: a stick that is plugged in and has something new
+// for the device, else one poll of the mirror, during which it keeps
+// looking for a stick: one put in cuts the poll short and is returned in
+// Outcome.Stick.
+func (r *Runner) Once(ctx context.Context) (Outcome, error) {
+	watch := r.watchesSticks()
+	if watch {
+		if s := r.newStick(true); s != nil {
+			return r.fromStick(ctx, s)
+		}
+	}
+	if r.Config.Mirror.URL == "" {
 		return Outcome{}, nil
 	}
-	return r.fromMirror(ctx)
+	if !watch {
+		return r.fromMirror(ctx, ctx)
+	}
+	pollCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	found := make(chan *stick.Stick, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(found)
+		for {
+			if r.sleep(pollCtx, r.pollInterval()) != nil {
+				return
+			}
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if s := r.newStick(false); s != nil {
+				found <- s
+				cancel(errStickInserted)
+				return
+			}
+		}
+	}()
+	out, err := r.fromMirror(pollCtx, ctx)
+	close(done)
+	cancel(nil)
+	s := <-found // the watcher has ended: r.seen is ours again
+	if s != nil {
+		out.Stick = s
+		if errors.Is(context.Cause(pollCtx), errStickInserted) && out.Result == nil {
+			out.Preempted = true
+			r.logf("stick found at %s: mirror poll stopped", s.Root)
+			return out, nil
+		}
+	}
+	return out, err
 }
 
 // stickKey names what a stick offers: its mount point and best bundle.
@@ -366,23 +494,31 @@ func (r *Runner) fromStick(ctx context.Context, s *stick.Stick) (Outcome, error)
 	return out, err
 }
 
-func (r *Runner) fromMirror(ctx context.Context) (Outcome, error) {
+// fromMirror polls the mirror: pollCtx bounds the poll (trust roots and
+// metadata), ctx the install that follows and the check-in.
+func (r *Runner) fromMirror(pollCtx, ctx context.Context) (Outcome, error) {
 	out := Outcome{Source: "mirror"}
 	a, err := Open(r.Config)
 	if err != nil {
 		return out, err
 	}
 	defer a.Close()
+	if r.Client == nil {
+		r.Client = a.httpClient(nil) // one client, its connections reused, across polls
+	}
 	// Roots first (TRUST.md §10): a bundle signed after a rotation is
 	// judged by the root that introduces its keys.
 	// A root that fails the chain rule is logged by ApplyRoots and told
 	// with a refusal; only a failed fetch is logged here.
 	var rootErr *verify.RootError
-	if _, rerr := a.ApplyMirrorRoots(ctx, r.Client); rerr != nil && !errors.As(rerr, &rootErr) {
+	if _, rerr := a.ApplyMirrorRoots(pollCtx, r.Client); rerr != nil && !errors.As(rerr, &rootErr) && pollCtx.Err() == nil {
 		r.logf("warning: trust roots from the mirror: %v", rerr)
 	}
-	res, err := a.UpdateFromMirror(ctx, r.Client)
+	res, err := a.updateFromMirror(pollCtx, ctx, r.Client)
 	out.Result = res
+	if res == nil && errors.Is(context.Cause(pollCtx), errStickInserted) {
+		return out, nil // cut short: neither a failure nor worth a check-in
+	}
 	var te *tufclient.Error
 	var re *RefusedError
 	switch {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-update/ferry/internal/nethttp"
 	"github.com/ferry-update/ferry/mirror/ociclient"
 )
 
@@ -20,7 +21,7 @@ type SourceOptions struct {
 	// PlainHTTP fetches oci:// references over http:// instead of https://.
 	PlainHTTP bool
 	// Client sends the requests of http(s) and oci:// sources; nil means
-	// http.DefaultClient.
+	// a client with the default timeouts of internal/nethttp.
 	Client *http.Client
 }
 
@@ -32,7 +33,7 @@ type SourceOptions struct {
 func OpenSource(ctx context.Context, src string, stdin io.Reader, opts SourceOptions) (io.ReadCloser, error) {
 	client := opts.Client
 	if client == nil {
-		client = http.DefaultClient
+		client = nethttp.NewClient(nethttp.Timeouts{})
 	}
 	switch {
 	case src == "-":
@@ -52,7 +53,7 @@ func OpenSource(ctx context.Context, src string, stdin io.Reader, opts SourceOpt
 // OpenSource opens a bundle source as the package function does, with the
 // configuration's [source] settings.
 func (a *Agent) OpenSource(ctx context.Context, src string, stdin io.Reader) (io.ReadCloser, error) {
-	return OpenSource(ctx, src, stdin, SourceOptions{PlainHTTP: a.cfg.Source.PlainHTTP})
+	return OpenSource(ctx, src, stdin, SourceOptions{PlainHTTP: a.cfg.Source.PlainHTTP, Client: a.httpClient(nil)})
 }
 
 // HTTPReader streams a URL and, when the connection drops, reconnects with

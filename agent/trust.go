@@ -315,9 +315,7 @@ func (a *Agent) ApplyMirrorRoots(ctx context.Context, client *http.Client) (*ver
 	if a.root == nil || a.cfg.Mirror.URL == "" {
 		return a.root, nil
 	}
-	if client == nil {
-		client = http.DefaultClient
-	}
+	client = a.httpClient(client)
 	base, err := url.Parse(strings.TrimSuffix(a.cfg.Mirror.URL, "/"))
 	if err != nil {
 		return a.root, fmt.Errorf("mirror URL %q: %w", a.cfg.Mirror.URL, err)

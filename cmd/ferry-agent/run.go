@@ -27,7 +27,12 @@ metadata against [mirror] tuf_root (expired or replayed metadata is
 refused), install the newest listed bundle above the installed version,
 pulled by the digest the metadata gives, and check in with the result. A
 mirror that cannot be reached is polled at 2, 4, ... up to 10 intervals.
-After an install that needs a reboot, the reboot command runs and run
+A stick is looked for every [stick] poll_interval (default 2s) all the
+while: one put in during a mirror poll cuts the poll short. Every network
+request is bounded stage by stage ([network]: connect, TLS handshake,
+response header, and a stalled body), never as a whole, so a long
+download over a slow link still finishes. When nothing is new, run says
+what it checked. After an install that needs a reboot, the reboot command runs and run
 stops; boot-check finishes the install at the next boot.`,
 		Args: args(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
