@@ -158,3 +158,34 @@ func TestRunnerStickPreemptsHungMirror(t *testing.T) {
 		t.Errorf("reboots %q", got)
 	}
 }
+
+// When nothing is new, run says what it checked: the mirror, the
+// installed version, how many bundles it listed, and that no stick is in.
+func TestRunnerSaysWhatItChecked(t *testing.T) {
+	e := newTrustEnv(t)
+	e.cfg.DeviceID = "gw-0010"
+	b := e.bundle(bundleSpec{version: "1.4.0", rootfs: "v1.4"})
+	if err := e.install(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.bootCheck(); err != nil {
+		t.Fatal(err)
+	}
+	_, mc := mirrorFor(t, b, e.bundle(bundleSpec{version: "1.3.0", rootfs: "old"}), e.bundle(bundleSpec{version: "9.0.0", rootfs: "x", deviceTypes: []string{"other-board"}}))
+	e.cfg.Mirror = mc
+	e.cfg.Stick.MountPoints = []string{t.TempDir()}
+	log := &syncBuffer{}
+	e.cfg.Log = log
+	out, err := (&Runner{Config: e.cfg}).Once(context.Background())
+	if err != nil || out.Result != nil {
+		t.Fatalf("outcome %+v, %v", out, err)
+	}
+	for _, want := range []string{
+		"no stick: no ferry stick found at " + e.cfg.Stick.MountPoints[0],
+		"mirror " + mc.URL + ": nothing newer than sim-os 1.4.0 (checked 3 bundles)",
+	} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
