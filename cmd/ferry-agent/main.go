@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-update/ferry/agent/module"
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/cliexit"
+	"github.com/ferry-update/ferry/verify"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, nil)) }
@@ -37,7 +38,10 @@ func refused(err error) bool {
 
 func hint(err error) string {
 	var ce *agent.ConfigError
+	var re *verify.RootError
 	switch {
+	case errors.As(err, &re) && re.Kind == verify.RootExpired:
+		return "the device's trust root has expired: renew it where the root keys are (ferry trust renew ROOT --sign KEY) and give the device the new version (ferry-agent trust update N.root.json, a mirror or a stick)"
 	case errors.As(err, &ce):
 		return "see examples/agent/ferry-agent.toml for every setting"
 	case errors.Is(err, fs.ErrNotExist) && strings.Contains(err.Error(), "read config"):

@@ -90,7 +90,7 @@ func runAudit(ctx context.Context, s *streams, target string, o auditOptions) er
 		// that does not verify otherwise cannot judge anything.
 		var re *verify.RootError
 		if err := root.Verify(now); err != nil && !(errors.As(err, &re) && re.Kind == verify.RootExpired) {
-			return refusal(fmt.Errorf("%s: %w", o.trust, err))
+			return refusal(&rootFileError{o.trust, err})
 		}
 		opts.Root = root
 	case len(o.keys) > 0:

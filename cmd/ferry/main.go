@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/cliexit"
@@ -43,9 +44,29 @@ func hint(err error) string {
 	case errors.As(err, &te):
 		return "sign with more trusted keys (ferry bundle sign FILE --key KEY), or check against the right keys (--key PUB or --trust ROOT)"
 	case errors.As(err, &re) && re.Kind == verify.RootExpired:
-		return "renew the root: ferry trust sign, or a new version signed by the root role"
+		return renewHint(err)
 	case errors.Is(err, bundle.ErrTruncated):
 		return "the file is incomplete: copy or download it again"
 	}
 	return ""
+}
+
+// renewHint is the command that renews an expired root: in place when the
+// error names the file (KEY: a private key of its root role, as many as
+// its threshold).
+func renewHint(err error) string {
+	path := "ROOT"
+	var fe *rootFileError
+	if errors.As(err, &fe) {
+		path = shellQuote(fe.Path)
+	}
+	return "renew it, signed by its root role's keys (KEY: a private key of that role; --sign as many as its threshold): ferry trust renew " + path + " --sign KEY"
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./+=:@,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -37,6 +37,7 @@ file, a key id, or a unique prefix of one (at least 8 hex digits).`,
 		newTrustAddKeyCommand(s),
 		newTrustRevokeCommand(s),
 		newTrustRotateCommand(s),
+		newTrustRenewCommand(s),
 		newTrustSignCommand(s),
 		newTrustShowCommand(s),
 		newTrustVerifyChainCommand(s),
@@ -60,6 +61,16 @@ func refusal(err error) error {
 	return err
 }
 
+// rootFileError is an error about the trust root in file Path, so that a
+// hint can name the file (an expired root: the command that renews it).
+type rootFileError struct {
+	Path string
+	Err  error
+}
+
+func (e *rootFileError) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *rootFileError) Unwrap() error { return e.Err }
+
 // trustPolicy is `ferry verify --trust ROOT`: the keys, threshold and
 // revoked keys of the root's release role.
 func (o *policyOptions) trustPolicy() (verify.Policy, error) {
@@ -75,11 +86,11 @@ func (o *policyOptions) trustPolicy() (verify.Policy, error) {
 	}
 	now := time.Now()
 	if err := root.Verify(now); err != nil {
-		return verify.Policy{}, refusal(fmt.Errorf("%s: %w", o.trust, err))
+		return verify.Policy{}, refusal(&rootFileError{o.trust, err})
 	}
 	p, err := root.Policy(verify.RoleRelease, now)
 	if err != nil {
-		return verify.Policy{}, refusal(fmt.Errorf("%s: %w", o.trust, err))
+		return verify.Policy{}, refusal(&rootFileError{o.trust, err})
 	}
 	p.DeviceType, p.Deep = o.deviceType, o.deep
 	return p, nil
@@ -499,6 +510,26 @@ revokes the removed keys (a compromised key, rather than a retired one).`,
 	return cmd
 }
 
+func newTrustRenewCommand(s *streams) *cobra.Command {
+	var o trustWriteOptions
+	cmd := &cobra.Command{
+		Use:   "renew ROOT --sign K… [--expires 365d]",
+		Short: "Make the next root version with a new expiry and the same keys",
+		Long: `Make the next root version of ROOT with the same keys, roles, thresholds and
+revoked keys, valid for --expires from now. Like every root change it must be
+signed by a threshold of the root role's keys (--sign, or --partial and
+'ferry trust sign'); devices holding ROOT accept it, even once ROOT has
+expired. Give it to devices as the other roots: a mirror, a stick, a bundle
+attachment or 'ferry-agent trust update'.`,
+		Args: args(1, "a trust ROOT file"),
+		RunE: func(_ *cobra.Command, a []string) error {
+			return s.changeRoot(a[0], &o, func(*verify.RootSigned) error { return nil })
+		},
+	}
+	o.addFlags(cmd, outInPlace)
+	return cmd
+}
+
 func newTrustSignCommand(s *streams) *cobra.Command {
 	var (
 		sign      []string
@@ -711,7 +742,7 @@ last may not. OLD is trusted as given. Exit 0 when the last root is accepted,
 				for i := failed + 1; i < len(steps); i++ {
 					steps[i].Status = "not-checked"
 				}
-				verr = rejected{fmt.Errorf("%s: %w", steps[failed].File, verr)}
+				verr = rejected{&rootFileError{steps[failed].File, verr}}
 			}
 			if asJSON {
 				out := map[string]any{"ok": verr == nil, "steps": steps}
