@@ -100,6 +100,7 @@ func Open(cfg *Config) (*Agent, error) {
 	if a.unlock, err = filelock.Lock(filepath.Join(cfg.StateDir, lockFile), 0o600); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
+	a.initClock()
 	if cfg.Trust.Root != "" {
 		if err := a.loadRoot(); err != nil {
 			a.Close()

@@ -74,6 +74,9 @@ type Config struct {
 	Log io.Writer `toml:"-"`
 	// Faults stops the agent at chosen points, for tests only.
 	Faults *Faults `toml:"-"`
+	// Clock, when set, replaces the device's clock (tests). The agent
+	// never uses a time earlier than the newest it has seen (clock.go).
+	Clock func() time.Time `toml:"-"`
 	// ModuleRunner, when set, replaces the update-module runner that
 	// Modules describes (tests fake it).
 	ModuleRunner ModuleRunner `toml:"-"`
@@ -115,7 +118,14 @@ type TrustConfig struct {
 	Keys []string `toml:"keys"`
 	// Threshold is how many distinct keys must have signed (default 1).
 	Threshold int `toml:"threshold"`
+	// ExpiryWarning is how long before the trust root expires status
+	// flags it as expiring soon (default 30 days, DefaultExpiryWarning).
+	ExpiryWarning Duration `toml:"expiry_warning"`
 }
+
+// DefaultExpiryWarning is [trust] expiry_warning's default: a root that
+// expires within it is flagged by status, in time to renew it.
+const DefaultExpiryWarning = 30 * 24 * time.Hour
 
 // MirrorConfig is the ferry mirror that ferry-agent run polls.
 type MirrorConfig struct {
@@ -357,6 +367,9 @@ func (c *Config) check() (toml.Key, error) {
 		if c.Trust.Threshold < 1 || c.Trust.Threshold > len(c.Trust.Keys) {
 			return toml.Key{"trust", "threshold"}, fmt.Errorf("%d: want 1 to the number of keys (%d)", c.Trust.Threshold, len(c.Trust.Keys))
 		}
+	}
+	if c.Trust.ExpiryWarning.Duration == 0 {
+		c.Trust.ExpiryWarning.Duration = DefaultExpiryWarning
 	}
 	if c.DeviceID == "" {
 		c.DeviceID, _ = os.Hostname()

@@ -121,4 +121,17 @@
 // A module that cannot roll back (SupportsRollback: No) leaves what it
 // installed in place when the install is rolled back; the install's
 // result says so.
+//
+// # Trust root and time
+//
+// With [trust] root the agent keeps every root it accepted above the
+// provisioned one in STATE_DIR/roots/N.root.json (the last also as
+// STATE_DIR/root.json) and at each Open re-proves that chain from the
+// provisioned root by the chain rule; a kept root that fails is logged as a
+// WARNING, removed, and the agent holds the highest root it could prove
+// (KeptRootError, Status().Trust.KeptRootRefused). It judges expiry with the
+// device's clock, but never with a time earlier than the newest it has seen
+// (STATE_DIR/clock, the last install, the journal, its build time), so a
+// clock that resets neither revives an expired root nor refuses every
+// bundle (verify/TRUST.md §8, §9).
 package agent

@@ -41,6 +41,11 @@ type TrustStatus struct {
 	Keys      int `json:"keys"`
 	Threshold int `json:"threshold"`
 	Revoked   int `json:"revoked,omitempty"`
+	// RootExpired: the root has expired, every bundle is refused until a
+	// newer root is applied. RootExpiresSoon: it expires within [trust]
+	// expiry_warning (default 30 days): renew it.
+	RootExpired     bool `json:"rootExpired,omitempty"`
+	RootExpiresSoon bool `json:"rootExpiresSoon,omitempty"`
 	// KeptRootRefused says why the root kept in the state directory could
 	// not be re-proved from the provisioned one at this start, when it
 	// could not: the agent fell back to the highest root it could prove.
@@ -411,6 +416,13 @@ func (a *Agent) trustStatus() *TrustStatus {
 	if a.keptErr != nil {
 		s.KeptRootRefused = a.keptErr.Error()
 	}
+	warn := a.cfg.Trust.ExpiryWarning.Duration
+	if warn == 0 {
+		warn = DefaultExpiryWarning
+	}
+	now := a.now()
+	s.RootExpired = !now.Before(s.RootExpires)
+	s.RootExpiresSoon = !s.RootExpired && s.RootExpires.Sub(now) <= warn
 	if rl, ok := a.root.Signed().Roles[verify.RoleRelease]; ok {
 		s.Keys, s.Threshold = len(rl.KeyIDs), rl.Threshold
 	}

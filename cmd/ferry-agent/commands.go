@@ -146,6 +146,15 @@ func printStatus(s *streams, st *agent.Status) {
 			fmt.Fprintf(w, ", %d revoked", t.Revoked)
 		}
 		fmt.Fprintln(w, ")")
+		switch {
+		case t.RootExpired:
+			fmt.Fprintf(w, "trust root\tEXPIRED: every bundle is refused until a renewed root is applied (ferry trust renew, then ferry-agent trust update)\n")
+		case t.RootExpiresSoon:
+			fmt.Fprintf(w, "trust root\texpires soon (within [trust] expiry_warning): renew it (ferry trust renew) and give it to the device\n")
+		}
+		if t.KeptRootRefused != "" {
+			fmt.Fprintf(w, "trust root\tWARNING: %s\n", t.KeptRootRefused)
+		}
 	} else if t != nil {
 		fmt.Fprintf(w, "trust\t%d of %d keys\n", t.Threshold, t.Keys)
 	}
