@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ferry-update/ferry/agent/bootenv"
+	"github.com/ferry-update/ferry/internal/testtool"
 )
 
 // examples/grub/grub.cfg is the copy users take of the one bootenv's GRUB
@@ -94,9 +95,7 @@ func TestExampleUBoot(t *testing.T) {
 // fw_setenv -f ferry-env.txt makes an environment the agent reads as the
 // example's.
 func TestExampleUBootWithFwSetenv(t *testing.T) {
-	if _, err := exec.LookPath("fw_setenv"); err != nil {
-		t.Skip("fw_setenv not installed (Debian package libubootenv-tool)")
-	}
+	testtool.Require(t, "fw_setenv", "libubootenv-tool")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "fw_env.config")
 	var lines string

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/audit"
+	"github.com/ferry-update/ferry/internal/testtool"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -83,7 +84,7 @@ func chromium(t *testing.T) string {
 	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
 		return "/usr/bin/chromium"
 	}
-	t.Skip("chromium not installed (Debian package chromium): skipping the browser rendering test")
+	testtool.Missing(t, "chromium (Debian package chromium)")
 	return ""
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/internal/display"
+	"github.com/ferry-update/ferry/internal/testtool"
 )
 
 // The benchmarks build a stick image from one bundle and compare with dd
@@ -67,9 +68,7 @@ func BenchmarkBuild(b *testing.B) {
 
 func BenchmarkDD(b *testing.B) {
 	bundle, size := benchBundle(b)
-	if _, err := exec.LookPath("dd"); err != nil {
-		b.Skip("no dd")
-	}
+	testtool.Require(b, "dd", "coreutils")
 	out := filepath.Join(filepath.Dir(bundle), "dd.img")
 	b.SetBytes(size)
 	for b.Loop() {

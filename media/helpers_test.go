@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/testtool"
 	"github.com/ferry-update/ferry/internal/testutil"
 )
 
@@ -63,15 +64,22 @@ func makeBundle(t testing.TB, dir, name, version string, deviceTypes []string, s
 	return p
 }
 
+// toolPackages names the Debian package of each tool needTool knows.
+var toolPackages = map[string]string{
+	"mkfs.fat": "dosfstools", "fsck.fat": "dosfstools",
+	"mcopy": "mtools", "mmd": "mtools", "mdir": "mtools",
+	"sgdisk": "gdisk",
+}
+
+// needTool requires the tools the test runs (see testtool.Require).
 func needTool(t testing.TB, names ...string) {
 	t.Helper()
 	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s not found (apt-get install dosfstools mtools gdisk)", n)
-			}
-			t.Skipf("%s not found (apt-get install dosfstools mtools gdisk)", n)
+		pkg, ok := toolPackages[n]
+		if !ok {
+			t.Fatalf("needTool: add %s's Debian package to toolPackages", n)
 		}
+		testtool.Require(t, n, pkg)
 	}
 }
 

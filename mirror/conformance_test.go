@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-update/ferry/internal/testtool"
 	"github.com/ferry-update/ferry/mirror/ociclient"
 )
 
@@ -20,8 +21,8 @@ const conformanceModule = "github.com/opencontainers/distribution-spec/conforman
 // TestConformancePull runs the OCI distribution-spec conformance suite's
 // pull workflow (plus tag listing and referrers) against Server, with push
 // and delete turned off and the store's bundles given as read-only data.
-// It is skipped when the suite cannot be built (no module proxy) and in
-// -short mode.
+// It is skipped when the suite cannot be built (no module proxy; a failure
+// under CI, see testtool) and in -short mode.
 func TestConformancePull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: not building the conformance suite")
@@ -33,7 +34,8 @@ func TestConformancePull(t *testing.T) {
 	build.Env = append(os.Environ(), "GOBIN="+bin, "GOFLAGS=-mod=mod", "GOWORK=off")
 	build.Dir = bin
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Skipf("cannot build the conformance suite: %v\n%s", err, out)
+		t.Logf("go install %s: %v\n%s", conformanceModule, err, out)
+		testtool.Missing(t, "the OCI conformance suite (built from the Go module proxy)")
 	}
 
 	_, host, _ := servedStore(t)

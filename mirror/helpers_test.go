@@ -21,6 +21,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/testtool"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -75,9 +76,7 @@ func verifyFile(t testing.TB, path string, threshold int, keys ...testutil.Key) 
 
 func skopeo(t testing.TB, args ...string) []byte {
 	t.Helper()
-	if _, err := exec.LookPath("skopeo"); err != nil {
-		t.Skip("skopeo not installed")
-	}
+	testtool.Require(t, "skopeo", "skopeo")
 	cmd := exec.Command("skopeo", append([]string{"--insecure-policy"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

@@ -15,19 +15,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func needTool(t *testing.T, name, pkg string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not installed (Debian package %s), skipping the interop test: %v", name, pkg, err)
-	}
-}
+	"github.com/ferry-update/ferry/internal/testtool"
+)
 
 func needFwTools(t *testing.T) {
 	t.Helper()
-	needTool(t, "fw_printenv", "libubootenv-tool")
-	needTool(t, "fw_setenv", "libubootenv-tool")
+	testtool.Require(t, "fw_printenv", "libubootenv-tool")
+	testtool.Require(t, "fw_setenv", "libubootenv-tool")
 }
 
 // tool runs a command and returns its stdout, or an error carrying stderr.
@@ -316,7 +311,7 @@ func TestBootInteropUBoot(t *testing.T) {
 }
 
 func TestGrubInterop(t *testing.T) {
-	needTool(t, "grub-editenv", "grub2-common")
+	testtool.Require(t, "grub-editenv", "grub2-common")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "grubenv")
 	g := &GrubEnv{Path: path}
@@ -393,7 +388,7 @@ func TestGrubInterop(t *testing.T) {
 
 // TestGrubCfg checks the GRUB side of the boot protocol parses.
 func TestGrubCfg(t *testing.T) {
-	needTool(t, "grub-script-check", "grub-common")
+	testtool.Require(t, "grub-script-check", "grub-common")
 	mustTool(t, "grub-script-check", filepath.Join("testdata", "grub.cfg"))
 	cfg, err := os.ReadFile(filepath.Join("testdata", "grub.cfg"))
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferry-update/ferry/agent"
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/testtool"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -40,11 +41,14 @@ func TestMain(m *testing.M) {
 	})
 }
 
+// TestScripts runs testdata/*.txtar; [have:NAME] is testtool.Condition.
 func TestScripts(t *testing.T) {
+	testtool.CheckScripts(t, "testdata")
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata",
 		RequireExplicitExec: true,
 		Cmds:                map[string]func(*testscript.TestScript, bool, []string){"exits": exits},
+		Condition:           testtool.Condition,
 		Setup: func(env *testscript.Env) error {
 			// $EXAMPLES is the repository's examples directory.
 			dir, err := filepath.Abs("../../examples")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -134,9 +133,6 @@ func TestInstallFromMirror(t *testing.T) {
 func TestInstallFromRegistry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a registry")
-	}
-	if _, err := exec.LookPath("docker-registry"); err != nil {
-		t.Skip("docker-registry not installed (Debian package docker-registry)")
 	}
 	dir, bundlePath := ociDevice(t, "")
 	addr := testutil.StartRegistry(t)

@@ -14,16 +14,14 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/testtool"
 )
 
 // TestSkopeoInterop checks the promise that a bundle is an ordinary
 // oci-archive: the real skopeo reads our manifest byte for byte and copies
 // every blob (manifest, config, payload parts, signatures) intact.
 func TestSkopeoInterop(t *testing.T) {
-	skopeo, err := exec.LookPath("skopeo")
-	if err != nil {
-		t.Skip("skopeo is not on PATH (Debian: apt-get install skopeo)")
-	}
+	skopeo := testtool.Require(t, "skopeo", "skopeo")
 	dir := t.TempDir()
 	ferry := func(args ...string) {
 		t.Helper()

@@ -21,6 +21,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/testtool"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected files embedded in testdata/*.txtar from the actual output")
@@ -42,12 +43,16 @@ func TestMain(m *testing.M) {
 //	corrupt FILE REGION        damage one place of a bundle, found by parsing its tar
 //	swapblob FILE OTHER        put OTHER's first payload part under FILE's first payload part's name
 //
-// REGION is one of the names regionOffset documents.
+// REGION is one of the names regionOffset documents. [have:NAME] is true
+// when the program NAME is installed (testtool.Condition: under CI a
+// missing one fails the script).
 func TestScripts(t *testing.T) {
+	testtool.CheckScripts(t, "testdata")
 	testscript.Run(t, testscript.Params{
 		Dir:                "testdata",
 		UpdateScripts:      *update,
 		RequireUniqueNames: true,
+		Condition:          testtool.Condition,
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
 			"exitcode": cmdExitcode,
 			"randfile": cmdRandfile,

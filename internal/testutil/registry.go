@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/ferry-update/ferry/internal/testtool"
 )
 
 // FreePort returns a loopback host:port that was free a moment ago.
@@ -27,16 +29,11 @@ func FreePort(t testing.TB) string {
 // StartRegistry runs Debian's docker-registry (distribution 2.8) on a
 // loopback port with its storage in a temporary directory, and returns its
 // host:port. The registry stops when the test ends, and its log is shown
-// if the test failed. The test is skipped if the binary is not installed.
+// if the test failed. The test is skipped if the binary is not installed
+// (failed under CI, see testtool.Require).
 func StartRegistry(t testing.TB) string {
 	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		if _, err := os.Stat("/usr/bin/docker-registry"); err != nil {
-			t.Skip("docker-registry not installed (Debian package docker-registry): skipping the real-registry test")
-		}
-		bin = "/usr/bin/docker-registry"
-	}
+	bin := testtool.Require(t, "docker-registry", "docker-registry")
 	dir := t.TempDir()
 	addr := FreePort(t)
 	cfg := fmt.Sprintf(`version: 0.1

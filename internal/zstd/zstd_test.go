@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/ferry-update/ferry/internal/testtool"
 )
 
 var inputs = []struct {
@@ -221,10 +223,7 @@ func TestReaderErrors(t *testing.T) {
 // what people reach for to inspect a payload, and that NewWriter's output
 // stays within 2 % of `zstd -3`.
 func TestCLI(t *testing.T) {
-	cli, err := exec.LookPath("zstd")
-	if err != nil {
-		t.Skip("zstd CLI not installed")
-	}
+	cli := testtool.Require(t, "zstd", "zstd")
 	data := semiCompressible(20 << 20)
 	dir := t.TempDir()
 	raw := dir + "/raw"
