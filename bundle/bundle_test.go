@@ -150,3 +150,31 @@ func TestAddSignatures(t *testing.T) {
 		t.Errorf("temporary files left: %v", entries)
 	}
 }
+
+// TestCreateSameBytesAnyWorkers: a bundle does not depend on the number
+// of compression threads (--workers, or the host's CPUs by default). The
+// payload spans several of the compressor's 4 MiB jobs (internal/zstd), so
+// that the threads really share the work.
+func TestCreateSameBytesAnyWorkers(t *testing.T) {
+	content := benchInput(13 << 20)
+	var first []byte
+	for _, workers := range []int{1, 3} {
+		path := filepath.Join(t.TempDir(), "b.ferry")
+		_, err := bundle.Create(path, bundle.Options{
+			Name: "demo", Version: "1.0.0", DeviceTypes: []string{"board-a"},
+			Created: time.Unix(1700000000, 0), Workers: workers,
+		}, bundle.Source{Name: "rootfs", Type: bundle.Rootfs, Content: bytes.NewReader(content)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = b
+		} else if !bytes.Equal(b, first) {
+			t.Errorf("%d workers made a different bundle (%d bytes) than 1 worker (%d bytes)", workers, len(b), len(first))
+		}
+	}
+}

@@ -3,8 +3,11 @@
 package zstd
 
 import (
+	"bytes"
+	"fmt"
 	"io"
 	"regexp"
+	"runtime"
 	"strconv"
 	"testing"
 
@@ -46,5 +49,43 @@ func TestWriteAfterClose(t *testing.T) {
 	}
 	if _, err := w.Write([]byte("x")); err == nil {
 		t.Error("Write after Close succeeded")
+	}
+}
+
+// TestSameOutputAnyWorkers: the job size, not the worker count, decides
+// libzstd's output (jobSize), so a bundle is byte-identical whatever
+// number of CPUs the host has. The input spans several jobs, so that more
+// than one worker really takes part.
+func TestSameOutputAnyWorkers(t *testing.T) {
+	data := semiCompressible(3*jobSize + 12345)
+	var want []byte
+	check := func(name string, w func(io.Writer) (io.WriteCloser, error)) {
+		t.Helper()
+		var buf bytes.Buffer
+		zw, err := w(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := zw.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if want == nil {
+			want = buf.Bytes()
+			return
+		}
+		if !bytes.Equal(buf.Bytes(), want) {
+			t.Errorf("%s: %d bytes, differs from 1 worker's %d", name, buf.Len(), len(want))
+		}
+	}
+	for _, n := range []int{1, 3} {
+		check(fmt.Sprintf("%d workers", n), func(w io.Writer) (io.WriteCloser, error) { return NewWriter(w, n) })
+	}
+	for _, procs := range []int{2, 16} {
+		old := runtime.GOMAXPROCS(procs)
+		check(fmt.Sprintf("GOMAXPROCS=%d", procs), func(w io.Writer) (io.WriteCloser, error) { return NewWriter(w, 0) })
+		runtime.GOMAXPROCS(old)
 	}
 }
