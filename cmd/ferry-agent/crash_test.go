@@ -7,11 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ferry-update/ferry/agent"
-	"github.com/ferry-update/ferry/agent/bootenv"
 )
 
 const (
@@ -27,26 +27,27 @@ b = "slot-b.img"
 [boot]
 backend = "file"
 path = "bootenv"
-cmdline = "none"
+cmdline = "cmdline"
 [health]
 commands = ["grep -q healthy slot-$FERRY_SLOT.img"]
 `
 )
 
 // crashDevice is a simulated device for the crash tests, driven through
-// the real ferry-agent binary (the test binary, see TestMain).
+// the real ferry-agent binary (the test binary, see TestMain). Its
+// bootloader is U-Boot with the example environment (uboot_test.go),
+// which passes the slot it booted on the kernel command line (the file
+// cmdline).
 type crashDevice struct {
-	t    *testing.T
-	dir  string
-	boot bootenv.Boot
+	t   *testing.T
+	dir string
 }
 
 func newCrashDevice(t *testing.T, image string) (*crashDevice, string) {
 	d := &crashDevice{t: t, dir: t.TempDir()}
-	d.boot = bootenv.Boot{Store: &bootenv.FileEnv{Path: d.path("bootenv")}}
 	for name, content := range map[string]string{
 		"agent.toml": crashConfig,
-		"bootenv":    "bootcmd=run ferry_boot\nferry_slot=a\n",
+		"bootenv":    ubootDefaultEnv(t),
 		"slot-a.img": factoryImage,
 		"slot-b.img": "",
 		"new.img":    image,
@@ -57,6 +58,9 @@ func newCrashDevice(t *testing.T, image string) (*crashDevice, string) {
 	}
 	d.tool("mkkey", "release")
 	d.tool("mkbundle", "-o", "new.bundle", "-version", "1.0.0", "-key", "release.key", "-rootfs", "new.img")
+	if slot := d.powerCycle(); slot != "a" {
+		t.Fatalf("the factory device booted slot %s", slot)
+	}
 	return d, image
 }
 
@@ -89,46 +93,69 @@ func (d *crashDevice) agent(env []string, args ...string) (killed bool, out stri
 	return false, string(b)
 }
 
-// powerCycle is what the bootloader does at power-on: count an attempt
-// at a slot on trial. It returns the slot it boots.
-func (d *crashDevice) powerCycle() string {
+// counter is the boot environment's A/B state, for messages.
+func counter(env map[string]string) string {
+	return fmt.Sprintf("ferry_slot=%s upgrade_available=%s bootcount=%s bootlimit=%s",
+		env["ferry_slot"], env["upgrade_available"], env["bootcount"], env["bootlimit"])
+}
+
+// env reads the boot environment as U-Boot does.
+func (d *crashDevice) env() map[string]string {
 	d.t.Helper()
-	vars, err := d.boot.Store.Load()
+	env, err := readRawEnv(d.path("bootenv"))
 	if err != nil {
 		d.t.Fatalf("bootloader: %v", err)
 	}
-	if vars[bootenv.UpgradeAvailableVar] == "1" {
-		var n int
-		fmt.Sscan(vars[bootenv.BootCountVar], &n)
-		vars[bootenv.BootCountVar] = fmt.Sprint(n + 1)
-		if err := d.boot.Store.Save(vars); err != nil {
-			d.t.Fatal(err)
-		}
-	}
-	st, err := d.boot.State()
+	return env
+}
+
+// powerCycle powers the device on: U-Boot counts a trial boot, saves the
+// environment and boots a slot, whose kernel command line ferry-agent
+// reads. It returns the slot booted.
+func (d *crashDevice) powerCycle() string {
+	d.t.Helper()
+	env := d.env()
+	slot, cmdline, err := ubootBoot(env)
 	if err != nil {
+		d.t.Fatalf("bootloader: %v", err)
+	}
+	if err := writeRawEnv(d.path("bootenv"), env); err != nil {
+		d.t.Fatal(err)
+	}
+	if err := os.WriteFile(d.path("cmdline"), []byte(cmdline+"\n"), 0o644); err != nil {
 		d.t.Fatal(err)
 	}
 	os.Remove(d.path("rebooted"))
-	return st.BootedSlot()
+	return slot
 }
 
-// checkBootable asserts that the slot booted holds a complete system,
-// and so does the slot the bootloader would fall back to.
+// nextBoots returns the slots the next power-ons boot if ferry-agent
+// never runs again: the next one first, then those the boot counter
+// falls back to.
+func (d *crashDevice) nextBoots() []string {
+	d.t.Helper()
+	env := d.env()
+	var slots []string
+	for range 3 {
+		slot, _, err := ubootBoot(env)
+		if err != nil {
+			d.t.Fatalf("bootloader: %v", err)
+		}
+		if !slices.Contains(slots, slot) {
+			slots = append(slots, slot)
+		}
+	}
+	return slots
+}
+
+// checkBootable asserts that every slot the bootloader may boot from now
+// on holds a complete system.
 func (d *crashDevice) checkBootable(when, image string) {
 	d.t.Helper()
-	st, err := d.boot.State()
-	if err != nil {
-		d.t.Fatalf("%s: boot env: %v", when, err)
-	}
 	good := map[string]string{"a": factoryImage, "b": image}
-	slots := []string{st.BootedSlot()}
-	if st.UpgradeAvailable && !st.FallbackDetected {
-		slots = append(slots, bootenv.OtherSlot(st.Slot))
-	}
-	for _, s := range slots {
+	for _, s := range d.nextBoots() {
 		if got := d.read("slot-" + s + ".img"); got != good[s] {
-			d.t.Fatalf("%s: boot env %+v: slot %s holds %q, not a complete system", when, st, s, trim(got))
+			d.t.Fatalf("%s: boot env %s: slot %s holds %q, not a complete system", when, counter(d.env()), s, trim(got))
 		}
 	}
 }
@@ -208,16 +235,13 @@ func TestCrash(t *testing.T) {
 					break
 				}
 			}
-			st, err := d.boot.State()
-			if err != nil {
-				t.Fatal(err)
-			}
 			var j agent.Journal
 			if b, err := os.ReadFile(d.path("state/journal.json")); err == nil {
 				agentJournal(t, b, &j)
 			}
-			if j.State != tc.want || st.Slot != tc.wantSlot || st.UpgradeAvailable {
-				t.Fatalf("ended %s (%s) with boot env %+v, want %s on slot %s", j.State, j.Result, st, tc.want, tc.wantSlot)
+			env := d.env()
+			if next := d.nextBoots(); j.State != tc.want || !slices.Equal(next, []string{tc.wantSlot}) || env["upgrade_available"] == "1" {
+				t.Fatalf("ended %s (%s) with boot env %s booting %v, want %s on slot %s", j.State, j.Result, counter(env), next, tc.want, tc.wantSlot)
 			}
 			installed := d.read("state/installed.json")
 			if (tc.want == agent.StateCommitted) != strings.Contains(installed, `"version": "1.0.0"`) {
@@ -285,7 +309,6 @@ func TestCrashModule(t *testing.T) {
 	} {
 		t.Run(tc.point, func(t *testing.T) {
 			d := &crashDevice{t: t, dir: t.TempDir()}
-			d.boot = bootenv.Boot{Store: &bootenv.FileEnv{Path: d.path("bootenv")}}
 			newConf := "app.conf " + tc.content + "\n" + strings.Repeat("setting = value\n", 20000)
 			for name, content := range map[string]string{
 				"agent.toml":       moduleCrashConfig,
