@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-update/ferry/agent"
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testtool"
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -290,4 +291,9 @@ func mkroot(args []string) error {
 		return err
 	}
 	return os.WriteFile(*out, r.Bytes(), 0o644)
+}
+
+// TestREADMECommands: the README's command table names every command.
+func TestREADMECommands(t *testing.T) {
+	testutil.CommandsDocumented(t, newRootCommand(&streams{}), "../../README.md")
 }

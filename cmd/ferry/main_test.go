@@ -22,6 +22,7 @@ import (
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testtool"
+	"github.com/ferry-update/ferry/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected files embedded in testdata/*.txtar from the actual output")
@@ -470,4 +471,9 @@ func TestHelpersFindRegions(t *testing.T) {
 	if off, _ := b.regionOffset("payloads"); off != b.member(blobPath(b.manifest.Layers[0].Digest)).dataOff-512 {
 		t.Errorf("payloads at %d, want the header block in front of the first part", off)
 	}
+}
+
+// TestREADMECommands: the README's command table names every command.
+func TestREADMECommands(t *testing.T) {
+	testutil.CommandsDocumented(t, newRootCommand(nil, io.Discard, io.Discard), "../../README.md")
 }

@@ -547,10 +547,12 @@ func newMirrorIngestCommand(s *streams) *cobra.Command {
 		Long: `Read the reports in a stick's ferry/reports/ (from an image, a device, a
 mounted stick or a copy of one, as 'ferry media reports' does) and record
 each in DIR/devices.db as a check-in of its device: the bundle, the version
-after the install, the result, the time it finished and the error. A stick
-report names no device type: the one the device last checked in with is
-kept, else it is "unknown". A report recorded before (the same device, time
-and bundle) is not recorded again, so a stick may be ingested twice.
+after the install, the result, the time it finished and the error, filed
+under the device type the report names. Reports of older agents name none:
+they get the type the device last checked in with, else "unknown". A report
+recorded before (the same device, time and bundle) is not recorded again,
+so a stick may be ingested twice. A file that is not a valid report is
+listed as rejected and recorded nowhere.
 'ferry mirror devices DIR' then lists the devices.`,
 		Args: args(2, "a mirror DIR and a stick IMAGE, DEVICE or directory"),
 		RunE: func(_ *cobra.Command, a []string) error {
