@@ -62,7 +62,7 @@ var tufFileRE = regexp.MustCompile(`^(?:[1-9][0-9]{0,18}\.(?:root|snapshot|targe
 
 func (h *Handler) serveTUF(w http.ResponseWriter, r *http.Request, name string) {
 	// Versioned files (N.root.json, N.targets.json, ...) never change.
-	immutable := name[0] >= '1' && name[0] <= '9'
+	immutable := name != "" && name[0] >= '1' && name[0] <= '9'
 	serveJSONFile(w, r, "TUF metadata", name, tufFileRE.MatchString(name), h.store.tufPath(name), immutable)
 }
 

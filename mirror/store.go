@@ -168,8 +168,8 @@ func (s *Store) putBytes(b []byte) (bool, error) {
 	if s.hasBlob(d, int64(len(b))) {
 		return false, nil
 	}
-	return true, s.writeBlob(ocispec.Descriptor{Digest: d, Size: int64(len(b))}, func(int64) (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(b)), nil
+	return true, s.writeBlob(ocispec.Descriptor{Digest: d, Size: int64(len(b))}, func(off int64) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(b[off:])), nil
 	})
 }
 
@@ -201,9 +201,13 @@ func (s *Store) writeBlob(d ocispec.Descriptor, open func(off int64) (io.ReadClo
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	rc, err := open(have)
-	if err != nil {
-		return err
+	// A partial file that is already whole (killed before the rename)
+	// needs nothing more from the source.
+	rc := io.NopCloser(strings.NewReader(""))
+	if have < d.Size {
+		if rc, err = open(have); err != nil {
+			return err
+		}
 	}
 	defer rc.Close()
 	vr, err := verifyio.NewReader(io.MultiReader(io.LimitReader(f, have), rc), d.Size, d.Digest)

@@ -22,7 +22,7 @@ import (
 	"github.com/ferry-update/ferry/verify"
 )
 
-func newStore(t *testing.T) *mirror.Store {
+func newStore(t testing.TB) *mirror.Store {
 	t.Helper()
 	s, err := mirror.Init(filepath.Join(t.TempDir(), "mirror"), testutil.MirrorKey(t))
 	if err != nil {
