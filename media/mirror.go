@@ -160,7 +160,18 @@ func ingestReports(st *mirror.Store, imgOrDir string, now time.Time) (*IngestRes
 			res.Known++
 			continue
 		}
-		if err := d.Record(c, now, StickRemote+imgOrDir); err != nil {
+		// The mirror heard of the install now, but it happened when the
+		// report says (if that is not ahead of the mirror's clock): an
+		// old stick must not override what the device said since.
+		at := now
+		if c.Time.Before(now) {
+			at = c.Time
+		}
+		if err := d.Record(c, at, StickRemote+imgOrDir); err != nil {
+			if fe := (*checkin.FieldError)(nil); errors.As(err, &fe) {
+				res.Rejected = append(res.Rejected, mirror.Skipped{Source: row.File, Reason: fe.Error()})
+				continue
+			}
 			return res, err
 		}
 		res.New++

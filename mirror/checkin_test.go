@@ -3,6 +3,7 @@ package mirror_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -206,4 +207,41 @@ func TestCheckinStorage(t *testing.T) {
 			t.Errorf("status %d", status)
 		}
 	})
+}
+
+// TestCheckinForgedTime: a report dated far ahead is refused, and one dated
+// ahead within MaxClockAhead cannot pin a device's record: the mirror's
+// clock orders the reports, and the record keeps both times.
+func TestCheckinForgedTime(t *testing.T) {
+	_, d, u := checkinServer(t)
+	status, body := post(t, u, "application/json",
+		`{"deviceId":"gw-0001","deviceType":"board-a","version":"6.6.6","result":"committed","time":"9999-12-31T00:00:00Z"}`)
+	if status != http.StatusBadRequest || !strings.Contains(body, "ahead of the mirror's clock") {
+		t.Errorf("report dated 9999: %d %s, want 400", status, body)
+	}
+	if ds, _ := d.List(); len(ds) != 0 {
+		t.Errorf("the refused report was stored: %+v", ds)
+	}
+
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	forged := &checkin.Report{DeviceID: "gw-0002", DeviceType: "board-a", Version: "6.6.6", Result: "committed", Time: t0.Add(mirror.MaxClockAhead - time.Minute)}
+	real := &checkin.Report{DeviceID: "gw-0002", DeviceType: "board-a", Version: "1.4.2", Result: "committed", Time: t0}
+	if err := d.Record(forged, t0, "10.0.0.66"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Record(real, t0.Add(time.Second), "10.0.0.2"); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := d.List()
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("%v %+v", err, ds)
+	}
+	if dv := ds[0]; dv.Version != "1.4.2" || !dv.ReportedAt.Equal(t0) || !dv.LastSeen.Equal(t0.Add(time.Second)) || dv.Remote != "10.0.0.2" || dv.Checkins != 2 {
+		t.Errorf("after a forged and a real report: %+v, want the real one, reported %s, seen %s", dv, t0, t0.Add(time.Second))
+	}
+	err = d.Record(&checkin.Report{DeviceID: "gw-0002", DeviceType: "board-a", Version: "1", Result: "idle", Time: t0.Add(mirror.MaxClockAhead + time.Hour)}, t0, "x")
+	var fe *checkin.FieldError
+	if !errors.As(err, &fe) || fe.Field != "time" {
+		t.Errorf("Record of a report a day and an hour ahead: %v, want a *checkin.FieldError for time", err)
+	}
 }

@@ -32,16 +32,20 @@ type Devices struct {
 
 // Device is a device's latest check-in.
 type Device struct {
-	ID         string    `json:"deviceId"`
-	Type       string    `json:"deviceType"`
-	Bundle     string    `json:"bundle"`
-	Version    string    `json:"version"`
-	Result     string    `json:"result"`
-	Error      string    `json:"error,omitempty"`
-	ReportedAt time.Time `json:"reportedAt"` // the device's clock
-	LastSeen   time.Time `json:"lastSeen"`   // the mirror's clock
-	Remote     string    `json:"remote"`     // address the report came from
-	Checkins   int64     `json:"checkins"`   // reports received in all
+	ID      string `json:"deviceId"`
+	Type    string `json:"deviceType"`
+	Bundle  string `json:"bundle"`
+	Version string `json:"version"`
+	Result  string `json:"result"`
+	Error   string `json:"error,omitempty"`
+	// ReportedAt is when the device made the report, by its own clock
+	// (informative only: it may be wrong or forged).
+	ReportedAt time.Time `json:"reportedAt"`
+	// LastSeen is when the mirror received the report, by its clock: the
+	// reports of a device are ordered by it.
+	LastSeen time.Time `json:"lastSeen"`
+	Remote   string    `json:"remote"`   // address the report came from
+	Checkins int64     `json:"checkins"` // reports received in all
 }
 
 const devicesSchema = `
@@ -99,11 +103,22 @@ func (s *Store) OpenDevices() (*Devices, error) {
 // Close closes the database.
 func (d *Devices) Close() error { return d.db.Close() }
 
+// MaxClockAhead is how far ahead of the mirror's clock a device's report
+// may be dated: more is refused (a *checkin.FieldError for "time"). A
+// little is allowed for clocks that drift or run in a local time zone.
+const MaxClockAhead = 24 * time.Hour
+
 // Record stores a validated report received at the mirror's time at from
-// remote (an address).
+// remote (an address). Reports are ordered by at, never by the device's
+// clock: a device's record holds the report received last. A report dated
+// more than MaxClockAhead after at is refused with a *checkin.FieldError.
 func (d *Devices) Record(r *checkin.Report, at time.Time, remote string) error {
 	if err := r.Validate(); err != nil {
 		return err
+	}
+	if ahead := r.Time.Sub(at); ahead > MaxClockAhead {
+		return &checkin.FieldError{Field: "time", Msg: fmt.Sprintf("%s is %s ahead of the mirror's clock (at most %s allowed)",
+			r.Time.UTC().Format(time.RFC3339), ahead.Round(time.Second), MaxClockAhead)}
 	}
 	if err := d.record(r, at, remote); err != nil {
 		return fmt.Errorf("store check-in of %s: %w", r.DeviceID, err)
@@ -118,19 +133,21 @@ func (d *Devices) record(r *checkin.Report, at time.Time, remote string) error {
 	}
 	defer tx.Rollback()
 	rep, recv := r.Time.UnixMilli(), at.UnixMilli()
+	// The mirror's clock orders the reports: the device's state follows
+	// the report received last (on a tie, the one the device made last),
+	// so a report dated far ahead cannot pin it. last_seen is the
+	// receipt time of the report the state comes from.
+	if _, err := tx.Exec(`UPDATE devices SET device_type = ?, bundle = ?, version = ?, result = ?, error = ?,
+			reported_at = ?, remote = ?
+		WHERE device_id = ? AND (last_seen < ? OR (last_seen = ? AND reported_at <= ?))`,
+		r.DeviceType, r.Bundle, r.Version, r.Result, r.Error, rep, remote, r.DeviceID, recv, recv, rep); err != nil {
+		return err
+	}
 	if _, err := tx.Exec(`INSERT INTO devices (device_id, device_type, bundle, version, result, error, reported_at, last_seen, remote, checkins)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
 		ON CONFLICT (device_id) DO UPDATE SET checkins = devices.checkins + 1,
 			last_seen = max(devices.last_seen, excluded.last_seen)`,
 		r.DeviceID, r.DeviceType, r.Bundle, r.Version, r.Result, r.Error, rep, recv, remote); err != nil {
-		return err
-	}
-	// The device's current state follows the newest report, not the last
-	// one to arrive: a stick carried back from the field brings old ones.
-	if _, err := tx.Exec(`UPDATE devices SET device_type = ?, bundle = ?, version = ?, result = ?, error = ?,
-			reported_at = ?, remote = ?
-		WHERE device_id = ? AND reported_at <= ?`,
-		r.DeviceType, r.Bundle, r.Version, r.Result, r.Error, rep, remote, r.DeviceID, rep); err != nil {
 		return err
 	}
 	if _, err := tx.Exec(`INSERT INTO checkins (device_id, device_type, bundle, version, result, error, reported_at, received_at, remote)

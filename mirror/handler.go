@@ -128,6 +128,10 @@ func (h *Handler) serveCheckin(w http.ResponseWriter, r *http.Request) {
 		remote = "unix" // a Unix socket, behind a proxy
 	}
 	if err := h.devices.Record(rep, h.now(), remote); err != nil {
+		if fe := (*checkin.FieldError)(nil); errors.As(err, &fe) {
+			jsonError(w, http.StatusBadRequest, fe.Error())
+			return
+		}
 		h.logf("check-in of %s: %v", rep.DeviceID, err)
 		jsonError(w, http.StatusInternalServerError, "the mirror could not store the check-in")
 		return

@@ -502,8 +502,10 @@ func newMirrorDevicesCommand(s *streams) *cobra.Command {
 		Long: `List the devices that reported to 'ferry mirror serve' (POST
 /ferry/v1/checkin), or onto a stick whose reports were ingested ('ferry
 mirror ingest'), with what each last said: the bundle and version it
-runs, how its last install ended, and when the mirror last heard from it.
-The reports are kept in DIR/devices.db (SQLite).`,
+runs, how its last install ended, when the device says it made the report
+(REPORTED, its own clock: informative, it may be wrong or forged) and when
+the mirror received it (LAST SEEN, the mirror's clock, which orders the
+reports). The reports are kept in DIR/devices.db (SQLite).`,
 		Args: args(1, "a mirror DIR"),
 		RunE: func(_ *cobra.Command, a []string) error {
 			st, err := openMirror(a[0])
@@ -523,14 +525,14 @@ The reports are kept in DIR/devices.db (SQLite).`,
 			}
 			now := time.Now()
 			tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "DEVICE\tTYPE\tBUNDLE\tVERSION\tRESULT\tLAST SEEN\tERROR")
+			fmt.Fprintln(tw, "DEVICE\tTYPE\tBUNDLE\tVERSION\tRESULT\tREPORTED\tLAST SEEN\tERROR")
 			for _, d := range ds {
 				bundle := d.Bundle
 				if bundle == "" {
 					bundle = "-"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s (%s ago)\t%s\n", d.ID, d.Type, bundle, d.Version, d.Result,
-					display.Time(d.LastSeen), now.Sub(d.LastSeen).Round(time.Second), oneLine(d.Error, 60))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s (%s ago)\t%s\n", d.ID, d.Type, bundle, d.Version, d.Result,
+					display.Time(d.ReportedAt), display.Time(d.LastSeen), now.Sub(d.LastSeen).Round(time.Second), oneLine(d.Error, 60))
 			}
 			return tw.Flush()
 		},
