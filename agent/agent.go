@@ -27,11 +27,13 @@ type Agent struct {
 	keys    []*verify.PublicKey
 	root    *verify.Root // nil with [trust] keys
 	rootErr error        // why the last roots offered were not accepted
-	keptErr error        // why the kept root was refused at Open (*KeptRootError)
-	log     io.Writer
-	unlock  func()
-	now     func() time.Time
-	http    *http.Client // made on first use by httpClient
+	// keptRefused says why kept roots were refused (KeptRootError), at
+	// this start or an earlier one, until a newer root is accepted.
+	keptRefused string
+	log         io.Writer
+	unlock      func()
+	now         func() time.Time
+	http        *http.Client // made on first use by httpClient
 
 	j *Journal // nil before the first install
 }

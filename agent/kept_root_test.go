@@ -85,6 +85,10 @@ func TestKeptRootReproved(t *testing.T) {
 			e.keep(r3)
 			return 1, true
 		}, false},
+		{"not a root", func(e *trustEnv) (int64, bool) {
+			e.write("state/root.json", `{"signed": {"version": 9}}`)
+			return 1, true
+		}, false},
 		{"valid chain", func(e *trustEnv) (int64, bool) {
 			r2 := e.rotateRelease(e.root1, e.rel3, e.rootKey)
 			r3 := e.sign(e.next(r2, nil), e.rootKey)
@@ -125,11 +129,18 @@ func TestKeptRootReproved(t *testing.T) {
 					t.Error("a refused install changed the device")
 				}
 			}
-			if got := strings.Contains(log.String(), "WARNING: trust root v") && strings.Contains(log.String(), "is not proven from the provisioned root"); got != fallback {
+			if got := strings.Contains(log.String(), "WARNING: ") && strings.Contains(log.String(), "is not proven from the provisioned root"); got != fallback {
 				t.Errorf("fallback logged: %v, want %v; log:\n%s", got, fallback, log.String())
 			}
 			if fallback && !strings.Contains(err.Error(), "kept in the state directory is not proven") {
 				t.Errorf("the refusal does not tell the fallback: %v", err)
+			}
+			var st *Status
+			if err := e.do(func(a *Agent) (err error) { st, err = a.Status(); return err }); err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Trust.KeptRootRefused != ""; got != fallback {
+				t.Errorf("status tells a refused kept root: %q, want %v", st.Trust.KeptRootRefused, fallback)
 			}
 			if v := e.heldRoot(); v != want {
 				t.Errorf("device holds root v%d, want v%d", v, want)
@@ -140,11 +151,11 @@ func TestKeptRootReproved(t *testing.T) {
 			if v := e.heldRoot(); v != want || log.Len() > 0 {
 				t.Errorf("second start: root v%d, log %q", v, log.String())
 			}
-			st, err := os.ReadFile(filepath.Join(e.cfg.StateDir, rootFile))
+			keptDoc, err := os.ReadFile(filepath.Join(e.cfg.StateDir, rootFile))
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := verify.ParseRoot(st)
+			r, err := verify.ParseRoot(keptDoc)
 			if err != nil || r.Version() != want {
 				t.Errorf("state root.json: %v, v%d; want v%d", err, r.Version(), want)
 			}

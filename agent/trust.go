@@ -29,7 +29,14 @@ import (
 const (
 	rootFile = "root.json"
 	rootsDir = "roots"
+	// rootRefusedFile records why kept roots were refused at a start,
+	// for status, until a newer root is accepted.
+	rootRefusedFile = "root-refused"
 )
+
+// unreadableRoot is the version given to a kept document that is not a
+// trust root: above every real one, so that it is never proven.
+const unreadableRoot = math.MaxInt64
 
 // TrustStatus is the trust root the agent judges bundles with.
 type TrustStatus struct {
@@ -46,9 +53,10 @@ type TrustStatus struct {
 	// expiry_warning (default 30 days): renew it.
 	RootExpired     bool `json:"rootExpired,omitempty"`
 	RootExpiresSoon bool `json:"rootExpiresSoon,omitempty"`
-	// KeptRootRefused says why the root kept in the state directory could
-	// not be re-proved from the provisioned one at this start, when it
-	// could not: the agent fell back to the highest root it could prove.
+	// KeptRootRefused says why a root kept in the state directory could
+	// not be re-proved from the provisioned one at a start, when one could
+	// not: the agent fell back to the highest root it could prove. It is
+	// reported until the agent accepts a newer root.
 	KeptRootRefused string `json:"keptRootRefused,omitempty"`
 }
 
@@ -57,13 +65,17 @@ type TrustStatus struct {
 // (TRUST.md §9): someone wrote them there, or the chain is damaged. The
 // agent falls back to Proven, the highest root it could prove.
 type KeptRootError struct {
-	Kept   int64 // the highest version kept
+	Kept   int64 // the highest version kept; 0 when one is not even a root
 	Proven int64 // the version the agent holds instead
 	Err    error // why the next version was refused
 }
 
 func (e *KeptRootError) Error() string {
-	return fmt.Sprintf("trust root v%d kept in the state directory is not proven from the provisioned root (%v): falling back to trust root v%d", e.Kept, e.Err, e.Proven)
+	what := "a trust root"
+	if e.Kept > 0 {
+		what = fmt.Sprintf("trust root v%d", e.Kept)
+	}
+	return fmt.Sprintf("%s kept in the state directory is not proven from the provisioned root (%v): falling back to trust root v%d", what, e.Err, e.Proven)
 }
 
 func (e *KeptRootError) Unwrap() error { return e.Err }
@@ -91,7 +103,7 @@ func (a *Agent) loadRoot() error {
 	if err := prov.Verify(a.now()); err != nil && !(errors.As(err, &re) && re.Kind == verify.RootExpired) {
 		return fmt.Errorf("trust root %s: %w", a.cfg.Trust.Root, err)
 	}
-	kept, highest, err := a.keptRoots()
+	kept, highest, bad, err := a.keptRoots()
 	if err != nil {
 		return err
 	}
@@ -100,13 +112,24 @@ func (a *Agent) loadRoot() error {
 		chain = append(chain, kept[v])
 	}
 	proven, perr := verify.ProveRootChain(prov, chain)
+	if perr == nil && bad != nil {
+		perr = bad
+	}
 	if perr == nil && highest > proven.Version() {
 		perr = fmt.Errorf("trust root v%d is missing from the chain kept in %s", proven.Version()+1, a.path(rootsDir))
+	}
+	if highest == unreadableRoot {
+		highest = 0
 	}
 	if perr != nil {
 		ke := &KeptRootError{Kept: highest, Proven: proven.Version(), Err: perr}
 		a.logf("WARNING: %v. Roots above v%d are discarded: apply them again (ferry-agent trust update N.root.json, a mirror or a stick).", ke, proven.Version())
-		a.keptErr, a.rootErr = ke, ke
+		a.rootErr, a.keptRefused = ke, ke.Error()
+		if err := atomicfile.WriteFile(a.path(rootRefusedFile), []byte(a.keptRefused+"\n"), 0o600); err != nil {
+			return fmt.Errorf("record the refused trust root: %w", err)
+		}
+	} else if b, err := os.ReadFile(a.path(rootRefusedFile)); err == nil {
+		a.keptRefused = strings.TrimSpace(string(b))
 	}
 	a.root = proven
 	return a.storeChain(prov.Version(), chain[:proven.Version()-prov.Version()])
@@ -114,36 +137,37 @@ func (a *Agent) loadRoot() error {
 
 // keptRoots reads the roots kept in the state directory: rootsDir/N.root.json
 // and rootFile (which an agent before the chain was kept held alone). It
-// returns them by version, and the highest version among them (0: none).
-// A document that cannot be read as a root counts as a version nobody can
-// prove, so it is refused as the others are. Where rootFile and the chain
+// returns them by version, the highest version among them (0: none), and
+// why a document is not a trust root, if one is not: such a document
+// counts as a version nobody can prove, so it is refused as the others are. Where rootFile and the chain
 // disagree on a version, the chain is used and rootFile is rewritten.
-func (a *Agent) keptRoots() (map[int64][]byte, int64, error) {
-	kept := map[int64][]byte{}
-	var highest int64
+func (a *Agent) keptRoots() (kept map[int64][]byte, highest int64, bad, err error) {
+	kept = map[int64][]byte{}
 	read := func(path string, v int64) (int64, []byte, error) {
 		b, err := verifyio.ReadFileLimited(path, verify.MaxRootSize)
 		if err != nil {
 			return 0, nil, fmt.Errorf("read kept trust root: %w", err)
 		}
-		if r, err := verify.ParseRoot(b); err == nil {
+		r, err := verify.ParseRoot(b)
+		switch {
+		case err == nil:
 			v = r.Version()
-		}
-		if v == 0 {
-			v = math.MaxInt64 // unreadable: never proven
+		case v == 0:
+			v = unreadableRoot // never proven
+			bad = fmt.Errorf("%s: %w", path, err)
 		}
 		highest = max(highest, v)
 		return v, b, nil
 	}
 	ents, err := os.ReadDir(a.path(rootsDir))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, 0, fmt.Errorf("read kept trust roots: %w", err)
+		return nil, 0, nil, fmt.Errorf("read kept trust roots: %w", err)
 	}
 	for _, e := range ents {
 		if n, ok := RootFileVersion(e.Name()); ok {
 			v, b, err := read(filepath.Join(a.path(rootsDir), e.Name()), n)
 			if err != nil {
-				return nil, 0, err
+				return nil, 0, nil, err
 			}
 			kept[v] = b
 		}
@@ -151,7 +175,7 @@ func (a *Agent) keptRoots() (map[int64][]byte, int64, error) {
 	if _, err := os.Stat(a.path(rootFile)); err == nil {
 		v, b, err := read(a.path(rootFile), 0)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		if c, ok := kept[v]; !ok {
 			kept[v] = b
@@ -159,7 +183,7 @@ func (a *Agent) keptRoots() (map[int64][]byte, int64, error) {
 			a.logf("WARNING: %s differs from %s/%d.root.json: only the chain is used", a.path(rootFile), a.path(rootsDir), v)
 		}
 	}
-	return kept, highest, nil
+	return kept, highest, bad, nil
 }
 
 // storeChain makes the state directory hold exactly the proven chain:
@@ -278,7 +302,10 @@ func (a *Agent) ApplyRoots(docs [][]byte) (*verify.Root, error) {
 		return a.root, err
 	}
 	a.logf("trust root v%d accepted (was v%d)", next.Version(), a.root.Version())
-	a.root, a.rootErr = next, nil
+	a.root, a.rootErr, a.keptRefused = next, nil, ""
+	if err := os.Remove(a.path(rootRefusedFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		a.logf("warning: %v", err)
+	}
 	return next, nil
 }
 
@@ -413,9 +440,7 @@ func (a *Agent) trustStatus() *TrustStatus {
 		return &TrustStatus{Keys: len(a.keys), Threshold: a.cfg.Trust.Threshold}
 	}
 	s := &TrustStatus{RootVersion: a.root.Version(), RootExpires: a.root.Expires(), Revoked: len(a.root.Signed().Revoked)}
-	if a.keptErr != nil {
-		s.KeptRootRefused = a.keptErr.Error()
-	}
+	s.KeptRootRefused = a.keptRefused
 	warn := a.cfg.Trust.ExpiryWarning.Duration
 	if warn == 0 {
 		warn = DefaultExpiryWarning
