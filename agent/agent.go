@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-update/ferry/agent/bootenv"
 	"github.com/ferry-update/ferry/agent/module"
+	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/filelock"
 	"github.com/ferry-update/ferry/internal/nethttp"
 	"github.com/ferry-update/ferry/verify"
@@ -102,6 +103,7 @@ func Open(cfg *Config) (*Agent, error) {
 	if a.unlock, err = filelock.Lock(filepath.Join(cfg.StateDir, lockFile), 0o600); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
+	a.removeStaleTemps()
 	a.initClock()
 	if cfg.Trust.Root != "" {
 		if err := a.loadRoot(); err != nil {
@@ -140,6 +142,21 @@ func openStore(c BootConfig) (bootenv.Store, error) {
 		return &bootenv.FileEnv{Path: c.Path}, nil
 	}
 	return nil, fmt.Errorf("boot backend %q: want uboot, grub or file", c.Backend)
+}
+
+// removeStaleTemps removes the temporary files a power cut left in the
+// state directory (ours only: atomicfile's naming pattern, regular files).
+// The state lock is held, so no other ferry-agent is writing them.
+func (a *Agent) removeStaleTemps() {
+	for _, dir := range []string{a.cfg.StateDir, a.path(rootsDir), a.path(tufStateDir)} {
+		removed, err := atomicfile.RemoveStale(dir)
+		for _, n := range removed {
+			a.logf("removed %s, left by an interrupted write", filepath.Join(dir, n))
+		}
+		if err != nil {
+			a.logf("warning: stale temporary files in %s: %v", dir, err)
+		}
+	}
 }
 
 // httpClient returns c, or when it is nil a client bounded by the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -493,5 +494,25 @@ func TestFilesInterrupted(t *testing.T) {
 				t.Errorf("releases left behind: %v", entries)
 			}
 		})
+	}
+}
+
+// Temporary files a power cut left in the state directory are removed
+// when the agent opens it; other files stay.
+func TestStaleTempsRemovedAtOpen(t *testing.T) {
+	d := newDevice(t)
+	os.MkdirAll(d.path("state/tuf"), 0o700)
+	d.write("state/.journal.json.123456.tmp", "half a journal")
+	d.write("state/tuf/.timestamp.json.99.tmp", "half")
+	d.write("state/notes.txt", "not ours")
+	a := d.open()
+	a.Close()
+	for _, n := range []string{"state/.journal.json.123456.tmp", "state/tuf/.timestamp.json.99.tmp"} {
+		if _, err := os.Lstat(d.path(n)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: %v, want it removed", n, err)
+		}
+	}
+	if d.read("state/notes.txt") != "not ours" {
+		t.Error("another file was touched")
 	}
 }

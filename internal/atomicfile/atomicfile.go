@@ -6,11 +6,42 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 )
 
 // CreateTemp makes the temporary file for path, in path's directory.
 func CreateTemp(path string) (*os.File, error) {
 	return os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+}
+
+// tempName matches the names CreateTemp makes: "." + base + "." +
+// os.CreateTemp's decimal random part + ".tmp".
+var tempName = regexp.MustCompile(`^\..+\.[0-9]+\.tmp$`)
+
+// RemoveStale removes the temporary files CreateTemp left in dir when the
+// process died (a power cut) before Commit: regular files of exactly that
+// naming pattern, nothing else, and no symbolic link is followed. Only a
+// caller that knows no writer is at work in dir (it holds dir's lock) may
+// call it. It returns the names removed; a missing dir holds none.
+func RemoveStale(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !tempName.MatchString(e.Name()) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, err
+		}
+		removed = append(removed, e.Name())
+	}
+	return removed, nil
 }
 
 // Commit syncs and closes f (made by CreateTemp), renames it to path and

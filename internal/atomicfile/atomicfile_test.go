@@ -42,3 +42,43 @@ func TestWriteFileMissingDir(t *testing.T) {
 		t.Fatal("write into a missing directory succeeded")
 	}
 }
+
+// A temporary file left by a power cut is removed; files of other names,
+// directories and symbolic links (even ones of the pattern) are left.
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	f, err := atomicfile.CreateTemp(filepath.Join(dir, "journal.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close() // the power cut: never committed
+	stale := filepath.Base(f.Name())
+	target := filepath.Join(t.TempDir(), "elsewhere.1.tmp")
+	os.WriteFile(target, []byte("not ours"), 0o600)
+	keep := []string{"journal.json", ".journal.json.tmp", "x.123.tmp", ".lock", ".dir.42.tmp", ".link.7.tmp"}
+	os.WriteFile(filepath.Join(dir, "journal.json"), []byte("{}"), 0o600)
+	os.WriteFile(filepath.Join(dir, ".journal.json.tmp"), nil, 0o600)
+	os.WriteFile(filepath.Join(dir, "x.123.tmp"), nil, 0o600)
+	os.WriteFile(filepath.Join(dir, ".lock"), nil, 0o600)
+	os.Mkdir(filepath.Join(dir, ".dir.42.tmp"), 0o700)
+	os.Symlink(target, filepath.Join(dir, ".link.7.tmp"))
+
+	removed, err := atomicfile.RemoveStale(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0] != stale {
+		t.Errorf("removed %q, want [%s]", removed, stale)
+	}
+	for _, n := range keep {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+	}
+	if _, err := os.Stat(target); err != nil {
+		t.Errorf("the link's target: %v", err)
+	}
+	if removed, err := atomicfile.RemoveStale(filepath.Join(dir, "missing")); err != nil || removed != nil {
+		t.Errorf("missing dir: %q, %v", removed, err)
+	}
+}
