@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/bundle"
-	"github.com/ferry-update/ferry/internal/verifyio"
 	"github.com/ferry-update/ferry/media/stick"
 	"github.com/ferry-update/ferry/mirror/checkin"
 	"github.com/ferry-update/ferry/mirror/ociclient"
@@ -132,14 +130,13 @@ func stickRoots(s *stick.Stick) ([][]byte, error) {
 			docs = append(docs, b)
 		}
 	}
-	dir := filepath.Join(s.Root, stick.Dir, "roots")
-	ents, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	ents, err := s.ReadDir("roots")
+	if err != nil {
 		return nil, err
 	}
 	for _, e := range ents {
 		if _, ok := RootFileVersion(e.Name()); ok && e.Type().IsRegular() {
-			b, err := verifyio.ReadFileLimited(filepath.Join(dir, e.Name()), verify.MaxRootSize)
+			b, err := s.ReadFile("roots/"+e.Name(), verify.MaxRootSize)
 			if err != nil {
 				return nil, err
 			}

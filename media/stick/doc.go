@@ -32,12 +32,16 @@
 // blob against its digest while it streams, and the consumer (the agent,
 // through package verify) judges the signatures before it uses a payload
 // byte. A stick pulled out mid-read surfaces as an error from Read, never
-// as a short but clean stream.
+// as a short but clean stream. Files are opened as hostile input: never
+// blocking (a FIFO is refused, not waited on), only regular files and
+// directories (ErrNotRegular), and no link that leads out of the stick is
+// followed.
 //
 // # Reports
 //
 // Stick.WriteReport writes a Report as a new JSON file in /ferry/reports/:
 // to a temporary file, fsync, rename, fsync of the directory, so the report
 // is on the stick (not in a cache) when it returns, and a stick pulled out
-// halfway leaves either the whole report or none.
+// halfway leaves either the whole report or none. It never writes through
+// a link: ferry/ and ferry/reports/ must be directories themselves.
 package stick

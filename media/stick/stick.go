@@ -30,7 +30,7 @@ type Stick struct {
 // OpenDir opens the stick whose filesystem is mounted at (or copied to)
 // root.
 func OpenDir(root string) (*Stick, error) {
-	l, err := NewLayout(os.DirFS(filepath.Join(root, Dir)), root)
+	l, err := NewLayout(stickFS{root: root, dir: Dir}, root)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +163,13 @@ func (s *Stick) WriteReport(r Report) (string, error) {
 }
 
 func (s *Stick) writeReport(dir, base string, data []byte) (string, error) {
-	if err := s.fs.MkdirAll(dir); err != nil {
+	// Never write through a link: ferry/ and ferry/reports/ must be
+	// directories themselves (a hostile stick could make reports/ lead
+	// into the device's own filesystem).
+	if err := s.fs.Mkdir(filepath.Dir(dir)); err != nil {
+		return "", err
+	}
+	if err := s.fs.Mkdir(dir); err != nil {
 		return "", err
 	}
 	name := filepath.Join(dir, base+".json")
@@ -203,7 +209,9 @@ func (s *Stick) writeReport(dir, base string, data []byte) (string, error) {
 // writeFS is what WriteReport needs of the filesystem; tests fail it (a
 // full stick) without a real one.
 type writeFS interface {
-	MkdirAll(dir string) error
+	// Mkdir makes dir, whose parent exists, unless it is there; it fails
+	// unless dir is a directory itself, not a link to one.
+	Mkdir(dir string) error
 	Exists(name string) bool
 	CreateTemp(dir, pattern string) (tempFile, error)
 	Rename(from, to string) error
@@ -220,7 +228,19 @@ type tempFile interface {
 
 type osFS struct{}
 
-func (osFS) MkdirAll(dir string) error { return os.MkdirAll(dir, 0o755) }
+func (osFS) Mkdir(dir string) error {
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is %s, not a directory: refusing to write through it", dir, fileType(fi.Mode()))
+	}
+	return nil
+}
 func (osFS) Exists(name string) bool {
 	_, err := os.Lstat(name)
 	return !errors.Is(err, fs.ErrNotExist)
