@@ -85,20 +85,23 @@ type Skipped struct {
 
 // BundleReport is everything the audit found about one bundle.
 type BundleReport struct {
-	Source        string                   `json:"source"` // where it is: a path, oci://HOST/REPO:TAG, ...
-	Name          string                   `json:"name"`
-	Version       string                   `json:"version"`
-	DeviceTypes   []string                 `json:"deviceTypes"`
-	Created       time.Time                `json:"created,omitzero"`
-	Description   string                   `json:"description,omitempty"`
-	FormatVersion int                      `json:"formatVersion,omitempty"`
-	Manifest      digest.Digest            `json:"manifest,omitempty"`
-	Payloads      []Payload                `json:"payloads"`
-	Attachments   []Attachment             `json:"attachments"`
-	Signatures    []verify.SignatureResult `json:"signatures"`
-	ValidKeys     int                      `json:"validKeys"`
-	Threshold     int                      `json:"threshold"`
-	ThresholdMet  bool                     `json:"thresholdMet"`
+	Source        string        `json:"source"` // where it is: a path, oci://HOST/REPO:TAG, ...
+	Name          string        `json:"name"`
+	Version       string        `json:"version"`
+	DeviceTypes   []string      `json:"deviceTypes"`
+	Created       time.Time     `json:"created,omitzero"`
+	Description   string        `json:"description,omitempty"`
+	FormatVersion int           `json:"formatVersion,omitempty"`
+	Manifest      digest.Digest `json:"manifest,omitempty"`
+	// Provides and Depends are the config's (bundle/FORMAT.md §6.2).
+	Provides     map[string]string        `json:"provides,omitempty"`
+	Depends      []string                 `json:"depends,omitempty"`
+	Payloads     []Payload                `json:"payloads"`
+	Attachments  []Attachment             `json:"attachments"`
+	Signatures   []verify.SignatureResult `json:"signatures"`
+	ValidKeys    int                      `json:"validKeys"`
+	Threshold    int                      `json:"threshold"`
+	ThresholdMet bool                     `json:"thresholdMet"`
 	// Listed says whether the mirror's signed TUF targets list the bundle
 	// with this manifest digest; nil when the source has no such metadata.
 	Listed   *bool    `json:"listed,omitempty"`
@@ -247,6 +250,7 @@ func auditItem(ctx context.Context, it Item, p verify.Policy, t Trust, mm *Mirro
 	cfg := r.Config()
 	b.Name, b.Version, b.DeviceTypes, b.Created, b.Description = cfg.Name, cfg.Version, cfg.DeviceTypes, cfg.Created, cfg.Description
 	b.FormatVersion, b.Manifest = cfg.FormatVersion, r.ManifestDigest()
+	b.Provides, b.Depends = cfg.Provides, cfg.Depends
 	layers := r.Manifest().Layers[len(cfg.Attachments):]
 	for _, pl := range cfg.Payloads {
 		py := Payload{Payload: pl, Layers: []Layer{}}

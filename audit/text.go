@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -33,6 +35,12 @@ func (r *Report) WriteText(w io.Writer) error {
 			p("  manifest    %s\n", b.Manifest)
 			p("  devices     %s\n", Printable(strings.Join(b.DeviceTypes, ", ")))
 			p("  created     %s\n", display.Time(b.Created))
+		}
+		for _, n := range slices.Sorted(maps.Keys(b.Provides)) {
+			p("  provides    %s %s\n", n, b.Provides[n])
+		}
+		for _, d := range b.Depends {
+			p("  depends     %s\n", d)
 		}
 		for _, pl := range b.Payloads {
 			state := "NOT verified"

@@ -1076,7 +1076,23 @@ func TestFormatConfigRules(t *testing.T) {
 		valid bool
 	}{
 		{"formatVersion 0", func(c *bundle.Config) { c.FormatVersion = 0 }, false},
-		{"formatVersion 2", func(c *bundle.Config) { c.FormatVersion = 2 }, false},
+		{"formatVersion 2", func(c *bundle.Config) { c.FormatVersion = 2 }, true},
+		{"formatVersion 3", func(c *bundle.Config) { c.FormatVersion = 3 }, false},
+		{"provides", func(c *bundle.Config) { c.Provides = map[string]string{"app-conf": "1.2.0", "gw-os.kernel": "6.1.0"} }, true},
+		{"provides own name", func(c *bundle.Config) { c.Provides = map[string]string{"demo": "1.0.0"} }, false},
+		{"provides bad name", func(c *bundle.Config) { c.Provides = map[string]string{"App": "1.0.0"} }, false},
+		{"provides short version", func(c *bundle.Config) { c.Provides = map[string]string{"app": "1.2"} }, false},
+		{"provides 65", func(c *bundle.Config) {
+			c.Provides = map[string]string{}
+			for i := range 65 {
+				c.Provides[fmt.Sprintf("c%d", i)] = "1.0.0"
+			}
+		}, false},
+		{"depends in version 1", func(c *bundle.Config) { c.Depends = []string{"gw-os >= 1.4"} }, false},
+		{"depends in version 2", func(c *bundle.Config) { c.FormatVersion = 2; c.Depends = []string{"gw-os >= 1.4", "demo >= 0.9, < 1"} }, true},
+		{"depends on itself", func(c *bundle.Config) { c.FormatVersion = 2; c.Depends = []string{"demo >= 0.9"} }, true},
+		{"depends malformed", func(c *bundle.Config) { c.FormatVersion = 2; c.Depends = []string{"gw-os ~> 1.4"} }, false},
+		{"depends twice", func(c *bundle.Config) { c.FormatVersion = 2; c.Depends = []string{"gw-os >= 1.4", "gw-os < 2"} }, false},
 		{"name upper case", func(c *bundle.Config) { c.Name = "Demo" }, false},
 		{"name 128", func(c *bundle.Config) { c.Name = strings.Repeat("a", 128) }, true},
 		{"name 129", func(c *bundle.Config) { c.Name = strings.Repeat("a", 129) }, false},

@@ -166,6 +166,10 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte(strings.Replace(string(b), `"formatVersion":1`, `"formatVersion":2`, 1)))
 	f.Add([]byte(strings.Replace(string(b), `"created":"2025-01-02T03:04:05Z"`, `"created":"2025-01-02T03:04:05.123+02:00"`, 1)))
+	c.FormatVersion, c.Provides, c.Depends = 2, map[string]string{"app-conf": "1.2.0"}, []string{"gw-os >= 1.4, < 2", "demo == 1.2.0-rc.1"}
+	b, _ = json.Marshal(&c)
+	f.Add(b)
+	c.FormatVersion, c.Provides, c.Depends = 1, nil, nil
 	c.Attachments = []bundle.Attachment{{Name: "sbom.spdx.json", MediaType: bundle.SPDXMediaType, Digest: digest.FromString("s"), Size: 1}}
 	b, _ = json.Marshal(&c)
 	f.Add(b)

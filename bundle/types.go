@@ -25,9 +25,10 @@ const (
 	PayloadNameAnnotation = "dev.ferry.payload.name"
 	PartAnnotation        = "dev.ferry.payload.part"
 
-	// FormatVersion is the config's formatVersion this package writes and
-	// the highest one it reads.
-	FormatVersion = 1
+	// FormatVersion is the highest formatVersion this package reads. It
+	// writes the lowest that expresses the bundle: 2 with depends, else 1
+	// (FORMAT.md §13).
+	FormatVersion = 2
 )
 
 // Size limits a reader enforces before it allocates (FORMAT.md, "Limits").
@@ -83,6 +84,11 @@ type Config struct {
 	Annotations   map[string]string `json:"annotations,omitempty"`
 	// Attachments are signed documents such as SBOMs (FORMAT.md §6.1).
 	Attachments []Attachment `json:"attachments,omitempty"`
+	// Provides names the components the bundle installs besides itself,
+	// component → version; Depends the constraints the device's installed
+	// components must meet, e.g. "gw-os >= 1.4" (FORMAT.md §6.2).
+	Provides map[string]string `json:"provides,omitempty"`
+	Depends  []string          `json:"depends,omitempty"`
 }
 
 // Payload describes one payload: its decompressed content and where it goes.
@@ -194,6 +200,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("payload %d: name %q used twice", i, p.Name)
 		}
 		seen[p.Name] = true
+	}
+	if err := c.ValidateComponents(); err != nil {
+		return err
 	}
 	return validateAttachments(c.Attachments)
 }

@@ -38,6 +38,10 @@ type Options struct {
 	DeviceTypes []string
 	Description string
 	Annotations map[string]string
+	// Provides and Depends are the bundle's components besides itself
+	// and the constraints it puts on the device's (FORMAT.md §6.2).
+	Provides map[string]string
+	Depends  []string
 	// Created is recorded in the config and as every member's mtime;
 	// zero means now. Set it (e.g. from SOURCE_DATE_EPOCH) for
 	// reproducible bundles.
@@ -176,14 +180,20 @@ func newConfig(opts Options, sources []Source) (*Config, error) {
 	if created.IsZero() {
 		created = time.Now()
 	}
+	version := 1
+	if len(opts.Depends) > 0 {
+		version = 2
+	}
 	cfg := &Config{
-		FormatVersion: FormatVersion,
+		FormatVersion: version,
 		Name:          opts.Name,
 		Version:       opts.Version,
 		DeviceTypes:   opts.DeviceTypes,
 		Created:       created.UTC().Truncate(time.Second),
 		Description:   opts.Description,
 		Annotations:   opts.Annotations,
+		Provides:      opts.Provides,
+		Depends:       opts.Depends,
 	}
 	for _, s := range sources {
 		target := s.Target

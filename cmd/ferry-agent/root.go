@@ -135,5 +135,6 @@ func report(s *streams, asJSON bool, r *agent.Result, err error) error {
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // "gw-os >= 1.4", not "gw-os \u003e= 1.4"
 	return enc.Encode(v)
 }

@@ -71,6 +71,7 @@ func newCreateCommand(s *streams) *cobra.Command {
 		asJSON   bool
 		sboms    []string
 		roots    []string
+		provides []string
 	)
 	cmd := &cobra.Command{
 		Use:   "create SOURCE --device-type T --version V --out FILE",
@@ -104,6 +105,9 @@ func newCreateCommand(s *streams) *cobra.Command {
 				return cliexit.UsageError{Err: fmt.Errorf("--part-size: %w", err)}
 			}
 			if opts.Created, err = sourceDateEpoch(); err != nil {
+				return cliexit.UsageError{Err: err}
+			}
+			if opts.Provides, err = parseProvides(provides); err != nil {
 				return cliexit.UsageError{Err: err}
 			}
 			if err := checkCreateOptions(&opts); err != nil {
@@ -149,6 +153,12 @@ func newCreateCommand(s *streams) *cobra.Command {
 			fmt.Fprintf(s.out, "created %s: %s %s for %s\n  manifest %s\n  payload  %s %s -> %s zstd (%d part(s))\n  signed   by %d key(s)\n",
 				out, res.Config.Name, res.Config.Version, strings.Join(res.Config.DeviceTypes, ", "), res.ManifestDigest,
 				p.Name, display.Bytes(p.Size), display.Bytes(p.CompressedSize), p.Parts, len(sign.keys))
+			if c := res.Config; len(c.Provides) > 0 || len(c.Depends) > 0 {
+				fmt.Fprintf(s.out, "  provides %s\n", componentList(c))
+				if len(c.Depends) > 0 {
+					fmt.Fprintf(s.out, "  depends  %s\n", strings.Join(c.Depends, "; "))
+				}
+			}
 			for _, a := range res.Config.Attachments {
 				what := "sbom"
 				if a.MediaType == bundle.TrustRootMediaType {
@@ -172,8 +182,39 @@ func newCreateCommand(s *streams) *cobra.Command {
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.StringArrayVar(&sboms, "sbom", nil, "attach an SPDX or CycloneDX JSON document, signed with the bundle (repeatable)")
 	f.StringArrayVar(&roots, "trust-root", nil, "attach a trust root (N.root.json), which devices apply before judging the bundle's signatures (repeatable)")
+	f.StringArrayVar(&provides, "provides", nil, "another component the bundle installs, NAME=VERSION (repeatable; the bundle itself is always provided)")
+	f.StringArrayVar(&opts.Depends, "depends", nil, "a constraint on the device's installed components, e.g. 'gw-os >= 1.4' or 'gw-os >= 1.4, < 2' (repeatable)")
 	sign.addFlags(cmd, "private key to sign with (repeatable)")
 	return cmd
+}
+
+// parseProvides reads the --provides NAME=VERSION flags.
+func parseProvides(flags []string) (map[string]string, error) {
+	if len(flags) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, f := range flags {
+		name, version, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, fmt.Errorf("--provides %q: want NAME=VERSION, e.g. gw-os.kernel=6.1.0", f)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("--provides: %s given twice", name)
+		}
+		out[name] = version
+	}
+	return out, nil
+}
+
+// componentList shows what a bundle provides: "NAME VERSION, ...", the
+// bundle itself first.
+func componentList(c *bundle.Config) string {
+	var parts []string
+	for _, n := range c.ComponentNames() {
+		parts = append(parts, n+" "+c.Components()[n])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // loadTrustRoots reads the --trust-root files: each must be a well-formed
@@ -271,6 +312,10 @@ func checkCreateOptions(opts *bundle.Options) error {
 	}
 	if err := bundle.ValidateName(opts.Name); err != nil {
 		return fmt.Errorf("--name: %w", err)
+	}
+	c := bundle.Config{FormatVersion: bundle.FormatVersion, Name: opts.Name, Version: opts.Version, Provides: opts.Provides, Depends: opts.Depends}
+	if err := c.ValidateComponents(); err != nil {
+		return fmt.Errorf("--provides/--depends: %w", err)
 	}
 	if opts.PartSize < 512 || opts.PartSize > bundle.MaxPartSize {
 		return fmt.Errorf("--part-size %d: want 512 bytes to 4GiB minus one byte", opts.PartSize)

@@ -88,6 +88,12 @@ func printConfig(w io.Writer, d digest.Digest, c *bundle.Config) {
 	if c.Description != "" {
 		fmt.Fprintf(w, "description %s\n", c.Description)
 	}
+	if len(c.Provides) > 0 || len(c.Depends) > 0 {
+		fmt.Fprintf(w, "provides    %s\n", componentList(c))
+		for _, d := range c.Depends {
+			fmt.Fprintf(w, "depends     %s\n", d)
+		}
+	}
 	fmt.Fprintf(w, "payloads    %d\n", len(c.Payloads))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, p := range c.Payloads {

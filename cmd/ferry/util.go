@@ -22,6 +22,7 @@ const passphraseEnv = "FERRY_KEY_PASSPHRASE"
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // "gw-os >= 1.4", not "gw-os \u003e= 1.4"
 	return enc.Encode(v)
 }
 
