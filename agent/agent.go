@@ -120,6 +120,10 @@ func Open(cfg *Config) (*Agent, error) {
 	if ok {
 		a.j = &j
 	}
+	if err := a.migrateInstalled(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -257,13 +261,16 @@ func (a *Agent) bootedSlot(st bootenv.BootState) (slot, from string, err error) 
 
 // Status is what the agent knows about the device.
 type Status struct {
-	DeviceType string       `json:"deviceType"`
-	Installed  *Installed   `json:"installed,omitempty"`
-	Trust      *TrustStatus `json:"trust,omitempty"`
-	BootedSlot string       `json:"bootedSlot,omitempty"`
-	BootedFrom string       `json:"bootedFrom,omitempty"`
-	Boot       *BootVars    `json:"boot,omitempty"`
-	Slots      []SlotInfo   `json:"slots"`
+	DeviceType string     `json:"deviceType"`
+	Installed  *Installed `json:"installed,omitempty"`
+	// Components are the installed components the device runs: those of
+	// the booted slot and those installed without an A/B payload.
+	Components []ComponentStatus `json:"components"`
+	Trust      *TrustStatus      `json:"trust,omitempty"`
+	BootedSlot string            `json:"bootedSlot,omitempty"`
+	BootedFrom string            `json:"bootedFrom,omitempty"`
+	Boot       *BootVars         `json:"boot,omitempty"`
+	Slots      []SlotInfo        `json:"slots"`
 	// Install is the install in progress or the last one.
 	Install *Journal `json:"install,omitempty"`
 	Pending bool     `json:"pending"`
@@ -320,5 +327,6 @@ func (a *Agent) Status() (*Status, error) {
 			errs = append(errs, err)
 		}
 	}
+	s.Components = a.installedComponents(in, s.BootedSlot)
 	return s, errors.Join(errs...)
 }

@@ -239,12 +239,34 @@ type HealthConfig struct {
 	Timeout  Duration `toml:"timeout"`
 }
 
-// PolicyConfig relaxes the version rules.
+// PolicyConfig relaxes the version rules, which apply per component
+// (bundle/FORMAT.md §6.2).
 type PolicyConfig struct {
-	// AllowDowngrade accepts a version below the installed one.
+	// AllowDowngrade accepts a version below the installed one, for
+	// every component.
 	AllowDowngrade bool `toml:"allow_downgrade"`
-	// AllowSameVersion accepts the installed version again.
+	// AllowSameVersion accepts the installed version again, for every
+	// component.
 	AllowSameVersion bool `toml:"allow_same_version"`
+	// Components relaxes the rules for single components, by name:
+	// [policy.components.app-conf] (quote a name with dots:
+	// [policy.components."gw-os.kernel"]).
+	Components map[string]ComponentPolicy `toml:"components"`
+}
+
+// ComponentPolicy relaxes the version rules for one component.
+type ComponentPolicy struct {
+	AllowDowngrade   bool `toml:"allow_downgrade"`
+	AllowSameVersion bool `toml:"allow_same_version"`
+}
+
+// For is the policy for component name: its own, or-ed with the
+// device-wide settings.
+func (p PolicyConfig) For(name string) ComponentPolicy {
+	c := p.Components[name]
+	c.AllowDowngrade = c.AllowDowngrade || p.AllowDowngrade
+	c.AllowSameVersion = c.AllowSameVersion || p.AllowSameVersion
+	return c
 }
 
 // Duration is a time.Duration written as "30s" or "2m" in TOML.
@@ -439,6 +461,11 @@ func (c *Config) check() (toml.Key, error) {
 	}
 	if c.Modules.Timeout.Duration == 0 {
 		c.Modules.Timeout.Duration = module.DefaultTimeout
+	}
+	for name := range c.Policy.Components {
+		if err := bundle.ValidateName(name); err != nil {
+			return toml.Key{"policy", "components", name}, fmt.Errorf("component %w", err)
+		}
 	}
 	for i, cmd := range c.Health.Commands {
 		if strings.TrimSpace(cmd) == "" {

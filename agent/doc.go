@@ -46,10 +46,41 @@
 //	            Cleanup.
 //	committed | rolled-back | failed   the install is over.
 //
-// The installed-version record changes only when an install commits; it is
-// what the version policy compares against. Every file in the state
-// directory is replaced the durable way: write a temporary file, fsync it,
-// rename it over the old one, fsync the directory.
+// The installed-components record (STATE_DIR/installed.json, see
+// "Components") changes only when an install commits; it is what the
+// version policy and the bundles' depends are judged against. Every file
+// in the state directory is replaced the durable way: write a temporary
+// file, fsync it, rename it over the old one, fsync the directory.
+//
+// # Components
+//
+// Versions are per component (bundle/FORMAT.md §6.2): a bundle provides
+// itself at its version and the components of its provides. Before a
+// payload byte is written, every component it provides must be at or
+// above its installed version (its own component strictly above), unless
+// [policy] or [policy.components.NAME] allows a downgrade or re-install
+// of that component; and every depends must be met (*VersionError,
+// *DependencyError, both refusals).
+//
+// installed.json keeps the components in two places:
+//
+//   - per slot, for bundles with an A/B (rootfs) payload: the commit
+//     replaces the whole set of the slot it wrote, since a new root
+//     filesystem brings all of them and takes away the rest;
+//   - globally, for bundles with only files and module payloads: the
+//     commit replaces each of their components.
+//
+// A component lives in one place: recorded in one, it leaves the other.
+// The installed components are those of the slot that boots plus the
+// global ones, so after a rollback or a fallback of the bootloader the
+// old slot's components are the ones judged and reported (Status lists
+// them). The record of the other slot describes what it held when it was
+// last committed.
+//
+// An older agent's installed.json held one version. On the first start
+// (Open) it becomes a component, written back durably before anything
+// reads it: of the slot the last install wrote when the journal shows an
+// A/B install of that very bundle, else a global one.
 //
 // # Recovery
 //

@@ -138,6 +138,9 @@ type bundleSpec struct {
 	moduleName  string            // its target, the update module (default single-file)
 	signer      *verify.Signer    // default: the device's key
 	unsigned    bool
+	name        string // default sim-os
+	provides    map[string]string
+	depends     []string
 }
 
 func (d *device) bundle(s bundleSpec) []byte {
@@ -176,7 +179,10 @@ func (d *device) bundle(s bundleSpec) []byte {
 	if signer == nil {
 		signer = d.signer
 	}
-	opts := bundle.Options{Name: "sim-os", Version: s.version, DeviceTypes: s.deviceTypes, Created: time.Unix(1700000000, 0)}
+	if s.name == "" {
+		s.name = "sim-os"
+	}
+	opts := bundle.Options{Name: s.name, Version: s.version, DeviceTypes: s.deviceTypes, Created: time.Unix(1700000000, 0), Provides: s.provides, Depends: s.depends}
 	if !s.unsigned {
 		opts.Sign = func(m digest.Digest) ([]bundle.Signature, error) {
 			sig, err := signer.Sign(m, "example.com/sim-os", time.Unix(1700000000, 0))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/mirror/tufclient"
@@ -158,7 +159,12 @@ func (a *Agent) checkHead(src io.Reader, j *Journal, listed *tufclient.Targets) 
 		return nil, nil, &RefusedError{Err: err}
 	}
 	c := br.Config()
-	j.Bundle, j.Version, j.Manifest = c.Name, c.Version, br.ManifestDigest()
+	j.Bundle, j.Version, j.Manifest, j.Provides = c.Name, c.Version, br.ManifestDigest(), c.Provides
+	for _, p := range c.Payloads {
+		if !slices.Contains(j.Types, p.Type) {
+			j.Types = append(j.Types, p.Type)
+		}
+	}
 	if listed != nil {
 		if err := listed.Verify(c.Name, c.Version, br.ManifestDigest().String()); err != nil {
 			return nil, br, &RefusedError{Bundle: j.name(), Err: err}
@@ -176,29 +182,11 @@ func (a *Agent) checkHead(src io.Reader, j *Journal, listed *tufclient.Targets) 
 		}
 		return nil, br, &RefusedError{Bundle: j.name(), Err: err}
 	}
-	if err := a.checkVersion(c.Version); err != nil {
+	if err := a.checkComponents(c, j.FromSlot); err != nil {
 		return nil, br, &RefusedError{Bundle: j.name(), Err: err}
 	}
 	targets, err := a.plan(c, j)
 	return targets, br, err
-}
-
-// checkVersion applies the version policy against the installed record.
-func (a *Agent) checkVersion(v string) error {
-	in, err := a.installed()
-	if err != nil {
-		return fmt.Errorf("read installed version: %w", err)
-	}
-	if in == nil {
-		return nil
-	}
-	switch c := bundle.CompareVersions(v, in.Version); {
-	case c < 0 && !a.cfg.Policy.AllowDowngrade:
-		return fmt.Errorf("%s < installed %s: %w", v, in.Version, ErrDowngrade)
-	case c == 0 && !a.cfg.Policy.AllowSameVersion:
-		return fmt.Errorf("%s = installed %s: %w", v, in.Version, ErrSameVersion)
-	}
-	return nil
 }
 
 // writePayloads streams every payload to its target. Each payload's

@@ -12,6 +12,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/atomicfile"
 )
 
@@ -69,6 +70,10 @@ type Journal struct {
 	Bundle   string        `json:"bundle,omitempty"`
 	Version  string        `json:"version,omitempty"`
 	Manifest digest.Digest `json:"manifest,omitempty"`
+	// Provides and Types are the bundle's provides and payload types,
+	// recorded with its components when it commits.
+	Provides map[string]string    `json:"provides,omitempty"`
+	Types    []bundle.PayloadType `json:"types,omitempty"`
 	// FromSlot is the slot that ran when the install started, ToSlot the
 	// one written ("" when the bundle has no A/B payload).
 	FromSlot    string       `json:"fromSlot"`
@@ -82,13 +87,24 @@ type Journal struct {
 	History []Transition `json:"history"`
 }
 
-// Installed is the record of the committed version.
+// Installed is STATE_DIR/installed.json: the installed components and
+// the last install that committed.
 type Installed struct {
+	// Format is InstalledFormat; 0 in an older agent's record.
+	Format int `json:"format,omitempty"`
+	// Bundle, Version, Manifest, Slot and At are the last install that
+	// committed (an older agent's record holds only them).
 	Bundle   string        `json:"bundle"`
 	Version  string        `json:"version"`
 	Manifest digest.Digest `json:"manifest"`
 	Slot     string        `json:"slot,omitempty"`
 	At       time.Time     `json:"at"`
+	// Slots holds, per A/B slot, the components installed by the bundle
+	// with an A/B payload that last wrote it.
+	Slots map[string]map[string]Component `json:"slots,omitempty"`
+	// Components holds the components installed by bundles without an
+	// A/B payload.
+	Components map[string]Component `json:"components,omitempty"`
 }
 
 const (

@@ -157,7 +157,14 @@ func (a *Agent) finishCommit(ctx context.Context, j *Journal) error {
 		}
 		a.reached("env-committed")
 	}
-	in := Installed{Bundle: j.Bundle, Version: j.Version, Manifest: j.Manifest, Slot: slot, At: a.now().UTC()}
+	in, err := a.installed()
+	if err != nil {
+		return fmt.Errorf("commit %s: read installed components: %w", j.name(), err)
+	}
+	if in == nil {
+		in = &Installed{}
+	}
+	in.record(j, slot, a.now().UTC())
 	if err := writeJSON(a.path(installedFile), in); err != nil {
 		return fmt.Errorf("commit %s: record installed version: %w", j.name(), err)
 	}

@@ -62,7 +62,7 @@ func (a *Agent) updateFromMirror(pollCtx, ctx context.Context, client *http.Clie
 	if err != nil {
 		return nil, err
 	}
-	t, ok := tg.Newest(a.cfg.DeviceType, a.cfg.Mirror.Bundle, a.installedVersion())
+	t, ok := tg.NewestFor(a.cfg.DeviceType, a.cfg.Mirror.Bundle, a.installedVersionOf)
 	if !ok {
 		a.logf("mirror %s: %s (checked %d bundles)", a.cfg.Mirror.URL, a.upToDate(), len(tg.All()))
 		return nil, nil
@@ -199,8 +199,9 @@ func (a *Agent) installStick(ctx context.Context, s *stick.Stick, rep *stick.Rep
 		return nil, nil
 	}
 	rep.Bundle, rep.BundleVersion, rep.Manifest = b.Name, b.Version, b.Manifest.String()
-	if in := rep.VersionBefore; in != "" && bundle.CompareVersions(b.Version, in) <= 0 && !a.cfg.Policy.AllowDowngrade && !a.cfg.Policy.AllowSameVersion {
-		a.logf("%s %s on %s is not above the installed %s: nothing to do", b.Name, b.Version, s.Root, in)
+	pol := a.cfg.Policy.For(b.Name)
+	if in := a.installedVersionOf(b.Name); in != "" && bundle.CompareVersions(b.Version, in) <= 0 && !pol.AllowDowngrade && !pol.AllowSameVersion {
+		a.logf("%s %s on %s is not above the installed %s %s: nothing to do", b.Name, b.Version, s.Root, b.Name, in)
 		return nil, nil
 	}
 	rc, err := s.Open(b)

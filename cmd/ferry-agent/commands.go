@@ -140,6 +140,22 @@ func printStatus(s *streams, st *agent.Status) {
 	} else {
 		fmt.Fprintf(w, "installed\tnothing recorded\n")
 	}
+	for _, c := range st.Components {
+		where := "global"
+		if c.Slot != "" {
+			where = "slot " + c.Slot
+		}
+		from := c.Bundle + " " + c.BundleVersion
+		if c.Bundle == c.Name && c.BundleVersion == c.Version {
+			from = "itself"
+		}
+		types := "payload type unknown"
+		if len(c.Types) > 0 {
+			types = fmt.Sprint(c.Types)
+			types = strings.ReplaceAll(strings.Trim(types, "[]"), " ", "+")
+		}
+		fmt.Fprintf(w, "component %s\t%s (%s, %s, from %s)\n", c.Name, c.Version, types, where, from)
+	}
 	if t := st.Trust; t != nil && t.RootVersion > 0 {
 		fmt.Fprintf(w, "trust root\tv%d, expires %s (release: %d of %d keys", t.RootVersion, t.RootExpires.Format("2006-01-02 15:04:05Z"), t.Threshold, t.Keys)
 		if t.Revoked > 0 {

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/ferry-update/ferry/agent"
@@ -39,15 +41,21 @@ func refused(err error) bool {
 func hint(err error) string {
 	var ce *agent.ConfigError
 	var re *verify.RootError
+	var ve *agent.VersionError
+	var de *agent.DependencyError
 	switch {
 	case errors.As(err, &re) && re.Kind == verify.RootExpired:
 		return "the device's trust root has expired: renew it where the root keys are (ferry trust renew ROOT --sign KEY) and give the device the new version (ferry-agent trust update N.root.json, a mirror or a stick)"
+	case errors.As(err, &ve) && errors.Is(ve, agent.ErrSameVersion):
+		return fmt.Sprintf("to install %s %s again, set allow_same_version = true under [policy.components.%s]", ve.Component, ve.Version, tomlKey(ve.Component))
+	case errors.As(err, &ve):
+		return fmt.Sprintf("to permit downgrading %s only, set allow_downgrade = true under [policy.components.%s]; anti-rollback stays on for every other component", ve.Component, tomlKey(ve.Component))
+	case errors.As(err, &de):
+		return fmt.Sprintf("nothing was written; install a bundle that provides %s first ('ferry-agent status' lists the installed components)", de.Dependency)
 	case errors.As(err, &ce):
 		return "see examples/agent/ferry-agent.toml for every setting"
 	case errors.Is(err, fs.ErrNotExist) && strings.Contains(err.Error(), "read config"):
 		return "give the configuration with --config FILE, or install one at /etc/ferry/agent.toml (examples/agent/ferry-agent.toml documents every setting)"
-	case errors.Is(err, agent.ErrDowngrade), errors.Is(err, agent.ErrSameVersion):
-		return "set allow_downgrade or allow_same_version under [policy] to permit it"
 	case errors.Is(err, bundle.ErrTruncated):
 		return "the bundle is incomplete: copy or download it again"
 	case errors.Is(err, agent.ErrPending):
@@ -62,4 +70,13 @@ func hint(err error) string {
 		return "install the update module in the modules directory ([modules] dir) and try again"
 	}
 	return ""
+}
+
+// tomlKey writes a component name as a TOML key: bare when it can be,
+// quoted when it holds a dot.
+func tomlKey(name string) string {
+	if strings.Contains(name, ".") {
+		return strconv.Quote(name)
+	}
+	return name
 }

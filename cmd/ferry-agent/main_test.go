@@ -149,9 +149,13 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 //
 //	mkbundle -o OUT -version V [-key K.key]... [-device T]... [-rootfs FILE] [-files DIR]
 //	         [-module DIR [-module-target NAME]] [-corrupt]
+//	         [-name NAME] [-provides NAME=VERSION]... [-depends CONSTRAINT]...
 func mkbundle(args []string) error {
 	fs := flag.NewFlagSet("mkbundle", flag.ContinueOnError)
-	var keys, devices listFlag
+	var keys, devices, provides, depends listFlag
+	name := fs.String("name", "sim-os", "bundle name")
+	fs.Var(&provides, "provides", "another component, NAME=VERSION (repeatable)")
+	fs.Var(&depends, "depends", "a dependency, e.g. 'gw-os >= 1.4' (repeatable)")
 	out := fs.String("o", "", "output bundle")
 	version := fs.String("version", "", "bundle version")
 	rootfs := fs.String("rootfs", "", "rootfs payload content file")
@@ -199,7 +203,14 @@ func mkbundle(args []string) error {
 		signers = append(signers, s)
 	}
 	at := time.Unix(1700000000, 0)
-	opts := bundle.Options{Name: "sim-os", Version: *version, DeviceTypes: devices, Created: at}
+	opts := bundle.Options{Name: *name, Version: *version, DeviceTypes: devices, Created: at, Depends: depends}
+	for _, p := range provides {
+		n, v, _ := strings.Cut(p, "=")
+		if opts.Provides == nil {
+			opts.Provides = map[string]string{}
+		}
+		opts.Provides[n] = v
+	}
 	opts.Sign = func(m digest.Digest) ([]bundle.Signature, error) {
 		var sigs []bundle.Signature
 		for _, s := range signers {

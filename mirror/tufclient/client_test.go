@@ -120,6 +120,15 @@ func TestCheckInMemory(t *testing.T) {
 	if n, ok := tg.Newest("board-a", "sensor", ""); ok {
 		t.Errorf("Newest of another bundle name: %+v", n)
 	}
+	// Per component: another component's higher version (the OS at 9.0.0)
+	// does not hide a newer gateway.
+	installed := func(name string) string { return map[string]string{"gw-os": "9.0.0", "gateway": "1.0.0"}[name] }
+	if n, ok := tg.NewestFor("board-a", "", installed); !ok || n.Version != "1.1.0-rc.1" {
+		t.Errorf("NewestFor with gateway 1.0.0 and gw-os 9.0.0 installed: %+v, %t", n, ok)
+	}
+	if n, ok := tg.NewestFor("board-a", "", func(string) string { return "1.1.0-rc.1" }); ok {
+		t.Errorf("NewestFor with everything at 1.1.0-rc.1: %+v", n)
+	}
 	if tg.Host != "mirror.test:5000" {
 		t.Errorf("Host %q", tg.Host)
 	}

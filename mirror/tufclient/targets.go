@@ -114,13 +114,20 @@ func (t *Targets) Verify(name, version, manifestDigest string) error {
 // nothing is installed). With name non-empty only bundles of that name
 // count. ok is false when there is none: the device is up to date.
 func (t *Targets) Newest(deviceType, name, installed string) (Target, bool) {
+	return t.NewestFor(deviceType, name, func(string) string { return installed })
+}
+
+// NewestFor is Newest with the installed version per bundle name
+// (component, bundle/FORMAT.md §6.2): a bundle counts when it is above
+// installed(its name).
+func (t *Targets) NewestFor(deviceType, name string, installed func(name string) string) (Target, bool) {
 	var best Target
 	found := false
 	for _, c := range t.list {
 		if !c.Fits(deviceType) || (name != "" && c.Name != name) {
 			continue
 		}
-		if installed != "" && compareVersions(c.Version, installed) <= 0 {
+		if in := installed(c.Name); in != "" && compareVersions(c.Version, in) <= 0 {
 			continue
 		}
 		if !found || compareVersions(c.Version, best.Version) > 0 {
