@@ -1,11 +1,14 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferry-update/ferry/media/stick"
 )
 
 // commit installs s and, for an A/B bundle, boot-checks it, so that it
@@ -241,4 +244,33 @@ func TestMigrateInstalled(t *testing.T) {
 func isRefused(err error) bool {
 	var re *RefusedError
 	return errors.As(err, &re)
+}
+
+// TestStickPerComponent: the stick's bundle is judged against the
+// installed version of its own component, not the last bundle installed.
+func TestStickPerComponent(t *testing.T) {
+	e := newTrustEnv(t)
+	e.commit(bundleSpec{name: "app-conf", version: "9.0.0", files: map[string]string{"app.conf": "9"}})
+	st, _ := mirrorFor(t, e.bundle(bundleSpec{version: "2.0.0", rootfs: "system from the stick"}))
+	dir := makeStick(t, st)
+	s, err := stick.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res *Result
+	err = e.do(func(a *Agent) (err error) { res, _, err = a.InstallStick(context.Background(), s); return err })
+	if err != nil || res == nil || res.Version != "2.0.0" {
+		t.Fatalf("stick install: %+v, %v; want sim-os 2.0.0 installed beside app-conf 9.0.0", res, err)
+	}
+	if got := e.read("slot-b.img"); got != "system from the stick" {
+		t.Errorf("slot b holds %q", got)
+	}
+	// Once installed, the same bundle is nothing to do.
+	if err := e.bootCheck(); err != nil {
+		t.Fatal(err)
+	}
+	err = e.do(func(a *Agent) (err error) { res, _, err = a.InstallStick(context.Background(), s); return err })
+	if err != nil || res != nil {
+		t.Errorf("stick again: %+v, %v; want nothing to do", res, err)
+	}
 }
