@@ -19,8 +19,10 @@ import (
 	"github.com/ferry-update/ferry/verify"
 )
 
-// hostile is a signer name and description written to break out of HTML.
-const hostile = `<script>document.title="pwned"</script><img src=x onerror=alert(1)>`
+// hostile is a signer name and description written to break out of HTML,
+// then to reorder the text after it (a right-to-left override) and to
+// drive a terminal (ESC).
+const hostile = `<script>document.title="pwned"</script><img src=x onerror=alert(1)>` + "\u202egnp.exe\x1b[2J"
 
 // twoBundleHTML audits two bundles, one passing and one with a damaged
 // payload, both signed by a key whose signer name is hostile, merges the
@@ -65,6 +67,9 @@ func TestHTMLSelfContainedAndEscaped(t *testing.T) {
 	}
 	if !strings.Contains(page, "&lt;script&gt;document.title=&#34;pwned&#34;&lt;/script&gt;") {
 		t.Error("the hostile signer name is not shown escaped")
+	}
+	if strings.ContainsAny(page, "\u202e\x1b") || !strings.Contains(page, `\u202egnp.exe\x1b[2J`) {
+		t.Error("the bidirectional override or the ESC in the signer name is not shown escaped")
 	}
 	for _, want := range []string{`<tr class="summary-row">`, `<tr class="sig">`, `<tr class="payload">`, `<tr class="attachment">`, "SPDX-2.3", "generated 2026-03-01T12:00:00Z", "ferry test"} {
 		if !strings.Contains(page, want) {

@@ -7,8 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/verify"
@@ -16,31 +14,31 @@ import (
 
 // WriteText writes the report for people at a terminal. Everything a
 // bundle or a signature says of itself (signer names, descriptions, SBOM
-// versions, error texts quoting them) is passed through Printable first.
+// versions, error texts quoting them) is passed through display.Untrusted first.
 func (r *Report) WriteText(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	p := func(format string, a ...any) { fmt.Fprintf(bw, format, a...) }
-	p("audit       %s (%s), %s, %s\n", Printable(r.Target), r.Kind, display.Time(r.Generated), display.OrDash(r.Tool))
+	p("audit       %s (%s), %s, %s\n", display.Untrusted(r.Target), r.Kind, display.Time(r.Generated), display.OrDash(r.Tool))
 	p("trust       %s\n", r.Trust.summary())
 	if m := r.Mirror; m != nil {
 		p("metadata    %s\n", m.summary())
 	}
 	for _, b := range r.Bundles {
-		what := Printable(b.Name + " " + b.Version)
+		what := display.Untrusted(b.Name + " " + b.Version)
 		if b.Name == "" {
 			what = "(unreadable bundle)"
 		}
-		p("\n%s  %s  %s\n", strings.ToUpper(b.Verdict), what, Printable(b.Source))
+		p("\n%s  %s  %s\n", strings.ToUpper(b.Verdict), what, display.Untrusted(b.Source))
 		if b.Manifest != "" {
 			p("  manifest    %s\n", b.Manifest)
-			p("  devices     %s\n", Printable(strings.Join(b.DeviceTypes, ", ")))
+			p("  devices     %s\n", display.Untrusted(strings.Join(b.DeviceTypes, ", ")))
 			p("  created     %s\n", display.Time(b.Created))
 		}
 		for _, n := range slices.Sorted(maps.Keys(b.Provides)) {
-			p("  provides    %s %s\n", n, b.Provides[n])
+			p("  provides    %s %s\n", display.Untrusted(n), display.Untrusted(b.Provides[n]))
 		}
 		for _, d := range b.Depends {
-			p("  depends     %s\n", d)
+			p("  depends     %s\n", display.Untrusted(d))
 		}
 		for _, pl := range b.Payloads {
 			state := "NOT verified"
@@ -53,7 +51,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		for _, a := range b.Attachments {
 			what := "not an SBOM"
 			if a.SBOM != nil {
-				what = fmt.Sprintf("%s, %d component(s)", Printable(a.SBOM.Spec), a.SBOM.Components)
+				what = fmt.Sprintf("%s, %d component(s)", display.Untrusted(a.SBOM.Spec), a.SBOM.Components)
 			}
 			p("  sbom        %s %s, %s, %s\n", a.Name, a.MediaType, what, display.Bytes(a.Size))
 			p("              %s\n", a.Digest)
@@ -66,9 +64,9 @@ func (r *Report) WriteText(w io.Writer) error {
 			p("  signatures  %d, %d of %d required trusted key(s) valid: %s\n", len(b.Signatures), b.ValidKeys, b.Threshold, met)
 		}
 		for i, s := range b.Signatures {
-			p("    %d. %-13s key %s %s signer %s at %s", i+1, s.Status, display.OrDash(display.ShortID(s.KeyID)), display.OrDash(string(s.Algorithm)), display.OrDash(Printable(s.Signer)), display.OrDash(display.Time(s.SignedAt)))
+			p("    %d. %-13s key %s %s signer %s at %s", i+1, s.Status, display.OrDash(display.ShortID(s.KeyID)), display.OrDash(string(s.Algorithm)), display.OrDash(display.Untrusted(s.Signer)), display.OrDash(display.Time(s.SignedAt)))
 			if s.Reason != "" && s.Status != verify.Valid {
-				p(": %s", Printable(s.Reason))
+				p(": %s", display.Untrusted(s.Reason))
 			}
 			p("\n")
 		}
@@ -76,14 +74,14 @@ func (r *Report) WriteText(w io.Writer) error {
 			p("  listed      %s\n", map[bool]string{true: "in the mirror's signed targets", false: "NOT in the mirror's signed targets"}[*b.Listed])
 		}
 		for _, x := range b.Warnings {
-			p("  warning     %s\n", Printable(x))
+			p("  warning     %s\n", display.Untrusted(x))
 		}
 		for _, x := range b.Reasons {
-			p("  reason      %s\n", Printable(x))
+			p("  reason      %s\n", display.Untrusted(x))
 		}
 	}
 	for _, s := range r.Skipped {
-		p("\nskipped     %s: %s\n", Printable(s.Source), Printable(s.Reason))
+		p("\nskipped     %s: %s\n", display.Untrusted(s.Source), display.Untrusted(s.Reason))
 	}
 	p("\nsummary     %d bundle(s): %d passed, %d failed; %d skipped: %s\n", len(r.Bundles), r.Passed, r.Failed, len(r.Skipped), strings.ToUpper(r.Verdict))
 	return bw.Flush()
@@ -110,34 +108,8 @@ func (m *MirrorMetadata) summary() string {
 	case !m.Present:
 		return "none (no TUF metadata: freshness cannot be proven, as on any offline medium)"
 	case !m.Verified:
-		return "REFUSED: " + Printable(m.Error)
+		return "REFUSED: " + display.Untrusted(m.Error)
 	}
 	return fmt.Sprintf("verified against %s: root v%d, timestamp v%d expires %s, snapshot v%d, targets v%d expires %s",
-		Printable(m.Root), m.RootVersion, m.TimestampVersion, display.Time(m.TimestampExpires), m.SnapshotVersion, m.TargetsVersion, display.Time(m.TargetsExpires))
-}
-
-// Printable makes text from a bundle, a signature or a remote server safe
-// to print on a terminal: control characters (escape sequences) and
-// bidirectional overrides become U+FFFD, as does invalid UTF-8.
-func Printable(s string) string {
-	ok := true
-	for _, r := range s {
-		if !printableRune(r) {
-			ok = false
-			break
-		}
-	}
-	if ok {
-		return s
-	}
-	return strings.Map(func(r rune) rune {
-		if !printableRune(r) {
-			return unicode.ReplacementChar
-		}
-		return r
-	}, s)
-}
-
-func printableRune(r rune) bool {
-	return r != utf8.RuneError && !unicode.IsControl(r) && !unicode.Is(unicode.Bidi_Control, r)
+		display.Untrusted(m.Root), m.RootVersion, m.TimestampVersion, display.Time(m.TimestampExpires), m.SnapshotVersion, m.TargetsVersion, display.Time(m.TargetsExpires))
 }
