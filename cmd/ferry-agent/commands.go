@@ -207,16 +207,16 @@ func printStatus(s *streams, st *agent.Status) {
 	if j.ToSlot != "" {
 		what += fmt.Sprintf(" (slot %s -> %s)", j.FromSlot, j.ToSlot)
 	}
-	fmt.Fprintf(w, "install\t%s\n", what)
+	fmt.Fprintf(w, "install\t%s\n", display.Untrusted(what))
 	for _, m := range j.Modules {
-		fmt.Fprintf(w, "module\t%s: payload %s", m.Module, m.Payload)
+		fmt.Fprintf(w, "module\t%s: payload %s", display.Untrusted(m.Module), display.Untrusted(m.Payload))
 		if m.Reboot != "" {
-			fmt.Fprintf(w, " (needs reboot: %s, supports rollback: %s)", m.Reboot, m.Rollback)
+			fmt.Fprintf(w, " (needs reboot: %s, supports rollback: %s)", display.Untrusted(m.Reboot), display.Untrusted(m.Rollback))
 		}
 		fmt.Fprintln(w)
 	}
 	if j.Result != "" {
-		fmt.Fprintf(w, "result\t%s\n", j.Result)
+		fmt.Fprintf(w, "result\t%s\n", display.Untrusted(j.Result))
 	}
 	if st.Pending {
 		next := "run boot-check (or commit) once it has rebooted into the new slot, or rollback"

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferry-update/ferry/agent"
 	"github.com/ferry-update/ferry/internal/cliexit"
+	"github.com/ferry-update/ferry/internal/display"
 )
 
 // streams are the command's standard streams and test hooks.
@@ -128,7 +129,7 @@ func report(s *streams, asJSON bool, r *agent.Result, err error) error {
 		}
 		return errors.Join(err, writeJSON(s.out, out))
 	}
-	fmt.Fprintln(s.out, r.Message)
+	fmt.Fprintln(s.out, display.UntrustedLines(r.Message))
 	return err
 }
 

@@ -68,10 +68,10 @@ func newInspectCommand(s *streams) *cobra.Command {
 			fmt.Fprintf(s.out, "signatures  %d (not checked here: run ferry verify)\n", len(claims))
 			for i, c := range claims {
 				if c.Error != "" {
-					fmt.Fprintf(s.out, "  %d. malformed: %s\n", i+1, c.Error)
+					fmt.Fprintf(s.out, "  %d. malformed: %s\n", i+1, display.Untrusted(c.Error))
 					continue
 				}
-				fmt.Fprintf(s.out, "  %d. key %s  signer %s  at %s\n", i+1, display.OrDash(display.ShortID(c.KeyID)), display.OrDash(c.Signer), display.OrDash(display.Time(c.SignedAt)))
+				fmt.Fprintf(s.out, "  %d. key %s  signer %s  at %s\n", i+1, display.OrDash(display.Untrusted(display.ShortID(c.KeyID))), display.OrDash(display.Untrusted(c.Signer)), display.OrDash(display.Time(c.SignedAt)))
 			}
 			return nil
 		},
@@ -81,12 +81,12 @@ func newInspectCommand(s *streams) *cobra.Command {
 }
 
 func printConfig(w io.Writer, d digest.Digest, c *bundle.Config) {
-	fmt.Fprintf(w, "bundle      %s %s\n", c.Name, c.Version)
+	fmt.Fprintf(w, "bundle      %s %s\n", display.Untrusted(c.Name), display.Untrusted(c.Version))
 	fmt.Fprintf(w, "manifest    %s\n", d)
 	fmt.Fprintf(w, "created     %s\n", display.Time(c.Created))
-	fmt.Fprintf(w, "devices     %s\n", strings.Join(c.DeviceTypes, ", "))
+	fmt.Fprintf(w, "devices     %s\n", display.Untrusted(strings.Join(c.DeviceTypes, ", ")))
 	if c.Description != "" {
-		fmt.Fprintf(w, "description %s\n", c.Description)
+		fmt.Fprintf(w, "description %s\n", display.Untrusted(c.Description))
 	}
 	if len(c.Provides) > 0 || len(c.Depends) > 0 {
 		fmt.Fprintf(w, "provides    %s\n", componentList(c))
@@ -97,7 +97,7 @@ func printConfig(w io.Writer, d digest.Digest, c *bundle.Config) {
 	fmt.Fprintf(w, "payloads    %d\n", len(c.Payloads))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, p := range c.Payloads {
-		fmt.Fprintf(tw, "  %s\t%s -> %s\t%s\t%s zstd\t%d part(s)\t%s\n", p.Name, p.Type, p.Target, display.Bytes(p.Size), display.Bytes(p.CompressedSize), p.Parts, p.Digest)
+		fmt.Fprintf(tw, "  %s\t%s -> %s\t%s\t%s zstd\t%d part(s)\t%s\n", display.Untrusted(p.Name), display.Untrusted(string(p.Type)), display.Untrusted(p.Target), display.Bytes(p.Size), display.Bytes(p.CompressedSize), p.Parts, p.Digest)
 	}
 	tw.Flush()
 }
@@ -127,9 +127,9 @@ func printAttachments(w io.Writer, as []bundle.AttachmentData) {
 	for _, a := range attachmentSummaries(as) {
 		what := "-"
 		if a.SBOM != nil {
-			what = fmt.Sprintf("%s, %d component(s)", a.SBOM.Spec, a.SBOM.Components)
+			what = fmt.Sprintf("%s, %d component(s)", display.Untrusted(a.SBOM.Spec), a.SBOM.Components)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", a.Name, a.MediaType, display.Bytes(a.Size), what, a.Digest)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", display.Untrusted(a.Name), display.Untrusted(a.MediaType), display.Bytes(a.Size), what, a.Digest)
 	}
 	tw.Flush()
 }

@@ -46,7 +46,8 @@ func TestMain(m *testing.M) {
 //
 // REGION is one of the names regionOffset documents. [have:NAME] is true
 // when the program NAME is installed (testtool.Condition: under CI a
-// missing one fails the script).
+// missing one fails the script). $ESC, $BEL and $RLO hold ESC, BEL and
+// U+202E (right-to-left override), for hostile text in arguments.
 func TestScripts(t *testing.T) {
 	testtool.CheckScripts(t, "testdata")
 	testscript.Run(t, testscript.Params{
@@ -54,6 +55,12 @@ func TestScripts(t *testing.T) {
 		UpdateScripts:      *update,
 		RequireUniqueNames: true,
 		Condition:          testtool.Condition,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("ESC", "\x1b")
+			env.Setenv("BEL", "\a")
+			env.Setenv("RLO", "\u202e")
+			return nil
+		},
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
 			"exitcode": cmdExitcode,
 			"randfile": cmdRandfile,

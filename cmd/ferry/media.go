@@ -153,7 +153,7 @@ refused unless --force.`,
 func printBuild(s *streams, r *media.BuildResult) {
 	fmt.Fprintf(s.out, "image       %s (%s, FAT32 %q at %s)\n", r.Path, display.Bytes(r.Size), r.Label, display.Bytes(r.PartitionOffset))
 	for _, b := range r.Bundles {
-		fmt.Fprintf(s.out, "bundle      %s %s for %s (%s, %d signature(s))\n", b.Name, b.Version, strings.Join(b.DeviceTypes, ", "), display.Bytes(b.Size), b.Signatures)
+		fmt.Fprintf(s.out, "bundle      %s %s for %s (%s, %d signature(s))\n", display.Untrusted(b.Name), display.Untrusted(b.Version), display.Untrusted(strings.Join(b.DeviceTypes, ", ")), display.Bytes(b.Size), b.Signatures)
 	}
 	if len(r.Trust) > 0 {
 		fmt.Fprintf(s.out, "trust       %s\n", strings.Join(r.Trust, ", "))
@@ -242,9 +242,9 @@ error that says what is wrong.`,
 }
 
 func printInspection(s *streams, in *media.Inspection) {
-	fmt.Fprintf(s.out, "stick       %s: %s, FAT32 %q, %s, %s free\n", in.Path, strings.ToUpper(in.PartitionTable), in.Label, display.Bytes(in.PartitionSize), display.Bytes(in.Free))
+	fmt.Fprintf(s.out, "stick       %s: %s, FAT32 %q, %s, %s free\n", display.Untrusted(in.Path), strings.ToUpper(in.PartitionTable), in.Label, display.Bytes(in.PartitionSize), display.Bytes(in.Free))
 	for _, w := range in.Warnings {
-		fmt.Fprintf(s.out, "warning     %s\n", w)
+		fmt.Fprintf(s.out, "warning     %s\n", display.Untrusted(w))
 	}
 	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tVERSION\tDEVICE TYPES\tSIZE\tSIGNATURES\tSTATUS")
@@ -253,16 +253,16 @@ func printInspection(s *streams, in *media.Inspection) {
 		if b.Verdict != nil {
 			status = fmt.Sprintf("%s (%d of %d)", b.Status, b.Verdict.ValidKeys, b.Verdict.Threshold)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", display.OrDash(b.Name), display.OrDash(b.Version), display.OrDash(strings.Join(b.DeviceTypes, ",")), display.Bytes(b.Size), b.Signatures, status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", display.OrDash(display.Untrusted(b.Name)), display.OrDash(display.Untrusted(b.Version)), display.OrDash(display.Untrusted(strings.Join(b.DeviceTypes, ","))), display.Bytes(b.Size), b.Signatures, status)
 	}
 	tw.Flush()
 	for _, b := range in.Bundles {
 		if b.Reason != "" {
-			fmt.Fprintf(s.out, "%s %s: %s\n", display.OrDash(b.Name), display.OrDash(b.Version), b.Reason)
+			fmt.Fprintf(s.out, "%s %s: %s\n", display.OrDash(display.Untrusted(b.Name)), display.OrDash(display.Untrusted(b.Version)), display.Untrusted(b.Reason))
 		}
 	}
 	if len(in.Trust) > 0 {
-		fmt.Fprintf(s.out, "trust       %s\n", strings.Join(in.Trust, ", "))
+		fmt.Fprintf(s.out, "trust       %s\n", display.Untrusted(strings.Join(in.Trust, ", ")))
 	}
 	bad := 0
 	for _, r := range in.Reports {
@@ -275,7 +275,7 @@ func printInspection(s *streams, in *media.Inspection) {
 		fmt.Fprintf(s.out, " (%d unreadable)", bad)
 	}
 	if len(in.Reports) > 0 {
-		fmt.Fprintf(s.out, " (ferry media reports %s)", in.Path)
+		fmt.Fprintf(s.out, " (ferry media reports %s)", display.Untrusted(in.Path))
 	}
 	fmt.Fprintln(s.out)
 }
@@ -301,7 +301,7 @@ A file that is not a valid report is listed with why.`,
 			fmt.Fprintln(tw, "DEVICE\tBUNDLE\tBEFORE\tAFTER\tRESULT\tFINISHED\tERROR")
 			for _, row := range rows {
 				if row.Report == nil {
-					fmt.Fprintf(tw, "-\t-\t-\t-\tunreadable\t-\t%s\n", row.Error)
+					fmt.Fprintf(tw, "-\t-\t-\t-\tunreadable\t-\t%s\n", oneLine(row.Error, 80))
 					continue
 				}
 				r := row.Report
@@ -309,7 +309,7 @@ A file that is not a valid report is listed with why.`,
 				if r.BundleVersion != "" {
 					b += " " + r.BundleVersion
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.DeviceID, display.OrDash(b), display.OrDash(r.VersionBefore), display.OrDash(r.VersionAfter), r.Result, display.OrDash(display.Time(r.Finished)), oneLine(r.Error, 80))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", display.Untrusted(r.DeviceID), display.OrDash(display.Untrusted(b)), display.OrDash(display.Untrusted(r.VersionBefore)), display.OrDash(display.Untrusted(r.VersionAfter)), display.Untrusted(string(r.Result)), display.OrDash(display.Time(r.Finished)), oneLine(r.Error, 80))
 			}
 			return tw.Flush()
 		},

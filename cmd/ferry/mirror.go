@@ -260,10 +260,10 @@ blob in the mirror, and the next sync continues where it stopped.`,
 					printAdded(s, r)
 				}
 				for _, sk := range res.Skipped {
-					fmt.Fprintf(s.out, "skipped   %s: %s\n", sk.Source, sk.Reason)
+					fmt.Fprintf(s.out, "skipped   %s: %s\n", display.Untrusted(sk.Source), display.Untrusted(sk.Reason))
 				}
 				for _, f := range res.Failed {
-					fmt.Fprintf(s.out, "FAILED    %s: %s\n", f.Source, f.Reason)
+					fmt.Fprintf(s.out, "FAILED    %s: %s\n", display.Untrusted(f.Source), display.Untrusted(f.Reason))
 				}
 			}
 			return err
@@ -299,7 +299,7 @@ func newMirrorListCommand(s *streams) *cobra.Command {
 			tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tSIZE\tSIGNATURES\tDEVICE TYPES")
 			for _, e := range es {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", e.Repository, e.Tag, e.Digest.Encoded()[:12], display.Bytes(e.Size), e.Signatures, strings.Join(e.DeviceTypes, ","))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", e.Repository, e.Tag, e.Digest.Encoded()[:12], display.Bytes(e.Size), e.Signatures, display.Untrusted(strings.Join(e.DeviceTypes, ",")))
 			}
 			return tw.Flush()
 		},
@@ -362,7 +362,9 @@ func runServe(ctx context.Context, s *streams, st *mirror.Store, o serveOptions)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var ho mirror.HandlerOptions
-	ho.Logf = func(format string, a ...any) { fmt.Fprintf(s.err, "ferry: "+format+"\n", a...) }
+	ho.Logf = func(format string, a ...any) {
+		fmt.Fprintf(s.err, "ferry: %s\n", display.UntrustedLines(fmt.Sprintf(format, a...)))
+	}
 	if o.checkins {
 		d, err := st.OpenDevices()
 		if err != nil {
@@ -531,7 +533,7 @@ reports). The reports are kept in DIR/devices.db (SQLite).`,
 				if bundle == "" {
 					bundle = "-"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s (%s ago)\t%s\n", d.ID, d.Type, bundle, d.Version, d.Result,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s (%s ago)\t%s\n", display.Untrusted(d.ID), display.Untrusted(d.Type), display.Untrusted(bundle), display.Untrusted(d.Version), display.Untrusted(d.Result),
 					display.Time(d.ReportedAt), display.Time(d.LastSeen), now.Sub(d.LastSeen).Round(time.Second), oneLine(d.Error, 60))
 			}
 			return tw.Flush()
@@ -570,7 +572,7 @@ listed as rejected and recorded nowhere.
 				return writeJSON(s.out, res)
 			}
 			for _, r := range res.Rejected {
-				fmt.Fprintf(s.out, "rejected  %s: %s\n", r.Source, r.Reason)
+				fmt.Fprintf(s.out, "rejected  %s: %s\n", display.Untrusted(r.Source), display.Untrusted(r.Reason))
 			}
 			fmt.Fprintf(s.out, "%d reports: %d new, %d recorded before\n", res.Reports, res.New, res.Known)
 			return nil
@@ -580,11 +582,13 @@ listed as rejected and recorded nowhere.
 	return cmd
 }
 
-// oneLine shortens s to one line of at most n runes for a table.
+// oneLine shortens untrusted text to one line of at most n runes for a
+// table, then escapes what is left that a terminal would act on
+// (display.Untrusted).
 func oneLine(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
+		s = string(r[:n-1]) + "…"
 	}
-	return s
+	return display.Untrusted(s)
 }

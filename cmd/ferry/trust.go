@@ -650,7 +650,7 @@ func newTrustShowCommand(s *streams) *cobra.Command {
 			if info.Expired {
 				expiry = " (EXPIRED)"
 			}
-			fmt.Fprintf(s.out, "trust root  v%d (spec %s), expires %s%s\n", info.Version, info.SpecVersion, display.Time(info.Expires), expiry)
+			fmt.Fprintf(s.out, "trust root  v%d (spec %s), expires %s%s\n", info.Version, display.Untrusted(info.SpecVersion), display.Time(info.Expires), expiry)
 			for _, name := range verify.RootRoles {
 				role, ok := info.Roles[name]
 				if !ok {
@@ -662,23 +662,23 @@ func newTrustShowCommand(s *streams) *cobra.Command {
 					if k.Revoked {
 						mark = "  REVOKED"
 					}
-					fmt.Fprintf(s.out, "  %s  %s%s\n", display.ShortID(k.ID), k.Algorithm, mark)
+					fmt.Fprintf(s.out, "  %s  %s%s\n", display.Untrusted(display.ShortID(k.ID)), display.Untrusted(string(k.Algorithm)), mark)
 				}
 			}
 			revoked := make([]string, len(info.Revoked))
 			for i, id := range info.Revoked {
-				revoked[i] = display.ShortID(id)
+				revoked[i] = display.Untrusted(display.ShortID(id))
 			}
 			fmt.Fprintf(s.out, "revoked     %s\n", display.OrDash(strings.Join(revoked, ", ")))
 			sigs := make([]string, len(info.Signatures))
 			for i, id := range info.Signatures {
-				sigs[i] = display.ShortID(id)
+				sigs[i] = display.Untrusted(display.ShortID(id))
 			}
 			fmt.Fprintf(s.out, "signatures  %d by %s\n", len(sigs), display.OrDash(strings.Join(sigs, ", ")))
 			if info.Valid {
 				fmt.Fprintln(s.out, "valid       signed by a threshold of its own root keys, not expired")
 			} else {
-				fmt.Fprintf(s.out, "NOT valid   %s\n", info.Error)
+				fmt.Fprintf(s.out, "NOT valid   %s\n", display.Untrusted(info.Error))
 			}
 			return nil
 		},

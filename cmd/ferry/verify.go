@@ -84,7 +84,7 @@ Exit 0 only when all of it holds; 3 when the bundle is refused.`,
 				return fmt.Errorf("verify %s: %w", a[0], verr)
 			}
 			if !asJSON {
-				fmt.Fprintf(s.out, "OK          %s %s verified\n", rep.Config.Name, rep.Config.Version)
+				fmt.Fprintf(s.out, "OK          %s %s verified\n", display.Untrusted(rep.Config.Name), display.Untrusted(rep.Config.Version))
 			}
 			return nil
 		},
@@ -102,9 +102,9 @@ func printReport(s *streams, rep *verify.Report, p verify.Policy) {
 		for i, sr := range res.Signatures {
 			detail := ""
 			if sr.Reason != "" {
-				detail = ": " + sr.Reason
+				detail = ": " + display.Untrusted(sr.Reason)
 			}
-			fmt.Fprintf(s.out, "  %d. %-13s key %s %s signer %s at %s%s\n", i+1, sr.Status, display.OrDash(display.ShortID(sr.KeyID)), display.OrDash(string(sr.Algorithm)), display.OrDash(sr.Signer), display.OrDash(display.Time(sr.SignedAt)), detail)
+			fmt.Fprintf(s.out, "  %d. %-13s key %s %s signer %s at %s%s\n", i+1, sr.Status, display.OrDash(display.ShortID(sr.KeyID)), display.OrDash(string(sr.Algorithm)), display.OrDash(display.Untrusted(sr.Signer)), display.OrDash(display.Time(sr.SignedAt)), detail)
 		}
 	}
 	if p.DeviceType != "" {
@@ -113,7 +113,7 @@ func printReport(s *streams, rep *verify.Report, p verify.Policy) {
 	var checked []string
 	for _, pl := range rep.Payloads {
 		if pl.Verified {
-			checked = append(checked, pl.Name)
+			checked = append(checked, display.Untrusted(pl.Name))
 		}
 	}
 	fmt.Fprintf(s.out, "payloads    %d of %d checked %s\n", len(checked), len(rep.Payloads), strings.Join(checked, ", "))

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/ferry-update/ferry/internal/display"
 )
 
 // Exit codes of ferry and ferry-agent, documented in the README's "Exit
@@ -47,12 +49,14 @@ func (p Program) Code(err error) int {
 // Exit reports a non-nil err on stderr as "NAME: error: …", followed by
 // "NAME: hint: …" when there is something to do about it, and returns the
 // exit code for err. A usage error without a hint of its own points to
-// "NAME help".
+// "NAME help". Errors quote what they were given (a bundle's name, a
+// server's answer, a mistyped flag), so both lines go through
+// display.UntrustedLines: a terminal gets no escape sequence from them.
 func (p Program) Exit(stderr io.Writer, err error) int {
 	if err == nil {
 		return OK
 	}
-	fmt.Fprintf(stderr, "%s: error: %v\n", p.Name, err)
+	fmt.Fprintf(stderr, "%s: error: %s\n", p.Name, display.UntrustedLines(err.Error()))
 	var h string
 	if p.Hint != nil {
 		h = p.Hint(err)
@@ -61,7 +65,7 @@ func (p Program) Exit(stderr io.Writer, err error) int {
 		h = fmt.Sprintf("run '%s help' or add --help to the command", p.Name)
 	}
 	if h != "" {
-		fmt.Fprintf(stderr, "%s: hint: %s\n", p.Name, h)
+		fmt.Fprintf(stderr, "%s: hint: %s\n", p.Name, display.UntrustedLines(h))
 	}
 	return p.Code(err)
 }
