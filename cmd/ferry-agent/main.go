@@ -15,6 +15,7 @@ import (
 	"github.com/ferry-update/ferry/agent/module"
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/cliexit"
+	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -23,13 +24,14 @@ func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, nil)) }
 // run runs one command. configure, when set, adjusts the configuration
 // after it is loaded (tests use it to inject faults).
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer, configure func(*agent.Config)) int {
-	cmd := newRootCommand(&streams{in: stdin, out: stdout, err: stderr, configure: configure})
-	cmd.SetArgs(args)
-	return program.Exit(stderr, cmd.ExecuteContext(context.Background()))
+	s := &streams{in: stdin, out: stdout, err: stderr, log: display.NewLog(stderr), configure: configure}
+	code := program.Run(context.Background(), newRootCommand(s), args, s.log)
+	s.log.Flush()
+	return code
 }
 
-// program is how ferry-agent ends: the same exit codes and error lines as
-// ferry's (package cliexit).
+// program is how ferry-agent runs and ends: the same usage errors,
+// version, exit codes and error lines as ferry's (package cliexit).
 var program = cliexit.Program{Name: "ferry-agent", Refused: refused, Hint: hint}
 
 // refused says whether err refuses a bundle (exit code 3).

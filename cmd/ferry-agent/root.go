@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,10 +12,14 @@ import (
 	"github.com/ferry-update/ferry/internal/display"
 )
 
-// streams are the command's standard streams and test hooks.
+// streams are the command's standard streams and test hooks. log is the
+// agent's log on stderr: line by line, escaped, time-stamped unless
+// stderr is a terminal (display.NewLog); err is stderr itself, for the
+// progress bar.
 type streams struct {
 	in        io.Reader
 	out, err  io.Writer
+	log       *display.LogWriter
 	configure func(*agent.Config)
 }
 
@@ -42,7 +45,7 @@ func (o *globalOptions) load(s *streams, adjust ...func(*agent.Config)) (*agent.
 		return nil, err
 	}
 	cfg.BootedSlot = o.bootedSlot
-	cfg.Log = s.err
+	cfg.Log = s.log
 	for _, f := range adjust {
 		f(cfg)
 	}
@@ -72,13 +75,10 @@ commits it or rolls back. Every step is journaled, so a power cut at any
 point leaves a bootable device and an install that is finished or undone.
 
 Exit codes: 0 success, 1 failure, 2 usage error, 3 bundle refused.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
 	}
 	root.SetIn(s.in)
 	root.SetOut(s.out)
 	root.SetErr(s.err)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cliexit.UsageError{Err: err} })
 	g.addFlags(root)
 	root.AddCommand(
 		newInstallCommand(s, &g),
@@ -88,19 +88,13 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 bundle refused.`,
 		newBootCheckCommand(s, &g),
 		newRunCommand(s, &g),
 		newTrustCommand(s, &g),
+		program.VersionCommand(),
 	)
 	return root
 }
 
 // args checks the number of positional arguments as a usage error.
-func args(n int, names string) cobra.PositionalArgs {
-	return func(_ *cobra.Command, a []string) error {
-		if len(a) != n {
-			return cliexit.UsageError{Err: fmt.Errorf("want %s, got %d argument(s)", names, len(a))}
-		}
-		return nil
-	}
-}
+var args = cliexit.ExactArgs
 
 // withAgent opens the agent (its configuration changed by adjust), runs
 // fn and closes the agent.
@@ -133,9 +127,5 @@ func report(s *streams, asJSON bool, r *agent.Result, err error) error {
 	return err
 }
 
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false) // "gw-os >= 1.4", not "gw-os \u003e= 1.4"
-	return enc.Encode(v)
-}
+// writeJSON writes --json output.
+var writeJSON = display.WriteJSON

@@ -15,12 +15,11 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	cmd := newRootCommand(stdin, stdout, stderr)
-	cmd.SetArgs(args)
-	return program.Exit(stderr, cmd.ExecuteContext(context.Background()))
+	return program.Run(context.Background(), newRootCommand(stdin, stdout, stderr), args, stderr)
 }
 
-// program is how ferry ends: exit codes and error lines (package cliexit).
+// program is how ferry runs and ends: usage errors, version, exit codes
+// and error lines (package cliexit).
 var program = cliexit.Program{Name: "ferry", Refused: refused, Hint: hint}
 
 // refused says whether err refuses a bundle (exit code 3).

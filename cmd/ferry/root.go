@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -19,20 +18,17 @@ type streams struct {
 func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	s := &streams{in: stdin, out: stdout, err: stderr}
 	root := &cobra.Command{
-		Use:           "ferry",
-		Short:         "Signed software updates for devices that never see the internet",
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Use:   "ferry",
+		Short: "Signed software updates for devices that never see the internet",
 	}
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cliexit.UsageError{Err: err} })
 	root.AddCommand(
 		newKeyCommand(s),
 		newBundleCommand(s),
 		newVerifyCommand(s),
-		newVersionCommand(s),
+		program.VersionCommand(),
 		newPushCommand(s),
 		newPullCommand(s),
 		newMirrorCommand(s),
@@ -44,11 +40,4 @@ func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 }
 
 // args checks the number of positional arguments as a usage error.
-func args(n int, names string) cobra.PositionalArgs {
-	return func(_ *cobra.Command, a []string) error {
-		if len(a) != n {
-			return cliexit.UsageError{Err: fmt.Errorf("want %s, got %d argument(s)", names, len(a))}
-		}
-		return nil
-	}
-}
+var args = cliexit.ExactArgs

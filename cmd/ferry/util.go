@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"crypto"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,12 +18,8 @@ import (
 // passphraseEnv carries a private key's passphrase in scripts and CI.
 const passphraseEnv = "FERRY_KEY_PASSPHRASE"
 
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false) // "gw-os >= 1.4", not "gw-os \u003e= 1.4"
-	return enc.Encode(v)
-}
+// writeJSON writes --json output.
+var writeJSON = display.WriteJSON
 
 // progress draws a bar on stderr when it is a terminal; see display.Progress.
 func (s *streams) progress(total int64, what string) (func(int64), func()) {

@@ -19,8 +19,12 @@ const (
 )
 
 // UsageError marks an error in how a command was called; its exit code is
-// Usage.
-type UsageError struct{ Err error }
+// Usage. Hint, when set, is what to do about it (such as "did you mean
+// --json?"); it comes before the Program's hints.
+type UsageError struct {
+	Err  error
+	Hint string
+}
 
 func (e UsageError) Error() string { return e.Err.Error() }
 func (e UsageError) Unwrap() error { return e.Err }
@@ -57,11 +61,13 @@ func (p Program) Exit(stderr io.Writer, err error) int {
 		return OK
 	}
 	fmt.Fprintf(stderr, "%s: error: %s\n", p.Name, display.UntrustedLines(err.Error()))
-	var h string
-	if p.Hint != nil {
+	var ue UsageError
+	isUsage := errors.As(err, &ue)
+	h := ue.Hint
+	if h == "" && p.Hint != nil {
 		h = p.Hint(err)
 	}
-	if ue := (UsageError{}); h == "" && errors.As(err, &ue) {
+	if h == "" && isUsage {
 		h = fmt.Sprintf("run '%s help' or add --help to the command", p.Name)
 	}
 	if h != "" {

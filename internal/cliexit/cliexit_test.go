@@ -28,9 +28,10 @@ func TestExit(t *testing.T) {
 	}{
 		{nil, OK, ""},
 		{errors.New("disk full"), Failure, "tool: error: disk full\n"},
-		{UsageError{errors.New("want FILE")}, Usage, "tool: error: want FILE\ntool: hint: run 'tool help' or add --help to the command\n"},
+		{UsageError{Err: errors.New("want FILE")}, Usage, "tool: error: want FILE\ntool: hint: run 'tool help' or add --help to the command\n"},
 		{fmt.Errorf("checking b.ferry: %w", errRefused), Refused, "tool: error: checking b.ferry: refused\ntool: hint: sign it\n"},
-		{UsageError{errRefused}, Usage, "tool: error: refused\ntool: hint: sign it\n"},
+		{UsageError{Err: errRefused}, Usage, "tool: error: refused\ntool: hint: sign it\n"},
+		{UsageError{Err: errRefused, Hint: "did you mean --x?"}, Usage, "tool: error: refused\ntool: hint: did you mean --x?\n"},
 		// What an error quotes reaches no terminal raw; its lines stay lines.
 		{fmt.Errorf("bundle \x1b]0;pwned\x07\u202e: %w", errors.Join(errors.New("one"), errors.New("two\r"))), Failure, "tool: error: bundle \\x1b]0;pwned\\x07\\u202e: one\ntwo\\r\n"},
 	} {

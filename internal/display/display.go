@@ -1,7 +1,9 @@
 package display
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -42,4 +44,14 @@ func OrDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// WriteJSON writes v as indented JSON and a newline, as every --json
+// output is written. <, > and & stay as they are ("gw-os >= 1.4", not
+// "gw-os \u003e= 1.4"): the output is not HTML.
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
 }
