@@ -25,9 +25,9 @@ func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, nil)) }
 // after it is loaded (tests use it to inject faults).
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer, configure func(*agent.Config)) int {
 	s := &streams{in: stdin, out: stdout, err: stderr, log: display.NewLog(stderr), configure: configure}
-	code := program.Run(context.Background(), newRootCommand(s), args, s.log)
+	err := program.Execute(context.Background(), newRootCommand(s), args)
 	s.log.Flush()
-	return code
+	return program.Exit(stderr, err)
 }
 
 // program is how ferry-agent runs and ends: the same usage errors,

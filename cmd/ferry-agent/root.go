@@ -14,8 +14,8 @@ import (
 
 // streams are the command's standard streams and test hooks. log is the
 // agent's log on stderr: line by line, escaped, time-stamped unless
-// stderr is a terminal (display.NewLog); err is stderr itself, for the
-// progress bar.
+// stderr is a terminal or the journal (display.NewLog); err is stderr
+// itself, for the progress bar and the closing error and hint lines.
 type streams struct {
 	in        io.Reader
 	out, err  io.Writer

@@ -23,9 +23,15 @@ import (
 //   - `--version` prints the same line as the version command
 //     (VersionCommand).
 func (p Program) Run(ctx context.Context, root *cobra.Command, args []string, stderr io.Writer) int {
+	return p.Exit(stderr, p.Execute(ctx, root, args))
+}
+
+// Execute is Run without the ending: it returns the command's error, for
+// a program that has more to do (flush a log) before it calls Exit.
+func (p Program) Execute(ctx context.Context, root *cobra.Command, args []string) error {
 	p.conventions(root)
 	root.SetArgs(args)
-	return p.Exit(stderr, root.ExecuteContext(ctx))
+	return root.ExecuteContext(ctx)
 }
 
 // conventions gives root and every command under it what Run promises.
