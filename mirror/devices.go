@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
@@ -26,9 +27,17 @@ const HistoryPerDevice = 100
 // latest report, and a history of its last HistoryPerDevice reports.
 // It is safe for concurrent use; writes are serialized.
 type Devices struct {
-	db   *sql.DB
-	path string
+	db         *sql.DB
+	path       string
+	maxDevices atomic.Int64
 }
+
+// ErrTooManyDevices is returned by Record for a device it does not know
+// when it holds the most devices SetMaxDevices allows.
+var ErrTooManyDevices = errors.New("the device database holds its maximum number of devices")
+
+// SetMaxDevices caps how many devices Record records (0: no cap).
+func (d *Devices) SetMaxDevices(n int) { d.maxDevices.Store(int64(n)) }
 
 // Device is a device's latest check-in.
 type Device struct {
@@ -133,6 +142,20 @@ func (d *Devices) record(r *checkin.Report, at time.Time, remote string) error {
 	}
 	defer tx.Rollback()
 	rep, recv := r.Time.UnixMilli(), at.UnixMilli()
+	if limit := d.maxDevices.Load(); limit > 0 {
+		var known, n int64
+		if err := tx.QueryRow(`SELECT count(*) FROM devices WHERE device_id = ?`, r.DeviceID).Scan(&known); err != nil {
+			return err
+		}
+		if known == 0 {
+			if err := tx.QueryRow(`SELECT count(*) FROM devices`).Scan(&n); err != nil {
+				return err
+			}
+			if n >= limit {
+				return fmt.Errorf("%w (%d)", ErrTooManyDevices, limit)
+			}
+		}
+	}
 	// The mirror's clock orders the reports: the device's state follows
 	// the report received last (on a tie, the one the device made last),
 	// so a report dated far ahead cannot pin it. last_seen is the

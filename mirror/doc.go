@@ -72,6 +72,15 @@
 // Handler puts the TUF metadata (/tuf/) and device check-ins beside it:
 // that is what 'ferry mirror serve' serves.
 //
+// Serve runs it on a network that is not trusted, under Limits: deadlines
+// on every read and write (a response's write deadline moves on with each
+// WriteChunk sent, so a slow download that keeps moving finishes while a
+// stalled one is dropped), caps on connections in all and per client IP,
+// and on check-ins a token bucket per client IP (429 with Retry-After) and
+// a cap on recorded devices (507). Each limit that bites is logged at most
+// once a minute per kind. The check-in database failing (a full disk)
+// answers 503 and never stops the TUF re-signing.
+//
 // # Freshness
 //
 // Signatures say who made a bundle, not whether the mirror a device asks

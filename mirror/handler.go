@@ -3,7 +3,7 @@ package mirror
 import (
 	"encoding/json"
 	"errors"
-	"net"
+	"math"
 	"net/http"
 	"os"
 	"regexp"
@@ -24,14 +24,20 @@ type Handler struct {
 	devices *Devices
 	now     func() time.Time
 	logf    func(format string, a ...any)
+	limited *limitedLog
+	rate    *rateLimiter
 }
 
 // HandlerOptions configure NewHandler.
 type HandlerOptions struct {
 	// Devices stores check-ins; nil answers them 404.
 	Devices *Devices
-	// Logf, if set, is told about check-ins that could not be stored.
+	// Logf, if set, is told about check-ins that could not be stored and
+	// about limits that bite, at most once a minute for each kind.
 	Logf func(format string, a ...any)
+	// Limits: the handler applies CheckinRate, CheckinBurst and
+	// MaxDevices (set on Devices); the zero value limits nothing.
+	Limits Limits
 }
 
 // NewHandler returns the HTTP handler of a mirror.
@@ -40,7 +46,12 @@ func NewHandler(s *Store, o HandlerOptions) *Handler {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	return &Handler{store: s, oci: NewServer(s), devices: o.Devices, now: time.Now, logf: logf}
+	if o.Devices != nil {
+		o.Devices.SetMaxDevices(o.Limits.MaxDevices)
+	}
+	return &Handler{store: s, oci: NewServer(s), devices: o.Devices, now: time.Now, logf: logf,
+		limited: &limitedLog{logf: logf, interval: time.Minute, kinds: map[string]*logKind{}},
+		rate:    newRateLimiter(o.Limits.CheckinRate, o.Limits.CheckinBurst)}
 }
 
 // ServeHTTP implements http.Handler.
@@ -104,6 +115,15 @@ func (h *Handler) serveCheckin(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusMethodNotAllowed, "POST a JSON check-in")
 		return
 	}
+	remote := remoteIP(r.RemoteAddr)
+	now := h.now()
+	if ok, wait := h.rate.allow(remote, now); !ok {
+		h.limited.printf(now, "rate", "check-ins from %s refused (429): more than %g a second, burst %d (--checkin-rate, --checkin-burst)",
+			remote, h.rate.rate, int(h.rate.burst))
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		jsonError(w, http.StatusTooManyRequests, "too many check-ins from "+remote+"; retry later")
+		return
+	}
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		jsonError(w, http.StatusUnsupportedMediaType, "want Content-Type application/json")
 		return
@@ -121,24 +141,22 @@ func (h *Handler) serveCheckin(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	remote := r.RemoteAddr
-	if host, _, err := net.SplitHostPort(remote); err == nil {
-		remote = host
-	} else if remote == "@" || remote == "" {
-		remote = "unix" // a Unix socket, behind a proxy
+	err = h.devices.Record(rep, now, remote)
+	var fe *checkin.FieldError
+	switch {
+	case err == nil:
+		w.WriteHeader(http.StatusNoContent)
+	case errors.As(err, &fe):
+		jsonError(w, http.StatusBadRequest, fe.Error())
+	case errors.Is(err, ErrTooManyDevices):
+		h.limited.printf(now, "devices", "check-in of new device %s from %s refused (507): %v (--max-devices)", rep.DeviceID, remote, err)
+		jsonError(w, http.StatusInsufficientStorage, "the mirror records no more devices")
+	default:
+		h.limited.printf(now, "store", "check-in of %s refused (503): %v", rep.DeviceID, err)
+		w.Header().Set("Retry-After", "60")
+		jsonError(w, http.StatusServiceUnavailable, "the mirror cannot store check-ins now; retry later")
 	}
-	if err := h.devices.Record(rep, h.now(), remote); err != nil {
-		if fe := (*checkin.FieldError)(nil); errors.As(err, &fe) {
-			jsonError(w, http.StatusBadRequest, fe.Error())
-			return
-		}
-		h.logf("check-in of %s: %v", rep.DeviceID, err)
-		jsonError(w, http.StatusInternalServerError, "the mirror could not store the check-in")
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
 }
-
 func jsonError(w http.ResponseWriter, status int, msg string) {
 	b, _ := json.Marshal(map[string]string{"error": msg})
 	w.Header().Set("Content-Type", "application/json")

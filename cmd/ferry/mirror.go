@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -314,6 +313,7 @@ func newMirrorServeCommand(s *streams) *cobra.Command {
 		refresh           time.Duration
 		noCheckins        bool
 	)
+	lim := mirror.DefaultLimits()
 	cmd := &cobra.Command{
 		Use:   "serve DIR --listen ADDR [--tls-cert C --tls-key K] [--refresh-interval 1h]",
 		Short: "Serve the mirror read-only over the OCI distribution API, with TUF metadata and check-ins",
@@ -325,7 +325,15 @@ Also served: the TUF metadata under /tuf/ (root.json, N.root.json,
 timestamp.json, snapshot.json, targets.json), whose timestamp is re-signed
 every --refresh-interval (at most a quarter of the timestamp expiry; 0: never,
 leave it to 'ferry mirror refresh' from cron), and device check-ins at
-POST /ferry/v1/checkin, stored in DIR/devices.db.
+POST /ferry/v1/checkin, stored in DIR/devices.db (the last 100 per device).
+
+The network is not trusted, so every client is bounded: each read and
+write has a deadline (a download may be slow as long as it keeps moving),
+connections are capped in all and per client IP, and check-ins are
+rate-limited per client IP (429 with Retry-After) and capped in devices
+(507 for new ones beyond --max-devices). When a limit bites the log says so,
+at most once a minute per kind. A check-in the database cannot take (a
+full disk) gets 503; the TUF metadata is still re-signed.
 
 ADDR is HOST:PORT, or unix:PATH for a Unix socket (behind a proxy). Stop it
 with Ctrl-C or SIGTERM.`,
@@ -341,9 +349,19 @@ with Ctrl-C or SIGTERM.`,
 			if err != nil {
 				return err
 			}
-			return runServe(cmd.Context(), s, st, serveOptions{listen: listen, cert: cert, key: key, refresh: refresh, checkins: !noCheckins})
+			return runServe(cmd.Context(), s, st, serveOptions{listen: listen, cert: cert, key: key, refresh: refresh, checkins: !noCheckins, limits: lim})
 		},
 	}
+	f := cmd.Flags()
+	f.DurationVar(&lim.ReadHeaderTimeout, "header-timeout", lim.ReadHeaderTimeout, "how long a client may take to send a request's headers")
+	f.DurationVar(&lim.BodyTimeout, "body-timeout", lim.BodyTimeout, "how long a client may take to send a request body (a check-in)")
+	f.DurationVar(&lim.IdleTimeout, "idle-timeout", lim.IdleTimeout, "how long an idle kept-alive connection stays open")
+	f.DurationVar(&lim.WriteProgressTimeout, "write-timeout", lim.WriteProgressTimeout, "how long each 256 KiB of a response may take to go out (slow downloads that keep moving finish)")
+	f.IntVar(&lim.MaxConns, "max-conns", lim.MaxConns, "open connections in all; more wait (0: no cap)")
+	f.IntVar(&lim.MaxConnsPerClient, "max-conns-per-client", lim.MaxConnsPerClient, "open connections per client IP; more are closed (0: no cap)")
+	f.Float64Var(&lim.CheckinRate, "checkin-rate", lim.CheckinRate, "check-ins per second per client IP over time; more get 429 (0: no limit)")
+	f.IntVar(&lim.CheckinBurst, "checkin-burst", lim.CheckinBurst, "check-ins one client IP may make at once")
+	f.IntVar(&lim.MaxDevices, "max-devices", lim.MaxDevices, "devices the mirror records; check-ins of new ones get 507 beyond (0: no cap)")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:5000", "address to listen on: HOST:PORT or unix:PATH")
 	cmd.Flags().StringVar(&cert, "tls-cert", "", "TLS certificate (PEM); serves https")
 	cmd.Flags().StringVar(&key, "tls-key", "", "TLS private key (PEM)")
@@ -356,14 +374,24 @@ type serveOptions struct {
 	listen, cert, key string
 	refresh           time.Duration
 	checkins          bool
+	limits            mirror.Limits
 }
 
 func runServe(ctx context.Context, s *streams, st *mirror.Store, o serveOptions) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var ho mirror.HandlerOptions
-	ho.Logf = func(format string, a ...any) {
+	so := mirror.ServeOptions{Limits: o.limits, RefreshInterval: o.refresh, TLSCert: o.cert, TLSKey: o.key}
+	so.Logf = func(format string, a ...any) {
 		fmt.Fprintf(s.err, "ferry: %s\n", display.UntrustedLines(fmt.Sprintf(format, a...)))
+	}
+	so.Refreshed = func(res *mirror.TUFStatus, err error) {
+		if err != nil {
+			fmt.Fprintf(s.err, "ferry: warning: re-signing the TUF metadata failed (devices refuse it once it expires): %v\n", err)
+			return
+		}
+		for _, w := range res.Warnings {
+			fmt.Fprintf(s.err, "ferry: warning: %s\n", w)
+		}
 	}
 	if o.checkins {
 		d, err := st.OpenDevices()
@@ -371,7 +399,7 @@ func runServe(ctx context.Context, s *streams, st *mirror.Store, o serveOptions)
 			return err
 		}
 		defer d.Close()
-		ho.Devices = d
+		so.Devices = d
 	}
 	network, addr := "tcp", o.listen
 	if p, ok := strings.CutPrefix(o.listen, "unix:"); ok {
@@ -385,7 +413,6 @@ func runServe(ctx context.Context, s *streams, st *mirror.Store, o serveOptions)
 	if network == "unix" {
 		defer os.Remove(addr)
 	}
-	srv := &http.Server{Handler: mirror.NewHandler(st, ho), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	scheme := "http"
 	if o.cert != "" {
 		scheme = "https"
@@ -395,33 +422,7 @@ func runServe(ctx context.Context, s *streams, st *mirror.Store, o serveOptions)
 		where = "unix:" + addr
 	}
 	fmt.Fprintf(s.err, "ferry: serving mirror %s on %s\n", st.Dir(), where)
-	if o.refresh > 0 {
-		go st.KeepFresh(ctx, o.refresh, func(res *mirror.TUFStatus, err error) {
-			if err != nil {
-				fmt.Fprintf(s.err, "ferry: warning: re-signing the TUF metadata failed (devices refuse it once it expires): %v\n", err)
-				return
-			}
-			for _, w := range res.Warnings {
-				fmt.Fprintf(s.err, "ferry: warning: %s\n", w)
-			}
-		})
-	}
-	errc := make(chan error, 1)
-	go func() {
-		if o.cert != "" {
-			errc <- srv.ServeTLS(ln, o.cert, o.key)
-		} else {
-			errc <- srv.Serve(ln)
-		}
-	}()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(shutdown)
-	}
+	return mirror.Serve(ctx, ln, st, so)
 }
 
 func newMirrorRefreshCommand(s *streams) *cobra.Command {

@@ -1,0 +1,371 @@
+package mirror
+
+import (
+	"context"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Limits bound what clients can make a serving mirror hold: connections,
+// time, and check-ins. The zero value of a field means "no limit" only
+// where its comment says so; DefaultLimits are what 'ferry mirror serve'
+// uses unless told otherwise.
+type Limits struct {
+	// ReadHeaderTimeout is how long a client may take to send a request's
+	// headers, IdleTimeout how long a kept-alive connection may wait for
+	// the next request.
+	ReadHeaderTimeout, IdleTimeout time.Duration
+	// BodyTimeout is how long a client may take to send a request body
+	// (check-ins are at most 16 KiB).
+	BodyTimeout time.Duration
+	// WriteProgressTimeout is how long one chunk (WriteChunk bytes) of a
+	// response may take to go out: a slow download that keeps moving
+	// finishes, a client that stops reading is dropped.
+	WriteProgressTimeout time.Duration
+	// MaxConns caps open connections in all (new ones wait to be
+	// accepted); MaxConnsPerClient caps them per remote IP (more are
+	// closed at once). 0: no cap.
+	MaxConns, MaxConnsPerClient int
+	// CheckinRate is how many check-ins per second one remote IP may make
+	// over time, CheckinBurst how many at once (a token bucket); more are
+	// answered 429 with Retry-After. 0: no limit.
+	CheckinRate  float64
+	CheckinBurst int
+	// MaxDevices caps how many devices the mirror records: check-ins
+	// of devices it does not know yet are refused (507) beyond it. 0: no cap.
+	MaxDevices int
+}
+
+// WriteChunk is the unit of progress WriteProgressTimeout applies to.
+const WriteChunk = 256 << 10
+
+// DefaultLimits are the limits of 'ferry mirror serve'.
+func DefaultLimits() Limits {
+	return Limits{
+		ReadHeaderTimeout:    10 * time.Second,
+		IdleTimeout:          2 * time.Minute,
+		BodyTimeout:          30 * time.Second,
+		WriteProgressTimeout: time.Minute,
+		MaxConns:             1000,
+		MaxConnsPerClient:    64,
+		CheckinRate:          1,
+		CheckinBurst:         20,
+		MaxDevices:           100000,
+	}
+}
+
+// HTTPServer returns an http.Server for h with l's timeouts. Its
+// handler is h wrapped so every request gets a body read deadline and a
+// write deadline that moves on with each chunk sent.
+func (l Limits) HTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           l.deadlines(h),
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// Listener wraps ln with l's connection caps.
+func (l Limits) Listener(ln net.Listener) net.Listener {
+	if l.MaxConns <= 0 && l.MaxConnsPerClient <= 0 {
+		return ln
+	}
+	cl := &capListener{Listener: ln, per: l.MaxConnsPerClient, open: map[string]int{}}
+	if l.MaxConns > 0 {
+		cl.slots = make(chan struct{}, l.MaxConns)
+	}
+	return cl
+}
+
+func (l Limits) deadlines(h http.Handler) http.Handler {
+	if l.BodyTimeout <= 0 && l.WriteProgressTimeout <= 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		if l.BodyTimeout > 0 {
+			rc.SetReadDeadline(time.Now().Add(l.BodyTimeout))
+		}
+		if l.WriteProgressTimeout > 0 {
+			pw := &progressWriter{ResponseWriter: w, rc: rc, d: l.WriteProgressTimeout}
+			pw.extend()
+			w = pw
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// progressWriter moves the write deadline on before each chunk, so a
+// response is bounded by its progress, not by its size.
+type progressWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func (p *progressWriter) extend() { p.rc.SetWriteDeadline(time.Now().Add(p.d)) }
+
+func (p *progressWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		c := min(len(b), WriteChunk)
+		p.extend()
+		m, err := p.ResponseWriter.Write(b[:c])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		b = b[c:]
+	}
+	return n, nil
+}
+
+// ReadFrom keeps the kernel's sendfile for files (http.ServeContent hands
+// an *io.LimitedReader of the file), a chunk at a time.
+func (p *progressWriter) ReadFrom(src io.Reader) (int64, error) {
+	rf, ok := p.ResponseWriter.(io.ReaderFrom)
+	lr, limited := src.(*io.LimitedReader)
+	if !ok || !limited {
+		return io.Copy(struct{ io.Writer }{p}, src)
+	}
+	var n int64
+	for lr.N > 0 {
+		p.extend()
+		c := &io.LimitedReader{R: lr.R, N: min(lr.N, WriteChunk)}
+		m, err := rf.ReadFrom(c)
+		n += m
+		lr.N -= m
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			break // the source ended early
+		}
+	}
+	return n, nil
+}
+
+// capListener caps connections in all (Accept waits for a free slot)
+// and per remote IP (more are closed at once).
+type capListener struct {
+	net.Listener
+	slots chan struct{}
+	per   int
+
+	mu   sync.Mutex
+	open map[string]int
+}
+
+func (c *capListener) Accept() (net.Conn, error) {
+	for {
+		if c.slots != nil {
+			c.slots <- struct{}{}
+		}
+		conn, err := c.Listener.Accept()
+		if err != nil {
+			if c.slots != nil {
+				<-c.slots
+			}
+			return nil, err
+		}
+		ip := remoteIP(conn.RemoteAddr().String())
+		c.mu.Lock()
+		over := c.per > 0 && c.open[ip] >= c.per
+		if !over {
+			c.open[ip]++
+		}
+		c.mu.Unlock()
+		if over {
+			conn.Close()
+			if c.slots != nil {
+				<-c.slots
+			}
+			continue
+		}
+		return &capConn{Conn: conn, l: c, ip: ip}, nil
+	}
+}
+
+type capConn struct {
+	net.Conn
+	l    *capListener
+	ip   string
+	once sync.Once
+}
+
+func (c *capConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		if c.l.open[c.ip]--; c.l.open[c.ip] <= 0 {
+			delete(c.l.open, c.ip)
+		}
+		c.l.mu.Unlock()
+		if c.l.slots != nil {
+			<-c.l.slots
+		}
+	})
+	return err
+}
+
+// remoteIP is the host of a remote address, "unix" for a Unix socket
+// (behind a proxy).
+func remoteIP(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	if addr == "@" || addr == "" {
+		return "unix"
+	}
+	return addr
+}
+
+// rateLimiter is a token bucket per client.
+type rateLimiter struct {
+	rate  float64
+	burst float64
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// maxBuckets bounds the limiter's memory: beyond it, full buckets are
+// forgotten (they would allow a burst anyway).
+const maxBuckets = 100000
+
+func newRateLimiter(rate float64, burst int) *rateLimiter {
+	if rate <= 0 {
+		return nil
+	}
+	return &rateLimiter{rate: rate, burst: float64(max(burst, 1)), buckets: map[string]*bucket{}}
+}
+
+// allow takes a token for client at now, or says how long until one.
+func (l *rateLimiter) allow(client string, now time.Time) (bool, time.Duration) {
+	if l == nil {
+		return true, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[client]
+	if b == nil {
+		if len(l.buckets) >= maxBuckets {
+			l.sweep(now)
+		}
+		b = &bucket{tokens: l.burst, at: now}
+		l.buckets[client] = b
+	}
+	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
+	b.at = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+}
+
+func (l *rateLimiter) sweep(now time.Time) {
+	for k, b := range l.buckets {
+		if b.tokens+now.Sub(b.at).Seconds()*l.rate >= l.burst {
+			delete(l.buckets, k)
+		}
+	}
+}
+
+// limitedLog says when a limit bites, at most once per interval per kind,
+// with how many times it bit in between, so a flood cannot flood the log.
+type limitedLog struct {
+	logf     func(format string, a ...any)
+	interval time.Duration
+
+	mu    sync.Mutex
+	kinds map[string]*logKind
+}
+
+type logKind struct {
+	last       time.Time
+	suppressed int
+}
+
+func (l *limitedLog) printf(now time.Time, kind, format string, a ...any) {
+	l.mu.Lock()
+	k := l.kinds[kind]
+	if k == nil {
+		k = &logKind{}
+		l.kinds[kind] = k
+	}
+	if !k.last.IsZero() && now.Sub(k.last) < l.interval {
+		k.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	n := k.suppressed
+	k.last, k.suppressed = now, 0
+	l.mu.Unlock()
+	msg := format
+	if n > 0 {
+		msg += " (and " + strconv.Itoa(n) + " more like it since the last such line)"
+	}
+	l.logf(msg, a...)
+}
+
+// ServeOptions configure Serve.
+type ServeOptions struct {
+	Limits Limits
+	// Devices stores check-ins; nil answers them 404.
+	Devices *Devices
+	// RefreshInterval is how often the TUF timestamp is re-signed; 0: never.
+	RefreshInterval time.Duration
+	// Refreshed is told about each re-signing.
+	Refreshed func(*TUFStatus, error)
+	// TLSCert and TLSKey, both or neither, serve https.
+	TLSCert, TLSKey string
+	// Logf is told when a limit bites or a check-in cannot be stored.
+	Logf func(format string, a ...any)
+}
+
+// Serve serves s on ln until ctx ends: the Handler, under o.Limits, and
+// the TUF timestamp re-signed every o.RefreshInterval. Re-signing does
+// not depend on the check-in database: when that cannot be written (a
+// full disk, a file size limit), check-ins get 503 and the metadata stays
+// fresh.
+func Serve(ctx context.Context, ln net.Listener, s *Store, o ServeOptions) error {
+	srv := o.Limits.HTTPServer(NewHandler(s, HandlerOptions{Devices: o.Devices, Logf: o.Logf, Limits: o.Limits}))
+	ln = o.Limits.Listener(ln)
+	if o.RefreshInterval > 0 {
+		report := o.Refreshed
+		if report == nil {
+			report = func(*TUFStatus, error) {}
+		}
+		go s.KeepFresh(ctx, o.RefreshInterval, report)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if o.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, o.TLSCert, o.TLSKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdown)
+	}
+}
