@@ -201,16 +201,12 @@ func ExtractAttachment(a AttachmentData, dir string) (string, error) {
 	if _, err := os.Lstat(final); err == nil {
 		return "", fmt.Errorf("extract attachment %s: %s already exists", a.Name, final)
 	}
-	f, err := atomicfile.CreateTemp(final)
+	f, err := atomicfile.CreateTempPerm(final, 0o644)
 	if err != nil {
 		return "", fmt.Errorf("extract attachment %s: %w", a.Name, err)
 	}
 	defer os.Remove(f.Name())
 	if _, err := f.Write(a.Data); err != nil {
-		f.Close()
-		return "", fmt.Errorf("extract attachment %s: %w", a.Name, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
 		f.Close()
 		return "", fmt.Errorf("extract attachment %s: %w", a.Name, err)
 	}

@@ -92,7 +92,7 @@ func Create(path string, opts Options, sources ...Source) (*Result, error) {
 		reserve += 512 + roundUp(a.Size)
 	}
 
-	f, err := atomicfile.CreateTemp(path)
+	f, err := atomicfile.CreateTempPerm(path, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
@@ -151,7 +151,7 @@ func Create(path string, opts Options, sources ...Source) (*Result, error) {
 	default:
 		// The head outgrew the reserve: write it in a fresh file and copy
 		// the payloads behind it.
-		if out, err = atomicfile.CreateTemp(path); err != nil {
+		if out, err = atomicfile.CreateTempPerm(path, 0o644); err != nil {
 			return nil, fmt.Errorf("create %s: %w", path, err)
 		}
 		defer func() { out.Close(); os.Remove(out.Name()) }()

@@ -21,6 +21,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/media/stick"
 	"github.com/ferry-update/ferry/mirror"
@@ -209,7 +210,7 @@ func build(out string, bundlePaths []string, o BuildOptions) (*BuildResult, erro
 	}
 	res.Size, res.PartitionOffset, res.PartitionSize = size, geo.start*sectorSize, geo.sectors*sectorSize
 
-	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*.tmp")
+	f, err := atomicfile.CreateTempPerm(out, 0o644)
 	if err != nil {
 		return nil, err
 	}

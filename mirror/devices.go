@@ -85,10 +85,20 @@ CREATE TABLE IF NOT EXISTS checkins (
 CREATE INDEX IF NOT EXISTS checkins_by_device ON checkins (device_id, id);
 `
 
+// DevicesPerm is the mode of the check-in database and its -wal and -shm
+// files: it holds every device's addresses and history, nobody else's
+// business.
+const DevicesPerm fs.FileMode = 0o600
+
 // OpenDevices opens (creating if needed) the check-in database at path.
+// A new database is made with mode DevicesPerm; one that is group- or
+// world-accessible (made by an older ferry) is narrowed to it.
 func OpenDevices(path string) (*Devices, error) {
 	if strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("device database %s: the path may not contain '?' or '#'", path)
+	}
+	if err := restrictDevicesFiles(path); err != nil {
+		return nil, fmt.Errorf("device database %s: %w", path, err)
 	}
 	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
 	if err != nil {
@@ -102,6 +112,37 @@ func OpenDevices(path string) (*Devices, error) {
 		return nil, fmt.Errorf("device database %s: %w", path, err)
 	}
 	return &Devices{db: db, path: path}, nil
+}
+
+// restrictDevicesFiles creates the database file with DevicesPerm before
+// SQLite opens it (SQLite would make it 0644, and its -wal and -shm files
+// take the database's mode), and narrows existing files to DevicesPerm
+// where it may (a database of another user's is left as it is).
+func restrictDevicesFiles(path string) error {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, DevicesPerm)
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		if f != nil {
+			f.Close()
+		}
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&^DevicesPerm != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&DevicesPerm); err != nil && !errors.Is(err, fs.ErrPermission) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // OpenDevices opens the store's check-in database (DIR/devices.db).

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-update/ferry/audit"
+	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/mirror/ociclient"
 	"github.com/ferry-update/ferry/verify"
@@ -141,16 +141,12 @@ func runAudit(ctx context.Context, s *streams, target string, o auditOptions) er
 
 // writeHTMLReport writes the report beside path and renames it into place.
 func writeHTMLReport(path string, rep *audit.Report) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	f, err := atomicfile.CreateTempPerm(path, 0o644)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name())
 	if err := rep.WriteHTML(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
 		f.Close()
 		return err
 	}

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/mirror"
@@ -138,7 +138,7 @@ func runPull(ctx context.Context, s *streams, ref, out string, reg registryFlags
 	if r.Identifier() == "" {
 		return cliexit.UsageError{Err: fmt.Errorf("%s names no bundle: add :TAG or @DIGEST", ref)}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".pull-*")
+	tmp, err := atomicfile.CreateTempPerm(out, 0o644)
 	if err != nil {
 		return err
 	}
@@ -166,9 +166,6 @@ func runPull(ctx context.Context, s *streams, ref, out string, reg registryFlags
 	}
 	br.Close()
 	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
 		return err
 	}
 	if err := tmp.Close(); err != nil {

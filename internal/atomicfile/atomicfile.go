@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 )
 
-// CreateTemp makes the temporary file for path, in path's directory.
+// CreateTemp makes the temporary file for path, in path's directory, with
+// mode 0600: for state and keys, which are nobody else's business.
 func CreateTemp(path string) (*os.File, error) {
 	return os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 }
@@ -42,6 +45,24 @@ func RemoveStale(dir string) ([]string, error) {
 		removed = append(removed, e.Name())
 	}
 	return removed, nil
+}
+
+// CreateTempPerm makes the temporary file for path, in path's directory,
+// with mode perm less the process's umask, as a file created in place
+// would get; its name is one RemoveStale knows. Artifacts that are meant
+// to be shared (bundles, stick images,
+// reports) are made with 0644, so the umask, not ferry, decides.
+func CreateTempPerm(path string, perm fs.FileMode) (*os.File, error) {
+	prefix := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".")
+	for range 10000 {
+		name := prefix + strconv.FormatUint(uint64(rand.Uint32()), 10) + ".tmp"
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, err
+	}
+	return nil, &fs.PathError{Op: "createtemp", Path: prefix + "*.tmp", Err: fs.ErrExist}
 }
 
 // Commit syncs and closes f (made by CreateTemp), renames it to path and
