@@ -72,7 +72,7 @@ bundle() {
 	stamp="$(cat "$img.sha256") $(sha256sum <"$WORK/key.pub" | cut -c1-16)"
 	if [[ ! -f $b || ! -f $b.stamp || $(<"$b.stamp") != "$stamp" ]]; then
 		log "packing $img into $b"
-		rm -f "$b.stamp"
+		rm -f "$b.stamp" "$b"
 		"$FERRY" bundle create "$img" --name bench --version 1.0.0 --device-type bench-board \
 			--key "$WORK/key.key" --out "$b" >/dev/null
 		echo "$stamp" >"$b.stamp"

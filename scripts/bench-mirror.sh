@@ -85,7 +85,7 @@ if [[ ! -f $BUNDLE ]]; then
 	head -c $((MIB << 20)) /dev/urandom >"$CACHE/payload.img"
 	FERRY_KEY_PASSPHRASE= "$FERRY" key generate -o "$CACHE/release" >/dev/null
 	"$FERRY" bundle create "$CACHE/payload.img" --name bench -d bench -V 1.0.0 \
-		-o "$BUNDLE.tmp" --key "$CACHE/release.key" >/dev/null
+		-o "$BUNDLE.tmp" --force --key "$CACHE/release.key" >/dev/null
 	mv "$BUNDLE.tmp" "$BUNDLE"
 	rm -f "$CACHE/payload.img"
 fi

@@ -25,6 +25,7 @@ type auditOptions struct {
 	threshold  int
 	mirrorRoot string
 	html       string
+	force      bool
 	asJSON     bool
 	reg        registryFlags
 }
@@ -36,6 +37,7 @@ func (o *auditOptions) addFlags(cmd *cobra.Command) {
 	f.IntVar(&o.threshold, "threshold", 1, "with --key: distinct trusted keys that must have signed")
 	f.StringVar(&o.mirrorRoot, "mirror-root", "", "a mirror's TUF root.json to check its metadata against (default: the mirror's own first root, trusted on first use)")
 	f.StringVar(&o.html, "html", "", "also write the report as one self-contained HTML file")
+	f.BoolVar(&o.force, "force", false, "replace the --html file if it exists (never an input of the command)")
 	f.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
 	o.reg.addFlags(cmd)
 }
@@ -76,6 +78,11 @@ TARGET cannot be read at all.`,
 func runAudit(ctx context.Context, s *streams, target string, o auditOptions) error {
 	now := time.Now()
 	opts := audit.Options{Now: now, Tool: toolVersion()}
+	if o.html != "" {
+		if err := checkOutput("--html", o.html, o.force, append([]string{target, o.trust, o.mirrorRoot}, o.keys...)...); err != nil {
+			return err
+		}
+	}
 	switch {
 	case o.trust != "" && len(o.keys) > 0:
 		return cliexit.UsageError{Err: errors.New("--trust and --key exclude each other: with --trust the keys come from the trust root")}

@@ -72,11 +72,20 @@ func newCreateCommand(s *streams) *cobra.Command {
 		sboms    []string
 		roots    []string
 		provides []string
+		force    bool
+		unsigned bool
 	)
 	cmd := &cobra.Command{
-		Use:   "create SOURCE --device-type T --version V --out FILE",
-		Short: "Pack an image file (rootfs) or a directory tree (files) into a bundle",
-		Args:  args(1, "a SOURCE image file or directory"),
+		Use:   "create SOURCE --device-type T --version V --out FILE (--key KEY... | --unsigned)",
+		Short: "Pack an image file (rootfs) or a directory tree (files) into a signed bundle",
+		Long: `Pack SOURCE into a bundle and sign it with every --key while it is made.
+A bundle without signatures is made only when asked for with --unsigned: to
+sign it later, maybe on another machine (ferry bundle sign). Devices refuse
+a bundle until enough trusted keys have signed it.
+
+FILE is never one of the command's inputs, and an existing FILE is replaced
+only with --force.`,
+		Args: args(1, "a SOURCE image file or directory"),
 		RunE: func(_ *cobra.Command, a []string) error {
 			src := a[0]
 			st, err := os.Stat(src)
@@ -98,6 +107,9 @@ func newCreateCommand(s *streams) *cobra.Command {
 			if out == "" || opts.Version == "" || len(opts.DeviceTypes) == 0 {
 				return cliexit.UsageError{Err: errors.New("--out, --version and at least one --device-type are required")}
 			}
+			if err := checkOutput("--out", out, force, append(append(append([]string{src}, sboms...), roots...), sign.keys...)...); err != nil {
+				return err
+			}
 			if opts.Name == "" {
 				opts.Name = defaultName(src)
 			}
@@ -112,6 +124,12 @@ func newCreateCommand(s *streams) *cobra.Command {
 			}
 			if err := checkCreateOptions(&opts); err != nil {
 				return cliexit.UsageError{Err: err}
+			}
+			switch {
+			case unsigned && len(sign.keys) > 0:
+				return cliexit.UsageError{Err: errors.New("--unsigned and --key exclude each other")}
+			case !unsigned && len(sign.keys) == 0:
+				return cliexit.UsageError{Err: errUnsigned}
 			}
 			if opts.Attachments, err = loadSBOMs(sboms); err != nil {
 				return err
@@ -150,9 +168,14 @@ func newCreateCommand(s *streams) *cobra.Command {
 				return writeJSON(s.out, map[string]any{"file": out, "manifest": res.ManifestDigest, "size": res.Size, "config": res.Config})
 			}
 			p := res.Config.Payloads[0]
-			fmt.Fprintf(s.out, "created %s: %s %s for %s\n  manifest %s\n  payload  %s %s -> %s zstd (%d part(s))\n  signed   by %d key(s)\n",
+			fmt.Fprintf(s.out, "created %s: %s %s for %s\n  manifest %s\n  payload  %s %s -> %s zstd (%d part(s))\n",
 				out, res.Config.Name, res.Config.Version, strings.Join(res.Config.DeviceTypes, ", "), res.ManifestDigest,
-				p.Name, display.Bytes(p.Size), display.Bytes(p.CompressedSize), p.Parts, len(sign.keys))
+				p.Name, display.Bytes(p.Size), display.Bytes(p.CompressedSize), p.Parts)
+			if unsigned {
+				fmt.Fprintf(s.out, "  signed   no (--unsigned): sign it with 'ferry bundle sign %s --key KEY'\n", out)
+			} else {
+				fmt.Fprintf(s.out, "  signed   by %d key(s)\n", len(sign.keys))
+			}
 			if c := res.Config; len(c.Provides) > 0 || len(c.Depends) > 0 {
 				fmt.Fprintf(s.out, "  provides %s\n", componentList(c))
 				if len(c.Depends) > 0 {
@@ -174,6 +197,7 @@ func newCreateCommand(s *streams) *cobra.Command {
 	f.StringArrayVarP(&opts.DeviceTypes, "device-type", "d", nil, "device type the bundle fits (repeatable)")
 	f.StringVarP(&opts.Version, "version", "V", "", "semantic version of the update, e.g. 1.4.2")
 	f.StringVarP(&out, "out", "o", "", "bundle file to write")
+	f.BoolVar(&force, "force", false, "replace --out if it exists (never an input of the command)")
 	f.StringVarP(&opts.Name, "name", "n", "", "bundle name (default: from SOURCE)")
 	f.StringVar(&target, "target", "", "install target on the device (default: the payload type)")
 	f.StringVar(&opts.Description, "description", "", "free text shown by inspect")
@@ -184,9 +208,13 @@ func newCreateCommand(s *streams) *cobra.Command {
 	f.StringArrayVar(&roots, "trust-root", nil, "attach a trust root (N.root.json), which devices apply before judging the bundle's signatures (repeatable)")
 	f.StringArrayVar(&provides, "provides", nil, "another component the bundle installs, NAME=VERSION (repeatable; the bundle itself is always provided)")
 	f.StringArrayVar(&opts.Depends, "depends", nil, "a constraint on the device's installed components, e.g. 'gw-os >= 1.4' or 'gw-os >= 1.4, < 2' (repeatable)")
-	sign.addFlags(cmd, "private key to sign with (repeatable)")
+	f.BoolVar(&unsigned, "unsigned", false, "make the bundle without signatures, to sign later with 'ferry bundle sign' (instead of --key)")
+	sign.addFlags(cmd, "private key to sign with (repeatable; or --unsigned)")
 	return cmd
 }
+
+// errUnsigned refuses to make a bundle nobody signs without being asked.
+var errUnsigned = errors.New("no --key: a bundle is signed when it is made")
 
 // parseProvides reads the --provides NAME=VERSION flags.
 func parseProvides(flags []string) (map[string]string, error) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/cliexit"
+	"github.com/ferry-update/ferry/internal/outpath"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -37,7 +38,15 @@ var errRejected = errors.New("bundle rejected")
 func hint(err error) string {
 	var te *verify.ThresholdError
 	var re *verify.RootError
+	var ee *outpath.ExistsError
+	var ie *outpath.InputError
 	switch {
+	case errors.Is(err, errUnsigned):
+		return "add --key KEY to sign it, or --unsigned to make it without signatures and sign it later (ferry bundle sign)"
+	case errors.As(err, &ee):
+		return "add --force to replace it, or write somewhere else"
+	case errors.As(err, &ie):
+		return "write the output to another file: no command writes over its own input, not even with --force"
 	case errors.Is(err, verify.ErrEncryptedKey):
 		return "set FERRY_KEY_PASSPHRASE or run from a terminal to be asked for it"
 	case errors.As(err, &te):

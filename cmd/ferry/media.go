@@ -90,8 +90,17 @@ refused unless --force.`,
 			if _, err := media.NormalizeLabel(label); err != nil {
 				return cliexit.UsageError{Err: err}
 			}
+			inputs := append(append([]string{}, a...), trust...)
 			target := out
+			if out != "" {
+				if err := checkOutput("--out", out, force, inputs...); err != nil {
+					return err
+				}
+			}
 			if device != "" {
+				if err := checkOutput("--device", device, true, inputs...); err != nil {
+					return err
+				}
 				if !force {
 					if err := media.CheckTarget(device); err != nil {
 						return err
@@ -145,7 +154,7 @@ refused unless --force.`,
 	f.StringVar(&size, "size", "auto", "image size: auto, or such as 8GiB (default with --device: the device's)")
 	f.StringVar(&label, "label", media.DefaultLabel, "FAT volume label (up to 11 of A-Z, 0-9, _ and -)")
 	f.StringArrayVar(&trust, "trust", nil, "file to put in ferry/trust/ (a public key or trust root; repeatable)")
-	f.BoolVar(&force, "force", false, "with --device: write even to a mounted disk or the system's disk")
+	f.BoolVar(&force, "force", false, "replace an existing --out IMAGE; with --device: write even to a mounted disk or the system's disk")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
@@ -172,6 +181,9 @@ a partition, or a volume on it) or that holds the running system is refused
 unless --force.`,
 		Args: args(2, "an IMAGE and a DEVICE"),
 		RunE: func(_ *cobra.Command, a []string) error {
+			if err := checkOutput("DEVICE", a[1], true, a[0]); err != nil {
+				return err
+			}
 			progress, done := s.mediaProgress("writing", "checking")
 			res, err := media.Write(a[0], a[1], media.WriteOptions{Force: force, Progress: progress})
 			done()

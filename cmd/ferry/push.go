@@ -106,10 +106,11 @@ func newPullCommand(s *streams) *cobra.Command {
 	var (
 		reg    registryFlags
 		out    string
+		force  bool
 		asJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "pull oci://HOST/REPO:TAG --out FILE",
+		Use:   "pull oci://HOST/REPO:TAG --out FILE [--force]",
 		Short: "Download a bundle and its signatures from an OCI registry into a bundle file",
 		Long: `Download a bundle from an OCI registry and write it as a bundle file, with
 the signatures found under its cosign tag. Every layer is checked against
@@ -121,11 +122,15 @@ signatures: run 'ferry verify' on the result.`,
 			if out == "" {
 				return cliexit.UsageError{Err: errors.New("--out FILE is required")}
 			}
+			if err := checkOutput("--out", out, force); err != nil {
+				return err
+			}
 			return runPull(cmd.Context(), s, a[0], out, reg, asJSON)
 		},
 	}
 	reg.addFlags(cmd)
 	cmd.Flags().StringVarP(&out, "out", "o", "", "bundle file to write")
+	cmd.Flags().BoolVar(&force, "force", false, "replace --out if it exists")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }

@@ -11,7 +11,9 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/display"
+	"github.com/ferry-update/ferry/internal/outpath"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -106,6 +108,17 @@ func loadPublicKeys(paths []string) ([]*verify.PublicKey, error) {
 		keys = append(keys, k)
 	}
 	return keys, nil
+}
+
+// checkOutput applies outpath's rule to the file a command is about to
+// write (flag names it in the message): never one of inputs, and an
+// existing file only with --force. Either is a usage error; the hint
+// says what to do (see hint).
+func checkOutput(flag, out string, force bool, inputs ...string) error {
+	if err := outpath.Check(out, force, inputs...); err != nil {
+		return cliexit.UsageError{Err: fmt.Errorf("%s: %w", flag, err)}
+	}
+	return nil
 }
 
 // openInput opens a bundle argument: a file, or "-" for stdin.
