@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-update/ferry/internal/filekind"
 	"github.com/ferry-update/ferry/internal/nethttp"
 	"github.com/ferry-update/ferry/mirror/ociclient"
 )
@@ -29,7 +30,9 @@ type SourceOptions struct {
 // URL (read with Range resume, see HTTPReader), an oci://HOST/REPO:TAG or
 // oci://HOST/REPO@sha256:... reference to a registry or a ferry mirror
 // (pulled with mirror/ociclient as a canonical archive stream, its blobs
-// resumed with Range), or a file path. Nothing is spooled to disk.
+// resumed with Range), or a file path. Nothing is spooled to disk. A file
+// or a URL whose content is of another kind (a stick or raw image, a key,
+// a web page) fails with a *filekind.Error.
 func OpenSource(ctx context.Context, src string, stdin io.Reader, opts SourceOptions) (io.ReadCloser, error) {
 	client := opts.Client
 	if client == nil {
@@ -39,7 +42,10 @@ func OpenSource(ctx context.Context, src string, stdin io.Reader, opts SourceOpt
 	case src == "-":
 		return io.NopCloser(bufio.NewReaderSize(stdin, 1<<20)), nil
 	case strings.HasPrefix(src, "http://"), strings.HasPrefix(src, "https://"):
-		return NewHTTPReader(ctx, client, src), nil
+		// A URL that serves a page or JSON (a mirror's or registry's
+		// address, not a bundle's) is named as such before any install.
+		h := NewHTTPReader(ctx, client, src)
+		return readCloser{filekind.NewReader(h, filekind.Bundle, true), h}, nil
 	case strings.HasPrefix(src, ociclient.Scheme):
 		return ociclient.Open(ctx, src, ociclient.Options{Client: client, PlainHTTP: opts.PlainHTTP, UserAgent: "ferry-agent"})
 	}
@@ -47,7 +53,17 @@ func OpenSource(ctx context.Context, src string, stdin io.Reader, opts SourceOpt
 	if err != nil {
 		return nil, fmt.Errorf("open bundle: %w", err)
 	}
+	// A stick image, a raw image or a key is named as what it is.
+	if err := filekind.CheckFile(src, filekind.Bundle, nil); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open bundle %s: %w", src, err)
+	}
 	return f, nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // OpenSource opens a bundle source as the package function does, with the

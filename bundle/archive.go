@@ -12,6 +12,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ferry-update/ferry/internal/filekind"
 	"github.com/ferry-update/ferry/internal/verifyio"
 )
 
@@ -36,7 +37,9 @@ func OpenArchive(path string) (*Archive, error) {
 	a, err := openArchive(f)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("open bundle %s: %w", path, err)
+		// Another kind of file (a stick or raw image, a key) is named
+		// as what it is rather than as a damaged bundle.
+		return nil, fmt.Errorf("open bundle %s: %w", path, filekind.CheckFile(path, filekind.Bundle, err))
 	}
 	return a, nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/display"
+	"github.com/ferry-update/ferry/internal/filekind"
 	"github.com/ferry-update/ferry/media/stick"
 	"github.com/ferry-update/ferry/mirror"
 )
@@ -260,7 +261,15 @@ func readTrust(p string) ([]byte, error) {
 	if !st.Mode().IsRegular() || st.Size() > 1<<20 {
 		return nil, fmt.Errorf("trust file %s: want a regular file of at most 1 MiB", p)
 	}
-	return os.ReadFile(p)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	// Only what may be handed out goes onto a stick: never a private key.
+	if k := filekind.Detect(b); !k.IsPublicTrust() {
+		return nil, fmt.Errorf("trust file %s: %w", p, &filekind.Error{Got: k, Want: filekind.PublicTrust})
+	}
+	return b, nil
 }
 
 // geometry is where the partition goes on a disk of a given size.

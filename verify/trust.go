@@ -14,6 +14,8 @@ import (
 
 	"github.com/secure-systems-lab/go-securesystemslib/cjson"
 	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/ferry-update/ferry/internal/filekind"
 )
 
 // The trust root: a signed JSON document, in TUF's shape, that names the keys
@@ -151,8 +153,20 @@ func malformed(version int64, format string, a ...any) *RootError {
 // (TRUST.md §2–§3): strict JSON in normal form, every field present, key ids
 // that are the ids of their keys, sane roles and thresholds, within the
 // limits. It does not check signatures or expiry: see Verify and UpdateRoot.
-// Every error is a *RootError of kind RootMalformed.
+// Every error is or wraps a *RootError of kind RootMalformed.
+//
+// A document that is not a trust root at all (a public or private key, the
+// mirror TUF root, a bundle) gives a *filekind.Error that says what it is,
+// wrapping the *RootError.
 func ParseRoot(data []byte) (*Root, error) {
+	r, err := parseRoot(data)
+	if err != nil {
+		return nil, filekind.Check(data, filekind.TrustRoot, err)
+	}
+	return r, nil
+}
+
+func parseRoot(data []byte) (*Root, error) {
 	if len(data) > MaxRootSize {
 		return nil, malformed(0, "document is %d bytes, more than the limit of %d", len(data), MaxRootSize)
 	}

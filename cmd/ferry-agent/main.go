@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/display"
+	"github.com/ferry-update/ferry/internal/filekind"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -45,7 +46,10 @@ func hint(err error) string {
 	var re *verify.RootError
 	var ve *agent.VersionError
 	var de *agent.DependencyError
+	var fe *filekind.Error
 	switch {
+	case errors.As(err, &fe) && fe.Hint() != "":
+		return fe.Hint()
 	case errors.As(err, &re) && re.Kind == verify.RootExpired:
 		return "the device's trust root has expired: renew it where the root keys are (ferry trust renew ROOT --sign KEY) and give the device the new version (ferry-agent trust update N.root.json, a mirror or a stick)"
 	case errors.As(err, &ve) && errors.Is(ve, agent.ErrSameVersion):

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/cliexit"
+	"github.com/ferry-update/ferry/internal/filekind"
 	"github.com/ferry-update/ferry/internal/outpath"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -28,7 +29,8 @@ func refused(err error) bool {
 	var be *bundle.Error
 	var te *verify.ThresholdError
 	var de *verify.DeviceTypeError
-	return errors.As(err, &be) || errors.As(err, &te) || errors.As(err, &de) || errors.Is(err, errRejected)
+	var fe *filekind.Error
+	return errors.As(err, &be) || (errors.As(err, &fe) && fe.Want == filekind.Bundle) || errors.As(err, &te) || errors.As(err, &de) || errors.Is(err, errRejected)
 }
 
 // errRejected is returned by commands that already printed why a bundle was
@@ -40,7 +42,10 @@ func hint(err error) string {
 	var re *verify.RootError
 	var ee *outpath.ExistsError
 	var ie *outpath.InputError
+	var fe *filekind.Error
 	switch {
+	case errors.As(err, &fe) && fe.Hint() != "":
+		return fe.Hint()
 	case errors.Is(err, errUnsigned):
 		return "add --key KEY to sign it, or --unsigned to make it without signatures and sign it later (ferry bundle sign)"
 	case errors.As(err, &ee):

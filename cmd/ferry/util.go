@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/display"
+	"github.com/ferry-update/ferry/internal/filekind"
 	"github.com/ferry-update/ferry/internal/outpath"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -129,6 +130,10 @@ func (s *streams) openInput(path string) (io.Reader, func(), error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
+	}
+	if err := filekind.CheckFile(path, filekind.Bundle, nil); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return f, func() { f.Close() }, nil
 }
