@@ -152,7 +152,7 @@ func TestInstallOverFlakyHTTP(t *testing.T) {
 			return err
 		}
 		defer src.Close()
-		src.(*HTTPReader).Backoff = time.Millisecond
+		src.(readCloser).Closer.(*HTTPReader).Backoff = time.Millisecond
 		_, err = a.Install(context.Background(), src, srv.URL)
 		return err
 	})

@@ -32,7 +32,7 @@ type auditOptions struct {
 
 func (o *auditOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&o.trust, "trust", "", "trust root (JSON): its release role's keys and threshold; revoked keys never count")
+	f.StringVar(&o.trust, "trust", "", "ferry trust root (N.root.json): its release role's keys and threshold; revoked keys never count")
 	f.StringArrayVarP(&o.keys, "key", "k", nil, "trusted public key (PEM; repeatable), instead of --trust")
 	f.IntVar(&o.threshold, "threshold", 1, "with --key: distinct trusted keys that must have signed")
 	f.StringVar(&o.mirrorRoot, "mirror-root", "", "a mirror's TUF root.json to check its metadata against (default: the mirror's own first root, trusted on first use)")

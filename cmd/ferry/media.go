@@ -66,7 +66,7 @@ func newMediaBuildCommand(s *streams) *cobra.Command {
 		Use:   "build (--out IMAGE | --device DEVICE) BUNDLE... [--size auto|8GiB] [--label FERRY] [--trust FILE]...",
 		Short: "Make a stick image holding bundles, or write one straight to a stick",
 		Long: `Make a GPT disk image with one FAT32 partition holding the bundles (as a
-mirror-store layout in ferry/), the --trust files (public keys, trust roots) in
+mirror-store layout in ferry/), the --trust files (public keys, the ferry trust root, the mirror TUF root) in
 ferry/trust/, an empty ferry/reports/ and a README.txt. --size auto makes it as
 small as the content allows with room for reports, rounded up to 64 MiB.
 
@@ -153,7 +153,7 @@ refused unless --force.`,
 	f.StringVar(&device, "device", "", "block device to write the stick to (instead of --out)")
 	f.StringVar(&size, "size", "auto", "image size: auto, or such as 8GiB (default with --device: the device's)")
 	f.StringVar(&label, "label", media.DefaultLabel, "FAT volume label (up to 11 of A-Z, 0-9, _ and -)")
-	f.StringArrayVar(&trust, "trust", nil, "file to put in ferry/trust/ (a public key or trust root; repeatable)")
+	f.StringArrayVar(&trust, "trust", nil, "file to put in ferry/trust/: a public key, the ferry trust root or the mirror TUF root, never a private key (repeatable)")
 	f.BoolVar(&force, "force", false, "replace an existing --out IMAGE; with --device: write even to a mounted disk or the system's disk")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd

@@ -61,9 +61,11 @@ whenever 'add' or 'sync' changes it. An online key is generated into
 DIR/keys/online.key; it signs the snapshot and the short-lived timestamp,
 which 'serve' and 'refresh' re-sign on their own.
 
-ROOTKEY signs the TUF root, which names those keys; keep it offline (it may
+ROOTKEY signs the mirror TUF root, which names those keys; keep it offline (it may
 be encrypted, and is not stored). Without --root-key, KEY signs the root too.
-Install DIR/tuf/root.json on the devices: it is how they trust this mirror.`,
+Install DIR/tuf/root.json (the mirror TUF root) on the devices: it is how
+they trust this mirror. It is not the ferry trust root (ferry trust init),
+which says whose signatures on bundles count.`,
 		Args: args(1, "a mirror DIR"),
 		RunE: func(_ *cobra.Command, a []string) error {
 			if key == "" {
@@ -106,7 +108,7 @@ Install DIR/tuf/root.json on the devices: it is how they trust this mirror.`,
 		},
 	}
 	cmd.Flags().StringVarP(&key, "key", "k", "", "the mirror's private key (PEM, unencrypted): signs the TUF targets")
-	cmd.Flags().StringVar(&rootKey, "root-key", "", "offline key that signs the TUF root (default: --key)")
+	cmd.Flags().StringVar(&rootKey, "root-key", "", "offline key that signs the mirror TUF root (default: --key)")
 	cmd.Flags().StringVar(&tsExpiry, "timestamp-expiry", "24h", "how long a TUF timestamp is valid: a duration such as 24h, or Nd")
 	return cmd
 }
@@ -158,8 +160,8 @@ func newMirrorAddRootCommand(s *streams) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "add-root DIR ROOT.json",
-		Short: "Publish a trust root to devices polling the mirror",
-		Long: `Store the trust root ROOT.json (written by 'ferry trust') as DIR/roots/N.root.json,
+		Short: "Publish a ferry trust root to devices polling the mirror",
+		Long: `Store the ferry trust root ROOT.json (written by 'ferry trust') as DIR/roots/N.root.json,
 N its version; 'serve' answers it at /ferry/v1/roots/N.root.json, and devices
 fetch the versions after theirs before they look for bundles (verify/TRUST.md
 §10). The first root added must be signed by its own root keys; each later one
@@ -439,7 +441,7 @@ lifetime is gone. 'serve' does this on its own; run refresh from cron when
 the mirror is served some other way (a static web server, a copy).
 
 --timestamp-expiry changes how long timestamps are valid from now on.
---root-key renews the TUF root (a new version, signed by the root key):
+--root-key renews the mirror TUF root (a new version, signed by the root key):
 devices follow the chain of root versions on their next check.`,
 		Args: args(1, "a mirror DIR"),
 		RunE: func(_ *cobra.Command, a []string) error {
@@ -475,7 +477,7 @@ devices follow the chain of root versions on their next check.`,
 		},
 	}
 	cmd.Flags().StringVar(&tsExpiry, "timestamp-expiry", "", "set how long TUF timestamps are valid (a duration such as 24h, or Nd)")
-	cmd.Flags().StringVar(&rootKey, "root-key", "", "renew the TUF root with this key (the mirror's root key)")
+	cmd.Flags().StringVar(&rootKey, "root-key", "", "renew the mirror TUF root with this key (the mirror's root key)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }

@@ -20,8 +20,8 @@ import (
 func newTrustCommand(s *streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "trust",
-		Short: "Make, change and check trust roots: keys, roles, thresholds, revocation",
-		Long: `A trust root is a signed JSON document (verify/TRUST.md) naming the keys a
+		Short: "Make, change and check ferry trust roots: keys, roles, thresholds, revocation",
+		Long: `A ferry trust root is a signed JSON document (verify/TRUST.md) naming the keys a
 device trusts, the role of each (root, release, mirror), how many must sign
 (the threshold), a version and an expiry. Each change makes the next version,
 which devices accept only when it is signed by a threshold of the previous
@@ -219,7 +219,7 @@ func newTrustInitCommand(s *streams) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "init --root-key K… --release-key K… [--mirror-key K…] [--threshold-root N] [--threshold-release N] [--expires 365d] [--out root.json]",
-		Short: "Make version 1 of a trust root",
+		Short: "Make version 1 of a ferry trust root",
 		Long: `Make version 1 of a trust root. Each --root-key, --release-key and
 --mirror-key is a public or a private key file; the private keys given as
 --root-key sign the root (a root needs a threshold of its own root keys'

@@ -54,16 +54,23 @@ func (e *Error) Hint() string {
 // wrapping err (what reading it as want gave); otherwise err as it is.
 // Unknown content is not judged: the caller's own error says more.
 func Check(head []byte, want Kind, err error) error {
-	if got := Detect(head); got != want && got != Unknown {
+	if got := Detect(head); mismatch(got, want) {
 		return &Error{Got: got, Want: want, Err: err}
 	}
 	return err
 }
 
+// mismatch says whether got is known to be something other than want. A
+// tar archive that is not a bundle is left to the bundle reader, which
+// says where it differs.
+func mismatch(got, want Kind) bool {
+	return got != want && got != Unknown && got != Empty && !(want == Bundle && got == Tar)
+}
+
 // CheckFile is Check for the file at path.
 func CheckFile(path string, want Kind, err error) error {
 	got, ferr := DetectFile(path)
-	if ferr == nil && got != want && got != Unknown {
+	if ferr == nil && mismatch(got, want) {
 		return &Error{Got: got, Want: want, Err: err}
 	}
 	return err

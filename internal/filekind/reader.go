@@ -33,7 +33,7 @@ func (g *guard) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		buf = buf[:n]
-		if got := Detect(buf); got != g.want && got != Unknown && got != Empty {
+		if got := Detect(buf); mismatch(got, g.want) {
 			return 0, &Error{Got: got, Want: g.want, URL: g.fromURL}
 		}
 		g.head = bytes.NewReader(buf)
