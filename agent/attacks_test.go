@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,6 +154,20 @@ func endless(t *testing.T, b []byte) []byte {
 	return out.Bytes()
 }
 
+// appendMember adds a tar member after the bundle's last part, before its
+// end-of-archive marker: GNU tar and skopeo would read it.
+func appendMember(t *testing.T, b []byte, name string, data []byte) []byte {
+	t.Helper()
+	var m bytes.Buffer
+	tw := tar.NewWriter(&m)
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(data)), Mode: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write(data)
+	tw.Close() // with its own end marker
+	return append(bytes.Clone(b[:len(b)-1024]), m.Bytes()...)
+}
+
 // mirrorFor serves a mirror holding bundles, with TUF metadata signed by
 // the store, and returns the device's [mirror] settings for it.
 func mirrorFor(t *testing.T, bundles ...[]byte) (*mirror.Store, MirrorConfig) {
@@ -274,6 +289,18 @@ func TestAttacks(t *testing.T) {
 		{"payload larger than its signed size (endless data)", func(t *testing.T, e *trustEnv) attempt {
 			return attempt{bundle: endless(t, e.bundle(bundleSpec{version: "1.0.0", rootfs: "new"}))}
 		}, `member holds \d+ bytes, manifest says \d+`, isRefused},
+		{"member after the last part (seen by other tar readers)", func(t *testing.T, e *trustEnv) attempt {
+			b := e.bundle(bundleSpec{version: "1.0.0", rootfs: "new"})
+			return attempt{bundle: appendMember(t, b, "./index.json", []byte(`{"schemaVersion":2}`))}
+		}, `end of archive \(\./index\.json at offset \d+\): not accounted for`, func(err error) bool {
+			return isRefused(err) && errors.Is(err, bundle.ErrUnaccounted)
+		}},
+		{"data after the end-of-archive marker", func(t *testing.T, e *trustEnv) attempt {
+			b := e.bundle(bundleSpec{version: "1.0.0", rootfs: "new"})
+			return attempt{bundle: append(b, []byte("#!/bin/sh\nrm -rf /\n")...)}
+		}, `end of archive \(at offset \d+\): not accounted for.*non-zero data`, func(err error) bool {
+			return isRefused(err) && errors.Is(err, bundle.ErrUnaccounted)
+		}},
 		{"wrong device type", func(t *testing.T, e *trustEnv) attempt {
 			return attempt{bundle: e.bundle(bundleSpec{version: "1.0.0", rootfs: "new", deviceTypes: []string{"other-board"}})}
 		}, `bundle is for device types \[other-board\], not "sim-board"`, func(err error) bool {
@@ -309,6 +336,38 @@ func TestAttacks(t *testing.T) {
 			}
 			if after := e.deviceHash(); after != before {
 				t.Error("the boot environment or a slot changed")
+			}
+			if st := e.bootState(); st.Slot != "a" || st.UpgradeAvailable {
+				t.Errorf("boot state %+v", st)
+			}
+		})
+	}
+}
+
+// TestTrailerActivatesNothing: a files payload is extracted before the end
+// of the archive is read; bytes after it that the manifest does not account
+// for must still stop the install before the tree is switched in or a slot
+// is marked, for the stream and for a bundle file alike.
+func TestTrailerActivatesNothing(t *testing.T) {
+	for name, damage := range map[string]func(t *testing.T, b []byte) []byte{
+		"member": func(t *testing.T, b []byte) []byte {
+			return appendMember(t, b, "blobs/sha256/"+strings.Repeat("0", 64), []byte("x"))
+		},
+		"trailing": func(_ *testing.T, b []byte) []byte { return append(b, 'x') },
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newTrustEnv(t)
+			b := damage(t, e.bundle(bundleSpec{version: "1.0.0", rootfs: "new", files: map[string]string{"app.conf": "v2"}}))
+			_, err := e.open().Install(context.Background(), bytes.NewReader(b), "attack")
+			var re *RefusedError
+			if !errors.As(err, &re) || !errors.Is(err, bundle.ErrUnaccounted) {
+				t.Fatalf("install: %v, want refused as unaccounted", err)
+			}
+			if _, err := os.Lstat(e.path("app/current")); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("app/current exists after a refused install: %v", err)
+			}
+			if ents, _ := os.ReadDir(e.path("app/releases")); len(ents) > 0 {
+				t.Errorf("app/releases keeps %s", ents[0].Name())
 			}
 			if st := e.bootState(); st.Slot != "a" || st.UpgradeAvailable {
 				t.Errorf("boot state %+v", st)

@@ -324,5 +324,12 @@ func auditItem(ctx context.Context, it Item, p verify.Policy, t Trust, mm *Mirro
 		}
 		b.Payloads[i].Verified = true
 	}
+	if len(b.Payloads) == 0 || b.Payloads[len(b.Payloads)-1].Verified {
+		// The end of the archive: nothing a tar reader could see
+		// beyond the signed members.
+		if err := r.Finish(); err != nil {
+			b.fail("%v", err)
+		}
+	}
 	return b, nil
 }

@@ -1,12 +1,10 @@
 package bundle
 
 import (
-	"archive/tar"
 	"bytes"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -50,44 +48,23 @@ func openArchive(f *os.File) (*Archive, error) {
 		return nil, err
 	}
 	a := &Archive{Reader: r, f: f, blobs: map[digest.Digest]section{}}
-	// Index the payload members: tar.Reader seeks over their data, so this
-	// reads only headers.
-	if _, err := f.Seek(r.PayloadOffset(), io.SeekStart); err != nil {
-		return nil, err
-	}
-	tr := tar.NewReader(f)
+	// Walk the parts as a stream reader does, with its checks (names, order,
+	// sizes, the end of the archive), but seek over their data: blob
+	// contents are checked when they are read.
 	for {
-		hdr, err := tr.Next()
+		p, err := r.Next()
 		if err == io.EOF {
-			break
+			return a, nil
 		}
-		if err != nil {
-			return nil, &Error{What: "payloads", Offset: -1, Err: truncated(err)}
-		}
-		if hdr.Typeflag != tar.TypeReg {
-			continue
-		}
-		off, err := f.Seek(0, io.SeekCurrent)
 		if err != nil {
 			return nil, err
 		}
-		if d, ok := strings.CutPrefix(hdr.Name, "blobs/sha256/"); ok {
-			a.blobs[digest.NewDigestFromEncoded(digest.SHA256, d)] = section{off, hdr.Size}
+		if err := p.skipParts(func(l ocispec.Descriptor, off int64) {
+			a.blobs[l.Digest] = section{off, l.Size}
+		}); err != nil {
+			return nil, err
 		}
 	}
-	for i, l := range r.manifest.Layers {
-		if i < len(r.attachments) {
-			continue // read with the head
-		}
-		s, ok := a.blobs[l.Digest]
-		if !ok {
-			return nil, &Error{What: fmt.Sprintf("layer %d", i), Member: blobName(l.Digest), Offset: -1, Err: fmt.Errorf("blob missing from the archive: %w", ErrTruncated)}
-		}
-		if s.size != l.Size {
-			return nil, &Error{What: fmt.Sprintf("layer %d", i), Member: blobName(l.Digest), Offset: s.off, Err: fmt.Errorf("member holds %d bytes, manifest says %d", s.size, l.Size)}
-		}
-	}
-	return a, nil
 }
 
 // Close closes the file.

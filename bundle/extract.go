@@ -6,14 +6,90 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/ferry-update/ferry/internal/atomicfile"
 )
 
 // ExtractPayload writes a payload into dir only once all of it has been
 // checked: a rootfs payload as <name>.img, a module payload as <name>.tar,
 // a files payload as the tree <name>/. It writes beside the final name and
-// renames at the end, so a failed check leaves nothing behind.
+// renames at the end, so a failed check leaves nothing behind. Extract also
+// waits for the end of the archive.
 func ExtractPayload(p *PayloadReader, dir string) (string, error) {
+	s, err := stagePayload(p, dir, nil)
+	if err != nil {
+		return "", err
+	}
+	if err := s.commit(); err != nil {
+		return "", err
+	}
+	return s.final, atomicfile.SyncDir(dir)
+}
+
+// Extracted is a payload Extract wrote.
+type Extracted struct {
+	Name   string
+	Path   string
+	Digest digest.Digest
+}
+
+// Extract writes every remaining payload of r into dir, named as
+// ExtractPayload names them, but puts none of them in place before the
+// whole archive has been read and checked, its end included (FORMAT.md
+// §3.5): a bundle with a damaged or unaccounted byte anywhere leaves
+// nothing behind in dir.
+func Extract(r *Reader, dir string) ([]Extracted, error) {
+	var staged []*staged
+	defer func() {
+		for _, s := range staged {
+			os.RemoveAll(s.tmp)
+		}
+	}()
+	taken := map[string]bool{}
+	for {
+		p, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		s, err := stagePayload(p, dir, taken)
+		if err != nil {
+			return nil, err
+		}
+		staged = append(staged, s)
+	}
+	var out []Extracted
+	for _, s := range staged {
+		if err := s.commit(); err != nil {
+			return out, err
+		}
+		out = append(out, Extracted{Name: s.name, Path: s.final, Digest: s.digest})
+	}
+	staged = nil
+	return out, atomicfile.SyncDir(dir)
+}
+
+// staged is a payload written and checked under a temporary name.
+type staged struct {
+	name       string
+	digest     digest.Digest
+	tmp, final string
+}
+
+func (s *staged) commit() error {
+	if err := os.Rename(s.tmp, s.final); err != nil {
+		os.RemoveAll(s.tmp)
+		return fmt.Errorf("extract %s: %w", s.name, err)
+	}
+	return nil
+}
+
+// stagePayload writes and checks a payload beside its final name in dir.
+// taken holds the final names already staged, if any.
+func stagePayload(p *PayloadReader, dir string, taken map[string]bool) (*staged, error) {
 	var final string
 	switch p.Type {
 	case Rootfs:
@@ -23,8 +99,8 @@ func ExtractPayload(p *PayloadReader, dir string) (string, error) {
 	default:
 		final = filepath.Join(dir, p.Name)
 	}
-	if _, err := os.Lstat(final); err == nil {
-		return "", fmt.Errorf("extract %s: %s already exists", p.Name, final)
+	if _, err := os.Lstat(final); err == nil || taken[final] {
+		return nil, fmt.Errorf("extract %s: %s already exists", p.Name, final)
 	}
 	tmp := filepath.Join(dir, "."+filepath.Base(final)+".partial")
 	os.RemoveAll(tmp)
@@ -36,13 +112,12 @@ func ExtractPayload(p *PayloadReader, dir string) (string, error) {
 	}
 	if err != nil {
 		os.RemoveAll(tmp)
-		return "", fmt.Errorf("extract %s: %w", p.Name, err)
+		return nil, fmt.Errorf("extract %s: %w", p.Name, err)
 	}
-	if err := os.Rename(tmp, final); err != nil {
-		os.RemoveAll(tmp)
-		return "", fmt.Errorf("extract %s: %w", p.Name, err)
+	if taken != nil {
+		taken[final] = true
 	}
-	return final, atomicfile.SyncDir(dir)
+	return &staged{name: p.Name, digest: p.Digest, tmp: tmp, final: final}, nil
 }
 
 func extractFileTo(p *PayloadReader, path string) error {

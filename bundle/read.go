@@ -19,6 +19,13 @@ import (
 // ErrTruncated is wrapped by errors about a bundle that ends early.
 var ErrTruncated = errors.New("bundle is truncated")
 
+// ErrUnaccounted is wrapped by errors about bytes in an archive that the
+// signed index and manifests do not account for: a member after the last
+// part, data after the end-of-archive marker, an entry another tar reader
+// would apply to the members (FORMAT.md §3.3, §3.5). Another tool could read
+// such bytes as part of the bundle, so readers refuse them.
+var ErrUnaccounted = errors.New("not accounted for by the signed manifest")
+
 // Error locates a problem in a bundle: which part of the format, which tar
 // member and at which byte offset of the archive.
 type Error struct {
@@ -71,9 +78,12 @@ type Reader struct {
 	skipped      int   // pax global headers and directories passed over
 	skippedBytes int64 // their data
 
-	next int // index of the next payload
-	cur  *PayloadReader
-	err  error // sticky
+	next  int // index of the next payload
+	cur   *PayloadReader
+	ended bool // the end of the archive has been read and checked
+	// nextOff is where the next tar entry starts in the archive.
+	nextOff int64
+	err     error // sticky
 }
 
 // NewReader reads the head of the bundle from r and checks that it is well
@@ -392,7 +402,7 @@ func NewSignatureArtifact(sigs []Signature) (*SignatureArtifact, error) {
 // headers (the writer's padding) and directory entries.
 func (r *Reader) nextHeader(what, want string) (*tar.Header, int64, error) {
 	for {
-		off := roundUp(r.src.n)
+		off := r.nextOff
 		hdr, err := r.tr.Next()
 		if err == io.EOF {
 			return nil, off, &Error{What: what, Member: want, Offset: off, Err: fmt.Errorf("archive ends here: %w", ErrTruncated)}
@@ -403,8 +413,12 @@ func (r *Reader) nextHeader(what, want string) (*tar.Header, int64, error) {
 			}
 			return nil, off, &Error{What: what, Member: want, Offset: off, Err: err}
 		}
+		r.setNextOff(hdr)
 		switch hdr.Typeflag {
 		case tar.TypeXGlobalHeader, tar.TypeDir:
+			if err := checkSkipped(hdr); err != nil {
+				return nil, off, &Error{What: what, Member: hdr.Name, Offset: off, Err: err}
+			}
 			r.skipped++
 			r.skippedBytes += hdr.Size
 			if r.skipped > MaxSkippedEntries || r.skippedBytes > MaxSkippedBytes {
@@ -417,6 +431,41 @@ func (r *Reader) nextHeader(what, want string) (*tar.Header, int64, error) {
 			return nil, off, &Error{What: what, Member: hdr.Name, Offset: off, Err: fmt.Errorf("tar entry of type %q, want a regular file", hdr.Typeflag)}
 		}
 	}
+}
+
+// setNextOff notes where the entry after hdr starts: after its data, which
+// archive/tar has consumed already for a pax global header, and which it
+// may seek over (Archive) for a member.
+func (r *Reader) setNextOff(hdr *tar.Header) {
+	if hdr.Typeflag == tar.TypeXGlobalHeader {
+		r.nextOff = roundUp(r.src.n)
+	} else {
+		r.nextOff = roundUp(r.src.n + hdr.Size)
+	}
+}
+
+// checkSkipped allows only the entries FORMAT.md §3.3 lets a reader skip
+// and that no other tar reader can take for content: directories of the
+// layout itself, without data, and pax global headers holding only a
+// comment (GNU tar would apply a global path or size to later members).
+func checkSkipped(hdr *tar.Header) error {
+	if hdr.Typeflag == tar.TypeXGlobalHeader {
+		for k := range hdr.PAXRecords {
+			if k != "comment" {
+				return fmt.Errorf("%w: pax global header sets %q; only a comment is allowed", ErrUnaccounted, k)
+			}
+		}
+		return nil
+	}
+	switch strings.TrimSuffix(strings.TrimPrefix(hdr.Name, "./"), "/") {
+	case "", ".", "blobs", "blobs/sha256":
+	default:
+		return fmt.Errorf("%w: directory %q is not one of the layout's (., blobs/, blobs/sha256/)", ErrUnaccounted, hdr.Name)
+	}
+	if hdr.Size != 0 {
+		return fmt.Errorf("%w: directory entry holds %d bytes of data", ErrUnaccounted, hdr.Size)
+	}
+	return nil
 }
 
 // member reads the next member whole, checking its name, its size (exact
@@ -471,6 +520,13 @@ func (r *Reader) Next() (*PayloadReader, error) {
 		r.cur = nil
 	}
 	if r.next == len(r.config.Payloads) {
+		if !r.ended {
+			if err := r.readEnd(); err != nil {
+				r.err = err
+				return nil, err
+			}
+			r.ended = true
+		}
 		return nil, io.EOF
 	}
 	first := len(r.config.Attachments)
@@ -485,6 +541,65 @@ func (r *Reader) Next() (*PayloadReader, error) {
 		r:       r,
 	}
 	return r.cur, nil
+}
+
+// Finish reads what is left of the bundle: the remaining payloads, each
+// checked against its signed layer digests without being decompressed, and
+// the end of the archive (FORMAT.md §3.5). A bundle is verified only once
+// Finish (or Next, by returning io.EOF) has returned without error.
+func (r *Reader) Finish() error {
+	for {
+		p, err := r.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err == nil {
+			err = p.Discard()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// readEnd reads the rest of the archive after the last part: it must be
+// the end-of-archive marker (two zero blocks) followed by nothing but zero
+// bytes, at most MaxTrailerSize of them (tar record padding). A member, a
+// non-zero byte or endless zeros are refused: another tar reader would see
+// them, ferry has not verified them.
+func (r *Reader) readEnd() error {
+	const what = "end of archive"
+	off := r.nextOff
+	hdr, err := r.tr.Next()
+	switch {
+	case err == nil:
+		return &Error{What: what, Member: hdr.Name, Offset: off, Err: fmt.Errorf("%w: member after the last part", ErrUnaccounted)}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &Error{What: what, Offset: off, Err: fmt.Errorf("%w: %v", ErrTruncated, err)}
+	case err != io.EOF:
+		return &Error{What: what, Offset: off, Err: fmt.Errorf("%w: data after the last part is not an end-of-archive marker (%v)", ErrUnaccounted, err)}
+	case r.src.n < off+2*512:
+		return &Error{What: what, Offset: off, Err: fmt.Errorf("no end-of-archive marker (two zero blocks) after the last part: %w", ErrTruncated)}
+	}
+	start := r.src.n
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.src.Read(buf)
+		for i, c := range buf[:n] {
+			if c != 0 {
+				return &Error{What: what, Offset: r.src.n - int64(n) + int64(i), Err: fmt.Errorf("%w: non-zero data after the end-of-archive marker", ErrUnaccounted)}
+			}
+		}
+		if r.src.n-start > MaxTrailerSize {
+			return &Error{What: what, Offset: start, Err: fmt.Errorf("%w: more than %d bytes after the end-of-archive marker", ErrUnaccounted, MaxTrailerSize)}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return &Error{What: what, Offset: r.src.n, Err: err}
+		}
+	}
 }
 
 // Close releases the decompressor of the current payload, if any.
@@ -634,6 +749,21 @@ func (p *PayloadReader) openPart() error {
 	return err
 }
 
+// skipParts opens each remaining part member, checked as openPart checks
+// it, and reports where its data lies without reading it (archive/tar seeks
+// over it when the source is a file).
+func (p *PayloadReader) skipParts(at func(l ocispec.Descriptor, dataOff int64)) error {
+	for ; p.part < len(p.Layers); p.part++ {
+		if err := p.openPart(); err != nil {
+			p.err = err
+			return err
+		}
+		at(p.Layers[p.part], p.r.src.n)
+		p.raw = nil
+	}
+	return nil
+}
+
 type countingReader struct {
 	r io.Reader
 	n int64
@@ -643,6 +773,20 @@ func (c *countingReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
 	c.n += int64(n)
 	return n, err
+}
+
+// Seek lets archive/tar seek over member data it is told to skip, when the
+// source can seek (a file). Only relative seeks are offered.
+func (c *countingReader) Seek(off int64, whence int) (int64, error) {
+	s, ok := c.r.(io.Seeker)
+	if !ok || whence != io.SeekCurrent {
+		return 0, errors.ErrUnsupported
+	}
+	pos, err := s.Seek(off, whence)
+	if err == nil {
+		c.n += off
+	}
+	return pos, err
 }
 
 func roundUp(n int64) int64 { return (n + 511) &^ 511 }

@@ -46,8 +46,11 @@ const (
 	// reader passes over, in number and in bytes: they are unsigned.
 	MaxSkippedEntries = 16
 	MaxSkippedBytes   = 1 << 20
-	MaxPayloads       = 64
-	MaxLayers         = 1024
+	// MaxTrailerSize bounds the zero bytes a reader accepts after the
+	// end-of-archive marker (tar record padding; GNU tar pads to 10 KiB).
+	MaxTrailerSize = 1 << 20
+	MaxPayloads    = 64
+	MaxLayers      = 1024
 	// MaxPartSize keeps every blob a FAT32 file (4 GiB - 1 byte).
 	MaxPartSize = 4<<30 - 1
 	// DefaultPartSize is where the writer splits a payload's compressed

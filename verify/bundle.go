@@ -93,5 +93,10 @@ func Bundle(src io.Reader, p Policy) (*Report, error) {
 		}
 		rep.Payloads[i].Verified = true
 	}
+	// Read to the end: bytes the signed manifest does not account for
+	// are refused, so other tar readers see nothing ferry did not check.
+	if err := r.Finish(); err != nil {
+		return rep, err
+	}
 	return rep, nil
 }

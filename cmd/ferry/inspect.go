@@ -182,20 +182,14 @@ nothing is written unless they meet the threshold.`,
 				}
 				fmt.Fprintf(s.out, "%s\t%s\t%s\n", at.Name, path, at.Digest)
 			}
-			for {
-				p, err := r.Next()
-				if err == io.EOF {
-					return nil
-				}
-				if err != nil {
-					return fmt.Errorf("extract %s: %w", a[0], err)
-				}
-				path, err := bundle.ExtractPayload(p, out)
-				if err != nil {
-					return fmt.Errorf("extract %s: %w", a[0], err)
-				}
-				fmt.Fprintf(s.out, "%s\t%s\t%s\n", p.Name, path, p.Digest)
+			extracted, err := bundle.Extract(r, out)
+			for _, x := range extracted {
+				fmt.Fprintf(s.out, "%s\t%s\t%s\n", x.Name, x.Path, x.Digest)
 			}
+			if err != nil {
+				return fmt.Errorf("extract %s: %w", a[0], err)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&out, "out", "o", "", "directory to write payloads into")
