@@ -119,11 +119,7 @@ func (a *Agent) downloadModule(ctx context.Context, s ModuleSession, r io.Reader
 	if err := s.Download(ctx, module.TarFiles(r)); err != nil {
 		// A corrupt payload may break the tar stream before its end,
 		// where its digest is checked: read on to tell.
-		var be *bundle.Error
-		if _, derr := io.Copy(io.Discard, r); errors.As(derr, &be) {
-			return derr
-		}
-		return err
+		return bundle.PayloadError(r, err)
 	}
 	if _, err := io.Copy(io.Discard, r); err != nil {
 		return err

@@ -212,6 +212,11 @@ func extractTree(ts *TreeSwitch, r io.Reader) error {
 		return err
 	}
 	err := bundle.ExtractTree(r, tmp)
+	if err != nil {
+		// A damaged payload may break the tar stream before its
+		// digests are checked: the payload's own error is the verdict.
+		err = bundle.PayloadError(r, err)
+	}
 	if err == nil {
 		// The tar stream may end before the payload does; reading to EOF
 		// is what checks the digest.

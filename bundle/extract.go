@@ -142,10 +142,7 @@ func extractTreeTo(p *PayloadReader, dir string) error {
 	if err := ExtractTree(p, dir); err != nil {
 		// A damaged payload often shows first as a broken tar stream;
 		// reading on to the end names the part that does not match.
-		if _, derr := io.Copy(io.Discard, p); derr != nil {
-			return derr
-		}
-		return err
+		return PayloadError(p, err)
 	}
 	// The tar stream may end before the payload's last bytes (padding);
 	// reading to EOF is what checks the digest.

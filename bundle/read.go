@@ -562,6 +562,24 @@ func (r *Reader) Finish() error {
 	}
 }
 
+// PayloadError is how a consumer of a payload's content (a tar reader, an
+// update module) reports its own failure err. A damaged payload often
+// breaks the consumer (an invalid tar header) before the payload's digests
+// are checked at its end, so PayloadError reads the rest of r (the
+// payload, or a reader over it) and returns the payload's own *Error when
+// the payload is at fault: the same damage gives the same verdict whatever
+// the payload's type. Otherwise it returns err.
+func PayloadError(r io.Reader, err error) error {
+	var be *Error
+	if err == nil || errors.As(err, &be) {
+		return err
+	}
+	if _, derr := io.Copy(io.Discard, r); errors.As(derr, &be) {
+		return derr
+	}
+	return err
+}
+
 // readEnd reads the rest of the archive after the last part: it must be
 // the end-of-archive marker (two zero blocks) followed by nothing but zero
 // bytes, at most MaxTrailerSize of them (tar record padding). A member, a

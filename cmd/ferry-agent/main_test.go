@@ -148,7 +148,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 // mkbundle makes a signed bundle:
 //
 //	mkbundle -o OUT -version V [-key K.key]... [-device T]... [-rootfs FILE] [-files DIR]
-//	         [-module DIR [-module-target NAME]] [-corrupt]
+//	         [-module DIR [-module-target NAME]] [-corrupt] [-flip N]
 //	         [-name NAME] [-provides NAME=VERSION]... [-depends CONSTRAINT]...
 func mkbundle(args []string) error {
 	fs := flag.NewFlagSet("mkbundle", flag.ContinueOnError)
@@ -163,6 +163,7 @@ func mkbundle(args []string) error {
 	mod := fs.String("module", "", "module payload: a directory of plain files")
 	modTarget := fs.String("module-target", "single-file", "the module payload's update module")
 	corrupt := fs.Bool("corrupt", false, "flip a byte of the last payload after signing")
+	flip := fs.Int64("flip", -1, "flip byte N of the last payload part after signing (instead of its middle)")
 	fs.Var(&keys, "key", "signing key (repeatable)")
 	fs.Var(&devices, "device", "device type (repeatable; default sim-board)")
 	if err := fs.Parse(args); err != nil {
@@ -225,15 +226,15 @@ func mkbundle(args []string) error {
 	if _, err := bundle.Create(*out, opts, srcs...); err != nil {
 		return err
 	}
-	if *corrupt {
-		return corruptLastPayload(*out)
+	if *corrupt || *flip >= 0 {
+		return corruptLastPayload(*out, *flip)
 	}
 	return nil
 }
 
-// corruptLastPayload flips a byte in the middle of the last payload part,
-// which ends the archive before its 1024-byte end marker.
-func corruptLastPayload(path string) error {
+// corruptLastPayload flips byte at of the last payload part (its middle if
+// at < 0), which ends the archive before its 1024-byte end marker.
+func corruptLastPayload(path string, at int64) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -245,7 +246,10 @@ func corruptLastPayload(path string) error {
 	layers := r.Manifest().Layers
 	size := layers[len(layers)-1].Size
 	end := int64(len(b)) - 1024 - (512-size%512)%512
-	b[end-size/2] ^= 0xff
+	if at < 0 || at >= size {
+		at = size / 2
+	}
+	b[end-size+at] ^= 0xff
 	return os.WriteFile(path, b, 0o644)
 }
 
