@@ -26,21 +26,35 @@ import (
 	"github.com/ferry-update/ferry/verify"
 )
 
-// Signature verdicts of Inspect.
+// Verdicts of Inspect. A verdict word says what was checked: "valid" only
+// when the signatures hold and every payload part matched its signed digest
+// and nothing follows the signed members (what a device would install).
 const (
-	StatusValid      = "valid"      // the policy's threshold of trusted keys signed
-	StatusInvalid    = "invalid"    // they did not
-	StatusOtherType  = "other-type" // signed well enough, but not for the policy's device type
-	StatusUnchecked  = "unchecked"  // no keys were given
-	StatusUnreadable = "unreadable" // the bundle's blobs cannot be read
+	StatusValid          = "valid"           // signatures hold, every payload byte matches its signed digest
+	StatusSignaturesOnly = "signatures-only" // signatures hold; payloads not read (Quick)
+	StatusInvalid        = "invalid"         // signatures do not hold, or a payload does not match
+	StatusOtherType      = "other-type"      // signed well enough, but not for the policy's device type
+	StatusUnchecked      = "unchecked"       // no keys were given: nothing was judged
+	StatusUnreadable     = "unreadable"      // the bundle's blobs cannot be read
 )
 
-// InspectOptions say how Inspect judges signatures.
+// What Inspect checked of a bundle (InspectedBundle.Checked).
+const (
+	CheckedNothing    = "nothing"             // no policy: nothing judged
+	CheckedSignatures = "signatures"          // the head only: signatures, threshold, device type
+	CheckedAll        = "signatures+payloads" // and every payload part, to the end of the archive
+)
+
+// InspectOptions say how Inspect judges bundles.
 type InspectOptions struct {
-	// Policy, when set, is what each bundle's head is checked against
+	// Policy, when set, is what each bundle is checked against: its head
 	// (verify.CheckHead: signatures, threshold, revoked keys, device
-	// type); without it signatures are "unchecked".
+	// type), then every payload part against its signed layer digest, to
+	// the end of the archive; without it bundles are "unchecked".
 	Policy *verify.Policy
+	// Quick checks the head only: a bundle whose signatures hold is then
+	// "signatures-only", never "valid".
+	Quick bool
 }
 
 // Inspection is what is on a stick.
@@ -68,6 +82,7 @@ type InspectedBundle struct {
 	Size        int64          `json:"size"`
 	Signatures  int            `json:"signatures"`
 	Status      string         `json:"status"`
+	Checked     string         `json:"checked"` // CheckedNothing, CheckedSignatures or CheckedAll
 	Reason      string         `json:"reason,omitempty"`
 	Verdict     *verify.Result `json:"verdict,omitempty"`
 }
@@ -109,7 +124,7 @@ func inspect(p string, o InspectOptions) (*Inspection, error) {
 	}
 	in.Bundles = []InspectedBundle{}
 	for _, b := range bs {
-		in.Bundles = append(in.Bundles, judge(l, b, o.Policy))
+		in.Bundles = append(in.Bundles, judge(l, b, o))
 	}
 	if in.Trust, err = l.TrustFiles(); err != nil {
 		return nil, err
@@ -123,11 +138,13 @@ func inspect(p string, o InspectOptions) (*Inspection, error) {
 	return in, nil
 }
 
-// judge checks a bundle's head as a device would (verify.CheckHead on the
-// stream the stick yields), without reading its payloads.
-func judge(l *stick.Layout, b stick.Bundle, p *verify.Policy) InspectedBundle {
+// judge checks a bundle as a device would, on the stream the stick yields:
+// its head (verify.CheckHead), then, unless o.Quick, every payload part
+// against its signed digest and the end of the archive.
+func judge(l *stick.Layout, b stick.Bundle, o InspectOptions) InspectedBundle {
+	p := o.Policy
 	ib := InspectedBundle{Name: b.Name, Version: b.Version, DeviceTypes: b.DeviceTypes, Created: b.Created,
-		Manifest: b.Manifest, Size: b.Size, Signatures: len(b.Signatures), Status: StatusUnchecked}
+		Manifest: b.Manifest, Size: b.Size, Signatures: len(b.Signatures), Status: StatusUnchecked, Checked: CheckedNothing}
 	if ib.DeviceTypes == nil {
 		ib.DeviceTypes = []string{}
 	}
@@ -149,16 +166,27 @@ func judge(l *stick.Layout, b stick.Bundle, p *verify.Policy) InspectedBundle {
 		ib.Status, ib.Reason = StatusUnreadable, err.Error()
 		return ib
 	}
+	defer r.Close()
+	ib.Checked = CheckedSignatures
 	ib.Verdict, err = verify.CheckHead(r, *p)
 	var de *verify.DeviceTypeError
 	switch {
 	case errors.As(err, &de):
 		ib.Status, ib.Reason = StatusOtherType, err.Error()
+		return ib
 	case err != nil:
 		ib.Status, ib.Reason = StatusInvalid, err.Error()
-	default:
-		ib.Status = StatusValid
+		return ib
+	case o.Quick:
+		ib.Status = StatusSignaturesOnly
+		return ib
 	}
+	ib.Checked = CheckedAll
+	if err := r.Finish(); err != nil {
+		ib.Status, ib.Reason = StatusInvalid, err.Error()
+		return ib
+	}
+	ib.Status = StatusValid
 	return ib
 }
 

@@ -1,8 +1,10 @@
 package media
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/media/stick"
 	"github.com/ferry-update/ferry/mirror"
@@ -238,5 +241,67 @@ func TestHandMadeStick(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestInspectCorruptPayload: a stick whose payload was damaged is not
+// "valid": Inspect reads every payload part against its signed digest
+// unless told Quick, and then says it checked the signatures only.
+func TestInspectCorruptPayload(t *testing.T) {
+	_, paths, key := testBundles(t)
+	img := filepath.Join(t.TempDir(), "stick.img")
+	if _, err := Build(img, paths, BuildOptions{Trust: []string{key.pubPEM}}); err != nil {
+		t.Fatal(err)
+	}
+	// Find the first bundle's last payload part on the image and flip a
+	// byte of it: the signatures still hold.
+	a, err := bundle.OpenArchive(paths[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers := a.Manifest().Layers
+	r, _, err := a.Blob(layers[len(layers)-1].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, err := io.ReadAll(r)
+	a.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(raw, part)
+	if at < 0 || len(part) < 2 {
+		t.Fatal("payload part not found on the image")
+	}
+	raw[at+len(part)/2] ^= 0xff
+	if err := os.WriteFile(img, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	policy := &verify.Policy{Keys: []*verify.PublicKey{key.Pub}, Threshold: 1}
+	for _, tc := range []struct {
+		quick         bool
+		status0       string
+		status1       string
+		checked       string
+		reasonContain string
+	}{
+		{false, StatusInvalid, StatusValid, CheckedAll, "digest mismatch"},
+		{true, StatusSignaturesOnly, StatusSignaturesOnly, CheckedSignatures, ""},
+	} {
+		in, err := Inspect(img, InspectOptions{Policy: policy, Quick: tc.quick})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b0, b1 := in.Bundles[0], in.Bundles[1]
+		if b0.Status != tc.status0 || b0.Checked != tc.checked || !strings.Contains(b0.Reason, tc.reasonContain) {
+			t.Errorf("quick=%v: damaged bundle %s: status %q checked %q reason %q, want %q %q containing %q", tc.quick, b0.Name, b0.Status, b0.Checked, b0.Reason, tc.status0, tc.checked, tc.reasonContain)
+		}
+		if b1.Status != tc.status1 || b1.Checked != tc.checked {
+			t.Errorf("quick=%v: intact bundle %s: status %q checked %q, want %q %q", tc.quick, b1.Name, b1.Status, b1.Checked, tc.status1, tc.checked)
+		}
 	}
 }

@@ -43,6 +43,7 @@ func TestMain(m *testing.M) {
 //	truncate FILE SIZE|-N|REGION  cut FILE to SIZE bytes, N bytes shorter, or at REGION
 //	corrupt FILE REGION        damage one place of a bundle, found by parsing its tar
 //	swapblob FILE OTHER        put OTHER's first payload part under FILE's first payload part's name
+//	flippart IMAGE BUNDLE      find BUNDLE's last payload part inside IMAGE (a stick) and invert its 100th byte
 //
 // REGION is one of the names regionOffset documents. [have:NAME] is true
 // when the program NAME is installed (testtool.Condition: under CI a
@@ -68,6 +69,7 @@ func TestScripts(t *testing.T) {
 			"truncate": cmdTruncate,
 			"corrupt":  cmdCorrupt,
 			"swapblob": cmdSwapblob,
+			"flippart": cmdFlippart,
 		},
 	})
 }
@@ -483,4 +485,29 @@ func TestHelpersFindRegions(t *testing.T) {
 // TestREADMECommands: the README's command table names every command.
 func TestREADMECommands(t *testing.T) {
 	testutil.CommandsDocumented(t, newRootCommand(nil, io.Discard, io.Discard), "../../README.md")
+}
+
+func cmdFlippart(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: flippart IMAGE BUNDLE")
+	}
+	a, err := bundle.OpenArchive(ts.MkAbs(args[1]))
+	ts.Check(err)
+	defer a.Close()
+	layers := a.Manifest().Layers
+	r, _, err := a.Blob(layers[len(layers)-1].Digest)
+	ts.Check(err)
+	part, err := io.ReadAll(r)
+	ts.Check(err)
+	img, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	// The part's first 512 bytes lie in one cluster of the FAT.
+	if len(part) < 512 {
+		ts.Fatalf("flippart: the last payload part of %s is shorter than 512 bytes", args[1])
+	}
+	at := bytes.Index(img, part[:512])
+	if at < 0 {
+		ts.Fatalf("flippart: the last payload part of %s is not in %s", args[1], args[0])
+	}
+	ts.Check(flipAt(ts.MkAbs(args[0]), int64(at+100)))
 }

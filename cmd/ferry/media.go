@@ -207,18 +207,22 @@ func newMediaInspectCommand(s *streams) *cobra.Command {
 	var (
 		policy policyOptions
 		asJSON bool
+		quick  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "inspect IMAGE|DEVICE [--key PUB | --trust ROOT] [--json]",
-		Short: "Show the bundles on a stick, their signature status, trust files and reports",
+		Use:   "inspect IMAGE|DEVICE [--key PUB | --trust ROOT] [--quick] [--json]",
+		Short: "Show the bundles on a stick, whether they are valid, trust files and reports",
 		Long: `Open a stick image or device read-only and list its bundles (versions, device
-types) and whether their signatures hold: with --key or --trust each bundle's
-signatures are judged as a device would (exit 3 if one is refused), without
-them they are "unchecked". A damaged partition table or filesystem is an
-error that says what is wrong.`,
+types) and whether they are valid: with --key or --trust each bundle is
+judged as a device would, its signatures and then every payload part against
+its signed digest, to the end of the archive (exit 3 if one is refused).
+With --quick only the signatures are judged and a bundle whose signatures
+hold shows "signatures only", not "valid". Without keys bundles are
+"unchecked". A damaged partition table or filesystem is an error that says
+what is wrong.`,
 		Args: args(1, "an IMAGE or DEVICE"),
 		RunE: func(_ *cobra.Command, a []string) error {
-			var o media.InspectOptions
+			o := media.InspectOptions{Quick: quick}
 			if len(policy.keys) > 0 || policy.trust != "" {
 				p, err := policy.policy()
 				if err != nil {
@@ -241,7 +245,7 @@ error that says what is wrong.`,
 				return err
 			}
 			for _, b := range in.Bundles {
-				if b.Status != media.StatusValid && b.Status != media.StatusUnchecked {
+				if b.Status != media.StatusValid && b.Status != media.StatusSignaturesOnly && b.Status != media.StatusUnchecked {
 					return fmt.Errorf("%s: %s %s refused (%s): %w", a[0], b.Name, b.Version, b.Status, errRejected)
 				}
 			}
@@ -249,6 +253,7 @@ error that says what is wrong.`,
 		},
 	}
 	policy.addFlags(cmd)
+	cmd.Flags().BoolVar(&quick, "quick", false, "judge the signatures only, without reading the payloads")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -262,8 +267,11 @@ func printInspection(s *streams, in *media.Inspection) {
 	fmt.Fprintln(tw, "NAME\tVERSION\tDEVICE TYPES\tSIZE\tSIGNATURES\tSTATUS")
 	for _, b := range in.Bundles {
 		status := b.Status
+		if status == media.StatusSignaturesOnly {
+			status = "signatures only"
+		}
 		if b.Verdict != nil {
-			status = fmt.Sprintf("%s (%d of %d)", b.Status, b.Verdict.ValidKeys, b.Verdict.Threshold)
+			status = fmt.Sprintf("%s (%d of %d)", status, b.Verdict.ValidKeys, b.Verdict.Threshold)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", display.OrDash(display.Untrusted(b.Name)), display.OrDash(display.Untrusted(b.Version)), display.OrDash(display.Untrusted(strings.Join(b.DeviceTypes, ","))), display.Bytes(b.Size), b.Signatures, status)
 	}
