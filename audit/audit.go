@@ -104,7 +104,10 @@ type BundleReport struct {
 	ThresholdMet bool                     `json:"thresholdMet"`
 	// Listed says whether the mirror's signed TUF targets list the bundle
 	// with this manifest digest; nil when the source has no such metadata.
-	Listed   *bool    `json:"listed,omitempty"`
+	Listed *bool `json:"listed,omitempty"`
+	// Checked lists the checks that passed (verify's Checked constants):
+	// a pass means no more than these.
+	Checked  []string `json:"checked"`
 	Verdict  string   `json:"verdict"`
 	Reasons  []string `json:"reasons"`  // why it failed
 	Warnings []string `json:"warnings"` // what does not fail it but deserves a look
@@ -226,7 +229,7 @@ func judge(o Options, now time.Time) (verify.Policy, Trust, error) {
 func auditItem(ctx context.Context, it Item, p verify.Policy, t Trust, mm *MirrorMetadata) (BundleReport, *Skipped) {
 	b := BundleReport{Source: it.Ref, Name: it.Name, Version: it.Version, DeviceTypes: []string{},
 		Payloads: []Payload{}, Attachments: []Attachment{}, Signatures: []verify.SignatureResult{},
-		Threshold: p.Threshold, Reasons: []string{}, Warnings: []string{}}
+		Threshold: p.Threshold, Reasons: []string{}, Warnings: []string{}, Checked: []string{}}
 	if it.Err != nil {
 		b.fail("%v", it.Err)
 		return b, nil
@@ -279,6 +282,9 @@ func auditItem(ctx context.Context, it Item, p verify.Policy, t Trust, mm *Mirro
 		b.Signatures = append(b.Signatures, res.Signatures...)
 		b.ValidKeys, b.Threshold = res.ValidKeys, res.Threshold
 		b.ThresholdMet = res.OK()
+		if b.ThresholdMet {
+			b.Checked = append(b.Checked, verify.CheckedSignatures)
+		}
 	}
 	if err != nil {
 		b.fail("signatures: %v", err)
@@ -325,10 +331,13 @@ func auditItem(ctx context.Context, it Item, p verify.Policy, t Trust, mm *Mirro
 		b.Payloads[i].Verified = true
 	}
 	if len(b.Payloads) == 0 || b.Payloads[len(b.Payloads)-1].Verified {
+		b.Checked = append(b.Checked, verify.CheckedParts)
 		// The end of the archive: nothing a tar reader could see
 		// beyond the signed members.
 		if err := r.Finish(); err != nil {
 			b.fail("%v", err)
+		} else {
+			b.Checked = append(b.Checked, verify.CheckedEnd)
 		}
 	}
 	return b, nil

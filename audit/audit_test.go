@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,7 @@ func TestAuditVerdicts(t *testing.T) {
 		root    *root // nil: --key rel1 --key rel2 --threshold 1
 		later   time.Duration
 		tamper  bool
+		trail   bool // bytes after the end-of-archive marker
 		pass    bool
 		reason  string          // in the reasons when it fails
 		warning string          // in the warnings
@@ -63,6 +65,8 @@ func TestAuditVerdicts(t *testing.T) {
 			reason: "trust root version 1 expired at", status: statuses(verify.Valid)},
 		{name: "tampered payload", signers: keys(rel1), root: &root{keys(rel1), 1, nil, year}, tamper: true,
 			reason: `payload "rootfs" part 1 of 3`, status: statuses(verify.Valid)},
+		{name: "data after the end of the archive", signers: keys(rel1), root: &root{keys(rel1), 1, nil, year}, trail: true,
+			reason: "end of archive (at offset", status: statuses(verify.Valid)},
 		{name: "keys instead of a root", signers: keys(rel2),
 			pass: true, status: statuses(verify.Valid)},
 	}
@@ -71,6 +75,12 @@ func TestAuditVerdicts(t *testing.T) {
 			path := makeBundle(t, t.TempDir(), bundleSpec{name: "os", version: "1.2.3", signers: tt.signers, sbom: true})
 			if tt.tamper {
 				flipPayloadByte(t, path)
+			}
+			if tt.trail {
+				f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+				must(t, err)
+				f.WriteString("a member tar would see")
+				must(t, f.Close())
 			}
 			o := audit.Options{Now: now.Add(tt.later), Tool: "ferry test"}
 			if r := tt.root; r != nil {
@@ -99,6 +109,12 @@ func TestAuditVerdicts(t *testing.T) {
 				if s.Status != tt.status[i] {
 					t.Errorf("signature %d: %s (%s), want %s", i+1, s.Status, s.Reason, tt.status[i])
 				}
+			}
+			// A pass claims every check; damage shows as a check
+			// that did not pass.
+			all := []string{verify.CheckedSignatures, verify.CheckedParts, verify.CheckedEnd}
+			if (tt.pass && !slices.Equal(b.Checked, all)) || ((tt.tamper || tt.trail) && slices.Contains(b.Checked, verify.CheckedEnd)) {
+				t.Errorf("checked %q with verdict %s", b.Checked, b.Verdict)
 			}
 			// What is reported whatever the verdict.
 			if b.Name != "os" || b.Version != "1.2.3" || b.Manifest == "" || len(b.DeviceTypes) != 1 {

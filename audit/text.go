@@ -62,6 +62,7 @@ func (r *Report) WriteText(w io.Writer) error {
 				met = "threshold NOT met"
 			}
 			p("  signatures  %d, %d of %d required trusted key(s) valid: %s\n", len(b.Signatures), b.ValidKeys, b.Threshold, met)
+			p("  checked     %s\n", display.OrDash(strings.Join(b.Checked, ", ")))
 		}
 		for i, s := range b.Signatures {
 			p("    %d. %-13s key %s %s signer %s at %s", i+1, s.Status, display.OrDash(display.ShortID(s.KeyID)), display.OrDash(string(s.Algorithm)), display.OrDash(display.Untrusted(s.Signer)), display.OrDash(display.Time(s.SignedAt)))

@@ -40,12 +40,24 @@ type PayloadReport struct {
 	Verified bool `json:"verified"`
 }
 
+// What Bundle checked (Report.Checked), in the order it checks them. A
+// verdict means no more than the checks listed beside it.
+const (
+	CheckedSignatures = "signatures"      // threshold of trusted keys over the manifest
+	CheckedDeviceType = "device type"     // the policy's device type is one the bundle names
+	CheckedParts      = "payload parts"   // every part against its signed layer digest
+	CheckedContent    = "payload content" // every payload decompressed against its signed size and digest (Deep)
+	CheckedEnd        = "archive end"     // nothing after the signed members (FORMAT.md §3.5)
+)
+
 // Report is the outcome of Bundle.
 type Report struct {
 	Manifest   digest.Digest   `json:"manifest"`
 	Config     *bundle.Config  `json:"config"`
 	Signatures *Result         `json:"signatures,omitempty"`
 	Payloads   []PayloadReport `json:"payloads"`
+	// Checked lists the checks that passed, from the Checked constants.
+	Checked []string `json:"checked"`
 }
 
 // CheckHead judges what NewReader has read: the signatures over the manifest
@@ -75,8 +87,16 @@ func Bundle(src io.Reader, p Policy) (*Report, error) {
 	for _, pl := range r.Config().Payloads {
 		rep.Payloads = append(rep.Payloads, PayloadReport{Payload: pl})
 	}
-	if rep.Signatures, err = CheckHead(r, p); err != nil {
+	rep.Checked = []string{}
+	rep.Signatures, err = CheckHead(r, p)
+	if rep.Signatures != nil && rep.Signatures.OK() {
+		rep.Checked = append(rep.Checked, CheckedSignatures)
+	}
+	if err != nil {
 		return rep, err
+	}
+	if p.DeviceType != "" {
+		rep.Checked = append(rep.Checked, CheckedDeviceType)
 	}
 	for i := range rep.Payloads {
 		pr, err := r.Next()
@@ -95,8 +115,13 @@ func Bundle(src io.Reader, p Policy) (*Report, error) {
 	}
 	// Read to the end: bytes the signed manifest does not account for
 	// are refused, so other tar readers see nothing ferry did not check.
+	rep.Checked = append(rep.Checked, CheckedParts)
+	if p.Deep {
+		rep.Checked = append(rep.Checked, CheckedContent)
+	}
 	if err := r.Finish(); err != nil {
 		return rep, err
 	}
+	rep.Checked = append(rep.Checked, CheckedEnd)
 	return rep, nil
 }

@@ -117,4 +117,5 @@ func printReport(s *streams, rep *verify.Report, p verify.Policy) {
 		}
 	}
 	fmt.Fprintf(s.out, "payloads    %d of %d checked %s\n", len(checked), len(rep.Payloads), strings.Join(checked, ", "))
+	fmt.Fprintf(s.out, "checked     %s\n", display.OrDash(strings.Join(rep.Checked, ", ")))
 }
