@@ -119,8 +119,7 @@ func TestReportNotWrittenThroughLink(t *testing.T) {
 				}
 				os.Symlink(real, filepath.Join(root, Dir))
 				target = real
-				var err error
-				if s, err = OpenDir(root); err == nil {
+				if _, err := OpenDir(root); err == nil {
 					t.Fatal("opened a stick whose ferry/ leads out of it")
 				}
 				s = &Stick{Root: root, fs: osFS{}, now: time.Now}
