@@ -124,7 +124,11 @@ func (a *Agent) finishRollback(ctx context.Context, j *Journal) error {
 		return fmt.Errorf("roll back %s: %w", j.name(), err)
 	}
 	a.logf("%s", j.Result)
-	return a.finish(j, StateRolledBack, j.Result)
+	if err := a.finish(j, StateRolledBack, j.Result); err != nil {
+		return err
+	}
+	a.settleStickReport(nil)
+	return nil
 }
 
 func withNote(msg, note string) string {
@@ -183,7 +187,11 @@ func (a *Agent) finishCommit(ctx context.Context, j *Journal) error {
 	}
 	a.closeModules(ctx, j)
 	a.logf("committed %s", j.name())
-	return a.finish(j, StateCommitted, "committed")
+	if err := a.finish(j, StateCommitted, "committed"); err != nil {
+		return err
+	}
+	a.settleStickReport(nil)
+	return nil
 }
 
 // check runs the health checks on the new system and commits it, or rolls

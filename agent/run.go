@@ -154,6 +154,7 @@ func stickRoots(s *stick.Stick) ([][]byte, error) {
 // Result is nil when nothing was installed; the error is the install's
 // (the report says it too) or the report's.
 func (a *Agent) InstallStick(ctx context.Context, s *stick.Stick) (*Result, *stick.Report, error) {
+	a.settleStickReport(s) // an outcome decided while no stick was in
 	rep := stick.Report{DeviceID: a.cfg.DeviceID, DeviceType: a.cfg.DeviceType, Started: a.now().UTC(), VersionBefore: a.installedVersion()}
 	res, err := a.installStick(ctx, s, &rep)
 	rep.Finished = a.now().UTC()
@@ -165,6 +166,11 @@ func (a *Agent) InstallStick(ctx context.Context, s *stick.Stick) (*Result, *sti
 		rep.Result, rep.VersionAfter = stick.ResultSkipped, rep.VersionBefore
 	case res.State == StateRolledBack:
 		rep.Result, rep.VersionAfter, rep.Error = stick.ResultRolledBack, a.installedVersion(), res.Message
+	case res.State.Pending():
+		// On trial: boot-check (or commit, or rollback) decides, and
+		// settleStickReport then rewrites this report. Until then the
+		// device runs what it ran.
+		rep.Result, rep.VersionAfter = stick.ResultPending, a.installedVersion()
 	default:
 		rep.Result, rep.VersionAfter = stick.ResultSuccess, res.Version
 	}
@@ -172,6 +178,13 @@ func (a *Agent) InstallStick(ctx context.Context, s *stick.Stick) (*Result, *sti
 		rep.DeviceID = "unknown"
 	}
 	path, werr := s.WriteReport(rep)
+	if rep.Result == stick.ResultPending {
+		file := ""
+		if werr == nil {
+			file = filepath.Base(path)
+		}
+		a.keepPendingReport(s.Root, file, rep)
+	}
 	if werr != nil {
 		return res, &rep, errors.Join(err, werr)
 	}
@@ -195,13 +208,17 @@ func (a *Agent) installStick(ctx context.Context, s *stick.Stick, rep *stick.Rep
 	}
 	b, ok := stick.Best(bundles, a.cfg.DeviceType)
 	if !ok {
-		a.logf("no bundle on %s fits device type %s", s.Root, a.cfg.DeviceType)
+		rep.Reason = "no bundle on the stick fits device type " + a.cfg.DeviceType
+		rep.Offered = offered(bundles)
+		a.logf("%s: %s (it holds %s)", s.Root, rep.Reason, orNothing(rep.Offered))
 		return nil, nil
 	}
 	rep.Bundle, rep.BundleVersion, rep.Manifest = b.Name, b.Version, b.Manifest.String()
 	pol := a.cfg.Policy.For(b.Name)
 	if in := a.installedVersionOf(b.Name); in != "" && bundle.CompareVersions(b.Version, in) <= 0 && !pol.AllowDowngrade && !pol.AllowSameVersion {
-		a.logf("%s %s on %s is not above the installed %s %s: nothing to do", b.Name, b.Version, s.Root, b.Name, in)
+		rep.Reason = fmt.Sprintf("%s %s on the stick is not above the installed %s %s", b.Name, b.Version, b.Name, in)
+		rep.Offered = offered(bundles)
+		a.logf("%s: %s: nothing to do", s.Root, rep.Reason)
 		return nil, nil
 	}
 	rc, err := s.Open(b)
@@ -210,6 +227,33 @@ func (a *Agent) installStick(ctx context.Context, s *stick.Stick, rep *stick.Rep
 	}
 	defer rc.Close()
 	return a.InstallWith(ctx, rc, "stick "+s.Root+": "+b.Name+" "+b.Version, InstallOptions{DeferReboot: true})
+}
+
+// offered says what a stick holds, for a report: "NAME VERSION (DEVICE
+// TYPES)" per bundle, or why a bundle cannot be read.
+func offered(bundles []stick.Bundle) []string {
+	var out []string
+	for _, b := range bundles {
+		if len(out) == stick.MaxOffered {
+			break
+		}
+		o := fmt.Sprintf("%s %s (%s)", b.Name, b.Version, strings.Join(b.DeviceTypes, ", "))
+		if b.Err != nil {
+			o = fmt.Sprintf("%s %s (unreadable)", b.Name, b.Version)
+		}
+		if len(o) > 256 {
+			o = o[:256]
+		}
+		out = append(out, strings.ToValidUTF8(o, "?"))
+	}
+	return out
+}
+
+func orNothing(list []string) string {
+	if len(list) == 0 {
+		return "no bundles"
+	}
+	return strings.Join(list, "; ")
 }
 
 // IsStickDir reports whether dir holds a ferry stick layout (dir/ferry/).
@@ -540,4 +584,21 @@ func (r *Runner) fromMirror(pollCtx, ctx context.Context) (Outcome, error) {
 		}
 	}
 	return out, err
+}
+
+// CheckInNow checks in with the configured mirror at once, after a
+// command that changed what the device runs (install, boot-check, commit,
+// rollback), so the mirror's device list is right without waiting for the
+// next poll. result is the command's error. It does nothing without a
+// mirror; a failed check-in is logged, never returned: the command's own
+// outcome stands and the next poll checks in again.
+func (a *Agent) CheckInNow(ctx context.Context, result error) {
+	if a.cfg.Mirror.URL == "" {
+		return
+	}
+	if err := a.CheckIn(ctx, nil, result); err != nil {
+		a.logf("warning: %v (the next poll checks in again)", err)
+		return
+	}
+	a.logf("checked in with %s", a.cfg.Mirror.URL)
 }

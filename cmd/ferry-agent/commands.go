@@ -33,7 +33,13 @@ when the connection drops.
 SOURCE may also be a mounted stick: a directory holding ferry/ (ferry media
 build). The trust roots on it are applied, the best bundle for this device
 type above the installed version is installed, and a report is written
-into ferry/reports/ on the stick before the reboot.`,
+into ferry/reports/ on the stick before the reboot: "pending" until
+boot-check (or commit, or rollback) decides, which then rewrites it with
+the outcome if the stick is still in (else on the next stick put in).
+
+With a mirror configured ([mirror] url), install, boot-check, commit and
+rollback check in at once, so the mirror's device list is right before
+the next poll; a failed check-in is a warning, not a failure.`,
 		Args: args(1, "a bundle FILE, -, an http(s) URL or an oci:// reference"),
 		RunE: func(c *cobra.Command, a []string) error {
 			adjust := func(cfg *agent.Config) {
@@ -53,6 +59,7 @@ into ferry/reports/ on the stick before the reboot.`,
 				update, finish := display.Progress(s.err, sourceSize(a[0]), "installing")
 				r, err := ag.Install(c.Context(), &display.CountingReader{R: src, Update: update}, a[0])
 				finish()
+				ag.CheckInNow(c.Context(), err)
 				return report(s, asJSON, r, err)
 			}, adjust)
 		},
@@ -74,6 +81,7 @@ func newStepCommand(s *streams, g *globalOptions, use, short, long string, step 
 		RunE: func(c *cobra.Command, _ []string) error {
 			return withAgent(s, g, func(ag *agent.Agent) error {
 				r, err := step(ag, c.Context())
+				ag.CheckInNow(c.Context(), err)
 				return report(s, asJSON, r, err)
 			})
 		},

@@ -57,6 +57,7 @@ func installStick(ctx context.Context, s *streams, ag *agent.Agent, dir string, 
 		return err
 	}
 	res, rep, err := ag.InstallStick(ctx, st)
+	ag.CheckInNow(ctx, err)
 	if res == nil {
 		if asJSON {
 			return report(s, true, &agent.Result{Message: "nothing installed: " + string(rep.Result)}, err)

@@ -42,6 +42,11 @@
 // Stick.WriteReport writes a Report as a new JSON file in /ferry/reports/:
 // to a temporary file, fsync, rename, fsync of the directory, so the report
 // is on the stick (not in a cache) when it returns, and a stick pulled out
-// halfway leaves either the whole report or none. It never writes through
+// halfway leaves either the whole report or none. A report tells the
+// truth: an install on trial is "pending" until the agent's boot-check
+// (or commit, or rollback) decides, and Stick.ReplaceReport then rewrites
+// the same file with the outcome, on this stick if it is still in, else
+// on the next one; a "skipped" report says why (Reason) and what the
+// stick held (Offered). It never writes through
 // a link: ferry/ and ferry/reports/ must be directories themselves.
 package stick

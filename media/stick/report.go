@@ -21,7 +21,12 @@ const (
 	ResultSuccess    Result = "success"     // installed (and, where the agent waits for it, committed)
 	ResultFailure    Result = "failure"     // refused or failed; nothing was activated
 	ResultRolledBack Result = "rolled-back" // installed, did not come up, the old system runs again
-	ResultSkipped    Result = "skipped"     // nothing to do: no bundle fits, or already up to date
+	ResultSkipped    Result = "skipped"     // nothing to do: no bundle fits, or already up to date (Reason says which)
+	// ResultPending: installed and on trial; the agent's boot-check (or
+	// commit, or rollback) decides, and the agent then rewrites the report
+	// with the outcome if the stick is still in, or writes it onto the
+	// next stick put in.
+	ResultPending Result = "pending"
 )
 
 // Report is what an agent writes onto the stick after an install attempt.
@@ -41,7 +46,15 @@ type Report struct {
 	Started       time.Time `json:"started,omitzero"`
 	Finished      time.Time `json:"finished,omitzero"`
 	Error         string    `json:"error,omitempty"`
+	// Reason says why nothing was installed (a skipped report).
+	Reason string `json:"reason,omitempty"`
+	// Offered lists what the stick held, one "NAME VERSION (DEVICE
+	// TYPES)" each, when no bundle was installed from it.
+	Offered []string `json:"offered,omitempty"`
 }
+
+// MaxOffered bounds Report.Offered.
+const MaxOffered = 64
 
 var (
 	resultRE   = regexp.MustCompile(`^[a-z][a-z-]{0,31}$`)
@@ -69,7 +82,7 @@ func (r *Report) Validate() error {
 	}{
 		{"deviceId", r.DeviceID, maxIDLen}, {"deviceType", r.DeviceType, maxFieldLen}, {"bundle", r.Bundle, maxFieldLen}, {"bundleVersion", r.BundleVersion, maxFieldLen},
 		{"manifest", r.Manifest, maxFieldLen}, {"versionBefore", r.VersionBefore, maxFieldLen},
-		{"versionAfter", r.VersionAfter, maxFieldLen}, {"error", r.Error, maxErrorLen},
+		{"versionAfter", r.VersionAfter, maxFieldLen}, {"error", r.Error, maxErrorLen}, {"reason", r.Reason, maxErrorLen},
 	} {
 		if len(f.v) > f.max {
 			return fmt.Errorf("report: %s of %d bytes, at most %d", f.name, len(f.v), f.max)
@@ -79,6 +92,14 @@ func (r *Report) Validate() error {
 		}
 		if f.name != "error" && strings.ContainsFunc(f.v, func(c rune) bool { return c < ' ' || c == 0x7f }) {
 			return fmt.Errorf("report: %s holds control characters", f.name)
+		}
+	}
+	if len(r.Offered) > MaxOffered {
+		return fmt.Errorf("report: %d offered bundles, at most %d", len(r.Offered), MaxOffered)
+	}
+	for _, o := range r.Offered {
+		if len(o) > maxFieldLen || !utf8.ValidString(o) || strings.ContainsFunc(o, func(c rune) bool { return c < ' ' || c == 0x7f }) {
+			return fmt.Errorf("report: offered %q: want at most %d bytes of UTF-8 text", o, maxFieldLen)
 		}
 	}
 	return nil

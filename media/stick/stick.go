@@ -143,6 +143,21 @@ func Best(bundles []Bundle, deviceType string) (Bundle, bool) {
 // a temporary file, synced, renamed into place, and the directory synced.
 // On error nothing but possibly an empty ferry/reports/ is left behind.
 func (s *Stick) WriteReport(r Report) (string, error) {
+	return s.putReport(r, "")
+}
+
+// ReplaceReport writes r over the report file name in ferry/reports/ (a
+// name WriteReport returned, on this stick or another), as WriteReport
+// does: a report that was pending gets its outcome. The file is created
+// if the stick lacks it.
+func (s *Stick) ReplaceReport(name string, r Report) (string, error) {
+	if name == "" || name != filepath.Base(name) || !strings.HasSuffix(name, ".json") || strings.HasPrefix(name, ".") {
+		return "", fmt.Errorf("report file %q: want a NAME.json in %s/", name, ReportsDir)
+	}
+	return s.putReport(r, name)
+}
+
+func (s *Stick) putReport(r Report, name string) (string, error) {
 	if err := r.Validate(); err != nil {
 		return "", err
 	}
@@ -152,7 +167,7 @@ func (s *Stick) WriteReport(r Report) (string, error) {
 	}
 	data = append(data, '\n')
 	dir := filepath.Join(s.Root, Dir, ReportsDir)
-	p, err := s.writeReport(dir, r.fileName(s.now()), data)
+	p, err := s.writeReport(dir, r.fileName(s.now()), name, data)
 	if err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
 			return "", fmt.Errorf("write report to %s: the stick is full: %w", dir, err)
@@ -162,7 +177,9 @@ func (s *Stick) WriteReport(r Report) (string, error) {
 	return p, nil
 }
 
-func (s *Stick) writeReport(dir, base string, data []byte) (string, error) {
+// writeReport writes data to dir/replace, or to a new file named after
+// base when replace is empty.
+func (s *Stick) writeReport(dir, base, replace string, data []byte) (string, error) {
 	// Never write through a link: ferry/ and ferry/reports/ must be
 	// directories themselves (a hostile stick could make reports/ lead
 	// into the device's own filesystem).
@@ -172,9 +189,12 @@ func (s *Stick) writeReport(dir, base string, data []byte) (string, error) {
 	if err := s.fs.Mkdir(dir); err != nil {
 		return "", err
 	}
-	name := filepath.Join(dir, base+".json")
-	for i := 2; s.fs.Exists(name); i++ {
-		name = filepath.Join(dir, fmt.Sprintf("%s-%d.json", base, i))
+	name := filepath.Join(dir, replace)
+	if replace == "" {
+		name = filepath.Join(dir, base+".json")
+		for i := 2; s.fs.Exists(name); i++ {
+			name = filepath.Join(dir, fmt.Sprintf("%s-%d.json", base, i))
+		}
 	}
 	f, err := s.fs.CreateTemp(dir, ".report-*.tmp")
 	if err != nil {
