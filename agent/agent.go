@@ -14,7 +14,7 @@ import (
 	"github.com/ferry-update/ferry/agent/module"
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/filelock"
-	"github.com/ferry-update/ferry/internal/nethttp"
+	"github.com/ferry-update/ferry/transport/httpget"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -171,7 +171,7 @@ func (a *Agent) httpClient(c *http.Client) *http.Client {
 		return c
 	}
 	if a.http == nil {
-		a.http = nethttp.NewClient(a.cfg.Network.Timeouts())
+		a.http = httpget.NewClient(a.cfg.Network.Timeouts())
 	}
 	return a.http
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/ferry-update/ferry/agent/bootenv"
 	"github.com/ferry-update/ferry/agent/module"
 	"github.com/ferry-update/ferry/bundle"
-	"github.com/ferry-update/ferry/internal/nethttp"
+	"github.com/ferry-update/ferry/transport/httpget"
 )
 
 // DefaultConfigPath is where ferry-agent looks for its configuration.
@@ -162,7 +162,7 @@ const DefaultStickPollInterval = 2 * time.Second
 
 // NetworkConfig bounds each stage of every network request (mirror
 // polls, trust roots, check-ins, downloads); see package
-// internal/nethttp. There is no limit on a whole transfer: a download
+// internal/httpget. There is no limit on a whole transfer: a download
 // that keeps moving over a slow link goes on.
 type NetworkConfig struct {
 	// ConnectTimeout bounds a TCP connection (default 30s).
@@ -176,9 +176,9 @@ type NetworkConfig struct {
 	IdleTimeout Duration `toml:"idle_timeout"`
 }
 
-// Timeouts returns the timeouts for nethttp.NewClient.
-func (n NetworkConfig) Timeouts() nethttp.Timeouts {
-	return nethttp.Timeouts{Connect: n.ConnectTimeout.Duration, TLS: n.TLSTimeout.Duration, Response: n.ResponseTimeout.Duration, Idle: n.IdleTimeout.Duration}
+// Timeouts returns the timeouts for httpget.NewClient.
+func (n NetworkConfig) Timeouts() httpget.Timeouts {
+	return httpget.Timeouts{Connect: n.ConnectTimeout.Duration, TLS: n.TLSTimeout.Duration, Response: n.ResponseTimeout.Duration, Idle: n.IdleTimeout.Duration}
 }
 
 // Defaults of [mirror].

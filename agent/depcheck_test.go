@@ -22,18 +22,18 @@ var forbidden = []string{
 // purpose. go-containerregistry's pkg/name is a small reference parser
 // with no network code; sigstore/pkg/signature imports it, and the agent
 // needs sigstore to check signatures.
-// mirror/ociclient is the device's own net/http-only pull path,
-// mirror/tufclient its check of the mirror's TUF metadata and
-// mirror/checkin the check-in wire format; media/stick reads a stick
+// transport/oci is the device's own net/http-only pull path,
+// transport/tufclient its check of the mirror's TUF metadata and
+// transport/checkin the check-in wire format; transport/stick reads a stick
 // (pure Go, no go-diskfs). The host's registry, store, SQLite and
 // disk-image code in mirror and media stays out.
 var allowed = map[string]bool{
-	"github.com/google/go-containerregistry/pkg/name":        true,
-	"github.com/ferry-update/ferry/mirror/ociclient":         true,
-	"github.com/ferry-update/ferry/mirror/tufclient":         true,
-	"github.com/ferry-update/ferry/mirror/checkin":           true,
-	"github.com/ferry-update/ferry/media/stick":              true,
-	"github.com/ferry-update/ferry/media/internal/mountinfo": true,
+	"github.com/google/go-containerregistry/pkg/name":   true,
+	"github.com/ferry-update/ferry/transport/oci":       true,
+	"github.com/ferry-update/ferry/transport/tufclient": true,
+	"github.com/ferry-update/ferry/transport/checkin":   true,
+	"github.com/ferry-update/ferry/transport/stick":     true,
+	"github.com/ferry-update/ferry/internal/mountinfo":  true,
 }
 
 // TestDepcheck fences ferry-agent's dependencies on every target it is

@@ -8,7 +8,7 @@ import (
 	"slices"
 
 	"github.com/ferry-update/ferry/bundle"
-	"github.com/ferry-update/ferry/mirror/tufclient"
+	"github.com/ferry-update/ferry/transport/tufclient"
 	"github.com/ferry-update/ferry/verify"
 )
 

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/bundle"
-	"github.com/ferry-update/ferry/media/stick"
-	"github.com/ferry-update/ferry/mirror/checkin"
-	"github.com/ferry-update/ferry/mirror/ociclient"
-	"github.com/ferry-update/ferry/mirror/tufclient"
+	"github.com/ferry-update/ferry/transport/checkin"
+	"github.com/ferry-update/ferry/transport/oci"
+	"github.com/ferry-update/ferry/transport/stick"
+	"github.com/ferry-update/ferry/transport/tufclient"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -69,7 +69,7 @@ func (a *Agent) updateFromMirror(pollCtx, ctx context.Context, client *http.Clie
 	}
 	ref := t.Reference(tg.Host)
 	a.logf("mirror lists %s %s for %s: installing %s", t.Name, t.Version, a.cfg.DeviceType, ref)
-	src, err := ociclient.Open(ctx, ref, ociclient.Options{Client: a.httpClient(client), PlainHTTP: strings.HasPrefix(a.cfg.Mirror.URL, "http://"), UserAgent: "ferry-agent"})
+	src, err := oci.Open(ctx, ref, oci.Options{Client: a.httpClient(client), PlainHTTP: strings.HasPrefix(a.cfg.Mirror.URL, "http://"), UserAgent: "ferry-agent"})
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", ref, err)
 	}
@@ -88,7 +88,7 @@ func (a *Agent) upToDate() string {
 }
 
 // CheckIn tells the mirror what the device runs and how the last install
-// ended (mirror/checkin).
+// ended (transport/checkin).
 func (a *Agent) CheckIn(ctx context.Context, client *http.Client, installErr error) error {
 	r := &checkin.Report{DeviceID: a.cfg.DeviceID, DeviceType: a.cfg.DeviceType, Result: "idle", Time: a.now().UTC()}
 	if in, _ := a.installed(); in != nil {

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-update/ferry/media/stick"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/transport/stick"
 	"github.com/ferry-update/ferry/verify"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-update/ferry/media/stick"
+	"github.com/ferry-update/ferry/transport/stick"
 )
 
 // silentMirror listens on loopback, accepts connections and never

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/internal/filekind"
-	"github.com/ferry-update/ferry/internal/nethttp"
-	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/transport/httpget"
+	"github.com/ferry-update/ferry/transport/oci"
 )
 
 // SourceOptions configure OpenSource.
@@ -22,21 +22,21 @@ type SourceOptions struct {
 	// PlainHTTP fetches oci:// references over http:// instead of https://.
 	PlainHTTP bool
 	// Client sends the requests of http(s) and oci:// sources; nil means
-	// a client with the default timeouts of internal/nethttp.
+	// a client with the default timeouts of internal/httpget.
 	Client *http.Client
 }
 
 // OpenSource opens a bundle source: "-" for stdin, an http:// or https://
 // URL (read with Range resume, see HTTPReader), an oci://HOST/REPO:TAG or
 // oci://HOST/REPO@sha256:... reference to a registry or a ferry mirror
-// (pulled with mirror/ociclient as a canonical archive stream, its blobs
+// (pulled with transport/oci as a canonical archive stream, its blobs
 // resumed with Range), or a file path. Nothing is spooled to disk. A file
 // or a URL whose content is of another kind (a stick or raw image, a key,
 // a web page) fails with a *filekind.Error.
 func OpenSource(ctx context.Context, src string, stdin io.Reader, opts SourceOptions) (io.ReadCloser, error) {
 	client := opts.Client
 	if client == nil {
-		client = nethttp.NewClient(nethttp.Timeouts{})
+		client = httpget.NewClient(httpget.Timeouts{})
 	}
 	switch {
 	case src == "-":
@@ -46,8 +46,8 @@ func OpenSource(ctx context.Context, src string, stdin io.Reader, opts SourceOpt
 		// address, not a bundle's) is named as such before any install.
 		h := NewHTTPReader(ctx, client, src)
 		return readCloser{filekind.NewReader(h, filekind.Bundle, true), h}, nil
-	case strings.HasPrefix(src, ociclient.Scheme):
-		return ociclient.Open(ctx, src, ociclient.Options{Client: client, PlainHTTP: opts.PlainHTTP, UserAgent: "ferry-agent"})
+	case strings.HasPrefix(src, oci.Scheme):
+		return oci.Open(ctx, src, oci.Options{Client: client, PlainHTTP: opts.PlainHTTP, UserAgent: "ferry-agent"})
 	}
 	f, err := os.Open(src)
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/ferry-update/ferry/media/stick"
+	"github.com/ferry-update/ferry/transport/stick"
 )
 
 // stickReportFile holds a stick report whose outcome was not known when it

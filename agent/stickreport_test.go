@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferry-update/ferry/media/stick"
+	"github.com/ferry-update/ferry/transport/stick"
 )
 
 // stickReports reads the reports on the stick at dir.

@@ -10,7 +10,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-update/ferry/bundle"
-	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -235,7 +235,7 @@ func auditItem(ctx context.Context, it Item, p verify.Policy, t Trust, mm *Mirro
 		return b, nil
 	}
 	rc, err := it.Open(ctx)
-	var nb *ociclient.NotBundleError
+	var nb *oci.NotBundleError
 	if errors.As(err, &nb) {
 		return b, &Skipped{Source: it.Ref, Reason: nb.Error()}
 	}

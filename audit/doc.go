@@ -17,7 +17,7 @@
 //
 // Package audit moves and judges nothing itself: sources stream bundles
 // through package mirror (registries, the mirror store and its server,
-// ociclient, tufclient) or package media (a stick image) and judging is
+// transport/oci, tufclient) or package media (a stick image) and judging is
 // package verify's. A Source is one method, so another place that holds
 // bundles is one small adapter.
 //

@@ -16,8 +16,8 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-update/ferry/mirror"
-	"github.com/ferry-update/ferry/mirror/ociclient"
-	"github.com/ferry-update/ferry/mirror/tufclient"
+	"github.com/ferry-update/ferry/transport/oci"
+	"github.com/ferry-update/ferry/transport/tufclient"
 )
 
 // MirrorMetadata is the state of a mirror's TUF metadata (timestamp,
@@ -79,12 +79,12 @@ func (s *mirrorDirSource) List(ctx context.Context) (*Listing, error) {
 		}
 	}
 	for _, e := range entries {
-		ref := ociclient.Scheme + strings.TrimPrefix(inProcessBase, "http://") + "/" + e.Repository + "@" + e.Digest.String()
+		ref := oci.Scheme + strings.TrimPrefix(inProcessBase, "http://") + "/" + e.Repository + "@" + e.Digest.String()
 		it := Item{
 			Ref:  filepath.Join(s.dir, e.Repository) + ":" + e.Tag,
 			Name: e.Name, Version: e.Version,
 			Open: func(ctx context.Context) (io.ReadCloser, error) {
-				return ociclient.Open(ctx, ref, ociclient.Options{Client: client, PlainHTTP: true})
+				return oci.Open(ctx, ref, oci.Options{Client: client, PlainHTTP: true})
 			},
 		}
 		if targets != nil {
@@ -132,12 +132,12 @@ func (s *mirrorURLSource) List(ctx context.Context) (*Listing, error) {
 	if targets == nil {
 		return l, nil // refused: the report says why, and no bundle passes
 	}
-	opts := ociclient.Options{Client: client, PlainHTTP: u.Scheme == "http"}
+	opts := oci.Options{Client: client, PlainHTTP: u.Scheme == "http"}
 	for _, t := range targets.All() {
 		ref := t.Reference(u.Host)
 		l.Items = append(l.Items, Item{
 			Ref: ref, Name: t.Name, Version: t.Version,
-			Open:  func(ctx context.Context) (io.ReadCloser, error) { return ociclient.Open(ctx, ref, opts) },
+			Open:  func(ctx context.Context) (io.ReadCloser, error) { return oci.Open(ctx, ref, opts) },
 			Check: verifyListed(targets),
 		})
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
-	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -77,7 +77,7 @@ func TestAuditRegistry(t *testing.T) {
 	registryAudit(t, host)
 
 	// ferry push made the SBOM an OCI 1.1 referrer of the bundle manifest.
-	repo := ociclient.NewRepository(host, "gw", ociclient.Options{PlainHTTP: true})
+	repo := oci.NewRepository(host, "gw", oci.Options{PlainHTTP: true})
 	raw, _, err := repo.Manifest(t.Context(), "1.0.0")
 	must(t, err)
 	refs, err := repo.Referrers(t.Context(), digest.FromBytes(raw), "")

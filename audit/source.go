@@ -19,9 +19,9 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-update/ferry/media"
-	"github.com/ferry-update/ferry/media/stick"
 	"github.com/ferry-update/ferry/mirror"
-	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/transport/oci"
+	"github.com/ferry-update/ferry/transport/stick"
 )
 
 // Kinds of target.
@@ -60,7 +60,7 @@ type Item struct {
 	Ref           string // where it is, for the report
 	Name, Version string // what the source's (unsigned) listing says, if anything
 	// Open returns the bundle as a canonical archive stream. An
-	// *ociclient.NotBundleError means the item is not a bundle after all.
+	// *oci.NotBundleError means the item is not a bundle after all.
 	Open func(ctx context.Context) (io.ReadCloser, error)
 	// Err, when set, says why the item cannot be read at all.
 	Err error
@@ -100,8 +100,8 @@ type SourceOptions struct {
 //   - a file: one bundle.
 func Open(target string, o SourceOptions) (Source, error) {
 	switch {
-	case strings.HasPrefix(target, ociclient.Scheme):
-		ref, err := ociclient.ParseReference(target)
+	case strings.HasPrefix(target, oci.Scheme):
+		ref, err := oci.ParseReference(target)
 		if err != nil {
 			return nil, err
 		}
@@ -169,7 +169,7 @@ func (f fileSource) List(context.Context) (*Listing, error) {
 // registrySource is a registry repository, or one tag of it.
 type registrySource struct {
 	target string
-	ref    ociclient.Reference
+	ref    oci.Reference
 	o      mirror.RegistryOptions
 }
 
@@ -227,7 +227,7 @@ func (s *registrySource) tags(ctx context.Context) ([]string, error) {
 
 // pullStream streams the bundle ref names through mirror.Pull. It returns
 // once the first byte is ready, so that a reference that is no bundle (an
-// *ociclient.NotBundleError) is Open's error rather than the stream's.
+// *oci.NotBundleError) is Open's error rather than the stream's.
 func pullStream(ctx context.Context, ref string, o mirror.RegistryOptions) (io.ReadCloser, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()

@@ -24,8 +24,8 @@ import (
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/internal/filekind"
-	"github.com/ferry-update/ferry/media/stick"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/transport/stick"
 )
 
 // Image geometry.

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/ferry-update/ferry/bundle"
-	"github.com/ferry-update/ferry/media/stick"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/transport/stick"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -69,7 +69,7 @@ func TestBuildRealTools(t *testing.T) {
 }
 
 // checkWithMtools lists the stick with mdir and reads it back with mcopy:
-// every blob byte-identical, and the copy a stick that media/stick reads.
+// every blob byte-identical, and the copy a stick that transport/stick reads.
 func checkWithMtools(t *testing.T, img string, res *BuildResult, paths []string, key testKey) {
 	t.Helper()
 	at := imageAt(img, res.PartitionOffset)

@@ -1,11 +1,11 @@
 // Package media makes and reads the USB sticks field technicians carry
 // bundles on. It is host-side (it uses go-diskfs); the device reads a
-// mounted stick with package media/stick, which this package also uses
+// mounted stick with package transport/stick, which this package also uses
 // to read the layout inside an image.
 //
 // Build makes a stick image: a GPT disk with one FAT32 partition (label
 // FERRY) whose /ferry/ directory is a mirror-store layout (package
-// mirror's LayoutFiles, so that mirror.Open, skopeo and media/stick all
+// mirror's LayoutFiles, so that mirror.Open, skopeo and transport/stick all
 // read it), with /ferry/trust/, an empty /ferry/reports/ and a README.txt.
 // Payload parts are streamed into the clusters go-diskfs allocated for
 // them, checked against their digests on the way; memory use is flat.
@@ -19,7 +19,7 @@
 // the verdict says so), and Reports collects the reports agents wrote onto it; both
 // check a partition table and FAT before go-diskfs reads them, so a
 // damaged or hostile image is an error, never a hang or a panic.
-// OpenImage reads the layout inside an image as media/stick reads a
+// OpenImage reads the layout inside an image as transport/stick reads a
 // mounted stick; SyncInto adds a stick's bundles to a mirror store, and
 // IngestReports records its reports as the devices' check-ins.
 package media

@@ -6,7 +6,7 @@ import (
 	"os"
 	"path"
 
-	"github.com/ferry-update/ferry/media/stick"
+	"github.com/ferry-update/ferry/transport/stick"
 )
 
 // Image is the ferry layout inside a stick image or block device, opened

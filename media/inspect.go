@@ -22,7 +22,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-update/ferry/bundle"
-	"github.com/ferry-update/ferry/media/stick"
+	"github.com/ferry-update/ferry/transport/stick"
 	"github.com/ferry-update/ferry/verify"
 )
 

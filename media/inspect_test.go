@@ -14,8 +14,8 @@ import (
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
-	"github.com/ferry-update/ferry/media/stick"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/transport/stick"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -165,7 +165,7 @@ func TestInspectDamaged(t *testing.T) {
 
 // TestHandMadeStick: a stick made without go-diskfs (mkfs.fat, then mmd and
 // mcopy of a mirror directory made with 'ferry mirror add') is read by
-// Inspect, and by media/stick from a copy taken with mcopy -s.
+// Inspect, and by transport/stick from a copy taken with mcopy -s.
 func TestHandMadeStick(t *testing.T) {
 	needTool(t, "mkfs.fat", "mcopy", "mmd", "sgdisk")
 	dir, paths, key := testBundles(t)

@@ -11,9 +11,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/ferry-update/ferry/media/stick"
 	"github.com/ferry-update/ferry/mirror"
-	"github.com/ferry-update/ferry/mirror/checkin"
+	"github.com/ferry-update/ferry/transport/checkin"
+	"github.com/ferry-update/ferry/transport/stick"
 )
 
 // SyncInto adds every bundle on the stick image or device img to the

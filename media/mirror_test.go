@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/internal/testutil"
-	"github.com/ferry-update/ferry/media/stick"
 	"github.com/ferry-update/ferry/mirror"
-	"github.com/ferry-update/ferry/mirror/checkin"
-	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/transport/checkin"
+	"github.com/ferry-update/ferry/transport/oci"
+	"github.com/ferry-update/ferry/transport/stick"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -82,7 +82,7 @@ func TestSyncInto(t *testing.T) {
 	srv := httptest.NewServer(mirror.NewHandler(st, mirror.HandlerOptions{}))
 	defer srv.Close()
 	for _, e := range es {
-		rc, err := ociclient.Open(t.Context(), "oci://"+strings.TrimPrefix(srv.URL, "http://")+"/"+e.Repository+":"+e.Tag, ociclient.Options{PlainHTTP: true})
+		rc, err := oci.Open(t.Context(), "oci://"+strings.TrimPrefix(srv.URL, "http://")+"/"+e.Repository+":"+e.Tag, oci.Options{PlainHTTP: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/ferry-update/ferry/media/internal/mountinfo"
+	"github.com/ferry-update/ferry/internal/mountinfo"
 )
 
 // InUseError says that a block device (or a partition of it, or a device

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferry-update/ferry/media/internal/mountinfo"
+	"github.com/ferry-update/ferry/internal/mountinfo"
 )
 
 // TestWriteToFile: a regular file stands in for the device; the copy is

@@ -19,16 +19,16 @@ import (
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
-	"github.com/ferry-update/ferry/mirror/checkin"
-	"github.com/ferry-update/ferry/mirror/ociclient"
-	"github.com/ferry-update/ferry/mirror/tufclient"
+	"github.com/ferry-update/ferry/transport/checkin"
+	"github.com/ferry-update/ferry/transport/oci"
+	"github.com/ferry-update/ferry/transport/tufclient"
 )
 
 // TestAgentsUpdateAtOnce: 200 simulated agents (20 with -short), each
 // with its own connections and TUF state, poll a mirror served on a real
 // loopback listener, as 'ferry mirror serve' serves it, and at once
 // download a 16 MiB bundle: every one checks the metadata, picks the
-// bundle, pulls it by digest through ociclient, gets exactly the bytes of
+// bundle, pulls it by digest through transport/oci, gets exactly the bytes of
 // the bundle file, checks it against the targets, and reports back.
 func TestAgentsUpdateAtOnce(t *testing.T) {
 	agents := 200
@@ -129,14 +129,14 @@ func simulatedAgent(ctx context.Context, i int, base, root, state string, start 
 	if target.ManifestDigest != wantDigest {
 		return fmt.Errorf("targets list %s, want %s", target.ManifestDigest, wantDigest)
 	}
-	ref, err := ociclient.ParseReference(target.Reference(tg.Host))
+	ref, err := oci.ParseReference(target.Reference(tg.Host))
 	if err != nil {
 		return err
 	}
-	repo := ociclient.NewRepository(ref.Host, ref.Repository, ociclient.Options{Client: hc, PlainHTTP: true})
+	repo := oci.NewRepository(ref.Host, ref.Repository, oci.Options{Client: hc, PlainHTTP: true})
 	h := sha256.New()
 	var n countWriter
-	head, err := ociclient.Pull(ctx, repo, ref.Identifier(), io.MultiWriter(h, &n))
+	head, err := oci.Pull(ctx, repo, ref.Identifier(), io.MultiWriter(h, &n))
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/mirror"
-	"github.com/ferry-update/ferry/mirror/checkin"
+	"github.com/ferry-update/ferry/transport/checkin"
 )
 
 func checkinServer(t *testing.T) (*mirror.Store, *mirror.Devices, string) {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/internal/testtool"
-	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/transport/oci"
 )
 
 // conformanceModule is the OCI distribution-spec conformance suite this
@@ -39,7 +39,7 @@ func TestConformancePull(t *testing.T) {
 	}
 
 	_, host, _ := servedStore(t)
-	repo := ociclient.NewRepository(host, "gateway", ociclient.Options{PlainHTTP: true})
+	repo := oci.NewRepository(host, "gateway", oci.Options{PlainHTTP: true})
 	tags, err := repo.Tags(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func TestConformancePull(t *testing.T) {
 		}
 		d := digestOf(raw)
 		manifests = append(manifests, d.String())
-		m, err := ociclient.ParseManifest(raw, mt)
+		m, err := oci.ParseManifest(raw, mt)
 		if err != nil {
 			t.Fatal(err)
 		}

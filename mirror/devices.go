@@ -13,7 +13,7 @@ import (
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
 
-	"github.com/ferry-update/ferry/mirror/checkin"
+	"github.com/ferry-update/ferry/transport/checkin"
 )
 
 // DevicesFile is the check-in database of a mirror directory.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-update/ferry/mirror/checkin"
+	"github.com/ferry-update/ferry/transport/checkin"
 )
 
 // TestDevicesFileMode: the check-in database, with its -wal and -shm

@@ -16,7 +16,7 @@
 // scheme carries the signatures alone.
 //
 // Pull streams a bundle from a registry into the canonical archive, through
-// the same code the device uses (package ociclient) over
+// the same code the device uses (package transport/oci) over
 // go-containerregistry's authenticating transport, so credentials come from
 // the Docker config file and its helpers.
 //

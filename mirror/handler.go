@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ferry-update/ferry/mirror/checkin"
+	"github.com/ferry-update/ferry/transport/checkin"
 )
 
 // Handler is everything 'ferry mirror serve' answers: the OCI distribution

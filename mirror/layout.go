@@ -8,7 +8,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
-	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/transport/oci"
 )
 
 // LayoutBundle is one bundle for LayoutFiles: its manifest and config
@@ -57,7 +57,7 @@ func LayoutFiles(bundles []LayoutBundle) (map[string][]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bundle %d: %w", i, err)
 		}
-		if !ociclient.ValidRepository(cfg.Name) {
+		if !oci.ValidRepository(cfg.Name) {
 			return nil, fmt.Errorf("bundle name %q cannot be a repository name", cfg.Name)
 		}
 		e := bundleEntry(cfg, digest.FromBytes(b.Manifest), int64(len(b.Manifest)))

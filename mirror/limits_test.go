@@ -23,7 +23,7 @@ import (
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
-	"github.com/ferry-update/ferry/mirror/checkin"
+	"github.com/ferry-update/ferry/transport/checkin"
 )
 
 // guard is how long a test waits for something that must happen, so a

@@ -21,7 +21,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
-	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/transport/oci"
 )
 
 // RegistryOptions say how to reach a registry.
@@ -41,17 +41,17 @@ type RegistryOptions struct {
 }
 
 // registry is one repository on a registry, reached with go-containerregistry's
-// authenticating transport. Its client is an ociclient.Repository over that
+// authenticating transport. Its client is an oci.Repository over that
 // transport, so pulls share the device's code and checks.
 type registry struct {
 	repo     name.Repository
-	client   *ociclient.Repository
+	client   *oci.Repository
 	opts     []remote.Option
 	progress func(int64)
 	sent     int64
 }
 
-func connect(ctx context.Context, ref ociclient.Reference, o RegistryOptions, push bool) (*registry, error) {
+func connect(ctx context.Context, ref oci.Reference, o RegistryOptions, push bool) (*registry, error) {
 	var nopts []name.Option
 	if o.PlainHTTP {
 		nopts = append(nopts, name.Insecure)
@@ -80,7 +80,7 @@ func connect(ctx context.Context, ref ociclient.Reference, o RegistryOptions, pu
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", repo.RegistryStr(), err)
 	}
-	client := ociclient.NewRepository(repo.RegistryStr(), repo.RepositoryStr(), ociclient.Options{
+	client := oci.NewRepository(repo.RegistryStr(), repo.RepositoryStr(), oci.Options{
 		Client:    &http.Client{Transport: rt},
 		PlainHTTP: repo.Scheme() == "http",
 	})
@@ -134,7 +134,7 @@ func Push(ctx context.Context, bundlePath, ref string, o RegistryOptions) (*Push
 }
 
 func push(ctx context.Context, bundlePath, refStr string, o RegistryOptions) (*PushResult, error) {
-	ref, err := ociclient.ParseReference(refStr)
+	ref, err := oci.ParseReference(refStr)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +234,7 @@ func (r *registry) putManifest(tag string, raw []byte, mediaType string) error {
 func (r *registry) pushSignatures(ctx context.Context, res *PushResult, d digest.Digest, sigs []bundle.Signature) error {
 	tag := bundle.SignatureTag(d)
 	for attempt := 0; ; attempt++ {
-		old, err := ociclient.FetchSignatures(ctx, r.client, d)
+		old, err := oci.FetchSignatures(ctx, r.client, d)
 		if err != nil {
 			return err
 		}
@@ -273,7 +273,7 @@ func (r *registry) pushReferrers(ctx context.Context, res *PushResult, subject o
 	// Unfiltered: some registries (go-containerregistry's in-memory one)
 	// report the config media type as artifactType; digests decide here.
 	have, err := r.client.Referrers(ctx, subject.Digest, "")
-	if errors.Is(err, ociclient.ErrReferrersUnsupported) {
+	if errors.Is(err, oci.ErrReferrersUnsupported) {
 		res.Referrers = ReferrersUnsupported
 		return nil
 	}
@@ -390,7 +390,7 @@ type PullResult struct {
 // cosign tag and from OCI 1.1 referrers, merged; a bundle with neither
 // (copied by a tool that does not know them) is written without signatures, and verify then refuses it for
 // want of them, which is the right verdict. Something that is not a ferry
-// bundle is an *ociclient.NotBundleError.
+// bundle is an *oci.NotBundleError.
 func Pull(ctx context.Context, ref string, w io.Writer, o RegistryOptions) (*PullResult, error) {
 	res, err := pull(ctx, ref, w, o)
 	if err != nil {
@@ -400,7 +400,7 @@ func Pull(ctx context.Context, ref string, w io.Writer, o RegistryOptions) (*Pul
 }
 
 func pull(ctx context.Context, refStr string, w io.Writer, o RegistryOptions) (*PullResult, error) {
-	ref, err := ociclient.ParseReference(refStr)
+	ref, err := oci.ParseReference(refStr)
 	if err != nil {
 		return nil, err
 	}
@@ -411,7 +411,7 @@ func pull(ctx context.Context, refStr string, w io.Writer, o RegistryOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	h, err := ociclient.FetchHead(ctx, reg.client, ref.Identifier())
+	h, err := oci.FetchHead(ctx, reg.client, ref.Identifier())
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ import (
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
-	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -172,12 +172,12 @@ func TestPushPullRealRegistry(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = mirror.Pull(ctx, "oci://"+host+"/factory/busybox:latest", &bytes.Buffer{}, plain)
-		var nb *ociclient.NotBundleError
+		var nb *oci.NotBundleError
 		if !errors.As(err, &nb) || !strings.Contains(err.Error(), "not a ferry bundle") {
 			t.Errorf("pull of an image: %v", err)
 		}
 		_, err = mirror.Pull(ctx, "oci://"+host+"/factory/gateway:9.9.9", &bytes.Buffer{}, plain)
-		if !errors.Is(err, ociclient.ErrNotFound) {
+		if !errors.Is(err, oci.ErrNotFound) {
 			t.Errorf("pull of a missing tag: %v", err)
 		}
 	})
@@ -229,7 +229,7 @@ func TestPushReferrers(t *testing.T) {
 	if res.Referrers != mirror.ReferrersPushed || res.Reference != "oci://"+host+"/gw:1.0.0" {
 		t.Errorf("push: %+v", res)
 	}
-	repo := ociclient.NewRepository(host, "gw", ociclient.Options{PlainHTTP: true})
+	repo := oci.NewRepository(host, "gw", oci.Options{PlainHTTP: true})
 	// Unfiltered: the in-memory registry reports the config media type
 	// as artifactType, not the manifest's artifactType.
 	refs, err := repo.Referrers(context.Background(), d, "")
@@ -286,8 +286,8 @@ func TestPullReferrerSignatures(t *testing.T) {
 	if err := remote.Delete(sigTag); err != nil {
 		t.Fatal(err)
 	}
-	repo := ociclient.NewRepository(host, "gw", ociclient.Options{PlainHTTP: true})
-	if sigs, err := ociclient.FetchSignatures(ctx, repo, d); err != nil || len(sigs) != 0 {
+	repo := oci.NewRepository(host, "gw", oci.Options{PlainHTTP: true})
+	if sigs, err := oci.FetchSignatures(ctx, repo, d); err != nil || len(sigs) != 0 {
 		t.Fatalf("the cosign tag still answers: %d signatures, %v", len(sigs), err)
 	}
 	out, pr := pullFile(t, "oci://"+host+"/gw:1.0.0")
@@ -302,7 +302,7 @@ func TestPullReferrerSignatures(t *testing.T) {
 	old := httptest.NewServer(registry.New(registry.Logger(nopLogger())))
 	defer old.Close()
 	oldHost := strings.TrimPrefix(old.URL, "http://")
-	if _, err := ociclient.NewRepository(oldHost, "gw", ociclient.Options{PlainHTTP: true}).Referrers(ctx, d, ""); !errors.Is(err, ociclient.ErrReferrersUnsupported) {
+	if _, err := oci.NewRepository(oldHost, "gw", oci.Options{PlainHTTP: true}).Referrers(ctx, d, ""); !errors.Is(err, oci.ErrReferrersUnsupported) {
 		t.Fatalf("referrers on a registry without the API: %v", err)
 	}
 	if _, err := mirror.Push(ctx, path, "oci://"+oldHost+"/gw", plain); err != nil {

@@ -16,7 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
-	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/transport/oci"
 )
 
 // Error codes of the distribution spec that the server answers with.
@@ -123,7 +123,7 @@ func (h *Server) load() (*view, error) {
 			rv.broken[d.Digest] = err
 			continue
 		}
-		m, err := ociclient.ParseManifest(raw, d.MediaType)
+		m, err := oci.ParseManifest(raw, d.MediaType)
 		if err != nil {
 			rv.broken[d.Digest] = err
 			continue
@@ -170,7 +170,7 @@ func (h *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeUnsupported, "not an OCI distribution API path")
 		return
 	}
-	if !ociclient.ValidRepository(name) {
+	if !oci.ValidRepository(name) {
 		writeError(w, http.StatusBadRequest, codeNameInvalid, "invalid repository name")
 		return
 	}
@@ -306,7 +306,7 @@ func serveTags(w http.ResponseWriter, r *http.Request, name string, rv *repoView
 			}
 		}
 	}
-	writeJSON(w, "application/json", ociclient.TagList{Name: name, Tags: tags})
+	writeJSON(w, "application/json", oci.TagList{Name: name, Tags: tags})
 }
 
 func serveReferrers(w http.ResponseWriter, r *http.Request, rv *repoView, ref string) {

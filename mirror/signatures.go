@@ -11,21 +11,21 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
-	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/transport/oci"
 )
 
 // CosignSignatureArtifactType is the artifactType of a cosign signature
 // stored as an OCI 1.1 referrer of the manifest it signs.
-const CosignSignatureArtifactType = ociclient.CosignSignatureArtifactType
+const CosignSignatureArtifactType = oci.CosignSignatureArtifactType
 
 // emptyConfig is the OCI 1.1 empty descriptor's content.
 var emptyConfig = []byte("{}")
 
-// mergeSignatures merges add into old: see ociclient.MergeSignatures.
+// mergeSignatures merges add into old: see oci.MergeSignatures.
 // Merging rather than replacing is what lets two signers push the same
 // bundle without erasing each other.
 func mergeSignatures(old, add []bundle.Signature) ([]bundle.Signature, int) {
-	return ociclient.MergeSignatures(old, add)
+	return oci.MergeSignatures(old, add)
 }
 
 // artifact is a manifest and the blobs it needs, ready to store or push.

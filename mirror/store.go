@@ -21,7 +21,7 @@ import (
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/verifyio"
-	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/transport/oci"
 )
 
 // Annotations the store puts on its index.json entries.
@@ -359,7 +359,7 @@ func (s *Store) add(bundlePath string) (*AddResult, error) {
 		return nil, err
 	}
 	defer a.Close()
-	h := &ociclient.Head{Digest: a.ManifestDigest(), Manifest: a.RawManifest(), Config: a.RawConfig(), Signatures: a.Signatures()}
+	h := &oci.Head{Digest: a.ManifestDigest(), Manifest: a.RawManifest(), Config: a.RawConfig(), Signatures: a.Signatures()}
 	m := a.Manifest()
 	h.Parsed = &m
 	unlock, err := s.lock()
@@ -382,13 +382,13 @@ func (s *Store) add(bundlePath string) (*AddResult, error) {
 // ingest stores a bundle whose head has been fetched: blobs first, then
 // manifests, then the index, so the index never names a missing blob.
 // The caller holds the lock.
-func (s *Store) ingest(h *ociclient.Head, layer func(l ocispec.Descriptor, off int64) (io.ReadCloser, error)) (*AddResult, error) {
+func (s *Store) ingest(h *oci.Head, layer func(l ocispec.Descriptor, off int64) (io.ReadCloser, error)) (*AddResult, error) {
 	cfg, err := bundle.ParseConfig(h.Config)
 	if err != nil {
 		return nil, err
 	}
 	repo := cfg.Name
-	if !ociclient.ValidRepository(repo) {
+	if !oci.ValidRepository(repo) {
 		return nil, fmt.Errorf("bundle name %q cannot be a repository name", repo)
 	}
 	tag := cfg.Tag()

@@ -18,7 +18,7 @@ import (
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
-	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -134,10 +134,10 @@ func servedStore(t *testing.T) (*mirror.Store, string, testutil.Key) {
 func TestServe(t *testing.T) {
 	_, host, alice := servedStore(t)
 	ctx := context.Background()
-	repo := ociclient.NewRepository(host, "gateway", ociclient.Options{PlainHTTP: true})
+	repo := oci.NewRepository(host, "gateway", oci.Options{PlainHTTP: true})
 
-	t.Run("ociclient.Open streams a bundle that verifies", func(t *testing.T) {
-		rc, err := ociclient.Open(ctx, "oci://"+host+"/gateway:1.1.0", ociclient.Options{PlainHTTP: true})
+	t.Run("oci.Open streams a bundle that verifies", func(t *testing.T) {
+		rc, err := oci.Open(ctx, "oci://"+host+"/gateway:1.1.0", oci.Options{PlainHTTP: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -170,7 +170,7 @@ func TestServe(t *testing.T) {
 			t.Errorf("tags: %v", tags)
 		}
 		resp := get(t, "http://"+host+"/v2/gateway/tags/list?n=2")
-		var tl ociclient.TagList
+		var tl oci.TagList
 		json.NewDecoder(resp.Body).Decode(&tl)
 		link := resp.Header.Get("Link")
 		if len(tl.Tags) != 2 || tl.Tags[0] != "1.0.0" || !strings.Contains(link, "last=1.1.0") {
@@ -233,7 +233,7 @@ func TestServe(t *testing.T) {
 			t.Errorf("HEAD manifest: %v", resp.Header)
 		}
 		raw, _, _ := repo.Manifest(ctx, "1.0.0")
-		m, _ := ociclient.ParseManifest(raw, "")
+		m, _ := oci.ParseManifest(raw, "")
 		l := m.Layers[0]
 		req, _ = http.NewRequest("GET", "http://"+host+"/v2/gateway/blobs/"+l.Digest.String(), nil)
 		req.Header.Set("Range", "bytes=10-19")

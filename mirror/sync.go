@@ -15,7 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
-	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/transport/oci"
 )
 
 // SyncResult says what Sync did.
@@ -100,7 +100,7 @@ func (s *Store) Sync(ctx context.Context, from string, o SyncOptions) (*SyncResu
 
 func (s *Store) sync(ctx context.Context, from string, o SyncOptions) (*SyncResult, error) {
 	res := &SyncResult{From: from, Bundles: []*AddResult{}, Skipped: []Skipped{}, Failed: []Skipped{}}
-	if strings.HasPrefix(from, ociclient.Scheme) {
+	if strings.HasPrefix(from, oci.Scheme) {
 		return res, s.syncRegistry(ctx, from, o.Registry, res)
 	}
 	st, err := os.Stat(from)
@@ -207,7 +207,7 @@ func isNotBundle(e *bundle.Error) bool {
 var referrerTagRE = regexp.MustCompile(`^sha256-[0-9a-f]{64}(\.[a-z]+)?$`)
 
 func (s *Store) syncRegistry(ctx context.Context, from string, o RegistryOptions, res *SyncResult) error {
-	ref, err := ociclient.ParseReference(from)
+	ref, err := oci.ParseReference(from)
 	if err != nil {
 		return err
 	}
@@ -227,8 +227,8 @@ func (s *Store) syncRegistry(ctx context.Context, from string, o RegistryOptions
 		if referrerTagRE.MatchString(tag) {
 			continue
 		}
-		h, err := ociclient.FetchHead(ctx, reg.client, tag)
-		var nb *ociclient.NotBundleError
+		h, err := oci.FetchHead(ctx, reg.client, tag)
+		var nb *oci.NotBundleError
 		if errors.As(err, &nb) {
 			res.Skipped = append(res.Skipped, Skipped{Source: tag, Reason: nb.Error()})
 			continue
@@ -254,7 +254,7 @@ func (s *Store) syncRegistry(ctx context.Context, from string, o RegistryOptions
 	return res.err(first)
 }
 
-func (s *Store) ingestLocked(h *ociclient.Head, layer func(l ocispec.Descriptor, off int64) (io.ReadCloser, error)) (*AddResult, error) {
+func (s *Store) ingestLocked(h *oci.Head, layer func(l ocispec.Descriptor, off int64) (io.ReadCloser, error)) (*AddResult, error) {
 	unlock, err := s.lock()
 	if err != nil {
 		return nil, err

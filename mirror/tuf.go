@@ -21,7 +21,7 @@ import (
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/atomicfile"
-	"github.com/ferry-update/ferry/mirror/tufclient"
+	"github.com/ferry-update/ferry/transport/tufclient"
 	"github.com/ferry-update/ferry/verify"
 )
 

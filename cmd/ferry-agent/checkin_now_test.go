@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/ferry-update/ferry/internal/cliexit"
-	"github.com/ferry-update/ferry/mirror/checkin"
+	"github.com/ferry-update/ferry/transport/checkin"
 )
 
 // checkins is a mirror's check-in endpoint that records what devices say.

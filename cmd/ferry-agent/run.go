@@ -11,7 +11,7 @@ import (
 
 	"github.com/ferry-update/ferry/agent"
 	"github.com/ferry-update/ferry/internal/cliexit"
-	"github.com/ferry-update/ferry/media/stick"
+	"github.com/ferry-update/ferry/transport/stick"
 )
 
 func newRunCommand(s *streams, g *globalOptions) *cobra.Command {

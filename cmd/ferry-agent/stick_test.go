@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/ferry-update/ferry/internal/cliexit"
-	"github.com/ferry-update/ferry/media/stick"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/transport/stick"
 )
 
 // TestInstallFromStick installs from a directory holding a stick's ferry/

@@ -14,7 +14,7 @@ import (
 	"github.com/ferry-update/ferry/audit"
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/cliexit"
-	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -112,7 +112,7 @@ func runAudit(ctx context.Context, s *streams, target string, o auditOptions) er
 	default:
 		return cliexit.UsageError{Err: errors.New("--trust ROOT or at least one --key is required: the verdict is what a device with that trust would decide")}
 	}
-	if strings.HasPrefix(target, ociclient.Scheme) {
+	if strings.HasPrefix(target, oci.Scheme) {
 		if _, err := parseOCIRef(target); err != nil {
 			return err
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/mirror"
-	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/transport/oci"
 )
 
 // registryFlags are the flags of every command that talks to a registry.
@@ -32,8 +32,8 @@ func (o *registryFlags) options() mirror.RegistryOptions {
 }
 
 // parseOCIRef checks an oci:// argument as a usage error.
-func parseOCIRef(s string) (ociclient.Reference, error) {
-	r, err := ociclient.ParseReference(s)
+func parseOCIRef(s string) (oci.Reference, error) {
+	r, err := oci.ParseReference(s)
 	if err != nil {
 		return r, cliexit.UsageError{Err: err}
 	}

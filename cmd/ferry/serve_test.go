@@ -22,7 +22,7 @@ import (
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
-	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/transport/oci"
 )
 
 // selfSignedCert writes a self-signed certificate for 127.0.0.1 and its key
@@ -105,14 +105,14 @@ func TestServeTLS(t *testing.T) {
 	}()
 
 	trusting := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	repo := ociclient.NewRepository(addr, "gateway", ociclient.Options{Client: trusting})
+	repo := oci.NewRepository(addr, "gateway", oci.Options{Client: trusting})
 	var (
 		out bytes.Buffer
-		h   *ociclient.Head
+		h   *oci.Head
 	)
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		out.Reset()
-		if h, err = ociclient.Pull(ctx, repo, "1.0.0", &out); err == nil || time.Now().After(deadline) {
+		if h, err = oci.Pull(ctx, repo, "1.0.0", &out); err == nil || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -129,10 +129,10 @@ func TestServeTLS(t *testing.T) {
 
 	// A client that does not trust the certificate is refused, and plain
 	// http gets no bundle.
-	if _, err := ociclient.Pull(ctx, ociclient.NewRepository(addr, "gateway", ociclient.Options{}), "1.0.0", io.Discard); err == nil {
+	if _, err := oci.Pull(ctx, oci.NewRepository(addr, "gateway", oci.Options{}), "1.0.0", io.Discard); err == nil {
 		t.Error("pulled from a self-signed mirror without trusting its certificate")
 	}
-	if _, err := ociclient.Pull(ctx, ociclient.NewRepository(addr, "gateway", ociclient.Options{PlainHTTP: true}), "1.0.0", io.Discard); err == nil {
+	if _, err := oci.Pull(ctx, oci.NewRepository(addr, "gateway", oci.Options{PlainHTTP: true}), "1.0.0", io.Discard); err == nil {
 		t.Error("pulled over plain http from a TLS mirror")
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/bundle"
-	"github.com/ferry-update/ferry/media/internal/mountinfo"
+	"github.com/ferry-update/ferry/internal/mountinfo"
 )
 
 // Stick is a mounted stick, or a directory holding a copy of one: the

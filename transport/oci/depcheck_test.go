@@ -1,4 +1,4 @@
-package ociclient_test
+package oci_test
 
 import (
 	"os/exec"
@@ -10,7 +10,7 @@ import (
 // it, and the agent must not grow go-containerregistry, cobra or the
 // Docker config machinery.
 func TestDependencies(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", "github.com/ferry-update/ferry/mirror/ociclient").Output()
+	out, err := exec.Command("go", "list", "-deps", "github.com/ferry-update/ferry/transport/oci").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
@@ -18,11 +18,11 @@ func TestDependencies(t *testing.T) {
 	for _, dep := range strings.Fields(string(out)) {
 		for _, b := range banned {
 			if strings.HasPrefix(dep, b) {
-				t.Errorf("ociclient depends on %s", dep)
+				t.Errorf("transport/oci depends on %s", dep)
 			}
 		}
 		if dep == "github.com/ferry-update/ferry/mirror" {
-			t.Error("ociclient depends on package mirror")
+			t.Error("transport/oci depends on package mirror")
 		}
 	}
 }

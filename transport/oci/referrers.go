@@ -1,4 +1,4 @@
-package ociclient
+package oci
 
 import (
 	"bytes"

@@ -1,14 +1,14 @@
 // Package tufclient is the device side of a ferry mirror's freshness
 // metadata: it fetches the mirror's TUF metadata over HTTP, checks it the
 // way the TUF specification's client workflow says, and returns the
-// bundles the mirror lists. The agent imports it (with ociclient to pull
+// bundles the mirror lists. The agent imports it (with transport/oci to pull
 // and checkin to report), so it stays small: see depcheck_test.go.
 //
 //	tg, err := tufclient.Check(ctx, "http://mirror.local:5000", "/etc/ferry/mirror-root.json", "/var/lib/ferry/tuf", time.Now())
 //	// err: *tufclient.Error (Expired = freeze, Rollback, BadSignature,
 //	// Mismatch, Malformed, Unavailable): install nothing, back off.
 //	t, ok := tg.Newest(deviceType, "", installedVersion)
-//	// pull t.Reference(tg.Host) (by digest) with ociclient, then before
+//	// pull t.Reference(tg.Host) (by digest) with transport/oci, then before
 //	// installing: tg.Verify(cfg.Name, cfg.Version, head.Digest.String())
 //
 // What it protects against, with package verify doing the rest (bundle

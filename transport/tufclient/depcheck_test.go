@@ -15,7 +15,7 @@ import (
 // (sigstore's signature package and its dependencies) the agent already
 // has for checking bundle signatures.
 func TestDependencies(t *testing.T) {
-	const self = "github.com/ferry-update/ferry/mirror/tufclient"
+	const self = "github.com/ferry-update/ferry/transport/tufclient"
 	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, self).Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)

@@ -1,4 +1,4 @@
-package ociclient_test
+package oci_test
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/ferry-update/ferry/mirror/ociclient"
+	"github.com/ferry-update/ferry/transport/oci"
 )
 
 func TestParseReference(t *testing.T) {
@@ -43,7 +43,7 @@ func TestParseReference(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			r, err := ociclient.ParseReference(tt.in)
+			r, err := oci.ParseReference(tt.in)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
@@ -128,8 +128,8 @@ func TestAuthAndResume(t *testing.T) {
 	blob := bytes.Repeat([]byte("ferry!"), 50000)
 	sum := sha256.Sum256(blob)
 	d := ocispec.Descriptor{MediaType: "application/octet-stream", Digest: digest.Digest("sha256:" + hex.EncodeToString(sum[:])), Size: int64(len(blob))}
-	creds := func(host string) (ociclient.Credential, bool) {
-		return ociclient.Credential{Username: "alice", Password: "pw"}, true
+	creds := func(host string) (oci.Credential, bool) {
+		return oci.Credential{Username: "alice", Password: "pw"}, true
 	}
 	tests := []struct {
 		name    string
@@ -151,11 +151,11 @@ func TestAuthAndResume(t *testing.T) {
 			f := &fakeRegistry{blob: blob, manifest: []byte(`{"schemaVersion":2}`), auth: tt.auth, breakAt: tt.breakAt}
 			srv := httptest.NewServer(f)
 			defer srv.Close()
-			opts := ociclient.Options{PlainHTTP: true}
+			opts := oci.Options{PlainHTTP: true}
 			if tt.creds {
 				opts.Credentials = creds
 			}
-			repo := ociclient.NewRepository(strings.TrimPrefix(srv.URL, "http://"), "fleet/gw", opts)
+			repo := oci.NewRepository(strings.TrimPrefix(srv.URL, "http://"), "fleet/gw", opts)
 			rc, err := repo.Blob(context.Background(), d)
 			var got []byte
 			if err == nil {
@@ -186,8 +186,8 @@ func TestAuthAndResume(t *testing.T) {
 				t.Error("a second request fetched another token")
 			}
 			_, _, err = repo.Manifest(context.Background(), "2.0.0")
-			var oe *ociclient.Error
-			if !errors.Is(err, ociclient.ErrNotFound) || !errors.As(err, &oe) || oe.Code != "MANIFEST_UNKNOWN" {
+			var oe *oci.Error
+			if !errors.Is(err, oci.ErrNotFound) || !errors.As(err, &oe) || oe.Code != "MANIFEST_UNKNOWN" {
 				t.Errorf("missing manifest: %v", err)
 			}
 		})
@@ -199,7 +199,7 @@ func TestManifestDigestChecked(t *testing.T) {
 		w.Write([]byte(`{"schemaVersion":2}`))
 	}))
 	defer srv.Close()
-	repo := ociclient.NewRepository(strings.TrimPrefix(srv.URL, "http://"), "gw", ociclient.Options{PlainHTTP: true})
+	repo := oci.NewRepository(strings.TrimPrefix(srv.URL, "http://"), "gw", oci.Options{PlainHTTP: true})
 	_, _, err := repo.Manifest(context.Background(), "sha256:"+strings.Repeat("0", 64))
 	if err == nil || !strings.Contains(err.Error(), "content digest") {
 		t.Fatalf("a manifest that does not match its digest: %v", err)

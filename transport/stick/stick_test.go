@@ -525,7 +525,7 @@ func FuzzParseReport(f *testing.F) {
 	})
 }
 
-// TestDepcheck keeps media/stick fit for the device agent: none of the
+// TestDepcheck keeps transport/stick fit for the device agent: none of the
 // host-side dependencies, built as on devices (no cgo).
 func TestDepcheck(t *testing.T) {
 	if testing.Short() {
@@ -546,11 +546,11 @@ func TestDepcheck(t *testing.T) {
 	for _, dep := range deps {
 		for _, f := range forbidden {
 			if dep == f || strings.HasPrefix(dep, f+"/") {
-				t.Errorf("media/stick depends on %s", dep)
+				t.Errorf("transport/stick depends on %s", dep)
 			}
 		}
 		if dep == "github.com/ferry-update/ferry/media" {
-			t.Error("media/stick depends on package media")
+			t.Error("transport/stick depends on package media")
 		}
 	}
 	if len(deps) < 10 {

@@ -55,7 +55,7 @@ func (t Target) Fits(deviceType string) bool {
 // Reference is the bundle's pull reference by digest on the mirror at
 // host (HOST[:PORT]): oci://HOST/<name>@sha256:<hex>. Pulling by digest
 // makes the mirror's registry unable to serve anything but the listed
-// manifest (ociclient checks the digest of what it fetches).
+// manifest (transport/oci checks the digest of what it fetches).
 func (t Target) Reference(host string) string {
 	return "oci://" + host + "/" + t.Name + "@" + t.ManifestDigest
 }
@@ -64,7 +64,7 @@ func (t Target) Reference(host string) string {
 // versions and expiries of the metadata that vouched for them.
 type Targets struct {
 	// Host is HOST[:PORT] of the mirror Check asked, for Target.Reference;
-	// Scheme is "http" or "https" (for ociclient.Options.PlainHTTP).
+	// Scheme is "http" or "https" (for oci.Options.PlainHTTP).
 	Host, Scheme string
 	// Versions and expiries of the trusted metadata.
 	RootVersion, TimestampVersion, SnapshotVersion, TargetsVersion int64

@@ -1,4 +1,4 @@
-// Package ociclient pulls ferry bundles over the OCI distribution API with
+// Package oci pulls ferry bundles over the OCI distribution API with
 // nothing but net/http. It is the device side of package mirror: the agent
 // imports it to install from oci:// references and from a ferry mirror,
 // so it must stay small (see depcheck_test.go: no go-containerregistry, no
@@ -16,6 +16,6 @@
 // stream. Trust is not decided here; the caller hands the assembled bundle
 // to package verify.
 //
-//	r, err := ociclient.Open(ctx, "oci://mirror.local:5000/gateway:1.4.2", ociclient.Options{})
+//	r, err := oci.Open(ctx, "oci://mirror.local:5000/gateway:1.4.2", oci.Options{})
 //	// r is a canonical bundle archive stream, as if read from a file.
-package ociclient
+package oci
