@@ -170,40 +170,20 @@ func (s *streams) loadKeyFile(path string) (*verify.PublicKey, *verify.Signer, e
 }
 
 // resolveKey turns a KEY argument into a key id: a public key file, a
-// full key id, or a unique prefix of the id of a key in s.
+// full key id, or a unique prefix of the id of a key in signed.
 func (s *streams) resolveKey(signed verify.RootSigned, arg string) (string, error) {
-	if isHex(arg) && len(arg) >= 8 {
-		if len(arg) == 64 {
-			return arg, nil
+	if verify.LooksLikeKeyID(arg) {
+		id, err := signed.KeyIDByPrefix(arg)
+		if err != nil {
+			return "", cliexit.UsageError{Err: err}
 		}
-		var found []string
-		for id := range signed.Keys {
-			if strings.HasPrefix(id, arg) {
-				found = append(found, id)
-			}
-		}
-		switch len(found) {
-		case 1:
-			return found[0], nil
-		case 0:
-			return "", cliexit.UsageError{Err: fmt.Errorf("no key in the root has an id starting with %s", arg)}
-		}
-		return "", cliexit.UsageError{Err: fmt.Errorf("key id prefix %s is ambiguous: give more digits", arg)}
+		return id, nil
 	}
 	pub, _, err := s.loadKeyFile(arg)
 	if err != nil {
 		return "", err
 	}
 	return pub.ID, nil
-}
-
-func isHex(s string) bool {
-	for _, c := range []byte(s) {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // writeRoot writes a root durably: a reader sees the old file or the new one.
@@ -327,29 +307,25 @@ func (s *streams) changeRoot(path string, o *trustWriteOptions, edit func(*verif
 		return err
 	}
 	now := time.Now()
-	var re *verify.RootError
-	if err := old.Verify(now); err != nil && !(errors.As(err, &re) && re.Kind == verify.RootExpired) {
+	if err := old.CheckEditable(now); err != nil {
 		return refusal(fmt.Errorf("%s: %w", path, err))
 	}
-	signed := old.Signed()
-	signed.Version++
 	expires, err := o.expiry(now)
 	if err != nil {
 		return err
 	}
-	signed.SetExpires(expires)
-	if err := edit(&signed); err != nil {
+	signed, err := old.Next(expires, edit)
+	if err != nil {
 		return err
 	}
 	signers, err := s.loadSigners(o.sign, "")
 	if err != nil {
 		return err
 	}
-	next, err := verify.SignRoot(signed, signers...)
+	next, verdict, err := old.SignNext(signed, now, signers...)
 	if err != nil {
 		return err
 	}
-	_, verdict := verify.UpdateRoot(old, next.Bytes(), now)
 	if err := o.complete(s, verdict); err != nil {
 		return err
 	}
