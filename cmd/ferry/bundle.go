@@ -131,14 +131,9 @@ only with --force.`,
 			case !unsigned && len(sign.keys) == 0:
 				return cliexit.UsageError{Err: errUnsigned}
 			}
-			if opts.Attachments, err = loadSBOMs(sboms); err != nil {
+			if opts.Attachments, err = loadAttachments(sboms, roots); err != nil {
 				return err
 			}
-			rootAtts, err := loadTrustRoots(roots, opts.Attachments)
-			if err != nil {
-				return err
-			}
-			opts.Attachments = append(opts.Attachments, rootAtts...)
 			if len(sign.keys) > 0 {
 				signers, err := sign.load(s)
 				if err != nil {
@@ -245,41 +240,13 @@ func componentList(c *bundle.Config) string {
 	return strings.Join(parts, ", ")
 }
 
-// loadTrustRoots reads the --trust-root files: each must be a well-formed
-// trust root (verify/TRUST.md), attached as N.root.json after its version
-// (bundle/FORMAT.md §6.1). Whether they chain is for devices to judge.
-func loadTrustRoots(paths []string, others []bundle.AttachmentData) ([]bundle.AttachmentData, error) {
-	var out []bundle.AttachmentData
-	seen := map[string]string{}
-	for _, a := range others {
-		seen[a.Name] = "--sbom " + a.Name
-	}
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("--trust-root: %w", err)
-		}
-		r, err := verify.ParseRoot(data)
-		if err != nil {
-			return nil, cliexit.UsageError{Err: fmt.Errorf("--trust-root %s: %w", p, err)}
-		}
-		name := fmt.Sprintf("%d.root.json", r.Version())
-		if other, ok := seen[name]; ok {
-			return nil, cliexit.UsageError{Err: fmt.Errorf("--trust-root %s and %s would both be attached as %q", other, p, name)}
-		}
-		seen[name] = p
-		out = append(out, bundle.AttachmentData{Attachment: bundle.Attachment{Name: name, MediaType: bundle.TrustRootMediaType}, Data: data})
-	}
-	return out, nil
-}
-
-// loadSBOMs reads the --sbom files: each must be SPDX or CycloneDX JSON
-// (told apart by content) within the attachment size limit. The
-// attachment is named after the file.
-func loadSBOMs(paths []string) ([]bundle.AttachmentData, error) {
-	var out []bundle.AttachmentData
-	seen := map[string]string{}
-	for _, p := range paths {
+// loadAttachments reads the --sbom files, then the --trust-root files,
+// into the bundle's attachments. Each SBOM must be SPDX or CycloneDX JSON
+// within the attachment size limit; each root a well-formed trust root
+// (verify/TRUST.md). Whether the roots chain is for devices to judge.
+func loadAttachments(sboms, roots []string) ([]bundle.AttachmentData, error) {
+	var set bundle.AttachmentSet
+	for _, p := range sboms {
 		st, err := os.Stat(p)
 		if err != nil {
 			return nil, fmt.Errorf("--sbom: %w", err)
@@ -291,32 +258,35 @@ func loadSBOMs(paths []string) ([]bundle.AttachmentData, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--sbom: %w", err)
 		}
-		sb, err := bundle.DetectSBOM(data)
-		if err != nil {
+		var ne *bundle.AttachmentNameError
+		switch err := set.AddSBOM(p, data); {
+		case errors.As(err, &ne):
+			return nil, cliexit.UsageError{Err: fmt.Errorf("--sbom %w: rename one", err)}
+		case err != nil:
 			return nil, cliexit.UsageError{Err: fmt.Errorf("--sbom %s: %w", p, err)}
 		}
-		name := attachmentName(p)
-		if other, ok := seen[name]; ok {
-			return nil, cliexit.UsageError{Err: fmt.Errorf("--sbom %s and %s would both be attached as %q: rename one", other, p, name)}
+	}
+	for _, p := range roots {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("--trust-root: %w", err)
 		}
-		seen[name] = p
-		out = append(out, bundle.AttachmentData{Attachment: bundle.Attachment{Name: name, MediaType: sb.MediaType}, Data: data})
+		r, err := verify.ParseRoot(data)
+		if err != nil {
+			return nil, cliexit.UsageError{Err: fmt.Errorf("--trust-root %s: %w", p, err)}
+		}
+		var ne *bundle.AttachmentNameError
+		if err := set.AddTrustRoot(p, r.Version(), data); errors.As(err, &ne) {
+			first := ne.First
+			if ne.FirstMediaType != bundle.TrustRootMediaType {
+				first = "--sbom " + ne.Name
+			}
+			return nil, cliexit.UsageError{Err: fmt.Errorf("--trust-root %s and %s would both be attached as %q", first, ne.Second, ne.Name)}
+		} else if err != nil {
+			return nil, err
+		}
 	}
-	return out, nil
-}
-
-// attachmentName makes a file name an attachment name: lower case, other
-// characters as '-'.
-func attachmentName(path string) string {
-	n := strings.Trim(nonName.ReplaceAllString(strings.ToLower(filepath.Base(path)), "-"), "-._")
-	if len(n) > 128 {
-		n = n[len(n)-128:]
-		n = strings.TrimLeft(n, "-._")
-	}
-	if n == "" {
-		return "sbom.json"
-	}
-	return n
+	return set.List(), nil
 }
 
 func checkPayloadType(typ string) error {
