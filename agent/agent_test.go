@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ferry-update/ferry/agent/bootenv"
 	"github.com/ferry-update/ferry/bundle"
@@ -64,18 +65,23 @@ func TestInstallBootCheckCommit(t *testing.T) {
 }
 
 func TestHealthCheckFailureRollsBack(t *testing.T) {
+	// Neither case depends on how fast the machine is: a failing check
+	// has all the time it could need (a short timeout fired under load
+	// and made it "timed out"), and the check that must time out never
+	// ends on its own within the test.
 	for _, tc := range []struct {
 		name    string
 		command string
+		timeout time.Duration
 		want    string
 	}{
-		{"fails", "grep -q healthy " + "SLOT", "exit status 1"},
-		{"times out", "sleep 30", "timed out"},
+		{"fails", "grep -q healthy " + "SLOT", time.Hour, "exit status 1"},
+		{"times out", "sleep 3600", 300 * time.Millisecond, "timed out"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := newDevice(t)
 			d.cfg.Health.Commands = []string{strings.ReplaceAll(tc.command, "SLOT", d.dir+"/slot-$FERRY_SLOT.img")}
-			d.cfg.Health.Timeout.Duration = 300e6
+			d.cfg.Health.Timeout.Duration = tc.timeout
 			if err := d.install(d.bundle(bundleSpec{version: "1.0.0", rootfs: "broken"})); err != nil {
 				t.Fatal(err)
 			}

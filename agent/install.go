@@ -198,6 +198,7 @@ func (a *Agent) writePayloads(ctx context.Context, j *Journal, br *bundle.Reader
 	if err != nil {
 		return err
 	}
+	run := &installRun{a: a, j: j, sessions: sessions}
 	var total int64
 	for _, t := range targets {
 		p, err := br.Next()
@@ -208,27 +209,7 @@ func (a *Agent) writePayloads(ctx context.Context, j *Journal, br *bundle.Reader
 			return &RefusedError{Err: fmt.Errorf("payload %q came where %q was planned", p.Name, t.payload.Name)}
 		}
 		r := &progressReader{ctx: ctx, r: p, total: &total, faults: a.cfg.Faults}
-		switch {
-		case t.device != "":
-			a.logf("writing payload %s (%d bytes) to %s", p.Name, p.Size, t.device)
-			err = writeSlot(t.device, r)
-			if err != nil {
-				err = fmt.Errorf("payload %s into %s: %w", p.Name, t.device, err)
-			}
-		case t.tree != nil:
-			a.logf("extracting payload %s to %s/%s/%s", p.Name, t.tree.Dir, releasesDir, t.tree.New)
-			err = extractTree(t.tree, r)
-			if err != nil {
-				err = fmt.Errorf("payload %s into %s: %w", p.Name, t.tree.Dir, err)
-			}
-		case t.module >= 0:
-			m := &j.Modules[t.module]
-			a.logf("handing payload %s (%d bytes) to update module %s", p.Name, p.Size, m.Module)
-			err = a.downloadModule(ctx, sessions[m.Index], r)
-			if err != nil {
-				err = fmt.Errorf("payload %s: %w", p.Name, err)
-			}
-		}
+		err = t.handler.write(ctx, run, t, p, r)
 		if err != nil {
 			var be *bundle.Error
 			if errors.As(err, &be) {

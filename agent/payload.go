@@ -11,58 +11,26 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/ferry-update/ferry/agent/bootenv"
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/atomicfile"
 )
 
-// target is where one payload goes, decided before a byte is written.
-type target struct {
-	payload bundle.Payload
-	device  string      // an A/B pair's inactive device
-	tree    *TreeSwitch // a files target
-	module  int         // a module payload: its index in Journal.Modules, else -1
-}
-
 // plan maps every payload of the bundle to its target and checks the
-// targets, before anything is written. Payloads this device cannot take are
-// refused (*RefusedError); a missing or wrong slot device is an error.
+// targets, before anything is written, each through the handler of its
+// type. Payloads this device cannot take are refused (*RefusedError); a
+// missing or wrong slot device is an error.
 func (a *Agent) plan(cfg *bundle.Config, j *Journal) ([]target, error) {
 	var ts []target
 	for i, p := range cfg.Payloads {
-		t := target{payload: p, module: -1}
-		if p.Type == bundle.Module {
-			// The target names the update module, not a slot.
-			if err := checkModuleName(p.Target); err != nil {
-				return nil, &RefusedError{Bundle: j.name(), Err: fmt.Errorf("payload %q: %w", p.Name, err)}
-			}
-			j.Modules = append(j.Modules, ModuleRun{Payload: p.Name, Module: p.Target, Index: i})
-			t.module = len(j.Modules) - 1
-			ts = append(ts, t)
-			continue
-		}
-		slot, ok := a.cfg.Slots[p.Target]
+		h, ok := payloadHandlers[p.Type]
 		if !ok {
-			return nil, &RefusedError{Bundle: j.name(), Err: fmt.Errorf("payload %q: %w: %q (configured: %s)", p.Name, ErrUnknownTarget, p.Target, strings.Join(sortedKeys(a.cfg.Slots), ", "))}
+			h = unknownHandler{}
 		}
-		switch {
-		case p.Type == bundle.Rootfs && slot.isPair():
-			j.ToSlot = bootenv.OtherSlot(j.FromSlot)
-			j.NeedsReboot = true
-			t.device = slot.Device(j.ToSlot)
-			if err := checkSlotDevice(p.Target, j.ToSlot, t.device, slot.Device(j.FromSlot), p.Size); err != nil {
-				return nil, err
-			}
-		case p.Type == bundle.Files && !slot.isPair():
-			t.tree = planTree(p.Target, slot.Dir, cfg.Version, p)
-			j.Trees = append(j.Trees, *t.tree)
-		default:
-			kind := "an A/B pair"
-			if !slot.isPair() {
-				kind = "a directory"
-			}
-			return nil, &RefusedError{Bundle: j.name(), Err: fmt.Errorf("payload %q of type %s cannot go to target %q, which is %s", p.Name, p.Type, p.Target, kind)}
+		t, err := h.plan(a, cfg, j, i)
+		if err != nil {
+			return nil, err
 		}
+		t.handler = h
 		ts = append(ts, t)
 	}
 	return ts, nil
