@@ -1,0 +1,88 @@
+package qemu
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// cutPoint is where TestGRUBPowerCuts kills QEMU: once the guest's
+// journal shows one of the states (watched every 20 ms), or once the
+// trial boot of the new version is up (trial), plus a delay that spreads
+// the cuts over the step. The delays only place the cut; no test outcome
+// depends on timing: every cut must end in a good, committed system.
+type cutPoint struct {
+	name   string
+	states string // regexp of journal states; "" for a cut in the trial boot
+	delay  time.Duration
+}
+
+var cutPoints = []cutPoint{
+	{"install: verifying", "verifying|writing", 0},
+	{"install: writing, early", "writing", 300 * time.Millisecond},
+	{"install: writing, middle", "writing", 1500 * time.Millisecond},
+	{"install: written, activating", "written|tentative|rebooting", 0},
+	{"install: rebooting", "rebooting", 0},
+	{"trial boot: before boot-check", "", 0},
+	{"trial boot: during boot-check", "", 300 * time.Millisecond},
+	{"trial boot: committing", "", 900 * time.Millisecond},
+}
+
+// TestGRUBPowerCuts cuts the power (SIGKILL to QEMU: the guest's page
+// cache dies with it) at many points of installs from the mirror and of
+// the commits that follow, one after the other on the same disk. After
+// every cut the machine boots again, and it must come up on a good,
+// committed system: the slot GRUB's block selects, no trial pending, the
+// agent's last install finished or undone, and the installed record
+// naming the version that runs.
+func TestGRUBPowerCuts(t *testing.T) {
+	f := getFixture(t)
+	var versions []string
+	var bundles []string
+	for i := range cutPoints {
+		v := fmt.Sprintf("2.%d.0", i+1)
+		versions = append(versions, v)
+		bundles = append(bundles, f.bundle(t, v, ""))
+	}
+	port := f.serve(t, bundles...)
+
+	m := newMachine(t, f)
+	m.start()
+	slot, version, rc := m.ready()
+	if slot != "a" || version != "1.0.0" || rc != "0" {
+		t.Fatalf("first boot: slot %q version %q boot-check %s", slot, version, rc)
+	}
+	prev := version
+	for i, p := range cutPoints {
+		v := versions[i]
+		src := fmt.Sprintf("oci://10.0.2.2:%s/%s:%s", port, bundleName, v)
+		if p.states != "" {
+			// Print the journal's state whenever it changes, then install.
+			m.send(`(last=; while :; do s=$(grep -o '"state": *"[a-z-]*"' /var/lib/ferry/journal.json 2>/dev/null | head -n 1 | tr -d '" :'); ` +
+				`[ "$s" != "$last" ] && echo "FERRY-STATE $s" && last=$s; sleep 0.02; done) & ferry-agent install --plain-http ` + src)
+			m.expect(`FERRY-STATE state(` + p.states + `)\r?\n`)
+		} else {
+			m.send("ferry-agent install --plain-http " + src)
+			m.expect(markBooted + ` slot=[ab] version=` + v + `\r?\n`)
+		}
+		time.Sleep(p.delay)
+		m.kill()
+		m.start()
+		slot, version, rc = m.ready()
+		if rc != "0" {
+			t.Fatalf("cut %d (%s): boot-check failed on slot %s %s (serial log %s)", i+1, p.name, slot, version, m.out.log)
+		}
+		// The install either went through or was undone: nothing else.
+		if version != v && version != prev {
+			t.Fatalf("cut %d (%s): runs %s, want %s or %s", i+1, p.name, version, prev, v)
+		}
+		prev = version
+		m.requireCommitted(slot, version)
+		t.Logf("cut %d (%s): came back on slot %s, version %s, committed", i+1, p.name, slot, version)
+	}
+	m.shutdown()
+	if env := m.grubEnv(); env["upgrade_available"] != "0" || env["ferry_slot"] != slot {
+		t.Fatalf("GRUB's block at the end: %v, running slot %s", env, slot)
+	}
+	t.Logf("%d power cuts, %d power-ons; serial logs in %s", len(cutPoints), m.boots, m.logs)
+}
