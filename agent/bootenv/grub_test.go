@@ -112,6 +112,16 @@ func TestGrubEnvFile(t *testing.T) {
 	if got := mustLoad(t, g); !maps.Equal(got, map[string]string{"a": "1"}) {
 		t.Errorf("got %q", got)
 	}
+	// An existing block is overwritten in place, as GRUB's save_env does:
+	// the same file (a rename on the FAT ESP is not durable; see Save).
+	before, _ := os.Stat(g.Path)
+	mustSave(t, g, map[string]string{"a": "2"})
+	if after, _ := os.Stat(g.Path); !os.SameFile(before, after) {
+		t.Error("Save replaced the block's file instead of writing it in place")
+	}
+	if got := mustLoad(t, g); !maps.Equal(got, map[string]string{"a": "2"}) {
+		t.Errorf("got %q", got)
+	}
 	// An existing block keeps its size.
 	os.WriteFile(g.Path, []byte(grubEnvSignature+strings.Repeat("#", 2048-len(grubEnvSignature))), 0o600)
 	os.Chmod(g.Path, 0o600)

@@ -19,12 +19,10 @@ type cutPoint struct {
 
 var cutPoints = []cutPoint{
 	{"install: verifying", "verifying|writing", 0},
-	{"install: writing, early", "writing", 300 * time.Millisecond},
 	{"install: writing, middle", "writing", 1500 * time.Millisecond},
 	{"install: written, activating", "written|tentative|rebooting", 0},
 	{"install: rebooting", "rebooting", 0},
 	{"trial boot: before boot-check", "", 0},
-	{"trial boot: during boot-check", "", 300 * time.Millisecond},
 	{"trial boot: committing", "", 900 * time.Millisecond},
 }
 
