@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestOnlyTestsImport keeps testutil and testtool out of every package's
+// TestOnlyTestsImport keeps testutil, testtool and depcheck out of every package's
 // non-test imports, so they never end up in a binary.
 func TestOnlyTestsImport(t *testing.T) {
 	if testing.Short() {
@@ -23,7 +23,7 @@ func TestOnlyTestsImport(t *testing.T) {
 	for line := range strings.Lines(string(out)) {
 		pkg, imports, _ := strings.Cut(line, ":")
 		for _, imp := range strings.Fields(imports) {
-			if (imp == "github.com/ferry-update/ferry/internal/testutil" || imp == "github.com/ferry-update/ferry/internal/testtool") && pkg != "github.com/ferry-update/ferry/internal/testutil" {
+			if (imp == "github.com/ferry-update/ferry/internal/testutil" || imp == "github.com/ferry-update/ferry/internal/testtool" || imp == "github.com/ferry-update/ferry/internal/depcheck") && pkg != "github.com/ferry-update/ferry/internal/testutil" {
 				t.Errorf("a non-test file of %s imports %s", pkg, imp)
 			}
 		}

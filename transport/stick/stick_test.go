@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/depcheck"
 	"github.com/ferry-update/ferry/internal/verifyio"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -528,32 +528,5 @@ func FuzzParseReport(f *testing.F) {
 // TestDepcheck keeps transport/stick fit for the device agent: none of the
 // host-side dependencies, built as on devices (no cgo).
 func TestDepcheck(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs go list")
-	}
-	cmd := exec.Command("go", "list", "-deps", ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	forbidden := []string{
-		"github.com/diskfs/go-diskfs", "github.com/google/go-containerregistry", "modernc.org/sqlite",
-		"github.com/mattn/go-sqlite3", "github.com/DataDog/zstd", "github.com/ferry-update/ferry/mirror",
-		"github.com/spf13/cobra", "github.com/schollz/progressbar",
-	}
-	deps := strings.Fields(string(out))
-	for _, dep := range deps {
-		for _, f := range forbidden {
-			if dep == f || strings.HasPrefix(dep, f+"/") {
-				t.Errorf("transport/stick depends on %s", dep)
-			}
-		}
-		if dep == "github.com/ferry-update/ferry/media" {
-			t.Error("transport/stick depends on package media")
-		}
-	}
-	if len(deps) < 10 {
-		t.Fatalf("go list listed only %v", deps)
-	}
+	depcheck.Device(t, depcheck.Module+"/transport/stick")
 }

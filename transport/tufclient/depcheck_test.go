@@ -1,9 +1,10 @@
 package tufclient_test
 
 import (
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/ferry-update/ferry/internal/depcheck"
 )
 
 // TestDependencies keeps the device-side TUF client small: it imports
@@ -15,11 +16,7 @@ import (
 // (sigstore's signature package and its dependencies) the agent already
 // has for checking bundle signatures.
 func TestDependencies(t *testing.T) {
-	const self = "github.com/ferry-update/ferry/transport/tufclient"
-	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, self).Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
+	const self = depcheck.Module + "/transport/tufclient"
 	allowed := map[string]bool{
 		"github.com/theupdateframework/go-tuf/v2/metadata":                 true,
 		"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata": true,
@@ -27,15 +24,11 @@ func TestDependencies(t *testing.T) {
 		"github.com/ferry-update/ferry/internal/atomicfile":                true,
 		"github.com/ferry-update/ferry/internal/verifyio":                  true,
 	}
-	for _, imp := range strings.Fields(string(out)) {
+	for _, imp := range depcheck.Imports(t, self) {
 		first, _, _ := strings.Cut(imp, "/")
 		if strings.Contains(first, ".") && !allowed[imp] {
 			t.Errorf("tufclient imports %s", imp)
 		}
-	}
-	out, err = exec.Command("go", "list", "-deps", self).Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
 	}
 	banned := []string{
 		"github.com/theupdateframework/go-tuf/v2/metadata/updater",
@@ -48,14 +41,15 @@ func TestDependencies(t *testing.T) {
 		"modernc.org/",
 		"github.com/ferry-update/ferry/",
 	}
-	for _, dep := range strings.Fields(string(out)) {
-		if dep == self || allowed[dep] {
+	for _, dep := range depcheck.Deps(t, nil, self) {
+		if dep.Path == self || allowed[dep.Path] {
 			continue
 		}
 		for _, b := range banned {
-			if strings.HasPrefix(dep, b) {
-				t.Errorf("tufclient depends on %s", dep)
+			if strings.HasPrefix(dep.Path, b) {
+				t.Errorf("tufclient depends on %s", dep.Path)
 			}
 		}
 	}
+	depcheck.Device(t, self)
 }
