@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/transport/stick"
 	"github.com/ferry-update/ferry/transport/tufclient"
+	"github.com/ferry-update/ferry/transport/wire"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -130,13 +132,13 @@ func stickRoots(s *stick.Stick) ([][]byte, error) {
 			docs = append(docs, b)
 		}
 	}
-	ents, err := s.ReadDir("roots")
+	ents, err := s.ReadDir(wire.RootsDir)
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range ents {
 		if _, ok := RootFileVersion(e.Name()); ok && e.Type().IsRegular() {
-			b, err := s.ReadFile("roots/"+e.Name(), verify.MaxRootSize)
+			b, err := s.ReadFile(path.Join(wire.RootsDir, e.Name()), verify.MaxRootSize)
 			if err != nil {
 				return nil, err
 			}

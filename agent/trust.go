@@ -12,13 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/verifyio"
+	"github.com/ferry-update/ferry/transport/wire"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -28,7 +28,7 @@ import (
 // re-proved from the provisioned one at each start.
 const (
 	rootFile = "root.json"
-	rootsDir = "roots"
+	rootsDir = wire.RootsDir
 	// rootRefusedFile records why kept roots were refused at a start,
 	// for status, until a newer root is accepted.
 	rootRefusedFile = "root-refused"
@@ -215,7 +215,7 @@ func (a *Agent) storeChain(p int64, chain [][]byte) error {
 
 // storeChainRoot keeps doc, root version v, in rootsDir unless it is there.
 func (a *Agent) storeChainRoot(v int64, doc []byte) error {
-	path := filepath.Join(a.path(rootsDir), strconv.FormatInt(v, 10)+".root.json")
+	path := filepath.Join(a.path(rootsDir), wire.RootFile(v))
 	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, doc) {
 		return nil
 	}
@@ -331,8 +331,8 @@ func (a *Agent) applyBundleRoots(br *bundle.Reader) {
 }
 
 // mirrorRootsPath is where a mirror serves trust roots (TRUST.md §10):
-// GET /ferry/v1/roots/N.root.json, 404 when it has no version N.
-const mirrorRootsPath = "/ferry/v1/roots/"
+// GET /ferry/v1/roots/N.root.json (wire.RootsPath), 404 when it has no
+// version N.
 
 // maxMirrorRoots bounds the roots fetched in one poll, so a mirror cannot
 // keep the agent fetching forever.
@@ -354,7 +354,7 @@ func (a *Agent) ApplyMirrorRoots(ctx context.Context, client *http.Client) (*ver
 	}
 	var docs [][]byte
 	for v := a.root.Version() + 1; len(docs) < maxMirrorRoots; v++ {
-		b, err := fetchRoot(ctx, client, base.JoinPath(mirrorRootsPath, strconv.FormatInt(v, 10)+".root.json").String())
+		b, err := fetchRoot(ctx, client, base.JoinPath(wire.RootsPath, wire.RootFile(v)).String())
 		if err != nil {
 			return a.root, fmt.Errorf("fetch trust root v%d: %w", v, err)
 		}
@@ -413,14 +413,7 @@ func (a *Agent) ApplyRootFiles(paths []string) (*verify.Root, error) {
 
 // RootFileVersion returns N for a file named N.root.json, the name roots
 // are published under (TRUST.md §10), and false for any other name.
-func RootFileVersion(name string) (int64, bool) {
-	n, ok := strings.CutSuffix(filepath.Base(name), ".root.json")
-	if !ok {
-		return 0, false
-	}
-	v, err := strconv.ParseInt(n, 10, 64)
-	return v, err == nil && v > 0
-}
+func RootFileVersion(name string) (int64, bool) { return wire.RootFileVersion(name) }
 
 // policy is what bundles must satisfy now.
 func (a *Agent) policy() (verify.Policy, error) {

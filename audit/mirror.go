@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/transport/tufclient"
+	"github.com/ferry-update/ferry/transport/wire"
 )
 
 // MirrorMetadata is the state of a mirror's TUF metadata (timestamp,
@@ -72,7 +73,7 @@ func (s *mirrorDirSource) List(ctx context.Context) (*Listing, error) {
 	if _, err := os.Stat(st.TUFRootPath()); err == nil {
 		rootPath, desc, pinned := s.o.MirrorRoot, s.o.MirrorRoot, true
 		if rootPath == "" {
-			rootPath, desc, pinned = filepath.Join(filepath.Dir(st.TUFRootPath()), "1.root.json"), "the mirror's own 1.root.json (trusted on first use)", false
+			rootPath, desc, pinned = filepath.Join(filepath.Dir(st.TUFRootPath()), wire.RootFile(1)), "the mirror's own "+wire.RootFile(1)+" (trusted on first use)", false
 		}
 		if targets, l.Mirror, err = checkTUF(ctx, client, inProcessBase, rootPath, desc, pinned, s.o.Now); err != nil {
 			return nil, fmt.Errorf("audit %s: %w", s.target, err)
@@ -122,7 +123,7 @@ func (s *mirrorURLSource) List(ctx context.Context) (*Listing, error) {
 			return nil, fmt.Errorf("audit %s: %w (pin its root with --mirror-root)", s.target, err)
 		}
 		defer os.Remove(tmp)
-		rootPath, desc, pinned = tmp, base+"/tuf/1.root.json (trusted on first use)", false
+		rootPath, desc, pinned = tmp, firstRootURL(base)+" (trusted on first use)", false
 	}
 	targets, mm, err := checkTUF(ctx, client, base, rootPath, desc, pinned, s.o.Now)
 	if err != nil {
@@ -175,9 +176,12 @@ func checkTUF(ctx context.Context, client *http.Client, base, rootPath, desc str
 	return t, mm, nil
 }
 
+// firstRootURL is where a mirror at base serves its first TUF root.
+func firstRootURL(base string) string { return base + "/" + wire.TUFDir + "/" + wire.RootFile(1) }
+
 // fetchFirstRoot downloads BASE/tuf/1.root.json into a temporary file.
 func fetchFirstRoot(ctx context.Context, client *http.Client, base string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/tuf/1.root.json", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, firstRootURL(base), nil)
 	if err != nil {
 		return "", err
 	}
@@ -187,7 +191,7 @@ func fetchFirstRoot(ctx context.Context, client *http.Client, base string) (stri
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("mirror root %s/tuf/1.root.json: %s (is this a ferry mirror?)", base, resp.Status)
+		return "", fmt.Errorf("mirror root %s: %s (is this a ferry mirror?)", firstRootURL(base), resp.Status)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, tufclient.MaxRootSize+1))
 	if err != nil {

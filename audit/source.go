@@ -22,6 +22,7 @@ import (
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/transport/stick"
+	"github.com/ferry-update/ferry/transport/wire"
 )
 
 // Kinds of target.
@@ -115,10 +116,10 @@ func Open(target string, o SourceOptions) (Source, error) {
 	}
 	if st.IsDir() {
 		kind, dir := KindMirror, target
-		if _, err := os.Stat(filepath.Join(target, "ferry", "oci-layout")); err == nil {
+		if _, err := os.Stat(filepath.Join(target, wire.StickDir, "oci-layout")); err == nil {
 			kind, dir = KindStick, filepath.Join(target, "ferry")
 		} else if filepath.Base(filepath.Clean(target)) == "ferry" {
-			if _, err := os.Stat(filepath.Join(target, "tuf")); err != nil {
+			if _, err := os.Stat(filepath.Join(target, wire.TUFDir)); err != nil {
 				kind = KindStick
 			}
 		}

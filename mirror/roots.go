@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/internal/atomicfile"
+	"github.com/ferry-update/ferry/transport/wire"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -20,14 +21,14 @@ import (
 const (
 	// RootsPath is the URL path under which roots are served:
 	// GET RootsPath + "N.root.json", 404 when the mirror has no version N.
-	RootsPath = "/ferry/v1/roots/"
-	rootsDir  = "roots"
+	RootsPath = wire.RootsPath
+	rootsDir  = wire.RootsDir
 )
 
 var rootNameRE = regexp.MustCompile(`^[1-9][0-9]{0,15}\.root\.json$`)
 
 func (s *Store) rootPath(v int64) string {
-	return filepath.Join(s.dir, rootsDir, strconv.FormatInt(v, 10)+".root.json")
+	return filepath.Join(s.dir, rootsDir, wire.RootFile(v))
 }
 
 // AddRootResult says what AddRoot did.
@@ -125,7 +126,7 @@ func (s *Store) highestRoot() (int64, error) {
 		if !rootNameRE.MatchString(e.Name()) {
 			continue
 		}
-		v, err := strconv.ParseInt(e.Name()[:len(e.Name())-len(".root.json")], 10, 64)
+		v, err := strconv.ParseInt(e.Name()[:len(e.Name())-len(wire.RootSuffix)], 10, 64)
 		if err == nil && v > highest {
 			highest = v
 		}

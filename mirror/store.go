@@ -22,17 +22,18 @@ import (
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/verifyio"
 	"github.com/ferry-update/ferry/transport/oci"
+	"github.com/ferry-update/ferry/transport/wire"
 )
 
 // Annotations the store puts on its index.json entries.
 const (
 	// RepositoryAnnotation names the repository (the bundle's name) an
 	// entry belongs to, so no tool has to split ref names.
-	RepositoryAnnotation = "dev.ferry.repository"
+	RepositoryAnnotation = wire.RepositoryAnnotation
 	// BundleNameAnnotation and BundleVersionAnnotation are on bundle
 	// entries, from the bundle's config.
-	BundleNameAnnotation    = "dev.ferry.bundle.name"
-	BundleVersionAnnotation = "dev.ferry.bundle.version"
+	BundleNameAnnotation    = wire.BundleNameAnnotation
+	BundleVersionAnnotation = wire.BundleVersionAnnotation
 )
 
 // Files of a store directory.

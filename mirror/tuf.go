@@ -22,12 +22,13 @@ import (
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/transport/tufclient"
+	"github.com/ferry-update/ferry/transport/wire"
 	"github.com/ferry-update/ferry/verify"
 )
 
 // Files of the mirror's TUF repository (see doc.go, "Freshness").
 const (
-	tufDir        = "tuf"
+	tufDir        = wire.TUFDir
 	tufConfigFile = "tuf/config.json"
 	onlineKeyFile = "keys/online.key"
 	// keepVersions is how many versioned snapshot and targets files stay
@@ -235,17 +236,17 @@ func (s *Store) writeRoot(root *metadata.Metadata[metadata.RootType], signer *tu
 	if err := root.VerifyDelegate(metadata.ROOT, root); err != nil {
 		return fmt.Errorf("the new root does not verify: %w", err)
 	}
-	if err := atomicfile.WriteFile(s.tufPath(strconv.FormatInt(root.Signed.Version, 10)+".root.json"), b, 0o644); err != nil {
+	if err := atomicfile.WriteFile(s.tufPath(wire.RootFile(root.Signed.Version)), b, 0o644); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(s.tufPath("root.json"), b, 0o644)
+	return atomicfile.WriteFile(s.tufPath(wire.TUFRootFile), b, 0o644)
 }
 
 func (s *Store) tufPath(name string) string { return filepath.Join(s.dir, tufDir, name) }
 
 // TUFRootPath is the mirror's current TUF root: the file devices are
 // provisioned with to trust this mirror.
-func (s *Store) TUFRootPath() string { return s.tufPath("root.json") }
+func (s *Store) TUFRootPath() string { return s.tufPath(wire.TUFRootFile) }
 
 func (s *Store) mirrorKey() (crypto.Signer, error) {
 	b, err := s.KeyPEM()

@@ -13,10 +13,12 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ferry-update/ferry/transport/wire"
 )
 
 // Path is where a mirror takes check-ins.
-const Path = "/ferry/v1/checkin"
+const Path = wire.CheckinPath
 
 // Limits of a report.
 const (

@@ -18,24 +18,24 @@ import (
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/verifyio"
+	"github.com/ferry-update/ferry/transport/wire"
 )
 
 // Names on a stick, relative to the root of its filesystem.
 const (
 	// Dir is the layout directory at the root of a stick.
-	Dir = "ferry"
+	Dir = wire.StickDir
 	// ReportsDir and TrustDir are inside Dir.
-	ReportsDir = "reports"
-	TrustDir   = "trust"
+	ReportsDir = wire.StickReportsDir
+	TrustDir   = wire.StickTrustDir
 )
 
-// Annotations a mirror store puts on index.json entries; the same strings
-// as mirror.RepositoryAnnotation and friends (a media test keeps them
-// equal), repeated because the agent must not import package mirror.
+// Annotations a mirror store puts on index.json entries (package wire
+// names them for both sides).
 const (
-	repositoryAnnotation    = "dev.ferry.repository"
-	bundleNameAnnotation    = "dev.ferry.bundle.name"
-	bundleVersionAnnotation = "dev.ferry.bundle.version"
+	repositoryAnnotation    = wire.RepositoryAnnotation
+	bundleNameAnnotation    = wire.BundleNameAnnotation
+	bundleVersionAnnotation = wire.BundleVersionAnnotation
 )
 
 // Limits on what a layout makes a reader hold in memory.

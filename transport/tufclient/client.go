@@ -18,6 +18,7 @@ import (
 
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/verifyio"
+	"github.com/ferry-update/ferry/transport/wire"
 )
 
 // Size limits of the metadata files, so that a hostile mirror cannot feed
@@ -158,7 +159,7 @@ type verifier struct {
 func (v *verifier) updateRoot() error {
 	for range MaxRootRotations {
 		next := v.trusted.Root.Signed.Version + 1
-		b, err := v.fetch("root", strconv.FormatInt(next, 10)+".root.json", MaxRootSize)
+		b, err := v.fetch("root", wire.RootFile(next), MaxRootSize)
 		if errors.Is(err, errNotFound) {
 			break
 		}
@@ -167,9 +168,9 @@ func (v *verifier) updateRoot() error {
 		}
 		if _, err := v.trusted.UpdateRoot(b); err != nil {
 			e := classify("root", err)
-			e.Msg = fmt.Sprintf("%d.root.json", next)
+			e.Msg = wire.RootFile(next)
 			if e.Kind == Rollback {
-				e.Kind, e.Msg = Mismatch, fmt.Sprintf("%d.root.json is not root version %d", next, next)
+				e.Kind, e.Msg = Mismatch, fmt.Sprintf("%s is not root version %d", wire.RootFile(next), next)
 			}
 			return e
 		}
@@ -330,7 +331,7 @@ var errNotFound = errors.New("not found")
 
 // fetch GETs baseURL/tuf/name, at most max bytes.
 func (v *verifier) fetch(role, name string, max int64) ([]byte, error) {
-	u := v.base.JoinPath("tuf", name).String()
+	u := v.base.JoinPath(wire.TUFDir, name).String()
 	req, err := http.NewRequestWithContext(v.ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, &Error{Kind: Unavailable, Role: role, Err: err}

@@ -9,8 +9,8 @@ import (
 
 // TestDependencies keeps the device-side TUF client small: it imports
 // only the standard library, go-tuf's metadata and trustedmetadata
-// packages, x/mod/semver, internal/atomicfile and internal/verifyio (both
-// standard library only, besides go-digest), and nothing pulls in go-tuf's updater (and
+// packages, x/mod/semver, internal/atomicfile, internal/verifyio and transport/wire
+// (standard library only, besides go-digest), and nothing pulls in go-tuf's updater (and
 // its retry library), go-containerregistry's registry code, cobra, SQLite
 // or any other ferry package. Everything go-tuf's metadata needs
 // (sigstore's signature package and its dependencies) the agent already
@@ -23,6 +23,7 @@ func TestDependencies(t *testing.T) {
 		"golang.org/x/mod/semver":                                          true,
 		"github.com/ferry-update/ferry/internal/atomicfile":                true,
 		"github.com/ferry-update/ferry/internal/verifyio":                  true,
+		"github.com/ferry-update/ferry/transport/wire":                     true,
 	}
 	for _, imp := range depcheck.Imports(t, self) {
 		first, _, _ := strings.Cut(imp, "/")

@@ -1,0 +1,66 @@
+// Package wire names, in one place, the paths and file names that ferry's
+// host and device sides must agree on: the HTTP paths a mirror serves,
+// the file names of trust roots and TUF metadata, the directories of a
+// mirror store and of a stick, and the annotations a mirror store puts on
+// its index. It is standard library only, so both sides import it.
+package wire
+
+import (
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// HTTP paths a mirror serves beside the OCI distribution API (/v2/).
+const (
+	// RootsPath is the URL path under which trust roots are served:
+	// GET RootsPath + RootFile(N), 404 when the mirror has no version N.
+	RootsPath = "/ferry/v1/roots/"
+	// CheckinPath is where devices POST their check-ins.
+	CheckinPath = "/ferry/v1/checkin"
+	// TUFDir is the directory of the mirror's TUF metadata, in a mirror
+	// store and as the URL path /tuf/ on its server.
+	TUFDir = "tuf"
+)
+
+// File and directory names.
+const (
+	// RootSuffix ends the file name of a trust root: N.root.json.
+	RootSuffix = ".root.json"
+	// RootsDir holds the chain of trust roots as N.root.json: in a mirror
+	// store, in a stick's layout and in the agent's state directory.
+	RootsDir = "roots"
+	// TUFRootFile is the current TUF root in TUFDir; the versioned ones
+	// are RootFile(N) beside it.
+	TUFRootFile = "root.json"
+	// StickDir is the layout directory at the root of a stick;
+	// StickReportsDir and StickTrustDir are inside it.
+	StickDir        = "ferry"
+	StickReportsDir = "reports"
+	StickTrustDir   = "trust"
+)
+
+// Annotations a mirror store puts on its index.json entries, which the
+// device reads from a stick's copy of that layout.
+const (
+	// RepositoryAnnotation names the repository an entry belongs to.
+	RepositoryAnnotation = "dev.ferry.repository"
+	// BundleNameAnnotation and BundleVersionAnnotation name the bundle.
+	BundleNameAnnotation    = "dev.ferry.bundle.name"
+	BundleVersionAnnotation = "dev.ferry.bundle.version"
+)
+
+// RootFile is the file name of trust root (or TUF root) version v:
+// "N.root.json".
+func RootFile(v int64) string { return strconv.FormatInt(v, 10) + RootSuffix }
+
+// RootFileVersion returns N for a file named N.root.json (any directory
+// before it is ignored), and false for any other name or an N below 1.
+func RootFileVersion(name string) (int64, bool) {
+	n, ok := strings.CutSuffix(filepath.Base(name), RootSuffix)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(n, 10, 64)
+	return v, err == nil && v > 0
+}
