@@ -16,6 +16,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-update/ferry/transport/httpget"
 )
 
 // ErrNotFound is matched (errors.Is) by the error for anything the registry
@@ -300,7 +302,7 @@ func (b *blobReader) open() error {
 	}
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && b.pos > 0:
-		start, err := contentRangeStart(resp.Header.Get("Content-Range"))
+		start, _, _, err := httpget.ParseContentRange(resp.Header.Get("Content-Range"))
 		if err != nil || start != b.pos {
 			drain(resp)
 			return fmt.Errorf("blob %s: asked for bytes from %d, got Content-Range %q", b.d.Digest, b.pos, resp.Header.Get("Content-Range"))
@@ -351,13 +353,13 @@ func (b *blobReader) Read(p []byte) (int, error) {
 }
 
 // resume reopens the blob at the current position, after a pause that
-// grows with each resume (100ms, 200ms, ... capped at 2s).
+// grows with each resume (httpget.Backoff from 100ms, capped at 2s).
 func (b *blobReader) resume() error {
 	used := b.r.opts.Retries - b.left
 	b.left--
 	b.body.Close()
 	b.body = nil
-	pause := time.Duration(min(used+1, 20)) * 100 * time.Millisecond
+	pause := httpget.Backoff(100*time.Millisecond, 2*time.Second, used+1)
 	select {
 	case <-time.After(pause):
 	case <-b.ctx.Done():
@@ -373,18 +375,6 @@ func (b *blobReader) Close() error {
 	err := b.body.Close()
 	b.body = nil
 	return err
-}
-
-func contentRangeStart(h string) (int64, error) {
-	s, ok := strings.CutPrefix(h, "bytes ")
-	if !ok {
-		return 0, fmt.Errorf("content range %q", h)
-	}
-	start, _, ok := strings.Cut(s, "-")
-	if !ok {
-		return 0, fmt.Errorf("content range %q", h)
-	}
-	return strconv.ParseInt(start, 10, 64)
 }
 
 // Tags lists the repository's tags, following the registry's pagination.
