@@ -312,16 +312,28 @@ func (e *ConfigError) Error() string {
 
 func (e *ConfigError) Unwrap() error { return e.Err }
 
+// ConfigReadError is LoadConfig's failure to read the configuration file
+// at all (a missing file wraps fs.ErrNotExist), as opposed to a
+// *ConfigError about its contents.
+type ConfigReadError struct {
+	Path string
+	Err  error
+}
+
+func (e *ConfigReadError) Error() string { return "read config: " + e.Err.Error() }
+func (e *ConfigReadError) Unwrap() error { return e.Err }
+
 // LoadConfig reads and checks the configuration file at path. Relative
-// paths in it are taken relative to the file's directory.
+// paths in it are taken relative to the file's directory. A file that
+// cannot be read is a *ConfigReadError.
 func LoadConfig(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, &ConfigReadError{Path: path, Err: err}
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, &ConfigReadError{Path: path, Err: err}
 	}
 	return ParseConfig(b, path, filepath.Dir(abs))
 }

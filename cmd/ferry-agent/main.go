@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -43,6 +44,7 @@ func refused(err error) bool {
 
 func hint(err error) string {
 	var ce *agent.ConfigError
+	var cre *agent.ConfigReadError
 	var re *verify.RootError
 	var ve *agent.VersionError
 	var de *agent.DependencyError
@@ -60,7 +62,7 @@ func hint(err error) string {
 		return fmt.Sprintf("nothing was written; install a bundle that provides %s first ('ferry-agent status' lists the installed components)", de.Dependency)
 	case errors.As(err, &ce):
 		return "see examples/agent/ferry-agent.toml for every setting"
-	case errors.Is(err, fs.ErrNotExist) && strings.Contains(err.Error(), "read config"):
+	case errors.As(err, &cre) && errors.Is(cre, fs.ErrNotExist):
 		return "give the configuration with --config FILE, or install one at /etc/ferry/agent.toml (examples/agent/ferry-agent.toml documents every setting)"
 	case errors.Is(err, bundle.ErrTruncated):
 		return "the bundle is incomplete: copy or download it again"
@@ -70,7 +72,7 @@ func hint(err error) string {
 		return "the boot environment is missing or corrupt; the bootloader uses its built-in defaults. Restore it (fw_setenv, grub-editenv) before installing"
 	case errors.Is(err, agent.ErrSlotDevice):
 		return "nothing was written; fix the slot configuration or the device"
-	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+	case errors.Is(err, http.ErrSchemeMismatch):
 		return "the registry speaks plain http: add --plain-http (or set plain_http under [source])"
 	case errors.Is(err, module.ErrNoModule):
 		return "install the update module in the modules directory ([modules] dir) and try again"
