@@ -240,16 +240,11 @@ func build(out string, bundlePaths []string, o BuildOptions) (*BuildResult, erro
 	}
 	free, _ := t.free()
 	res.Free = int64(free) * g.clusterBytes()
-	if err := f.Sync(); err != nil {
-		return nil, err
-	}
-	if err := f.Close(); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(f.Name(), out); err != nil {
-		return nil, err
-	}
+	err = atomicfile.Commit(f, out) // on error it removes f itself
 	f = nil
+	if err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 

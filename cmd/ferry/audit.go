@@ -146,21 +146,19 @@ func runAudit(ctx context.Context, s *streams, target string, o auditOptions) er
 	return rejected{fmt.Errorf("audit %s: %d of %d bundle(s) failed the audit", target, rep.Failed, len(rep.Bundles))}
 }
 
-// writeHTMLReport writes the report beside path and renames it into place.
+// writeHTMLReport writes the report durably: beside path, then renamed
+// into place.
 func writeHTMLReport(path string, rep *audit.Report) error {
 	f, err := atomicfile.CreateTempPerm(path, 0o644)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
 	if err := rep.WriteHTML(f); err != nil {
 		f.Close()
+		os.Remove(f.Name())
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.Commit(f, path)
 }
 
 // toolVersion names this ferry in reports, as ferry version does.
