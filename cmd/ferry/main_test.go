@@ -11,7 +11,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,7 +62,7 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
-			"exitcode": cmdExitcode,
+			"exitcode": testutil.ExitCode,
 			"randfile": cmdRandfile,
 			"flipbyte": cmdFlipbyte,
 			"truncate": cmdTruncate,
@@ -72,30 +71,6 @@ func TestScripts(t *testing.T) {
 			"flippart": cmdFlippart,
 		},
 	})
-}
-
-// exitcode N PROG [ARGS...]: testscript's "! exec" only knows non-zero;
-// ferry's exit codes (README) tell a refused bundle (3) from a usage error
-// (2) and any other failure (1).
-func cmdExitcode(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) < 2 {
-		ts.Fatalf("usage: exitcode N PROG [ARGS...]")
-	}
-	want, err := strconv.Atoi(args[0])
-	if err != nil {
-		ts.Fatalf("exitcode: %q is not a number", args[0])
-	}
-	got := 0
-	if err := ts.Exec(args[1], args[2:]...); err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			ts.Fatalf("exitcode: %v", err)
-		}
-		got = ee.ExitCode()
-	}
-	if got != want {
-		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
-	}
 }
 
 func cmdRandfile(ts *testscript.TestScript, neg bool, args []string) {
