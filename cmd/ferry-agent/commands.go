@@ -14,8 +14,18 @@ import (
 	"github.com/ferry-update/ferry/internal/display"
 )
 
+// installOptions are the flags of ferry-agent install.
+type installOptions struct {
+	asJSON, plainHTTP bool
+}
+
+func (o *installOptions) addFlags(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().BoolVar(&o.plainHTTP, "plain-http", false, "fetch oci:// references over http:// (a mirror without TLS; also [source] plain_http)")
+}
+
 func newInstallCommand(s *streams, g *globalOptions) *cobra.Command {
-	var asJSON, plainHTTP bool
+	var o installOptions
 	cmd := &cobra.Command{
 		Use:   "install SOURCE",
 		Short: "Install a bundle from a file, - (stdin), an http(s) URL, an oci:// reference or a stick",
@@ -41,53 +51,69 @@ With a mirror configured ([mirror] url), install, boot-check, commit and
 rollback check in at once, so the mirror's device list is right before
 the next poll; a failed check-in is a warning, not a failure.`,
 		Args: args(1, "a bundle FILE, -, an http(s) URL or an oci:// reference"),
-		RunE: func(c *cobra.Command, a []string) error {
-			adjust := func(cfg *agent.Config) {
-				if plainHTTP {
-					cfg.Source.PlainHTTP = true
-				}
-			}
-			return withAgent(s, g, func(ag *agent.Agent) error {
-				if agent.IsStickDir(a[0]) {
-					return installStick(c.Context(), s, ag, a[0], asJSON)
-				}
-				src, err := ag.OpenSource(c.Context(), a[0], s.in)
-				if err != nil {
-					return err
-				}
-				defer src.Close()
-				update, finish := display.Progress(s.err, sourceSize(a[0]), "installing")
-				r, err := ag.Install(c.Context(), &display.CountingReader{R: src, Update: update}, a[0])
-				finish()
-				ag.CheckInNow(c.Context(), err)
-				return report(s, asJSON, r, err)
-			}, adjust)
-		},
+		RunE: func(c *cobra.Command, a []string) error { return runInstall(c.Context(), s, g, o, a) },
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
-	cmd.Flags().BoolVar(&plainHTTP, "plain-http", false, "fetch oci:// references over http:// (a mirror without TLS; also [source] plain_http)")
+	o.addFlags(cmd)
 	return cmd
+}
+
+// runInstall installs the bundle at a[0]: a stick, or any source
+// agent.OpenSource reads.
+func runInstall(ctx context.Context, s *streams, g *globalOptions, o installOptions, a []string) error {
+	adjust := func(cfg *agent.Config) {
+		if o.plainHTTP {
+			cfg.Source.PlainHTTP = true
+		}
+	}
+	return withAgent(s, g, func(ag *agent.Agent) error {
+		if agent.IsStickDir(a[0]) {
+			return installStick(ctx, s, ag, a[0], o.asJSON)
+		}
+		src, err := ag.OpenSource(ctx, a[0], s.in)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		update, finish := display.Progress(s.err, sourceSize(a[0]), "installing")
+		r, err := ag.Install(ctx, &display.CountingReader{R: src, Update: update}, a[0])
+		finish()
+		ag.CheckInNow(ctx, err)
+		return report(s, o.asJSON, r, err)
+	}, adjust)
 }
 
 // newStepCommand builds the commands that move an update on trial one step
 // (boot-check, commit, rollback): no arguments, --json, one agent call.
-func newStepCommand(s *streams, g *globalOptions, use, short, long string, step func(*agent.Agent, context.Context) (*agent.Result, error)) *cobra.Command {
-	var asJSON bool
+func newStepCommand(s *streams, g *globalOptions, use, short, long string, step agentStep) *cobra.Command {
+	var o jsonOptions
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
 		Long:  long,
 		Args:  args(0, "no arguments"),
-		RunE: func(c *cobra.Command, _ []string) error {
-			return withAgent(s, g, func(ag *agent.Agent) error {
-				r, err := step(ag, c.Context())
-				ag.CheckInNow(c.Context(), err)
-				return report(s, asJSON, r, err)
-			})
-		},
+		RunE:  func(c *cobra.Command, _ []string) error { return runStep(c.Context(), s, g, o, step) },
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	o.addFlags(cmd, "print the result as JSON")
 	return cmd
+}
+
+// agentStep is one of the agent's steps on an update on trial.
+type agentStep func(*agent.Agent, context.Context) (*agent.Result, error)
+
+// jsonOptions are the flags of a command whose only flag is --json.
+type jsonOptions struct{ asJSON bool }
+
+func (o *jsonOptions) addFlags(cmd *cobra.Command, help string) {
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, help)
+}
+
+// runStep runs step, checks in its outcome and reports it.
+func runStep(ctx context.Context, s *streams, g *globalOptions, o jsonOptions, step agentStep) error {
+	return withAgent(s, g, func(ag *agent.Agent) error {
+		r, err := step(ag, ctx)
+		ag.CheckInNow(ctx, err)
+		return report(s, o.asJSON, r, err)
+	})
 }
 
 func newBootCheckCommand(s *streams, g *globalOptions) *cobra.Command {
@@ -112,31 +138,34 @@ func newRollbackCommand(s *streams, g *globalOptions) *cobra.Command {
 }
 
 func newStatusCommand(s *streams, g *globalOptions) *cobra.Command {
-	var asJSON bool
+	var o jsonOptions
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show slots, installed version, boot state and the last install",
 		Args:  args(0, "no arguments"),
-		RunE: func(_ *cobra.Command, _ []string) error {
-			return withAgent(s, g, func(ag *agent.Agent) error {
-				st, err := ag.Status()
-				if asJSON {
-					out := struct {
-						*agent.Status
-						Error string `json:"error,omitempty"`
-					}{Status: st}
-					if err != nil {
-						out.Error = err.Error()
-					}
-					return errors.Join(err, writeJSON(s.out, out))
-				}
-				printStatus(s, st)
-				return err
-			})
-		},
+		RunE:  func(*cobra.Command, []string) error { return runStatus(s, g, o) },
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	o.addFlags(cmd, "print the status as JSON")
 	return cmd
+}
+
+// runStatus prints the device's status.
+func runStatus(s *streams, g *globalOptions, o jsonOptions) error {
+	return withAgent(s, g, func(ag *agent.Agent) error {
+		st, err := ag.Status()
+		if o.asJSON {
+			out := struct {
+				*agent.Status
+				Error string `json:"error,omitempty"`
+			}{Status: st}
+			if err != nil {
+				out.Error = err.Error()
+			}
+			return errors.Join(err, writeJSON(s.out, out))
+		}
+		printStatus(s, st)
+		return err
+	})
 }
 
 func printStatus(s *streams, st *agent.Status) {

@@ -35,19 +35,22 @@ download over a slow link still finishes. When nothing is new, run says
 what it checked. After an install that needs a reboot, the reboot command runs and run
 stops; boot-check finishes the install at the next boot.`,
 		Args: args(0, "no arguments"),
-		RunE: func(c *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(c.Context(), syscall.SIGTERM, os.Interrupt)
-			defer stop()
-			cfg, err := g.load(s)
-			if err != nil {
-				return err
-			}
-			if cfg.Mirror.URL == "" && len(cfg.Stick.MountPoints) == 0 && cfg.Stick.Label == "" {
-				return cliexit.UsageError{Err: fmt.Errorf("%s: nothing to watch: set [mirror] url or [stick] mount_points or label", g.config)}
-			}
-			return (&agent.Runner{Config: cfg}).Run(ctx)
-		},
+		RunE: func(c *cobra.Command, _ []string) error { return runRun(c.Context(), s, g) },
 	}
+}
+
+// runRun runs the agent as a daemon until SIGTERM or SIGINT.
+func runRun(ctx context.Context, s *streams, g *globalOptions) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	cfg, err := g.load(s)
+	if err != nil {
+		return err
+	}
+	if cfg.Mirror.URL == "" && len(cfg.Stick.MountPoints) == 0 && cfg.Stick.Label == "" {
+		return cliexit.UsageError{Err: fmt.Errorf("%s: nothing to watch: set [mirror] url or [stick] mount_points or label", g.config)}
+	}
+	return (&agent.Runner{Config: cfg}).Run(ctx)
 }
 
 // installStick installs from the stick at dir and prints its report.

@@ -29,16 +29,20 @@ Versions not above the one held are ignored.`,
 			}
 			return nil
 		},
-		RunE: func(_ *cobra.Command, a []string) error {
-			return withAgent(s, g, func(ag *agent.Agent) error {
-				r, err := ag.ApplyRootFiles(a)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(s.out, "trust root v%d, expires %s\n", r.Version(), r.Expires().Format("2006-01-02 15:04:05Z"))
-				return nil
-			})
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runTrustUpdate(s, g, a) },
 	})
 	return cmd
+}
+
+// runTrustUpdate applies the trust-root files in a and prints the root
+// the device now holds.
+func runTrustUpdate(s *streams, g *globalOptions, a []string) error {
+	return withAgent(s, g, func(ag *agent.Agent) error {
+		r, err := ag.ApplyRootFiles(a)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(s.out, "trust root v%d, expires %s\n", r.Version(), r.Expires().Format("2006-01-02 15:04:05Z"))
+		return nil
+	})
 }
