@@ -191,12 +191,36 @@ func writeRoot(path string, data []byte) error {
 	return atomicfile.WriteFile(path, data, 0o644)
 }
 
-func newTrustInitCommand(s *streams) *cobra.Command {
-	var (
+// The options of the trust commands: their flags, filled by cobra.
+type (
+	trustInitOptions struct {
 		o                            trustWriteOptions
 		rootKeys, releaseKeys, mKeys []string
 		tRoot, tRelease, tMirror     int
-	)
+	}
+	trustAddKeyOptions struct {
+		o         trustWriteOptions
+		role, key string
+		threshold int
+	}
+	trustRevokeOptions struct{ o trustWriteOptions }
+	trustRenewOptions  struct{ o trustWriteOptions }
+	trustRotateOptions struct {
+		o             trustWriteOptions
+		role          string
+		remove, add   []string
+		threshold     int
+		revokeRemoved bool
+	}
+	trustSignOptions struct {
+		sign      []string
+		out, prev string
+	}
+	jsonOptions struct{ asJSON bool }
+)
+
+func newTrustInitCommand(s *streams) *cobra.Command {
+	var opts trustInitOptions
 	cmd := &cobra.Command{
 		Use:   "init --root-key K… --release-key K… [--mirror-key K…] [--threshold-root N] [--threshold-release N] [--expires 365d] [--out root.json]",
 		Short: "Make version 1 of a ferry trust root",
@@ -206,79 +230,82 @@ func newTrustInitCommand(s *streams) *cobra.Command {
 signatures). Root keys held elsewhere are given as .pub and sign later with
 'ferry trust sign' (use --partial). The file is never overwritten.`,
 		Args: args(0, "no arguments"),
-		RunE: func(*cobra.Command, []string) error {
-			if len(rootKeys) == 0 || len(releaseKeys) == 0 {
-				return cliexit.UsageError{Err: errors.New("at least one --root-key and one --release-key are required")}
-			}
-			for _, c := range []struct {
-				flag string
-				n    int
-				keys []string
-			}{{"--threshold-root", tRoot, rootKeys}, {"--threshold-release", tRelease, releaseKeys}, {"--threshold-mirror", tMirror, mKeys}} {
-				if len(c.keys) > 0 && (c.n < 1 || c.n > len(c.keys)) {
-					return cliexit.UsageError{Err: fmt.Errorf("%s %d: want 1 to the number of keys of the role (%d)", c.flag, c.n, len(c.keys))}
-				}
-			}
-			now := time.Now()
-			expires, err := o.expiry(now)
-			if err != nil {
-				return err
-			}
-			signed := verify.NewRootSigned(expires)
-			signers, err := s.loadSigners(o.sign, "")
-			if err != nil {
-				return err
-			}
-			for _, r := range []struct {
-				role      string
-				files     []string
-				threshold int
-			}{{verify.RoleRoot, rootKeys, tRoot}, {verify.RoleRelease, releaseKeys, tRelease}, {verify.RoleMirror, mKeys, tMirror}} {
-				for _, path := range r.files {
-					pub, sg, err := s.loadKeyFile(path)
-					if err != nil {
-						return err
-					}
-					if err := signed.AddKey(r.role, pub); err != nil {
-						return cliexit.UsageError{Err: fmt.Errorf("%s: %w", path, err)}
-					}
-					if sg != nil && r.role == verify.RoleRoot {
-						signers = append(signers, sg)
-					}
-				}
-				if len(r.files) > 0 {
-					if err := signed.SetThreshold(r.role, r.threshold); err != nil {
-						return err
-					}
-				}
-			}
-			root, err := verify.SignRoot(signed, signers...)
-			if err != nil {
-				return err
-			}
-			if err := o.complete(s, root.Verify(now)); err != nil {
-				return err
-			}
-			out := o.out
-			if out == "" {
-				out = "root.json"
-			}
-			if err := writeNew(out, root.Bytes(), 0o644); err != nil {
-				return err
-			}
-			fmt.Fprintf(s.out, "wrote %s: trust root v%d, expires %s\n", out, root.Version(), display.Time(root.Expires()))
-			return nil
-		},
+		RunE: func(*cobra.Command, []string) error { return runTrustInit(s, opts) },
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&rootKeys, "root-key", nil, "key of the root role, which signs new roots (repeatable; a private key also signs this one)")
-	f.StringArrayVar(&releaseKeys, "release-key", nil, "key of the release role, which signs bundles (repeatable)")
-	f.StringArrayVar(&mKeys, "mirror-key", nil, "key of the mirror role, which signs mirror metadata (repeatable)")
-	f.IntVar(&tRoot, "threshold-root", 1, "root keys that must sign the next root")
-	f.IntVar(&tRelease, "threshold-release", 1, "release keys that must sign a bundle")
-	f.IntVar(&tMirror, "threshold-mirror", 1, "mirror keys that must sign mirror metadata")
-	o.addFlags(cmd, "file to write (default root.json; never overwritten)")
+	f.StringArrayVar(&opts.rootKeys, "root-key", nil, "key of the root role, which signs new roots (repeatable; a private key also signs this one)")
+	f.StringArrayVar(&opts.releaseKeys, "release-key", nil, "key of the release role, which signs bundles (repeatable)")
+	f.StringArrayVar(&opts.mKeys, "mirror-key", nil, "key of the mirror role, which signs mirror metadata (repeatable)")
+	f.IntVar(&opts.tRoot, "threshold-root", 1, "root keys that must sign the next root")
+	f.IntVar(&opts.tRelease, "threshold-release", 1, "release keys that must sign a bundle")
+	f.IntVar(&opts.tMirror, "threshold-mirror", 1, "mirror keys that must sign mirror metadata")
+	opts.o.addFlags(cmd, "file to write (default root.json; never overwritten)")
 	return cmd
+}
+
+// runTrustInit makes version 1 of a trust root.
+func runTrustInit(s *streams, opts trustInitOptions) error {
+	if len(opts.rootKeys) == 0 || len(opts.releaseKeys) == 0 {
+		return cliexit.UsageError{Err: errors.New("at least one --root-key and one --release-key are required")}
+	}
+	for _, c := range []struct {
+		flag string
+		n    int
+		keys []string
+	}{{"--threshold-root", opts.tRoot, opts.rootKeys}, {"--threshold-release", opts.tRelease, opts.releaseKeys}, {"--threshold-mirror", opts.tMirror, opts.mKeys}} {
+		if len(c.keys) > 0 && (c.n < 1 || c.n > len(c.keys)) {
+			return cliexit.UsageError{Err: fmt.Errorf("%s %d: want 1 to the number of keys of the role (%d)", c.flag, c.n, len(c.keys))}
+		}
+	}
+	now := time.Now()
+	expires, err := opts.o.expiry(now)
+	if err != nil {
+		return err
+	}
+	signed := verify.NewRootSigned(expires)
+	signers, err := s.loadSigners(opts.o.sign, "")
+	if err != nil {
+		return err
+	}
+	for _, r := range []struct {
+		role      string
+		files     []string
+		threshold int
+	}{{verify.RoleRoot, opts.rootKeys, opts.tRoot}, {verify.RoleRelease, opts.releaseKeys, opts.tRelease}, {verify.RoleMirror, opts.mKeys, opts.tMirror}} {
+		for _, path := range r.files {
+			pub, sg, err := s.loadKeyFile(path)
+			if err != nil {
+				return err
+			}
+			if err := signed.AddKey(r.role, pub); err != nil {
+				return cliexit.UsageError{Err: fmt.Errorf("%s: %w", path, err)}
+			}
+			if sg != nil && r.role == verify.RoleRoot {
+				signers = append(signers, sg)
+			}
+		}
+		if len(r.files) > 0 {
+			if err := signed.SetThreshold(r.role, r.threshold); err != nil {
+				return err
+			}
+		}
+	}
+	root, err := verify.SignRoot(signed, signers...)
+	if err != nil {
+		return err
+	}
+	if err := opts.o.complete(s, root.Verify(now)); err != nil {
+		return err
+	}
+	out := opts.o.out
+	if out == "" {
+		out = "root.json"
+	}
+	if err := writeNew(out, root.Bytes(), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.out, "wrote %s: trust root v%d, expires %s\n", out, root.Version(), display.Time(root.Expires()))
+	return nil
 }
 
 // complete decides, from the verdict on a new root's signatures, whether
@@ -346,36 +373,35 @@ func (s *streams) changeRoot(path string, o *trustWriteOptions, edit func(*verif
 const outInPlace = "file to write the new version to (default: replace ROOT)"
 
 func newTrustAddKeyCommand(s *streams) *cobra.Command {
-	var (
-		o         trustWriteOptions
-		role, key string
-		threshold int
-	)
+	var opts trustAddKeyOptions
 	cmd := &cobra.Command{
 		Use:   "add-key ROOT --role R --key PUB [--threshold N] --sign K…",
 		Short: "Make the next root version with one more key in a role",
 		Args:  args(1, "a trust ROOT file"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			if role == "" || key == "" {
-				return cliexit.UsageError{Err: errors.New("--role and --key are required")}
-			}
-			pub, _, err := s.loadKeyFile(key)
-			if err != nil {
-				return err
-			}
-			return s.changeRoot(a[0], &o, func(r *verify.RootSigned) error {
-				if err := r.AddKey(role, pub); err != nil {
-					return cliexit.UsageError{Err: err}
-				}
-				return setThreshold(r, role, threshold)
-			})
-		},
+		RunE:  func(_ *cobra.Command, a []string) error { return runTrustAddKey(s, opts, a) },
 	}
-	cmd.Flags().StringVar(&role, "role", "", "role to add the key to: root, release or mirror")
-	cmd.Flags().StringVar(&key, "key", "", "the key to add (public or private key file)")
-	cmd.Flags().IntVar(&threshold, "threshold", 0, "new threshold of the role (default: unchanged)")
-	o.addFlags(cmd, outInPlace)
+	cmd.Flags().StringVar(&opts.role, "role", "", "role to add the key to: root, release or mirror")
+	cmd.Flags().StringVar(&opts.key, "key", "", "the key to add (public or private key file)")
+	cmd.Flags().IntVar(&opts.threshold, "threshold", 0, "new threshold of the role (default: unchanged)")
+	opts.o.addFlags(cmd, outInPlace)
 	return cmd
+}
+
+// runTrustAddKey makes the next version of root a[0] with one more key.
+func runTrustAddKey(s *streams, opts trustAddKeyOptions, a []string) error {
+	if opts.role == "" || opts.key == "" {
+		return cliexit.UsageError{Err: errors.New("--role and --key are required")}
+	}
+	pub, _, err := s.loadKeyFile(opts.key)
+	if err != nil {
+		return err
+	}
+	return s.changeRoot(a[0], &opts.o, func(r *verify.RootSigned) error {
+		if err := r.AddKey(opts.role, pub); err != nil {
+			return cliexit.UsageError{Err: err}
+		}
+		return setThreshold(r, opts.role, opts.threshold)
+	})
 }
 
 func setThreshold(r *verify.RootSigned, role string, n int) error {
@@ -389,7 +415,7 @@ func setThreshold(r *verify.RootSigned, role string, n int) error {
 }
 
 func newTrustRevokeCommand(s *streams) *cobra.Command {
-	var o trustWriteOptions
+	var opts trustRevokeOptions
 	cmd := &cobra.Command{
 		Use:   "revoke ROOT KEY… --sign K…",
 		Short: "Make the next root version with keys revoked",
@@ -403,33 +429,30 @@ it are refused until re-signed by another key ('ferry trust rotate' adds one).`,
 			}
 			return nil
 		},
-		RunE: func(_ *cobra.Command, a []string) error {
-			return s.changeRoot(a[0], &o, func(r *verify.RootSigned) error {
-				for _, k := range a[1:] {
-					id, err := s.resolveKey(*r, k)
-					if err != nil {
-						return err
-					}
-					if err := r.Revoke(id); err != nil {
-						return cliexit.UsageError{Err: err}
-					}
-				}
-				return nil
-			})
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runTrustRevoke(s, opts, a) },
 	}
-	o.addFlags(cmd, outInPlace)
+	opts.o.addFlags(cmd, outInPlace)
 	return cmd
 }
 
+// runTrustRevoke makes the next version of root a[0] with the keys a[1:] revoked.
+func runTrustRevoke(s *streams, opts trustRevokeOptions, a []string) error {
+	return s.changeRoot(a[0], &opts.o, func(r *verify.RootSigned) error {
+		for _, k := range a[1:] {
+			id, err := s.resolveKey(*r, k)
+			if err != nil {
+				return err
+			}
+			if err := r.Revoke(id); err != nil {
+				return cliexit.UsageError{Err: err}
+			}
+		}
+		return nil
+	})
+}
+
 func newTrustRotateCommand(s *streams) *cobra.Command {
-	var (
-		o             trustWriteOptions
-		role          string
-		remove, add   []string
-		threshold     int
-		revokeRemoved bool
-	)
+	var opts trustRotateOptions
 	cmd := &cobra.Command{
 		Use:   "rotate ROOT --role R [--remove KEY…] [--add PUB…] [--threshold N] [--revoke] --sign K…",
 		Short: "Make the next root version with keys of a role replaced",
@@ -438,56 +461,59 @@ func newTrustRotateCommand(s *streams) *cobra.Command {
 of the old root keys and of the new ones, so --sign both. --revoke also
 revokes the removed keys (a compromised key, rather than a retired one).`,
 		Args: args(1, "a trust ROOT file"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			if role == "" || len(remove)+len(add) == 0 {
-				return cliexit.UsageError{Err: errors.New("--role and at least one --remove or --add are required")}
-			}
-			var pubs []*verify.PublicKey
-			for _, path := range add {
-				pub, _, err := s.loadKeyFile(path)
-				if err != nil {
-					return err
-				}
-				pubs = append(pubs, pub)
-			}
-			return s.changeRoot(a[0], &o, func(r *verify.RootSigned) error {
-				for _, pub := range pubs {
-					if err := r.AddKey(role, pub); err != nil {
-						return cliexit.UsageError{Err: err}
-					}
-				}
-				for _, k := range remove {
-					id, err := s.resolveKey(*r, k)
-					if err != nil {
-						return err
-					}
-					if err := r.RemoveKey(role, id); err != nil {
-						return cliexit.UsageError{Err: err}
-					}
-					if revokeRemoved && !slices.Contains(r.Revoked, id) {
-						if err := r.Revoke(id); err != nil {
-							return err
-						}
-					}
-				}
-				if threshold == 0 && r.Roles[role].Threshold > len(r.Roles[role].KeyIDs) {
-					return cliexit.UsageError{Err: fmt.Errorf("role %s keeps %d key(s) for threshold %d: lower it with --threshold", role, len(r.Roles[role].KeyIDs), r.Roles[role].Threshold)}
-				}
-				return setThreshold(r, role, threshold)
-			})
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runTrustRotate(s, opts, a) },
 	}
-	cmd.Flags().StringVar(&role, "role", "", "role whose keys change: root, release or mirror")
-	cmd.Flags().StringArrayVar(&remove, "remove", nil, "key to take out of the role (repeatable)")
-	cmd.Flags().StringArrayVar(&add, "add", nil, "key to put into the role (public or private key file; repeatable)")
-	cmd.Flags().IntVar(&threshold, "threshold", 0, "new threshold of the role (default: unchanged)")
-	cmd.Flags().BoolVar(&revokeRemoved, "revoke", false, "also revoke the removed keys")
-	o.addFlags(cmd, outInPlace)
+	cmd.Flags().StringVar(&opts.role, "role", "", "role whose keys change: root, release or mirror")
+	cmd.Flags().StringArrayVar(&opts.remove, "remove", nil, "key to take out of the role (repeatable)")
+	cmd.Flags().StringArrayVar(&opts.add, "add", nil, "key to put into the role (public or private key file; repeatable)")
+	cmd.Flags().IntVar(&opts.threshold, "threshold", 0, "new threshold of the role (default: unchanged)")
+	cmd.Flags().BoolVar(&opts.revokeRemoved, "revoke", false, "also revoke the removed keys")
+	opts.o.addFlags(cmd, outInPlace)
 	return cmd
 }
 
+// runTrustRotate makes the next version of root a[0] with keys of a role replaced.
+func runTrustRotate(s *streams, opts trustRotateOptions, a []string) error {
+	if opts.role == "" || len(opts.remove)+len(opts.add) == 0 {
+		return cliexit.UsageError{Err: errors.New("--role and at least one --remove or --add are required")}
+	}
+	var pubs []*verify.PublicKey
+	for _, path := range opts.add {
+		pub, _, err := s.loadKeyFile(path)
+		if err != nil {
+			return err
+		}
+		pubs = append(pubs, pub)
+	}
+	return s.changeRoot(a[0], &opts.o, func(r *verify.RootSigned) error {
+		for _, pub := range pubs {
+			if err := r.AddKey(opts.role, pub); err != nil {
+				return cliexit.UsageError{Err: err}
+			}
+		}
+		for _, k := range opts.remove {
+			id, err := s.resolveKey(*r, k)
+			if err != nil {
+				return err
+			}
+			if err := r.RemoveKey(opts.role, id); err != nil {
+				return cliexit.UsageError{Err: err}
+			}
+			if opts.revokeRemoved && !slices.Contains(r.Revoked, id) {
+				if err := r.Revoke(id); err != nil {
+					return err
+				}
+			}
+		}
+		if opts.threshold == 0 && r.Roles[opts.role].Threshold > len(r.Roles[opts.role].KeyIDs) {
+			return cliexit.UsageError{Err: fmt.Errorf("role %s keeps %d key(s) for threshold %d: lower it with --threshold", opts.role, len(r.Roles[opts.role].KeyIDs), r.Roles[opts.role].Threshold)}
+		}
+		return setThreshold(r, opts.role, opts.threshold)
+	})
+}
+
 func newTrustRenewCommand(s *streams) *cobra.Command {
-	var o trustWriteOptions
+	var opts trustRenewOptions
 	cmd := &cobra.Command{
 		Use:   "renew ROOT --sign K… [--expires 365d]",
 		Short: "Make the next root version with a new expiry and the same keys",
@@ -498,19 +524,19 @@ signed by a threshold of the root role's keys (--sign, or --partial and
 expired. Give it to devices as the other roots: a mirror, a stick, a bundle
 attachment or 'ferry-agent trust update'.`,
 		Args: args(1, "a trust ROOT file"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			return s.changeRoot(a[0], &o, func(*verify.RootSigned) error { return nil })
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runTrustRenew(s, opts, a) },
 	}
-	o.addFlags(cmd, outInPlace)
+	opts.o.addFlags(cmd, outInPlace)
 	return cmd
 }
 
+// runTrustRenew makes the next version of root a[0] with a new expiry.
+func runTrustRenew(s *streams, opts trustRenewOptions, a []string) error {
+	return s.changeRoot(a[0], &opts.o, func(*verify.RootSigned) error { return nil })
+}
+
 func newTrustSignCommand(s *streams) *cobra.Command {
-	var (
-		sign      []string
-		out, prev string
-	)
+	var opts trustSignOptions
 	cmd := &cobra.Command{
 		Use:   "sign ROOT --sign K… [--prev OLD]",
 		Short: "Add signatures to a root written with --partial",
@@ -518,49 +544,52 @@ func newTrustSignCommand(s *streams) *cobra.Command {
 With --prev, also check that devices holding the previous version OLD accept
 it; otherwise check its own root role's threshold.`,
 		Args: args(1, "a trust ROOT file"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			if len(sign) == 0 {
-				return cliexit.UsageError{Err: errors.New("at least one --sign is required")}
-			}
-			root, err := readRoot(a[0])
-			if err != nil {
-				return err
-			}
-			signers, err := s.loadSigners(sign, "")
-			if err != nil {
-				return err
-			}
-			if root, err = root.AddSignatures(signers...); err != nil {
-				return err
-			}
-			if out == "" {
-				out = a[0]
-			}
-			if err := writeRoot(out, root.Bytes()); err != nil {
-				return err
-			}
-			fmt.Fprintf(s.out, "wrote %s: trust root v%d with %d signature(s)\n", out, root.Version(), len(root.Signatures()))
-			now := time.Now()
-			verdict := root.Verify(now)
-			if prev != "" {
-				old, err := readRoot(prev)
-				if err != nil {
-					return err
-				}
-				_, verdict = verify.UpdateRoot(old, root.Bytes(), now)
-			}
-			if verdict != nil {
-				fmt.Fprintf(s.out, "not yet accepted: %v\n", verdict)
-				return nil
-			}
-			fmt.Fprintln(s.out, "complete: its signatures meet the thresholds")
-			return nil
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runTrustSign(s, opts, a) },
 	}
-	cmd.Flags().StringArrayVar(&sign, "sign", nil, "private key to sign with (repeatable)")
-	cmd.Flags().StringVarP(&out, "out", "o", "", outInPlace)
-	cmd.Flags().StringVar(&prev, "prev", "", "the previous root version, to check the chain rule")
+	cmd.Flags().StringArrayVar(&opts.sign, "sign", nil, "private key to sign with (repeatable)")
+	cmd.Flags().StringVarP(&opts.out, "out", "o", "", outInPlace)
+	cmd.Flags().StringVar(&opts.prev, "prev", "", "the previous root version, to check the chain rule")
 	return cmd
+}
+
+// runTrustSign adds signatures to root a[0].
+func runTrustSign(s *streams, opts trustSignOptions, a []string) error {
+	if len(opts.sign) == 0 {
+		return cliexit.UsageError{Err: errors.New("at least one --sign is required")}
+	}
+	root, err := readRoot(a[0])
+	if err != nil {
+		return err
+	}
+	signers, err := s.loadSigners(opts.sign, "")
+	if err != nil {
+		return err
+	}
+	if root, err = root.AddSignatures(signers...); err != nil {
+		return err
+	}
+	if opts.out == "" {
+		opts.out = a[0]
+	}
+	if err := writeRoot(opts.out, root.Bytes()); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.out, "wrote %s: trust root v%d with %d signature(s)\n", opts.out, root.Version(), len(root.Signatures()))
+	now := time.Now()
+	verdict := root.Verify(now)
+	if opts.prev != "" {
+		old, err := readRoot(opts.prev)
+		if err != nil {
+			return err
+		}
+		_, verdict = verify.UpdateRoot(old, root.Bytes(), now)
+	}
+	if verdict != nil {
+		fmt.Fprintf(s.out, "not yet accepted: %v\n", verdict)
+		return nil
+	}
+	fmt.Fprintln(s.out, "complete: its signatures meet the thresholds")
+	return nil
 }
 
 type trustKeyInfo struct {
@@ -608,59 +637,62 @@ func rootInfo(path string, r *verify.Root, now time.Time) trustRootInfo {
 }
 
 func newTrustShowCommand(s *streams) *cobra.Command {
-	var asJSON bool
+	var opts jsonOptions
 	cmd := &cobra.Command{
 		Use:   "show ROOT [--json]",
 		Short: "Print a trust root: version, expiry, roles, keys, revoked keys, signatures",
 		Args:  args(1, "a trust ROOT file"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			r, err := readRoot(a[0])
-			if err != nil {
-				return err
-			}
-			info := rootInfo(a[0], r, time.Now())
-			if asJSON {
-				return writeJSON(s.out, info)
-			}
-			expiry := ""
-			if info.Expired {
-				expiry = " (EXPIRED)"
-			}
-			fmt.Fprintf(s.out, "trust root  v%d (spec %s), expires %s%s\n", info.Version, display.Untrusted(info.SpecVersion), display.Time(info.Expires), expiry)
-			for _, name := range verify.RootRoles {
-				role, ok := info.Roles[name]
-				if !ok {
-					continue
-				}
-				fmt.Fprintf(s.out, "role        %s: %d of %d key(s)\n", name, role.Threshold, len(role.Keys))
-				for _, k := range role.Keys {
-					mark := ""
-					if k.Revoked {
-						mark = "  REVOKED"
-					}
-					fmt.Fprintf(s.out, "  %s  %s%s\n", display.Untrusted(display.ShortID(k.ID)), display.Untrusted(string(k.Algorithm)), mark)
-				}
-			}
-			revoked := make([]string, len(info.Revoked))
-			for i, id := range info.Revoked {
-				revoked[i] = display.Untrusted(display.ShortID(id))
-			}
-			fmt.Fprintf(s.out, "revoked     %s\n", display.OrDash(strings.Join(revoked, ", ")))
-			sigs := make([]string, len(info.Signatures))
-			for i, id := range info.Signatures {
-				sigs[i] = display.Untrusted(display.ShortID(id))
-			}
-			fmt.Fprintf(s.out, "signatures  %d by %s\n", len(sigs), display.OrDash(strings.Join(sigs, ", ")))
-			if info.Valid {
-				fmt.Fprintln(s.out, "valid       signed by a threshold of its own root keys, not expired")
-			} else {
-				fmt.Fprintf(s.out, "NOT valid   %s\n", display.Untrusted(info.Error))
-			}
-			return nil
-		},
+		RunE:  func(_ *cobra.Command, a []string) error { return runTrustShow(s, opts, a) },
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&opts.asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// runTrustShow prints root a[0].
+func runTrustShow(s *streams, opts jsonOptions, a []string) error {
+	r, err := readRoot(a[0])
+	if err != nil {
+		return err
+	}
+	info := rootInfo(a[0], r, time.Now())
+	if opts.asJSON {
+		return writeJSON(s.out, info)
+	}
+	expiry := ""
+	if info.Expired {
+		expiry = " (EXPIRED)"
+	}
+	fmt.Fprintf(s.out, "trust root  v%d (spec %s), expires %s%s\n", info.Version, display.Untrusted(info.SpecVersion), display.Time(info.Expires), expiry)
+	for _, name := range verify.RootRoles {
+		role, ok := info.Roles[name]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(s.out, "role        %s: %d of %d key(s)\n", name, role.Threshold, len(role.Keys))
+		for _, k := range role.Keys {
+			mark := ""
+			if k.Revoked {
+				mark = "  REVOKED"
+			}
+			fmt.Fprintf(s.out, "  %s  %s%s\n", display.Untrusted(display.ShortID(k.ID)), display.Untrusted(string(k.Algorithm)), mark)
+		}
+	}
+	revoked := make([]string, len(info.Revoked))
+	for i, id := range info.Revoked {
+		revoked[i] = display.Untrusted(display.ShortID(id))
+	}
+	fmt.Fprintf(s.out, "revoked     %s\n", display.OrDash(strings.Join(revoked, ", ")))
+	sigs := make([]string, len(info.Signatures))
+	for i, id := range info.Signatures {
+		sigs[i] = display.Untrusted(display.ShortID(id))
+	}
+	fmt.Fprintf(s.out, "signatures  %d by %s\n", len(sigs), display.OrDash(strings.Join(sigs, ", ")))
+	if info.Valid {
+		fmt.Fprintln(s.out, "valid       signed by a threshold of its own root keys, not expired")
+	} else {
+		fmt.Fprintf(s.out, "NOT valid   %s\n", display.Untrusted(info.Error))
+	}
+	return nil
 }
 
 type chainStep struct {
@@ -671,7 +703,7 @@ type chainStep struct {
 }
 
 func newTrustVerifyChainCommand(s *streams) *cobra.Command {
-	var asJSON bool
+	var opts jsonOptions
 	cmd := &cobra.Command{
 		Use:   "verify-chain OLD NEW… [--json]",
 		Short: "Check that a device holding root OLD accepts the roots NEW…, one version at a time",
@@ -687,69 +719,72 @@ last may not. OLD is trusted as given. Exit 0 when the last root is accepted,
 			}
 			return nil
 		},
-		RunE: func(_ *cobra.Command, a []string) error {
-			trusted, err := readRoot(a[0])
-			if err != nil {
-				return err
-			}
-			steps := []chainStep{{File: a[0], Version: trusted.Version(), Expires: trusted.Expires(), Status: "trusted"}}
-			var chain [][]byte
-			for _, path := range a[1:] {
-				b, err := os.ReadFile(path)
-				if err != nil {
-					return fmt.Errorf("read trust root: %w", err)
-				}
-				chain = append(chain, b)
-				step := chainStep{File: path, Status: "accepted"}
-				if r, err := verify.ParseRoot(b); err == nil {
-					step.Version, step.Expires = r.Version(), r.Expires()
-				}
-				steps = append(steps, step)
-			}
-			now := time.Now()
-			final, verr := verify.UpdateRootChain(trusted, chain, now)
-			if verr != nil {
-				var re *verify.RootError
-				failed := len(chain)
-				if errors.As(verr, &re) && re.Step > 0 {
-					failed = re.Step
-				}
-				steps[failed].Status = "refused"
-				for i := failed + 1; i < len(steps); i++ {
-					steps[i].Status = "not-checked"
-				}
-				verr = rejected{&rootFileError{steps[failed].File, verr}}
-			}
-			if asJSON {
-				out := map[string]any{"ok": verr == nil, "steps": steps}
-				if verr != nil {
-					out["error"] = verr.Error()
-				} else {
-					out["version"] = final.Version()
-				}
-				if err := writeJSON(s.out, out); err != nil {
-					return err
-				}
-				return verr
-			}
-			for _, st := range steps {
-				v, note := "-", ""
-				if st.Version > 0 {
-					v = fmt.Sprintf("v%d", st.Version)
-				}
-				if st.Status == "accepted" && !st.Expires.IsZero() && !now.Before(st.Expires) {
-					note = " (expired: allowed in the middle of a chain)"
-				}
-				fmt.Fprintf(s.out, "%-11s %-4s %s%s\n", st.Status, v, st.File, note)
-			}
-			if verr != nil {
-				return verr
-			}
-			release := final.Signed().Roles[verify.RoleRelease]
-			fmt.Fprintf(s.out, "OK          trust root v%d, expires %s; release role: %d of %d key(s)\n", final.Version(), display.Time(final.Expires()), release.Threshold, len(release.KeyIDs))
-			return nil
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runTrustVerifyChain(s, opts, a) },
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&opts.asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// runTrustVerifyChain checks that a device holding root a[0] accepts a[1:].
+func runTrustVerifyChain(s *streams, opts jsonOptions, a []string) error {
+	trusted, err := readRoot(a[0])
+	if err != nil {
+		return err
+	}
+	steps := []chainStep{{File: a[0], Version: trusted.Version(), Expires: trusted.Expires(), Status: "trusted"}}
+	var chain [][]byte
+	for _, path := range a[1:] {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("read trust root: %w", err)
+		}
+		chain = append(chain, b)
+		step := chainStep{File: path, Status: "accepted"}
+		if r, err := verify.ParseRoot(b); err == nil {
+			step.Version, step.Expires = r.Version(), r.Expires()
+		}
+		steps = append(steps, step)
+	}
+	now := time.Now()
+	final, verr := verify.UpdateRootChain(trusted, chain, now)
+	if verr != nil {
+		var re *verify.RootError
+		failed := len(chain)
+		if errors.As(verr, &re) && re.Step > 0 {
+			failed = re.Step
+		}
+		steps[failed].Status = "refused"
+		for i := failed + 1; i < len(steps); i++ {
+			steps[i].Status = "not-checked"
+		}
+		verr = rejected{&rootFileError{steps[failed].File, verr}}
+	}
+	if opts.asJSON {
+		out := map[string]any{"ok": verr == nil, "steps": steps}
+		if verr != nil {
+			out["error"] = verr.Error()
+		} else {
+			out["version"] = final.Version()
+		}
+		if err := writeJSON(s.out, out); err != nil {
+			return err
+		}
+		return verr
+	}
+	for _, st := range steps {
+		v, note := "-", ""
+		if st.Version > 0 {
+			v = fmt.Sprintf("v%d", st.Version)
+		}
+		if st.Status == "accepted" && !st.Expires.IsZero() && !now.Before(st.Expires) {
+			note = " (expired: allowed in the middle of a chain)"
+		}
+		fmt.Fprintf(s.out, "%-11s %-4s %s%s\n", st.Status, v, st.File, note)
+	}
+	if verr != nil {
+		return verr
+	}
+	release := final.Signed().Roles[verify.RoleRelease]
+	fmt.Fprintf(s.out, "OK          trust root v%d, expires %s; release role: %d of %d key(s)\n", final.Version(), display.Time(final.Expires()), release.Threshold, len(release.KeyIDs))
+	return nil
 }
