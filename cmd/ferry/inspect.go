@@ -37,47 +37,55 @@ func claimsOf(sig bundle.Signature) signatureClaims {
 	return c
 }
 
+// inspectOptions are the flags of the command newInspectCommand builds; runInspect does its work.
+type inspectOptions struct {
+	asJSON bool
+}
+
 func newInspectCommand(s *streams) *cobra.Command {
-	var asJSON bool
+	var opts inspectOptions
 	cmd := &cobra.Command{
 		Use:   "inspect FILE",
 		Short: "Show what a bundle holds (reads only its head; use 'ferry verify' to judge it)",
 		Args:  args(1, "a bundle FILE or - for stdin"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			in, done, err := s.openInput(a[0])
-			if err != nil {
-				return err
-			}
-			defer done()
-			r, err := bundle.NewReader(in)
-			if err != nil {
-				return fmt.Errorf("inspect %s: %w", a[0], err)
-			}
-			var claims []signatureClaims
-			for _, sig := range r.Signatures() {
-				claims = append(claims, claimsOf(sig))
-			}
-			if asJSON {
-				return writeJSON(s.out, map[string]any{
-					"manifest": r.ManifestDigest(), "tag": r.Config().Tag(), "config": r.Config(),
-					"layers": r.Manifest().Layers, "signatures": claims, "attachments": attachmentSummaries(r.Attachments()),
-				})
-			}
-			printConfig(s.out, r.ManifestDigest(), r.Config())
-			printAttachments(s.out, r.Attachments())
-			fmt.Fprintf(s.out, "signatures  %d (not checked here: run ferry verify)\n", len(claims))
-			for i, c := range claims {
-				if c.Error != "" {
-					fmt.Fprintf(s.out, "  %d. malformed: %s\n", i+1, display.Untrusted(c.Error))
-					continue
-				}
-				fmt.Fprintf(s.out, "  %d. key %s  signer %s  at %s\n", i+1, display.OrDash(display.Untrusted(display.ShortID(c.KeyID))), display.OrDash(display.Untrusted(c.Signer)), display.OrDash(display.Time(c.SignedAt)))
-			}
-			return nil
-		},
+		RunE:  func(_ *cobra.Command, a []string) error { return runInspect(s, opts, a) },
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&opts.asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// runInspect runs the command once cobra has parsed its flags.
+func runInspect(s *streams, opts inspectOptions, a []string) error {
+	in, done, err := s.openInput(a[0])
+	if err != nil {
+		return err
+	}
+	defer done()
+	r, err := bundle.NewReader(in)
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", a[0], err)
+	}
+	var claims []signatureClaims
+	for _, sig := range r.Signatures() {
+		claims = append(claims, claimsOf(sig))
+	}
+	if opts.asJSON {
+		return writeJSON(s.out, map[string]any{
+			"manifest": r.ManifestDigest(), "tag": r.Config().Tag(), "config": r.Config(),
+			"layers": r.Manifest().Layers, "signatures": claims, "attachments": attachmentSummaries(r.Attachments()),
+		})
+	}
+	printConfig(s.out, r.ManifestDigest(), r.Config())
+	printAttachments(s.out, r.Attachments())
+	fmt.Fprintf(s.out, "signatures  %d (not checked here: run ferry verify)\n", len(claims))
+	for i, c := range claims {
+		if c.Error != "" {
+			fmt.Fprintf(s.out, "  %d. malformed: %s\n", i+1, display.Untrusted(c.Error))
+			continue
+		}
+		fmt.Fprintf(s.out, "  %d. key %s  signer %s  at %s\n", i+1, display.OrDash(display.Untrusted(display.ShortID(c.KeyID))), display.OrDash(display.Untrusted(c.Signer)), display.OrDash(display.Time(c.SignedAt)))
+	}
+	return nil
 }
 
 func printConfig(w io.Writer, d digest.Digest, c *bundle.Config) {
@@ -134,11 +142,14 @@ func printAttachments(w io.Writer, as []bundle.AttachmentData) {
 	tw.Flush()
 }
 
+// extractOptions are the flags of the command newExtractCommand builds; runExtract does its work.
+type extractOptions struct {
+	out    string
+	policy policyOptions
+}
+
 func newExtractCommand(s *streams) *cobra.Command {
-	var (
-		out    string
-		policy policyOptions
-	)
+	var opts extractOptions
 	cmd := &cobra.Command{
 		Use:   "extract FILE --out DIR",
 		Short: "Write a bundle's payloads into DIR, each only once its digests check out",
@@ -147,52 +158,55 @@ tree NAME/, module payloads as NAME.tar. A payload appears only after all of it
 matched its signed digests. With --key, the signatures are judged first and
 nothing is written unless they meet the threshold.`,
 		Args: args(1, "a bundle FILE or - for stdin"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			if out == "" {
-				return cliexit.UsageError{Err: errors.New("--out is required")}
-			}
-			in, done, err := s.openInput(a[0])
-			if err != nil {
-				return err
-			}
-			defer done()
-			r, err := bundle.NewReader(in)
-			if err != nil {
-				return fmt.Errorf("extract %s: %w", a[0], err)
-			}
-			defer r.Close()
-			if len(policy.keys) > 0 || policy.trust != "" {
-				p, err := policy.policy()
-				if err != nil {
-					return err
-				}
-				if _, err := verify.CheckHead(r, p); err != nil {
-					return fmt.Errorf("extract %s: %w", a[0], err)
-				}
-			} else {
-				fmt.Fprintln(s.err, "ferry: warning: no --key or --trust given: payload digests are checked, signatures are not")
-			}
-			if err := os.MkdirAll(out, 0o755); err != nil {
-				return err
-			}
-			for _, at := range r.Attachments() {
-				path, err := bundle.ExtractAttachment(at, out)
-				if err != nil {
-					return fmt.Errorf("extract %s: %w", a[0], err)
-				}
-				fmt.Fprintf(s.out, "%s\t%s\t%s\n", at.Name, path, at.Digest)
-			}
-			extracted, err := bundle.Extract(r, out)
-			for _, x := range extracted {
-				fmt.Fprintf(s.out, "%s\t%s\t%s\n", x.Name, x.Path, x.Digest)
-			}
-			if err != nil {
-				return fmt.Errorf("extract %s: %w", a[0], err)
-			}
-			return nil
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runExtract(s, opts, a) },
 	}
-	cmd.Flags().StringVarP(&out, "out", "o", "", "directory to write payloads into")
-	policy.addFlags(cmd)
+	cmd.Flags().StringVarP(&opts.out, "out", "o", "", "directory to write payloads into")
+	opts.policy.addFlags(cmd)
 	return cmd
+}
+
+// runExtract runs the command once cobra has parsed its flags.
+func runExtract(s *streams, opts extractOptions, a []string) error {
+	if opts.out == "" {
+		return cliexit.UsageError{Err: errors.New("--out is required")}
+	}
+	in, done, err := s.openInput(a[0])
+	if err != nil {
+		return err
+	}
+	defer done()
+	r, err := bundle.NewReader(in)
+	if err != nil {
+		return fmt.Errorf("extract %s: %w", a[0], err)
+	}
+	defer r.Close()
+	if len(opts.policy.keys) > 0 || opts.policy.trust != "" {
+		p, err := opts.policy.policy()
+		if err != nil {
+			return err
+		}
+		if _, err := verify.CheckHead(r, p); err != nil {
+			return fmt.Errorf("extract %s: %w", a[0], err)
+		}
+	} else {
+		fmt.Fprintln(s.err, "ferry: warning: no --key or --trust given: payload digests are checked, signatures are not")
+	}
+	if err := os.MkdirAll(opts.out, 0o755); err != nil {
+		return err
+	}
+	for _, at := range r.Attachments() {
+		path, err := bundle.ExtractAttachment(at, opts.out)
+		if err != nil {
+			return fmt.Errorf("extract %s: %w", a[0], err)
+		}
+		fmt.Fprintf(s.out, "%s\t%s\t%s\n", at.Name, path, at.Digest)
+	}
+	extracted, err := bundle.Extract(r, opts.out)
+	for _, x := range extracted {
+		fmt.Fprintf(s.out, "%s\t%s\t%s\n", x.Name, x.Path, x.Digest)
+	}
+	if err != nil {
+		return fmt.Errorf("extract %s: %w", a[0], err)
+	}
+	return nil
 }

@@ -56,12 +56,15 @@ func (s *streams) mediaProgress(whats ...string) (func(done, total int64), func(
 		}
 }
 
+// mediaBuildOptions are the flags of the command newMediaBuildCommand builds; runMediaBuild does its work.
+type mediaBuildOptions struct {
+	out, device, size, label string
+	trust                    []string
+	force, asJSON            bool
+}
+
 func newMediaBuildCommand(s *streams) *cobra.Command {
-	var (
-		out, device, size, label string
-		trust                    []string
-		force, asJSON            bool
-	)
+	var opts mediaBuildOptions
 	cmd := &cobra.Command{
 		Use:   "build (--out IMAGE | --device DEVICE) BUNDLE... [--size auto|8GiB] [--label FERRY] [--trust FILE]...",
 		Short: "Make a stick image holding bundles, or write one straight to a stick",
@@ -79,84 +82,87 @@ refused unless --force.`,
 			}
 			return nil
 		},
-		RunE: func(_ *cobra.Command, a []string) error {
-			if (out == "") == (device == "") {
-				return cliexit.UsageError{Err: errors.New("want one of --out IMAGE and --device DEVICE")}
-			}
-			sz, err := display.ParseSize(size)
-			if err != nil {
-				return cliexit.UsageError{Err: err}
-			}
-			if _, err := media.NormalizeLabel(label); err != nil {
-				return cliexit.UsageError{Err: err}
-			}
-			inputs := append(append([]string{}, a...), trust...)
-			target := out
-			if out != "" {
-				if err := checkOutput("--out", out, force, inputs...); err != nil {
-					return err
-				}
-			}
-			if device != "" {
-				if err := checkOutput("--device", device, true, inputs...); err != nil {
-					return err
-				}
-				if !force {
-					if err := media.CheckTarget(device); err != nil {
-						return err
-					}
-				}
-				devSize, err := media.DeviceSize(device)
-				if err != nil {
-					return err
-				}
-				if sz == 0 {
-					sz = min(devSize/(1<<20)*(1<<20), media.MaxImageSize)
-				} else if sz > devSize {
-					return fmt.Errorf("--size %s is larger than %s (%s)", size, device, display.Bytes(devSize))
-				}
-				tmp, err := os.MkdirTemp("", "ferry-stick-")
-				if err != nil {
-					return err
-				}
-				defer os.RemoveAll(tmp)
-				target = filepath.Join(tmp, "stick.img")
-			}
-			progress, done := s.mediaProgress("building", "writing", "checking")
-			res, err := media.Build(target, a, media.BuildOptions{Size: sz, Label: label, Trust: trust, Progress: progress})
-			if err != nil {
-				done()
-				return err
-			}
-			var wr *media.WriteResult
-			if device != "" {
-				wr, err = media.Write(target, device, media.WriteOptions{Force: force, Sparse: true, Progress: progress})
-				done()
-				if err != nil {
-					return err
-				}
-				res.Path = device
-			}
-			done()
-			if asJSON {
-				return writeJSON(s.out, map[string]any{"build": res, "write": wr})
-			}
-			printBuild(s, res)
-			if wr != nil {
-				fmt.Fprintf(s.out, "written     %s to %s, read back and checked (%s)\n", display.Bytes(wr.Bytes), wr.Device, wr.Digest)
-			}
-			return nil
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runMediaBuild(s, opts, a) },
 	}
 	f := cmd.Flags()
-	f.StringVarP(&out, "out", "o", "", "image file to write")
-	f.StringVar(&device, "device", "", "block device to write the stick to (instead of --out)")
-	f.StringVar(&size, "size", "auto", "image size: auto, or such as 8GiB (default with --device: the device's)")
-	f.StringVar(&label, "label", media.DefaultLabel, "FAT volume label (up to 11 of A-Z, 0-9, _ and -)")
-	f.StringArrayVar(&trust, "trust", nil, "file to put in ferry/trust/: a public key, the ferry trust root or the mirror TUF root, never a private key (repeatable)")
-	f.BoolVar(&force, "force", false, "replace an existing --out IMAGE; with --device: write even to a mounted disk or the system's disk")
-	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	f.StringVarP(&opts.out, "out", "o", "", "image file to write")
+	f.StringVar(&opts.device, "device", "", "block device to write the stick to (instead of --out)")
+	f.StringVar(&opts.size, "size", "auto", "image size: auto, or such as 8GiB (default with --device: the device's)")
+	f.StringVar(&opts.label, "label", media.DefaultLabel, "FAT volume label (up to 11 of A-Z, 0-9, _ and -)")
+	f.StringArrayVar(&opts.trust, "trust", nil, "file to put in ferry/trust/: a public key, the ferry trust root or the mirror TUF root, never a private key (repeatable)")
+	f.BoolVar(&opts.force, "force", false, "replace an existing --out IMAGE; with --device: write even to a mounted disk or the system's disk")
+	f.BoolVar(&opts.asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// runMediaBuild runs the command once cobra has parsed its flags.
+func runMediaBuild(s *streams, opts mediaBuildOptions, a []string) error {
+	if (opts.out == "") == (opts.device == "") {
+		return cliexit.UsageError{Err: errors.New("want one of --out IMAGE and --device DEVICE")}
+	}
+	sz, err := display.ParseSize(opts.size)
+	if err != nil {
+		return cliexit.UsageError{Err: err}
+	}
+	if _, err := media.NormalizeLabel(opts.label); err != nil {
+		return cliexit.UsageError{Err: err}
+	}
+	inputs := append(append([]string{}, a...), opts.trust...)
+	target := opts.out
+	if opts.out != "" {
+		if err := checkOutput("--out", opts.out, opts.force, inputs...); err != nil {
+			return err
+		}
+	}
+	if opts.device != "" {
+		if err := checkOutput("--device", opts.device, true, inputs...); err != nil {
+			return err
+		}
+		if !opts.force {
+			if err := media.CheckTarget(opts.device); err != nil {
+				return err
+			}
+		}
+		devSize, err := media.DeviceSize(opts.device)
+		if err != nil {
+			return err
+		}
+		if sz == 0 {
+			sz = min(devSize/(1<<20)*(1<<20), media.MaxImageSize)
+		} else if sz > devSize {
+			return fmt.Errorf("--size %s is larger than %s (%s)", opts.size, opts.device, display.Bytes(devSize))
+		}
+		tmp, err := os.MkdirTemp("", "ferry-stick-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		target = filepath.Join(tmp, "stick.img")
+	}
+	progress, done := s.mediaProgress("building", "writing", "checking")
+	res, err := media.Build(target, a, media.BuildOptions{Size: sz, Label: opts.label, Trust: opts.trust, Progress: progress})
+	if err != nil {
+		done()
+		return err
+	}
+	var wr *media.WriteResult
+	if opts.device != "" {
+		wr, err = media.Write(target, opts.device, media.WriteOptions{Force: opts.force, Sparse: true, Progress: progress})
+		done()
+		if err != nil {
+			return err
+		}
+		res.Path = opts.device
+	}
+	done()
+	if opts.asJSON {
+		return writeJSON(s.out, map[string]any{"build": res, "write": wr})
+	}
+	printBuild(s, res)
+	if wr != nil {
+		fmt.Fprintf(s.out, "written     %s to %s, read back and checked (%s)\n", display.Bytes(wr.Bytes), wr.Device, wr.Digest)
+	}
+	return nil
 }
 
 func printBuild(s *streams, r *media.BuildResult) {
@@ -170,8 +176,13 @@ func printBuild(s *streams, r *media.BuildResult) {
 	fmt.Fprintf(s.out, "free        %s\n", display.Bytes(r.Free))
 }
 
+// mediaWriteOptions are the flags of the command newMediaWriteCommand builds; runMediaWrite does its work.
+type mediaWriteOptions struct {
+	force, asJSON bool
+}
+
 func newMediaWriteCommand(s *streams) *cobra.Command {
-	var force, asJSON bool
+	var opts mediaWriteOptions
 	cmd := &cobra.Command{
 		Use:   "write IMAGE DEVICE [--force]",
 		Short: "Copy a stick image onto a stick, then read it back and compare",
@@ -180,35 +191,41 @@ then read it back and compare SHA-256 digests. A disk that is mounted (itself,
 a partition, or a volume on it) or that holds the running system is refused
 unless --force.`,
 		Args: args(2, "an IMAGE and a DEVICE"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			if err := checkOutput("DEVICE", a[1], true, a[0]); err != nil {
-				return err
-			}
-			progress, done := s.mediaProgress("writing", "checking")
-			res, err := media.Write(a[0], a[1], media.WriteOptions{Force: force, Progress: progress})
-			done()
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(s.out, res)
-			}
-			fmt.Fprintf(s.out, "written     %s to %s\n", display.Bytes(res.Bytes), res.Device)
-			fmt.Fprintf(s.out, "checked     read back %s\n", res.Digest)
-			return nil
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runMediaWrite(s, opts, a) },
 	}
-	cmd.Flags().BoolVar(&force, "force", false, "write even to a mounted disk or the system's disk")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().BoolVar(&opts.force, "force", false, "write even to a mounted disk or the system's disk")
+	cmd.Flags().BoolVar(&opts.asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
 
+// runMediaWrite runs the command once cobra has parsed its flags.
+func runMediaWrite(s *streams, opts mediaWriteOptions, a []string) error {
+	if err := checkOutput("DEVICE", a[1], true, a[0]); err != nil {
+		return err
+	}
+	progress, done := s.mediaProgress("writing", "checking")
+	res, err := media.Write(a[0], a[1], media.WriteOptions{Force: opts.force, Progress: progress})
+	done()
+	if err != nil {
+		return err
+	}
+	if opts.asJSON {
+		return writeJSON(s.out, res)
+	}
+	fmt.Fprintf(s.out, "written     %s to %s\n", display.Bytes(res.Bytes), res.Device)
+	fmt.Fprintf(s.out, "checked     read back %s\n", res.Digest)
+	return nil
+}
+
+// mediaInspectOptions are the flags of the command newMediaInspectCommand builds; runMediaInspect does its work.
+type mediaInspectOptions struct {
+	policy policyOptions
+	asJSON bool
+	quick  bool
+}
+
 func newMediaInspectCommand(s *streams) *cobra.Command {
-	var (
-		policy policyOptions
-		asJSON bool
-		quick  bool
-	)
+	var opts mediaInspectOptions
 	cmd := &cobra.Command{
 		Use:   "inspect IMAGE|DEVICE [--key PUB | --trust ROOT] [--quick] [--json]",
 		Short: "Show the bundles on a stick, whether they are valid, trust files and reports",
@@ -221,41 +238,44 @@ hold shows "signatures only", not "valid". Without keys bundles are
 "unchecked". A damaged partition table or filesystem is an error that says
 what is wrong.`,
 		Args: args(1, "an IMAGE or DEVICE"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			o := media.InspectOptions{Quick: quick}
-			if len(policy.keys) > 0 || policy.trust != "" {
-				p, err := policy.policy()
-				if err != nil {
-					return err
-				}
-				o.Policy = &p
-			} else if policy.deviceType != "" {
-				return cliexit.UsageError{Err: errors.New("--device-type needs --key or --trust")}
-			}
-			in, err := media.Inspect(a[0], o)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				err = writeJSON(s.out, in)
-			} else {
-				printInspection(s, in)
-			}
-			if err != nil {
-				return err
-			}
-			for _, b := range in.Bundles {
-				if b.Status != media.StatusValid && b.Status != media.StatusSignaturesOnly && b.Status != media.StatusUnchecked {
-					return fmt.Errorf("%s: %s %s refused (%s): %w", a[0], b.Name, b.Version, b.Status, errRejected)
-				}
-			}
-			return nil
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runMediaInspect(s, opts, a) },
 	}
-	policy.addFlags(cmd)
-	cmd.Flags().BoolVar(&quick, "quick", false, "judge the signatures only, without reading the payloads")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	opts.policy.addFlags(cmd)
+	cmd.Flags().BoolVar(&opts.quick, "quick", false, "judge the signatures only, without reading the payloads")
+	cmd.Flags().BoolVar(&opts.asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// runMediaInspect runs the command once cobra has parsed its flags.
+func runMediaInspect(s *streams, opts mediaInspectOptions, a []string) error {
+	o := media.InspectOptions{Quick: opts.quick}
+	if len(opts.policy.keys) > 0 || opts.policy.trust != "" {
+		p, err := opts.policy.policy()
+		if err != nil {
+			return err
+		}
+		o.Policy = &p
+	} else if opts.policy.deviceType != "" {
+		return cliexit.UsageError{Err: errors.New("--device-type needs --key or --trust")}
+	}
+	in, err := media.Inspect(a[0], o)
+	if err != nil {
+		return err
+	}
+	if opts.asJSON {
+		err = writeJSON(s.out, in)
+	} else {
+		printInspection(s, in)
+	}
+	if err != nil {
+		return err
+	}
+	for _, b := range in.Bundles {
+		if b.Status != media.StatusValid && b.Status != media.StatusSignaturesOnly && b.Status != media.StatusUnchecked {
+			return fmt.Errorf("%s: %s %s refused (%s): %w", a[0], b.Name, b.Version, b.Status, errRejected)
+		}
+	}
+	return nil
 }
 
 func printInspection(s *streams, in *media.Inspection) {
@@ -300,8 +320,13 @@ func printInspection(s *streams, in *media.Inspection) {
 	fmt.Fprintln(s.out)
 }
 
+// mediaReportsOptions are the flags of the command newMediaReportsCommand builds; runMediaReports does its work.
+type mediaReportsOptions struct {
+	asJSON bool
+}
+
 func newMediaReportsCommand(s *streams) *cobra.Command {
-	var asJSON bool
+	var opts mediaReportsOptions
 	cmd := &cobra.Command{
 		Use:   "reports IMAGE|DEVICE|DIR [--json]",
 		Short: "Collect the install reports devices wrote onto a stick",
@@ -309,31 +334,34 @@ func newMediaReportsCommand(s *streams) *cobra.Command {
 a directory (a mounted stick, its ferry/ directory, or a reports directory).
 A file that is not a valid report is listed with why.`,
 		Args: args(1, "an IMAGE, DEVICE or DIR"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			rows, err := media.Reports(a[0])
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(s.out, rows)
-			}
-			tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "DEVICE\tBUNDLE\tBEFORE\tAFTER\tRESULT\tFINISHED\tERROR")
-			for _, row := range rows {
-				if row.Report == nil {
-					fmt.Fprintf(tw, "-\t-\t-\t-\tunreadable\t-\t%s\n", oneLine(row.Error, 80))
-					continue
-				}
-				r := row.Report
-				b := r.Bundle
-				if r.BundleVersion != "" {
-					b += " " + r.BundleVersion
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", display.Untrusted(r.DeviceID), display.OrDash(display.Untrusted(b)), display.OrDash(display.Untrusted(r.VersionBefore)), display.OrDash(display.Untrusted(r.VersionAfter)), display.Untrusted(string(r.Result)), display.OrDash(display.Time(r.Finished)), oneLine(r.Error, 80))
-			}
-			return tw.Flush()
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runMediaReports(s, opts, a) },
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&opts.asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// runMediaReports runs the command once cobra has parsed its flags.
+func runMediaReports(s *streams, opts mediaReportsOptions, a []string) error {
+	rows, err := media.Reports(a[0])
+	if err != nil {
+		return err
+	}
+	if opts.asJSON {
+		return writeJSON(s.out, rows)
+	}
+	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DEVICE\tBUNDLE\tBEFORE\tAFTER\tRESULT\tFINISHED\tERROR")
+	for _, row := range rows {
+		if row.Report == nil {
+			fmt.Fprintf(tw, "-\t-\t-\t-\tunreadable\t-\t%s\n", oneLine(row.Error, 80))
+			continue
+		}
+		r := row.Report
+		b := r.Bundle
+		if r.BundleVersion != "" {
+			b += " " + r.BundleVersion
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", display.Untrusted(r.DeviceID), display.OrDash(display.Untrusted(b)), display.OrDash(display.Untrusted(r.VersionBefore)), display.OrDash(display.Untrusted(r.VersionAfter)), display.Untrusted(string(r.Result)), display.OrDash(display.Time(r.Finished)), oneLine(r.Error, 80))
+	}
+	return tw.Flush()
 }

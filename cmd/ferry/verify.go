@@ -45,11 +45,14 @@ func (o *policyOptions) policy() (verify.Policy, error) {
 	return verify.Policy{Keys: keys, Threshold: o.threshold, DeviceType: o.deviceType, Deep: o.deep}, nil
 }
 
+// verifyOptions are the flags of the command newVerifyCommand builds; runVerify does its work.
+type verifyOptions struct {
+	policy policyOptions
+	asJSON bool
+}
+
 func newVerifyCommand(s *streams) *cobra.Command {
-	var (
-		policy policyOptions
-		asJSON bool
-	)
+	var opts verifyOptions
 	cmd := &cobra.Command{
 		Use:   "verify FILE (--key PUB [--threshold N] | --trust ROOT) [--device-type T]",
 		Short: "Check a bundle's signatures, device type and every payload digest in one pass",
@@ -58,41 +61,44 @@ the trusted keys and threshold, the device type, then every payload part
 against its signed digest (with --deep, also the decompressed content).
 Exit 0 only when all of it holds; 3 when the bundle is refused.`,
 		Args: args(1, "a bundle FILE or - for stdin"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			p, err := policy.policy()
-			if err != nil {
-				return err
-			}
-			in, done, err := s.openInput(a[0])
-			if err != nil {
-				return err
-			}
-			defer done()
-			rep, verr := verify.Bundle(in, p)
-			if asJSON {
-				out := map[string]any{"file": a[0], "ok": verr == nil, "report": rep}
-				if verr != nil {
-					out["error"] = verr.Error()
-				}
-				if err := writeJSON(s.out, out); err != nil {
-					return err
-				}
-			} else if rep != nil {
-				printReport(s, rep, p)
-			}
-			if verr != nil {
-				return fmt.Errorf("verify %s: %w", a[0], verr)
-			}
-			if !asJSON {
-				fmt.Fprintf(s.out, "OK          %s %s verified\n", display.Untrusted(rep.Config.Name), display.Untrusted(rep.Config.Version))
-			}
-			return nil
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runVerify(s, opts, a) },
 	}
-	policy.addFlags(cmd)
-	cmd.Flags().BoolVar(&policy.deep, "deep", false, "also decompress every payload and check its content digest")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (also when the bundle is refused)")
+	opts.policy.addFlags(cmd)
+	cmd.Flags().BoolVar(&opts.policy.deep, "deep", false, "also decompress every payload and check its content digest")
+	cmd.Flags().BoolVar(&opts.asJSON, "json", false, "print JSON (also when the bundle is refused)")
 	return cmd
+}
+
+// runVerify runs the command once cobra has parsed its flags.
+func runVerify(s *streams, opts verifyOptions, a []string) error {
+	p, err := opts.policy.policy()
+	if err != nil {
+		return err
+	}
+	in, done, err := s.openInput(a[0])
+	if err != nil {
+		return err
+	}
+	defer done()
+	rep, verr := verify.Bundle(in, p)
+	if opts.asJSON {
+		out := map[string]any{"file": a[0], "ok": verr == nil, "report": rep}
+		if verr != nil {
+			out["error"] = verr.Error()
+		}
+		if err := writeJSON(s.out, out); err != nil {
+			return err
+		}
+	} else if rep != nil {
+		printReport(s, rep, p)
+	}
+	if verr != nil {
+		return fmt.Errorf("verify %s: %w", a[0], verr)
+	}
+	if !opts.asJSON {
+		fmt.Fprintf(s.out, "OK          %s %s verified\n", display.Untrusted(rep.Config.Name), display.Untrusted(rep.Config.Version))
+	}
+	return nil
 }
 
 func printReport(s *streams, rep *verify.Report, p verify.Policy) {
