@@ -60,21 +60,24 @@ func (o *signOptions) sign(signers []*verify.Signer, d digest.Digest, name strin
 	return sigs, nil
 }
 
+// createOptions are the flags of the command Create (runs runCreate).
+type createOptions struct {
+	opts     bundle.Options
+	typ      string
+	target   string
+	out      string
+	partSize string
+	sign     signOptions
+	asJSON   bool
+	sboms    []string
+	roots    []string
+	provides []string
+	force    bool
+	unsigned bool
+}
+
 func newCreateCommand(s *streams) *cobra.Command {
-	var (
-		opts     bundle.Options
-		typ      string
-		target   string
-		out      string
-		partSize string
-		sign     signOptions
-		asJSON   bool
-		sboms    []string
-		roots    []string
-		provides []string
-		force    bool
-		unsigned bool
-	)
+	var co createOptions
 	cmd := &cobra.Command{
 		Use:   "create SOURCE --device-type T --version V --out FILE (--key KEY... | --unsigned)",
 		Short: "Pack an image file (rootfs) or a directory tree (files) into a signed bundle",
@@ -86,126 +89,129 @@ a bundle until enough trusted keys have signed it.
 FILE is never one of the command's inputs, and an existing FILE is replaced
 only with --force.`,
 		Args: args(1, "a SOURCE image file or directory"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			src := a[0]
-			st, err := os.Stat(src)
-			if err != nil {
-				return err
-			}
-			if typ == "" {
-				typ = string(bundle.Rootfs)
-				if st.IsDir() {
-					typ = string(bundle.Files)
-				}
-			}
-			if err := checkPayloadType(typ); err != nil {
-				return cliexit.UsageError{Err: err}
-			}
-			if st.IsDir() != (typ != string(bundle.Rootfs)) {
-				return cliexit.UsageError{Err: fmt.Errorf("--type %s wants %s, and %s is not one", typ, map[bool]string{true: "a directory", false: "an image file"}[typ != string(bundle.Rootfs)], src)}
-			}
-			if out == "" || opts.Version == "" || len(opts.DeviceTypes) == 0 {
-				return cliexit.UsageError{Err: errors.New("--out, --version and at least one --device-type are required")}
-			}
-			if err := checkOutput("--out", out, force, append(append(append([]string{src}, sboms...), roots...), sign.keys...)...); err != nil {
-				return err
-			}
-			if opts.Name == "" {
-				opts.Name = defaultName(src)
-			}
-			if opts.PartSize, err = parseSize(partSize); err != nil {
-				return cliexit.UsageError{Err: fmt.Errorf("--part-size: %w", err)}
-			}
-			if opts.Created, err = sourceDateEpoch(); err != nil {
-				return cliexit.UsageError{Err: err}
-			}
-			if opts.Provides, err = parseProvides(provides); err != nil {
-				return cliexit.UsageError{Err: err}
-			}
-			if err := checkCreateOptions(&opts); err != nil {
-				return cliexit.UsageError{Err: err}
-			}
-			switch {
-			case unsigned && len(sign.keys) > 0:
-				return cliexit.UsageError{Err: errors.New("--unsigned and --key exclude each other")}
-			case !unsigned && len(sign.keys) == 0:
-				return cliexit.UsageError{Err: errUnsigned}
-			}
-			if opts.Attachments, err = loadAttachments(sboms, roots); err != nil {
-				return err
-			}
-			if len(sign.keys) > 0 {
-				signers, err := sign.load(s)
-				if err != nil {
-					return err
-				}
-				opts.Sign = func(d digest.Digest) ([]bundle.Signature, error) { return sign.sign(signers, d, opts.Name) }
-			}
-			var content io.ReadCloser
-			total := int64(-1)
-			if st.IsDir() {
-				content = bundle.TarTree(src, opts.Created)
-			} else {
-				if content, err = os.Open(src); err != nil {
-					return err
-				}
-				total = st.Size()
-			}
-			defer content.Close()
-			var done func()
-			opts.Progress, done = s.progress(total, "packing")
-			res, err := bundle.Create(out, opts, bundle.Source{Name: string(typ), Type: bundle.PayloadType(typ), Target: target, Content: content})
-			done()
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(s.out, map[string]any{"file": out, "manifest": res.ManifestDigest, "size": res.Size, "config": res.Config})
-			}
-			p := res.Config.Payloads[0]
-			fmt.Fprintf(s.out, "created %s: %s %s for %s\n  manifest %s\n  payload  %s %s -> %s zstd (%d part(s))\n",
-				out, res.Config.Name, res.Config.Version, strings.Join(res.Config.DeviceTypes, ", "), res.ManifestDigest,
-				p.Name, display.Bytes(p.Size), display.Bytes(p.CompressedSize), p.Parts)
-			if unsigned {
-				fmt.Fprintf(s.out, "  signed   no (--unsigned): sign it with 'ferry bundle sign %s --key KEY'\n", out)
-			} else {
-				fmt.Fprintf(s.out, "  signed   by %d key(s)\n", len(sign.keys))
-			}
-			if c := res.Config; len(c.Provides) > 0 || len(c.Depends) > 0 {
-				fmt.Fprintf(s.out, "  provides %s\n", componentList(c))
-				if len(c.Depends) > 0 {
-					fmt.Fprintf(s.out, "  depends  %s\n", strings.Join(c.Depends, "; "))
-				}
-			}
-			for _, a := range res.Config.Attachments {
-				what := "sbom"
-				if a.MediaType == bundle.TrustRootMediaType {
-					what = "root"
-				}
-				fmt.Fprintf(s.out, "  %-8s %s %s %s\n", what, a.Name, a.MediaType, display.Bytes(a.Size))
-			}
-			return nil
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runCreate(s, co, a) },
 	}
 	f := cmd.Flags()
-	f.StringVarP(&typ, "type", "t", "", "payload type: rootfs (an image file) or files (a directory); default: by SOURCE")
-	f.StringArrayVarP(&opts.DeviceTypes, "device-type", "d", nil, "device type the bundle fits (repeatable)")
-	f.StringVarP(&opts.Version, "version", "V", "", "semantic version of the update, e.g. 1.4.2")
-	f.StringVarP(&out, "out", "o", "", "bundle file to write")
-	f.BoolVar(&force, "force", false, "replace --out if it exists (never an input of the command)")
-	f.StringVarP(&opts.Name, "name", "n", "", "bundle name (default: from SOURCE)")
-	f.StringVar(&target, "target", "", "install target on the device (default: the payload type)")
-	f.StringVar(&opts.Description, "description", "", "free text shown by inspect")
-	f.StringVar(&partSize, "part-size", "2GiB", "split payloads into blobs of at most this size (FAT32 needs < 4GiB)")
-	f.IntVar(&opts.Workers, "workers", 0, "compression threads (0: all CPUs)")
-	f.BoolVar(&asJSON, "json", false, "print JSON")
-	f.StringArrayVar(&sboms, "sbom", nil, "attach an SPDX or CycloneDX JSON document, signed with the bundle (repeatable)")
-	f.StringArrayVar(&roots, "trust-root", nil, "attach a trust root (N.root.json), which devices apply before judging the bundle's signatures (repeatable)")
-	f.StringArrayVar(&provides, "provides", nil, "another component the bundle installs, NAME=VERSION (repeatable; the bundle itself is always provided)")
-	f.StringArrayVar(&opts.Depends, "depends", nil, "a constraint on the device's installed components, e.g. 'gw-os >= 1.4' or 'gw-os >= 1.4, < 2' (repeatable)")
-	f.BoolVar(&unsigned, "unsigned", false, "make the bundle without signatures, to sign later with 'ferry bundle sign' (instead of --key)")
-	sign.addFlags(cmd, "private key to sign with (repeatable; or --unsigned)")
+	f.StringVarP(&co.typ, "type", "t", "", "payload type: rootfs (an image file) or files (a directory); default: by SOURCE")
+	f.StringArrayVarP(&co.opts.DeviceTypes, "device-type", "d", nil, "device type the bundle fits (repeatable)")
+	f.StringVarP(&co.opts.Version, "version", "V", "", "semantic version of the update, e.g. 1.4.2")
+	f.StringVarP(&co.out, "out", "o", "", "bundle file to write")
+	f.BoolVar(&co.force, "force", false, "replace --out if it exists (never an input of the command)")
+	f.StringVarP(&co.opts.Name, "name", "n", "", "bundle name (default: from SOURCE)")
+	f.StringVar(&co.target, "target", "", "install target on the device (default: the payload type)")
+	f.StringVar(&co.opts.Description, "description", "", "free text shown by inspect")
+	f.StringVar(&co.partSize, "part-size", "2GiB", "split payloads into blobs of at most this size (FAT32 needs < 4GiB)")
+	f.IntVar(&co.opts.Workers, "workers", 0, "compression threads (0: all CPUs)")
+	f.BoolVar(&co.asJSON, "json", false, "print JSON")
+	f.StringArrayVar(&co.sboms, "sbom", nil, "attach an SPDX or CycloneDX JSON document, signed with the bundle (repeatable)")
+	f.StringArrayVar(&co.roots, "trust-root", nil, "attach a trust root (N.root.json), which devices apply before judging the bundle's signatures (repeatable)")
+	f.StringArrayVar(&co.provides, "provides", nil, "another component the bundle installs, NAME=VERSION (repeatable; the bundle itself is always provided)")
+	f.StringArrayVar(&co.opts.Depends, "depends", nil, "a constraint on the device's installed components, e.g. 'gw-os >= 1.4' or 'gw-os >= 1.4, < 2' (repeatable)")
+	f.BoolVar(&co.unsigned, "unsigned", false, "make the bundle without signatures, to sign later with 'ferry bundle sign' (instead of --key)")
+	co.sign.addFlags(cmd, "private key to sign with (repeatable; or --unsigned)")
 	return cmd
+}
+
+// runCreate does the command's work once cobra has parsed its flags.
+func runCreate(s *streams, co createOptions, a []string) error {
+	src := a[0]
+	st, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	if co.typ == "" {
+		co.typ = string(bundle.Rootfs)
+		if st.IsDir() {
+			co.typ = string(bundle.Files)
+		}
+	}
+	if err := checkPayloadType(co.typ); err != nil {
+		return cliexit.UsageError{Err: err}
+	}
+	if st.IsDir() != (co.typ != string(bundle.Rootfs)) {
+		return cliexit.UsageError{Err: fmt.Errorf("--type %s wants %s, and %s is not one", co.typ, map[bool]string{true: "a directory", false: "an image file"}[co.typ != string(bundle.Rootfs)], src)}
+	}
+	if co.out == "" || co.opts.Version == "" || len(co.opts.DeviceTypes) == 0 {
+		return cliexit.UsageError{Err: errors.New("--out, --version and at least one --device-type are required")}
+	}
+	if err := checkOutput("--out", co.out, co.force, append(append(append([]string{src}, co.sboms...), co.roots...), co.sign.keys...)...); err != nil {
+		return err
+	}
+	if co.opts.Name == "" {
+		co.opts.Name = defaultName(src)
+	}
+	if co.opts.PartSize, err = parseSize(co.partSize); err != nil {
+		return cliexit.UsageError{Err: fmt.Errorf("--part-size: %w", err)}
+	}
+	if co.opts.Created, err = sourceDateEpoch(); err != nil {
+		return cliexit.UsageError{Err: err}
+	}
+	if co.opts.Provides, err = parseProvides(co.provides); err != nil {
+		return cliexit.UsageError{Err: err}
+	}
+	if err := checkCreateOptions(&co.opts); err != nil {
+		return cliexit.UsageError{Err: err}
+	}
+	switch {
+	case co.unsigned && len(co.sign.keys) > 0:
+		return cliexit.UsageError{Err: errors.New("--unsigned and --key exclude each other")}
+	case !co.unsigned && len(co.sign.keys) == 0:
+		return cliexit.UsageError{Err: errUnsigned}
+	}
+	if co.opts.Attachments, err = loadAttachments(co.sboms, co.roots); err != nil {
+		return err
+	}
+	if len(co.sign.keys) > 0 {
+		signers, err := co.sign.load(s)
+		if err != nil {
+			return err
+		}
+		co.opts.Sign = func(d digest.Digest) ([]bundle.Signature, error) { return co.sign.sign(signers, d, co.opts.Name) }
+	}
+	var content io.ReadCloser
+	total := int64(-1)
+	if st.IsDir() {
+		content = bundle.TarTree(src, co.opts.Created)
+	} else {
+		if content, err = os.Open(src); err != nil {
+			return err
+		}
+		total = st.Size()
+	}
+	defer content.Close()
+	var done func()
+	co.opts.Progress, done = s.progress(total, "packing")
+	res, err := bundle.Create(co.out, co.opts, bundle.Source{Name: string(co.typ), Type: bundle.PayloadType(co.typ), Target: co.target, Content: content})
+	done()
+	if err != nil {
+		return err
+	}
+	if co.asJSON {
+		return writeJSON(s.out, map[string]any{"file": co.out, "manifest": res.ManifestDigest, "size": res.Size, "config": res.Config})
+	}
+	p := res.Config.Payloads[0]
+	fmt.Fprintf(s.out, "created %s: %s %s for %s\n  manifest %s\n  payload  %s %s -> %s zstd (%d part(s))\n",
+		co.out, res.Config.Name, res.Config.Version, strings.Join(res.Config.DeviceTypes, ", "), res.ManifestDigest,
+		p.Name, display.Bytes(p.Size), display.Bytes(p.CompressedSize), p.Parts)
+	if co.unsigned {
+		fmt.Fprintf(s.out, "  signed   no (--unsigned): sign it with 'ferry bundle sign %s --key KEY'\n", co.out)
+	} else {
+		fmt.Fprintf(s.out, "  signed   by %d key(s)\n", len(co.sign.keys))
+	}
+	if c := res.Config; len(c.Provides) > 0 || len(c.Depends) > 0 {
+		fmt.Fprintf(s.out, "  provides %s\n", componentList(c))
+		if len(c.Depends) > 0 {
+			fmt.Fprintf(s.out, "  depends  %s\n", strings.Join(c.Depends, "; "))
+		}
+	}
+	for _, a := range res.Config.Attachments {
+		what := "sbom"
+		if a.MediaType == bundle.TrustRootMediaType {
+			what = "root"
+		}
+		fmt.Fprintf(s.out, "  %-8s %s %s %s\n", what, a.Name, a.MediaType, display.Bytes(a.Size))
+	}
+	return nil
 }
 
 // errUnsigned refuses to make a bundle nobody signs without being asked.
@@ -356,59 +362,67 @@ func sourceDateEpoch() (time.Time, error) {
 	return time.Unix(n, 0), nil
 }
 
+// bundleSignOptions are the flags of the command Sign (runs runSign).
+type bundleSignOptions struct {
+	sign   signOptions
+	asJSON bool
+}
+
 func newSignCommand(s *streams) *cobra.Command {
-	var sign signOptions
-	var asJSON bool
+	var o bundleSignOptions
 	cmd := &cobra.Command{
 		Use:   "sign FILE --key KEY",
 		Short: "Add signatures to a bundle (rewrites it atomically)",
 		Long: `Add one signature per --key. The payloads are checked first, so a damaged
 bundle is never signed; a key that already signed the bundle is skipped.`,
 		Args: args(1, "a bundle FILE"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			if len(sign.keys) == 0 {
-				return cliexit.UsageError{Err: errors.New("--key is required")}
-			}
-			signers, err := sign.load(s)
-			if err != nil {
-				return err
-			}
-			var added, skipped []string
-			r, err := bundle.AddSignatures(a[0], func(h *bundle.Reader) ([]bundle.Signature, error) {
-				have := map[string]bool{}
-				for _, old := range h.Signatures() {
-					if p, err := bundle.ParseSimpleSigning(old.Payload); err == nil {
-						have[p.OptionalString(verify.ClaimKeyID)] = true
-					}
-				}
-				var todo []*verify.Signer
-				for _, sg := range signers {
-					if id := sg.PublicKey().ID; have[id] {
-						skipped = append(skipped, id)
-					} else {
-						todo = append(todo, sg)
-						added = append(added, id)
-					}
-				}
-				return sign.sign(todo, h.ManifestDigest(), h.Config().Name)
-			})
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(s.out, map[string]any{"file": a[0], "manifest": r.ManifestDigest(), "added": added, "skipped": skipped, "signatures": len(r.Signatures())})
-			}
-			for _, id := range added {
-				fmt.Fprintf(s.out, "signed %s with key %s\n", a[0], id[:16])
-			}
-			for _, id := range skipped {
-				fmt.Fprintf(s.out, "key %s already signed %s; skipped\n", id[:16], a[0])
-			}
-			fmt.Fprintf(s.out, "%s now holds %d signature(s) over %s\n", a[0], len(r.Signatures()), r.ManifestDigest())
-			return nil
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runSign(s, o, a) },
 	}
-	sign.addFlags(cmd, "private key to sign with (repeatable)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	o.sign.addFlags(cmd, "private key to sign with (repeatable)")
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// runSign does the command's work once cobra has parsed its flags.
+func runSign(s *streams, o bundleSignOptions, a []string) error {
+	if len(o.sign.keys) == 0 {
+		return cliexit.UsageError{Err: errors.New("--key is required")}
+	}
+	signers, err := o.sign.load(s)
+	if err != nil {
+		return err
+	}
+	var added, skipped []string
+	r, err := bundle.AddSignatures(a[0], func(h *bundle.Reader) ([]bundle.Signature, error) {
+		have := map[string]bool{}
+		for _, old := range h.Signatures() {
+			if p, err := bundle.ParseSimpleSigning(old.Payload); err == nil {
+				have[p.OptionalString(verify.ClaimKeyID)] = true
+			}
+		}
+		var todo []*verify.Signer
+		for _, sg := range signers {
+			if id := sg.PublicKey().ID; have[id] {
+				skipped = append(skipped, id)
+			} else {
+				todo = append(todo, sg)
+				added = append(added, id)
+			}
+		}
+		return o.sign.sign(todo, h.ManifestDigest(), h.Config().Name)
+	})
+	if err != nil {
+		return err
+	}
+	if o.asJSON {
+		return writeJSON(s.out, map[string]any{"file": a[0], "manifest": r.ManifestDigest(), "added": added, "skipped": skipped, "signatures": len(r.Signatures())})
+	}
+	for _, id := range added {
+		fmt.Fprintf(s.out, "signed %s with key %s\n", a[0], id[:16])
+	}
+	for _, id := range skipped {
+		fmt.Fprintf(s.out, "key %s already signed %s; skipped\n", id[:16], a[0])
+	}
+	fmt.Fprintf(s.out, "%s now holds %d signature(s) over %s\n", a[0], len(r.Signatures()), r.ManifestDigest())
+	return nil
 }
