@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
+	ggcr "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
@@ -17,12 +17,12 @@ import (
 	"github.com/ferry-update/ferry/audit"
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
-	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/registry"
 	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/verify"
 )
 
-var plain = mirror.RegistryOptions{PlainHTTP: true}
+var plain = registry.Options{PlainHTTP: true}
 
 // registryAudit pushes two bundles and a container image to one repository
 // of the registry at host, and audits the repository and one tag of it.
@@ -32,7 +32,7 @@ func registryAudit(t *testing.T, host string) {
 	good := makeBundle(t, dir, bundleSpec{name: "gateway", version: "1.0.0", signers: []testutil.Key{rel}, sbom: true})
 	bad := makeBundle(t, dir, bundleSpec{name: "gateway", version: "1.1.0", signers: []testutil.Key{stranger}})
 	for _, p := range []string{good, bad} {
-		if _, err := mirror.Push(t.Context(), p, "oci://"+host+"/gw", plain); err != nil {
+		if _, err := registry.Push(t.Context(), p, "oci://"+host+"/gw", plain); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -71,7 +71,7 @@ func registryAudit(t *testing.T, host string) {
 // TestAuditRegistry runs against go-containerregistry's in-memory registry
 // with the referrers API, where ferry push also made the SBOM a referrer.
 func TestAuditRegistry(t *testing.T) {
-	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0))))
+	srv := httptest.NewServer(ggcr.New(ggcr.WithReferrersSupport(true), ggcr.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
 	registryAudit(t, host)

@@ -19,7 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-update/ferry/media"
-	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/registry"
 	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/transport/stick"
 	"github.com/ferry-update/ferry/transport/wire"
@@ -75,7 +75,7 @@ type Item struct {
 type SourceOptions struct {
 	// Registry reaches oci:// targets: plain HTTP, credentials (the
 	// Docker config file by default), transport.
-	Registry mirror.RegistryOptions
+	Registry registry.Options
 	// MirrorRoot is a mirror TUF root (root.json) to check an http(s)
 	// mirror's or a mirror directory's metadata against. Empty means the
 	// mirror's own first root (1.root.json), trusted on first use, which
@@ -171,7 +171,7 @@ func (f fileSource) List(context.Context) (*Listing, error) {
 type registrySource struct {
 	target string
 	ref    oci.Reference
-	o      mirror.RegistryOptions
+	o      registry.Options
 }
 
 // referrerTagRE matches tags that carry metadata about a digest (cosign's
@@ -226,16 +226,16 @@ func (s *registrySource) tags(ctx context.Context) ([]string, error) {
 	return remote.List(repo, ropts...)
 }
 
-// pullStream streams the bundle ref names through mirror.Pull. It returns
+// pullStream streams the bundle ref names through registry.Pull. It returns
 // once the first byte is ready, so that a reference that is no bundle (an
 // *oci.NotBundleError) is Open's error rather than the stream's.
-func pullStream(ctx context.Context, ref string, o mirror.RegistryOptions) (io.ReadCloser, error) {
+func pullStream(ctx context.Context, ref string, o registry.Options) (io.ReadCloser, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
 	started := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		_, err := mirror.Pull(ctx, ref, &firstWrite{w: pw, started: started}, o)
+		_, err := registry.Pull(ctx, ref, &firstWrite{w: pw, started: started}, o)
 		pw.CloseWithError(err)
 		done <- err
 	}()

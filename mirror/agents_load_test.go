@@ -36,7 +36,7 @@ func TestAgentsUpdateAtOnce(t *testing.T) {
 		agents = 20
 	}
 	s := newStore(t)
-	src, manifest := makeBundle(t, t.TempDir(), "gateway", "2.0.0", 16<<20, 0, testutil.NewKey(t, "release"))
+	src, manifest := testutil.MakeBundle(t, t.TempDir(), "gateway", "2.0.0", 16<<20, 0, testutil.NewKey(t, "release"))
 	if _, err := s.Add(src); err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ func TestBatchPublishesOnce(t *testing.T) {
 	}
 	var paths []string
 	for _, v := range []string{"1.0.0", "1.1.0", "1.2.0"} {
-		p, _ := makeBundle(t, dir, "gateway", v, 2048, 0, key)
+		p, _ := testutil.MakeBundle(t, dir, "gateway", v, 2048, 0, key)
 		paths = append(paths, p)
 	}
 	boom := errors.New("stop here")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-update/ferry/internal/testtool"
 	"github.com/ferry-update/ferry/transport/oci"
+	"github.com/opencontainers/go-digest"
 )
 
 // conformanceModule is the OCI distribution-spec conformance suite this
@@ -50,7 +51,7 @@ func TestConformancePull(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := digestOf(raw)
+		d := digest.FromBytes(raw)
 		manifests = append(manifests, d.String())
 		m, err := oci.ParseManifest(raw, mt)
 		if err != nil {

@@ -1,24 +1,8 @@
-// Package mirror moves bundles: it pushes them to and pulls them from OCI
-// registries, keeps them in a local mirror directory, and serves that
-// directory read-only over the OCI distribution API. It moves bytes and
-// checks digests; it never decides trust (package verify does).
-//
-// # Registries
-//
-// Push uploads a bundle file with go-containerregistry: blobs the registry
-// already has are skipped, the manifest is put byte for byte (its digest is
-// what the signatures sign), and the signatures go where cosign puts them,
-// a manifest tagged sha256-<hex>.sig, merged with the signatures already
-// there so that two signers pushing the same bundle keep both. Where the
-// registry has the OCI 1.1 referrers API each signature is also pushed as a
-// referrer (artifactType CosignSignatureArtifactType); where it has not
-// (Docker's registry 2.8) that step is skipped and reported, and the tag
-// scheme carries the signatures alone.
-//
-// Pull streams a bundle from a registry into the canonical archive, through
-// the same code the device uses (package transport/oci) over
-// go-containerregistry's authenticating transport, so credentials come from
-// the Docker config file and its helpers.
+// Package mirror keeps bundles in a local mirror directory (the store:
+// layout, add, sync, roots) and serves that directory read-only over the
+// OCI distribution API. It moves bytes and checks digests; it never decides
+// trust (package verify does). Pushing to and pulling from registries is
+// package registry's job.
 //
 // # The store
 //

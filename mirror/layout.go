@@ -8,6 +8,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/registry"
 	"github.com/ferry-update/ferry/transport/oci"
 )
 
@@ -46,7 +47,7 @@ func LayoutFiles(bundles []LayoutBundle) (map[string][]byte, error) {
 	}
 	bySubject := map[digest.Digest]*signed{}
 	for i, b := range bundles {
-		m, err := ocispecManifest(b.Manifest)
+		m, err := registry.ParseManifest(b.Manifest)
 		if err != nil {
 			return nil, fmt.Errorf("bundle %d: %w", i, err)
 		}
@@ -73,7 +74,7 @@ func LayoutFiles(bundles []LayoutBundle) (map[string][]byte, error) {
 			s = &signed{repo: cfg.Name, subject: e}
 			bySubject[e.Digest] = s
 		}
-		s.sigs, _ = mergeSignatures(s.sigs, b.Signatures)
+		s.sigs, _ = oci.MergeSignatures(s.sigs, b.Signatures)
 	}
 	subjects := make([]digest.Digest, 0, len(bySubject))
 	for d := range bySubject {

@@ -20,9 +20,9 @@ import (
 func TestLayoutFilesMatchesStore(t *testing.T) {
 	dir := t.TempDir()
 	rel, qa := testutil.NewKey(t, "release"), testutil.NewKey(t, "qa")
-	b1, _ := makeBundle(t, dir, "gateway", "1.0.0", 3000, 1024, rel)
-	b2, _ := makeBundle(t, dir, "gateway", "1.1.0+build.2", 2000, 0, rel, qa)
-	b3, _ := makeBundle(t, dir, "sensor", "2.0.0", 1000, 0)
+	b1, _ := testutil.MakeBundle(t, dir, "gateway", "1.0.0", 3000, 1024, rel)
+	b2, _ := testutil.MakeBundle(t, dir, "gateway", "1.1.0+build.2", 2000, 0, rel, qa)
+	b3, _ := testutil.MakeBundle(t, dir, "sensor", "2.0.0", 1000, 0)
 
 	st := newStore(t)
 	var lbs []mirror.LayoutBundle
@@ -86,7 +86,7 @@ func TestLayoutFilesMatchesStore(t *testing.T) {
 	if _, err := mirror.LayoutFiles(append(lbs, lbs[0])); err != nil {
 		t.Errorf("same bundle twice: %v", err)
 	}
-	clash, _ := makeBundle(t, t.TempDir(), "gateway", "1.0.0", 10, 0)
+	clash, _ := testutil.MakeBundle(t, t.TempDir(), "gateway", "1.0.0", 10, 0)
 	a, err := bundle.OpenArchive(clash)
 	if err != nil {
 		t.Fatal(err)

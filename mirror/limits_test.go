@@ -218,7 +218,7 @@ func startChild(t *testing.T, dir, rlimit string, lim mirror.Limits) string {
 // and is whole.
 func TestServeManySlowClients(t *testing.T) {
 	s := newStore(t)
-	path, _ := makeBundle(t, t.TempDir(), "gateway", "1.0.0", 3<<20, 0, testutil.NewKey(t, "alice"))
+	path, _ := testutil.MakeBundle(t, t.TempDir(), "gateway", "1.0.0", 3<<20, 0, testutil.NewKey(t, "alice"))
 	if _, err := s.Add(path); err != nil {
 		t.Fatal(err)
 	}

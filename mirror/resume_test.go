@@ -20,7 +20,7 @@ import (
 // manifest) written from memory.
 func TestAddResumesPartialBlobs(t *testing.T) {
 	alice := testutil.NewKey(t, "alice")
-	path, _ := makeBundle(t, t.TempDir(), "gateway", "1.0.0", 40<<10, 0, alice)
+	path, _ := testutil.MakeBundle(t, t.TempDir(), "gateway", "1.0.0", 40<<10, 0, alice)
 	a, err := bundle.OpenArchive(path)
 	if err != nil {
 		t.Fatal(err)

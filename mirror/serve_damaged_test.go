@@ -20,8 +20,8 @@ func TestServeDamagedManifest(t *testing.T) {
 	s := newStore(t)
 	dir := t.TempDir()
 	key := testutil.NewKey(t, "release")
-	good, _ := makeBundle(t, dir, "gateway", "1.0.0", 4096, 0, key)
-	bad, badDigest := makeBundle(t, dir, "sensor", "2.0.0", 4096, 0, key)
+	good, _ := testutil.MakeBundle(t, dir, "gateway", "1.0.0", 4096, 0, key)
+	bad, badDigest := testutil.MakeBundle(t, dir, "sensor", "2.0.0", 4096, 0, key)
 	for _, p := range []string{good, bad} {
 		if _, err := s.Add(p); err != nil {
 			t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
 )
 
@@ -27,7 +28,7 @@ func TestServeConcurrentMemoryFlat(t *testing.T) {
 		t.Skip("-short")
 	}
 	s := newStore(t)
-	p, _ := makeBundle(t, t.TempDir(), "gateway", "1.0.0", 8<<20, 0)
+	p, _ := testutil.MakeBundle(t, t.TempDir(), "gateway", "1.0.0", 8<<20, 0)
 	if _, err := s.Add(p); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/verifyio"
+	"github.com/ferry-update/ferry/registry"
 	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/transport/wire"
 )
@@ -430,7 +431,7 @@ func (s *Store) ingest(h *oci.Head, layer func(l ocispec.Descriptor, off int64) 
 	if err != nil {
 		return nil, err
 	}
-	merged, added := mergeSignatures(old, h.Signatures)
+	merged, added := oci.MergeSignatures(old, h.Signatures)
 	res.SignaturesAdded = added
 	if len(merged) > bundle.MaxSignatures {
 		return nil, fmt.Errorf("%d signatures would exceed the limit of %d", len(merged), bundle.MaxSignatures)
@@ -474,8 +475,8 @@ func bundleEntry(cfg *bundle.Config, d digest.Digest, size int64) ocispec.Descri
 // signatureEntries returns the artifacts that carry sigs over subject (the
 // cosign tag-scheme manifest, then one referrer per signature) and their
 // index.json entries, in the same order.
-func signatureEntries(repo string, subject ocispec.Descriptor, sigs []bundle.Signature) ([]ocispec.Descriptor, []*artifact, error) {
-	art, err := signatureArtifact(sigs)
+func signatureEntries(repo string, subject ocispec.Descriptor, sigs []bundle.Signature) ([]ocispec.Descriptor, []*registry.Artifact, error) {
+	art, err := registry.SignatureArtifact(sigs)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -484,21 +485,21 @@ func signatureEntries(repo string, subject ocispec.Descriptor, sigs []bundle.Sig
 		ocispec.AnnotationRefName: repo + ":" + bundle.SignatureTag(subject.Digest),
 		RepositoryAnnotation:      repo,
 	}
-	entries, arts := []ocispec.Descriptor{d}, []*artifact{art}
-	refs, err := referrerArtifacts(ocispec.Descriptor{MediaType: bundle.ManifestMediaType, Digest: subject.Digest, Size: subject.Size}, sigs)
+	entries, arts := []ocispec.Descriptor{d}, []*registry.Artifact{art}
+	refs, err := registry.ReferrerArtifacts(ocispec.Descriptor{MediaType: bundle.ManifestMediaType, Digest: subject.Digest, Size: subject.Size}, sigs)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, r := range refs {
 		d := r.Descriptor()
-		d.ArtifactType = CosignSignatureArtifactType
+		d.ArtifactType = oci.CosignSignatureArtifactType
 		d.Annotations = map[string]string{RepositoryAnnotation: repo}
 		entries, arts = append(entries, d), append(arts, r)
 	}
 	return entries, arts, nil
 }
 
-func (s *Store) putArtifact(res *AddResult, a *artifact) error {
+func (s *Store) putArtifact(res *AddResult, a *registry.Artifact) error {
 	for _, b := range a.Blobs {
 		added, err := s.putBytes(b.Data)
 		if err != nil {
@@ -597,7 +598,7 @@ func (s *Store) List() ([]Entry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list mirror %s: manifest %s: %w", s.dir, d.Digest, err)
 		}
-		m, err := ocispecManifest(raw)
+		m, err := registry.ParseManifest(raw)
 		if err != nil {
 			return nil, err
 		}

@@ -18,8 +18,10 @@ import (
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/registry"
 	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/verify"
+	"github.com/opencontainers/go-digest"
 )
 
 func newStore(t testing.TB) *mirror.Store {
@@ -35,9 +37,9 @@ func TestStoreAddList(t *testing.T) {
 	s := newStore(t)
 	dir := t.TempDir()
 	alice, bob := testutil.NewKey(t, "alice"), testutil.NewKey(t, "bob")
-	gw, d := makeBundle(t, dir, "gateway", "1.4.2", 200<<10, 64<<10, alice)
-	gw2, _ := makeBundle(t, dir, "gateway", "1.10.0", 10<<10, 0, alice)
-	sensor, _ := makeBundle(t, dir, "sensor", "1.4.2", 10<<10, 0)
+	gw, d := testutil.MakeBundle(t, dir, "gateway", "1.4.2", 200<<10, 64<<10, alice)
+	gw2, _ := testutil.MakeBundle(t, dir, "gateway", "1.10.0", 10<<10, 0, alice)
+	sensor, _ := testutil.MakeBundle(t, dir, "sensor", "1.4.2", 10<<10, 0)
 
 	res, err := s.Add(gw)
 	if err != nil {
@@ -62,8 +64,8 @@ func TestStoreAddList(t *testing.T) {
 		}
 	})
 	t.Run("a second signer's copy merges", func(t *testing.T) {
-		unsigned, _ := makeBundle(t, t.TempDir(), "gateway", "1.4.2", 200<<10, 64<<10)
-		signBundle(t, unsigned, bob)
+		unsigned, _ := testutil.MakeBundle(t, t.TempDir(), "gateway", "1.4.2", 200<<10, 64<<10)
+		testutil.SignBundle(t, unsigned, bob)
 		res, err := s.Add(unsigned)
 		if err != nil {
 			t.Fatal(err)
@@ -73,7 +75,7 @@ func TestStoreAddList(t *testing.T) {
 		}
 	})
 	t.Run("a version is immutable", func(t *testing.T) {
-		other, _ := makeBundle(t, t.TempDir(), "gateway", "1.4.2", 1000, 0)
+		other, _ := testutil.MakeBundle(t, t.TempDir(), "gateway", "1.4.2", 1000, 0)
 		_, err := s.Add(other)
 		var ce *mirror.ConflictError
 		if !errors.As(err, &ce) {
@@ -97,7 +99,7 @@ func TestStoreAddList(t *testing.T) {
 		}
 	})
 	t.Run("the store is an OCI layout skopeo reads", func(t *testing.T) {
-		raw := skopeo(t, "inspect", "--raw", "oci:"+s.Dir()+":gateway:1.4.2")
+		raw := testutil.Skopeo(t, "inspect", "--raw", "oci:"+s.Dir()+":gateway:1.4.2")
 		a, _ := bundle.OpenArchive(gw)
 		defer a.Close()
 		if string(raw) != string(a.RawManifest()) {
@@ -114,6 +116,8 @@ func TestStoreAddList(t *testing.T) {
 	})
 }
 
+var plain = registry.Options{PlainHTTP: true}
+
 // servedStore is a store with two bundles behind a Server.
 func servedStore(t *testing.T) (*mirror.Store, string, testutil.Key) {
 	t.Helper()
@@ -121,7 +125,7 @@ func servedStore(t *testing.T) (*mirror.Store, string, testutil.Key) {
 	alice := testutil.NewKey(t, "alice")
 	dir := t.TempDir()
 	for _, v := range []string{"1.0.0", "1.1.0", "2.0.0"} {
-		p, _ := makeBundle(t, dir, "gateway", v, 100<<10, 32<<10, alice)
+		p, _ := testutil.MakeBundle(t, dir, "gateway", v, 100<<10, 32<<10, alice)
 		if _, err := s.Add(p); err != nil {
 			t.Fatal(err)
 		}
@@ -151,12 +155,12 @@ func TestServe(t *testing.T) {
 		}
 	})
 	t.Run("skopeo reads the mirror", func(t *testing.T) {
-		raw := skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+host+"/gateway:2.0.0")
+		raw := testutil.Skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+host+"/gateway:2.0.0")
 		if !strings.Contains(string(raw), bundle.ArtifactType) {
 			t.Errorf("skopeo inspect: %s", raw)
 		}
 		out := filepath.Join(t.TempDir(), "copy.tar")
-		skopeo(t, "copy", "--src-tls-verify=false", "docker://"+host+"/gateway:2.0.0", "oci-archive:"+out+":2.0.0")
+		testutil.Skopeo(t, "copy", "--src-tls-verify=false", "docker://"+host+"/gateway:2.0.0", "oci-archive:"+out+":2.0.0")
 		// skopeo's oci-archive of a bundle is close to a bundle, but its
 		// member order is skopeo's: ferry reads it back through skopeo and
 		// a registry, which TestSkopeoCopiedBundle covers.
@@ -182,8 +186,8 @@ func TestServe(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := digestOf(raw)
-		refs, err := repo.Referrers(ctx, d, mirror.CosignSignatureArtifactType)
+		d := digest.FromBytes(raw)
+		refs, err := repo.Referrers(ctx, d, oci.CosignSignatureArtifactType)
 		if err != nil || len(refs) != 1 {
 			t.Fatalf("referrers: %v %v", refs, err)
 		}
@@ -268,14 +272,14 @@ func TestSyncFromRegistry(t *testing.T) {
 	ctx := context.Background()
 	alice := testutil.NewKey(t, "alice")
 	dir := t.TempDir()
-	p1, _ := makeBundle(t, dir, "gateway", "1.0.0", 50<<10, 0, alice)
-	p2, d2 := makeBundle(t, dir, "gateway", "1.1.0", 400<<10, 0, alice)
+	p1, _ := testutil.MakeBundle(t, dir, "gateway", "1.0.0", 50<<10, 0, alice)
+	p2, d2 := testutil.MakeBundle(t, dir, "gateway", "1.1.0", 400<<10, 0, alice)
 	for _, p := range []string{p1} {
-		if _, err := mirror.Push(ctx, p, "oci://"+host+"/fleet/gateway", plain); err != nil {
+		if _, err := registry.Push(ctx, p, "oci://"+host+"/fleet/gateway", plain); err != nil {
 			t.Fatal(err)
 		}
 	}
-	pushImage(t, host+"/fleet/gateway:not-a-bundle")
+	testutil.PushImage(t, host+"/fleet/gateway:not-a-bundle")
 
 	s := newStore(t)
 	res, err := s.Sync(ctx, "oci://"+host+"/fleet/gateway", mirror.SyncOptions{Registry: plain})
@@ -287,7 +291,7 @@ func TestSyncFromRegistry(t *testing.T) {
 	}
 
 	// The second bundle's download is cut off halfway, once.
-	if _, err := mirror.Push(ctx, p2, "oci://"+host+"/fleet/gateway", plain); err != nil {
+	if _, err := registry.Push(ctx, p2, "oci://"+host+"/fleet/gateway", plain); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := bundle.OpenArchive(p2)
@@ -327,7 +331,7 @@ func TestSyncFromRegistry(t *testing.T) {
 				panic(http.ErrAbortHandler)
 			}
 		}
-		forward(t, w, r, host)
+		testutil.Forward(w, r, host)
 	}))
 	defer proxy.Close()
 	from := "oci://" + strings.TrimPrefix(proxy.URL, "http://") + "/fleet/gateway:1.1.0"
@@ -367,8 +371,8 @@ func TestSyncFromRegistry(t *testing.T) {
 func TestSyncFromFiles(t *testing.T) {
 	s := newStore(t)
 	dir := t.TempDir()
-	makeBundle(t, dir, "gateway", "1.0.0", 1000, 0)
-	makeBundle(t, filepath.Join(dir), "sensor", "3.0.0", 1000, 0)
+	testutil.MakeBundle(t, dir, "gateway", "1.0.0", 1000, 0)
+	testutil.MakeBundle(t, filepath.Join(dir), "sensor", "3.0.0", 1000, 0)
 	os.WriteFile(filepath.Join(dir, "README.txt"), []byte("hello"), 0o644)
 	res, err := s.Sync(context.Background(), dir, mirror.SyncOptions{})
 	if err != nil {
@@ -379,11 +383,11 @@ func TestSyncFromFiles(t *testing.T) {
 	}
 	// A damaged bundle is a failure, not a skip; the others still sync.
 	dir2 := t.TempDir()
-	bad, _ := makeBundle(t, dir2, "gateway", "1.2.0", 5000, 0)
+	bad, _ := testutil.MakeBundle(t, dir2, "gateway", "1.2.0", 5000, 0)
 	b, _ := os.ReadFile(bad)
 	b[len(b)-2000] ^= 0xff
 	os.WriteFile(bad, b, 0o644)
-	makeBundle(t, dir2, "gateway", "1.3.0", 5000, 0)
+	testutil.MakeBundle(t, dir2, "gateway", "1.3.0", 5000, 0)
 	if _, err := s.Sync(context.Background(), bad, mirror.SyncOptions{}); err == nil {
 		t.Error("synced a damaged bundle")
 	}

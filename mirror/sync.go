@@ -15,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/registry"
 	"github.com/ferry-update/ferry/transport/oci"
 )
 
@@ -68,7 +69,7 @@ type Skipped struct {
 
 // SyncOptions configure Sync.
 type SyncOptions struct {
-	Registry RegistryOptions
+	Registry registry.Options
 }
 
 // Sync brings the store up to date with from:
@@ -206,19 +207,19 @@ func isNotBundle(e *bundle.Error) bool {
 // .sig/.att/.sbom and the referrers fallback tags), never bundles.
 var referrerTagRE = regexp.MustCompile(`^sha256-[0-9a-f]{64}(\.[a-z]+)?$`)
 
-func (s *Store) syncRegistry(ctx context.Context, from string, o RegistryOptions, res *SyncResult) error {
+func (s *Store) syncRegistry(ctx context.Context, from string, o registry.Options, res *SyncResult) error {
 	ref, err := oci.ParseReference(from)
 	if err != nil {
 		return err
 	}
-	reg, err := connect(ctx, ref, o, false)
+	client, err := registry.Repository(ctx, ref, o)
 	if err != nil {
 		return err
 	}
 	var tags []string
 	if id := ref.Identifier(); id != "" {
 		tags = []string{id}
-	} else if tags, err = reg.client.Tags(ctx); err != nil {
+	} else if tags, err = client.Tags(ctx); err != nil {
 		return fmt.Errorf("list tags: %w", err)
 	}
 	sort.Strings(tags)
@@ -227,7 +228,7 @@ func (s *Store) syncRegistry(ctx context.Context, from string, o RegistryOptions
 		if referrerTagRE.MatchString(tag) {
 			continue
 		}
-		h, err := oci.FetchHead(ctx, reg.client, tag)
+		h, err := oci.FetchHead(ctx, client, tag)
 		var nb *oci.NotBundleError
 		if errors.As(err, &nb) {
 			res.Skipped = append(res.Skipped, Skipped{Source: tag, Reason: nb.Error()})
@@ -236,7 +237,7 @@ func (s *Store) syncRegistry(ctx context.Context, from string, o RegistryOptions
 		if err == nil {
 			var r *AddResult
 			r, err = s.ingestLocked(h, func(l ocispec.Descriptor, off int64) (io.ReadCloser, error) {
-				return reg.client.BlobAt(ctx, l, off)
+				return client.BlobAt(ctx, l, off)
 			})
 			if err == nil {
 				res.Bundles = append(res.Bundles, r)

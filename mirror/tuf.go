@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/atomicfile"
+	"github.com/ferry-update/ferry/registry"
 	"github.com/ferry-update/ferry/transport/tufclient"
 	"github.com/ferry-update/ferry/transport/wire"
 	"github.com/ferry-update/ferry/verify"
@@ -606,7 +607,7 @@ func (s *Store) tufTargets() (map[string]*metadata.TargetFiles, error) {
 		if err != nil {
 			return nil, fmt.Errorf("manifest %s: %w", d.Digest, err)
 		}
-		m, err := ocispecManifest(raw)
+		m, err := registry.ParseManifest(raw)
 		if err != nil {
 			return nil, err
 		}

@@ -43,7 +43,7 @@ type tufEnv struct {
 func newTUFEnv(t *testing.T) *tufEnv {
 	t.Helper()
 	e := &tufEnv{t: t, s: newStore(t), dir: t.TempDir(), overrides: map[string][]byte{}, fetched: map[string]int{}}
-	p, _ := makeBundle(t, e.dir, "gateway", "1.0.0", 4096, 0, testutil.NewKey(t, "release"))
+	p, _ := testutil.MakeBundle(t, e.dir, "gateway", "1.0.0", 4096, 0, testutil.NewKey(t, "release"))
 	if _, err := e.s.Add(p); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestTUFPublishAndCheck(t *testing.T) {
 	})
 
 	t.Run("a new bundle: new targets", func(t *testing.T) {
-		p, d := makeBundle(t, e.dir, "gateway", "1.1.0", 2048, 0)
+		p, d := testutil.MakeBundle(t, e.dir, "gateway", "1.1.0", 2048, 0)
 		if _, err := e.s.Add(p); err != nil {
 			t.Fatal(err)
 		}
@@ -324,7 +324,7 @@ func TestFreshnessAttacks(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				p, _ := makeBundle(t, e.dir, "gateway", "1.1.0", 100, 0)
+				p, _ := testutil.MakeBundle(t, e.dir, "gateway", "1.1.0", 100, 0)
 				if _, err := e.s.Add(p); err != nil {
 					t.Fatal(err)
 				}
@@ -446,7 +446,7 @@ func TestFreshnessAttacks(t *testing.T) {
 		}
 		// Validly signed by the release key, but never published by the
 		// mirror: another gateway 1.0.0, and a 2.0.0.
-		_, other := makeBundle(t, t.TempDir(), "gateway", "1.0.0", 77, 0, testutil.NewKey(t, "release"))
+		_, other := testutil.MakeBundle(t, t.TempDir(), "gateway", "1.0.0", 77, 0, testutil.NewKey(t, "release"))
 		var nl *tufclient.NotListedError
 		if err := tg.Verify("gateway", "1.0.0", other.String()); !errors.As(err, &nl) || nl.Listed == "" {
 			t.Errorf("another gateway 1.0.0: %v", err)

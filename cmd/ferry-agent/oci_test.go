@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/registry"
 )
 
 const ociConfig = `device_type = "sim-board"
@@ -137,7 +138,7 @@ func TestInstallFromRegistry(t *testing.T) {
 	dir, bundlePath := ociDevice(t, "")
 	addr := testutil.StartRegistry(t)
 	ref := "oci://" + addr + "/factory/sim-os:1.0.0"
-	if _, err := mirror.Push(context.Background(), bundlePath, ref, mirror.RegistryOptions{PlainHTTP: true}); err != nil {
+	if _, err := registry.Push(context.Background(), bundlePath, ref, registry.Options{PlainHTTP: true}); err != nil {
 		t.Fatal(err)
 	}
 	if code, stdout, stderr := agentRun(dir, "install", ref, "--plain-http"); code != cliexit.OK {

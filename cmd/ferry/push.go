@@ -1,20 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-update/ferry/bundle"
-	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/display"
-	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/registry"
 	"github.com/ferry-update/ferry/transport/oci"
 )
 
@@ -27,8 +24,8 @@ func (o *registryFlags) addFlags(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&o.plainHTTP, "plain-http", false, "talk http:// to the registry (loopback and test registries; credentials still come from the Docker config file)")
 }
 
-func (o *registryFlags) options() mirror.RegistryOptions {
-	return mirror.RegistryOptions{PlainHTTP: o.plainHTTP}
+func (o *registryFlags) options() registry.Options {
+	return registry.Options{PlainHTTP: o.plainHTTP}
 }
 
 // parseOCIRef checks an oci:// argument as a usage error.
@@ -77,7 +74,7 @@ func runPush(ctx context.Context, s *streams, file, ref string, reg registryFlag
 	if st, err := os.Stat(file); err == nil {
 		opts.Progress, done = s.progress(st.Size(), "push")
 	}
-	res, err := mirror.Push(ctx, file, ref, opts)
+	res, err := registry.Push(ctx, file, ref, opts)
 	done()
 	if err != nil {
 		return err
@@ -94,9 +91,9 @@ func runPush(ctx context.Context, s *streams, file, ref string, reg registryFlag
 		fmt.Fprintf(s.out, "signatures  none: sign the bundle (ferry bundle sign) and push again\n")
 	}
 	switch res.Referrers {
-	case mirror.ReferrersPushed:
+	case registry.ReferrersPushed:
 		fmt.Fprintf(s.out, "referrers   pushed (OCI 1.1)\n")
-	case mirror.ReferrersUnsupported:
+	case registry.ReferrersUnsupported:
 		fmt.Fprintf(s.out, "referrers   not supported by this registry: signatures are found through the tag\n")
 	}
 	return nil
@@ -143,40 +140,12 @@ func runPull(ctx context.Context, s *streams, ref, out string, reg registryFlags
 	if r.Identifier() == "" {
 		return cliexit.UsageError{Err: fmt.Errorf("%s names no bundle: add :TAG or @DIGEST", ref)}
 	}
-	tmp, err := atomicfile.CreateTempPerm(out, 0o644)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		tmp.Close()
-		os.Remove(tmp.Name())
-	}()
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	progress, done := s.progress(-1, "pull")
-	res, err := mirror.Pull(ctx, ref, &progressWriter{w: w, progress: progress}, reg.options())
+	opts := reg.options()
+	var done func()
+	opts.Progress, done = s.progress(-1, "pull")
+	res, err := registry.PullFile(ctx, ref, out, opts)
 	done()
-	if err == nil {
-		err = w.Flush()
-	}
 	if err != nil {
-		return err
-	}
-	// Refuse a result that does not read back as a bundle.
-	if _, err := tmp.Seek(0, 0); err != nil {
-		return err
-	}
-	br, err := bundle.NewReader(bufio.NewReader(tmp))
-	if err != nil {
-		return fmt.Errorf("pull %s: the result does not read as a bundle: %w", ref, err)
-	}
-	br.Close()
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
 		return err
 	}
 	if asJSON {
@@ -190,20 +159,4 @@ func runPull(ctx context.Context, s *streams, ref, out string, reg registryFlags
 		fmt.Fprintf(s.err, "ferry: warning: no signatures under tag %s (a copy made without them?): verify will refuse this bundle until they are pushed\n", bundle.SignatureTag(res.Digest))
 	}
 	return nil
-}
-
-// progressWriter reports how many bytes went through it.
-type progressWriter struct {
-	w        io.Writer
-	n        int64
-	progress func(int64)
-}
-
-func (p *progressWriter) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	p.n += int64(n)
-	if p.progress != nil {
-		p.progress(p.n)
-	}
-	return n, err
 }

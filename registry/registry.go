@@ -1,4 +1,4 @@
-package mirror
+package registry
 
 import (
 	"bytes"
@@ -24,8 +24,8 @@ import (
 	"github.com/ferry-update/ferry/transport/oci"
 )
 
-// RegistryOptions say how to reach a registry.
-type RegistryOptions struct {
+// Options say how to reach a registry.
+type Options struct {
 	// PlainHTTP talks http:// (loopback and test registries). Loopback
 	// and localhost registries get http:// even without it, as docker does.
 	PlainHTTP bool
@@ -40,10 +40,10 @@ type RegistryOptions struct {
 	Progress func(uploaded int64)
 }
 
-// registry is one repository on a registry, reached with go-containerregistry's
+// remoteRepo is one repository on a registry, reached with go-containerregistry's
 // authenticating transport. Its client is an oci.Repository over that
 // transport, so pulls share the device's code and checks.
-type registry struct {
+type remoteRepo struct {
 	repo     name.Repository
 	client   *oci.Repository
 	opts     []remote.Option
@@ -51,7 +51,7 @@ type registry struct {
 	sent     int64
 }
 
-func connect(ctx context.Context, ref oci.Reference, o RegistryOptions, push bool) (*registry, error) {
+func connect(ctx context.Context, ref oci.Reference, o Options, push bool) (*remoteRepo, error) {
 	var nopts []name.Option
 	if o.PlainHTTP {
 		nopts = append(nopts, name.Insecure)
@@ -84,7 +84,7 @@ func connect(ctx context.Context, ref oci.Reference, o RegistryOptions, push boo
 		Client:    &http.Client{Transport: rt},
 		PlainHTTP: repo.Scheme() == "http",
 	})
-	return &registry{
+	return &remoteRepo{
 		progress: o.Progress,
 		repo:     repo,
 		client:   client,
@@ -95,6 +95,17 @@ func connect(ctx context.Context, ref oci.Reference, o RegistryOptions, push boo
 			remote.WithReferrersTagFallback(false),
 		},
 	}, nil
+}
+
+// Repository connects to the repository ref names for pulling, with
+// go-containerregistry's authenticating transport (credentials from o's
+// Keychain), and returns a client over it: what a mirror sync reads from.
+func Repository(ctx context.Context, ref oci.Reference, o Options) (*oci.Repository, error) {
+	r, err := connect(ctx, ref, o, false)
+	if err != nil {
+		return nil, err
+	}
+	return r.client, nil
 }
 
 // Referrer push outcomes reported in PushResult.Referrers.
@@ -125,7 +136,7 @@ type PushResult struct {
 // digest does not change; the bundle's signatures are merged with those
 // already stored under the cosign tag sha256-<hex>.sig, and also pushed as
 // OCI 1.1 referrers where the registry has the referrers API.
-func Push(ctx context.Context, bundlePath, ref string, o RegistryOptions) (*PushResult, error) {
+func Push(ctx context.Context, bundlePath, ref string, o Options) (*PushResult, error) {
 	res, err := push(ctx, bundlePath, ref, o)
 	if err != nil {
 		return res, fmt.Errorf("push %s: %w", ref, err)
@@ -133,7 +144,7 @@ func Push(ctx context.Context, bundlePath, ref string, o RegistryOptions) (*Push
 	return res, nil
 }
 
-func push(ctx context.Context, bundlePath, refStr string, o RegistryOptions) (*PushResult, error) {
+func push(ctx context.Context, bundlePath, refStr string, o Options) (*PushResult, error) {
 	ref, err := oci.ParseReference(refStr)
 	if err != nil {
 		return nil, err
@@ -188,7 +199,7 @@ func push(ctx context.Context, bundlePath, refStr string, o RegistryOptions) (*P
 }
 
 // putBlob uploads a blob unless the repository has it.
-func (r *registry) putBlob(ctx context.Context, res *PushResult, d ocispec.Descriptor, open func() (io.ReadCloser, error)) error {
+func (r *remoteRepo) putBlob(ctx context.Context, res *PushResult, d ocispec.Descriptor, open func() (io.ReadCloser, error)) error {
 	ok, err := r.client.BlobExists(ctx, d.Digest)
 	if err != nil {
 		return err
@@ -220,7 +231,7 @@ func (r *registry) putBlob(ctx context.Context, res *PushResult, d ocispec.Descr
 }
 
 // putManifest puts raw, unchanged, under tag or (tag == "") its digest.
-func (r *registry) putManifest(tag string, raw []byte, mediaType string) error {
+func (r *remoteRepo) putManifest(tag string, raw []byte, mediaType string) error {
 	var ref name.Reference = r.repo.Digest(digest.FromBytes(raw).String())
 	if tag != "" {
 		ref = r.repo.Tag(tag)
@@ -231,14 +242,14 @@ func (r *registry) putManifest(tag string, raw []byte, mediaType string) error {
 // pushSignatures merges sigs into the signature tag. It puts the merged
 // manifest and reads it back; if a concurrent push replaced it in between
 // (losing ours), it merges again, a few times.
-func (r *registry) pushSignatures(ctx context.Context, res *PushResult, d digest.Digest, sigs []bundle.Signature) error {
+func (r *remoteRepo) pushSignatures(ctx context.Context, res *PushResult, d digest.Digest, sigs []bundle.Signature) error {
 	tag := bundle.SignatureTag(d)
 	for attempt := 0; ; attempt++ {
 		old, err := oci.FetchSignatures(ctx, r.client, d)
 		if err != nil {
 			return err
 		}
-		merged, added := mergeSignatures(old, sigs)
+		merged, added := oci.MergeSignatures(old, sigs)
 		if attempt == 0 {
 			res.SignaturesAdded = added
 		}
@@ -255,7 +266,7 @@ func (r *registry) pushSignatures(ctx context.Context, res *PushResult, d digest
 		if attempt == 3 {
 			return fmt.Errorf("signatures %s: still missing after %d attempts: another push keeps replacing the tag", tag, attempt)
 		}
-		art, err := signatureArtifact(merged)
+		art, err := SignatureArtifact(merged)
 		if err != nil {
 			return err
 		}
@@ -269,7 +280,7 @@ func (r *registry) pushSignatures(ctx context.Context, res *PushResult, d digest
 // pushReferrers pushes one referrer per signature and one per attachment
 // (an SBOM) where the registry has the referrers API, and records whether
 // it did.
-func (r *registry) pushReferrers(ctx context.Context, res *PushResult, subject ocispec.Descriptor, sigs []bundle.Signature, atts []bundle.AttachmentData) error {
+func (r *remoteRepo) pushReferrers(ctx context.Context, res *PushResult, subject ocispec.Descriptor, sigs []bundle.Signature, atts []bundle.AttachmentData) error {
 	// Unfiltered: some registries (go-containerregistry's in-memory one)
 	// report the config media type as artifactType; digests decide here.
 	have, err := r.client.Referrers(ctx, subject.Digest, "")
@@ -284,7 +295,7 @@ func (r *registry) pushReferrers(ctx context.Context, res *PushResult, subject o
 	for _, h := range have {
 		known[h.Digest] = true
 	}
-	arts, err := referrerArtifacts(subject, sigs)
+	arts, err := ReferrerArtifacts(subject, sigs)
 	if err != nil {
 		return err
 	}
@@ -310,7 +321,7 @@ func (r *registry) pushReferrers(ctx context.Context, res *PushResult, subject o
 // attachmentReferrer is the OCI 1.1 referrer that makes an attachment (an
 // SBOM) discoverable beside the bundle: artifactType = its media type, its
 // one layer = the attachment blob, which is also a layer of the bundle.
-func attachmentReferrer(subject ocispec.Descriptor, at bundle.AttachmentData) (*artifact, error) {
+func attachmentReferrer(subject ocispec.Descriptor, at bundle.AttachmentData) (*Artifact, error) {
 	empty := ocispec.Descriptor{MediaType: ocispec.MediaTypeEmptyJSON, Digest: digest.FromBytes(emptyConfig), Size: int64(len(emptyConfig))}
 	layer := ocispec.Descriptor{MediaType: at.MediaType, Digest: at.Digest, Size: at.Size,
 		Annotations: map[string]string{ocispec.AnnotationTitle: at.Name, bundle.AttachmentNameAnnotation: at.Name}}
@@ -325,13 +336,13 @@ func attachmentReferrer(subject ocispec.Descriptor, at bundle.AttachmentData) (*
 	if err != nil {
 		return nil, fmt.Errorf("encode referrer: %w", err)
 	}
-	return &artifact{Manifest: raw, MediaType: ocispec.MediaTypeImageManifest, Blobs: map[digest.Digest]blobData{
+	return &Artifact{Manifest: raw, MediaType: ocispec.MediaTypeImageManifest, Blobs: map[digest.Digest]Blob{
 		empty.Digest: {MediaType: empty.MediaType, Data: emptyConfig},
 		at.Digest:    {MediaType: at.MediaType, Data: at.Data},
 	}}, nil
 }
 
-func (r *registry) putArtifact(ctx context.Context, res *PushResult, art *artifact, tag string) error {
+func (r *remoteRepo) putArtifact(ctx context.Context, res *PushResult, art *Artifact, tag string) error {
 	for d, b := range art.Blobs {
 		data := b.Data
 		desc := ocispec.Descriptor{MediaType: b.MediaType, Digest: d, Size: int64(len(data))}
@@ -345,7 +356,7 @@ func (r *registry) putArtifact(ctx context.Context, res *PushResult, art *artifa
 // progressReader reports upload progress.
 type progressReader struct {
 	io.ReadCloser
-	r *registry
+	r *remoteRepo
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
@@ -391,7 +402,7 @@ type PullResult struct {
 // (copied by a tool that does not know them) is written without signatures, and verify then refuses it for
 // want of them, which is the right verdict. Something that is not a ferry
 // bundle is an *oci.NotBundleError.
-func Pull(ctx context.Context, ref string, w io.Writer, o RegistryOptions) (*PullResult, error) {
+func Pull(ctx context.Context, ref string, w io.Writer, o Options) (*PullResult, error) {
 	res, err := pull(ctx, ref, w, o)
 	if err != nil {
 		return res, fmt.Errorf("pull %s: %w", ref, err)
@@ -399,7 +410,7 @@ func Pull(ctx context.Context, ref string, w io.Writer, o RegistryOptions) (*Pul
 	return res, nil
 }
 
-func pull(ctx context.Context, refStr string, w io.Writer, o RegistryOptions) (*PullResult, error) {
+func pull(ctx context.Context, refStr string, w io.Writer, o Options) (*PullResult, error) {
 	ref, err := oci.ParseReference(refStr)
 	if err != nil {
 		return nil, err

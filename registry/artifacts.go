@@ -1,4 +1,4 @@
-package mirror
+package registry
 
 import (
 	"bytes"
@@ -21,56 +21,52 @@ const CosignSignatureArtifactType = oci.CosignSignatureArtifactType
 // emptyConfig is the OCI 1.1 empty descriptor's content.
 var emptyConfig = []byte("{}")
 
-// mergeSignatures merges add into old: see oci.MergeSignatures.
-// Merging rather than replacing is what lets two signers push the same
-// bundle without erasing each other.
-func mergeSignatures(old, add []bundle.Signature) ([]bundle.Signature, int) {
-	return oci.MergeSignatures(old, add)
-}
-
-// artifact is a manifest and the blobs it needs, ready to store or push.
-type artifact struct {
+// Artifact is a manifest and the blobs it needs, ready to store or push.
+type Artifact struct {
 	Manifest  []byte
 	MediaType string
-	Blobs     map[digest.Digest]blobData
+	Blobs     map[digest.Digest]Blob
 }
 
-type blobData struct {
+// Blob is one blob of an Artifact.
+type Blob struct {
 	MediaType string
 	Data      []byte
 }
 
-func (a *artifact) Digest() digest.Digest { return digest.FromBytes(a.Manifest) }
+// Digest is the manifest's digest.
+func (a *Artifact) Digest() digest.Digest { return digest.FromBytes(a.Manifest) }
 
-func (a *artifact) Descriptor() ocispec.Descriptor {
+// Descriptor describes the manifest.
+func (a *Artifact) Descriptor() ocispec.Descriptor {
 	return ocispec.Descriptor{MediaType: a.MediaType, Digest: a.Digest(), Size: int64(len(a.Manifest))}
 }
 
-// signatureArtifact is the cosign tag-scheme manifest for sigs.
-func signatureArtifact(sigs []bundle.Signature) (*artifact, error) {
+// SignatureArtifact is the cosign tag-scheme manifest for sigs.
+func SignatureArtifact(sigs []bundle.Signature) (*Artifact, error) {
 	sa, err := bundle.NewSignatureArtifact(sigs)
 	if err != nil {
 		return nil, err
 	}
-	m, err := ocispecManifest(sa.Manifest)
+	m, err := ParseManifest(sa.Manifest)
 	if err != nil {
 		return nil, err
 	}
-	a := &artifact{Manifest: sa.Manifest, MediaType: bundle.ManifestMediaType, Blobs: map[digest.Digest]blobData{}}
+	a := &Artifact{Manifest: sa.Manifest, MediaType: bundle.ManifestMediaType, Blobs: map[digest.Digest]Blob{}}
 	for _, d := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
-		a.Blobs[d.Digest] = blobData{MediaType: d.MediaType, Data: sa.Blobs[d.Digest]}
+		a.Blobs[d.Digest] = Blob{MediaType: d.MediaType, Data: sa.Blobs[d.Digest]}
 	}
 	return a, nil
 }
 
-// referrerArtifacts returns one OCI 1.1 referrer manifest per signature,
+// ReferrerArtifacts returns one OCI 1.1 referrer manifest per signature,
 // each with subject = the bundle manifest. One per signature keeps them
 // immutable and deterministic: pushing again is a no-op, and two signers
 // add two referrers instead of racing to rewrite one.
-func referrerArtifacts(subject ocispec.Descriptor, sigs []bundle.Signature) ([]*artifact, error) {
+func ReferrerArtifacts(subject ocispec.Descriptor, sigs []bundle.Signature) ([]*Artifact, error) {
 	subject = ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
 	empty := ocispec.Descriptor{MediaType: ocispec.MediaTypeEmptyJSON, Digest: digest.FromBytes(emptyConfig), Size: int64(len(emptyConfig))}
-	var out []*artifact
+	var out []*Artifact
 	for _, s := range sigs {
 		layer := ocispec.Descriptor{
 			MediaType:   bundle.SimpleSigningType,
@@ -93,10 +89,10 @@ func referrerArtifacts(subject ocispec.Descriptor, sigs []bundle.Signature) ([]*
 		if err != nil {
 			return nil, fmt.Errorf("encode referrer: %w", err)
 		}
-		out = append(out, &artifact{
+		out = append(out, &Artifact{
 			Manifest:  raw,
 			MediaType: ocispec.MediaTypeImageManifest,
-			Blobs: map[digest.Digest]blobData{
+			Blobs: map[digest.Digest]Blob{
 				empty.Digest: {MediaType: empty.MediaType, Data: emptyConfig},
 				layer.Digest: {MediaType: layer.MediaType, Data: s.Payload},
 			},
@@ -105,7 +101,8 @@ func referrerArtifacts(subject ocispec.Descriptor, sigs []bundle.Signature) ([]*
 	return out, nil
 }
 
-func ocispecManifest(raw []byte) (*ocispec.Manifest, error) {
+// ParseManifest decodes an OCI image manifest.
+func ParseManifest(raw []byte) (*ocispec.Manifest, error) {
 	var m ocispec.Manifest
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&m); err != nil {

@@ -1,10 +1,8 @@
-package mirror_test
+package testutil
 
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"log"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httputil"
@@ -22,13 +20,12 @@ import (
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testtool"
-	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/verify"
 )
 
-// makeBundle writes a bundle of one payload of size bytes, signed by
+// MakeBundle writes a bundle of one payload of size bytes, signed by
 // signers, and returns its path and manifest digest.
-func makeBundle(t testing.TB, dir, name, version string, size int, partSize int64, signers ...testutil.Key) (string, digest.Digest) {
+func MakeBundle(t testing.TB, dir, name, version string, size int, partSize int64, signers ...Key) (string, digest.Digest) {
 	t.Helper()
 	content := make([]byte, size)
 	r := rand.New(rand.NewPCG(uint64(size), 7))
@@ -39,7 +36,7 @@ func makeBundle(t testing.TB, dir, name, version string, size int, partSize int6
 	res, err := bundle.Create(path, bundle.Options{
 		Name: name, Version: version, DeviceTypes: []string{"board-a"},
 		Created: time.Unix(1700000000, 0), PartSize: partSize,
-		Sign: testutil.SignWith(name, time.Unix(1700000000, 0), signers...),
+		Sign: SignWith(name, time.Unix(1700000000, 0), signers...),
 	}, bundle.Source{Name: "rootfs", Type: bundle.Rootfs, Content: bytes.NewReader(content)})
 	if err != nil {
 		t.Fatal(err)
@@ -47,8 +44,8 @@ func makeBundle(t testing.TB, dir, name, version string, size int, partSize int6
 	return path, res.ManifestDigest
 }
 
-// signBundle adds a signature by s to the bundle at path.
-func signBundle(t testing.TB, path string, s testutil.Key) {
+// SignBundle adds a signature by s to the bundle at path.
+func SignBundle(t testing.TB, path string, s Key) {
 	t.Helper()
 	_, err := bundle.AddSignatures(path, func(h *bundle.Reader) ([]bundle.Signature, error) {
 		sig, err := s.Signer.Sign(h.ManifestDigest(), h.Config().Name, time.Unix(1700000001, 0))
@@ -59,8 +56,8 @@ func signBundle(t testing.TB, path string, s testutil.Key) {
 	}
 }
 
-// verifyFile checks a bundle file against keys and threshold.
-func verifyFile(t testing.TB, path string, threshold int, keys ...testutil.Key) (*verify.Report, error) {
+// VerifyFile checks a bundle file against keys and threshold.
+func VerifyFile(t testing.TB, path string, threshold int, keys ...Key) (*verify.Report, error) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -74,7 +71,8 @@ func verifyFile(t testing.TB, path string, threshold int, keys ...testutil.Key) 
 	return verify.Bundle(f, verify.Policy{Keys: pubs, Threshold: threshold})
 }
 
-func skopeo(t testing.TB, args ...string) []byte {
+// Skopeo runs skopeo (which must be installed) and returns its stdout.
+func Skopeo(t testing.TB, args ...string) []byte {
 	t.Helper()
 	testtool.Require(t, "skopeo", "skopeo")
 	cmd := exec.Command("skopeo", append([]string{"--insecure-policy"}, args...)...)
@@ -87,12 +85,8 @@ func skopeo(t testing.TB, args ...string) []byte {
 	return out
 }
 
-func nopLogger() *log.Logger { return log.New(io.Discard, "", 0) }
-
-func digestOf(b []byte) digest.Digest { return digest.FromBytes(b) }
-
-// pushImage pushes a small random container image to ref (HOST/REPO:TAG).
-func pushImage(t testing.TB, ref string) {
+// PushImage pushes a small random container image to ref (HOST/REPO:TAG).
+func PushImage(t testing.TB, ref string) {
 	t.Helper()
 	img, err := random.Image(1024, 1)
 	if err != nil {
@@ -107,7 +101,7 @@ func pushImage(t testing.TB, ref string) {
 	}
 }
 
-// forward passes a request on to host.
-func forward(t testing.TB, w http.ResponseWriter, r *http.Request, host string) {
+// Forward passes a request on to host.
+func Forward(w http.ResponseWriter, r *http.Request, host string) {
 	httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: host}).ServeHTTP(w, r)
 }

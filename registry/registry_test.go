@@ -1,10 +1,12 @@
-package mirror_test
+package registry_test
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -16,18 +18,18 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
+	ggcr "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
-	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/registry"
 	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/verify"
 )
 
-var plain = mirror.RegistryOptions{PlainHTTP: true}
+var plain = registry.Options{PlainHTTP: true}
 
 // countingProxy forwards to host and counts blob upload sessions.
 func countingProxy(t *testing.T, host string) (string, *atomic.Int64) {
@@ -44,7 +46,7 @@ func countingProxy(t *testing.T, host string) (string, *atomic.Int64) {
 	return strings.TrimPrefix(srv.URL, "http://"), &uploads
 }
 
-func pullFile(t *testing.T, ref string) (string, *mirror.PullResult) {
+func pullFile(t *testing.T, ref string) (string, *registry.PullResult) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "pulled.ferry")
 	f, err := os.Create(out)
@@ -52,7 +54,7 @@ func pullFile(t *testing.T, ref string) (string, *mirror.PullResult) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	res, err := mirror.Pull(context.Background(), ref, f, plain)
+	res, err := registry.Pull(context.Background(), ref, f, plain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,17 +69,17 @@ func TestPushPullRealRegistry(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	alice, bob := testutil.NewKey(t, "alice"), testutil.NewKey(t, "bob")
-	path, d := makeBundle(t, dir, "gateway", "1.4.2", 300<<10, 64<<10, alice)
+	path, d := testutil.MakeBundle(t, dir, "gateway", "1.4.2", 300<<10, 64<<10, alice)
 
 	ref := "oci://" + proxy + "/factory/gateway:1.4.2"
-	res, err := mirror.Push(ctx, path, ref, plain)
+	res, err := registry.Push(ctx, path, ref, plain)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Digest != d || res.BlobsUploaded < 6 || res.BlobsPresent != 0 || res.Signatures != 1 || res.SignatureTag != bundle.SignatureTag(d) {
 		t.Errorf("first push: %+v", res)
 	}
-	if res.Referrers != mirror.ReferrersUnsupported {
+	if res.Referrers != registry.ReferrersUnsupported {
 		t.Errorf("registry 2.8 has no referrers API, push says referrers %q", res.Referrers)
 	}
 
@@ -87,11 +89,11 @@ func TestPushPullRealRegistry(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer a.Close()
-		raw := skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+host+"/factory/gateway:1.4.2")
+		raw := testutil.Skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+host+"/factory/gateway:1.4.2")
 		if !bytes.Equal(raw, a.RawManifest()) {
 			t.Errorf("registry holds another manifest:\n%s\nwant\n%s", raw, a.RawManifest())
 		}
-		sig := skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+host+"/factory/gateway:"+bundle.SignatureTag(d))
+		sig := testutil.Skopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+host+"/factory/gateway:"+bundle.SignatureTag(d))
 		if !bytes.Contains(sig, []byte(bundle.SimpleSigningType)) {
 			t.Errorf("signature tag holds %s", sig)
 		}
@@ -99,7 +101,7 @@ func TestPushPullRealRegistry(t *testing.T) {
 
 	t.Run("skopeo copies it to an oci-archive", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "copy.tar")
-		skopeo(t, "copy", "--src-tls-verify=false", "docker://"+host+"/factory/gateway:1.4.2", "oci-archive:"+out+":1.4.2")
+		testutil.Skopeo(t, "copy", "--src-tls-verify=false", "docker://"+host+"/factory/gateway:1.4.2", "oci-archive:"+out+":1.4.2")
 		st, err := os.Stat(out)
 		if err != nil || st.Size() < 300<<10 {
 			t.Fatalf("skopeo wrote %v, %v", st, err)
@@ -111,7 +113,7 @@ func TestPushPullRealRegistry(t *testing.T) {
 		if pr.Digest != d || pr.Signatures != 1 {
 			t.Errorf("pull: %+v", pr)
 		}
-		rep, err := verifyFile(t, out, 1, alice)
+		rep, err := testutil.VerifyFile(t, out, 1, alice)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +131,7 @@ func TestPushPullRealRegistry(t *testing.T) {
 
 	t.Run("second push uploads no blob", func(t *testing.T) {
 		before := uploads.Load()
-		res, err := mirror.Push(ctx, path, ref, plain)
+		res, err := registry.Push(ctx, path, ref, plain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,9 +143,9 @@ func TestPushPullRealRegistry(t *testing.T) {
 	t.Run("two signers pushing separately keep both signatures", func(t *testing.T) {
 		// Bob signs his own copy of the same bundle (same content, same
 		// manifest digest) and pushes it: it holds his signature only.
-		unsigned, _ := makeBundle(t, t.TempDir(), "gateway", "1.4.2", 300<<10, 64<<10)
-		signBundle(t, unsigned, bob)
-		res, err := mirror.Push(ctx, unsigned, ref, plain)
+		unsigned, _ := testutil.MakeBundle(t, t.TempDir(), "gateway", "1.4.2", 300<<10, 64<<10)
+		testutil.SignBundle(t, unsigned, bob)
+		res, err := registry.Push(ctx, unsigned, ref, plain)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +159,7 @@ func TestPushPullRealRegistry(t *testing.T) {
 		if pr.Signatures != 2 {
 			t.Errorf("pulled %d signatures, want alice's and bob's", pr.Signatures)
 		}
-		if _, err := verifyFile(t, out, 2, alice, bob); err != nil {
+		if _, err := testutil.VerifyFile(t, out, 2, alice, bob); err != nil {
 			t.Errorf("2-of-2 after both pushed: %v", err)
 		}
 	})
@@ -171,12 +173,12 @@ func TestPushPullRealRegistry(t *testing.T) {
 		if err := remote.Write(tag, img); err != nil {
 			t.Fatal(err)
 		}
-		_, err = mirror.Pull(ctx, "oci://"+host+"/factory/busybox:latest", &bytes.Buffer{}, plain)
+		_, err = registry.Pull(ctx, "oci://"+host+"/factory/busybox:latest", &bytes.Buffer{}, plain)
 		var nb *oci.NotBundleError
 		if !errors.As(err, &nb) || !strings.Contains(err.Error(), "not a ferry bundle") {
 			t.Errorf("pull of an image: %v", err)
 		}
-		_, err = mirror.Pull(ctx, "oci://"+host+"/factory/gateway:9.9.9", &bytes.Buffer{}, plain)
+		_, err = registry.Pull(ctx, "oci://"+host+"/factory/gateway:9.9.9", &bytes.Buffer{}, plain)
 		if !errors.Is(err, oci.ErrNotFound) {
 			t.Errorf("pull of a missing tag: %v", err)
 		}
@@ -189,8 +191,8 @@ func TestPushPullRealRegistry(t *testing.T) {
 func TestSkopeoCopiedBundle(t *testing.T) {
 	host := testutil.StartRegistry(t)
 	alice := testutil.NewKey(t, "alice")
-	path, d := makeBundle(t, t.TempDir(), "sensor", "2.0.0", 100<<10, 0, alice)
-	skopeo(t, "copy", "--dest-tls-verify=false", "oci-archive:"+path+":2.0.0", "docker://"+host+"/sensor:2.0.0")
+	path, d := testutil.MakeBundle(t, t.TempDir(), "sensor", "2.0.0", 100<<10, 0, alice)
+	testutil.Skopeo(t, "copy", "--dest-tls-verify=false", "oci-archive:"+path+":2.0.0", "docker://"+host+"/sensor:2.0.0")
 
 	out, pr := pullFile(t, "oci://"+host+"/sensor:2.0.0")
 	if pr.Digest != d {
@@ -199,17 +201,17 @@ func TestSkopeoCopiedBundle(t *testing.T) {
 	if pr.Signatures != 0 {
 		t.Errorf("pulled %d signatures; skopeo does not copy the .sig tag", pr.Signatures)
 	}
-	_, err := verifyFile(t, out, 1, alice)
+	_, err := testutil.VerifyFile(t, out, 1, alice)
 	var te *verify.ThresholdError
 	if !errors.As(err, &te) {
 		t.Fatalf("verify of an unsigned pull: %v, want a threshold error", err)
 	}
 	// Pushing the signatures with ferry completes it.
-	if _, err := mirror.Push(context.Background(), path, "oci://"+host+"/sensor:2.0.0", plain); err != nil {
+	if _, err := registry.Push(context.Background(), path, "oci://"+host+"/sensor:2.0.0", plain); err != nil {
 		t.Fatal(err)
 	}
 	out, _ = pullFile(t, "oci://"+host+"/sensor:2.0.0")
-	if _, err := verifyFile(t, out, 1, alice); err != nil {
+	if _, err := testutil.VerifyFile(t, out, 1, alice); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -217,16 +219,16 @@ func TestSkopeoCopiedBundle(t *testing.T) {
 // TestPushReferrers uses go-containerregistry's in-memory registry with
 // the referrers API on: signatures go there as OCI 1.1 referrers too.
 func TestPushReferrers(t *testing.T) {
-	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(nopLogger())))
+	srv := httptest.NewServer(ggcr.New(ggcr.WithReferrersSupport(true), ggcr.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
 	alice, bob := testutil.NewKey(t, "alice"), testutil.NewKey(t, "bob")
-	path, d := makeBundle(t, t.TempDir(), "gateway", "1.0.0", 10<<10, 0, alice, bob)
-	res, err := mirror.Push(context.Background(), path, "oci://"+host+"/gw", plain)
+	path, d := testutil.MakeBundle(t, t.TempDir(), "gateway", "1.0.0", 10<<10, 0, alice, bob)
+	res, err := registry.Push(context.Background(), path, "oci://"+host+"/gw", plain)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Referrers != mirror.ReferrersPushed || res.Reference != "oci://"+host+"/gw:1.0.0" {
+	if res.Referrers != registry.ReferrersPushed || res.Reference != "oci://"+host+"/gw:1.0.0" {
 		t.Errorf("push: %+v", res)
 	}
 	repo := oci.NewRepository(host, "gw", oci.Options{PlainHTTP: true})
@@ -247,7 +249,7 @@ func TestPushReferrers(t *testing.T) {
 		t.Errorf("referrer subject %s, want %s", m.Subject.Digest, d)
 	}
 	// Pushing again adds no referrer.
-	if _, err := mirror.Push(context.Background(), path, "oci://"+host+"/gw", plain); err != nil {
+	if _, err := registry.Push(context.Background(), path, "oci://"+host+"/gw", plain); err != nil {
 		t.Fatal(err)
 	}
 	if refs, _ := repo.Referrers(context.Background(), d, ""); len(refs) != 2 {
@@ -257,7 +259,7 @@ func TestPushReferrers(t *testing.T) {
 	if pr.Signatures != 2 {
 		t.Errorf("pulled %d signatures", pr.Signatures)
 	}
-	if _, err := verifyFile(t, out, 2, alice, bob); err != nil {
+	if _, err := testutil.VerifyFile(t, out, 2, alice, bob); err != nil {
 		t.Error(err)
 	}
 }
@@ -267,12 +269,12 @@ func TestPushReferrers(t *testing.T) {
 // without the referrers API.
 func TestPullReferrerSignatures(t *testing.T) {
 	ctx := context.Background()
-	srv := httptest.NewServer(registry.New(registry.WithReferrersSupport(true), registry.Logger(nopLogger())))
+	srv := httptest.NewServer(ggcr.New(ggcr.WithReferrersSupport(true), ggcr.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
 	alice, bob := testutil.NewKey(t, "alice"), testutil.NewKey(t, "bob")
-	path, d := makeBundle(t, t.TempDir(), "gateway", "1.0.0", 10<<10, 0, alice, bob)
-	if _, err := mirror.Push(ctx, path, "oci://"+host+"/gw", plain); err != nil {
+	path, d := testutil.MakeBundle(t, t.TempDir(), "gateway", "1.0.0", 10<<10, 0, alice, bob)
+	if _, err := registry.Push(ctx, path, "oci://"+host+"/gw", plain); err != nil {
 		t.Fatal(err)
 	}
 	// Tag and referrers hold the same two signatures: merged, not doubled.
@@ -294,25 +296,25 @@ func TestPullReferrerSignatures(t *testing.T) {
 	if pr.Signatures != 2 {
 		t.Errorf("pulled %d signatures from referrers alone, want 2", pr.Signatures)
 	}
-	if _, err := verifyFile(t, out, 2, alice, bob); err != nil {
+	if _, err := testutil.VerifyFile(t, out, 2, alice, bob); err != nil {
 		t.Error(err)
 	}
 
 	// Without the referrers API (404), the tag alone serves.
-	old := httptest.NewServer(registry.New(registry.Logger(nopLogger())))
+	old := httptest.NewServer(ggcr.New(ggcr.Logger(log.New(io.Discard, "", 0))))
 	defer old.Close()
 	oldHost := strings.TrimPrefix(old.URL, "http://")
 	if _, err := oci.NewRepository(oldHost, "gw", oci.Options{PlainHTTP: true}).Referrers(ctx, d, ""); !errors.Is(err, oci.ErrReferrersUnsupported) {
 		t.Fatalf("referrers on a registry without the API: %v", err)
 	}
-	if _, err := mirror.Push(ctx, path, "oci://"+oldHost+"/gw", plain); err != nil {
+	if _, err := registry.Push(ctx, path, "oci://"+oldHost+"/gw", plain); err != nil {
 		t.Fatal(err)
 	}
 	out, pr = pullFile(t, "oci://"+oldHost+"/gw:1.0.0")
 	if pr.Signatures != 2 {
 		t.Errorf("pulled %d signatures without referrers, want 2", pr.Signatures)
 	}
-	if _, err := verifyFile(t, out, 2, alice, bob); err != nil {
+	if _, err := testutil.VerifyFile(t, out, 2, alice, bob); err != nil {
 		t.Error(err)
 	}
 }
