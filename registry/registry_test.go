@@ -49,12 +49,7 @@ func countingProxy(t *testing.T, host string) (string, *atomic.Int64) {
 func pullFile(t *testing.T, ref string) (string, *registry.PullResult) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "pulled.ferry")
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	res, err := registry.Pull(context.Background(), ref, f, plain)
+	res, err := registry.PullFile(context.Background(), ref, out, plain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,6 +176,16 @@ func TestPushPullRealRegistry(t *testing.T) {
 		_, err = registry.Pull(ctx, "oci://"+host+"/factory/gateway:9.9.9", &bytes.Buffer{}, plain)
 		if !errors.Is(err, oci.ErrNotFound) {
 			t.Errorf("pull of a missing tag: %v", err)
+		}
+		// PullFile leaves nothing behind when the pull fails: no file,
+		// no temporary file.
+		dir := t.TempDir()
+		_, err = registry.PullFile(ctx, "oci://"+host+"/factory/busybox:latest", filepath.Join(dir, "out.ferry"), plain)
+		if !errors.As(err, &nb) {
+			t.Errorf("PullFile of an image: %v", err)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("PullFile that failed left %v", ents)
 		}
 	})
 }
