@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/transport/stick"
 	"github.com/ferry-update/ferry/verify"
@@ -47,12 +48,12 @@ func TestRootRotationIsKept(t *testing.T) {
 func TestRunnerMirror(t *testing.T) {
 	e := newTrustEnv(t)
 	st, mc := mirrorFor(t, e.bundle(bundleSpec{version: "1.0.0", rootfs: "system from the mirror"}))
-	devices, err := st.OpenDevices()
+	db, err := devices.OpenDir(st.Dir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer devices.Close()
-	srv := httptest.NewServer(mirror.NewHandler(st, mirror.HandlerOptions{Devices: devices}))
+	defer db.Close()
+	srv := httptest.NewServer(mirror.NewHandler(st, mirror.HandlerOptions{Devices: db}))
 	defer srv.Close()
 	mc.URL = srv.URL
 	e.cfg.Mirror = mc
@@ -72,7 +73,7 @@ func TestRunnerMirror(t *testing.T) {
 	if got := e.read("reboots"); got != "reboot\n" {
 		t.Errorf("reboots %q", got)
 	}
-	list, err := st.ListDevices()
+	list, err := devices.ListDir(st.Dir())
 	if err != nil || len(list) != 1 {
 		t.Fatalf("devices %+v, %v", list, err)
 	}

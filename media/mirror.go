@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/transport/checkin"
 	"github.com/ferry-update/ferry/transport/stick"
@@ -115,7 +116,7 @@ const StickRemote = "stick:"
 
 // IngestReports records the reports on a stick (an image, a device or a
 // directory, as Reports reads them) in the device records of the mirror
-// store st, each as a check-in (mirror.Devices.Record) of its device:
+// store st, each as a check-in (devices.DB.Record) of its device:
 // bundle, version after the install (0.0.0 if none, as the agent checks
 // in), result, finished time (else started) and error. The device type is
 // the report's; reports from agents that did not record it get the type
@@ -135,7 +136,7 @@ func ingestReports(st *mirror.Store, imgOrDir string, now time.Time) (*IngestRes
 	if err != nil {
 		return nil, err
 	}
-	d, err := st.OpenDevices()
+	d, err := devices.OpenDir(st.Dir())
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +182,7 @@ func ingestReports(st *mirror.Store, imgOrDir string, now time.Time) (*IngestRes
 
 // checkinOf is a stick report as a check-in of its device, whose stored
 // check-ins are hist (newest first).
-func checkinOf(r *stick.Report, hist []mirror.Device) (*checkin.Report, error) {
+func checkinOf(r *stick.Report, hist []devices.Device) (*checkin.Report, error) {
 	c := &checkin.Report{DeviceID: r.DeviceID, DeviceType: cmp.Or(r.DeviceType, "unknown"), Bundle: r.Bundle, Version: cmp.Or(r.VersionAfter, "0.0.0"),
 		Result: string(r.Result), Time: cmp.Or(r.Finished, r.Started).UTC(), Error: r.Error}
 	if r.DeviceType == "" && len(hist) > 0 {
@@ -205,7 +206,7 @@ func checkinOf(r *stick.Report, hist []mirror.Device) (*checkin.Report, error) {
 
 // recorded reports whether hist holds c: the same device (hist is one
 // device's), time (to the millisecond, as stored) and bundle.
-func recorded(hist []mirror.Device, c *checkin.Report) bool {
+func recorded(hist []devices.Device, c *checkin.Report) bool {
 	for _, h := range hist {
 		if h.ReportedAt.UnixMilli() == c.Time.UnixMilli() && h.Bundle == c.Bundle {
 			return true

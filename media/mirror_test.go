@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/transport/checkin"
@@ -129,7 +130,7 @@ func TestIngestReports(t *testing.T) {
 	os.WriteFile(filepath.Join(root, stick.Dir, stick.ReportsDir, "notes.json"), []byte("not json"), 0o644)
 
 	st := newStore(t)
-	d, err := st.OpenDevices()
+	d, err := devices.OpenDir(st.Dir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func TestIngestReports(t *testing.T) {
 	}
 	check(root, IngestResult{Reports: 3, New: 2})
 	check(root, IngestResult{Reports: 3, Known: 2})
-	ds, err := st.ListDevices()
+	ds, err := devices.ListDir(st.Dir())
 	if err != nil || len(ds) != 2 {
 		t.Fatalf("devices: %v %+v", err, ds)
 	}

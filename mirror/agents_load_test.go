@@ -17,6 +17,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/transport/checkin"
@@ -43,16 +44,16 @@ func TestAgentsUpdateAtOnce(t *testing.T) {
 	// The right bytes: the bundle file as a canonical archive (the member
 	// order a pull writes; bundle.Create leaves room for the head).
 	wantSum, wantSize := canonicalSum(t, src)
-	devices, err := s.OpenDevices()
+	db, err := devices.OpenDir(s.Dir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer devices.Close()
+	defer db.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: mirror.NewHandler(s, mirror.HandlerOptions{Devices: devices}), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mirror.NewHandler(s, mirror.HandlerOptions{Devices: db}), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
 	base := "http://" + ln.Addr().String()
@@ -93,7 +94,7 @@ func TestAgentsUpdateAtOnce(t *testing.T) {
 	}
 	mib := float64(agents) * float64(wantSize) / (1 << 20)
 	t.Logf("%d agents: %.0f MiB in %v (%.0f MiB/s)", agents, mib, elapsed.Round(time.Millisecond), mib/elapsed.Seconds())
-	ds, err := devices.List()
+	ds, err := db.List()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,14 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/transport/checkin"
 )
 
-func checkinServer(t *testing.T) (*mirror.Store, *mirror.Devices, string) {
+func checkinServer(t *testing.T) (*mirror.Store, *devices.DB, string) {
 	t.Helper()
 	s := newStore(t)
-	d, err := s.OpenDevices()
+	d, err := devices.OpenDir(s.Dir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,10 +105,10 @@ func TestCheckinStorage(t *testing.T) {
 	ctx := context.Background()
 	// 20 devices report at once, 6 times each; the last report says what
 	// each runs now.
-	const devices, reports = 20, 6
+	const nDevices, reports = 20, 6
 	var wg sync.WaitGroup
-	errs := make(chan error, devices*reports)
-	for i := range devices {
+	errs := make(chan error, nDevices*reports)
+	for i := range nDevices {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -134,8 +135,8 @@ func TestCheckinStorage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ds) != devices {
-		t.Fatalf("%d devices stored, want %d", len(ds), devices)
+	if len(ds) != nDevices {
+		t.Fatalf("%d devices stored, want %d", len(ds), nDevices)
 	}
 	for i, dv := range ds {
 		if dv.ID != fmt.Sprintf("dev-%03d", i) || dv.Version != "1.5.0" || dv.Checkins != reports || dv.LastSeen.IsZero() {
@@ -147,7 +148,7 @@ func TestCheckinStorage(t *testing.T) {
 	}
 
 	t.Run("history is capped per device", func(t *testing.T) {
-		for j := range mirror.HistoryPerDevice + 7 {
+		for j := range devices.HistoryPerDevice + 7 {
 			r := &checkin.Report{DeviceID: "chatty", DeviceType: "board-a", Version: fmt.Sprintf("0.0.%d", j), Result: "idle", Time: time.Now()}
 			if err := d.Record(r, time.Now(), "test"); err != nil {
 				t.Fatal(err)
@@ -157,7 +158,7 @@ func TestCheckinStorage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(h) != mirror.HistoryPerDevice || h[0].Version != fmt.Sprintf("0.0.%d", mirror.HistoryPerDevice+6) || h[len(h)-1].Version != "0.0.7" {
+		if len(h) != devices.HistoryPerDevice || h[0].Version != fmt.Sprintf("0.0.%d", devices.HistoryPerDevice+6) || h[len(h)-1].Version != "0.0.7" {
 			t.Errorf("history: %d entries, newest %s, oldest %s", len(h), h[0].Version, h[len(h)-1].Version)
 		}
 	})
@@ -184,17 +185,17 @@ func TestCheckinStorage(t *testing.T) {
 	})
 
 	t.Run("listing from another handle while the server writes", func(t *testing.T) {
-		ds, err := s.ListDevices()
+		ds, err := devices.ListDir(s.Dir())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ds) != devices+2 {
-			t.Errorf("ListDevices: %d devices", len(ds))
+		if len(ds) != nDevices+2 {
+			t.Errorf("ListDir: %d devices", len(ds))
 		}
 	})
 
 	t.Run("no database: no devices", func(t *testing.T) {
-		ds, err := newStore(t).ListDevices()
+		ds, err := devices.ListDir(newStore(t).Dir())
 		if err != nil || len(ds) != 0 {
 			t.Errorf("ListDevices of a new mirror: %v, %v", ds, err)
 		}
@@ -224,7 +225,7 @@ func TestCheckinForgedTime(t *testing.T) {
 	}
 
 	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	forged := &checkin.Report{DeviceID: "gw-0002", DeviceType: "board-a", Version: "6.6.6", Result: "committed", Time: t0.Add(mirror.MaxClockAhead - time.Minute)}
+	forged := &checkin.Report{DeviceID: "gw-0002", DeviceType: "board-a", Version: "6.6.6", Result: "committed", Time: t0.Add(devices.MaxClockAhead - time.Minute)}
 	real := &checkin.Report{DeviceID: "gw-0002", DeviceType: "board-a", Version: "1.4.2", Result: "committed", Time: t0}
 	if err := d.Record(forged, t0, "10.0.0.66"); err != nil {
 		t.Fatal(err)
@@ -239,7 +240,7 @@ func TestCheckinForgedTime(t *testing.T) {
 	if dv := ds[0]; dv.Version != "1.4.2" || !dv.ReportedAt.Equal(t0) || !dv.LastSeen.Equal(t0.Add(time.Second)) || dv.Remote != "10.0.0.2" || dv.Checkins != 2 {
 		t.Errorf("after a forged and a real report: %+v, want the real one, reported %s, seen %s", dv, t0, t0.Add(time.Second))
 	}
-	err = d.Record(&checkin.Report{DeviceID: "gw-0002", DeviceType: "board-a", Version: "1", Result: "idle", Time: t0.Add(mirror.MaxClockAhead + time.Hour)}, t0, "x")
+	err = d.Record(&checkin.Report{DeviceID: "gw-0002", DeviceType: "board-a", Version: "1", Result: "idle", Time: t0.Add(devices.MaxClockAhead + time.Hour)}, t0, "x")
 	var fe *checkin.FieldError
 	if !errors.As(err, &fe) || fe.Field != "time" {
 		t.Errorf("Record of a report a day and an hour ahead: %v, want a *checkin.FieldError for time", err)

@@ -119,16 +119,10 @@
 // Devices POST a small JSON report (package checkin: device id and type,
 // installed bundle and version, last result, time, optional error) to
 // /ferry/v1/checkin. The server validates it (at most 16 KiB: 413 beyond,
-// 400 with a reason for anything malformed) and stores it in DIR/devices.db
-// with modernc.org/sqlite (pure Go, so the host tool stays cgo-free): one
-// row per device with its latest report, and a history of the last 100
-// reports per device. Check-ins are not authenticated: they are what
-// devices say, for people to read ('ferry mirror devices'), never an input
-// to trust. So the mirror's clock orders them: a device's row holds the
-// report received last, with both the time the device put on it and the
-// mirror's time of receipt, and a report dated more than MaxClockAhead
-// after the mirror's clock is refused (400), so a forged date cannot pin
-// a device's record. Reports ingested from a stick count as received when
-// they were made (at the latest now), so an old stick does not override
-// what a device said since.
+// 400 with a reason for anything malformed) and records it in
+// DIR/devices.db with package devices, which says how they are kept and
+// ordered (a report dated more than devices.MaxClockAhead after the
+// mirror's clock is refused, 400). Reports ingested from a stick count as
+// received when they were made (at the latest now), so an old stick does
+// not override what a device said since.
 package mirror

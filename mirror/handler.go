@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/transport/checkin"
 )
 
@@ -21,7 +22,7 @@ import (
 type Handler struct {
 	store   *Store
 	oci     *Server
-	devices *Devices
+	devices *devices.DB
 	now     func() time.Time
 	logf    func(format string, a ...any)
 	limited *limitedLog
@@ -31,7 +32,7 @@ type Handler struct {
 // HandlerOptions configure NewHandler.
 type HandlerOptions struct {
 	// Devices stores check-ins; nil answers them 404.
-	Devices *Devices
+	Devices *devices.DB
 	// Logf, if set, is told about check-ins that could not be stored and
 	// about limits that bite, at most once a minute for each kind.
 	Logf func(format string, a ...any)
@@ -148,7 +149,7 @@ func (h *Handler) serveCheckin(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	case errors.As(err, &fe):
 		jsonError(w, http.StatusBadRequest, fe.Error())
-	case errors.Is(err, ErrTooManyDevices):
+	case errors.Is(err, devices.ErrTooMany):
 		h.limited.printf(now, "devices", "check-in of new device %s from %s refused (507): %v (--max-devices)", rep.DeviceID, remote, err)
 		jsonError(w, http.StatusInsufficientStorage, "the mirror records no more devices")
 	default:

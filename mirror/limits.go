@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/ferry-update/ferry/devices"
 )
 
 // Limits bound what clients can make a serving mirror hold: connections,
@@ -326,7 +328,7 @@ func (l *limitedLog) printf(now time.Time, kind, format string, a ...any) {
 type ServeOptions struct {
 	Limits Limits
 	// Devices stores check-ins; nil answers them 404.
-	Devices *Devices
+	Devices *devices.DB
 	// RefreshInterval is how often the TUF timestamp is re-signed; 0: never.
 	RefreshInterval time.Duration
 	// Refreshed is told about each re-signing.

@@ -21,6 +21,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/transport/checkin"
@@ -40,7 +41,7 @@ func checkinBody(id string, pad int) string {
 // a flood of refusals is logged once, not once per request.
 func TestCheckinLimits(t *testing.T) {
 	s := newStore(t)
-	d, err := s.OpenDevices()
+	d, err := devices.OpenDir(s.Dir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func TestCheckinLimits(t *testing.T) {
 // time and then stops is answered and disconnected after BodyTimeout.
 func TestSlowBodyIsCutOff(t *testing.T) {
 	s := newStore(t)
-	d, err := s.OpenDevices()
+	d, err := devices.OpenDir(s.Dir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func TestServeChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := s.OpenDevices()
+	d, err := devices.OpenDir(s.Dir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +275,7 @@ func TestServeManySlowClients(t *testing.T) {
 // and the server keeps re-signing the TUF timestamp.
 func TestServeFullDisk(t *testing.T) {
 	s := newStore(t)
-	d, err := s.OpenDevices() // created before the limit applies
+	d, err := devices.OpenDir(s.Dir()) // created before the limit applies
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/mirror"
 )
 
@@ -32,7 +33,7 @@ func FuzzRouting(f *testing.F) {
 		}
 	}
 	s := newStore(f)
-	d, err := s.OpenDevices()
+	d, err := devices.OpenDir(s.Dir())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func FuzzRouting(f *testing.F) {
 // from outside its tree.
 func TestRoutingOddNames(t *testing.T) {
 	s := newStore(t)
-	d, err := s.OpenDevices()
+	d, err := devices.OpenDir(s.Dir())
 	if err != nil {
 		t.Fatal(err)
 	}

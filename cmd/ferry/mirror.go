@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/media"
@@ -396,7 +397,7 @@ func runServe(ctx context.Context, s *streams, st *mirror.Store, o serveOptions)
 		}
 	}
 	if o.checkins {
-		d, err := st.OpenDevices()
+		d, err := devices.OpenDir(st.Dir())
 		if err != nil {
 			return err
 		}
@@ -517,7 +518,7 @@ reports). The reports are kept in DIR/devices.db (SQLite).`,
 			if err != nil {
 				return err
 			}
-			ds, err := st.ListDevices()
+			ds, err := devices.ListDir(st.Dir())
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package mirror
+package devices
 
 import (
 	"os"
@@ -22,9 +22,9 @@ func TestDevicesFileMode(t *testing.T) {
 		name string
 		pre  os.FileMode // 0: no database yet
 	}{{"new", 0}, {"made world-readable by an older ferry", 0o644}} {
-		path := filepath.Join(t.TempDir(), DevicesFile)
+		path := filepath.Join(t.TempDir(), File)
 		if tc.pre != 0 {
-			d, err := OpenDevices(path)
+			d, err := Open(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -35,7 +35,7 @@ func TestDevicesFileMode(t *testing.T) {
 				}
 			}
 		}
-		d, err := OpenDevices(path)
+		d, err := Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package mirror
+package devices
 
 import (
 	"database/sql"
@@ -16,28 +16,28 @@ import (
 	"github.com/ferry-update/ferry/transport/checkin"
 )
 
-// DevicesFile is the check-in database of a mirror directory.
-const DevicesFile = "devices.db"
+// File is the check-in database of a mirror directory.
+const File = "devices.db"
 
-// HistoryPerDevice is how many check-ins Devices keeps per device; older
+// HistoryPerDevice is how many check-ins DB keeps per device; older
 // ones are dropped as new ones come.
 const HistoryPerDevice = 100
 
-// Devices stores device check-ins in SQLite: one row per device with its
+// DB stores device check-ins in SQLite: one row per device with its
 // latest report, and a history of its last HistoryPerDevice reports.
 // It is safe for concurrent use; writes are serialized.
-type Devices struct {
+type DB struct {
 	db         *sql.DB
 	path       string
 	maxDevices atomic.Int64
 }
 
-// ErrTooManyDevices is returned by Record for a device it does not know
+// ErrTooMany is returned by Record for a device it does not know
 // when it holds the most devices SetMaxDevices allows.
-var ErrTooManyDevices = errors.New("the device database holds its maximum number of devices")
+var ErrTooMany = errors.New("the device database holds its maximum number of devices")
 
 // SetMaxDevices caps how many devices Record records (0: no cap).
-func (d *Devices) SetMaxDevices(n int) { d.maxDevices.Store(int64(n)) }
+func (d *DB) SetMaxDevices(n int) { d.maxDevices.Store(int64(n)) }
 
 // Device is a device's latest check-in.
 type Device struct {
@@ -85,19 +85,19 @@ CREATE TABLE IF NOT EXISTS checkins (
 CREATE INDEX IF NOT EXISTS checkins_by_device ON checkins (device_id, id);
 `
 
-// DevicesPerm is the mode of the check-in database and its -wal and -shm
+// Perm is the mode of the check-in database and its -wal and -shm
 // files: it holds every device's addresses and history, nobody else's
 // business.
-const DevicesPerm fs.FileMode = 0o600
+const Perm fs.FileMode = 0o600
 
-// OpenDevices opens (creating if needed) the check-in database at path.
-// A new database is made with mode DevicesPerm; one that is group- or
+// Open opens (creating if needed) the check-in database at path.
+// A new database is made with mode Perm; one that is group- or
 // world-accessible (made by an older ferry) is narrowed to it.
-func OpenDevices(path string) (*Devices, error) {
+func Open(path string) (*DB, error) {
 	if strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("device database %s: the path may not contain '?' or '#'", path)
 	}
-	if err := restrictDevicesFiles(path); err != nil {
+	if err := restrictFiles(path); err != nil {
 		return nil, fmt.Errorf("device database %s: %w", path, err)
 	}
 	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
@@ -111,16 +111,16 @@ func OpenDevices(path string) (*Devices, error) {
 		db.Close()
 		return nil, fmt.Errorf("device database %s: %w", path, err)
 	}
-	return &Devices{db: db, path: path}, nil
+	return &DB{db: db, path: path}, nil
 }
 
-// restrictDevicesFiles creates the database file with DevicesPerm before
+// restrictFiles creates the database file with Perm before
 // SQLite opens it (SQLite would make it 0644, and its -wal and -shm files
-// take the database's mode), and narrows existing files to DevicesPerm
+// take the database's mode), and narrows existing files to Perm
 // where it may (a database of another user's is left as it is).
-func restrictDevicesFiles(path string) error {
+func restrictFiles(path string) error {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, DevicesPerm)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, Perm)
 		if err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
@@ -136,8 +136,8 @@ func restrictDevicesFiles(path string) error {
 		if err != nil {
 			return err
 		}
-		if fi.Mode().Perm()&^DevicesPerm != 0 {
-			if err := os.Chmod(p, fi.Mode().Perm()&DevicesPerm); err != nil && !errors.Is(err, fs.ErrPermission) {
+		if fi.Mode().Perm()&^Perm != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&Perm); err != nil && !errors.Is(err, fs.ErrPermission) {
 				return err
 			}
 		}
@@ -145,13 +145,14 @@ func restrictDevicesFiles(path string) error {
 	return nil
 }
 
-// OpenDevices opens the store's check-in database (DIR/devices.db).
-func (s *Store) OpenDevices() (*Devices, error) {
-	return OpenDevices(filepath.Join(s.dir, DevicesFile))
+// OpenDir opens the check-in database of the mirror directory dir
+// (DIR/devices.db), creating it if needed.
+func OpenDir(dir string) (*DB, error) {
+	return Open(filepath.Join(dir, File))
 }
 
 // Close closes the database.
-func (d *Devices) Close() error { return d.db.Close() }
+func (d *DB) Close() error { return d.db.Close() }
 
 // MaxClockAhead is how far ahead of the mirror's clock a device's report
 // may be dated: more is refused (a *checkin.FieldError for "time"). A
@@ -162,7 +163,7 @@ const MaxClockAhead = 24 * time.Hour
 // remote (an address). Reports are ordered by at, never by the device's
 // clock: a device's record holds the report received last. A report dated
 // more than MaxClockAhead after at is refused with a *checkin.FieldError.
-func (d *Devices) Record(r *checkin.Report, at time.Time, remote string) error {
+func (d *DB) Record(r *checkin.Report, at time.Time, remote string) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
@@ -176,7 +177,7 @@ func (d *Devices) Record(r *checkin.Report, at time.Time, remote string) error {
 	return nil
 }
 
-func (d *Devices) record(r *checkin.Report, at time.Time, remote string) error {
+func (d *DB) record(r *checkin.Report, at time.Time, remote string) error {
 	tx, err := d.db.Begin()
 	if err != nil {
 		return err
@@ -193,7 +194,7 @@ func (d *Devices) record(r *checkin.Report, at time.Time, remote string) error {
 				return err
 			}
 			if n >= limit {
-				return fmt.Errorf("%w (%d)", ErrTooManyDevices, limit)
+				return fmt.Errorf("%w (%d)", ErrTooMany, limit)
 			}
 		}
 	}
@@ -228,7 +229,7 @@ func (d *Devices) record(r *checkin.Report, at time.Time, remote string) error {
 }
 
 // List returns every device's latest check-in, by device id.
-func (d *Devices) List() ([]Device, error) {
+func (d *DB) List() ([]Device, error) {
 	rows, err := d.db.Query(`SELECT device_id, device_type, bundle, version, result, error, reported_at, last_seen, remote, checkins
 		FROM devices ORDER BY device_id`)
 	if err != nil {
@@ -249,7 +250,7 @@ func (d *Devices) List() ([]Device, error) {
 }
 
 // History returns a device's stored check-ins, newest first.
-func (d *Devices) History(deviceID string) ([]Device, error) {
+func (d *DB) History(deviceID string) ([]Device, error) {
 	rows, err := d.db.Query(`SELECT device_id, device_type, bundle, version, result, error, reported_at, received_at, remote
 		FROM checkins WHERE device_id = ? ORDER BY id DESC`, deviceID)
 	if err != nil {
@@ -269,13 +270,13 @@ func (d *Devices) History(deviceID string) ([]Device, error) {
 	return out, rows.Err()
 }
 
-// ListDevices lists the devices that checked in with the mirror in dir
-// (none if it never served a check-in).
-func (s *Store) ListDevices() ([]Device, error) {
-	if _, err := os.Stat(filepath.Join(s.dir, DevicesFile)); errors.Is(err, fs.ErrNotExist) {
+// ListDir lists the devices that checked in with the mirror directory
+// dir (none if it never served a check-in).
+func ListDir(dir string) ([]Device, error) {
+	if _, err := os.Stat(filepath.Join(dir, File)); errors.Is(err, fs.ErrNotExist) {
 		return []Device{}, nil
 	}
-	d, err := s.OpenDevices()
+	d, err := OpenDir(dir)
 	if err != nil {
 		return nil, err
 	}
