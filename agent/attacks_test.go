@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/transport/tufclient"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -185,7 +186,7 @@ func mirrorFor(t *testing.T, bundles ...[]byte) (*mirror.Store, MirrorConfig) {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(mirror.NewHandler(st, mirror.HandlerOptions{}))
+	srv := httptest.NewServer(server.NewHandler(st, server.HandlerOptions{}))
 	t.Cleanup(srv.Close)
 	return st, MirrorConfig{URL: srv.URL, TUFRoot: st.TUFRootPath(), Interval: Duration{time.Hour}}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -134,7 +135,7 @@ func TestMirrorRoots(t *testing.T) {
 	r3 := e.rotateRelease(r2, keyC, e.rootKey)
 	st, mc := mirrorFor(t, rootsBundle(t, "1.0.0", keyC))
 	var asked []string
-	h := mirror.NewHandler(st, mirror.HandlerOptions{})
+	h := server.NewHandler(st, server.HandlerOptions{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, mirror.RootsPath) {
 			asked = append(asked, r.URL.Path)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/transport/stick"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -53,7 +54,7 @@ func TestRunnerMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	srv := httptest.NewServer(mirror.NewHandler(st, mirror.HandlerOptions{Devices: db}))
+	srv := httptest.NewServer(server.NewHandler(st, server.HandlerOptions{Devices: db}))
 	defer srv.Close()
 	mc.URL = srv.URL
 	e.cfg.Mirror = mc

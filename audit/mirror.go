@@ -16,6 +16,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/transport/tufclient"
 	"github.com/ferry-update/ferry/transport/wire"
@@ -67,7 +68,7 @@ func (s *mirrorDirSource) List(ctx context.Context) (*Listing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit %s: %w", s.target, err)
 	}
-	client := &http.Client{Transport: handlerTransport{mirror.NewHandler(st, mirror.HandlerOptions{})}}
+	client := &http.Client{Transport: handlerTransport{server.NewHandler(st, server.HandlerOptions{})}}
 	l := &Listing{Target: s.target, Kind: s.kind, Mirror: &MirrorMetadata{}}
 	var targets *tufclient.Targets
 	if _, err := os.Stat(st.TUFRootPath()); err == nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -101,7 +102,7 @@ func TestAuditMirrorDir(t *testing.T) {
 func TestAuditMirrorURL(t *testing.T) {
 	rel := testutil.NewKey(t, "release@example.com")
 	st, _ := testMirror(t, rel)
-	srv := httptest.NewServer(mirror.NewHandler(st, mirror.HandlerOptions{}))
+	srv := httptest.NewServer(server.NewHandler(st, server.HandlerOptions{}))
 	defer srv.Close()
 	o := audit.Options{Keys: []*verify.PublicKey{rel.Pub}, Now: time.Now()}
 	checkMirrorReport(t, run(t, srv.URL, o, audit.SourceOptions{}), false)

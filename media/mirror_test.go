@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/transport/checkin"
 	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/transport/stick"
@@ -80,7 +81,7 @@ func TestSyncInto(t *testing.T) {
 	if err != nil || len(es) != 2 || es[0].Name != "gateway" || es[0].Signatures != 1 {
 		t.Fatalf("list: %v %+v", err, es)
 	}
-	srv := httptest.NewServer(mirror.NewHandler(st, mirror.HandlerOptions{}))
+	srv := httptest.NewServer(server.NewHandler(st, server.HandlerOptions{}))
 	defer srv.Close()
 	for _, e := range es {
 		rc, err := oci.Open(t.Context(), "oci://"+strings.TrimPrefix(srv.URL, "http://")+"/"+e.Repository+":"+e.Tag, oci.Options{PlainHTTP: true})

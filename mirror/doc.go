@@ -1,8 +1,9 @@
-// Package mirror keeps bundles in a local mirror directory (the store:
-// layout, add, sync, roots) and serves that directory read-only over the
-// OCI distribution API. It moves bytes and checks digests; it never decides
-// trust (package verify does). Pushing to and pulling from registries is
-// package registry's job.
+// Package mirror is the mirror store: a local mirror directory of
+// bundles (layout, add, sync, roots) with its TUF metadata. It moves bytes
+// and checks digests; it never decides trust (package verify does).
+// Serving the directory is package mirror/server's job, pushing to and
+// pulling from registries package registry's, the device records package
+// devices'.
 //
 // # The store
 //
@@ -47,23 +48,9 @@
 //
 // # Serving
 //
-// Server answers the read half of the distribution API from a Store:
-// /v2/, manifests and blobs (GET and HEAD, Range, Docker-Content-Digest),
-// tags/list with n/last pagination, and referrers with the artifactType
-// filter; OCI error bodies (NAME_UNKNOWN, MANIFEST_UNKNOWN, BLOB_UNKNOWN);
-// 405 for anything that writes. Blobs are sent with http.ServeContent from
-// their files, so the kernel copies them (sendfile) and memory stays flat.
-// Handler puts the TUF metadata (/tuf/) and device check-ins beside it:
-// that is what 'ferry mirror serve' serves.
-//
-// Serve runs it on a network that is not trusted, under Limits: deadlines
-// on every read and write (a response's write deadline moves on with each
-// WriteChunk sent, so a slow download that keeps moving finishes while a
-// stalled one is dropped), caps on connections in all and per client IP,
-// and on check-ins a token bucket per client IP (429 with Retry-After) and
-// a cap on recorded devices (507). Each limit that bites is logged at most
-// once a minute per kind. The check-in database failing (a full disk)
-// answers 503 and never stops the TUF re-signing.
+// Package mirror/server serves a Store over HTTP: the read half of the OCI
+// distribution API, the TUF metadata, trust roots and device check-ins,
+// under limits for a network that is not trusted.
 //
 // # Freshness
 //

@@ -37,7 +37,7 @@ type LayoutBundle struct {
 // Two bundles with the same name and version but different manifests are a
 // *ConflictError; the same bundle given twice has its signatures merged.
 func LayoutFiles(bundles []LayoutBundle) (map[string][]byte, error) {
-	idx := newIndex(nil)
+	idx := NewIndex(nil)
 	files := map[string][]byte{}
 	put := func(b []byte) { files[blobFile(digest.FromBytes(b))] = b }
 	type signed struct {

@@ -3,7 +3,6 @@ package mirror
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -26,6 +25,12 @@ const (
 )
 
 var rootNameRE = regexp.MustCompile(`^[1-9][0-9]{0,15}\.root\.json$`)
+
+// RootFile returns the path of the trust root file name (N.root.json) in
+// the store, and false when name is not such a file name.
+func (s *Store) RootFile(name string) (string, bool) {
+	return filepath.Join(s.dir, rootsDir, name), rootNameRE.MatchString(name)
+}
 
 func (s *Store) rootPath(v int64) string {
 	return filepath.Join(s.dir, rootsDir, wire.RootFile(v))
@@ -132,9 +137,4 @@ func (s *Store) highestRoot() (int64, error) {
 		}
 	}
 	return highest, nil
-}
-
-func (h *Handler) serveRoot(w http.ResponseWriter, r *http.Request, name string) {
-	ok := rootNameRE.MatchString(name)
-	serveJSONFile(w, r, "trust root", name, ok, filepath.Join(h.store.dir, rootsDir, name), true)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -96,7 +97,7 @@ func TestAddRootAndServe(t *testing.T) {
 		t.Error("a different v2 was accepted")
 	}
 
-	srv := httptest.NewServer(mirror.NewHandler(st, mirror.HandlerOptions{}))
+	srv := httptest.NewServer(server.NewHandler(st, server.HandlerOptions{}))
 	defer srv.Close()
 	for _, c := range []struct {
 		method, path string

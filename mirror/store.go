@@ -109,7 +109,7 @@ func initStore(dir string, keyPEM []byte) error {
 	if err := atomicfile.WriteFile(filepath.Join(dir, ocispec.ImageLayoutFile), layoutFileContent, 0o644); err != nil {
 		return err
 	}
-	idx, _ := json.Marshal(newIndex(nil))
+	idx, _ := json.Marshal(NewIndex(nil))
 	if err := atomicfile.WriteFile(filepath.Join(dir, "index.json"), idx, 0o644); err != nil {
 		return err
 	}
@@ -137,6 +137,19 @@ func (s *Store) Dir() string { return s.dir }
 
 // KeyPEM returns the mirror's online key as given to Init.
 func (s *Store) KeyPEM() ([]byte, error) { return os.ReadFile(filepath.Join(s.dir, keyFile)) }
+
+// IndexPath is the path of the store's index.json, the commit point of
+// every add and sync.
+func (s *Store) IndexPath() string { return filepath.Join(s.dir, "index.json") }
+
+// Index reads the store's index.json.
+func (s *Store) Index() (*ocispec.Index, error) { return s.readIndex() }
+
+// BlobPath is the path of the blob d in the store (it may not exist).
+func (s *Store) BlobPath(d digest.Digest) string { return s.blobPath(d) }
+
+// ReadBlob reads the blob d, of at most max bytes, and checks its digest.
+func (s *Store) ReadBlob(d digest.Digest, max int64) ([]byte, error) { return s.readBlob(d, max) }
 
 func (s *Store) blobPath(d digest.Digest) string {
 	return filepath.Join(s.dir, "blobs", string(d.Algorithm()), d.Encoded())
@@ -263,7 +276,8 @@ func (s *Store) lock() (func(), error) {
 	}, nil
 }
 
-func newIndex(ms []ocispec.Descriptor) ocispec.Index {
+// NewIndex is an OCI image index of ms (an empty list, never null, for none).
+func NewIndex(ms []ocispec.Descriptor) ocispec.Index {
 	if ms == nil {
 		ms = []ocispec.Descriptor{}
 	}

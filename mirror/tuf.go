@@ -237,17 +237,18 @@ func (s *Store) writeRoot(root *metadata.Metadata[metadata.RootType], signer *tu
 	if err := root.VerifyDelegate(metadata.ROOT, root); err != nil {
 		return fmt.Errorf("the new root does not verify: %w", err)
 	}
-	if err := atomicfile.WriteFile(s.tufPath(wire.RootFile(root.Signed.Version)), b, 0o644); err != nil {
+	if err := atomicfile.WriteFile(s.TUFPath(wire.RootFile(root.Signed.Version)), b, 0o644); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(s.tufPath(wire.TUFRootFile), b, 0o644)
+	return atomicfile.WriteFile(s.TUFPath(wire.TUFRootFile), b, 0o644)
 }
 
-func (s *Store) tufPath(name string) string { return filepath.Join(s.dir, tufDir, name) }
+// TUFPath is the path of the TUF metadata file name in the store.
+func (s *Store) TUFPath(name string) string { return filepath.Join(s.dir, tufDir, name) }
 
 // TUFRootPath is the mirror's current TUF root: the file devices are
 // provisioned with to trust this mirror.
-func (s *Store) TUFRootPath() string { return s.tufPath(wire.TUFRootFile) }
+func (s *Store) TUFRootPath() string { return s.TUFPath(wire.TUFRootFile) }
 
 func (s *Store) mirrorKey() (crypto.Signer, error) {
 	b, err := s.KeyPEM()
@@ -343,7 +344,7 @@ func (s *Store) refresh(o RefreshOptions) (*TUFStatus, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	if _, err := os.Stat(s.tufPath("root.json")); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(s.TUFPath("root.json")); errors.Is(err, fs.ErrNotExist) {
 		if err := s.initTUF(InitOptions{Now: now}); err != nil {
 			return nil, err
 		}
@@ -364,7 +365,7 @@ func (s *Store) refresh(o RefreshOptions) (*TUFStatus, error) {
 	st := &TUFStatus{Warnings: []string{}}
 	st.Expiries.Root, st.Expiries.Targets, st.Expiries.Snapshot, st.Expiries.Timestamp = exp.Root.String(), exp.Targets.String(), exp.Snapshot.String(), exp.Timestamp.String()
 
-	root, err := metadata.Root().FromFile(s.tufPath("root.json"))
+	root, err := metadata.Root().FromFile(s.TUFPath("root.json"))
 	if err != nil {
 		return nil, fmt.Errorf("root.json: %w", err)
 	}
@@ -394,7 +395,7 @@ func (s *Store) refresh(o RefreshOptions) (*TUFStatus, error) {
 		return nil, err
 	}
 	st.Bundles = len(want)
-	targets, targetsRaw, err := readMeta(metadata.Targets(), s.tufPath("targets.json"))
+	targets, targetsRaw, err := readMeta(metadata.Targets(), s.TUFPath("targets.json"))
 	if err != nil {
 		return nil, err
 	}
@@ -425,7 +426,7 @@ func (s *Store) refresh(o RefreshOptions) (*TUFStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	snapshot, snapshotRaw, err := readMeta(metadata.Snapshot(), s.tufPath("snapshot.json"))
+	snapshot, snapshotRaw, err := readMeta(metadata.Snapshot(), s.TUFPath("snapshot.json"))
 	if err != nil {
 		return nil, err
 	}
@@ -443,7 +444,7 @@ func (s *Store) refresh(o RefreshOptions) (*TUFStatus, error) {
 	}
 	st.Snapshot.Version, st.Snapshot.Expires, st.Snapshot.KeyID = snapshot.Signed.Version, snapshot.Signed.Expires, firstID(root, metadata.SNAPSHOT)
 
-	timestamp, _, err := readMeta(metadata.Timestamp(), s.tufPath("timestamp.json"))
+	timestamp, _, err := readMeta(metadata.Timestamp(), s.TUFPath("timestamp.json"))
 	if err != nil {
 		return nil, err
 	}
@@ -536,11 +537,11 @@ func writeMeta[T metadata.Roles](s *Store, m *metadata.Metadata[T], role string,
 		return nil, err
 	}
 	if role != metadata.TIMESTAMP {
-		if err := atomicfile.WriteFile(s.tufPath(strconv.FormatInt(versionOf(m), 10)+"."+role+".json"), b, 0o644); err != nil {
+		if err := atomicfile.WriteFile(s.TUFPath(strconv.FormatInt(versionOf(m), 10)+"."+role+".json"), b, 0o644); err != nil {
 			return nil, err
 		}
 	}
-	if err := atomicfile.WriteFile(s.tufPath(role+".json"), b, 0o644); err != nil {
+	if err := atomicfile.WriteFile(s.TUFPath(role+".json"), b, 0o644); err != nil {
 		return nil, err
 	}
 	return b, nil

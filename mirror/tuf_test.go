@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/transport/tufclient"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -51,7 +52,7 @@ func newTUFEnv(t *testing.T) *tufEnv {
 	if err := os.WriteFile(e.root, e.file("1.root.json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h := mirror.NewHandler(e.s, mirror.HandlerOptions{})
+	h := server.NewHandler(e.s, server.HandlerOptions{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if name, ok := strings.CutPrefix(r.URL.Path, "/tuf/"); ok {
 			e.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/registry"
 )
 
@@ -91,7 +92,7 @@ func TestInstallFromMirror(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(mirror.NewServer(st))
+	srv := httptest.NewServer(server.NewOCI(st))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
 
@@ -180,7 +181,7 @@ func TestInstallCorruptMirrorBlob(t *testing.T) {
 		t.Fatal(err)
 	}
 	envBefore, _ := os.ReadFile(filepath.Join(dir, "bootenv"))
-	srv := httptest.NewServer(mirror.NewServer(st))
+	srv := httptest.NewServer(server.NewOCI(st))
 	defer srv.Close()
 	ref := "oci://" + strings.TrimPrefix(srv.URL, "http://") + "/sim-os:1.0.0"
 	code, stdout, stderr := agentRun(dir, "install", ref, "--plain-http")

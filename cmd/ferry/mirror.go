@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/media"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -316,7 +316,7 @@ func newMirrorServeCommand(s *streams) *cobra.Command {
 		refresh           time.Duration
 		noCheckins        bool
 	)
-	lim := mirror.DefaultLimits()
+	lim := server.DefaultLimits()
 	cmd := &cobra.Command{
 		Use:   "serve DIR --listen ADDR [--tls-cert C --tls-key K] [--refresh-interval 1h]",
 		Short: "Serve the mirror read-only over the OCI distribution API, with TUF metadata and check-ins",
@@ -377,13 +377,13 @@ type serveOptions struct {
 	listen, cert, key string
 	refresh           time.Duration
 	checkins          bool
-	limits            mirror.Limits
+	limits            server.Limits
 }
 
 func runServe(ctx context.Context, s *streams, st *mirror.Store, o serveOptions) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	so := mirror.ServeOptions{Limits: o.limits, RefreshInterval: o.refresh, TLSCert: o.cert, TLSKey: o.key}
+	so := server.Options{Store: st, Checkins: o.checkins, Limits: o.limits, RefreshInterval: o.refresh, TLSCert: o.cert, TLSKey: o.key}
 	so.Logf = func(format string, a ...any) {
 		fmt.Fprintf(s.err, "ferry: %s\n", display.UntrustedLines(fmt.Sprintf(format, a...)))
 	}
@@ -396,36 +396,14 @@ func runServe(ctx context.Context, s *streams, st *mirror.Store, o serveOptions)
 			fmt.Fprintf(s.err, "ferry: warning: %s\n", w)
 		}
 	}
-	if o.checkins {
-		d, err := devices.OpenDir(st.Dir())
-		if err != nil {
-			return err
-		}
-		defer d.Close()
-		so.Devices = d
-	}
-	network, addr := "tcp", o.listen
-	if p, ok := strings.CutPrefix(o.listen, "unix:"); ok {
-		network, addr = "unix", p
-		os.Remove(p) // a socket left by an earlier run
-	}
-	ln, err := net.Listen(network, addr)
+	ln, err := server.Listen(o.listen)
 	if err != nil {
 		return err
 	}
-	if network == "unix" {
-		defer os.Remove(addr)
+	so.Serving = func() {
+		fmt.Fprintf(s.err, "ferry: serving mirror %s on %s\n", st.Dir(), server.Where(ln, o.cert != ""))
 	}
-	scheme := "http"
-	if o.cert != "" {
-		scheme = "https"
-	}
-	where := scheme + "://" + ln.Addr().String()
-	if network == "unix" {
-		where = "unix:" + addr
-	}
-	fmt.Fprintf(s.err, "ferry: serving mirror %s on %s\n", st.Dir(), where)
-	return mirror.Serve(ctx, ln, st, so)
+	return server.Serve(ctx, ln, so)
 }
 
 func newMirrorRefreshCommand(s *streams) *cobra.Command {

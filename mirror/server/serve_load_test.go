@@ -1,4 +1,4 @@
-package mirror_test
+package server_test
 
 import (
 	"crypto/sha256"
@@ -16,7 +16,7 @@ import (
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
-	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/server"
 )
 
 // TestServeConcurrentMemoryFlat has 100 clients download an 8 MiB blob
@@ -38,7 +38,7 @@ func TestServeConcurrentMemoryFlat(t *testing.T) {
 	}
 	layer := a.Manifest().Layers[0]
 	a.Close()
-	srv := httptest.NewServer(mirror.NewServer(s))
+	srv := httptest.NewServer(server.NewOCI(s))
 	defer srv.Close()
 	u := srv.URL + "/v2/gateway/blobs/" + layer.Digest.String()
 

@@ -1,4 +1,4 @@
-package mirror
+package server
 
 import (
 	"encoding/json"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/devices"
+	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/transport/checkin"
 )
 
@@ -20,8 +21,8 @@ import (
 // GET /ferry/v1/roots/N.root.json, and device check-ins at POST
 // /ferry/v1/checkin.
 type Handler struct {
-	store   *Store
-	oci     *Server
+	store   *mirror.Store
+	oci     *OCI
 	devices *devices.DB
 	now     func() time.Time
 	logf    func(format string, a ...any)
@@ -42,7 +43,7 @@ type HandlerOptions struct {
 }
 
 // NewHandler returns the HTTP handler of a mirror.
-func NewHandler(s *Store, o HandlerOptions) *Handler {
+func NewHandler(s *mirror.Store, o HandlerOptions) *Handler {
 	logf := o.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -50,7 +51,7 @@ func NewHandler(s *Store, o HandlerOptions) *Handler {
 	if o.Devices != nil {
 		o.Devices.SetMaxDevices(o.Limits.MaxDevices)
 	}
-	return &Handler{store: s, oci: NewServer(s), devices: o.Devices, now: time.Now, logf: logf,
+	return &Handler{store: s, oci: NewOCI(s), devices: o.Devices, now: time.Now, logf: logf,
 		limited: &limitedLog{logf: logf, interval: time.Minute, kinds: map[string]*logKind{}},
 		rate:    newRateLimiter(o.Limits.CheckinRate, o.Limits.CheckinBurst)}
 }
@@ -60,8 +61,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch p := r.URL.Path; {
 	case strings.HasPrefix(p, "/tuf/"):
 		h.serveTUF(w, r, p[len("/tuf/"):])
-	case strings.HasPrefix(p, RootsPath):
-		h.serveRoot(w, r, p[len(RootsPath):])
+	case strings.HasPrefix(p, mirror.RootsPath):
+		h.serveRoot(w, r, p[len(mirror.RootsPath):])
 	case p == checkin.Path:
 		h.serveCheckin(w, r)
 	default:
@@ -75,7 +76,7 @@ var tufFileRE = regexp.MustCompile(`^(?:[1-9][0-9]{0,18}\.(?:root|snapshot|targe
 func (h *Handler) serveTUF(w http.ResponseWriter, r *http.Request, name string) {
 	// Versioned files (N.root.json, N.targets.json, ...) never change.
 	immutable := name != "" && name[0] >= '1' && name[0] <= '9'
-	serveJSONFile(w, r, "TUF metadata", name, tufFileRE.MatchString(name), h.store.tufPath(name), immutable)
+	serveJSONFile(w, r, "TUF metadata", name, tufFileRE.MatchString(name), h.store.TUFPath(name), immutable)
 }
 
 // serveJSONFile answers GET and HEAD for one of the mirror's small JSON
@@ -164,4 +165,9 @@ func jsonError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	w.Write(b)
+}
+
+func (h *Handler) serveRoot(w http.ResponseWriter, r *http.Request, name string) {
+	path, ok := h.store.RootFile(name)
+	serveJSONFile(w, r, "trust root", name, ok, path, true)
 }

@@ -1,4 +1,4 @@
-package mirror_test
+package server_test
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/internal/testutil"
-	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/transport/checkin"
 	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/transport/tufclient"
@@ -53,12 +53,16 @@ func TestAgentsUpdateAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: mirror.NewHandler(s, mirror.HandlerOptions{Devices: db}), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: server.NewHandler(s, server.HandlerOptions{Devices: db}), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
 	base := "http://" + ln.Addr().String()
 	root := filepath.Join(t.TempDir(), "mirror-root.json")
-	if err := os.WriteFile(root, mustRead(t, s.TUFRootPath()), 0o644); err != nil {
+	rootJSON, err := os.ReadFile(s.TUFRootPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(root, rootJSON, 0o644); err != nil {
 		t.Fatal(err)
 	}
 

@@ -1,4 +1,4 @@
-package mirror_test
+package server_test
 
 import (
 	"io"
@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/ferry-update/ferry/internal/testutil"
-	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/server"
 )
 
 // TestServeDamagedManifest: one manifest blob rotting on the mirror's disk
@@ -37,7 +37,7 @@ func TestServeDamagedManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	srv := httptest.NewServer(mirror.NewServer(s))
+	srv := httptest.NewServer(server.NewOCI(s))
 	defer srv.Close()
 	get := func(path string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)

@@ -1,4 +1,4 @@
-package mirror_test
+package server_test
 
 import (
 	"bufio"
@@ -24,6 +24,7 @@ import (
 	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/transport/checkin"
 )
 
@@ -55,14 +56,14 @@ func TestCheckinLimits(t *testing.T) {
 		logs = append(logs, fmt.Sprintf(format, a...))
 		mu.Unlock()
 	}
-	lim := mirror.Limits{CheckinRate: 0.001, CheckinBurst: 5, MaxDevices: 2}
+	lim := server.Limits{CheckinRate: 0.001, CheckinBurst: 5, MaxDevices: 2}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- mirror.Serve(ctx, ln, s, mirror.ServeOptions{Limits: lim, Devices: d, Logf: logf}) }()
+	go func() { done <- server.Serve(ctx, ln, server.Options{Store: s, Limits: lim, Devices: d, Logf: logf}) }()
 	t.Cleanup(func() { cancel(); <-done })
 	u := "http://" + ln.Addr().String()
 
@@ -119,7 +120,7 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- mirror.Serve(ctx, ln, s, mirror.ServeOptions{Limits: mirror.Limits{BodyTimeout: 200 * time.Millisecond}, Devices: d})
+		done <- server.Serve(ctx, ln, server.Options{Store: s, Limits: server.Limits{BodyTimeout: 200 * time.Millisecond}, Devices: d})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	c, err := net.Dial("tcp", ln.Addr().String())
@@ -155,7 +156,7 @@ func TestServeChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var lim mirror.Limits
+	var lim server.Limits
 	if err := json.Unmarshal([]byte(os.Getenv("FERRY_TEST_LIMITS")), &lim); err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func TestServeChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Printf("ADDR %s\n", ln.Addr())
-	err = mirror.Serve(context.Background(), ln, s, mirror.ServeOptions{Limits: lim, Devices: d, RefreshInterval: 50 * time.Millisecond,
+	err = server.Serve(context.Background(), ln, server.Options{Store: s, Limits: lim, Devices: d, RefreshInterval: 50 * time.Millisecond,
 		Refreshed: func(_ *mirror.TUFStatus, err error) {
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "refresh:", err)
@@ -181,7 +182,7 @@ func TestServeChild(t *testing.T) {
 }
 
 // startChild runs TestServeChild on the mirror dir and returns its base URL.
-func startChild(t *testing.T, dir, rlimit string, lim mirror.Limits) string {
+func startChild(t *testing.T, dir, rlimit string, lim server.Limits) string {
 	t.Helper()
 	lj, _ := json.Marshal(lim)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestServeChild$", "-test.v")
@@ -229,7 +230,7 @@ func TestServeManySlowClients(t *testing.T) {
 	}
 	layer := a.Manifest().Layers[0]
 	a.Close()
-	lim := mirror.DefaultLimits()
+	lim := server.DefaultLimits()
 	lim.MaxConns, lim.MaxConnsPerClient = 40, 8
 	u := startChild(t, s.Dir(), "nofile=64", lim)
 	host := strings.TrimPrefix(u, "http://")
@@ -280,7 +281,7 @@ func TestServeFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Close()
-	lim := mirror.Limits{}
+	lim := server.Limits{}
 	u := startChild(t, s.Dir(), fmt.Sprintf("fsize=%d", 256<<10), lim)
 
 	full := false

@@ -1,7 +1,8 @@
-package mirror
+package server
 
 import (
 	"context"
+	"errors"
 	"io"
 	"math"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/devices"
+	"github.com/ferry-update/ferry/mirror"
 )
 
 // Limits bound what clients can make a serving mirror hold: connections,
@@ -324,35 +326,59 @@ func (l *limitedLog) printf(now time.Time, kind, format string, a ...any) {
 	l.logf(msg, a...)
 }
 
-// ServeOptions configure Serve.
-type ServeOptions struct {
+// Options configure Serve.
+type Options struct {
+	// Store is the mirror served.
+	Store  *mirror.Store
 	Limits Limits
-	// Devices stores check-ins; nil answers them 404.
+	// Devices stores check-ins; nil answers them 404 unless Checkins is
+	// set.
 	Devices *devices.DB
+	// Checkins, with Devices nil, makes Serve open the store's device
+	// database (devices.OpenDir) for check-ins and close it when it returns.
+	Checkins bool
 	// RefreshInterval is how often the TUF timestamp is re-signed; 0: never.
 	RefreshInterval time.Duration
 	// Refreshed is told about each re-signing.
-	Refreshed func(*TUFStatus, error)
+	Refreshed func(*mirror.TUFStatus, error)
 	// TLSCert and TLSKey, both or neither, serve https.
 	TLSCert, TLSKey string
+	// Serving, if set, is called once everything is open and requests
+	// are about to be served.
+	Serving func()
 	// Logf is told when a limit bites or a check-in cannot be stored.
 	Logf func(format string, a ...any)
 }
 
-// Serve serves s on ln until ctx ends: the Handler, under o.Limits, and
-// the TUF timestamp re-signed every o.RefreshInterval. Re-signing does
-// not depend on the check-in database: when that cannot be written (a
-// full disk, a file size limit), check-ins get 503 and the metadata stays
-// fresh.
-func Serve(ctx context.Context, ln net.Listener, s *Store, o ServeOptions) error {
+// Serve serves o.Store on ln until ctx ends: the Handler, under
+// o.Limits, and the TUF timestamp re-signed every o.RefreshInterval.
+// Re-signing does not depend on the check-in database: when that cannot
+// be written (a full disk, a file size limit), check-ins get 503 and the
+// metadata stays fresh.
+func Serve(ctx context.Context, ln net.Listener, o Options) error {
+	s := o.Store
+	if s == nil {
+		return errors.New("serve: no mirror store")
+	}
+	if o.Devices == nil && o.Checkins {
+		d, err := devices.OpenDir(s.Dir())
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		o.Devices = d
+	}
 	srv := o.Limits.HTTPServer(NewHandler(s, HandlerOptions{Devices: o.Devices, Logf: o.Logf, Limits: o.Limits}))
 	ln = o.Limits.Listener(ln)
 	if o.RefreshInterval > 0 {
 		report := o.Refreshed
 		if report == nil {
-			report = func(*TUFStatus, error) {}
+			report = func(*mirror.TUFStatus, error) {}
 		}
 		go s.KeepFresh(ctx, o.RefreshInterval, report)
+	}
+	if o.Serving != nil {
+		o.Serving()
 	}
 	errc := make(chan error, 1)
 	go func() {

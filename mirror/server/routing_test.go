@@ -1,4 +1,4 @@
-package mirror_test
+package server_test
 
 import (
 	"net/http"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/server"
 )
 
 // routingSeeds are paths a client may send to any of the mirror's
@@ -38,7 +39,7 @@ func FuzzRouting(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { d.Close() })
-	h := mirror.NewHandler(s, mirror.HandlerOptions{Devices: d})
+	h := server.NewHandler(s, server.HandlerOptions{Devices: d})
 	f.Fuzz(func(t *testing.T, method, path string) {
 		if method == "" || strings.ContainsAny(method, " \t\r\n()<>@,;:\\\"/[]?={}") {
 			method = http.MethodGet
@@ -72,7 +73,7 @@ func TestRoutingOddNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	srv := httptest.NewServer(mirror.NewHandler(s, mirror.HandlerOptions{Devices: d}))
+	srv := httptest.NewServer(server.NewHandler(s, server.HandlerOptions{Devices: d}))
 	t.Cleanup(srv.Close)
 	for _, p := range routingSeeds {
 		if strings.ContainsRune(p, 0) {

@@ -1,4 +1,4 @@
-package mirror_test
+package server_test
 
 import (
 	"bytes"

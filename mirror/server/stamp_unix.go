@@ -1,4 +1,4 @@
-package mirror
+package server
 
 import (
 	"io/fs"

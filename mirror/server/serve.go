@@ -1,11 +1,10 @@
-package mirror
+package server
 
 import (
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/transport/oci"
 )
 
@@ -30,22 +30,22 @@ const (
 	codePaginationInv   = "PAGINATION_NUMBER_INVALID"
 )
 
-// Server serves a Store read-only over the OCI distribution API: the pull
+// OCI serves a mirror.Store read-only over the OCI distribution API: the pull
 // half of the spec plus tag listing and referrers. Every push or delete is
 // answered 405. It reloads index.json when the file changes (an add or
 // sync replaces it atomically), and serves blobs with http.ServeContent
 // straight from their files, so Range and HEAD work, the kernel's
 // sendfile moves the bytes and memory use does not grow with blob size.
-type Server struct {
-	s *Store
+type OCI struct {
+	s *mirror.Store
 
 	mu   sync.Mutex
 	view *view
 	seen fileStamp
 }
 
-// NewServer returns the HTTP handler for s.
-func NewServer(s *Store) *Server { return &Server{s: s} }
+// NewOCI returns the HTTP handler for s.
+func NewOCI(s *mirror.Store) *OCI { return &OCI{s: s} }
 
 type fileStamp struct {
 	mod  time.Time
@@ -70,10 +70,10 @@ type repoView struct {
 
 // current returns the view of the store, reloading it if index.json
 // changed since the last request.
-func (h *Server) current() (*view, error) {
+func (h *OCI) current() (*view, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st, err := os.Stat(filepath.Join(h.s.dir, "index.json"))
+	st, err := os.Stat(h.s.IndexPath())
 	if err != nil {
 		return nil, err
 	}
@@ -89,14 +89,14 @@ func (h *Server) current() (*view, error) {
 	return v, nil
 }
 
-func (h *Server) load() (*view, error) {
-	idx, err := h.s.readIndex()
+func (h *OCI) load() (*view, error) {
+	idx, err := h.s.Index()
 	if err != nil {
 		return nil, err
 	}
 	v := &view{repos: map[string]*repoView{}}
 	for _, d := range idx.Manifests {
-		repo := d.Annotations[RepositoryAnnotation]
+		repo := d.Annotations[mirror.RepositoryAnnotation]
 		if repo == "" {
 			continue
 		}
@@ -118,7 +118,7 @@ func (h *Server) load() (*view, error) {
 			continue
 		}
 		rv.manifests[d.Digest] = ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}
-		raw, err := h.s.readBlob(d.Digest, bundle.MaxManifestSize)
+		raw, err := h.s.ReadBlob(d.Digest, bundle.MaxManifestSize)
 		if err != nil {
 			rv.broken[d.Digest] = err
 			continue
@@ -146,7 +146,7 @@ func (h *Server) load() (*view, error) {
 }
 
 // ServeHTTP implements http.Handler.
-func (h *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *OCI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	p := r.URL.Path
 	if p == "/v2" || p == "/v2/" {
@@ -223,7 +223,7 @@ func readMethod(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-func (h *Server) serveManifest(w http.ResponseWriter, r *http.Request, rv *repoView, ref string) {
+func (h *OCI) serveManifest(w http.ResponseWriter, r *http.Request, rv *repoView, ref string) {
 	var d ocispec.Descriptor
 	var ok bool
 	if dg, err := digest.Parse(ref); err == nil {
@@ -246,7 +246,7 @@ func (h *Server) serveManifest(w http.ResponseWriter, r *http.Request, rv *repoV
 	h.serveFile(w, r, d, d.MediaType, codeManifestUnknown)
 }
 
-func (h *Server) serveBlob(w http.ResponseWriter, r *http.Request, rv *repoView, ref string) {
+func (h *OCI) serveBlob(w http.ResponseWriter, r *http.Request, rv *repoView, ref string) {
 	d, err := digest.Parse(ref)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, codeDigestInvalid, "invalid digest")
@@ -263,8 +263,8 @@ func (h *Server) serveBlob(w http.ResponseWriter, r *http.Request, rv *repoView,
 
 // serveFile sends a blob file with http.ServeContent: HEAD, Range and
 // conditional requests, and sendfile for the body.
-func (h *Server) serveFile(w http.ResponseWriter, r *http.Request, d ocispec.Descriptor, contentType, unknown string) {
-	f, err := os.Open(h.s.blobPath(d.Digest))
+func (h *OCI) serveFile(w http.ResponseWriter, r *http.Request, d ocispec.Descriptor, contentType, unknown string) {
+	f, err := os.Open(h.s.BlobPath(d.Digest))
 	if err != nil {
 		writeError(w, http.StatusNotFound, unknown, "content "+d.Digest.String()+" is missing from the mirror's disk")
 		return
@@ -325,7 +325,7 @@ func serveReferrers(w http.ResponseWriter, r *http.Request, rv *repoView, ref st
 	if at != "" {
 		w.Header().Set("OCI-Filters-Applied", "artifactType")
 	}
-	writeJSON(w, ocispec.MediaTypeImageIndex, newIndex(ms))
+	writeJSON(w, ocispec.MediaTypeImageIndex, mirror.NewIndex(ms))
 }
 
 func writeJSON(w http.ResponseWriter, contentType string, v any) {

@@ -1,4 +1,4 @@
-package mirror_test
+package server_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/transport/checkin"
 )
 
@@ -26,7 +27,7 @@ func checkinServer(t *testing.T) (*mirror.Store, *devices.DB, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	srv := httptest.NewServer(mirror.NewHandler(s, mirror.HandlerOptions{Devices: d}))
+	srv := httptest.NewServer(server.NewHandler(s, server.HandlerOptions{Devices: d}))
 	t.Cleanup(srv.Close)
 	return s, d, srv.URL
 }
@@ -202,7 +203,7 @@ func TestCheckinStorage(t *testing.T) {
 	})
 
 	t.Run("without a database check-ins are 404", func(t *testing.T) {
-		srv := httptest.NewServer(mirror.NewHandler(s, mirror.HandlerOptions{}))
+		srv := httptest.NewServer(server.NewHandler(s, server.HandlerOptions{}))
 		defer srv.Close()
 		if status, _ := post(t, srv.URL, "application/json", `{}`); status != http.StatusNotFound {
 			t.Errorf("status %d", status)

@@ -1,0 +1,24 @@
+// Package server serves a mirror store (package mirror) over HTTP: what
+// 'ferry mirror serve' runs. Serve(ctx, listener, Options) serves until ctx
+// ends; tests hand it a listener of their own, so there is no free-port race.
+//
+// OCI answers the read half of the distribution API from a mirror.Store:
+// /v2/, manifests and blobs (GET and HEAD, Range, Docker-Content-Digest),
+// tags/list with n/last pagination, and referrers with the artifactType
+// filter; OCI error bodies (NAME_UNKNOWN, MANIFEST_UNKNOWN, BLOB_UNKNOWN);
+// 405 for anything that writes. Blobs are sent with http.ServeContent from
+// their files, so the kernel copies them (sendfile) and memory stays flat.
+// Handler puts the TUF metadata (/tuf/) and device check-ins beside it:
+// that is what 'ferry mirror serve' serves.
+//
+// Serve runs it on a network that is not trusted, under Limits: deadlines
+// on every read and write (a response's write deadline moves on with each
+// WriteChunk sent, so a slow download that keeps moving finishes while a
+// stalled one is dropped), caps on connections in all and per client IP,
+// and on check-ins a token bucket per client IP (429 with Retry-After) and
+// a cap on recorded devices (507). Each limit that bites is logged at most
+// once a minute per kind. The check-in database failing (a full disk)
+// answers 503 and never stops the TUF re-signing.
+//
+// Check-ins are recorded with package devices.
+package server
