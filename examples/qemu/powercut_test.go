@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -58,7 +59,14 @@ func TestGRUBPowerCuts(t *testing.T) {
 			// Print the journal's state whenever it changes, then install.
 			m.send(`(last=; while :; do s=$(grep -o '"state": *"[a-z-]*"' /var/lib/ferry/journal.json 2>/dev/null | head -n 1 | tr -d '" :'); ` +
 				`[ "$s" != "$last" ] && echo "FERRY-STATE $s" && last=$s; sleep 0.02; done) & ferry-agent install --plain-http ` + src)
-			m.expect(`FERRY-STATE state(` + p.states + `)\r?\n`)
+			// The watcher forks a few processes per look, slow under TCG,
+			// so it can miss a short state such as "rebooting" (the reboot
+			// command follows at once). The kernel's last line before a
+			// reset stands in for it: the journal is on disk by then.
+			got := m.expect(`FERRY-STATE state(` + p.states + `)\r?\n|reboot: Restarting system`)
+			if strings.HasPrefix(got[0], "reboot:") {
+				t.Logf("cut %d (%s): the watcher missed the state; cutting as the guest resets", i+1, p.name)
+			}
 		} else {
 			m.send("ferry-agent install --plain-http " + src)
 			m.expect(markBooted + ` slot=[ab] version=` + v + `\r?\n`)
