@@ -6,6 +6,7 @@ import (
 
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/tufrepo"
 )
 
 // TestBatchPublishesOnce: adding several bundles in one batch signs the
@@ -36,7 +37,7 @@ func TestBatchPublishesOnce(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("Batch returned %v, want fn's error", err)
 	}
-	after, err := s.Refresh(mirror.RefreshOptions{})
+	after, err := s.Refresh(tufrepo.RefreshOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,9 @@
 // Package mirror is the mirror store: a local mirror directory of
-// bundles (layout, add, sync, roots) with its TUF metadata. It moves bytes
-// and checks digests; it never decides trust (package verify does).
-// Serving the directory is package mirror/server's job, pushing to and
-// pulling from registries package registry's, the device records package
-// devices'.
+// bundles (layout, add, sync, roots). It moves bytes and checks digests;
+// it never decides trust (package verify does). Serving the directory is
+// package mirror/server's job, publishing its TUF metadata package
+// tufrepo's, pushing to and pulling from registries package registry's,
+// the device records package devices'.
 //
 // # The store
 //
@@ -14,8 +14,8 @@
 //	DIR/blobs/sha256/<hex>    every blob and manifest, shared by all bundles
 //	DIR/ferry-mirror.json     marks the directory as a ferry mirror
 //	DIR/keys/mirror.key       the mirror key (0600): signs the TUF targets
-//	DIR/keys/online.key       generated at init (0600): signs snapshot and timestamp
-//	DIR/tuf/                  TUF metadata, served under /tuf/ (see Freshness)
+//	DIR/keys/online.key       generated at init (0600): signs snapshot and timestamp (tufrepo's)
+//	DIR/tuf/                  TUF metadata, served under /tuf/ (tufrepo's; see Freshness)
 //	DIR/devices.db            device check-ins (SQLite), made by serve
 //	DIR/tmp/                  partial downloads, resumed by the next sync
 //
@@ -55,51 +55,10 @@
 // # Freshness
 //
 // Signatures say who made a bundle, not whether the mirror a device asks
-// is up to date: a frozen mirror, or one that replays what it served last
-// month, would hand out old, validly signed bundles forever. So the mirror
-// publishes TUF metadata (go-tuf/v2's metadata package; the spec's
-// consistent-snapshot layout):
-//
-//	root       names the keys of every role; signed by the root key
-//	targets    one target per bundle, path "<name>/<version>", length and
-//	           sha256 = the manifest's, custom fields: name, version, tag,
-//	           device types, manifest digest, payload size
-//	snapshot   the version and hash of targets.json
-//	timestamp  the version and hash of snapshot.json, expiring soon
-//
-// Keys, by how often they sign and where they live:
-//
-//	root       offline: 'ferry mirror init --root-key' (never stored), else
-//	           the mirror key; renewed by 'ferry mirror refresh --root-key'
-//	targets    the mirror key (init --key, DIR/keys/mirror.key): signs when
-//	           'add' or 'sync' changes the bundle list
-//	snapshot,  the online key, generated at init (DIR/keys/online.key):
-//	timestamp  signs on every add, sync and refresh, and every
-//	           --refresh-interval while 'serve' runs
-//
-// The split is what makes a stolen online key (the one the long-running
-// server uses) harmless beyond a denial of service: it can re-sign
-// timestamps and snapshots, but not list a bundle, because targets need
-// the mirror key; a device refuses targets signed by anything else. To
-// make that real, run 'serve' as a user that can read keys/online.key but
-// not keys/mirror.key (its refreshes then only renew snapshot and
-// timestamp). A stolen mirror key lets a thief list bundles, which devices
-// still refuse unless the release keys of their trust root signed them.
-// All keys are verify's key types, ECDSA P-256 by default (TUF keytype
-// "ecdsa", scheme "ecdsa-sha2-nistp256"; P-384, ed25519 and RSA-PSS map to
-// theirs).
-//
-// Expiries (DIR/tuf/config.json): root and targets a year, snapshot a
-// week, timestamp a day ('init --timestamp-expiry', 'refresh
-// --timestamp-expiry'); a role is re-signed when half its lifetime is
-// gone, the timestamp every time. Each write goes versioned file first,
-// timestamp.json last, so a device that read a timestamp finds the
-// snapshot and targets it names (the last 16 versions are kept).
-//
-// Devices check it with package tufclient: not expired (freeze), never
-// older than what they saw before (rollback), signed by the right role,
-// and the bundle they install listed with its manifest digest
-// (mix-and-match).
+// is up to date, so the mirror publishes TUF metadata in DIR/tuf/. That is
+// package tufrepo's job: the store hands it the list of bundles in its
+// index (Refresh, Publish, and KeepFresh while 'serve' runs) under its
+// writer lock, and gives it the mirror key to sign targets with.
 //
 // # Check-ins
 //

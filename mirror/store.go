@@ -24,6 +24,7 @@ import (
 	"github.com/ferry-update/ferry/registry"
 	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/transport/wire"
+	"github.com/ferry-update/ferry/tufrepo"
 )
 
 // Annotations the store puts on its index.json entries.
@@ -83,7 +84,7 @@ func markerContent() []byte {
 // mirror's signing key (PEM) in it with mode 0600, and publishes its TUF
 // metadata with the mirror key as root key (see InitWith).
 func Init(dir string, keyPEM []byte) (*Store, error) {
-	return InitWith(dir, keyPEM, InitOptions{})
+	return InitWith(dir, keyPEM, tufrepo.InitOptions{})
 }
 
 func initStore(dir string, keyPEM []byte) error {
@@ -586,15 +587,58 @@ type Entry struct {
 }
 
 func entryOf(d ocispec.Descriptor, cfg *bundle.Config, m *ocispec.Manifest, sigs int) Entry {
+	repo, tag, _ := strings.Cut(d.Annotations[ocispec.AnnotationRefName], ":")
+	return Entry{
+		Repository: repo, Tag: tag, Name: cfg.Name, Version: cfg.Version, Digest: d.Digest,
+		Size: payloadSize(m), DeviceTypes: cfg.DeviceTypes, Created: cfg.Created, Signatures: sigs,
+	}
+}
+
+// payloadSize is the size of a bundle's payload layers.
+func payloadSize(m *ocispec.Manifest) int64 {
 	var size int64
 	for _, l := range m.Layers {
 		size += l.Size
 	}
-	repo, tag, _ := strings.Cut(d.Annotations[ocispec.AnnotationRefName], ":")
-	return Entry{
-		Repository: repo, Tag: tag, Name: cfg.Name, Version: cfg.Version, Digest: d.Digest,
-		Size: size, DeviceTypes: cfg.DeviceTypes, Created: cfg.Created, Signatures: sigs,
+	return size
+}
+
+// storedBundle is one bundle entry of the index with its manifest and
+// config, read back and checked against their digests.
+type storedBundle struct {
+	desc     ocispec.Descriptor // Size is the manifest's length as read
+	manifest *ocispec.Manifest
+	config   *bundle.Config
+}
+
+// eachBundle calls fn for every bundle entry of idx, in index order.
+func (s *Store) eachBundle(idx *ocispec.Index, fn func(storedBundle) error) error {
+	for _, d := range idx.Manifests {
+		if d.ArtifactType != bundle.ArtifactType {
+			continue
+		}
+		raw, err := s.readBlob(d.Digest, bundle.MaxManifestSize)
+		if err != nil {
+			return fmt.Errorf("manifest %s: %w", d.Digest, err)
+		}
+		m, err := registry.ParseManifest(raw)
+		if err != nil {
+			return err
+		}
+		cb, err := s.readBlob(m.Config.Digest, bundle.MaxConfigSize)
+		if err != nil {
+			return fmt.Errorf("config of %s: %w", d.Digest, err)
+		}
+		cfg, err := bundle.ParseConfig(cb)
+		if err != nil {
+			return err
+		}
+		d.Size = int64(len(raw))
+		if err := fn(storedBundle{desc: d, manifest: m, config: cfg}); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 // List returns every bundle in the mirror, by repository and version.
@@ -604,32 +648,16 @@ func (s *Store) List() ([]Entry, error) {
 		return nil, fmt.Errorf("list mirror %s: %w", s.dir, err)
 	}
 	var out []Entry
-	for _, d := range idx.Manifests {
-		if d.ArtifactType != bundle.ArtifactType {
-			continue
-		}
-		raw, err := s.readBlob(d.Digest, bundle.MaxManifestSize)
+	err = s.eachBundle(idx, func(b storedBundle) error {
+		sigs, err := s.signatures(idx, b.desc.Annotations[RepositoryAnnotation], b.desc.Digest)
 		if err != nil {
-			return nil, fmt.Errorf("list mirror %s: manifest %s: %w", s.dir, d.Digest, err)
+			return err
 		}
-		m, err := registry.ParseManifest(raw)
-		if err != nil {
-			return nil, err
-		}
-		cb, err := s.readBlob(m.Config.Digest, bundle.MaxConfigSize)
-		if err != nil {
-			return nil, fmt.Errorf("list mirror %s: config of %s: %w", s.dir, d.Digest, err)
-		}
-		cfg, err := bundle.ParseConfig(cb)
-		if err != nil {
-			return nil, err
-		}
-		repo := d.Annotations[RepositoryAnnotation]
-		sigs, err := s.signatures(idx, repo, d.Digest)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, entryOf(d, cfg, m, len(sigs)))
+		out = append(out, entryOf(b.desc, b.config, b.manifest, len(sigs)))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list mirror %s: %w", s.dir, err)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Repository != out[j].Repository {

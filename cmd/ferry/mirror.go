@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-update/ferry/media"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/server"
+	"github.com/ferry-update/ferry/tufrepo"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -87,7 +88,7 @@ which says whose signatures on bundles count.`,
 			if err != nil {
 				return err
 			}
-			opts := mirror.InitOptions{}
+			opts := tufrepo.InitOptions{}
 			if tsExpiry != "" {
 				if opts.Expiries.Timestamp, err = parseDays(tsExpiry); err != nil {
 					return cliexit.UsageError{Err: fmt.Errorf("--timestamp-expiry: %w", err)}
@@ -387,7 +388,7 @@ func runServe(ctx context.Context, s *streams, st *mirror.Store, o serveOptions)
 	so.Logf = func(format string, a ...any) {
 		fmt.Fprintf(s.err, "ferry: %s\n", display.UntrustedLines(fmt.Sprintf(format, a...)))
 	}
-	so.Refreshed = func(res *mirror.TUFStatus, err error) {
+	so.Refreshed = func(res *tufrepo.Status, err error) {
 		if err != nil {
 			fmt.Fprintf(s.err, "ferry: warning: re-signing the TUF metadata failed (devices refuse it once it expires): %v\n", err)
 			return
@@ -424,7 +425,7 @@ the mirror is served some other way (a static web server, a copy).
 devices follow the chain of root versions on their next check.`,
 		Args: args(1, "a mirror DIR"),
 		RunE: func(_ *cobra.Command, a []string) error {
-			var o mirror.RefreshOptions
+			var o tufrepo.RefreshOptions
 			if tsExpiry != "" {
 				d, err := parseDays(tsExpiry)
 				if err != nil {
@@ -461,12 +462,12 @@ devices follow the chain of root versions on their next check.`,
 	return cmd
 }
 
-func printTUFStatus(s *streams, st *mirror.TUFStatus) {
+func printTUFStatus(s *streams, st *tufrepo.Status) {
 	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ROLE\tVERSION\tEXPIRES\tKEY\t")
 	for _, r := range []struct {
 		name string
-		rs   mirror.RoleStatus
+		rs   tufrepo.RoleStatus
 	}{{"root", st.Root}, {"targets", st.Targets}, {"snapshot", st.Snapshot}, {"timestamp", st.Timestamp}} {
 		what := ""
 		if r.rs.Signed {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/tufrepo"
 )
 
 // Limits bound what clients can make a serving mirror hold: connections,
@@ -340,7 +341,7 @@ type Options struct {
 	// RefreshInterval is how often the TUF timestamp is re-signed; 0: never.
 	RefreshInterval time.Duration
 	// Refreshed is told about each re-signing.
-	Refreshed func(*mirror.TUFStatus, error)
+	Refreshed func(*tufrepo.Status, error)
 	// TLSCert and TLSKey, both or neither, serve https.
 	TLSCert, TLSKey string
 	// Serving, if set, is called once everything is open and requests
@@ -373,7 +374,7 @@ func Serve(ctx context.Context, ln net.Listener, o Options) error {
 	if o.RefreshInterval > 0 {
 		report := o.Refreshed
 		if report == nil {
-			report = func(*mirror.TUFStatus, error) {}
+			report = func(*tufrepo.Status, error) {}
 		}
 		go s.KeepFresh(ctx, o.RefreshInterval, report)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/transport/checkin"
+	"github.com/ferry-update/ferry/tufrepo"
 )
 
 // guard is how long a test waits for something that must happen, so a
@@ -172,7 +173,7 @@ func TestServeChild(t *testing.T) {
 	}
 	fmt.Printf("ADDR %s\n", ln.Addr())
 	err = server.Serve(context.Background(), ln, server.Options{Store: s, Limits: lim, Devices: d, RefreshInterval: 50 * time.Millisecond,
-		Refreshed: func(_ *mirror.TUFStatus, err error) {
+		Refreshed: func(_ *tufrepo.Status, err error) {
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "refresh:", err)
 			}

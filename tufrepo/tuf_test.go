@@ -1,4 +1,4 @@
-package mirror_test
+package tufrepo_test
 
 import (
 	"context"
@@ -16,25 +16,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
-	"github.com/ferry-update/ferry/internal/testutil"
-	"github.com/ferry-update/ferry/mirror"
-	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/transport/tufclient"
+	"github.com/ferry-update/ferry/tufrepo"
 	"github.com/ferry-update/ferry/verify"
 )
 
-// tufEnv is a mirror served over HTTP through a man in the middle that
-// can replace any file under /tuf/, and a device provisioned with the
-// mirror's first root.
+// tufEnv is a TUF repository served over HTTP through a man in the
+// middle that can replace any file under /tuf/, and a device provisioned
+// with the repository's first root. The targets stand for the bundles a
+// store would hand in.
 type tufEnv struct {
-	t    *testing.T
-	s    *mirror.Store
-	url  string
-	root string // the device's trusted root
-	dir  string // scratch
+	t       *testing.T
+	r       *tufrepo.Repo
+	dir     string // the store directory the repository lives in
+	targets []tufrepo.Target
+	url     string
+	root    string // the device's trusted root
+	scratch string
 
 	mu        sync.Mutex
 	overrides map[string][]byte
@@ -43,38 +45,83 @@ type tufEnv struct {
 
 func newTUFEnv(t *testing.T) *tufEnv {
 	t.Helper()
-	e := &tufEnv{t: t, s: newStore(t), dir: t.TempDir(), overrides: map[string][]byte{}, fetched: map[string]int{}}
-	p, _ := testutil.MakeBundle(t, e.dir, "gateway", "1.0.0", 4096, 0, testutil.NewKey(t, "release"))
-	if _, err := e.s.Add(p); err != nil {
+	e := &tufEnv{t: t, dir: t.TempDir(), scratch: t.TempDir(), overrides: map[string][]byte{}, fetched: map[string]int{}}
+	k, err := verify.GenerateKey(verify.ECDSAP256)
+	if err != nil {
 		t.Fatal(err)
 	}
-	e.root = filepath.Join(e.dir, "mirror-root.json")
+	pemBytes, err := verify.MarshalPrivateKey(k, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := filepath.Join(e.dir, "keys", "mirror.key")
+	if err := os.MkdirAll(filepath.Dir(mk), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mk, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.r = tufrepo.New(e.dir, func() (crypto.Signer, error) {
+		b, err := os.ReadFile(mk)
+		if err != nil {
+			return nil, err
+		}
+		return verify.ParsePrivateKey(b, nil)
+	})
+	if _, err := e.r.Init(tufrepo.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.add("gateway", "1.0.0", 4096)
+	e.root = filepath.Join(e.scratch, "mirror-root.json")
 	if err := os.WriteFile(e.root, e.file("1.root.json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h := server.NewHandler(e.s, server.HandlerOptions{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if name, ok := strings.CutPrefix(r.URL.Path, "/tuf/"); ok {
-			e.mu.Lock()
-			b, over := e.overrides[name]
-			e.fetched[name]++
-			e.mu.Unlock()
-			if over {
-				w.Write(b)
+		name, ok := strings.CutPrefix(r.URL.Path, "/tuf/")
+		if !ok || strings.Contains(name, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		e.mu.Lock()
+		b, over := e.overrides[name]
+		e.fetched[name]++
+		e.mu.Unlock()
+		if !over {
+			var err error
+			if b, err = os.ReadFile(e.r.Path(name)); err != nil {
+				http.NotFound(w, r)
 				return
 			}
 		}
-		h.ServeHTTP(w, r)
+		w.Write(b)
 	}))
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
 	return e
 }
 
+// add lists one more bundle, as a store's add does, and refreshes.
+func (e *tufEnv) add(name, version string, size int64) tufrepo.Target {
+	e.t.Helper()
+	tg := tufrepo.Target{
+		Name: name, Version: version, Tag: version, DeviceTypes: []string{"board-a"},
+		Manifest: digest.FromString(name + "@" + version), ManifestSize: 512, Size: size,
+	}
+	e.targets = append(e.targets, tg)
+	if _, err := e.refresh(tufrepo.RefreshOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+	return tg
+}
+
+func (e *tufEnv) refresh(o tufrepo.RefreshOptions) (*tufrepo.Status, error) {
+	return e.r.Refresh(e.targets, o)
+}
+
 // file reads a file of the mirror's TUF directory.
 func (e *tufEnv) file(name string) []byte {
 	e.t.Helper()
-	b, err := os.ReadFile(filepath.Join(e.s.Dir(), "tuf", name))
+	b, err := os.ReadFile(filepath.Join(e.dir, "tuf", name))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -101,7 +148,7 @@ func (e *tufEnv) check(state string, now time.Time) (*tufclient.Targets, error) 
 // onlineKey is the mirror's online key, as someone who broke into the
 // serving machine holds it.
 func (e *tufEnv) onlineKey() signature.Signer {
-	b, err := os.ReadFile(filepath.Join(e.s.Dir(), "keys", "online.key"))
+	b, err := os.ReadFile(filepath.Join(e.dir, "keys", "online.key"))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -154,7 +201,7 @@ func metaOf(version int64, raw []byte) *metadata.MetaFiles {
 
 func TestTUFPublishAndCheck(t *testing.T) {
 	e := newTUFEnv(t)
-	state := filepath.Join(e.dir, "state")
+	state := filepath.Join(e.scratch, "state")
 	now := time.Now()
 
 	tg, err := e.check(state, now)
@@ -165,33 +212,29 @@ func TestTUFPublishAndCheck(t *testing.T) {
 	if len(all) != 1 {
 		t.Fatalf("targets: %+v", all)
 	}
-	es, err := e.s.List()
-	if err != nil {
-		t.Fatal(err)
-	}
+	es := e.targets
 	want := tufclient.Target{Path: "gateway/1.0.0", Name: "gateway", Version: "1.0.0", Tag: "1.0.0", DeviceTypes: []string{"board-a"},
-		ManifestDigest: es[0].Digest.String(), Size: es[0].Size}
+		ManifestDigest: es[0].Manifest.String(), ManifestSize: es[0].ManifestSize, Size: es[0].Size}
 	got := all[0]
-	got.ManifestSize = 0
 	if b1, b2 := jsonOf(got), jsonOf(want); b1 != b2 {
 		t.Errorf("target\n got %s\nwant %s", b1, b2)
 	}
-	if d, ok := tg.Lookup("gateway", "1.0.0"); !ok || d != es[0].Digest.String() {
+	if d, ok := tg.Lookup("gateway", "1.0.0"); !ok || d != es[0].Manifest.String() {
 		t.Errorf("Lookup = %s, %v", d, ok)
 	}
-	if err := tg.Verify("gateway", "1.0.0", es[0].Digest.String()); err != nil {
+	if err := tg.Verify("gateway", "1.0.0", es[0].Manifest.String()); err != nil {
 		t.Error(err)
 	}
 	if exp := tg.TimestampExpires.Sub(now); exp < 23*time.Hour || exp > 25*time.Hour {
 		t.Errorf("timestamp expires in %v, want a day", exp)
 	}
-	if ref := all[0].Reference(tg.Host); ref != "oci://"+strings.TrimPrefix(e.url, "http://")+"/gateway@"+es[0].Digest.String() {
+	if ref := all[0].Reference(tg.Host); ref != "oci://"+strings.TrimPrefix(e.url, "http://")+"/gateway@"+es[0].Manifest.String() {
 		t.Errorf("Reference = %s", ref)
 	}
 
 	t.Run("nothing new: only the timestamp is fetched", func(t *testing.T) {
 		e.clear()
-		st, err := e.s.Refresh(mirror.RefreshOptions{})
+		st, err := e.refresh(tufrepo.RefreshOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,10 +256,7 @@ func TestTUFPublishAndCheck(t *testing.T) {
 	})
 
 	t.Run("a new bundle: new targets", func(t *testing.T) {
-		p, d := testutil.MakeBundle(t, e.dir, "gateway", "1.1.0", 2048, 0)
-		if _, err := e.s.Add(p); err != nil {
-			t.Fatal(err)
-		}
+		d := e.add("gateway", "1.1.0", 2048).Manifest
 		tg3, err := e.check(state, now)
 		if err != nil {
 			t.Fatal(err)
@@ -237,11 +277,11 @@ func TestTUFPublishAndCheck(t *testing.T) {
 
 	t.Run("root renewed: the device follows the chain", func(t *testing.T) {
 		// The mirror key is the root key of a mirror made with Init.
-		k, err := verify.ParsePrivateKey(mustRead(t, filepath.Join(e.s.Dir(), "keys", "mirror.key")), nil)
+		k, err := verify.ParsePrivateKey(mustRead(t, filepath.Join(e.dir, "keys", "mirror.key")), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := e.s.Refresh(mirror.RefreshOptions{RootKey: k})
+		st, err := e.refresh(tufrepo.RefreshOptions{RootKey: k})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -257,7 +297,7 @@ func TestTUFPublishAndCheck(t *testing.T) {
 		}
 		// Another key cannot renew it.
 		other, _ := verify.GenerateKey(verify.ECDSAP256)
-		if _, err := e.s.Refresh(mirror.RefreshOptions{RootKey: other}); err == nil || !strings.Contains(err.Error(), "not the mirror's root key") {
+		if _, err := e.refresh(tufrepo.RefreshOptions{RootKey: other}); err == nil || !strings.Contains(err.Error(), "not the mirror's root key") {
 			t.Errorf("renewal with another key: %v", err)
 		}
 	})
@@ -306,7 +346,7 @@ func TestFreshnessAttacks(t *testing.T) {
 			name: "replayed older timestamp",
 			attack: func(t *testing.T, e *tufEnv, state string) result {
 				old := e.file("timestamp.json")
-				if _, err := e.s.Refresh(mirror.RefreshOptions{}); err != nil {
+				if _, err := e.refresh(tufrepo.RefreshOptions{}); err != nil {
 					t.Fatal(err)
 				}
 				if _, err := e.check(state, time.Now()); err != nil {
@@ -325,10 +365,7 @@ func TestFreshnessAttacks(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				p, _ := testutil.MakeBundle(t, e.dir, "gateway", "1.1.0", 100, 0)
-				if _, err := e.s.Add(p); err != nil {
-					t.Fatal(err)
-				}
+				e.add("gateway", "1.1.0", 100)
 				if _, err := e.check(state, time.Now()); err != nil {
 					t.Fatal(err)
 				}
@@ -385,7 +422,7 @@ func TestFreshnessAttacks(t *testing.T) {
 				name := jsonName(tg.Signed.Version, "targets")
 				e.override(name, []byte(strings.Replace(string(e.file(name)), `"gateway/1.0.0"`, `"gateway/1.0.1"`, 1)))
 				// A device that has not cached these targets yet.
-				return result{filepath.Join(e.dir, "fresh-state"), time.Now()}
+				return result{filepath.Join(e.scratch, "fresh-state"), time.Now()}
 			},
 			kind: tufclient.Mismatch, role: "targets", recovers: true,
 		},
@@ -419,7 +456,7 @@ func TestFreshnessAttacks(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			e := newTUFEnv(t)
-			state := filepath.Join(e.dir, "state")
+			state := filepath.Join(e.scratch, "state")
 			if _, err := e.check(state, time.Now()); err != nil {
 				t.Fatal(err)
 			}
@@ -441,13 +478,13 @@ func TestFreshnessAttacks(t *testing.T) {
 
 	t.Run("a bundle the targets do not list (mix-and-match)", func(t *testing.T) {
 		e := newTUFEnv(t)
-		tg, err := e.check(filepath.Join(e.dir, "state"), time.Now())
+		tg, err := e.check(filepath.Join(e.scratch, "state"), time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Validly signed by the release key, but never published by the
-		// mirror: another gateway 1.0.0, and a 2.0.0.
-		_, other := testutil.MakeBundle(t, t.TempDir(), "gateway", "1.0.0", 77, 0, testutil.NewKey(t, "release"))
+		// Never published by the mirror (a validly signed bundle the
+		// mirror does not list): another gateway 1.0.0, and a 2.0.0.
+		other := digest.FromString("another gateway 1.0.0")
 		var nl *tufclient.NotListedError
 		if err := tg.Verify("gateway", "1.0.0", other.String()); !errors.As(err, &nl) || nl.Listed == "" {
 			t.Errorf("another gateway 1.0.0: %v", err)
@@ -475,7 +512,8 @@ func TestKeepFresh(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		e.s.KeepFresh(ctx, 20*time.Millisecond, func(st *mirror.TUFStatus, err error) {
+		refresh := func() (*tufrepo.Status, error) { return e.refresh(tufrepo.RefreshOptions{}) }
+		e.r.KeepFresh(ctx, 20*time.Millisecond, refresh, func(st *tufrepo.Status, err error) {
 			if err != nil {
 				t.Error(err)
 				return
@@ -496,7 +534,7 @@ func TestKeepFresh(t *testing.T) {
 	}
 	cancel()
 	<-done
-	if _, err := e.check(filepath.Join(e.dir, "state"), time.Now()); err != nil {
+	if _, err := e.check(filepath.Join(e.scratch, "state"), time.Now()); err != nil {
 		t.Error(err)
 	}
 }
@@ -505,23 +543,23 @@ func TestKeepFresh(t *testing.T) {
 // (as it should run) still keeps snapshot and timestamp fresh.
 func TestRefreshWithOnlineKeyOnly(t *testing.T) {
 	e := newTUFEnv(t)
-	mk := filepath.Join(e.s.Dir(), "keys", "mirror.key")
+	mk := filepath.Join(e.dir, "keys", "mirror.key")
 	if err := os.Rename(mk, mk+".away"); err != nil {
 		t.Fatal(err)
 	}
 	// Far enough ahead that the snapshot is due, not the targets.
-	st, err := e.s.Refresh(mirror.RefreshOptions{Now: time.Now().Add(5 * 24 * time.Hour)})
+	st, err := e.refresh(tufrepo.RefreshOptions{Now: time.Now().Add(5 * 24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !st.Timestamp.Signed || !st.Snapshot.Signed || st.Targets.Signed {
 		t.Errorf("signed: %+v", st)
 	}
-	if _, err := e.check(filepath.Join(e.dir, "state"), time.Now().Add(5*24*time.Hour)); err != nil {
+	if _, err := e.check(filepath.Join(e.scratch, "state"), time.Now().Add(5*24*time.Hour)); err != nil {
 		t.Error(err)
 	}
 	// Targets that are due cannot be renewed without it: a warning.
-	st, err = e.s.Refresh(mirror.RefreshOptions{Now: time.Now().Add(200 * 24 * time.Hour)})
+	st, err = e.refresh(tufrepo.RefreshOptions{Now: time.Now().Add(200 * 24 * time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -531,15 +569,16 @@ func TestRefreshWithOnlineKeyOnly(t *testing.T) {
 }
 
 // TestRefreshCreatesMetadata: a mirror made before it had TUF metadata
-// gets it on its first refresh, its root signed by the mirror key.
+// gets it on its first refresh, its root signed by the mirror key and
+// its targets listing what the store hands in.
 func TestRefreshCreatesMetadata(t *testing.T) {
 	e := newTUFEnv(t)
 	for _, p := range []string{"tuf", "keys/online.key"} {
-		if err := os.RemoveAll(filepath.Join(e.s.Dir(), p)); err != nil {
+		if err := os.RemoveAll(filepath.Join(e.dir, p)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	st, err := e.s.Refresh(mirror.RefreshOptions{})
+	st, err := e.refresh(tufrepo.RefreshOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,7 +588,7 @@ func TestRefreshCreatesMetadata(t *testing.T) {
 	if err := os.WriteFile(e.root, e.file("1.root.json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tg, err := e.check(filepath.Join(e.dir, "state"), time.Now())
+	tg, err := e.check(filepath.Join(e.scratch, "state"), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package mirror
+package tufrepo
 
 import (
 	"bytes"
@@ -16,18 +16,18 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/secure-systems-lab/go-securesystemslib/cjson"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
-	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/atomicfile"
-	"github.com/ferry-update/ferry/registry"
 	"github.com/ferry-update/ferry/transport/tufclient"
 	"github.com/ferry-update/ferry/transport/wire"
 	"github.com/ferry-update/ferry/verify"
 )
 
-// Files of the mirror's TUF repository (see doc.go, "Freshness").
+// Files of the TUF repository, under the mirror store's directory (see
+// doc.go).
 const (
 	tufDir        = wire.TUFDir
 	tufConfigFile = "tuf/config.json"
@@ -37,6 +37,33 @@ const (
 	// before a change.
 	keepVersions = 16
 )
+
+// Repo is the TUF repository of one mirror store directory DIR: it owns
+// DIR/tuf/ (the metadata and config.json) and DIR/keys/online.key. The
+// store owns the rest of DIR, including the mirror key, which Repo asks
+// for through the function given to New when targets must be signed.
+// Repo takes no lock: its caller (the store) serialises writers.
+type Repo struct {
+	dir       string
+	mirrorKey func() (crypto.Signer, error)
+}
+
+// New returns the TUF repository of the mirror store directory dir;
+// mirrorKey returns the key that signs targets (and the root of a mirror
+// made without a root key).
+func New(dir string, mirrorKey func() (crypto.Signer, error)) *Repo {
+	return &Repo{dir: dir, mirrorKey: mirrorKey}
+}
+
+// Target is one bundle the targets metadata lists, as the store knows it:
+// path "<name>/<version>", length and sha256 those of the manifest.
+type Target struct {
+	Name, Version, Tag string
+	DeviceTypes        []string
+	Manifest           digest.Digest // the bundle's manifest digest
+	ManifestSize       int64
+	Size               int64 // of the payload layers
+}
 
 // Expiries say how long each role's metadata is valid after it is
 // signed.
@@ -83,9 +110,9 @@ type tufConfig struct {
 	} `json:"expiries"`
 }
 
-func (s *Store) readTUFConfig() (Expiries, error) {
+func (r *Repo) readTUFConfig() (Expiries, error) {
 	var e Expiries
-	b, err := os.ReadFile(filepath.Join(s.dir, tufConfigFile))
+	b, err := os.ReadFile(filepath.Join(r.dir, tufConfigFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return DefaultExpiries, nil
 	}
@@ -112,14 +139,14 @@ func (s *Store) readTUFConfig() (Expiries, error) {
 	return e.withDefaults(), nil
 }
 
-func (s *Store) writeTUFConfig(e Expiries) error {
+func (r *Repo) writeTUFConfig(e Expiries) error {
 	var c tufConfig
 	c.Expiries.Root = e.Root.String()
 	c.Expiries.Targets = e.Targets.String()
 	c.Expiries.Snapshot = e.Snapshot.String()
 	c.Expiries.Timestamp = e.Timestamp.String()
 	b, _ := json.MarshalIndent(c, "", "  ")
-	return atomicfile.WriteFile(filepath.Join(s.dir, tufConfigFile), append(b, '\n'), 0o644)
+	return atomicfile.WriteFile(filepath.Join(r.dir, tufConfigFile), append(b, '\n'), 0o644)
 }
 
 func checkExpiries(e Expiries) error {
@@ -132,7 +159,7 @@ func checkExpiries(e Expiries) error {
 	return nil
 }
 
-// InitOptions configure InitWith.
+// InitOptions configure Init.
 type InitOptions struct {
 	// RootKey signs the mirror's TUF root. It should be an offline key
 	// (it is not stored); nil means the mirror key signs the root too.
@@ -143,21 +170,25 @@ type InitOptions struct {
 	Now time.Time
 }
 
-// InitWith is Init with the TUF root key and expiries chosen: it makes the
-// mirror directory, generates the online key (keys/online.key), and
-// publishes root, targets, snapshot and timestamp metadata.
-func InitWith(dir string, keyPEM []byte, o InitOptions) (*Store, error) {
-	if err := initStore(dir, keyPEM); err != nil {
-		return nil, fmt.Errorf("init mirror %s: %w", dir, err)
+// Init makes a new TUF repository: it generates the online key
+// (keys/online.key), writes tuf/config.json, and publishes root, targets
+// (listing no bundle), snapshot and timestamp metadata.
+func (r *Repo) Init(o InitOptions) (*Status, error) { return r.init(o, nil) }
+
+// init is Init with the targets to list.
+func (r *Repo) init(o InitOptions, targets []Target) (*Status, error) {
+	if err := r.initRoot(o); err != nil {
+		return nil, err
 	}
-	s := &Store{dir: dir}
-	if err := s.initTUF(o); err != nil {
-		return nil, fmt.Errorf("init mirror %s: TUF metadata: %w", dir, err)
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
 	}
-	return s, nil
+	return r.Refresh(targets, RefreshOptions{Now: now})
 }
 
-func (s *Store) initTUF(o InitOptions) error {
+// initRoot writes the online key, the config and the first root.
+func (r *Repo) initRoot(o InitOptions) error {
 	exp := o.Expiries.withDefaults()
 	if err := checkExpiries(exp); err != nil {
 		return err
@@ -166,7 +197,7 @@ func (s *Store) initTUF(o InitOptions) error {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	mk, err := s.mirrorKey()
+	mk, err := r.mirrorKey()
 	if err != nil {
 		return err
 	}
@@ -182,13 +213,13 @@ func (s *Store) initTUF(o InitOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(s.dir, tufDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(r.dir, tufDir), 0o755); err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(s.dir, onlineKeyFile), okPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(r.dir, onlineKeyFile), okPEM, 0o600); err != nil {
 		return err
 	}
-	if err := s.writeTUFConfig(exp); err != nil {
+	if err := r.writeTUFConfig(exp); err != nil {
 		return err
 	}
 	signers := make([]*tufSigner, 3)
@@ -214,11 +245,7 @@ func (s *Store) initTUF(o InitOptions) error {
 	for role, sg := range map[string]*tufSigner{metadata.ROOT: signers[0], metadata.TARGETS: signers[1], metadata.SNAPSHOT: signers[2], metadata.TIMESTAMP: signers[2]} {
 		root.Signed.Roles[role] = &metadata.Role{KeyIDs: []string{sg.id}, Threshold: 1}
 	}
-	if err := s.writeRoot(root, signers[0]); err != nil {
-		return err
-	}
-	_, err = s.refresh(RefreshOptions{Now: now})
-	return err
+	return r.writeRoot(root, signers[0])
 }
 
 func expiry(now time.Time, d time.Duration) time.Time {
@@ -226,7 +253,7 @@ func expiry(now time.Time, d time.Duration) time.Time {
 }
 
 // writeRoot signs root and writes it as N.root.json and root.json.
-func (s *Store) writeRoot(root *metadata.Metadata[metadata.RootType], signer *tufSigner) error {
+func (r *Repo) writeRoot(root *metadata.Metadata[metadata.RootType], signer *tufSigner) error {
 	if err := signMetadata(root, signer); err != nil {
 		return err
 	}
@@ -237,33 +264,21 @@ func (s *Store) writeRoot(root *metadata.Metadata[metadata.RootType], signer *tu
 	if err := root.VerifyDelegate(metadata.ROOT, root); err != nil {
 		return fmt.Errorf("the new root does not verify: %w", err)
 	}
-	if err := atomicfile.WriteFile(s.TUFPath(wire.RootFile(root.Signed.Version)), b, 0o644); err != nil {
+	if err := atomicfile.WriteFile(r.Path(wire.RootFile(root.Signed.Version)), b, 0o644); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(s.TUFPath(wire.TUFRootFile), b, 0o644)
+	return atomicfile.WriteFile(r.Path(wire.TUFRootFile), b, 0o644)
 }
 
-// TUFPath is the path of the TUF metadata file name in the store.
-func (s *Store) TUFPath(name string) string { return filepath.Join(s.dir, tufDir, name) }
+// Path is the path of the TUF metadata file name.
+func (r *Repo) Path(name string) string { return filepath.Join(r.dir, tufDir, name) }
 
-// TUFRootPath is the mirror's current TUF root: the file devices are
+// RootPath is the mirror's current TUF root: the file devices are
 // provisioned with to trust this mirror.
-func (s *Store) TUFRootPath() string { return s.TUFPath(wire.TUFRootFile) }
+func (r *Repo) RootPath() string { return r.Path(wire.TUFRootFile) }
 
-func (s *Store) mirrorKey() (crypto.Signer, error) {
-	b, err := s.KeyPEM()
-	if err != nil {
-		return nil, fmt.Errorf("mirror key: %w", err)
-	}
-	k, err := verify.ParsePrivateKey(b, nil)
-	if err != nil {
-		return nil, fmt.Errorf("mirror key %s: %w", keyFile, err)
-	}
-	return k, nil
-}
-
-func (s *Store) onlineKey() (crypto.Signer, error) {
-	b, err := os.ReadFile(filepath.Join(s.dir, onlineKeyFile))
+func (r *Repo) onlineKey() (crypto.Signer, error) {
+	b, err := os.ReadFile(filepath.Join(r.dir, onlineKeyFile))
 	if err != nil {
 		return nil, fmt.Errorf("online key: %w", err)
 	}
@@ -282,8 +297,8 @@ type RoleStatus struct {
 	KeyID   string    `json:"keyId"`  // of the role's key (TUF key id)
 }
 
-// TUFStatus says what Refresh published.
-type TUFStatus struct {
+// Status says what Refresh published.
+type Status struct {
 	Root      RoleStatus `json:"root"`
 	Targets   RoleStatus `json:"targets"`
 	Snapshot  RoleStatus `json:"snapshot"`
@@ -310,14 +325,11 @@ type RefreshOptions struct {
 	RootKey crypto.Signer
 }
 
-// Publish brings the mirror's TUF metadata up to date after an add or a
-// sync: see Refresh.
-func (s *Store) Publish() (*TUFStatus, error) { return s.Refresh(RefreshOptions{}) }
-
-// Refresh re-signs the mirror's TUF metadata:
+// Refresh re-signs the TUF metadata so that targets lists targets (the
+// bundles the store holds):
 //
-//   - targets (mirror key) when the bundles in the index differ from what
-//     targets.json lists, or when less than half of its lifetime is left;
+//   - targets (mirror key) when targets differ from what targets.json
+//     lists, or when less than half of its lifetime is left;
 //   - snapshot (online key) when targets changed or half its lifetime is
 //     gone;
 //   - timestamp (online key) always, with a fresh expiry.
@@ -325,31 +337,19 @@ func (s *Store) Publish() (*TUFStatus, error) { return s.Refresh(RefreshOptions{
 // The versioned files (N.targets.json, N.snapshot.json) are written
 // before the unversioned ones and timestamp.json last: a device that read
 // any timestamp finds the files it names. A mirror made before it had TUF
-// metadata gets it here, its root signed by the mirror key.
-func (s *Store) Refresh(o RefreshOptions) (*TUFStatus, error) {
-	unlock, err := s.lock()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	st, err := s.refresh(o)
-	if err != nil {
-		return st, fmt.Errorf("mirror %s: publish TUF metadata: %w", s.dir, err)
-	}
-	return st, nil
-}
-
-func (s *Store) refresh(o RefreshOptions) (*TUFStatus, error) {
+// metadata gets it here, its root signed by the mirror key. The caller
+// holds the store's writer lock.
+func (r *Repo) Refresh(targets []Target, o RefreshOptions) (*Status, error) {
 	now := o.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
-	if _, err := os.Stat(s.TUFPath("root.json")); errors.Is(err, fs.ErrNotExist) {
-		if err := s.initTUF(InitOptions{Now: now}); err != nil {
+	if _, err := os.Stat(r.Path("root.json")); errors.Is(err, fs.ErrNotExist) {
+		if _, err := r.init(InitOptions{Now: now}, targets); err != nil {
 			return nil, err
 		}
 	}
-	exp, err := s.readTUFConfig()
+	exp, err := r.readTUFConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -358,14 +358,14 @@ func (s *Store) refresh(o RefreshOptions) (*TUFStatus, error) {
 		if err := checkExpiries(exp); err != nil {
 			return nil, err
 		}
-		if err := s.writeTUFConfig(exp); err != nil {
+		if err := r.writeTUFConfig(exp); err != nil {
 			return nil, err
 		}
 	}
-	st := &TUFStatus{Warnings: []string{}}
+	st := &Status{Warnings: []string{}}
 	st.Expiries.Root, st.Expiries.Targets, st.Expiries.Snapshot, st.Expiries.Timestamp = exp.Root.String(), exp.Targets.String(), exp.Snapshot.String(), exp.Timestamp.String()
 
-	root, err := metadata.Root().FromFile(s.TUFPath("root.json"))
+	root, err := metadata.Root().FromFile(r.Path("root.json"))
 	if err != nil {
 		return nil, fmt.Errorf("root.json: %w", err)
 	}
@@ -379,7 +379,7 @@ func (s *Store) refresh(o RefreshOptions) (*TUFStatus, error) {
 		}
 		root.Signed.Version++
 		root.Signed.Expires = expiry(now, exp.Root)
-		if err := s.writeRoot(root, sg); err != nil {
+		if err := r.writeRoot(root, sg); err != nil {
 			return nil, err
 		}
 		st.Root.Signed = true
@@ -389,54 +389,54 @@ func (s *Store) refresh(o RefreshOptions) (*TUFStatus, error) {
 		st.Warnings = append(st.Warnings, fmt.Sprintf("the TUF root expires at %s: renew it with 'ferry mirror refresh --root-key ROOT.key'", root.Signed.Expires.Format(time.RFC3339)))
 	}
 
-	// Targets: what the index holds.
-	want, err := s.tufTargets()
+	// Targets: what the store holds.
+	want, err := targetFiles(targets)
 	if err != nil {
 		return nil, err
 	}
 	st.Bundles = len(want)
-	targets, targetsRaw, err := readMeta(metadata.Targets(), s.TUFPath("targets.json"))
+	tm, targetsRaw, err := readMeta(metadata.Targets(), r.Path("targets.json"))
 	if err != nil {
 		return nil, err
 	}
-	changed := targets == nil || !sameTargets(targets.Signed.Targets, want)
-	if changed || due(targets.Signed.Expires, now, exp.Targets) {
-		mk, err := s.mirrorKey()
+	changed := tm == nil || !sameTargets(tm.Signed.Targets, want)
+	if changed || due(tm.Signed.Expires, now, exp.Targets) {
+		mk, err := r.mirrorKey()
 		if err != nil && changed {
 			return nil, fmt.Errorf("the mirror key signs targets.json: %w", err)
 		}
 		if err != nil {
-			st.Warnings = append(st.Warnings, fmt.Sprintf("targets.json expires at %s and the mirror key is not readable: %v", targets.Signed.Expires.Format(time.RFC3339), err))
+			st.Warnings = append(st.Warnings, fmt.Sprintf("targets.json expires at %s and the mirror key is not readable: %v", tm.Signed.Expires.Format(time.RFC3339), err))
 		} else {
 			next := metadata.Targets(expiry(now, exp.Targets))
-			if targets != nil {
-				next.Signed.Version = targets.Signed.Version + 1
+			if tm != nil {
+				next.Signed.Version = tm.Signed.Version + 1
 			}
 			next.Signed.Targets = want
-			if targetsRaw, err = writeMeta(s, next, "targets", mk); err != nil {
+			if targetsRaw, err = writeMeta(r, next, "targets", mk); err != nil {
 				return nil, err
 			}
-			targets = next
+			tm = next
 			st.Targets.Signed = true
 		}
 	}
-	st.Targets.Version, st.Targets.Expires, st.Targets.KeyID = targets.Signed.Version, targets.Signed.Expires, firstID(root, metadata.TARGETS)
+	st.Targets.Version, st.Targets.Expires, st.Targets.KeyID = tm.Signed.Version, tm.Signed.Expires, firstID(root, metadata.TARGETS)
 
-	ok, err := s.onlineKey()
+	ok, err := r.onlineKey()
 	if err != nil {
 		return nil, err
 	}
-	snapshot, snapshotRaw, err := readMeta(metadata.Snapshot(), s.TUFPath("snapshot.json"))
+	snapshot, snapshotRaw, err := readMeta(metadata.Snapshot(), r.Path("snapshot.json"))
 	if err != nil {
 		return nil, err
 	}
-	if snapshot == nil || st.Targets.Signed || due(snapshot.Signed.Expires, now, exp.Snapshot) || !sameMeta(snapshot.Signed.Meta["targets.json"], metaFile(targets.Signed.Version, targetsRaw)) {
+	if snapshot == nil || st.Targets.Signed || due(snapshot.Signed.Expires, now, exp.Snapshot) || !sameMeta(snapshot.Signed.Meta["targets.json"], metaFile(tm.Signed.Version, targetsRaw)) {
 		next := metadata.Snapshot(expiry(now, exp.Snapshot))
 		if snapshot != nil {
 			next.Signed.Version = snapshot.Signed.Version + 1
 		}
-		next.Signed.Meta = map[string]*metadata.MetaFiles{"targets.json": metaFile(targets.Signed.Version, targetsRaw)}
-		if snapshotRaw, err = writeMeta(s, next, "snapshot", ok); err != nil {
+		next.Signed.Meta = map[string]*metadata.MetaFiles{"targets.json": metaFile(tm.Signed.Version, targetsRaw)}
+		if snapshotRaw, err = writeMeta(r, next, "snapshot", ok); err != nil {
 			return nil, err
 		}
 		snapshot = next
@@ -444,7 +444,7 @@ func (s *Store) refresh(o RefreshOptions) (*TUFStatus, error) {
 	}
 	st.Snapshot.Version, st.Snapshot.Expires, st.Snapshot.KeyID = snapshot.Signed.Version, snapshot.Signed.Expires, firstID(root, metadata.SNAPSHOT)
 
-	timestamp, _, err := readMeta(metadata.Timestamp(), s.TUFPath("timestamp.json"))
+	timestamp, _, err := readMeta(metadata.Timestamp(), r.Path("timestamp.json"))
 	if err != nil {
 		return nil, err
 	}
@@ -453,11 +453,11 @@ func (s *Store) refresh(o RefreshOptions) (*TUFStatus, error) {
 		next.Signed.Version = timestamp.Signed.Version + 1
 	}
 	next.Signed.Meta = map[string]*metadata.MetaFiles{"snapshot.json": metaFile(snapshot.Signed.Version, snapshotRaw)}
-	if _, err := writeMeta(s, next, "timestamp", ok); err != nil {
+	if _, err := writeMeta(r, next, "timestamp", ok); err != nil {
 		return nil, err
 	}
 	st.Timestamp = RoleStatus{Version: next.Signed.Version, Expires: next.Signed.Expires, Signed: true, KeyID: firstID(root, metadata.TIMESTAMP)}
-	if err := s.pruneTUF(targets.Signed.Version, snapshot.Signed.Version); err != nil {
+	if err := r.prune(tm.Signed.Version, snapshot.Signed.Version); err != nil {
 		st.Warnings = append(st.Warnings, "pruning old metadata: "+err.Error())
 	}
 	return st, nil
@@ -524,7 +524,7 @@ func readMeta[T metadata.Roles](m *metadata.Metadata[T], path string) (*metadata
 
 // writeMeta signs m with key and writes it as N.<role>.json (except the
 // timestamp) and <role>.json, returning the bytes.
-func writeMeta[T metadata.Roles](s *Store, m *metadata.Metadata[T], role string, key crypto.Signer) ([]byte, error) {
+func writeMeta[T metadata.Roles](r *Repo, m *metadata.Metadata[T], role string, key crypto.Signer) ([]byte, error) {
 	sg, err := newTUFSigner(key)
 	if err != nil {
 		return nil, err
@@ -537,11 +537,11 @@ func writeMeta[T metadata.Roles](s *Store, m *metadata.Metadata[T], role string,
 		return nil, err
 	}
 	if role != metadata.TIMESTAMP {
-		if err := atomicfile.WriteFile(s.TUFPath(strconv.FormatInt(versionOf(m), 10)+"."+role+".json"), b, 0o644); err != nil {
+		if err := atomicfile.WriteFile(r.Path(strconv.FormatInt(versionOf(m), 10)+"."+role+".json"), b, 0o644); err != nil {
 			return nil, err
 		}
 	}
-	if err := atomicfile.WriteFile(s.TUFPath(role+".json"), b, 0o644); err != nil {
+	if err := atomicfile.WriteFile(r.Path(role+".json"), b, 0o644); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -563,11 +563,11 @@ func versionOf[T metadata.Roles](m *metadata.Metadata[T]) int64 {
 
 var versionedRE = regexp.MustCompile(`^([0-9]+)\.(targets|snapshot)\.json$`)
 
-// pruneTUF removes versioned targets and snapshot files more than
+// prune removes versioned targets and snapshot files more than
 // keepVersions behind the current ones. Roots are kept: devices walk the
 // whole chain.
-func (s *Store) pruneTUF(targets, snapshot int64) error {
-	ents, err := os.ReadDir(filepath.Join(s.dir, tufDir))
+func (r *Repo) prune(targets, snapshot int64) error {
+	ents, err := os.ReadDir(filepath.Join(r.dir, tufDir))
 	if err != nil {
 		return err
 	}
@@ -585,7 +585,7 @@ func (s *Store) pruneTUF(targets, snapshot int64) error {
 			cur = snapshot
 		}
 		if v <= cur-keepVersions {
-			if err := os.Remove(filepath.Join(s.dir, tufDir, e.Name())); err != nil {
+			if err := os.Remove(filepath.Join(r.dir, tufDir, e.Name())); err != nil {
 				return err
 			}
 		}
@@ -593,50 +593,23 @@ func (s *Store) pruneTUF(targets, snapshot int64) error {
 	return nil
 }
 
-// tufTargets lists the bundles of the index as TUF targets.
-func (s *Store) tufTargets() (map[string]*metadata.TargetFiles, error) {
-	idx, err := s.readIndex()
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]*metadata.TargetFiles{}
-	for _, d := range idx.Manifests {
-		if d.ArtifactType != bundle.ArtifactType {
-			continue
-		}
-		raw, err := s.readBlob(d.Digest, bundle.MaxManifestSize)
-		if err != nil {
-			return nil, fmt.Errorf("manifest %s: %w", d.Digest, err)
-		}
-		m, err := registry.ParseManifest(raw)
-		if err != nil {
-			return nil, err
-		}
-		cb, err := s.readBlob(m.Config.Digest, bundle.MaxConfigSize)
-		if err != nil {
-			return nil, fmt.Errorf("config of %s: %w", d.Digest, err)
-		}
-		cfg, err := bundle.ParseConfig(cb)
-		if err != nil {
-			return nil, err
-		}
-		var size int64
-		for _, l := range m.Layers {
-			size += l.Size
-		}
+// targetFiles makes the TUF targets of the store's bundles.
+func targetFiles(targets []Target) (map[string]*metadata.TargetFiles, error) {
+	out := make(map[string]*metadata.TargetFiles, len(targets))
+	for _, t := range targets {
 		c, err := json.Marshal(tufclient.Custom{
-			Name: cfg.Name, Version: cfg.Version, Tag: cfg.Tag(), DeviceTypes: cfg.DeviceTypes,
-			ManifestDigest: d.Digest.String(), Size: size,
+			Name: t.Name, Version: t.Version, Tag: t.Tag, DeviceTypes: t.DeviceTypes,
+			ManifestDigest: t.Manifest.String(), Size: t.Size,
 		})
 		if err != nil {
 			return nil, err
 		}
-		h, err := hex.DecodeString(d.Digest.Encoded())
+		h, err := hex.DecodeString(t.Manifest.Encoded())
 		if err != nil {
 			return nil, err
 		}
 		rm := json.RawMessage(c)
-		out[cfg.Name+"/"+cfg.Version] = &metadata.TargetFiles{Length: int64(len(raw)), Hashes: metadata.Hashes{"sha256": h}, Custom: &rm}
+		out[t.Name+"/"+t.Version] = &metadata.TargetFiles{Length: t.ManifestSize, Hashes: metadata.Hashes{"sha256": h}, Custom: &rm}
 	}
 	return out, nil
 }
@@ -648,16 +621,17 @@ func sameTargets(a, b map[string]*metadata.TargetFiles) bool {
 	return err1 == nil && err2 == nil && bytes.Equal(ca, cb)
 }
 
-// KeepFresh calls Refresh every interval (at most a quarter of the
+// KeepFresh calls refresh every interval (at most a quarter of the
 // timestamp expiry, and every minute after a failure) until ctx ends,
-// and hands each result to report. 'ferry mirror serve' runs it, so
+// and hands each result to report. 'ferry mirror serve' runs it (through
+// the store, whose refresh lists the targets and takes its lock), so
 // devices never see an expired timestamp while the mirror is up.
-func (s *Store) KeepFresh(ctx context.Context, every time.Duration, report func(*TUFStatus, error)) {
+func (r *Repo) KeepFresh(ctx context.Context, every time.Duration, refresh func() (*Status, error), report func(*Status, error)) {
 	for {
-		st, err := s.Refresh(RefreshOptions{})
+		st, err := refresh()
 		report(st, err)
 		wait := every
-		if exp, err := s.readTUFConfig(); err == nil && exp.Timestamp/4 < wait {
+		if exp, err := r.readTUFConfig(); err == nil && exp.Timestamp/4 < wait {
 			wait = exp.Timestamp / 4
 		}
 		if err != nil && wait > time.Minute {
