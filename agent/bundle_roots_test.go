@@ -16,8 +16,8 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-update/ferry/bundle"
-	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/server"
+	"github.com/ferry-update/ferry/transport/wire"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -137,7 +137,7 @@ func TestMirrorRoots(t *testing.T) {
 	var asked []string
 	h := server.NewHandler(st, server.HandlerOptions{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, mirror.RootsPath) {
+		if strings.HasPrefix(r.URL.Path, wire.RootsPath) {
 			asked = append(asked, r.URL.Path)
 		}
 		h.ServeHTTP(w, r)

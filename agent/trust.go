@@ -330,16 +330,13 @@ func (a *Agent) applyBundleRoots(br *bundle.Reader) {
 	}
 }
 
-// mirrorRootsPath is where a mirror serves trust roots (TRUST.md §10):
-// GET /ferry/v1/roots/N.root.json (wire.RootsPath), 404 when it has no
-// version N.
-
 // maxMirrorRoots bounds the roots fetched in one poll, so a mirror cannot
 // keep the agent fetching forever.
 const maxMirrorRoots = 64
 
 // ApplyMirrorRoots fetches the trust roots after the one held from the
-// configured mirror, versions held+1, held+2, … until the mirror answers
+// configured mirror (TRUST.md §10: GET wire.RootsPath + N.root.json, 404
+// when it has no version N), versions held+1, held+2, … until the mirror answers
 // 404, and applies them (ApplyRoots). It does nothing when the
 // configuration lists plain keys or no mirror. A root the mirror serves
 // but that fails the chain rule leaves the held root in place.

@@ -178,7 +178,7 @@ func checkTUF(ctx context.Context, client *http.Client, base, rootPath, desc str
 }
 
 // firstRootURL is where a mirror at base serves its first TUF root.
-func firstRootURL(base string) string { return base + "/" + wire.TUFDir + "/" + wire.RootFile(1) }
+func firstRootURL(base string) string { return base + wire.TUFPath + wire.RootFile(1) }
 
 // fetchFirstRoot downloads BASE/tuf/1.root.json into a temporary file.
 func fetchFirstRoot(ctx context.Context, client *http.Client, base string) (string, error) {

@@ -16,13 +16,9 @@ import (
 
 // Trust roots (verify/TRUST.md §10): the mirror keeps the chain of the
 // release side's trust roots in DIR/roots/N.root.json and serves them at
-// RootsPath, so devices move their root forward before judging bundles.
-const (
-	// RootsPath is the URL path under which roots are served:
-	// GET RootsPath + "N.root.json", 404 when the mirror has no version N.
-	RootsPath = wire.RootsPath
-	rootsDir  = wire.RootsDir
-)
+// wire.RootsPath, so devices move their root forward before judging
+// bundles.
+const rootsDir = wire.RootsDir
 
 var rootNameRE = regexp.MustCompile(`^[1-9][0-9]{0,15}\.root\.json$`)
 

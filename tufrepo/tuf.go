@@ -30,7 +30,7 @@ import (
 // doc.go).
 const (
 	tufDir        = wire.TUFDir
-	tufConfigFile = "tuf/config.json"
+	tufConfigFile = wire.TUFDir + "/config.json"
 	onlineKeyFile = "keys/online.key"
 	// keepVersions is how many versioned snapshot and targets files stay
 	// beside the current ones, for clients that read a timestamp just
@@ -344,7 +344,7 @@ func (r *Repo) Refresh(targets []Target, o RefreshOptions) (*Status, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	if _, err := os.Stat(r.Path("root.json")); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(r.Path(wire.TUFRootFile)); errors.Is(err, fs.ErrNotExist) {
 		if _, err := r.init(InitOptions{Now: now}, targets); err != nil {
 			return nil, err
 		}
@@ -365,7 +365,7 @@ func (r *Repo) Refresh(targets []Target, o RefreshOptions) (*Status, error) {
 	st := &Status{Warnings: []string{}}
 	st.Expiries.Root, st.Expiries.Targets, st.Expiries.Snapshot, st.Expiries.Timestamp = exp.Root.String(), exp.Targets.String(), exp.Snapshot.String(), exp.Timestamp.String()
 
-	root, err := metadata.Root().FromFile(r.Path("root.json"))
+	root, err := metadata.Root().FromFile(r.Path(wire.TUFRootFile))
 	if err != nil {
 		return nil, fmt.Errorf("root.json: %w", err)
 	}
@@ -395,7 +395,7 @@ func (r *Repo) Refresh(targets []Target, o RefreshOptions) (*Status, error) {
 		return nil, err
 	}
 	st.Bundles = len(want)
-	tm, targetsRaw, err := readMeta(metadata.Targets(), r.Path("targets.json"))
+	tm, targetsRaw, err := readMeta(metadata.Targets(), r.Path(wire.TUFFile(metadata.TARGETS)))
 	if err != nil {
 		return nil, err
 	}
@@ -426,7 +426,7 @@ func (r *Repo) Refresh(targets []Target, o RefreshOptions) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	snapshot, snapshotRaw, err := readMeta(metadata.Snapshot(), r.Path("snapshot.json"))
+	snapshot, snapshotRaw, err := readMeta(metadata.Snapshot(), r.Path(wire.TUFFile(metadata.SNAPSHOT)))
 	if err != nil {
 		return nil, err
 	}
@@ -444,7 +444,7 @@ func (r *Repo) Refresh(targets []Target, o RefreshOptions) (*Status, error) {
 	}
 	st.Snapshot.Version, st.Snapshot.Expires, st.Snapshot.KeyID = snapshot.Signed.Version, snapshot.Signed.Expires, firstID(root, metadata.SNAPSHOT)
 
-	timestamp, _, err := readMeta(metadata.Timestamp(), r.Path("timestamp.json"))
+	timestamp, _, err := readMeta(metadata.Timestamp(), r.Path(wire.TUFFile(metadata.TIMESTAMP)))
 	if err != nil {
 		return nil, err
 	}
@@ -537,11 +537,11 @@ func writeMeta[T metadata.Roles](r *Repo, m *metadata.Metadata[T], role string, 
 		return nil, err
 	}
 	if role != metadata.TIMESTAMP {
-		if err := atomicfile.WriteFile(r.Path(strconv.FormatInt(versionOf(m), 10)+"."+role+".json"), b, 0o644); err != nil {
+		if err := atomicfile.WriteFile(r.Path(wire.TUFVersionFile(versionOf(m), role)), b, 0o644); err != nil {
 			return nil, err
 		}
 	}
-	if err := atomicfile.WriteFile(r.Path(role+".json"), b, 0o644); err != nil {
+	if err := atomicfile.WriteFile(r.Path(wire.TUFFile(role)), b, 0o644); err != nil {
 		return nil, err
 	}
 	return b, nil

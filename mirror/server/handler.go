@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/transport/checkin"
+	"github.com/ferry-update/ferry/transport/wire"
 )
 
 // Handler is everything 'ferry mirror serve' answers: the OCI distribution
@@ -59,10 +60,10 @@ func NewHandler(s *mirror.Store, o HandlerOptions) *Handler {
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch p := r.URL.Path; {
-	case strings.HasPrefix(p, "/tuf/"):
-		h.serveTUF(w, r, p[len("/tuf/"):])
-	case strings.HasPrefix(p, mirror.RootsPath):
-		h.serveRoot(w, r, p[len(mirror.RootsPath):])
+	case strings.HasPrefix(p, wire.TUFPath):
+		h.serveTUF(w, r, p[len(wire.TUFPath):])
+	case strings.HasPrefix(p, wire.RootsPath):
+		h.serveRoot(w, r, p[len(wire.RootsPath):])
 	case p == checkin.Path:
 		h.serveCheckin(w, r)
 	default:

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/ferry-update/ferry/devices"
-	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/server"
+	"github.com/ferry-update/ferry/transport/wire"
 )
 
 // routingSeeds are paths a client may send to any of the mirror's
@@ -57,7 +57,7 @@ func FuzzRouting(f *testing.F) {
 		if strings.Contains(w.Body.String(), "PRIVATE KEY") {
 			t.Fatalf("%s %q: sent a private key", method, path)
 		}
-		if w.Code == http.StatusOK && !strings.HasPrefix(path, "/tuf/") && !strings.HasPrefix(path, "/v2") && !strings.HasPrefix(path, mirror.RootsPath) {
+		if w.Code == http.StatusOK && !strings.HasPrefix(path, "/tuf/") && !strings.HasPrefix(path, "/v2") && !strings.HasPrefix(path, wire.RootsPath) {
 			t.Fatalf("%s %q: 200 outside the served trees", method, path)
 		}
 	})

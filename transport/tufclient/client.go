@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -197,7 +196,7 @@ func (v *verifier) updateTimestamp() error {
 			}
 		}
 	}
-	b, err := v.fetch("timestamp", "timestamp.json", MaxTimestampSize)
+	b, err := v.fetch("timestamp", wire.TUFFile("timestamp"), MaxTimestampSize)
 	if err != nil {
 		return err
 	}
@@ -255,7 +254,7 @@ func (v *verifier) updateSnapshot() error {
 	}
 	name := "snapshot.json"
 	if v.trusted.Root.Signed.ConsistentSnapshot {
-		name = strconv.FormatInt(meta.Version, 10) + ".snapshot.json"
+		name = wire.TUFVersionFile(meta.Version, "snapshot")
 	}
 	b, err := v.fetch("snapshot", name, bound(meta.Length, MaxSnapshotSize))
 	if err != nil {
@@ -295,7 +294,7 @@ func (v *verifier) updateTargets() error {
 	}
 	name := "targets.json"
 	if v.trusted.Root.Signed.ConsistentSnapshot {
-		name = strconv.FormatInt(meta.Version, 10) + ".targets.json"
+		name = wire.TUFVersionFile(meta.Version, "targets")
 	}
 	b, err := v.fetch("targets", name, bound(meta.Length, MaxTargetsSize))
 	if err != nil {

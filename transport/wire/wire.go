@@ -21,6 +21,9 @@ const (
 	// TUFDir is the directory of the mirror's TUF metadata, in a mirror
 	// store and as the URL path /tuf/ on its server.
 	TUFDir = "tuf"
+	// TUFPath is the URL path under which the TUF metadata is served:
+	// GET TUFPath + TUFFile(role), TUFPath + TUFVersionFile(N, role).
+	TUFPath = "/" + TUFDir + "/"
 )
 
 // File and directory names.
@@ -53,6 +56,17 @@ const (
 // RootFile is the file name of trust root (or TUF root) version v:
 // "N.root.json".
 func RootFile(v int64) string { return strconv.FormatInt(v, 10) + RootSuffix }
+
+// TUFFile is the file name of the current metadata of a TUF role:
+// "<role>.json" (root.json, targets.json, snapshot.json, timestamp.json).
+func TUFFile(role string) string { return role + ".json" }
+
+// TUFVersionFile is the file name of version v of a TUF role's metadata
+// in the consistent-snapshot layout: "N.<role>.json". For the root it is
+// RootFile(v).
+func TUFVersionFile(v int64, role string) string {
+	return strconv.FormatInt(v, 10) + "." + TUFFile(role)
+}
 
 // RootFileVersion returns N for a file named N.root.json (any directory
 // before it is ignored), and false for any other name or an N below 1.

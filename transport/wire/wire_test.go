@@ -26,6 +26,18 @@ func TestRootFile(t *testing.T) {
 	if got := RootFile(3); got != "3.root.json" {
 		t.Errorf("RootFile(3) = %q", got)
 	}
+	if got := TUFVersionFile(3, "root"); got != RootFile(3) {
+		t.Errorf("TUFVersionFile(3, root) = %q, want RootFile(3)", got)
+	}
+	if got := TUFVersionFile(12, "targets"); got != "12.targets.json" {
+		t.Errorf("TUFVersionFile(12, targets) = %q", got)
+	}
+	if got := TUFFile("timestamp"); got != "timestamp.json" {
+		t.Errorf("TUFFile(timestamp) = %q", got)
+	}
+	if got := TUFPath + TUFFile("root"); got != "/tuf/root.json" {
+		t.Errorf("TUFPath + TUFFile(root) = %q", got)
+	}
 }
 
 func FuzzRootFile(f *testing.F) {
