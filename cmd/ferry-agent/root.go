@@ -80,6 +80,7 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 bundle refused.`,
 	root.SetOut(s.out)
 	root.SetErr(s.err)
 	g.addFlags(root)
+	// Every command of ferry-agent is registered here, and only here.
 	root.AddCommand(
 		newInstallCommand(s, &g),
 		newStatusCommand(s, &g),
@@ -87,7 +88,9 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 bundle refused.`,
 		newRollbackCommand(s, &g),
 		newBootCheckCommand(s, &g),
 		newRunCommand(s, &g),
-		newTrustCommand(s, &g),
+		cliexit.Group(newTrustCommand(),
+			newTrustUpdateCommand(s, &g),
+		),
 		program.VersionCommand(),
 	)
 	return root

@@ -10,12 +10,15 @@ import (
 	"github.com/ferry-update/ferry/internal/cliexit"
 )
 
-func newTrustCommand(s *streams, g *globalOptions) *cobra.Command {
-	cmd := &cobra.Command{
+func newTrustCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "trust",
 		Short: "Manage the trust root this device judges bundles with",
 	}
-	cmd.AddCommand(&cobra.Command{
+}
+
+func newTrustUpdateCommand(s *streams, g *globalOptions) *cobra.Command {
+	return &cobra.Command{
 		Use:   "update FILE...",
 		Short: "Move the trust root forward to newer versions (N.root.json files)",
 		Long: `Apply newer trust-root documents, in version order, each signed by a
@@ -30,8 +33,7 @@ Versions not above the one held are ignored.`,
 			return nil
 		},
 		RunE: func(_ *cobra.Command, a []string) error { return runTrustUpdate(s, g, a) },
-	})
-	return cmd
+	}
 }
 
 // runTrustUpdate applies the trust-root files in a and prints the root

@@ -20,10 +20,8 @@ import (
 	"github.com/ferry-update/ferry/verify"
 )
 
-func newBundleCommand(s *streams) *cobra.Command {
-	cmd := &cobra.Command{Use: "bundle", Short: "Create, sign, inspect and extract update bundles"}
-	cmd.AddCommand(newCreateCommand(s), newSignCommand(s), newInspectCommand(s), newExtractCommand(s))
-	return cmd
+func newBundleCommand() *cobra.Command {
+	return &cobra.Command{Use: "bundle", Short: "Create, sign, inspect and extract update bundles"}
 }
 
 type signOptions struct {

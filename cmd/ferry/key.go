@@ -12,10 +12,8 @@ import (
 	"github.com/ferry-update/ferry/verify"
 )
 
-func newKeyCommand(s *streams) *cobra.Command {
-	cmd := &cobra.Command{Use: "key", Short: "Make and show signing keys"}
-	cmd.AddCommand(newKeyGenerateCommand(s), newKeyShowCommand(s))
-	return cmd
+func newKeyCommand() *cobra.Command {
+	return &cobra.Command{Use: "key", Short: "Make and show signing keys"}
 }
 
 type keyInfo struct {

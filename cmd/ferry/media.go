@@ -15,8 +15,8 @@ import (
 	"github.com/ferry-update/ferry/media"
 )
 
-func newMediaCommand(s *streams) *cobra.Command {
-	cmd := &cobra.Command{
+func newMediaCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "media",
 		Short: "Make USB sticks that carry bundles to devices, and read back their reports",
 		Long: `A stick is a GPT disk with one FAT32 partition (label FERRY) whose ferry/
@@ -25,8 +25,6 @@ for the technician and the reports devices write back. 'build' makes an image
 (or writes a stick directly), 'write' copies an image onto a stick, 'inspect'
 shows what is on one, 'reports' collects the reports.`,
 	}
-	cmd.AddCommand(newMediaBuildCommand(s), newMediaWriteCommand(s), newMediaInspectCommand(s), newMediaReportsCommand(s))
-	return cmd
 }
 
 // mediaProgress adapts a (done, total) callback to progress bars on

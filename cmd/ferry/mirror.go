@@ -23,8 +23,8 @@ import (
 	"github.com/ferry-update/ferry/verify"
 )
 
-func newMirrorCommand(s *streams) *cobra.Command {
-	cmd := &cobra.Command{
+func newMirrorCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "mirror",
 		Short: "Keep bundles in a local mirror directory and serve it to devices",
 		Long: `A mirror is a directory (an OCI image layout) holding bundles, their
@@ -39,9 +39,6 @@ and 'refresh' does so from cron. Devices report their state to 'serve'
 (check-ins), and 'ingest' takes the reports devices wrote onto a stick;
 'devices' lists them.`,
 	}
-	cmd.AddCommand(newMirrorInitCommand(s), newMirrorAddCommand(s), newMirrorSyncCommand(s), newMirrorListCommand(s), newMirrorServeCommand(s),
-		newMirrorRefreshCommand(s), newMirrorDevicesCommand(s), newMirrorIngestCommand(s), newMirrorAddRootCommand(s))
-	return cmd
 }
 
 func openMirror(dir string) (*mirror.Store, error) {
@@ -52,8 +49,13 @@ func openMirror(dir string) (*mirror.Store, error) {
 	return st, err
 }
 
+// mirrorInitOptions are the flags of 'ferry mirror init'.
+type mirrorInitOptions struct {
+	key, rootKey, tsExpiry string
+}
+
 func newMirrorInitCommand(s *streams) *cobra.Command {
-	var key, rootKey, tsExpiry string
+	var o mirrorInitOptions
 	cmd := &cobra.Command{
 		Use:   "init DIR --key KEY [--root-key ROOTKEY] [--timestamp-expiry 24h]",
 		Short: "Make DIR an empty mirror that signs its metadata with KEY",
@@ -69,54 +71,62 @@ Install DIR/tuf/root.json (the mirror TUF root) on the devices: it is how
 they trust this mirror. It is not the ferry trust root (ferry trust init),
 which says whose signatures on bundles count.`,
 		Args: args(1, "a mirror DIR"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			if key == "" {
-				return cliexit.UsageError{Err: errors.New("--key KEY (the mirror's private key, PEM) is required")}
-			}
-			pemBytes, err := os.ReadFile(key)
-			if err != nil {
-				return fmt.Errorf("read mirror key: %w", err)
-			}
-			if verify.IsEncryptedPEM(pemBytes) {
-				return cliexit.UsageError{Err: fmt.Errorf("mirror key %s is encrypted: the mirror signs unattended, give it a key of its own without a passphrase (ferry key generate --out mirror)", key)}
-			}
-			k, err := verify.ParsePrivateKey(pemBytes, nil)
-			if err != nil {
-				return fmt.Errorf("mirror key %s: %w", key, err)
-			}
-			pub, err := verify.NewPublicKey(k.Public())
-			if err != nil {
-				return err
-			}
-			opts := tufrepo.InitOptions{}
-			if tsExpiry != "" {
-				if opts.Expiries.Timestamp, err = parseDays(tsExpiry); err != nil {
-					return cliexit.UsageError{Err: fmt.Errorf("--timestamp-expiry: %w", err)}
-				}
-			}
-			if rootKey != "" {
-				if opts.RootKey, err = s.loadPrivateKey(rootKey); err != nil {
-					return err
-				}
-			}
-			st, err := mirror.InitWith(a[0], pemBytes, opts)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(s.out, "mirror      %s\n", a[0])
-			fmt.Fprintf(s.out, "key id      %s (%s)\n", pub.ID, pub.Algorithm)
-			fmt.Fprintf(s.out, "tuf root    %s (install it on devices to trust this mirror)\n", st.TUFRootPath())
-			return nil
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runMirrorInit(s, o, a[0]) },
 	}
-	cmd.Flags().StringVarP(&key, "key", "k", "", "the mirror's private key (PEM, unencrypted): signs the TUF targets")
-	cmd.Flags().StringVar(&rootKey, "root-key", "", "offline key that signs the mirror TUF root (default: --key)")
-	cmd.Flags().StringVar(&tsExpiry, "timestamp-expiry", "24h", "how long a TUF timestamp is valid: a duration such as 24h, or Nd")
+	cmd.Flags().StringVarP(&o.key, "key", "k", "", "the mirror's private key (PEM, unencrypted): signs the TUF targets")
+	cmd.Flags().StringVar(&o.rootKey, "root-key", "", "offline key that signs the mirror TUF root (default: --key)")
+	cmd.Flags().StringVar(&o.tsExpiry, "timestamp-expiry", "24h", "how long a TUF timestamp is valid: a duration such as 24h, or Nd")
 	return cmd
 }
 
+// runMirrorInit makes dir a mirror.
+func runMirrorInit(s *streams, o mirrorInitOptions, dir string) error {
+	if o.key == "" {
+		return cliexit.UsageError{Err: errors.New("--key KEY (the mirror's private key, PEM) is required")}
+	}
+	pemBytes, err := os.ReadFile(o.key)
+	if err != nil {
+		return fmt.Errorf("read mirror key: %w", err)
+	}
+	if verify.IsEncryptedPEM(pemBytes) {
+		return cliexit.UsageError{Err: fmt.Errorf("mirror key %s is encrypted: the mirror signs unattended, give it a key of its own without a passphrase (ferry key generate --out mirror)", o.key)}
+	}
+	k, err := verify.ParsePrivateKey(pemBytes, nil)
+	if err != nil {
+		return fmt.Errorf("mirror key %s: %w", o.key, err)
+	}
+	pub, err := verify.NewPublicKey(k.Public())
+	if err != nil {
+		return err
+	}
+	opts := tufrepo.InitOptions{}
+	if o.tsExpiry != "" {
+		if opts.Expiries.Timestamp, err = parseDays(o.tsExpiry); err != nil {
+			return cliexit.UsageError{Err: fmt.Errorf("--timestamp-expiry: %w", err)}
+		}
+	}
+	if o.rootKey != "" {
+		if opts.RootKey, err = s.loadPrivateKey(o.rootKey); err != nil {
+			return err
+		}
+	}
+	st, err := mirror.InitWith(dir, pemBytes, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.out, "mirror      %s\n", dir)
+	fmt.Fprintf(s.out, "key id      %s (%s)\n", pub.ID, pub.Algorithm)
+	fmt.Fprintf(s.out, "tuf root    %s (install it on devices to trust this mirror)\n", st.TUFRootPath())
+	return nil
+}
+
+// mirrorAddOptions are the flags of 'ferry mirror add'.
+type mirrorAddOptions struct {
+	asJSON bool
+}
+
 func newMirrorAddCommand(s *streams) *cobra.Command {
-	var asJSON bool
+	var o mirrorAddOptions
 	cmd := &cobra.Command{
 		Use:   "add DIR FILE...",
 		Short: "Copy bundle files into the mirror",
@@ -126,40 +136,49 @@ func newMirrorAddCommand(s *streams) *cobra.Command {
 			}
 			return nil
 		},
-		RunE: func(_ *cobra.Command, a []string) error {
-			st, err := openMirror(a[0])
-			if err != nil {
-				return err
-			}
-			var results []*mirror.AddResult
-			err = st.Batch(func(add func(string) (*mirror.AddResult, error)) error {
-				for _, f := range a[1:] {
-					r, err := add(f)
-					if err != nil {
-						return err
-					}
-					results = append(results, r)
-					if !asJSON {
-						printAdded(s, r)
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(s.out, results)
-			}
-			return nil
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runMirrorAdd(s, o, a[0], a[1:]) },
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the results as JSON")
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the results as JSON")
 	return cmd
 }
 
+// runMirrorAdd adds the bundle files to the mirror in dir, publishing
+// its TUF metadata once.
+func runMirrorAdd(s *streams, o mirrorAddOptions, dir string, files []string) error {
+	st, err := openMirror(dir)
+	if err != nil {
+		return err
+	}
+	var results []*mirror.AddResult
+	err = st.Batch(func(add func(string) (*mirror.AddResult, error)) error {
+		for _, f := range files {
+			r, err := add(f)
+			if err != nil {
+				return err
+			}
+			results = append(results, r)
+			if !o.asJSON {
+				printAdded(s, r)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if o.asJSON {
+		return writeJSON(s.out, results)
+	}
+	return nil
+}
+
+// mirrorAddRootOptions are the flags of 'ferry mirror add-root'.
+type mirrorAddRootOptions struct {
+	asJSON bool
+}
+
 func newMirrorAddRootCommand(s *streams) *cobra.Command {
-	var asJSON bool
+	var o mirrorAddRootOptions
 	cmd := &cobra.Command{
 		Use:   "add-root DIR ROOT.json",
 		Short: "Publish a ferry trust root to devices polling the mirror",
@@ -170,32 +189,40 @@ fetch the versions after theirs before they look for bundles (verify/TRUST.md
 must follow the highest stored by the chain rule. Adding a version again with
 the same signed content changes nothing.`,
 		Args: args(2, "a mirror DIR and a ROOT.json"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			st, err := openMirror(a[0])
-			if err != nil {
-				return err
-			}
-			data, err := os.ReadFile(a[1])
-			if err != nil {
-				return fmt.Errorf("read trust root: %w", err)
-			}
-			res, err := st.AddRoot(data)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(s.out, res)
-			}
-			what := "added"
-			if res.Unchanged {
-				what = "unchanged"
-			}
-			fmt.Fprintf(s.out, "%-9s trust root v%d %s\n", what, res.Version, res.Path)
-			return nil
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runMirrorAddRoot(s, o, a[0], a[1]) },
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// runMirrorAddRoot stores the trust root in file rootPath in the mirror
+// in dir.
+func runMirrorAddRoot(s *streams, o mirrorAddRootOptions, dir, rootPath string) error {
+	st, err := openMirror(dir)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(rootPath)
+	if err != nil {
+		return fmt.Errorf("read trust root: %w", err)
+	}
+	res, err := st.AddRoot(data)
+	if err != nil {
+		return err
+	}
+	if o.asJSON {
+		return writeJSON(s.out, res)
+	}
+	printRootAdded(s, res)
+	return nil
+}
+
+func printRootAdded(s *streams, r *mirror.AddRootResult) {
+	what := "added"
+	if r.Unchanged {
+		what = "unchanged"
+	}
+	fmt.Fprintf(s.out, "%-9s trust root v%d %s\n", what, r.Version, r.Path)
 }
 
 func printAdded(s *streams, r *mirror.AddResult) {
@@ -209,12 +236,15 @@ func printAdded(s *streams, r *mirror.AddResult) {
 	fmt.Fprintf(s.out, "%-9s %s:%s %s (%d blobs moved, %d signatures, %d new)\n", what, r.Repository, r.Tag, r.Digest, r.BlobsAdded, r.Signatures, r.SignaturesAdded)
 }
 
+// mirrorSyncOptions are the flags of 'ferry mirror sync'.
+type mirrorSyncOptions struct {
+	from   string
+	reg    registryFlags
+	asJSON bool
+}
+
 func newMirrorSyncCommand(s *streams) *cobra.Command {
-	var (
-		from   string
-		reg    registryFlags
-		asJSON bool
-	)
+	var o mirrorSyncOptions
 	cmd := &cobra.Command{
 		Use:   "sync DIR --from SOURCE",
 		Short: "Bring the mirror up to date from a registry, a bundle file, a directory of bundles or a stick image",
@@ -228,96 +258,111 @@ func newMirrorSyncCommand(s *streams) *cobra.Command {
 Only missing blobs move. A sync that is interrupted leaves no half-written
 blob in the mirror, and the next sync continues where it stopped.`,
 		Args: args(1, "a mirror DIR"),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			if from == "" {
-				return cliexit.UsageError{Err: errors.New("--from SOURCE is required")}
-			}
-			if strings.HasPrefix(from, "oci://") {
-				if _, err := parseOCIRef(from); err != nil {
-					return err
-				}
-			}
-			st, err := openMirror(a[0])
-			if err != nil {
-				return err
-			}
-			var res *mirror.SyncResult
-			if media.IsDiskImage(from) {
-				res, err = media.SyncInto(cmd.Context(), st, from)
-			} else {
-				res, err = st.Sync(cmd.Context(), from, mirror.SyncOptions{Registry: reg.options()})
-			}
-			if asJSON && res != nil {
-				if jerr := writeJSON(s.out, res); jerr != nil && err == nil {
-					err = jerr
-				}
-			} else if res != nil {
-				for _, r := range res.Roots {
-					what := "added"
-					if r.Unchanged {
-						what = "unchanged"
-					}
-					fmt.Fprintf(s.out, "%-9s trust root v%d %s\n", what, r.Version, r.Path)
-				}
-				for _, r := range res.Bundles {
-					printAdded(s, r)
-				}
-				for _, sk := range res.Skipped {
-					fmt.Fprintf(s.out, "skipped   %s: %s\n", display.Untrusted(sk.Source), display.Untrusted(sk.Reason))
-				}
-				for _, f := range res.Failed {
-					fmt.Fprintf(s.out, "FAILED    %s: %s\n", display.Untrusted(f.Source), display.Untrusted(f.Reason))
-				}
-			}
-			return err
-		},
+		RunE: func(cmd *cobra.Command, a []string) error { return runMirrorSync(cmd.Context(), s, o, a[0]) },
 	}
-	cmd.Flags().StringVar(&from, "from", "", "oci://HOST/REPO[:TAG], a bundle file, a directory, or a stick image or device")
-	reg.addFlags(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().StringVar(&o.from, "from", "", "oci://HOST/REPO[:TAG], a bundle file, a directory, or a stick image or device")
+	o.reg.addFlags(cmd)
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
 
+// runMirrorSync brings the mirror in dir up to date from o.from.
+func runMirrorSync(ctx context.Context, s *streams, o mirrorSyncOptions, dir string) error {
+	if o.from == "" {
+		return cliexit.UsageError{Err: errors.New("--from SOURCE is required")}
+	}
+	if strings.HasPrefix(o.from, "oci://") {
+		if _, err := parseOCIRef(o.from); err != nil {
+			return err
+		}
+	}
+	st, err := openMirror(dir)
+	if err != nil {
+		return err
+	}
+	var res *mirror.SyncResult
+	if media.IsDiskImage(o.from) {
+		res, err = media.SyncInto(ctx, st, o.from)
+	} else {
+		res, err = st.Sync(ctx, o.from, mirror.SyncOptions{Registry: o.reg.options()})
+	}
+	if o.asJSON && res != nil {
+		if jerr := writeJSON(s.out, res); jerr != nil && err == nil {
+			err = jerr
+		}
+	} else if res != nil {
+		printSynced(s, res)
+	}
+	return err
+}
+
+func printSynced(s *streams, res *mirror.SyncResult) {
+	for _, r := range res.Roots {
+		printRootAdded(s, r)
+	}
+	for _, r := range res.Bundles {
+		printAdded(s, r)
+	}
+	for _, sk := range res.Skipped {
+		fmt.Fprintf(s.out, "skipped   %s: %s\n", display.Untrusted(sk.Source), display.Untrusted(sk.Reason))
+	}
+	for _, f := range res.Failed {
+		fmt.Fprintf(s.out, "FAILED    %s: %s\n", display.Untrusted(f.Source), display.Untrusted(f.Reason))
+	}
+}
+
+// mirrorListOptions are the flags of 'ferry mirror list'.
+type mirrorListOptions struct {
+	asJSON bool
+}
+
 func newMirrorListCommand(s *streams) *cobra.Command {
-	var asJSON bool
+	var o mirrorListOptions
 	cmd := &cobra.Command{
 		Use:   "list DIR",
 		Short: "List the bundles in the mirror",
 		Args:  args(1, "a mirror DIR"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			st, err := openMirror(a[0])
-			if err != nil {
-				return err
-			}
-			es, err := st.List()
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				if es == nil {
-					es = []mirror.Entry{}
-				}
-				return writeJSON(s.out, es)
-			}
-			tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tSIZE\tSIGNATURES\tDEVICE TYPES")
-			for _, e := range es {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", e.Repository, e.Tag, e.Digest.Encoded()[:12], display.Bytes(e.Size), e.Signatures, display.Untrusted(strings.Join(e.DeviceTypes, ",")))
-			}
-			return tw.Flush()
-		},
+		RunE:  func(_ *cobra.Command, a []string) error { return runMirrorList(s, o, a[0]) },
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print JSON")
 	return cmd
 }
 
+// runMirrorList lists the bundles in the mirror in dir.
+func runMirrorList(s *streams, o mirrorListOptions, dir string) error {
+	st, err := openMirror(dir)
+	if err != nil {
+		return err
+	}
+	es, err := st.List()
+	if err != nil {
+		return err
+	}
+	if o.asJSON {
+		if es == nil {
+			es = []mirror.Entry{}
+		}
+		return writeJSON(s.out, es)
+	}
+	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tSIZE\tSIGNATURES\tDEVICE TYPES")
+	for _, e := range es {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", e.Repository, e.Tag, e.Digest.Encoded()[:12], display.Bytes(e.Size), e.Signatures, display.Untrusted(strings.Join(e.DeviceTypes, ",")))
+	}
+	return tw.Flush()
+}
+
+// mirrorServeOptions are the flags of 'ferry mirror serve'.
+type mirrorServeOptions struct {
+	listen, cert, key string
+	refresh           time.Duration
+	noCheckins        bool
+	limits            server.Limits
+}
+
 func newMirrorServeCommand(s *streams) *cobra.Command {
-	var (
-		listen, cert, key string
-		refresh           time.Duration
-		noCheckins        bool
-	)
-	lim := server.DefaultLimits()
+	o := mirrorServeOptions{limits: server.DefaultLimits()}
+	lim := &o.limits
 	cmd := &cobra.Command{
 		Use:   "serve DIR --listen ADDR [--tls-cert C --tls-key K] [--refresh-interval 1h]",
 		Short: "Serve the mirror read-only over the OCI distribution API, with TUF metadata and check-ins",
@@ -342,19 +387,7 @@ full disk) gets 503; the TUF metadata is still re-signed.
 ADDR is HOST:PORT, or unix:PATH for a Unix socket (behind a proxy). Stop it
 with Ctrl-C or SIGTERM.`,
 		Args: args(1, "a mirror DIR"),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			if (cert == "") != (key == "") {
-				return cliexit.UsageError{Err: errors.New("--tls-cert and --tls-key go together")}
-			}
-			if refresh < 0 {
-				return cliexit.UsageError{Err: errors.New("--refresh-interval must not be negative")}
-			}
-			st, err := openMirror(a[0])
-			if err != nil {
-				return err
-			}
-			return runServe(cmd.Context(), s, st, serveOptions{listen: listen, cert: cert, key: key, refresh: refresh, checkins: !noCheckins, limits: lim})
-		},
+		RunE: func(cmd *cobra.Command, a []string) error { return runMirrorServe(cmd.Context(), s, o, a[0]) },
 	}
 	f := cmd.Flags()
 	f.DurationVar(&lim.ReadHeaderTimeout, "header-timeout", lim.ReadHeaderTimeout, "how long a client may take to send a request's headers")
@@ -366,25 +399,30 @@ with Ctrl-C or SIGTERM.`,
 	f.Float64Var(&lim.CheckinRate, "checkin-rate", lim.CheckinRate, "check-ins per second per client IP over time; more get 429 (0: no limit)")
 	f.IntVar(&lim.CheckinBurst, "checkin-burst", lim.CheckinBurst, "check-ins one client IP may make at once")
 	f.IntVar(&lim.MaxDevices, "max-devices", lim.MaxDevices, "devices the mirror records; check-ins of new ones get 507 beyond (0: no cap)")
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:5000", "address to listen on: HOST:PORT or unix:PATH")
-	cmd.Flags().StringVar(&cert, "tls-cert", "", "TLS certificate (PEM); serves https")
-	cmd.Flags().StringVar(&key, "tls-key", "", "TLS private key (PEM)")
-	cmd.Flags().DurationVar(&refresh, "refresh-interval", time.Hour, "how often to re-sign the TUF timestamp; 0: never")
-	cmd.Flags().BoolVar(&noCheckins, "no-checkins", false, "refuse device check-ins (404) instead of storing them")
+	f.StringVar(&o.listen, "listen", "127.0.0.1:5000", "address to listen on: HOST:PORT or unix:PATH")
+	f.StringVar(&o.cert, "tls-cert", "", "TLS certificate (PEM); serves https")
+	f.StringVar(&o.key, "tls-key", "", "TLS private key (PEM)")
+	f.DurationVar(&o.refresh, "refresh-interval", time.Hour, "how often to re-sign the TUF timestamp; 0: never")
+	f.BoolVar(&o.noCheckins, "no-checkins", false, "refuse device check-ins (404) instead of storing them")
 	return cmd
 }
 
-type serveOptions struct {
-	listen, cert, key string
-	refresh           time.Duration
-	checkins          bool
-	limits            server.Limits
-}
-
-func runServe(ctx context.Context, s *streams, st *mirror.Store, o serveOptions) error {
+// runMirrorServe serves the mirror in dir until ctx ends, SIGINT or
+// SIGTERM.
+func runMirrorServe(ctx context.Context, s *streams, o mirrorServeOptions, dir string) error {
+	if (o.cert == "") != (o.key == "") {
+		return cliexit.UsageError{Err: errors.New("--tls-cert and --tls-key go together")}
+	}
+	if o.refresh < 0 {
+		return cliexit.UsageError{Err: errors.New("--refresh-interval must not be negative")}
+	}
+	st, err := openMirror(dir)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	so := server.Options{Store: st, Checkins: o.checkins, Limits: o.limits, RefreshInterval: o.refresh, TLSCert: o.cert, TLSKey: o.key}
+	so := server.Options{Store: st, Checkins: !o.noCheckins, Limits: o.limits, RefreshInterval: o.refresh, TLSCert: o.cert, TLSKey: o.key}
 	so.Logf = func(format string, a ...any) {
 		fmt.Fprintf(s.err, "ferry: %s\n", display.UntrustedLines(fmt.Sprintf(format, a...)))
 	}
@@ -393,9 +431,7 @@ func runServe(ctx context.Context, s *streams, st *mirror.Store, o serveOptions)
 			fmt.Fprintf(s.err, "ferry: warning: re-signing the TUF metadata failed (devices refuse it once it expires): %v\n", err)
 			return
 		}
-		for _, w := range res.Warnings {
-			fmt.Fprintf(s.err, "ferry: warning: %s\n", w)
-		}
+		printWarnings(s, res.Warnings)
 	}
 	ln, err := server.Listen(o.listen)
 	if err != nil {
@@ -407,11 +443,21 @@ func runServe(ctx context.Context, s *streams, st *mirror.Store, o serveOptions)
 	return server.Serve(ctx, ln, so)
 }
 
+// printWarnings prints warnings on stderr.
+func printWarnings(s *streams, warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintf(s.err, "ferry: warning: %s\n", w)
+	}
+}
+
+// mirrorRefreshOptions are the flags of 'ferry mirror refresh'.
+type mirrorRefreshOptions struct {
+	tsExpiry, rootKey string
+	asJSON            bool
+}
+
 func newMirrorRefreshCommand(s *streams) *cobra.Command {
-	var (
-		tsExpiry, rootKey string
-		asJSON            bool
-	)
+	var o mirrorRefreshOptions
 	cmd := &cobra.Command{
 		Use:   "refresh DIR [--timestamp-expiry D] [--root-key ROOTKEY]",
 		Short: "Re-sign the mirror's TUF timestamp (and whatever else is due), e.g. from cron",
@@ -424,42 +470,43 @@ the mirror is served some other way (a static web server, a copy).
 --root-key renews the mirror TUF root (a new version, signed by the root key):
 devices follow the chain of root versions on their next check.`,
 		Args: args(1, "a mirror DIR"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			var o tufrepo.RefreshOptions
-			if tsExpiry != "" {
-				d, err := parseDays(tsExpiry)
-				if err != nil {
-					return cliexit.UsageError{Err: fmt.Errorf("--timestamp-expiry: %w", err)}
-				}
-				o.TimestampExpiry = d
-			}
-			st, err := openMirror(a[0])
-			if err != nil {
-				return err
-			}
-			if rootKey != "" {
-				if o.RootKey, err = s.loadPrivateKey(rootKey); err != nil {
-					return err
-				}
-			}
-			res, err := st.Refresh(o)
-			if err != nil {
-				return err
-			}
-			for _, w := range res.Warnings {
-				fmt.Fprintf(s.err, "ferry: warning: %s\n", w)
-			}
-			if asJSON {
-				return writeJSON(s.out, res)
-			}
-			printTUFStatus(s, res)
-			return nil
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runMirrorRefresh(s, o, a[0]) },
 	}
-	cmd.Flags().StringVar(&tsExpiry, "timestamp-expiry", "", "set how long TUF timestamps are valid (a duration such as 24h, or Nd)")
-	cmd.Flags().StringVar(&rootKey, "root-key", "", "renew the mirror TUF root with this key (the mirror's root key)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().StringVar(&o.tsExpiry, "timestamp-expiry", "", "set how long TUF timestamps are valid (a duration such as 24h, or Nd)")
+	cmd.Flags().StringVar(&o.rootKey, "root-key", "", "renew the mirror TUF root with this key (the mirror's root key)")
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// runMirrorRefresh re-signs the TUF metadata of the mirror in dir.
+func runMirrorRefresh(s *streams, o mirrorRefreshOptions, dir string) error {
+	var ro tufrepo.RefreshOptions
+	if o.tsExpiry != "" {
+		d, err := parseDays(o.tsExpiry)
+		if err != nil {
+			return cliexit.UsageError{Err: fmt.Errorf("--timestamp-expiry: %w", err)}
+		}
+		ro.TimestampExpiry = d
+	}
+	st, err := openMirror(dir)
+	if err != nil {
+		return err
+	}
+	if o.rootKey != "" {
+		if ro.RootKey, err = s.loadPrivateKey(o.rootKey); err != nil {
+			return err
+		}
+	}
+	res, err := st.Refresh(ro)
+	if err != nil {
+		return err
+	}
+	printWarnings(s, res.Warnings)
+	if o.asJSON {
+		return writeJSON(s.out, res)
+	}
+	printTUFStatus(s, res)
+	return nil
 }
 
 func printTUFStatus(s *streams, st *tufrepo.Status) {
@@ -479,8 +526,13 @@ func printTUFStatus(s *streams, st *tufrepo.Status) {
 	fmt.Fprintf(s.out, "%d bundles listed\n", st.Bundles)
 }
 
+// mirrorDevicesOptions are the flags of 'ferry mirror devices'.
+type mirrorDevicesOptions struct {
+	asJSON bool
+}
+
 func newMirrorDevicesCommand(s *streams) *cobra.Command {
-	var asJSON bool
+	var o mirrorDevicesOptions
 	cmd := &cobra.Command{
 		Use:   "devices DIR [--json]",
 		Short: "List the devices that checked in with the mirror",
@@ -492,42 +544,50 @@ runs, how its last install ended, when the device says it made the report
 the mirror received it (LAST SEEN, the mirror's clock, which orders the
 reports). The reports are kept in DIR/devices.db (SQLite).`,
 		Args: args(1, "a mirror DIR"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			st, err := openMirror(a[0])
-			if err != nil {
-				return err
-			}
-			ds, err := devices.ListDir(st.Dir())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(s.out, ds)
-			}
-			if len(ds) == 0 {
-				fmt.Fprintln(s.err, "ferry: no device has checked in with this mirror yet")
-				return nil
-			}
-			now := time.Now()
-			tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "DEVICE\tTYPE\tBUNDLE\tVERSION\tRESULT\tREPORTED\tLAST SEEN\tERROR")
-			for _, d := range ds {
-				bundle := d.Bundle
-				if bundle == "" {
-					bundle = "-"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s (%s ago)\t%s\n", display.Untrusted(d.ID), display.Untrusted(d.Type), display.Untrusted(bundle), display.Untrusted(d.Version), display.Untrusted(d.Result),
-					display.Time(d.ReportedAt), display.Time(d.LastSeen), now.Sub(d.LastSeen).Round(time.Second), oneLine(d.Error, 60))
-			}
-			return tw.Flush()
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runMirrorDevices(s, o, a[0]) },
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print JSON")
 	return cmd
 }
 
+// runMirrorDevices lists the devices recorded in the mirror in dir.
+func runMirrorDevices(s *streams, o mirrorDevicesOptions, dir string) error {
+	st, err := openMirror(dir)
+	if err != nil {
+		return err
+	}
+	ds, err := devices.ListDir(st.Dir())
+	if err != nil {
+		return err
+	}
+	if o.asJSON {
+		return writeJSON(s.out, ds)
+	}
+	if len(ds) == 0 {
+		fmt.Fprintln(s.err, "ferry: no device has checked in with this mirror yet")
+		return nil
+	}
+	now := time.Now()
+	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DEVICE\tTYPE\tBUNDLE\tVERSION\tRESULT\tREPORTED\tLAST SEEN\tERROR")
+	for _, d := range ds {
+		bundle := d.Bundle
+		if bundle == "" {
+			bundle = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s (%s ago)\t%s\n", display.Untrusted(d.ID), display.Untrusted(d.Type), display.Untrusted(bundle), display.Untrusted(d.Version), display.Untrusted(d.Result),
+			display.Time(d.ReportedAt), display.Time(d.LastSeen), now.Sub(d.LastSeen).Round(time.Second), oneLine(d.Error, 60))
+	}
+	return tw.Flush()
+}
+
+// mirrorIngestOptions are the flags of 'ferry mirror ingest'.
+type mirrorIngestOptions struct {
+	asJSON bool
+}
+
 func newMirrorIngestCommand(s *streams) *cobra.Command {
-	var asJSON bool
+	var o mirrorIngestOptions
 	cmd := &cobra.Command{
 		Use:   "ingest DIR IMAGE|DEVICE|STICKDIR [--json]",
 		Short: "Record the install reports devices wrote onto a stick as their check-ins",
@@ -542,27 +602,31 @@ so a stick may be ingested twice. A file that is not a valid report is
 listed as rejected and recorded nowhere.
 'ferry mirror devices DIR' then lists the devices.`,
 		Args: args(2, "a mirror DIR and a stick IMAGE, DEVICE or directory"),
-		RunE: func(_ *cobra.Command, a []string) error {
-			st, err := openMirror(a[0])
-			if err != nil {
-				return err
-			}
-			res, err := media.IngestReports(st, a[1])
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(s.out, res)
-			}
-			for _, r := range res.Rejected {
-				fmt.Fprintf(s.out, "rejected  %s: %s\n", display.Untrusted(r.Source), display.Untrusted(r.Reason))
-			}
-			fmt.Fprintf(s.out, "%d reports: %d new, %d recorded before\n", res.Reports, res.New, res.Known)
-			return nil
-		},
+		RunE: func(_ *cobra.Command, a []string) error { return runMirrorIngest(s, o, a[0], a[1]) },
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// runMirrorIngest records the reports on the stick at src in the mirror
+// in dir.
+func runMirrorIngest(s *streams, o mirrorIngestOptions, dir, src string) error {
+	st, err := openMirror(dir)
+	if err != nil {
+		return err
+	}
+	res, err := media.IngestReports(st, src)
+	if err != nil {
+		return err
+	}
+	if o.asJSON {
+		return writeJSON(s.out, res)
+	}
+	for _, r := range res.Rejected {
+		fmt.Fprintf(s.out, "rejected  %s: %s\n", display.Untrusted(r.Source), display.Untrusted(r.Reason))
+	}
+	fmt.Fprintf(s.out, "%d reports: %d new, %d recorded before\n", res.Reports, res.New, res.Known)
+	return nil
 }
 
 // oneLine shortens untrusted text to one line of at most n runes for a

@@ -37,11 +37,14 @@ func parseOCIRef(s string) (oci.Reference, error) {
 	return r, nil
 }
 
+// pushOptions are the flags of 'ferry push'.
+type pushOptions struct {
+	reg    registryFlags
+	asJSON bool
+}
+
 func newPushCommand(s *streams) *cobra.Command {
-	var (
-		reg    registryFlags
-		asJSON bool
-	)
+	var o pushOptions
 	cmd := &cobra.Command{
 		Use:   "push FILE oci://HOST/REPO[:TAG]",
 		Short: "Upload a bundle and its signatures to an OCI registry",
@@ -52,16 +55,15 @@ the cosign tag sha256-<digest>.sig, merged with any already there. Where the
 registry has the OCI 1.1 referrers API the signatures are pushed as
 referrers too. Credentials come from the Docker config file.`,
 		Args: args(2, "a bundle FILE and an oci://HOST/REPO[:TAG] reference"),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			return runPush(cmd.Context(), s, a[0], a[1], reg, asJSON)
-		},
+		RunE: func(cmd *cobra.Command, a []string) error { return runPush(cmd.Context(), s, o, a[0], a[1]) },
 	}
-	reg.addFlags(cmd)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	o.reg.addFlags(cmd)
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
 
-func runPush(ctx context.Context, s *streams, file, ref string, reg registryFlags, asJSON bool) error {
+// runPush pushes the bundle file to the registry reference ref.
+func runPush(ctx context.Context, s *streams, o pushOptions, file, ref string) error {
 	r, err := parseOCIRef(ref)
 	if err != nil {
 		return err
@@ -69,7 +71,7 @@ func runPush(ctx context.Context, s *streams, file, ref string, reg registryFlag
 	if r.Digest != "" {
 		return cliexit.UsageError{Err: errors.New("push to a tag (oci://HOST/REPO:TAG), not a digest")}
 	}
-	opts := reg.options()
+	opts := o.reg.options()
 	done := func() {}
 	if st, err := os.Stat(file); err == nil {
 		opts.Progress, done = s.progress(st.Size(), "push")
@@ -79,7 +81,7 @@ func runPush(ctx context.Context, s *streams, file, ref string, reg registryFlag
 	if err != nil {
 		return err
 	}
-	if asJSON {
+	if o.asJSON {
 		return writeJSON(s.out, res)
 	}
 	fmt.Fprintf(s.out, "pushed      %s %s to %s\n", res.Name, res.Version, res.Reference)
@@ -99,13 +101,15 @@ func runPush(ctx context.Context, s *streams, file, ref string, reg registryFlag
 	return nil
 }
 
+// pullOptions are the flags of 'ferry pull'.
+type pullOptions struct {
+	reg           registryFlags
+	out           string
+	force, asJSON bool
+}
+
 func newPullCommand(s *streams) *cobra.Command {
-	var (
-		reg    registryFlags
-		out    string
-		force  bool
-		asJSON bool
-	)
+	var o pullOptions
 	cmd := &cobra.Command{
 		Use:   "pull oci://HOST/REPO:TAG --out FILE [--force]",
 		Short: "Download a bundle and its signatures from an OCI registry into a bundle file",
@@ -115,24 +119,24 @@ its digest while it streams; FILE appears only once the whole bundle has
 been written and reads back as a bundle. Pulling does not judge
 signatures: run 'ferry verify' on the result.`,
 		Args: args(1, "an oci://HOST/REPO:TAG reference"),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			if out == "" {
-				return cliexit.UsageError{Err: errors.New("--out FILE is required")}
-			}
-			if err := checkOutput("--out", out, force); err != nil {
-				return err
-			}
-			return runPull(cmd.Context(), s, a[0], out, reg, asJSON)
-		},
+		RunE: func(cmd *cobra.Command, a []string) error { return runPull(cmd.Context(), s, o, a[0]) },
 	}
-	reg.addFlags(cmd)
-	cmd.Flags().StringVarP(&out, "out", "o", "", "bundle file to write")
-	cmd.Flags().BoolVar(&force, "force", false, "replace --out if it exists")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	o.reg.addFlags(cmd)
+	cmd.Flags().StringVarP(&o.out, "out", "o", "", "bundle file to write")
+	cmd.Flags().BoolVar(&o.force, "force", false, "replace --out if it exists")
+	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
 
-func runPull(ctx context.Context, s *streams, ref, out string, reg registryFlags, asJSON bool) error {
+// runPull pulls the bundle ref names into the file o.out.
+func runPull(ctx context.Context, s *streams, o pullOptions, ref string) error {
+	if o.out == "" {
+		return cliexit.UsageError{Err: errors.New("--out FILE is required")}
+	}
+	if err := checkOutput("--out", o.out, o.force); err != nil {
+		return err
+	}
+	out := o.out
 	r, err := parseOCIRef(ref)
 	if err != nil {
 		return err
@@ -140,7 +144,7 @@ func runPull(ctx context.Context, s *streams, ref, out string, reg registryFlags
 	if r.Identifier() == "" {
 		return cliexit.UsageError{Err: fmt.Errorf("%s names no bundle: add :TAG or @DIGEST", ref)}
 	}
-	opts := reg.options()
+	opts := o.reg.options()
 	var done func()
 	opts.Progress, done = s.progress(-1, "pull")
 	res, err := registry.PullFile(ctx, ref, out, opts)
@@ -148,7 +152,7 @@ func runPull(ctx context.Context, s *streams, ref, out string, reg registryFlags
 	if err != nil {
 		return err
 	}
-	if asJSON {
+	if o.asJSON {
 		return writeJSON(s.out, map[string]any{"file": out, "pull": res})
 	}
 	fmt.Fprintf(s.out, "pulled      %s %s from %s\n", res.Name, res.Version, res.Reference)

@@ -69,7 +69,7 @@ func selfSignedCert(t *testing.T, dir string) (certPath, keyPath string, pool *x
 }
 
 // TestServeTLS runs 'ferry mirror serve --tls-cert C --tls-key K' in
-// process (runServe) and pulls a bundle over https with a client that
+// process (runMirrorServe) and pulls a bundle over https with a client that
 // trusts only the test certificate.
 func TestServeTLS(t *testing.T) {
 	dir := t.TempDir()
@@ -95,7 +95,7 @@ func TestServeTLS(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		s := &streams{in: bytes.NewReader(nil), out: io.Discard, err: io.Discard}
-		done <- runServe(ctx, s, st, serveOptions{listen: addr, cert: certPath, key: keyPath, checkins: false})
+		done <- runMirrorServe(ctx, s, mirrorServeOptions{listen: addr, cert: certPath, key: keyPath, noCheckins: true}, st.Dir())
 	}()
 	defer func() {
 		cancel()

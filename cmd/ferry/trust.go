@@ -17,8 +17,8 @@ import (
 	"github.com/ferry-update/ferry/verify"
 )
 
-func newTrustCommand(s *streams) *cobra.Command {
-	cmd := &cobra.Command{
+func newTrustCommand() *cobra.Command {
+	return &cobra.Command{
 		Use:   "trust",
 		Short: "Make, change and check ferry trust roots: keys, roles, thresholds, revocation",
 		Long: `A ferry trust root is a signed JSON document (verify/TRUST.md) naming the keys a
@@ -32,17 +32,6 @@ public half is used. --sign takes private keys; passphrases come from
 FERRY_KEY_PASSPHRASE or the terminal. A key argument (KEY) is a public key
 file, a key id, or a unique prefix of one (at least 8 hex digits).`,
 	}
-	cmd.AddCommand(
-		newTrustInitCommand(s),
-		newTrustAddKeyCommand(s),
-		newTrustRevokeCommand(s),
-		newTrustRotateCommand(s),
-		newTrustRenewCommand(s),
-		newTrustSignCommand(s),
-		newTrustShowCommand(s),
-		newTrustVerifyChainCommand(s),
-	)
-	return cmd
 }
 
 // rejected marks an error as a refusal: exit 3, like a refused bundle.

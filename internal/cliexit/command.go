@@ -122,3 +122,11 @@ func ExactArgs(n int, names string) cobra.PositionalArgs {
 		return nil
 	}
 }
+
+// Group adds subcommands to the group command parent ('ferry mirror',
+// 'ferry trust', ...) and returns parent, so that a binary registers its
+// whole command tree in one expression in its root command.
+func Group(parent *cobra.Command, subcommands ...*cobra.Command) *cobra.Command {
+	parent.AddCommand(subcommands...)
+	return parent
+}

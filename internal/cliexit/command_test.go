@@ -19,8 +19,10 @@ func tool(out *strings.Builder) *cobra.Command {
 	}}
 	show.Flags().BoolVar(&asJSON, "json", false, "")
 	show.Flags().Int("threshold", 1, "")
-	thing.AddCommand(show, &cobra.Command{Use: "make", RunE: func(*cobra.Command, []string) error { return nil }})
-	root.AddCommand(thing, &cobra.Command{Use: "plain", RunE: func(*cobra.Command, []string) error { return nil }})
+	root.AddCommand(
+		Group(thing, show, &cobra.Command{Use: "make", RunE: func(*cobra.Command, []string) error { return nil }}),
+		&cobra.Command{Use: "plain", RunE: func(*cobra.Command, []string) error { return nil }},
+	)
 	root.PersistentFlags().String("config", "", "")
 	root.SetOut(out)
 	root.SetErr(out)
