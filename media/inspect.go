@@ -409,11 +409,41 @@ func (f fatFS) path(op, name string) (string, error) {
 	return path.Join(f.root, name), nil
 }
 
-func notExist(op, name string, err error) error {
-	if msg := err.Error(); strings.Contains(msg, "does not exist") || strings.Contains(msg, "not found") {
-		return &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+// pathError is the error of op on name (at p in the filesystem) after
+// go-diskfs failed with err. go-diskfs's errors carry no type that tells
+// a missing file from a damaged filesystem, and matching their text would
+// break silently with its next wording, so whether p is missing is asked
+// of the directory listing instead: fs.ErrNotExist when it is.
+func (f fatFS) pathError(op, name, p string, err error) error {
+	if f.missing(p) {
+		err = fs.ErrNotExist
 	}
 	return &fs.PathError{Op: op, Path: name, Err: err}
+}
+
+// missing reports whether the directory listings show that p does not
+// exist: its parent lists no entry of that name (FAT names match without
+// regard to case, as go-diskfs matches them), or the parent is itself
+// missing. A parent that cannot be read proves nothing: false. Names are
+// matched against what ReadDir lists (the long name, else the short
+// one); ferry never names a file by the short alias of a long name.
+func (f fatFS) missing(p string) bool {
+	// go-diskfs takes fs.ValidPath names: "." is the root.
+	p = strings.TrimPrefix(path.Clean("/"+p), "/")
+	if p == "" {
+		return false
+	}
+	dir, base := path.Dir(p), path.Base(p)
+	ents, err := f.fs.ReadDir(dir)
+	if err != nil {
+		return f.missing(dir)
+	}
+	for _, e := range ents {
+		if strings.EqualFold(e.Name(), base) {
+			return false
+		}
+	}
+	return true
 }
 
 func (f fatFS) Open(name string) (_ fs.File, err error) {
@@ -424,7 +454,7 @@ func (f fatFS) Open(name string) (_ fs.File, err error) {
 	}
 	fl, err := f.fs.OpenFile(p, os.O_RDONLY)
 	if err != nil {
-		return nil, notExist("open", name, err)
+		return nil, f.pathError("open", name, p, err)
 	}
 	st, err := fl.Stat()
 	if err != nil {
@@ -442,7 +472,7 @@ func (f fatFS) ReadDir(name string) (_ []fs.DirEntry, err error) {
 	}
 	ents, err := f.fs.ReadDir(p)
 	if err != nil {
-		return nil, notExist("readdir", name, err)
+		return nil, f.pathError("readdir", name, p, err)
 	}
 	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
 	return ents, nil
