@@ -121,3 +121,27 @@ func SyncDir(dir string) error {
 	}
 	return nil
 }
+
+// WriteNew writes data to path, which must not exist yet (keys and new
+// trust roots are never replaced by accident): created exclusively with
+// perm, written, synced, and its directory synced. An existing path is an
+// error wrapping fs.ErrExist and is left untouched; a failed write removes
+// the new file.
+func WriteNew(path string, data []byte, perm fs.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}

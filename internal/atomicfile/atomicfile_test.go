@@ -1,6 +1,8 @@
 package atomicfile_test
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -80,5 +82,31 @@ func TestRemoveStale(t *testing.T) {
 	}
 	if removed, err := atomicfile.RemoveStale(filepath.Join(dir, "missing")); err != nil || removed != nil {
 		t.Errorf("missing dir: %q, %v", removed, err)
+	}
+}
+
+// TestWriteNew: a new file gets the data and mode; an existing one is
+// refused with fs.ErrExist and left as it was.
+func TestWriteNew(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "k.key")
+	if err := atomicfile.WriteNew(p, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(p); err != nil || string(b) != "secret" {
+		t.Fatalf("read back %q, %v", b, err)
+	}
+	if st, err := os.Stat(p); err != nil || st.Mode().Perm()&0o077 != 0 {
+		t.Errorf("mode %v, %v: want no group or other bits", st.Mode(), err)
+	}
+	err := atomicfile.WriteNew(p, []byte("other"), 0o644)
+	if !errors.Is(err, fs.ErrExist) {
+		t.Errorf("WriteNew over an existing file: %v, want fs.ErrExist", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "secret" {
+		t.Errorf("the existing file became %q", b)
+	}
+	if err := atomicfile.WriteNew(filepath.Join(dir, "missing", "x"), nil, 0o644); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("WriteNew in a missing directory: %v", err)
 	}
 }
