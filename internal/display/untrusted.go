@@ -84,3 +84,24 @@ func unsafeAt(s, keep string) int {
 func unsafeRune(r rune) bool {
 	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' || r == '\u2029'
 }
+
+// OneLine shortens untrusted text to one line of at most n runes for a
+// table cell (runs of white space become one space, a cut ends in "…"),
+// then escapes what is left that a terminal would act on (Untrusted).
+func OneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n-1]) + "…"
+	}
+	return Untrusted(s)
+}
+
+// ShellQuote quotes s as one word for a POSIX shell when it needs it, for
+// a command line shown in a hint: plain when it holds only characters no
+// shell acts on, else in single quotes.
+func ShellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./+=:@,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -96,3 +96,37 @@ func FuzzUntrusted(f *testing.F) {
 		}
 	})
 }
+
+func TestOneLine(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"two\nlines\t and  gaps", 40, "two lines and gaps"},
+		{"exactly10!", 10, "exactly10!"},
+		{"eleven runes", 10, "eleven ru…"},
+		{"ééééééééééé", 5, "éééé…"},
+		{"bell\a inside", 20, `bell\x07 inside`},
+	} {
+		if got := display.OneLine(tc.in, tc.n); got != tc.want {
+			t.Errorf("OneLine(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"root.json":         "root.json",
+		"/etc/ferry/r.json": "/etc/ferry/r.json",
+		"":                  "''",
+		"my root.json":      "'my root.json'",
+		"it's":              `'it'\''s'`,
+		"$HOME/r":           "'$HOME/r'",
+	} {
+		if got := display.ShellQuote(in); got != want {
+			t.Errorf("ShellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
