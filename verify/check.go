@@ -138,13 +138,8 @@ func checkOne(manifest digest.Digest, s bundle.Signature, keys []*PublicKey) Sig
 	if err != nil {
 		return SignatureResult{Status: Malformed, Reason: err.Error()}
 	}
-	r := SignatureResult{
-		KeyID:  payload.OptionalString(ClaimKeyID),
-		Signer: payload.OptionalString(ClaimSigner),
-	}
-	if t, err := time.Parse(time.RFC3339, payload.OptionalString(ClaimSignedAt)); err == nil {
-		r.SignedAt = t
-	}
+	c := claimsOf(payload)
+	r := SignatureResult{KeyID: c.KeyID, Signer: c.Signer, SignedAt: c.SignedAt}
 	// The key id claim is only a hint to find the key; the signature check
 	// below is what counts. Signatures made by cosign carry no hint, so
 	// every key is tried.

@@ -20,6 +20,36 @@ const (
 	ClaimSignedAt = "dev.ferry.signed-at"
 )
 
+// Claims is what a signature says of itself, before anyone checks it:
+// the claims ferry adds and the manifest digest it names.
+type Claims struct {
+	KeyID    string    `json:"keyId,omitempty"`
+	Signer   string    `json:"signer,omitempty"`
+	SignedAt time.Time `json:"signedAt,omitzero"`
+	Digest   string    `json:"digest,omitempty"`
+	// Error says why the payload could not be read (then nothing else
+	// is set).
+	Error string `json:"error,omitempty"`
+}
+
+// ReadClaims reads what sig says of itself. Nothing is checked: the
+// claims are for showing ('ferry bundle inspect') and for picking the key.
+func ReadClaims(sig bundle.Signature) Claims {
+	p, err := bundle.ParseSimpleSigning(sig.Payload)
+	if err != nil {
+		return Claims{Error: err.Error()}
+	}
+	return claimsOf(p)
+}
+
+func claimsOf(p *bundle.SimpleSigning) Claims {
+	c := Claims{KeyID: p.OptionalString(ClaimKeyID), Signer: p.OptionalString(ClaimSigner), Digest: p.Critical.Image.DockerManifestDigest}
+	if t, err := time.Parse(time.RFC3339, p.OptionalString(ClaimSignedAt)); err == nil {
+		c.SignedAt = t
+	}
+	return c
+}
+
 // Signer signs bundle manifests with one private key.
 type Signer struct {
 	sv   signature.Signer

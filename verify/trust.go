@@ -575,17 +575,9 @@ func UpdateRoot(trusted *Root, next []byte, now time.Time) (*Root, error) {
 // does: a root in the middle of the chain may have expired, the last one may
 // not. On error, the *RootError's Step says which root of chain failed.
 func UpdateRootChain(trusted *Root, chain [][]byte, now time.Time) (*Root, error) {
-	cur := trusted
-	for i, next := range chain {
-		n, err := nextRoot(cur, next)
-		if err != nil {
-			var re *RootError
-			if errors.As(err, &re) {
-				re.Step = i + 1
-			}
-			return nil, err
-		}
-		cur = n
+	cur, err := ProveRootChain(trusted, chain)
+	if err != nil {
+		return nil, err
 	}
 	if err := cur.checkExpiry(now); err != nil {
 		err.(*RootError).Step = len(chain)

@@ -1,0 +1,101 @@
+package verify
+
+import (
+	"errors"
+	"time"
+)
+
+// RootInfo describes a trust root for people and scripts ('ferry trust
+// show'): what it says, and whether it is valid now.
+type RootInfo struct {
+	Version     int64               `json:"version"`
+	SpecVersion string              `json:"specVersion"`
+	Expires     time.Time           `json:"expires"`
+	Expired     bool                `json:"expired"`
+	Roles       map[string]RoleInfo `json:"roles"`
+	Revoked     []string            `json:"revoked"`
+	Signatures  []string            `json:"signatures"` // key ids
+	Valid       bool                `json:"valid"`      // Verify(now) passes
+	Error       string              `json:"error,omitempty"`
+}
+
+// RoleInfo is one role of a RootInfo.
+type RoleInfo struct {
+	Threshold int       `json:"threshold"`
+	Keys      []KeyInfo `json:"keys"`
+}
+
+// KeyInfo is one key of a role in a RootInfo.
+type KeyInfo struct {
+	ID        string    `json:"id"`
+	Algorithm Algorithm `json:"algorithm"`
+	Revoked   bool      `json:"revoked"`
+}
+
+// Info describes r as of now.
+func (r *Root) Info(now time.Time) RootInfo {
+	signed := r.Signed()
+	info := RootInfo{
+		Version: r.Version(), SpecVersion: signed.SpecVersion, Expires: r.Expires(),
+		Expired: !now.Before(r.Expires()), Roles: map[string]RoleInfo{},
+		Revoked: signed.Revoked, Signatures: r.Signatures(), Valid: true,
+	}
+	for name, role := range signed.Roles {
+		ri := RoleInfo{Threshold: role.Threshold}
+		for _, id := range role.KeyIDs {
+			ri.Keys = append(ri.Keys, KeyInfo{ID: id, Algorithm: signed.Keys[id].Algorithm, Revoked: r.IsRevoked(id)})
+		}
+		info.Roles[name] = ri
+	}
+	if err := r.Verify(now); err != nil {
+		info.Valid, info.Error = false, err.Error()
+	}
+	return info
+}
+
+// ChainStatus is what CheckChain says of one root of a chain.
+type ChainStatus string
+
+// The statuses of CheckChain.
+const (
+	ChainTrusted    ChainStatus = "trusted"     // the root the device holds
+	ChainAccepted   ChainStatus = "accepted"    // follows the one before it
+	ChainRefused    ChainStatus = "refused"     // the first root refused
+	ChainNotChecked ChainStatus = "not-checked" // after a refused one
+)
+
+// ChainStep is one root of a chain checked by CheckChain.
+type ChainStep struct {
+	Version int64     // 0 when the document is not a readable root
+	Expires time.Time // zero when the document is not a readable root
+	Status  ChainStatus
+}
+
+// CheckChain judges chain as a device holding trusted would
+// (UpdateRootChain) and says so root by root: steps[0] is trusted, steps[i]
+// chain[i-1]. On error, the root that failed is ChainRefused (the last one
+// when the error names none), those after it ChainNotChecked, and the
+// error is UpdateRootChain's.
+func CheckChain(trusted *Root, chain [][]byte, now time.Time) (final *Root, steps []ChainStep, err error) {
+	steps = []ChainStep{{Version: trusted.Version(), Expires: trusted.Expires(), Status: ChainTrusted}}
+	for _, b := range chain {
+		st := ChainStep{Status: ChainAccepted}
+		if r, err := ParseRoot(b); err == nil {
+			st.Version, st.Expires = r.Version(), r.Expires()
+		}
+		steps = append(steps, st)
+	}
+	final, err = UpdateRootChain(trusted, chain, now)
+	if err != nil {
+		failed := len(chain)
+		var re *RootError
+		if errors.As(err, &re) && re.Step > 0 {
+			failed = re.Step
+		}
+		steps[failed].Status = ChainRefused
+		for i := failed + 1; i < len(steps); i++ {
+			steps[i].Status = ChainNotChecked
+		}
+	}
+	return final, steps, err
+}
