@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -70,8 +71,23 @@ const (
 	Module PayloadType = "module"
 )
 
-func (t PayloadType) valid() bool {
+// Valid reports whether t is a payload type this format defines.
+func (t PayloadType) Valid() bool {
 	return t == Rootfs || t == Files || t == Module
+}
+
+// FromDirectory reports whether a payload of type t is made from a
+// directory (files, module: a tar stream of it) rather than from an image
+// file (rootfs).
+func (t PayloadType) FromDirectory() bool { return t != Rootfs }
+
+// DefaultPayloadType is the type of a payload made from a directory
+// (Files) or from a file (Rootfs) when none is given.
+func DefaultPayloadType(fromDirectory bool) PayloadType {
+	if fromDirectory {
+		return Files
+	}
+	return Rootfs
 }
 
 // Config is the bundle's configuration blob: what the update is and what it
@@ -111,6 +127,23 @@ var (
 	deviceTypeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$`)
 	targetRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$`)
 )
+
+// NameFromPath is the bundle name made from the payload source path
+// src when none is given: its base name without extension, lower case,
+// with every run of characters a name may not hold made one '-' and
+// leading or trailing '-', '.' and '_' dropped; "update" when nothing is
+// left.
+func NameFromPath(src string) string {
+	base := strings.ToLower(filepath.Base(filepath.Clean(src)))
+	base = strings.TrimSuffix(base, filepath.Ext(base))
+	n := strings.Trim(nonName.ReplaceAllString(base, "-"), "-._")
+	if n == "" {
+		return "update"
+	}
+	return n
+}
+
+var nonName = regexp.MustCompile(`[^a-z0-9._-]+`)
 
 // ValidateName checks a bundle or payload name.
 func ValidateName(s string) error {
@@ -214,7 +247,7 @@ func (p *Payload) validate() error {
 	if err := ValidateName(p.Name); err != nil {
 		return err
 	}
-	if !p.Type.valid() {
+	if !p.Type.Valid() {
 		return fmt.Errorf("%s: type %q: want rootfs, files or module", p.Name, p.Type)
 	}
 	if !targetRE.MatchString(p.Target) || strings.Contains(p.Target, "..") {
