@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -163,9 +162,6 @@ func writeHTMLReport(path string, rep *audit.Report) error {
 
 // toolVersion names this ferry in reports, as ferry version does.
 func toolVersion() string {
-	v := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		v = bi.Main.Version
-	}
-	return "ferry " + v
+	v := cliexit.BuildVersion(program.Name)
+	return v.Program + " " + v.Version
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -118,16 +116,14 @@ func runCreate(s *streams, co createOptions, a []string) error {
 		return err
 	}
 	if co.typ == "" {
-		co.typ = string(bundle.Rootfs)
-		if st.IsDir() {
-			co.typ = string(bundle.Files)
-		}
+		co.typ = string(bundle.DefaultPayloadType(st.IsDir()))
 	}
-	if err := checkPayloadType(co.typ); err != nil {
-		return cliexit.UsageError{Err: err}
+	typ := bundle.PayloadType(co.typ)
+	if !typ.Valid() {
+		return cliexit.UsageError{Err: fmt.Errorf("--type %q: want rootfs, files or module", co.typ)}
 	}
-	if st.IsDir() != (co.typ != string(bundle.Rootfs)) {
-		return cliexit.UsageError{Err: fmt.Errorf("--type %s wants %s, and %s is not one", co.typ, map[bool]string{true: "a directory", false: "an image file"}[co.typ != string(bundle.Rootfs)], src)}
+	if st.IsDir() != typ.FromDirectory() {
+		return cliexit.UsageError{Err: fmt.Errorf("--type %s wants %s, and %s is not one", co.typ, map[bool]string{true: "a directory", false: "an image file"}[typ.FromDirectory()], src)}
 	}
 	if co.out == "" || co.opts.Version == "" || len(co.opts.DeviceTypes) == 0 {
 		return cliexit.UsageError{Err: errors.New("--out, --version and at least one --device-type are required")}
@@ -136,7 +132,7 @@ func runCreate(s *streams, co createOptions, a []string) error {
 		return err
 	}
 	if co.opts.Name == "" {
-		co.opts.Name = defaultName(src)
+		co.opts.Name = bundle.NameFromPath(src)
 	}
 	if co.opts.PartSize, err = parseSize(co.partSize); err != nil {
 		return cliexit.UsageError{Err: fmt.Errorf("--part-size: %w", err)}
@@ -293,14 +289,6 @@ func loadAttachments(sboms, roots []string) ([]bundle.AttachmentData, error) {
 	return set.List(), nil
 }
 
-func checkPayloadType(typ string) error {
-	switch bundle.PayloadType(typ) {
-	case bundle.Rootfs, bundle.Files, bundle.Module:
-		return nil
-	}
-	return fmt.Errorf("--type %q: want rootfs, files or module", typ)
-}
-
 // checkCreateOptions checks flag values before any work, so that a typo is a
 // usage error (exit 2) and not a failure to create the bundle.
 func checkCreateOptions(opts *bundle.Options) error {
@@ -323,18 +311,6 @@ func checkCreateOptions(opts *bundle.Options) error {
 		return fmt.Errorf("--part-size %d: want 512 bytes to 4GiB minus one byte", opts.PartSize)
 	}
 	return nil
-}
-
-var nonName = regexp.MustCompile(`[^a-z0-9._-]+`)
-
-func defaultName(src string) string {
-	base := strings.ToLower(filepath.Base(filepath.Clean(src)))
-	base = strings.TrimSuffix(base, filepath.Ext(base))
-	n := strings.Trim(nonName.ReplaceAllString(base, "-"), "-._")
-	if n == "" {
-		return "update"
-	}
-	return n
 }
 
 // parseSize reads --part-size with the same grammar as every other size

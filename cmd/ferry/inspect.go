@@ -7,7 +7,6 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
@@ -17,25 +16,6 @@ import (
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/verify"
 )
-
-// signatureClaims is what a signature says of itself, before anyone checks.
-type signatureClaims struct {
-	KeyID    string    `json:"keyId,omitempty"`
-	Signer   string    `json:"signer,omitempty"`
-	SignedAt time.Time `json:"signedAt,omitzero"`
-	Digest   string    `json:"digest,omitempty"`
-	Error    string    `json:"error,omitempty"`
-}
-
-func claimsOf(sig bundle.Signature) signatureClaims {
-	p, err := bundle.ParseSimpleSigning(sig.Payload)
-	if err != nil {
-		return signatureClaims{Error: err.Error()}
-	}
-	c := signatureClaims{KeyID: p.OptionalString(verify.ClaimKeyID), Signer: p.OptionalString(verify.ClaimSigner), Digest: p.Critical.Image.DockerManifestDigest}
-	c.SignedAt, _ = time.Parse(time.RFC3339, p.OptionalString(verify.ClaimSignedAt))
-	return c
-}
 
 // inspectOptions are the flags of the command newInspectCommand builds; runInspect does its work.
 type inspectOptions struct {
@@ -56,18 +36,14 @@ func newInspectCommand(s *streams) *cobra.Command {
 
 // runInspect runs the command once cobra has parsed its flags.
 func runInspect(s *streams, opts inspectOptions, a []string) error {
-	in, done, err := s.openInput(a[0])
+	r, done, err := s.openBundle("inspect", a[0])
 	if err != nil {
 		return err
 	}
 	defer done()
-	r, err := bundle.NewReader(in)
-	if err != nil {
-		return fmt.Errorf("inspect %s: %w", a[0], err)
-	}
-	var claims []signatureClaims
+	var claims []verify.Claims
 	for _, sig := range r.Signatures() {
-		claims = append(claims, claimsOf(sig))
+		claims = append(claims, verify.ReadClaims(sig))
 	}
 	if opts.asJSON {
 		return writeJSON(s.out, map[string]any{
@@ -170,16 +146,11 @@ func runExtract(s *streams, opts extractOptions, a []string) error {
 	if opts.out == "" {
 		return cliexit.UsageError{Err: errors.New("--out is required")}
 	}
-	in, done, err := s.openInput(a[0])
+	r, done, err := s.openBundle("extract", a[0])
 	if err != nil {
 		return err
 	}
 	defer done()
-	r, err := bundle.NewReader(in)
-	if err != nil {
-		return fmt.Errorf("extract %s: %w", a[0], err)
-	}
-	defer r.Close()
 	if len(opts.policy.keys) > 0 || opts.policy.trust != "" {
 		p, err := opts.policy.policy()
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -92,22 +93,12 @@ func runKeyGenerate(s *streams, opts keyGenerateOptions) error {
 	return nil
 }
 
-// writeNew writes a file that must not exist yet: keys are never
-// overwritten by accident.
+// writeNew writes a file that must not exist yet (atomicfile.WriteNew):
+// keys are never overwritten by accident.
 func writeNew(path string, data []byte, perm fs.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	err := atomicfile.WriteNew(path, data, perm)
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%s already exists; remove it or choose another --out", path)
-	}
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
 	}
 	return err
 }

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/cliexit"
+	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/internal/filekind"
 	"github.com/ferry-update/ferry/internal/outpath"
 	"github.com/ferry-update/ferry/verify"
@@ -71,15 +71,7 @@ func renewHint(err error) string {
 	path := "ROOT"
 	var fe *rootFileError
 	if errors.As(err, &fe) {
-		path = shellQuote(fe.Path)
+		path = display.ShellQuote(fe.Path)
 	}
 	return "renew it, signed by its root role's keys (KEY: a private key of that role; --sign as many as its threshold): ferry trust renew " + path + " --sign KEY"
-}
-
-// shellQuote quotes s for a POSIX shell when it needs it.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./+=:@,") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -106,53 +104,31 @@ func runMediaBuild(s *streams, opts mediaBuildOptions, a []string) error {
 		return cliexit.UsageError{Err: err}
 	}
 	inputs := append(append([]string{}, a...), opts.trust...)
-	target := opts.out
+	progress, done := s.mediaProgress("building", "writing", "checking")
+	bo := media.BuildOptions{Size: sz, Label: opts.label, Trust: opts.trust, Progress: progress}
+	var (
+		res *media.BuildResult
+		wr  *media.WriteResult
+	)
 	if opts.out != "" {
 		if err := checkOutput("--out", opts.out, opts.force, inputs...); err != nil {
 			return err
 		}
-	}
-	if opts.device != "" {
+		res, err = media.Build(opts.out, a, bo)
+	} else {
 		if err := checkOutput("--device", opts.device, true, inputs...); err != nil {
 			return err
 		}
-		if !opts.force {
-			if err := media.CheckTarget(opts.device); err != nil {
-				return err
-			}
+		res, wr, err = media.BuildDevice(opts.device, a, bo, media.WriteOptions{Force: opts.force, Progress: progress})
+		var te *media.DeviceTooSmallError
+		if errors.As(err, &te) {
+			err = fmt.Errorf("--size %s is larger than %s (%s)", opts.size, te.Device, display.Bytes(te.DeviceSize))
 		}
-		devSize, err := media.DeviceSize(opts.device)
-		if err != nil {
-			return err
-		}
-		if sz == 0 {
-			sz = min(devSize/(1<<20)*(1<<20), media.MaxImageSize)
-		} else if sz > devSize {
-			return fmt.Errorf("--size %s is larger than %s (%s)", opts.size, opts.device, display.Bytes(devSize))
-		}
-		tmp, err := os.MkdirTemp("", "ferry-stick-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		target = filepath.Join(tmp, "stick.img")
-	}
-	progress, done := s.mediaProgress("building", "writing", "checking")
-	res, err := media.Build(target, a, media.BuildOptions{Size: sz, Label: opts.label, Trust: opts.trust, Progress: progress})
-	if err != nil {
-		done()
-		return err
-	}
-	var wr *media.WriteResult
-	if opts.device != "" {
-		wr, err = media.Write(target, opts.device, media.WriteOptions{Force: opts.force, Sparse: true, Progress: progress})
-		done()
-		if err != nil {
-			return err
-		}
-		res.Path = opts.device
 	}
 	done()
+	if err != nil {
+		return err
+	}
 	if opts.asJSON {
 		return writeJSON(s.out, map[string]any{"build": res, "write": wr})
 	}
@@ -351,7 +327,7 @@ func runMediaReports(s *streams, opts mediaReportsOptions, a []string) error {
 	fmt.Fprintln(tw, "DEVICE\tBUNDLE\tBEFORE\tAFTER\tRESULT\tFINISHED\tERROR")
 	for _, row := range rows {
 		if row.Report == nil {
-			fmt.Fprintf(tw, "-\t-\t-\t-\tunreadable\t-\t%s\n", oneLine(row.Error, 80))
+			fmt.Fprintf(tw, "-\t-\t-\t-\tunreadable\t-\t%s\n", display.OneLine(row.Error, 80))
 			continue
 		}
 		r := row.Report
@@ -359,7 +335,7 @@ func runMediaReports(s *streams, opts mediaReportsOptions, a []string) error {
 		if r.BundleVersion != "" {
 			b += " " + r.BundleVersion
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", display.Untrusted(r.DeviceID), display.OrDash(display.Untrusted(b)), display.OrDash(display.Untrusted(r.VersionBefore)), display.OrDash(display.Untrusted(r.VersionAfter)), display.Untrusted(string(r.Result)), display.OrDash(display.Time(r.Finished)), oneLine(r.Error, 80))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", display.Untrusted(r.DeviceID), display.OrDash(display.Untrusted(b)), display.OrDash(display.Untrusted(r.VersionBefore)), display.OrDash(display.Untrusted(r.VersionAfter)), display.Untrusted(string(r.Result)), display.OrDash(display.Time(r.Finished)), display.OneLine(r.Error, 80))
 	}
 	return tw.Flush()
 }

@@ -101,7 +101,7 @@ func runMirrorInit(s *streams, o mirrorInitOptions, dir string) error {
 	}
 	opts := tufrepo.InitOptions{}
 	if o.tsExpiry != "" {
-		if opts.Expiries.Timestamp, err = parseDays(o.tsExpiry); err != nil {
+		if opts.Expiries.Timestamp, err = display.ParseDuration(o.tsExpiry); err != nil {
 			return cliexit.UsageError{Err: fmt.Errorf("--timestamp-expiry: %w", err)}
 		}
 	}
@@ -482,7 +482,7 @@ devices follow the chain of root versions on their next check.`,
 func runMirrorRefresh(s *streams, o mirrorRefreshOptions, dir string) error {
 	var ro tufrepo.RefreshOptions
 	if o.tsExpiry != "" {
-		d, err := parseDays(o.tsExpiry)
+		d, err := display.ParseDuration(o.tsExpiry)
 		if err != nil {
 			return cliexit.UsageError{Err: fmt.Errorf("--timestamp-expiry: %w", err)}
 		}
@@ -576,7 +576,7 @@ func runMirrorDevices(s *streams, o mirrorDevicesOptions, dir string) error {
 			bundle = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s (%s ago)\t%s\n", display.Untrusted(d.ID), display.Untrusted(d.Type), display.Untrusted(bundle), display.Untrusted(d.Version), display.Untrusted(d.Result),
-			display.Time(d.ReportedAt), display.Time(d.LastSeen), now.Sub(d.LastSeen).Round(time.Second), oneLine(d.Error, 60))
+			display.Time(d.ReportedAt), display.Time(d.LastSeen), now.Sub(d.LastSeen).Round(time.Second), display.OneLine(d.Error, 60))
 	}
 	return tw.Flush()
 }
@@ -627,15 +627,4 @@ func runMirrorIngest(s *streams, o mirrorIngestOptions, dir, src string) error {
 	}
 	fmt.Fprintf(s.out, "%d reports: %d new, %d recorded before\n", res.Reports, res.New, res.Known)
 	return nil
-}
-
-// oneLine shortens untrusted text to one line of at most n runes for a
-// table, then escapes what is left that a terminal would act on
-// (display.Untrusted).
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > n {
-		s = string(r[:n-1]) + "…"
-	}
-	return display.Untrusted(s)
 }

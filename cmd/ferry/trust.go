@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -114,31 +113,11 @@ func (o *trustWriteOptions) addFlags(cmd *cobra.Command, outHelp string) {
 }
 
 func (o *trustWriteOptions) expiry(now time.Time) (time.Time, error) {
-	d, err := parseDays(o.expires)
+	d, err := display.ParseDuration(o.expires)
 	if err != nil {
 		return time.Time{}, cliexit.UsageError{Err: fmt.Errorf("--expires: %w", err)}
 	}
 	return now.Add(d), nil
-}
-
-func parseDays(s string) (time.Duration, error) {
-	var d time.Duration
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.Atoi(n)
-		if err != nil || days > 100*366 {
-			return 0, fmt.Errorf("%q is not a number of days", s)
-		}
-		d = time.Duration(days) * 24 * time.Hour
-	} else {
-		var err error
-		if d, err = time.ParseDuration(s); err != nil {
-			return 0, fmt.Errorf("%q: want Nd or a duration such as 720h", s)
-		}
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("%q is not in the future", s)
-	}
-	return d, nil
 }
 
 // loadKeyFile reads a public key, or the public half of a private key; for
@@ -581,48 +560,11 @@ func runTrustSign(s *streams, opts trustSignOptions, a []string) error {
 	return nil
 }
 
-type trustKeyInfo struct {
-	ID        string           `json:"id"`
-	Algorithm verify.Algorithm `json:"algorithm"`
-	Revoked   bool             `json:"revoked"`
-}
-
-type trustRoleInfo struct {
-	Threshold int            `json:"threshold"`
-	Keys      []trustKeyInfo `json:"keys"`
-}
-
+// trustRootInfo is what 'ferry trust show --json' prints: the file, then
+// what verify says of the root in it.
 type trustRootInfo struct {
-	File        string                   `json:"file"`
-	Version     int64                    `json:"version"`
-	SpecVersion string                   `json:"specVersion"`
-	Expires     time.Time                `json:"expires"`
-	Expired     bool                     `json:"expired"`
-	Roles       map[string]trustRoleInfo `json:"roles"`
-	Revoked     []string                 `json:"revoked"`
-	Signatures  []string                 `json:"signatures"`
-	Valid       bool                     `json:"valid"`
-	Error       string                   `json:"error,omitempty"`
-}
-
-func rootInfo(path string, r *verify.Root, now time.Time) trustRootInfo {
-	signed := r.Signed()
-	info := trustRootInfo{
-		File: path, Version: r.Version(), SpecVersion: signed.SpecVersion, Expires: r.Expires(),
-		Expired: !now.Before(r.Expires()), Roles: map[string]trustRoleInfo{},
-		Revoked: signed.Revoked, Signatures: r.Signatures(), Valid: true,
-	}
-	for name, role := range signed.Roles {
-		ri := trustRoleInfo{Threshold: role.Threshold}
-		for _, id := range role.KeyIDs {
-			ri.Keys = append(ri.Keys, trustKeyInfo{ID: id, Algorithm: signed.Keys[id].Algorithm, Revoked: r.IsRevoked(id)})
-		}
-		info.Roles[name] = ri
-	}
-	if err := r.Verify(now); err != nil {
-		info.Valid, info.Error = false, err.Error()
-	}
-	return info
+	File string `json:"file"`
+	verify.RootInfo
 }
 
 func newTrustShowCommand(s *streams) *cobra.Command {
@@ -643,7 +585,7 @@ func runTrustShow(s *streams, opts jsonOptions, a []string) error {
 	if err != nil {
 		return err
 	}
-	info := rootInfo(a[0], r, time.Now())
+	info := trustRootInfo{File: a[0], RootInfo: r.Info(time.Now())}
 	if opts.asJSON {
 		return writeJSON(s.out, info)
 	}
@@ -684,11 +626,13 @@ func runTrustShow(s *streams, opts jsonOptions, a []string) error {
 	return nil
 }
 
+// chainStep is one root of 'ferry trust verify-chain': its file and
+// what verify.CheckChain says of it.
 type chainStep struct {
-	File    string    `json:"file"`
-	Version int64     `json:"version,omitempty"`
-	Expires time.Time `json:"expires,omitzero"`
-	Status  string    `json:"status"` // trusted, accepted, refused, not-checked
+	File    string             `json:"file"`
+	Version int64              `json:"version,omitempty"`
+	Expires time.Time          `json:"expires,omitzero"`
+	Status  verify.ChainStatus `json:"status"`
 }
 
 func newTrustVerifyChainCommand(s *streams) *cobra.Command {
@@ -720,7 +664,6 @@ func runTrustVerifyChain(s *streams, opts jsonOptions, a []string) error {
 	if err != nil {
 		return err
 	}
-	steps := []chainStep{{File: a[0], Version: trusted.Version(), Expires: trusted.Expires(), Status: "trusted"}}
 	var chain [][]byte
 	for _, path := range a[1:] {
 		b, err := os.ReadFile(path)
@@ -728,25 +671,15 @@ func runTrustVerifyChain(s *streams, opts jsonOptions, a []string) error {
 			return fmt.Errorf("read trust root: %w", err)
 		}
 		chain = append(chain, b)
-		step := chainStep{File: path, Status: "accepted"}
-		if r, err := verify.ParseRoot(b); err == nil {
-			step.Version, step.Expires = r.Version(), r.Expires()
-		}
-		steps = append(steps, step)
 	}
 	now := time.Now()
-	final, verr := verify.UpdateRootChain(trusted, chain, now)
-	if verr != nil {
-		var re *verify.RootError
-		failed := len(chain)
-		if errors.As(verr, &re) && re.Step > 0 {
-			failed = re.Step
+	final, checked, verr := verify.CheckChain(trusted, chain, now)
+	steps := make([]chainStep, len(checked))
+	for i, c := range checked {
+		steps[i] = chainStep{File: a[i], Version: c.Version, Expires: c.Expires, Status: c.Status}
+		if c.Status == verify.ChainRefused {
+			verr = rejected{&rootFileError{a[i], verr}}
 		}
-		steps[failed].Status = "refused"
-		for i := failed + 1; i < len(steps); i++ {
-			steps[i].Status = "not-checked"
-		}
-		verr = rejected{&rootFileError{steps[failed].File, verr}}
 	}
 	if opts.asJSON {
 		out := map[string]any{"ok": verr == nil, "steps": steps}
@@ -765,7 +698,7 @@ func runTrustVerifyChain(s *streams, opts jsonOptions, a []string) error {
 		if st.Version > 0 {
 			v = fmt.Sprintf("v%d", st.Version)
 		}
-		if st.Status == "accepted" && !st.Expires.IsZero() && !now.Before(st.Expires) {
+		if st.Status == verify.ChainAccepted && !st.Expires.IsZero() && !now.Before(st.Expires) {
 			note = " (expired: allowed in the middle of a chain)"
 		}
 		fmt.Fprintf(s.out, "%-11s %-4s %s%s\n", st.Status, v, st.File, note)

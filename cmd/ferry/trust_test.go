@@ -118,7 +118,7 @@ func TestExpiredRootHintRenews(t *testing.T) {
 }
 
 // shellSplit splits a command line as a POSIX shell does for plain words
-// and single-quoted ones (what shellQuote makes).
+// and single-quoted ones (what display.ShellQuote makes).
 func shellSplit(t *testing.T, line string) []string {
 	t.Helper()
 	var words []string

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/internal/filekind"
@@ -139,3 +140,18 @@ func (s *streams) openInput(path string) (io.Reader, func(), error) {
 }
 
 // The display helpers under the names cmd/ferry's commands use.
+
+// openBundle opens a bundle argument (openInput) and reads its head; op
+// names the command in the error. done closes both.
+func (s *streams) openBundle(op, path string) (*bundle.Reader, func(), error) {
+	in, done, err := s.openInput(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := bundle.NewReader(in)
+	if err != nil {
+		done()
+		return nil, nil, fmt.Errorf("%s %s: %w", op, path, err)
+	}
+	return r, func() { r.Close(); done() }, nil
+}
