@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/ferry-update/ferry/internal/atomicfile"
@@ -52,14 +53,26 @@ func (g *GrubEnv) Load() (map[string]string, error) {
 	return vars, nil
 }
 
-// Save writes the block. An existing block is overwritten in place, at
-// its size, and fsynced, as GRUB's own save_env does: no allocation, no
-// rename, so nothing but its data changes on disk. That is what survives a
-// power cut on the FAT EFI system partition, where Linux does not make a
-// rename durable with fsync (a replaced block came back as the old one
-// after a power cut in examples/qemu's TestGRUBPowerCuts). A missing block
-// is created atomically with DefaultGrubEnvSize bytes. Variables that do
-// not fit fail with ErrTooLarge.
+// Save writes the block in place, and never by rename. An existing block
+// is overwritten at its size and fsynced, as GRUB's own save_env does: no
+// allocation, no rename, so nothing but its data changes on disk. That is
+// what survives a power cut on the FAT EFI system partition, where a
+// rename is not atomic and Linux does not make it durable with fsync (a
+// replaced block came back as the old one after a power cut in
+// examples/qemu's TestGRUBPowerCuts).
+//
+// A missing block is created in place too: the file is made, its
+// DefaultGrubEnvSize bytes written and fsynced, then its directory. A power
+// cut while creating it leaves no file, an empty or short one, or the whole
+// block; the first two are no valid block to GRUB (load_env fails and the
+// script boots slot a) nor to Load (ErrNoValidEnv), and the next Save
+// writes a whole block into the same file, in place. So does any file that
+// is no block (no signature), cut to DefaultGrubEnvSize. Images should
+// ship the block made at build time (grub-editenv create, as
+// examples/qemu/mkimage.sh does); the agent's Boot never creates one: it
+// refuses to save over an environment it cannot load.
+//
+// Variables that do not fit fail with ErrTooLarge.
 func (g *GrubEnv) Save(vars map[string]string) error {
 	if err := g.save(vars); err != nil {
 		return fmt.Errorf("write grub env %s: %w", g.Path, err)
@@ -68,32 +81,57 @@ func (g *GrubEnv) Save(vars map[string]string) error {
 }
 
 func (g *GrubEnv) save(vars map[string]string) error {
+	size, created, trim := int64(DefaultGrubEnvSize), false, false
 	fi, err := os.Stat(g.Path)
-	if err != nil || !fi.Mode().IsRegular() ||
-		fi.Size() <= int64(len(grubEnvSignature)) || fi.Size() > maxEnvFileSize {
-		b, err := encodeGrubEnv(vars, DefaultGrubEnvSize)
-		if err != nil {
-			return err
-		}
-		return atomicfile.WriteFile(g.Path, b, 0o644)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		created = true
+	case err != nil:
+		return err
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	case fi.Size() > maxEnvFileSize:
+		return fmt.Errorf("%d bytes, larger than a GRUB environment block can be (%d)", fi.Size(), maxEnvFileSize)
+	case fi.Size() > int64(len(grubEnvSignature)) && hasGrubSignature(g.Path):
+		size = fi.Size()
+	default:
+		trim = fi.Size() > size
 	}
-	b, err := encodeGrubEnv(vars, int(fi.Size()))
+	b, err := encodeGrubEnv(vars, int(size))
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(g.Path, os.O_WRONLY, 0)
+	f, err := os.OpenFile(g.Path, os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
 	}
-	if _, err := f.WriteAt(b, 0); err != nil {
-		f.Close()
-		return err
+	_, err = f.WriteAt(b, 0)
+	if err == nil && trim {
+		err = f.Truncate(size)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if err == nil {
+		err = f.Sync()
 	}
-	return f.Close()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && created {
+		err = atomicfile.SyncDir(filepath.Dir(g.Path))
+	}
+	return err
+}
+
+// hasGrubSignature reports whether the file at path starts with the
+// block's signature.
+func hasGrubSignature(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, len(grubEnvSignature))
+	_, err = io.ReadFull(f, b)
+	return err == nil && string(b) == grubEnvSignature
 }
 
 // encodeGrubEnv writes variables in byte order, escaped as grub-editenv

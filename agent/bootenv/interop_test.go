@@ -400,3 +400,71 @@ func TestGrubCfg(t *testing.T) {
 		}
 	}
 }
+
+// TestGrubInteropCreate: a block Save creates, or writes over a file that
+// is no block (what a power cut while creating one leaves), is written in
+// place, never renamed into place (not atomic on FAT), and grub-editenv
+// reads it.
+func TestGrubInteropCreate(t *testing.T) {
+	testtool.Require(t, "grub-editenv", "grub2-common")
+	vars := map[string]string{"ferry_slot": "b", "upgrade_available": "1", "bootcount": "0", "bootlimit": "1"}
+	tests := []struct {
+		name   string
+		before func(path string) error // nil: no file
+	}{
+		{"missing", nil},
+		{"empty (cut while created)", func(p string) error { return os.WriteFile(p, nil, 0o644) }},
+		{"zeros (cut while created)", func(p string) error { return os.WriteFile(p, make([]byte, 512), 0o644) }},
+		{"signature only", func(p string) error { return os.WriteFile(p, []byte(grubEnvSignature), 0o644) }},
+		{"larger, no signature", func(p string) error {
+			return os.WriteFile(p, []byte(strings.Repeat("evil=1\n", 1000)), 0o644)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "grubenv")
+			var before os.FileInfo
+			if tt.before != nil {
+				if err := tt.before(path); err != nil {
+					t.Fatal(err)
+				}
+				before, _ = os.Stat(path)
+			}
+			g := &GrubEnv{Path: path}
+			mustSave(t, g, vars)
+			after, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if before != nil && !os.SameFile(before, after) {
+				t.Error("Save replaced the file (a rename) instead of writing it in place")
+			}
+			if after.Size() != DefaultGrubEnvSize {
+				t.Errorf("size %d, want %d", after.Size(), DefaultGrubEnvSize)
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+				t.Errorf("files left beside the block: %v", ents)
+			}
+			var want strings.Builder
+			for _, name := range sortedNames(vars) {
+				fmt.Fprintf(&want, "%s=%s\n", name, vars[name])
+			}
+			if got := mustTool(t, "grub-editenv", path, "list"); got != want.String() {
+				t.Errorf("grub-editenv list:\n%q\nwant\n%q", got, want.String())
+			}
+			if got := mustLoad(t, g); !maps.Equal(got, vars) {
+				t.Errorf("Load = %q", got)
+			}
+		})
+	}
+	t.Run("not a file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "grubenv")
+		if err := os.Mkdir(path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := (&GrubEnv{Path: path}).Save(vars); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("Save over a directory: %v", err)
+		}
+	})
+}
