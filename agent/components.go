@@ -110,6 +110,11 @@ func (in *Installed) record(j *Journal, slot string, at time.Time) {
 			in.Slots = map[string]map[string]Component{}
 		}
 		in.Slots[j.ToSlot] = set
+		if in.Releases == nil {
+			in.Releases = map[string]*SlotRelease{}
+		}
+		in.Releases[j.ToSlot] = &SlotRelease{Bundle: j.Bundle, Version: j.Version, Manifest: j.Manifest,
+			Provides: j.Provides, Types: j.Types, Images: j.Images, At: at}
 		for name := range set {
 			delete(in.Components, name)
 		}

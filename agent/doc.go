@@ -10,6 +10,7 @@
 //	res, err := a.Install(ctx, src, "oci://mirror.local:5000/gateway:1.4.2")
 //	res, err = a.BootCheck(ctx)      // at every boot
 //	res, err = a.Commit()            // or a.Rollback(ctx)
+//	res, err = a.RollbackPrevious(ctx) // back to the release in the other slot
 //	st, err := a.Status()
 //
 // # The state machine
@@ -108,6 +109,30 @@
 // So after a power cut at any point the bootloader boots either the old
 // slot, or the new slot on trial with the old one complete behind it, and
 // the agent ends the install one way or the other.
+//
+// # Rolling back a committed release
+//
+// At each commit of an A/B install, installed.json records the release
+// committed into that slot (Installed.Releases: name, version, manifest
+// digest, provides, and each A/B payload's target, size and signed content
+// digest). RollbackPrevious (ferry-agent rollback --previous) goes back to
+// the release recorded for the other slot: it reads the slot back and
+// checks it against those sizes and digests, and refuses (*PreviousError,
+// nothing changed) when the slot holds something else: an install that
+// failed or was rolled back wrote it since, or it was changed outside
+// ferry. The bytes decide; the journal only explains. Otherwise the
+// journal records it (Journal.Previous) from state written on, and it
+// goes through the same states as an install: the slot is marked on
+// trial, the reboot command runs, boot-check commits it or the bootloader
+// falls back. Files targets and update modules are left as they are.
+//
+// The version policy does not apply to it. The downgrade refusal stops an
+// old signed bundle from being fed to the device to bring back a
+// vulnerable release; rollback --previous is run on the device itself, to
+// a release this device already trusted, installed and committed, whose
+// bytes are checked against the digests its signatures covered. The
+// signatures are not checked again (the bundle is not kept), so a release
+// whose key was revoked since can still be rolled back to.
 //
 // # Which slot is booted
 //

@@ -95,6 +95,7 @@ func (rootfsHandler) plan(a *Agent, cfg *bundle.Config, j *Journal, i int) (targ
 	}
 	j.ToSlot = bootenv.OtherSlot(j.FromSlot)
 	j.NeedsReboot = true
+	j.Images = append(j.Images, SlotImage{Target: p.Target, Size: p.Size, Digest: p.Digest})
 	t := target{payload: p, device: slot.Device(j.ToSlot)}
 	return t, checkSlotDevice(p.Target, j.ToSlot, t.device, slot.Device(j.FromSlot), p.Size)
 }

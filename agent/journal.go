@@ -76,11 +76,17 @@ type Journal struct {
 	Types    []bundle.PayloadType `json:"types,omitempty"`
 	// FromSlot is the slot that ran when the install started, ToSlot the
 	// one written ("" when the bundle has no A/B payload).
-	FromSlot    string       `json:"fromSlot"`
-	ToSlot      string       `json:"toSlot,omitempty"`
-	NeedsReboot bool         `json:"needsReboot"`
-	Trees       []TreeSwitch `json:"trees,omitempty"`
-	Modules     []ModuleRun  `json:"modules,omitempty"`
+	FromSlot    string `json:"fromSlot"`
+	ToSlot      string `json:"toSlot,omitempty"`
+	NeedsReboot bool   `json:"needsReboot"`
+	// Images are the A/B payloads written into ToSlot, as signed: kept
+	// at commit so that rollback --previous can check the slot later.
+	Images []SlotImage `json:"images,omitempty"`
+	// Previous is set when the install is rollback --previous: ToSlot
+	// already held this committed release, nothing was written.
+	Previous bool         `json:"previous,omitempty"`
+	Trees    []TreeSwitch `json:"trees,omitempty"`
+	Modules  []ModuleRun  `json:"modules,omitempty"`
 	// Result says how a finished install ended, for people.
 	Result  string       `json:"result,omitempty"`
 	Refused bool         `json:"refused,omitempty"`
@@ -105,6 +111,30 @@ type Installed struct {
 	// Components holds the components installed by bundles without an
 	// A/B payload.
 	Components map[string]Component `json:"components,omitempty"`
+	// Releases holds, per A/B slot, the release last committed into it:
+	// the one in the other slot is what rollback --previous boots again.
+	Releases map[string]*SlotRelease `json:"releases,omitempty"`
+}
+
+// SlotRelease is a release committed into an A/B slot.
+type SlotRelease struct {
+	Bundle   string               `json:"bundle"`
+	Version  string               `json:"version"`
+	Manifest digest.Digest        `json:"manifest"`
+	Provides map[string]string    `json:"provides,omitempty"`
+	Types    []bundle.PayloadType `json:"types,omitempty"`
+	// Images are its A/B payloads, with the sizes and digests its
+	// signatures cover.
+	Images []SlotImage `json:"images"`
+	At     time.Time   `json:"at"`
+}
+
+// SlotImage is an A/B payload as written into a slot of the pair Target
+// ([slots.TARGET]): its signed size and content digest.
+type SlotImage struct {
+	Target string        `json:"target"`
+	Size   int64         `json:"size"`
+	Digest digest.Digest `json:"digest"`
 }
 
 const (

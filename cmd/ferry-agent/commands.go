@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-update/ferry/agent"
+	"github.com/ferry-update/ferry/agent/bootenv"
 	"github.com/ferry-update/ferry/internal/display"
 )
 
@@ -132,9 +133,45 @@ func newCommitCommand(s *streams, g *globalOptions) *cobra.Command {
 		func(ag *agent.Agent, _ context.Context) (*agent.Result, error) { return ag.Commit() })
 }
 
+// rollbackOptions are the flags of ferry-agent rollback.
+type rollbackOptions struct {
+	jsonOptions
+	previous bool
+}
+
+func (o *rollbackOptions) addFlags(cmd *cobra.Command) {
+	o.jsonOptions.addFlags(cmd, "print the result as JSON")
+	cmd.Flags().BoolVar(&o.previous, "previous", false, "go back to the previous committed release, still in the other slot")
+}
+
 func newRollbackCommand(s *streams, g *globalOptions) *cobra.Command {
-	return newStepCommand(s, g, "rollback", "Abandon the update on trial: select the old slot again (and reboot into it)", "",
-		(*agent.Agent).Rollback)
+	var o rollbackOptions
+	cmd := &cobra.Command{
+		Use:   "rollback",
+		Short: "Abandon the update on trial, or with --previous go back to the previous committed release",
+		Long: `Without flags: abandon the update on trial; the old slot is selected again
+(and the device reboots into it when the new slot runs).
+
+With --previous: go back to the release committed before the running one,
+for a problem found after the commit. The other slot must still hold it
+byte for byte: it is read back and checked against the digests its
+signatures covered, recorded when it was committed. A slot written since
+(by an install that failed or was rolled back) is refused and nothing
+changes. The slot is then tried like an install: the device reboots into
+it and boot-check commits it, or the bootloader falls back. The version
+policy does not apply: the release was installed and committed here
+before. Files targets and update modules stay as they are.`,
+		Args: args(0, "no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			step := (*agent.Agent).Rollback
+			if o.previous {
+				step = (*agent.Agent).RollbackPrevious
+			}
+			return runStep(c.Context(), s, g, o.jsonOptions, step)
+		},
+	}
+	o.addFlags(cmd)
+	return cmd
 }
 
 func newStatusCommand(s *streams, g *globalOptions) *cobra.Command {
@@ -174,6 +211,12 @@ func printStatus(s *streams, st *agent.Status) {
 	fmt.Fprintf(w, "device type\t%s\n", st.DeviceType)
 	if in := st.Installed; in != nil {
 		fmt.Fprintf(w, "installed\t%s %s (slot %s, committed %s)\n", in.Bundle, in.Version, orNone(in.Slot), in.At.Format("2006-01-02 15:04:05Z"))
+		if st.BootedSlot != "" {
+			other := bootenv.OtherSlot(st.BootedSlot)
+			if p := in.Releases[other]; p != nil {
+				fmt.Fprintf(w, "previous\t%s %s (slot %s, committed %s; ferry-agent rollback --previous checks and boots it)\n", p.Bundle, p.Version, other, p.At.Format("2006-01-02 15:04:05Z"))
+			}
+		}
 	} else {
 		fmt.Fprintf(w, "installed\tnothing recorded\n")
 	}

@@ -66,6 +66,8 @@ func hint(err error) string {
 		return "give the configuration with --config FILE, or install one at /etc/ferry/agent.toml (examples/agent/ferry-agent.toml documents every setting)"
 	case errors.Is(err, bundle.ErrTruncated):
 		return "the bundle is incomplete: copy or download it again"
+	case errors.Is(err, agent.ErrNoPrevious):
+		return "nothing was changed; 'ferry-agent status' shows what each slot was last committed with. To go back to an older release, install its bundle (allow_downgrade = true under [policy.components.NAME] if it is older)"
 	case errors.Is(err, agent.ErrPending):
 		return "run 'ferry-agent status' to see it"
 	case errors.Is(err, bootenv.ErrNoValidEnv):
