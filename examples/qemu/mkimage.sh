@@ -15,7 +15,10 @@
 #
 # Environment: KERNEL_VERSION (default: the newest in /lib/modules),
 # BUSYBOX (default /bin/busybox, a static build), SOURCE_DATE_EPOCH
-# (default 1700000000).
+# (default 1700000000), KERNEL_ARGS (the board's kernel arguments, kept in
+# GRUB's block as ferry_kernel_args; default "console=ttyS0 quiet": the
+# serial console, with only errors, panics and the reboot line from the
+# kernel).
 #
 # Tools (Debian packages): busybox-static, linux-image-amd64, cpio, e2fsprogs
 # (mkfs.ext4 -d), mtools and dosfstools (the FAT ESP), gdisk (sgdisk),
@@ -27,6 +30,7 @@ export SOURCE_DATE_EPOCH
 # mke2fs takes its "now" from here: superblock and root inode times.
 export E2FSPROGS_FAKE_TIME="$SOURCE_DATE_EPOCH"
 : "${BUSYBOX:=/bin/busybox}"
+: "${KERNEL_ARGS=console=ttyS0 quiet}"
 if [ -z "${KERNEL_VERSION:-}" ]; then
 	KERNEL_VERSION=$(ls /lib/modules | sort -V | tail -n 1)
 fi
@@ -184,7 +188,8 @@ data() {
 # esp OUT GRUB_CFG: GRUB as the removable-media loader EFI/BOOT/BOOTX64.EFI,
 # with its prefix on the ESP (not a memdisk), so grub.cfg's
 # ${prefix}/grubenv is a file GRUB's save_env can write in place. The block
-# starts on slot a, committed.
+# is made here, at build time (the agent never creates it), on slot a,
+# committed, with the board's kernel arguments.
 esp() {
 	local out=$1 cfg=$2 work
 	work=$(mktemp -d)
@@ -193,7 +198,8 @@ esp() {
 		loadenv test echo regexp efi_gop all_video
 	cp "$cfg" "$work/grub.cfg"
 	grub-editenv "$work/grubenv" create
-	grub-editenv "$work/grubenv" set ferry_slot=a upgrade_available=0 bootcount=0 bootlimit=1
+	grub-editenv "$work/grubenv" set ferry_slot=a upgrade_available=0 bootcount=0 bootlimit=1 \
+		"ferry_kernel_args=$KERNEL_ARGS"
 	stamp "$work"
 	rm -f "$out"
 	mkfs.fat -C -n ESP -i 0b2d5e5f --invariant "$out" $((ESP_MIB * 1024)) >/dev/null
