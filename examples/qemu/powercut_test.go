@@ -35,15 +35,16 @@ var cutPoints = []cutPoint{
 // agent's last install finished or undone, and the installed record
 // naming the version that runs.
 func TestGRUBPowerCuts(t *testing.T) {
+	t.Parallel()
 	f := getFixture(t)
 	var versions []string
-	var bundles []string
+	var rs []release
 	for i := range cutPoints {
 		v := fmt.Sprintf("2.%d.0", i+1)
 		versions = append(versions, v)
-		bundles = append(bundles, f.bundle(t, v, ""))
+		rs = append(rs, release{v, ""})
 	}
-	port := f.serve(t, bundles...)
+	port := f.serve(t, f.bundlesOf(t, rs...)...)
 
 	m := newMachine(t, f)
 	m.start()

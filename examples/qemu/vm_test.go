@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -51,9 +52,18 @@ type fixture struct {
 	disk     string    // A = 1.0.0 committed, B empty
 	parts    [4]string // its partition images: ESP, A, B, data
 	vars     string    // OVMF's variable store template
+	took     time.Duration
 
 	mu      sync.Mutex
-	bundles map[string]string
+	bundles map[string]*built // by version
+	builds  chan struct{}     // bounds the bundle builds that run at once
+}
+
+// built is a bundle built once, for whichever test asks first.
+type built struct {
+	once sync.Once
+	path string
+	err  error
 }
 
 var (
@@ -108,7 +118,12 @@ func getFixture(t *testing.T) *fixture {
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		testtool.Missing(t, "/bin/busybox (Debian package busybox-static)")
 	}
-	fixOnce.Do(func() { fix, fixErr = buildFixture() })
+	fixOnce.Do(func() {
+		fix, fixErr = buildFixture()
+		if fixErr == nil {
+			t.Logf("fixture (programs, tree, disk) built in %s", fix.took.Round(time.Second))
+		}
+	})
 	if fixErr != nil {
 		t.Fatalf("build the images: %v", fixErr)
 	}
@@ -128,18 +143,44 @@ func run(dir string, env []string, name string, args ...string) error {
 }
 
 func buildFixture() (*fixture, error) {
+	start := time.Now()
 	dir, err := os.MkdirTemp("", "ferry-qemu-")
 	if err != nil {
 		return nil, err
 	}
-	f := &fixture{dir: dir, mkimage: here("mkimage.sh"), bundles: map[string]string{}}
+	f := &fixture{dir: dir, mkimage: here("mkimage.sh"), bundles: map[string]*built{}, builds: make(chan struct{}, 2)}
 	f.ferry = filepath.Join(dir, "ferry")
 	f.agent = filepath.Join(dir, "ferry-agent")
-	if err := run("../..", nil, "go", "build", "-o", f.ferry, "./cmd/ferry"); err != nil {
-		return nil, err
-	}
-	// The guest has no C library: a static agent.
-	if err := run("../..", []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64"}, "go", "build", "-o", f.agent, "./cmd/ferry-agent"); err != nil {
+	f.baseTree = filepath.Join(dir, "tree")
+	esp := filepath.Join(dir, "esp.img")
+	dataDir := filepath.Join(dir, "data")
+	data := filepath.Join(dir, "data.img")
+	empty := filepath.Join(dir, "empty.img")
+	// What does not depend on anything else is built at once: the two
+	// programs, the busybox tree, the ESP, the data partition.
+	err = parallel(
+		func() error { return run("../..", nil, "go", "build", "-o", f.ferry, "./cmd/ferry") },
+		// The guest has no C library: a static agent, without its symbol
+		// table (a smaller payload to download, check and write).
+		func() error {
+			return run("../..", []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64"}, "go", "build", "-ldflags=-s -w", "-o", f.agent, "./cmd/ferry-agent")
+		},
+		func() error { return run(dir, nil, f.mkimage, "tree", f.baseTree) },
+		func() error { return run(dir, nil, f.mkimage, "esp", esp, here("../grub/grub.cfg")) },
+		func() error {
+			if err := os.Mkdir(dataDir, 0o755); err != nil {
+				return err
+			}
+			return run(dir, nil, f.mkimage, "data", dataDir, data)
+		},
+		func() error {
+			if err := os.WriteFile(empty, nil, 0o644); err != nil {
+				return err
+			}
+			return os.Truncate(empty, 64<<20)
+		},
+	)
+	if err != nil {
 		return nil, err
 	}
 	keys := filepath.Join(dir, "keys")
@@ -158,11 +199,6 @@ func buildFixture() (*fixture, error) {
 		"--release-key", filepath.Join(keys, "release.pub"), "--out", f.trust); err != nil {
 		return nil, err
 	}
-
-	f.baseTree = filepath.Join(dir, "tree")
-	if err := run(dir, nil, f.mkimage, "tree", f.baseTree); err != nil {
-		return nil, err
-	}
 	for _, c := range []struct{ from, to string }{
 		{f.agent, "usr/bin/ferry-agent"},
 		{f.trust, "etc/ferry/root.json"},
@@ -178,32 +214,29 @@ func buildFixture() (*fixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	empty := filepath.Join(dir, "empty.img")
-	if err := os.WriteFile(empty, nil, 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.Truncate(empty, 64<<20); err != nil {
-		return nil, err
-	}
-	esp := filepath.Join(dir, "esp.img")
-	if err := run(dir, nil, f.mkimage, "esp", esp, here("../grub/grub.cfg")); err != nil {
-		return nil, err
-	}
-	dataDir := filepath.Join(dir, "data")
-	if err := os.Mkdir(dataDir, 0o755); err != nil {
-		return nil, err
-	}
-	data := filepath.Join(dir, "data.img")
-	if err := run(dir, nil, f.mkimage, "data", dataDir, data); err != nil {
-		return nil, err
-	}
 	f.disk = filepath.Join(dir, "disk.img")
 	if err := run(dir, nil, f.mkimage, "disk", f.disk, esp, a, empty, data); err != nil {
 		return nil, err
 	}
 	f.parts = [4]string{esp, a, empty, data}
 	f.vars = ovmfVars
+	f.took = time.Since(start)
 	return f, nil
+}
+
+// parallel runs the functions at once and returns their errors.
+func parallel(fns ...func() error) error {
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // here is the absolute path of a file of this package.
@@ -250,26 +283,57 @@ func (f *fixture) slotImage(version, kind string) (string, error) {
 	return img, nil
 }
 
-// bundle returns a signed bundle of release version (built once).
-func (f *fixture) bundle(t *testing.T, version, kind string) string {
+// release is a release to build a bundle of: its version and how it is
+// broken ("" for not at all).
+type release struct{ version, kind string }
+
+// bundles returns signed bundles of the releases, each built once (for
+// whichever test asks first), two at a time.
+func (f *fixture) bundlesOf(t *testing.T, rs ...release) []string {
 	t.Helper()
+	start := time.Now()
+	paths := make([]string, len(rs))
+	fns := make([]func() error, len(rs))
+	for i, r := range rs {
+		fns[i] = func() (err error) {
+			paths[i], err = f.bundle(r)
+			return err
+		}
+	}
+	if err := parallel(fns...); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d bundles ready in %s", len(rs), time.Since(start).Round(time.Second))
+	return paths
+}
+
+// bundle builds the bundle of r once.
+func (f *fixture) bundle(r release) (string, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if b, ok := f.bundles[version]; ok {
-		return b
+	b, ok := f.bundles[r.version]
+	if !ok {
+		b = &built{}
+		f.bundles[r.version] = b
 	}
-	img, err := f.slotImage(version, kind)
+	f.mu.Unlock()
+	b.once.Do(func() {
+		f.builds <- struct{}{}
+		defer func() { <-f.builds }()
+		b.path, b.err = f.buildBundle(r)
+	})
+	return b.path, b.err
+}
+
+func (f *fixture) buildBundle(r release) (string, error) {
+	img, err := f.slotImage(r.version, r.kind)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	out := filepath.Join(f.dir, bundleName+"-"+version+".ferry")
-	if err := run(f.dir, nil, f.ferry, "bundle", "create", img, "--name", bundleName,
-		"--version", version, "--device-type", deviceType, "--key", f.relKey, "--out", out); err != nil {
-		t.Fatal(err)
-	}
-	os.Remove(img)
-	f.bundles[version] = out
-	return out
+	defer os.Remove(img)
+	out := filepath.Join(f.dir, bundleName+"-"+r.version+".ferry")
+	err = run(f.dir, nil, f.ferry, "bundle", "create", img, "--name", bundleName,
+		"--version", r.version, "--device-type", deviceType, "--key", f.relKey, "--out", out)
+	return out, err
 }
 
 // copyFile copies a (sparse) disk image.
@@ -304,6 +368,10 @@ type machine struct {
 	net   bool
 	logs  string
 	boots int // QEMU processes started (power-ons)
+	// started is when the running QEMU process started; cpu sums the CPU
+	// time of the ones that ended. Both are only logged, never judged.
+	started time.Time
+	cpu     time.Duration
 
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
@@ -395,6 +463,7 @@ func (c *console) wait(re *regexp.Regexp, timeout time.Duration) ([]string, erro
 func (m *machine) start() {
 	m.t.Helper()
 	m.boots++
+	m.started = time.Now()
 	args := []string{
 		"-machine", "q35", "-m", "512", "-smp", "1",
 		"-display", "none", "-monitor", "none", "-serial", "stdio",
@@ -444,6 +513,11 @@ func (m *machine) kill() {
 	}
 	m.cmd.Process.Kill()
 	m.cmd.Wait()
+	if ps := m.cmd.ProcessState; ps != nil {
+		cpu := ps.UserTime() + ps.SystemTime()
+		m.cpu += cpu
+		m.t.Logf("power-on %d: %s, QEMU used %s of CPU", m.boots, time.Since(m.started).Round(time.Second), cpu.Round(time.Second))
+	}
 	m.cmd = nil
 }
 
@@ -471,6 +545,7 @@ func (m *machine) ready() (slot, version, bootCheck string) {
 	m.t.Helper()
 	rc := m.expect(markBootCheck + ` rc=(\d+)\r?\n`)
 	r := m.expect(markReady + ` slot=([ab]?) version=(\S*)\r?\n`)
+	m.t.Logf("up on slot %s %s, %s after power-on %d", r[1], r[2], time.Since(m.started).Round(time.Second), m.boots)
 	return r[1], r[2], rc[1]
 }
 
