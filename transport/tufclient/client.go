@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -274,12 +275,34 @@ func (v *verifier) updateSnapshot() error {
 			if m := offered.Signed.Meta["targets.json"]; m != nil {
 				e.Got = m.Version
 			}
-		case e.Kind == Malformed && strings.Contains(err.Error(), "missing info"):
-			e.Kind, e.Role, e.Have, e.Msg = Rollback, "targets", haveTargets, "the new snapshot drops targets.json"
+		case e.Kind == Malformed && v.trusted.Snapshot != nil:
+			if name, ok := droppedMeta(v.trusted.Snapshot.Signed.Meta, offered.Signed.Meta); ok {
+				e.Kind, e.Role, e.Msg = Rollback, strings.TrimSuffix(name, ".json"), "the new snapshot drops "+name
+				if name == "targets.json" {
+					e.Have = haveTargets
+				}
+			}
 		}
 		return e
 	}
 	return v.st.write(stateSnapshot, b)
+}
+
+// droppedMeta returns the first file, by name, that the trusted snapshot
+// lists and the offered one does not: go-tuf refuses such a snapshot, as a
+// rollback of that file, but only says so in its message.
+func droppedMeta(trusted, offered map[string]*metadata.MetaFiles) (string, bool) {
+	names := make([]string, 0, len(trusted))
+	for name := range trusted {
+		if offered[name] == nil {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return "", false
+	}
+	sort.Strings(names)
+	return names[0], true
 }
 
 func (v *verifier) updateTargets() error {
