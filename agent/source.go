@@ -24,7 +24,7 @@ type SourceOptions struct {
 }
 
 // OpenSource opens a bundle source: "-" for stdin, an http:// or https://
-// URL (read with Range resume, see HTTPReader), an oci://HOST/REPO:TAG or
+// URL (read with Range resume, see httpget.Reader), an oci://HOST/REPO:TAG or
 // oci://HOST/REPO@sha256:... reference to a registry or a ferry mirror
 // (pulled with transport/oci as a canonical archive stream, its blobs
 // resumed with Range), or a file path. Nothing is spooled to disk. A file
@@ -41,7 +41,7 @@ func OpenSource(ctx context.Context, src string, stdin io.Reader, opts SourceOpt
 	case strings.HasPrefix(src, "http://"), strings.HasPrefix(src, "https://"):
 		// A URL that serves a page or JSON (a mirror's or registry's
 		// address, not a bundle's) is named as such before any install.
-		h := NewHTTPReader(ctx, client, src)
+		h := httpget.NewReader(ctx, client, src)
 		return readCloser{filekind.NewReader(h, filekind.Bundle, true), h}, nil
 	case strings.HasPrefix(src, oci.Scheme):
 		return oci.Open(ctx, src, oci.Options{Client: client, PlainHTTP: opts.PlainHTTP, UserAgent: "ferry-agent"})
@@ -67,12 +67,4 @@ type readCloser struct {
 // configuration's [source] settings.
 func (a *Agent) OpenSource(ctx context.Context, src string, stdin io.Reader) (io.ReadCloser, error) {
 	return OpenSource(ctx, src, stdin, SourceOptions{PlainHTTP: a.cfg.Source.PlainHTTP, Client: a.httpClient(nil)})
-}
-
-// HTTPReader streams a URL with Range resume: see httpget.Reader.
-type HTTPReader = httpget.Reader
-
-// NewHTTPReader returns a reader of url with 8 retries from 500 ms.
-func NewHTTPReader(ctx context.Context, client *http.Client, url string) *HTTPReader {
-	return httpget.NewReader(ctx, client, url)
 }

@@ -1,9 +1,3 @@
-// Package httpget makes the HTTP client every network call of the device
-// goes through: each stage of a request has its own timeout (connect, TLS
-// handshake, response header), and a response body that makes no progress
-// for IdleTimeout ends in an error. There is deliberately no limit on a
-// whole transfer: a large bundle over a slow but moving link must finish.
-// The caller's context still ends a request at any stage.
 package httpget
 
 import (

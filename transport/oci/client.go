@@ -9,7 +9,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -75,8 +74,9 @@ type Options struct {
 	// Credentials returns the credential for a registry host, or ok false
 	// for none. It is asked only when the registry demands authentication.
 	Credentials func(host string) (cred Credential, ok bool)
-	// Retries is how many times a blob download that breaks off is resumed
-	// with a Range request; 0 means 5, negative means never.
+	// Retries is how many attempts in a row to resume a blob download
+	// with a Range request may deliver nothing (httpget.Reader's policy);
+	// 0 means 5, negative means never.
 	Retries int
 	// UserAgent, if set, is sent with every request.
 	UserAgent string
@@ -268,6 +268,9 @@ func (r *Repository) Blob(ctx context.Context, d ocispec.Descriptor) (io.ReadClo
 }
 
 // BlobAt is Blob starting at byte offset off, to continue a download.
+// It reads through httpget.Reader (one resume policy for the device): a
+// drop is resumed with a Range request Options.Retries times without
+// progress, waiting from 100 ms doubling to 2 s.
 func (r *Repository) BlobAt(ctx context.Context, d ocispec.Descriptor, off int64) (io.ReadCloser, error) {
 	if err := d.Digest.Validate(); err != nil {
 		return nil, fmt.Errorf("blob %q: %w", d.Digest, err)
@@ -275,106 +278,17 @@ func (r *Repository) BlobAt(ctx context.Context, d ocispec.Descriptor, off int64
 	if off < 0 || (d.Size >= 0 && off > d.Size) {
 		return nil, fmt.Errorf("blob %s: offset %d outside 0..%d", d.Digest, off, d.Size)
 	}
-	b := &blobReader{ctx: ctx, r: r, d: d, pos: off, left: r.opts.Retries}
-	if err := b.open(); err != nil {
-		return nil, err
+	h := httpget.NewReader(ctx, r.opts.Client, r.url("/blobs/"+d.Digest.String()))
+	h.Retries, h.Backoff, h.MaxBackoff = max(r.opts.Retries, 0), 100*time.Millisecond, 2*time.Second
+	h.Offset, h.Size = off, d.Size
+	h.Do = func(req *http.Request) (*http.Response, error) {
+		return r.do(req.Context(), req.Method, req.URL.String(), req.Header)
 	}
-	return b, nil
-}
-
-type blobReader struct {
-	ctx  context.Context
-	r    *Repository
-	d    ocispec.Descriptor
-	pos  int64
-	body io.ReadCloser
-	left int // resumes left
-}
-
-func (b *blobReader) open() error {
-	hdr := http.Header{}
-	if b.pos > 0 {
-		hdr.Set("Range", "bytes="+strconv.FormatInt(b.pos, 10)+"-")
+	h.ResponseError = responseError
+	if err := h.Open(); err != nil {
+		return nil, fmt.Errorf("blob %s: %w", d.Digest, err)
 	}
-	resp, err := b.r.do(b.ctx, http.MethodGet, b.r.url("/blobs/"+b.d.Digest.String()), hdr)
-	if err != nil {
-		return err
-	}
-	switch {
-	case resp.StatusCode == http.StatusPartialContent && b.pos > 0:
-		start, _, _, err := httpget.ParseContentRange(resp.Header.Get("Content-Range"))
-		if err != nil || start != b.pos {
-			drain(resp)
-			return fmt.Errorf("blob %s: asked for bytes from %d, got Content-Range %q", b.d.Digest, b.pos, resp.Header.Get("Content-Range"))
-		}
-	case resp.StatusCode == http.StatusOK:
-		// The whole blob: skip what we already have.
-		if b.pos > 0 {
-			if _, err := io.CopyN(io.Discard, resp.Body, b.pos); err != nil {
-				drain(resp)
-				return fmt.Errorf("blob %s: skipping to %d: %w", b.d.Digest, b.pos, err)
-			}
-		}
-	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && b.pos == b.d.Size:
-		drain(resp)
-		b.body = io.NopCloser(strings.NewReader(""))
-		return nil
-	default:
-		defer drain(resp)
-		return fmt.Errorf("blob %s: %w", b.d.Digest, responseError(resp))
-	}
-	b.body = resp.Body
-	return nil
-}
-
-func (b *blobReader) Read(p []byte) (int, error) {
-	if b.body == nil {
-		return 0, errors.New("blob reader is closed")
-	}
-	for {
-		n, err := b.body.Read(p)
-		b.pos += int64(n)
-		if err == io.EOF && b.pos < b.d.Size {
-			err = io.ErrUnexpectedEOF // the server ended early: resume
-		}
-		if err == nil || err == io.EOF {
-			return n, err
-		}
-		if b.left <= 0 || b.ctx.Err() != nil {
-			return n, fmt.Errorf("blob %s at byte %d: %w", b.d.Digest, b.pos, err)
-		}
-		if rerr := b.resume(); rerr != nil {
-			return n, fmt.Errorf("blob %s at byte %d: %w (resume failed: %v)", b.d.Digest, b.pos, err, rerr)
-		}
-		if n > 0 {
-			return n, nil
-		}
-	}
-}
-
-// resume reopens the blob at the current position, after a pause that
-// grows with each resume (httpget.Backoff from 100ms, capped at 2s).
-func (b *blobReader) resume() error {
-	used := b.r.opts.Retries - b.left
-	b.left--
-	b.body.Close()
-	b.body = nil
-	pause := httpget.Backoff(100*time.Millisecond, 2*time.Second, used+1)
-	select {
-	case <-time.After(pause):
-	case <-b.ctx.Done():
-		return b.ctx.Err()
-	}
-	return b.open()
-}
-
-func (b *blobReader) Close() error {
-	if b.body == nil {
-		return nil
-	}
-	err := b.body.Close()
-	b.body = nil
-	return err
+	return h, nil
 }
 
 // Tags lists the repository's tags, following the registry's pagination.
