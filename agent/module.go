@@ -194,56 +194,42 @@ func yesNo(b bool) string {
 // rebootModules runs ArtifactReboot for the modules that answered "Yes"
 // to NeedsArtifactReboot: they reboot the device themselves.
 func (a *Agent) rebootModules(ctx context.Context, j *Journal) error {
-	for i := range j.Modules {
-		m := &j.Modules[i]
-		if m.Reboot != "Yes" {
-			continue
-		}
-		s, done, err := a.session(m)
-		if err != nil || done {
-			return err
-		}
-		if err := s.Run(ctx, module.ArtifactReboot); err != nil {
-			return err
-		}
-	}
-	return nil
+	return a.runModules(ctx, j, module.ArtifactReboot, func(m *ModuleRun) bool { return m.Reboot == "Yes" })
 }
 
 // verifyModules runs ArtifactVerifyReboot, after the reboot, for the
 // modules that needed one.
 func (a *Agent) verifyModules(ctx context.Context, j *Journal) error {
+	return a.runModules(ctx, j, module.ArtifactVerifyReboot, (*ModuleRun).needsReboot)
+}
+
+// commitModules runs ArtifactCommit for every module payload. Modules
+// must accept it twice (a power cut may repeat it).
+func (a *Agent) commitModules(ctx context.Context, j *Journal) error {
+	if err := a.runModules(ctx, j, module.ArtifactCommit, nil); err != nil {
+		return err
+	}
+	if len(j.Modules) > 0 {
+		a.reached("module-committed")
+	}
+	return nil
+}
+
+// runModules runs state for the module payloads of j that want selects
+// (nil: all of them), in order, stopping at the first that fails.
+func (a *Agent) runModules(ctx context.Context, j *Journal, state string, want func(*ModuleRun) bool) error {
 	for i := range j.Modules {
 		m := &j.Modules[i]
-		if !m.needsReboot() {
+		if want != nil && !want(m) {
 			continue
 		}
 		s, done, err := a.session(m)
 		if err != nil || done {
 			return err
 		}
-		if err := s.Run(ctx, module.ArtifactVerifyReboot); err != nil {
+		if err := s.Run(ctx, state); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// commitModules runs ArtifactCommit for every module payload. Modules
-// must accept it twice (a power cut may repeat it).
-func (a *Agent) commitModules(ctx context.Context, j *Journal) error {
-	for i := range j.Modules {
-		m := &j.Modules[i]
-		s, done, err := a.session(m)
-		if err != nil || done {
-			return err
-		}
-		if err := s.Run(ctx, module.ArtifactCommit); err != nil {
-			return err
-		}
-	}
-	if len(j.Modules) > 0 {
-		a.reached("module-committed")
 	}
 	return nil
 }

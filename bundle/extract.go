@@ -125,7 +125,12 @@ func extractFileTo(p *PayloadReader, path string) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(f, p)
+	return copySync(f, p)
+}
+
+// copySync copies r into the new file f, syncs it to disk and closes it.
+func copySync(f *os.File, r io.Reader) error {
+	_, err := io.Copy(f, r)
 	if err == nil {
 		err = f.Sync()
 	}

@@ -180,14 +180,7 @@ func (x *extractor) entry(tr *tar.Reader, hdr *tar.Header, name string) error {
 		if err != nil {
 			return err
 		}
-		_, err = io.Copy(f, tr)
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		if err := copySync(f, tr); err != nil {
 			return err
 		}
 	case tar.TypeSymlink:
