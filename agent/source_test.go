@@ -5,10 +5,8 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ferry-update/ferry/internal/testutil"
-	"github.com/ferry-update/ferry/transport/httpget"
 )
 
 // An install streams from a server that drops the connection mid-payload
@@ -24,7 +22,6 @@ func TestInstallOverFlakyHTTP(t *testing.T) {
 			return err
 		}
 		defer src.Close()
-		src.(readCloser).Closer.(*httpget.Reader).Backoff = time.Millisecond
 		_, err = a.Install(context.Background(), src, srv.URL)
 		return err
 	})

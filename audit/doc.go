@@ -15,10 +15,11 @@
 // Signatures that do not count (unknown or revoked keys, bad signatures)
 // beside enough that do are warnings, not failures.
 //
-// Package audit moves and judges nothing itself: sources stream bundles
-// through package mirror (registries, the mirror store and its server,
-// transport/oci, tufclient) or package media (a stick image) and judging is
-// package verify's. A Source is one method, so another place that holds
+// Package audit moves and judges nothing itself: bundle files, registries
+// and sticks (mounted, or images through media.Images) are read through
+// transport.Open; mirrors through their own server and transport/oci,
+// with their TUF metadata checked by tufclient as a device checks it; and
+// judging is package verify's. A Source is one method, so another place that holds
 // bundles is one small adapter.
 //
 //	src, err := audit.Open("oci://registry.example.com/gateway", audit.SourceOptions{})

@@ -5,24 +5,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-update/ferry/media"
 	"github.com/ferry-update/ferry/registry"
+	"github.com/ferry-update/ferry/transport"
 	"github.com/ferry-update/ferry/transport/oci"
-	"github.com/ferry-update/ferry/transport/stick"
-	"github.com/ferry-update/ferry/transport/wire"
 )
 
 // Kinds of target.
@@ -97,177 +88,71 @@ type SourceOptions struct {
 //   - a directory: a mirror directory ('ferry mirror init'), or a mounted
 //     stick (a directory holding ferry/, or that ferry/ directory);
 //   - a stick image or block device (media.IsDiskImage): the bundles in
-//     its /ferry/ layout (media.OpenImage);
+//     its /ferry/ layout (media.Images);
 //   - a file: one bundle.
+//
+// Mirrors are audited with their TUF metadata, as devices read them;
+// everything else is read through transport.Open.
 func Open(target string, o SourceOptions) (Source, error) {
-	switch {
-	case strings.HasPrefix(target, oci.Scheme):
-		ref, err := oci.ParseReference(target)
-		if err != nil {
-			return nil, err
-		}
-		return &registrySource{target: target, ref: ref, o: o.Registry}, nil
-	case strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://"):
+	if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
 		return &mirrorURLSource{target: target, o: o}, nil
 	}
-	st, err := os.Stat(target)
+	topts := transport.Options{
+		Repository: func(ctx context.Context, ref oci.Reference) (*oci.Repository, error) {
+			return registry.Repository(ctx, ref, o.Registry)
+		},
+		Images: media.Images{},
+	}
+	kind, err := transport.Classify(target, topts)
 	if err != nil {
 		return nil, err
 	}
-	if st.IsDir() {
-		kind, dir := KindMirror, target
-		if _, err := os.Stat(filepath.Join(target, wire.StickDir, "oci-layout")); err == nil {
-			kind, dir = KindStick, filepath.Join(target, "ferry")
-		} else if filepath.Base(filepath.Clean(target)) == "ferry" {
-			if _, err := os.Stat(filepath.Join(target, wire.TUFDir)); err != nil {
-				kind = KindStick
-			}
+	switch kind {
+	case transport.KindMirror, transport.KindDir:
+		return &mirrorDirSource{target: target, dir: target, kind: KindMirror, o: o}, nil
+	case transport.KindRegistry:
+		if _, err := oci.ParseReference(target); err != nil {
+			return nil, err
 		}
-		return &mirrorDirSource{target: target, dir: dir, kind: kind, o: o}, nil
 	}
-	if media.IsDiskImage(target) {
-		return imageSource(target), nil
-	}
-	return fileSource(target), nil
+	return &transportSource{target: target, kind: kind, o: topts}, nil
 }
 
-// imageSource is a stick image or block device, read with package media.
-type imageSource string
+// kinds names transport's kinds of source in reports.
+var kinds = map[transport.Kind]string{
+	transport.KindFile:     KindFile,
+	transport.KindRegistry: KindRegistry,
+	transport.KindStick:    KindStick,
+	transport.KindImage:    KindStick,
+}
 
-func (s imageSource) List(context.Context) (*Listing, error) {
-	target := string(s)
-	m, err := media.OpenImage(target)
+// transportSource is a bundle file, a registry, a stick or a stick image,
+// read through transport.Open.
+type transportSource struct {
+	target string
+	kind   transport.Kind
+	o      transport.Options
+}
+
+func (s *transportSource) List(ctx context.Context) (*Listing, error) {
+	src, err := transport.Open(ctx, s.target, s.o)
 	if err != nil {
-		return nil, fmt.Errorf("audit %s: %w", target, err)
+		return nil, fmt.Errorf("audit %s: %w", s.target, err)
 	}
-	bs, err := m.Bundles()
+	es, err := src.List(ctx)
 	if err != nil {
-		m.Close()
-		return nil, fmt.Errorf("audit %s: %w", target, err)
+		src.Close()
+		return nil, fmt.Errorf("audit %s: %w", s.target, err)
 	}
-	l := &Listing{Target: target, Kind: KindStick, Close: m.Close}
-	for _, b := range bs {
+	l := &Listing{Target: s.target, Kind: kinds[s.kind], Close: src.Close}
+	if s.kind == transport.KindStick {
+		l.Mirror = &MirrorMetadata{} // a layout without TUF metadata
+	}
+	for _, e := range es {
 		l.Items = append(l.Items, Item{
-			Ref:  target + ":" + stick.Dir + "/" + b.Name + ":" + b.Version,
-			Name: b.Name, Version: b.Version, Err: b.Err,
-			Open: func(context.Context) (io.ReadCloser, error) { return m.Open(b) },
+			Ref: e.Ref, Name: e.Name, Version: e.Version, Err: e.Err,
+			Open: func(ctx context.Context) (io.ReadCloser, error) { return src.Open(ctx, e) },
 		})
 	}
 	return l, nil
-}
-
-// fileSource is one bundle file.
-type fileSource string
-
-func (f fileSource) List(context.Context) (*Listing, error) {
-	path := string(f)
-	return &Listing{Target: path, Kind: KindFile, Items: []Item{{
-		Ref:  path,
-		Open: func(context.Context) (io.ReadCloser, error) { return os.Open(path) },
-	}}}, nil
-}
-
-// registrySource is a registry repository, or one tag of it.
-type registrySource struct {
-	target string
-	ref    oci.Reference
-	o      registry.Options
-}
-
-// referrerTagRE matches tags that carry metadata about a digest (cosign's
-// .sig/.att/.sbom, the referrers fallback tags), never bundles.
-var referrerTagRE = regexp.MustCompile(`^sha256-[0-9a-f]{64}(\.[a-z]+)?$`)
-
-func (s *registrySource) List(ctx context.Context) (*Listing, error) {
-	l := &Listing{Target: s.target, Kind: KindRegistry}
-	var refs []string
-	if s.ref.Identifier() != "" {
-		refs = []string{s.ref.String()}
-	} else {
-		tags, err := s.tags(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("audit %s: list tags: %w", s.target, err)
-		}
-		sort.Strings(tags)
-		for _, t := range tags {
-			if referrerTagRE.MatchString(t) {
-				continue
-			}
-			r := s.ref
-			r.Tag = t
-			refs = append(refs, r.String())
-		}
-	}
-	for _, ref := range refs {
-		l.Items = append(l.Items, Item{Ref: ref, Open: func(ctx context.Context) (io.ReadCloser, error) {
-			return pullStream(ctx, ref, s.o)
-		}})
-	}
-	return l, nil
-}
-
-func (s *registrySource) tags(ctx context.Context) ([]string, error) {
-	var nopts []name.Option
-	if s.o.PlainHTTP {
-		nopts = append(nopts, name.Insecure)
-	}
-	repo, err := name.NewRepository(s.ref.Host+"/"+s.ref.Repository, nopts...)
-	if err != nil {
-		return nil, err
-	}
-	kc := s.o.Keychain
-	if kc == nil {
-		kc = authn.DefaultKeychain
-	}
-	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
-	if s.o.Transport != nil {
-		ropts = append(ropts, remote.WithTransport(s.o.Transport))
-	}
-	return remote.List(repo, ropts...)
-}
-
-// pullStream streams the bundle ref names through registry.Pull. It returns
-// once the first byte is ready, so that a reference that is no bundle (an
-// *oci.NotBundleError) is Open's error rather than the stream's.
-func pullStream(ctx context.Context, ref string, o registry.Options) (io.ReadCloser, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	pr, pw := io.Pipe()
-	started := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := registry.Pull(ctx, ref, &firstWrite{w: pw, started: started}, o)
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	select {
-	case <-started:
-	case err := <-done:
-		if err != nil {
-			cancel()
-			return nil, err
-		}
-	}
-	return &cancelReader{PipeReader: pr, cancel: cancel}, nil
-}
-
-// firstWrite closes started before its first write goes through.
-type firstWrite struct {
-	w       io.Writer
-	once    sync.Once
-	started chan struct{}
-}
-
-func (f *firstWrite) Write(b []byte) (int, error) {
-	f.once.Do(func() { close(f.started) })
-	return f.w.Write(b)
-}
-
-type cancelReader struct {
-	*io.PipeReader
-	cancel context.CancelFunc
-}
-
-func (c *cancelReader) Close() error {
-	c.cancel()
-	return c.PipeReader.Close()
 }

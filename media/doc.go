@@ -20,6 +20,8 @@
 // check a partition table and FAT before go-diskfs reads them, so a
 // damaged or hostile image is an error, never a hang or a panic.
 // OpenImage reads the layout inside an image as transport/stick reads a
-// mounted stick; SyncInto adds a stick's bundles to a mirror store, and
-// IngestReports records its reports as the devices' check-ins.
+// mounted stick. Images hands an image's FAT filesystem to transport.Open
+// as an fs.FS, so mirror sync and audit read a stick image as they read
+// any other place bundles live; IngestReports records its reports as the
+// devices' check-ins.
 package media

@@ -3,9 +3,11 @@ package media
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 
+	"github.com/ferry-update/ferry/transport"
 	"github.com/ferry-update/ferry/transport/stick"
 )
 
@@ -70,6 +72,27 @@ func (m *image) reports() ([]ReportRow, error) {
 		return nil, err
 	}
 	return reportRows(rs), nil
+}
+
+// Images reads stick images and block devices for transport.Open (and so
+// for mirror sync and audit): the image's FAT filesystem, found and
+// checked as OpenImage does, as an fs.FS in which package stick reads the
+// layout. It is how a host-only source plugs into the device's transport.
+type Images struct{}
+
+var _ transport.Images = Images{}
+
+// IsImage is IsDiskImage.
+func (Images) IsImage(path string) bool { return IsDiskImage(path) }
+
+// OpenImage opens the image at path read-only and returns its filesystem,
+// rooted at the directory that holds ferry/.
+func (Images) OpenImage(path string) (fs.FS, io.Closer, error) {
+	img, err := openImage(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return img.sub(""), img.f, nil
 }
 
 // IsDiskImage reports whether p is a block device or a disk image rather

@@ -65,12 +65,16 @@ func TestOpenImage(t *testing.T) {
 	}
 }
 
-// TestSyncInto: every bundle of a stick lands in the mirror, and the
-// mirror serves it whole and verified; a second sync moves nothing.
-func TestSyncInto(t *testing.T) {
+// TestSyncFromImage: through Images, mirror sync reads a stick image:
+// every bundle of the stick lands in the mirror, and the mirror serves it
+// whole and verified; a second sync moves nothing.
+func TestSyncFromImage(t *testing.T) {
 	img, _, key := buildTestImage(t)
 	st := newStore(t)
-	res, err := SyncInto(t.Context(), st, img)
+	sync := func(from string) (*mirror.SyncResult, error) {
+		return st.Sync(t.Context(), from, mirror.SyncOptions{Images: Images{}})
+	}
+	res, err := sync(img)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,15 +98,18 @@ func TestSyncInto(t *testing.T) {
 			t.Errorf("%s:%s from the mirror: %v", e.Repository, e.Tag, err)
 		}
 	}
-	res, err = SyncInto(t.Context(), st, img)
+	res, err = sync(img)
 	if err != nil || len(res.Bundles) != 2 || res.Bundles[0].New || res.Bundles[0].BlobsAdded != 0 {
 		t.Fatalf("second sync: %v %+v", err, res)
 	}
-	if left, _ := filepath.Glob(filepath.Join(st.Dir(), ".stick-*")); len(left) != 0 {
-		t.Errorf("temporary files left: %v", left)
+	if left, _ := filepath.Glob(filepath.Join(st.Dir(), "tmp", "*")); len(left) != 0 {
+		t.Errorf("partial files left: %v", left)
 	}
-	if _, err := SyncInto(t.Context(), st, filepath.Join(t.TempDir(), "none.img")); err == nil {
+	if _, err := sync(filepath.Join(t.TempDir(), "none.img")); err == nil {
 		t.Error("synced from a missing image")
+	}
+	if _, err := st.Sync(t.Context(), img, mirror.SyncOptions{}); err == nil {
+		t.Error("synced from an image without Images")
 	}
 }
 

@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/verifyio"
 	"github.com/ferry-update/ferry/registry"
+	"github.com/ferry-update/ferry/transport"
 	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/transport/wire"
 	"github.com/ferry-update/ferry/tufrepo"
@@ -363,37 +365,23 @@ func (s *Store) Batch(fn func(add func(bundlePath string) (*AddResult, error)) e
 // addFile is Add without publishing the TUF metadata (Sync publishes once
 // at the end).
 func (s *Store) addFile(bundlePath string) (*AddResult, error) {
-	res, err := s.add(bundlePath)
+	src := transport.File(bundlePath)
+	defer src.Close()
+	e, err := transport.Only(context.Background(), src, bundlePath)
 	if err != nil {
-		return nil, fmt.Errorf("mirror add %s: %w", bundlePath, err)
+		return nil, err
 	}
-	return res, nil
+	return s.addEntry(context.Background(), src, e)
 }
 
-func (s *Store) add(bundlePath string) (*AddResult, error) {
-	a, err := bundle.OpenArchive(bundlePath)
+// addEntry adds the bundle file that is entry e of src (a file or
+// directory source), naming the file in its error.
+func (s *Store) addEntry(ctx context.Context, src transport.Source, e transport.Entry) (*AddResult, error) {
+	res, err := s.ingestFrom(ctx, src, e)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mirror add %s: %w", e.Ref, err)
 	}
-	defer a.Close()
-	h := &oci.Head{Digest: a.ManifestDigest(), Manifest: a.RawManifest(), Config: a.RawConfig(), Signatures: a.Signatures()}
-	m := a.Manifest()
-	h.Parsed = &m
-	unlock, err := s.lock()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	return s.ingest(h, func(l ocispec.Descriptor, off int64) (io.ReadCloser, error) {
-		r, _, err := a.Blob(l.Digest)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := io.CopyN(io.Discard, r, off); err != nil {
-			return nil, err
-		}
-		return io.NopCloser(r), nil
-	})
+	return res, nil
 }
 
 // ingest stores a bundle whose head has been fetched: blobs first, then

@@ -1,21 +1,19 @@
 package mirror
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"regexp"
-	"sort"
-	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/registry"
+	"github.com/ferry-update/ferry/transport"
 	"github.com/ferry-update/ferry/transport/oci"
 )
 
@@ -70,16 +68,22 @@ type Skipped struct {
 // SyncOptions configure Sync.
 type SyncOptions struct {
 	Registry registry.Options
+	// Images reads stick images and block devices (package media
+	// provides it); nil means a sync from an image fails.
+	Images transport.Images
 }
 
-// Sync brings the store up to date with from:
+// Sync brings the store up to date with from, any place transport.Open
+// reads but a stream:
 //
 //   - oci://HOST/REPO: every tag of the repository that is a ferry bundle
 //     (oci://HOST/REPO:TAG: just that one), with its cosign signatures;
 //   - a bundle file;
-//   - a directory: every bundle file in it and below; when it is another
-//     mirror directory, also its trust roots (roots/N.root.json), oldest
-//     first, each added by AddRoot's chain rule.
+//   - a directory of bundle files: every bundle file in it and below;
+//   - a layout: another mirror directory (then also its trust roots,
+//     roots/N.root.json, oldest first, each added by AddRoot's chain
+//     rule), a mounted stick or its ferry/ directory;
+//   - a stick image or block device, with o.Images.
 //
 // Only blobs the store lacks move. Each is written to tmp/ and renamed into
 // place after its digest is checked, so a killed sync never leaves a
@@ -101,15 +105,30 @@ func (s *Store) Sync(ctx context.Context, from string, o SyncOptions) (*SyncResu
 
 func (s *Store) sync(ctx context.Context, from string, o SyncOptions) (*SyncResult, error) {
 	res := &SyncResult{From: from, Bundles: []*AddResult{}, Skipped: []Skipped{}, Failed: []Skipped{}}
-	if strings.HasPrefix(from, oci.Scheme) {
-		return res, s.syncRegistry(ctx, from, o.Registry, res)
+	topts := transport.Options{
+		Repository: func(ctx context.Context, ref oci.Reference) (*oci.Repository, error) {
+			return registry.Repository(ctx, ref, o.Registry)
+		},
+		Images: o.Images,
 	}
-	st, err := os.Stat(from)
+	kind, err := transport.Classify(from, topts)
 	if err != nil {
 		return res, err
 	}
-	if !st.IsDir() {
-		r, err := s.addFile(from)
+	if kind == transport.KindStdin || kind == transport.KindURL {
+		return res, fmt.Errorf("a mirror syncs from a registry (oci://), a directory, a stick or a bundle file")
+	}
+	src, err := transport.Open(ctx, from, topts)
+	if err != nil {
+		return res, err
+	}
+	defer src.Close()
+	if kind == transport.KindFile {
+		e, err := transport.Only(ctx, src, from)
+		if err != nil {
+			return res, err
+		}
+		r, err := s.addEntry(ctx, src, e)
 		if err != nil {
 			return res, err
 		}
@@ -117,48 +136,81 @@ func (s *Store) sync(ctx context.Context, from string, o SyncOptions) (*SyncResu
 		return res, nil
 	}
 	var first error
-	_, err = Open(from)
-	isMirror := err == nil
-	if isMirror {
+	if _, err := Open(from); err == nil {
 		if first, err = s.syncRoots(ctx, from, res); err != nil {
 			return res, err
 		}
 	}
-	var files []string
-	err = filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if isMirror && d.IsDir() && p == filepath.Join(from, rootsDir) {
-			return filepath.SkipDir // syncRoots took them
-		}
-		if d.Type().IsRegular() {
-			files = append(files, p)
-		}
-		return ctx.Err()
-	})
+	entries, err := src.List(ctx)
 	if err != nil {
 		return res, err
 	}
-	for _, p := range files {
-		r, err := s.addFile(p)
-		var be *bundle.Error
-		if errors.As(err, &be) && isNotBundle(be) {
-			res.Skipped = append(res.Skipped, Skipped{Source: p, Reason: "not a ferry bundle"})
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		where := e.Ref
+		if kind == transport.KindRegistry {
+			where = e.Tag()
+		}
+		var r *AddResult
+		if kind == transport.KindDir {
+			r, err = s.addEntry(ctx, src, e)
+		} else {
+			r, err = s.ingestFrom(ctx, src, e)
+		}
+		if skip, ok := notBundle(err); ok {
+			res.Skipped = append(res.Skipped, Skipped{Source: where, Reason: skip})
 			continue
 		}
 		if err != nil {
-			if cerr := res.fail(ctx, p, err); cerr != nil {
+			if kind == transport.KindRegistry {
+				err = fmt.Errorf("tag %s: %w", where, err)
+			}
+			if cerr := res.fail(ctx, where, err); cerr != nil {
 				return res, cerr
 			}
-			if first == nil {
-				first = err
-			}
+			first = cmp.Or(first, err)
 			continue
 		}
 		res.Bundles = append(res.Bundles, r)
 	}
 	return res, res.err(first)
+}
+
+// ingestFrom adds entry e of src to the store: its head, then the blobs
+// the store lacks, each resumed from a partial file left by an earlier run.
+func (s *Store) ingestFrom(ctx context.Context, src transport.Source, e transport.Entry) (*AddResult, error) {
+	if e.Err != nil {
+		return nil, e.Err
+	}
+	h, err := src.Head(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return s.ingest(h, func(l ocispec.Descriptor, off int64) (io.ReadCloser, error) {
+		return src.OpenBlob(ctx, l, off)
+	})
+}
+
+// notBundle says why err is about something that is no bundle at all: a
+// file whose first member is not the layout, a tag of a container image.
+// A bundle that is damaged must not be skipped silently.
+func notBundle(err error) (string, bool) {
+	var be *bundle.Error
+	if errors.As(err, &be) && be.What == "layout" && be.Offset <= 0 {
+		return "not a ferry bundle", true
+	}
+	var nb *oci.NotBundleError
+	if errors.As(err, &nb) {
+		return nb.Error(), true
+	}
+	return "", false
 }
 
 // syncRoots adds the trust roots of the mirror directory from, oldest
@@ -195,71 +247,4 @@ func (s *Store) syncRoots(ctx context.Context, from string, res *SyncResult) (fi
 		res.Roots = append(res.Roots, r)
 	}
 	return first, nil
-}
-
-// isNotBundle tells a file that is no bundle at all (wrong first member)
-// from a bundle that is damaged, which must not be skipped silently.
-func isNotBundle(e *bundle.Error) bool {
-	return e.What == "layout" && e.Offset <= 0
-}
-
-// referrerTagRE matches tags that carry metadata about a digest (cosign's
-// .sig/.att/.sbom and the referrers fallback tags), never bundles.
-var referrerTagRE = regexp.MustCompile(`^sha256-[0-9a-f]{64}(\.[a-z]+)?$`)
-
-func (s *Store) syncRegistry(ctx context.Context, from string, o registry.Options, res *SyncResult) error {
-	ref, err := oci.ParseReference(from)
-	if err != nil {
-		return err
-	}
-	client, err := registry.Repository(ctx, ref, o)
-	if err != nil {
-		return err
-	}
-	var tags []string
-	if id := ref.Identifier(); id != "" {
-		tags = []string{id}
-	} else if tags, err = client.Tags(ctx); err != nil {
-		return fmt.Errorf("list tags: %w", err)
-	}
-	sort.Strings(tags)
-	var first error
-	for _, tag := range tags {
-		if referrerTagRE.MatchString(tag) {
-			continue
-		}
-		h, err := oci.FetchHead(ctx, client, tag)
-		var nb *oci.NotBundleError
-		if errors.As(err, &nb) {
-			res.Skipped = append(res.Skipped, Skipped{Source: tag, Reason: nb.Error()})
-			continue
-		}
-		if err == nil {
-			var r *AddResult
-			r, err = s.ingestLocked(h, func(l ocispec.Descriptor, off int64) (io.ReadCloser, error) {
-				return client.BlobAt(ctx, l, off)
-			})
-			if err == nil {
-				res.Bundles = append(res.Bundles, r)
-				continue
-			}
-		}
-		err = fmt.Errorf("tag %s: %w", tag, err)
-		if cerr := res.fail(ctx, tag, err); cerr != nil {
-			return cerr
-		}
-		if first == nil {
-			first = err
-		}
-	}
-	return res.err(first)
-}
-
-func (s *Store) ingestLocked(h *oci.Head, layer func(l ocispec.Descriptor, off int64) (io.ReadCloser, error)) (*AddResult, error) {
-	unlock, err := s.lock()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	return s.ingest(h, layer)
 }

@@ -252,8 +252,9 @@ func newMirrorSyncCommand(s *streams) *cobra.Command {
   oci://HOST/REPO       every tag of the repository that is a ferry bundle
   oci://HOST/REPO:TAG   that bundle
   FILE                  a bundle file
-  DIR                   every bundle file in DIR and below; from another mirror
-                        directory also its trust roots (roots/N.root.json)
+  DIR                   every bundle file in DIR and below
+  MIRROR|STICK DIR      the bundles of another mirror directory (and its trust
+                        roots, roots/N.root.json) or of a mounted stick
   IMAGE|DEVICE          every bundle on a stick ('ferry media build')
 Only missing blobs move. A sync that is interrupted leaves no half-written
 blob in the mirror, and the next sync continues where it stopped.`,
@@ -280,12 +281,7 @@ func runMirrorSync(ctx context.Context, s *streams, o mirrorSyncOptions, dir str
 	if err != nil {
 		return err
 	}
-	var res *mirror.SyncResult
-	if media.IsDiskImage(o.from) {
-		res, err = media.SyncInto(ctx, st, o.from)
-	} else {
-		res, err = st.Sync(ctx, o.from, mirror.SyncOptions{Registry: o.reg.options()})
-	}
+	res, err := st.Sync(ctx, o.from, mirror.SyncOptions{Registry: o.reg.options(), Images: media.Images{}})
 	if o.asJSON && res != nil {
 		if jerr := writeJSON(s.out, res); jerr != nil && err == nil {
 			err = jerr

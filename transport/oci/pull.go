@@ -208,16 +208,23 @@ func Open(ctx context.Context, ref string, opts Options) (io.ReadCloser, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", ref, err)
 	}
+	return h.Stream(ctx, repo, ref), nil
+}
+
+// Stream returns the bundle as a stream of its canonical archive, its
+// payloads read from src as the reader asks (Assemble in the background);
+// ref names it in errors. Close stops the download.
+func (h *Head) Stream(ctx context.Context, src Source, ref string) io.ReadCloser {
 	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
 	go func() {
-		err := h.Assemble(ctx, repo, pw)
+		err := h.Assemble(ctx, src, pw)
 		if err != nil {
 			err = fmt.Errorf("pull %s: %w", ref, err)
 		}
 		pw.CloseWithError(err)
 	}()
-	return &pipeReader{PipeReader: pr, cancel: cancel}, nil
+	return &pipeReader{PipeReader: pr, cancel: cancel}
 }
 
 type pipeReader struct {

@@ -295,6 +295,38 @@ func (r *blobReader) Read(p []byte) (int, error) {
 
 func (r *blobReader) Close() error { return r.f.Close() }
 
+// Parts returns what the layout holds of bundle b, as listed by Bundles:
+// its manifest and config exactly as stored (both checked against their
+// digests) and its layers, whose blobs OpenBlob reads.
+func (b Bundle) Parts() (manifest, config []byte, layers []ocispec.Descriptor) {
+	return b.manifest, b.config, b.layers
+}
+
+// OpenBlob opens the blob d from byte off, unchecked: the caller checks
+// it against its digest. It reads as Open does (errors name the file and
+// a stick that was pulled out).
+func (l *Layout) OpenBlob(d digest.Digest, off int64) (io.ReadCloser, error) {
+	p, err := blobPath(d)
+	if err != nil {
+		return nil, err
+	}
+	f, err := l.fsys.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", l.name, err)
+	}
+	r := &blobReader{f: f, name: p}
+	if s, ok := f.(io.Seeker); ok {
+		_, err = s.Seek(off, io.SeekStart)
+	} else {
+		_, err = io.CopyN(io.Discard, r, off)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %s at byte %d: %w", l.name, p, off, err)
+	}
+	return r, nil
+}
+
 // TrustFiles lists the files in the layout's trust/ directory (trust
 // material given to `ferry media build --trust`), by name.
 func (l *Layout) TrustFiles() ([]string, error) {

@@ -37,6 +37,13 @@ func OpenDir(root string) (*Stick, error) {
 	return &Stick{Layout: l, Root: root, fs: osFS{}, now: time.Now}, nil
 }
 
+// OpenLayout opens the layout in directory dir itself (a mirror store, or
+// a stick's ferry/ directory), read as hostile input as OpenDir reads a
+// stick.
+func OpenLayout(dir string) (*Layout, error) {
+	return NewLayout(stickFS{root: dir, dir: "."}, dir)
+}
+
 // ErrNotFound is wrapped by Find's error when no stick is there.
 var ErrNotFound = errors.New("no ferry stick found")
 
