@@ -3,7 +3,6 @@ package transport
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -127,13 +126,4 @@ func (s *filesSource) Close() error {
 	err := s.archive.Close()
 	s.archive = nil
 	return err
-}
-
-// parseManifest parses a manifest that was read against its digest.
-func parseManifest(raw []byte) (*ocispec.Manifest, error) {
-	var m ocispec.Manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
-	}
-	return &m, nil
 }

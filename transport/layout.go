@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -105,12 +106,12 @@ func (s *layoutSource) Head(_ context.Context, e Entry) (*oci.Head, error) {
 	if err != nil {
 		return nil, err
 	}
-	manifest, config, _ := b.Parts()
-	m, err := parseManifest(manifest)
-	if err != nil {
-		return nil, err
+	manifest, config := b.Raw()
+	var m ocispec.Manifest
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		return nil, fmt.Errorf("%s: manifest: %w", e.Ref, err)
 	}
-	return &oci.Head{Digest: b.Manifest, Manifest: manifest, Config: config, Signatures: b.Signatures, Parsed: m}, nil
+	return &oci.Head{Digest: b.Manifest, Manifest: manifest, Config: config, Signatures: b.Signatures, Parsed: &m}, nil
 }
 
 func (s *layoutSource) OpenBlob(_ context.Context, d ocispec.Descriptor, off int64) (io.ReadCloser, error) {

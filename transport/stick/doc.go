@@ -25,8 +25,10 @@
 // # Reading
 //
 // Layout reads a layout through an fs.FS, so the same code reads a mounted
-// stick (os.DirFS), a copy of one, and, on the host, an image opened with
-// go-diskfs. Nothing on a stick is trusted: index.json only finds the
+// stick (OpenDir), a layout directory such as a mirror store (OpenLayout),
+// and, on the host, an image opened with go-diskfs (transport.FromFS).
+// Besides whole bundles (Open) it gives single blobs from an offset
+// (OpenBlob), so mirror sync moves only what it lacks. Nothing on a stick is trusted: index.json only finds the
 // manifests; manifests and configs are read against their digests;
 // Layout.Open streams the bundle through bundle.Assemble, which checks each
 // blob against its digest while it streams, and the consumer (the agent,

@@ -295,12 +295,9 @@ func (r *blobReader) Read(p []byte) (int, error) {
 
 func (r *blobReader) Close() error { return r.f.Close() }
 
-// Parts returns what the layout holds of bundle b, as listed by Bundles:
-// its manifest and config exactly as stored (both checked against their
-// digests) and its layers, whose blobs OpenBlob reads.
-func (b Bundle) Parts() (manifest, config []byte, layers []ocispec.Descriptor) {
-	return b.manifest, b.config, b.layers
-}
+// Raw returns bundle b's manifest and config exactly as the layout
+// stores them (both were checked against their digests by Bundles).
+func (b Bundle) Raw() (manifest, config []byte) { return b.manifest, b.config }
 
 // OpenBlob opens the blob d from byte off, unchecked: the caller checks
 // it against its digest. It reads as Open does (errors name the file and
