@@ -381,6 +381,30 @@ func TestFreshnessAttacks(t *testing.T) {
 			kind: tufclient.Rollback, role: "snapshot",
 		},
 		{
+			// go-tuf says this only in its message ("missing info");
+			// tufclient tells it by comparing the two snapshots.
+			name: "snapshot that drops targets.json, signed with the stolen online key",
+			attack: func(t *testing.T, e *tufEnv, state string) result {
+				sn, err := metadata.Snapshot().FromBytes(e.file("snapshot.json"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				sn.Signed.Version++
+				sn.Signed.Meta = map[string]*metadata.MetaFiles{}
+				snapRaw := signed(t, sn, e.onlineKey())
+				ts, err := metadata.Timestamp().FromBytes(e.file("timestamp.json"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ts.Signed.Version++
+				ts.Signed.Meta["snapshot.json"] = metaOf(sn.Signed.Version, snapRaw)
+				e.override(jsonName(sn.Signed.Version, "snapshot"), snapRaw)
+				e.override("timestamp.json", signed(t, ts, e.onlineKey()))
+				return result{state, time.Now()}
+			},
+			kind: tufclient.Rollback, role: "targets",
+		},
+		{
 			name: "tampered targets (bad signature) with snapshot and timestamp signed by the stolen online key",
 			attack: func(t *testing.T, e *tufEnv, state string) result {
 				tg, err := metadata.Targets().FromBytes(e.file("targets.json"))

@@ -38,39 +38,37 @@ func fastReader(url string) *Reader {
 	return h
 }
 
+// TestReaderResumes: a cut download goes on where it stopped, from a
+// server that honours Range (206) and from one that ignores it and sends
+// the whole file again (200), of which what was delivered is discarded.
 func TestReaderResumes(t *testing.T) {
 	content := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
-	srv, requests := testutil.FlakyServer(t, content, 100<<10, 3, func() string { return `"v1"` })
-	h := fastReader(srv.URL)
-	got, err := io.ReadAll(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, content) {
-		t.Fatalf("got %d bytes, want the %d served", len(got), len(content))
-	}
-	if n := requests.Load(); n != 4 {
-		t.Errorf("%d requests, want 4 (3 cut, 1 resumed to the end)", n)
-	}
-}
-
-// TestReaderResumesWithoutRange: a server that answers a Range request
-// with the whole file (200) is read on by discarding what was delivered.
-func TestReaderResumesWithoutRange(t *testing.T) {
-	content := bytes.Repeat([]byte("0123456789abcdef"), 64<<10)
+	honours, honoured := testutil.FlakyServer(t, content, 100<<10, 3, func() string { return `"v1"` })
 	var requests atomic.Int32
-	srv := httptest.NewServer(ignoresRange(content, 300<<10, 2, &requests))
-	defer srv.Close()
-	h := fastReader(srv.URL)
-	got, err := io.ReadAll(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, content) {
-		t.Fatalf("got %d bytes, want the %d served", len(got), len(content))
-	}
-	if n := requests.Load(); n != 3 {
-		t.Errorf("%d requests, want 3 (2 cut, 1 whole)", n)
+	ignores := httptest.NewServer(ignoresRange(content, 300<<10, 2, &requests))
+	defer ignores.Close()
+	for _, tc := range []struct {
+		name     string
+		url      string
+		requests func() int32
+		want     int32
+	}{
+		{"Range honoured", honours.URL, honoured.Load, 4}, // 3 cut, 1 resumed to the end
+		{"Range ignored", ignores.URL, requests.Load, 3},  // 2 cut, 1 whole
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := fastReader(tc.url)
+			got, err := io.ReadAll(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, content) {
+				t.Fatalf("got %d bytes, want the %d served", len(got), len(content))
+			}
+			if tc.requests() != tc.want {
+				t.Errorf("%d requests, want %d", tc.requests(), tc.want)
+			}
+		})
 	}
 }
 
