@@ -8,21 +8,31 @@
 #   mkimage.sh esp OUT GRUB_CFG     the EFI system partition: GRUB, grub.cfg,
 #                                   and the environment block on slot a
 #   mkimage.sh data DIR OUT         the agent's data partition (ext4) of DIR
-#   mkimage.sh disk OUT ESP A B DATA  the GPT disk: ESP, rootfs_a, rootfs_b, data
+#   mkimage.sh uboot OUT BOOT_CMD   the U-Boot boot partition: boot.scr made
+#                                   from BOOT_CMD, and ferry.env on slot a
+#   mkimage.sh disk OUT ESP A B DATA  the GPT disk: ESP (or the U-Boot boot
+#                                   partition), rootfs_a, rootfs_b, data
 #
 # The output is reproducible: the same inputs give the same bytes (fixed
 # UUIDs, hash seeds, volume serials and time stamps from SOURCE_DATE_EPOCH).
 #
-# Environment: KERNEL_VERSION (default: the newest in /lib/modules),
-# BUSYBOX (default /bin/busybox, a static build), SOURCE_DATE_EPOCH
-# (default 1700000000), KERNEL_ARGS (the board's kernel arguments, kept in
-# GRUB's block as ferry_kernel_args; default "console=ttyS0 quiet": the
-# serial console, with only errors, panics and the reboot line from the
-# kernel).
+# Environment: MODROOT (default /: the root holding the kernel's modules in
+# lib/modules, e.g. an unpacked foreign-architecture linux-image package),
+# KERNEL_VERSION (default: the newest in $MODROOT/lib/modules), KERNEL
+# (default /boot/vmlinuz-$KERNEL_VERSION), BUSYBOX (default /bin/busybox, a
+# static build; one of another architecture takes its applet list from the
+# host's busybox of the same Debian version), CONSOLE (the serial console
+# device, default ttyS0; ttyAMA0 on arm64 -M virt), PART1 (esp, the
+# default, or boot: the GPT name of partition 1, the U-Boot boot partition),
+# SOURCE_DATE_EPOCH (default 1700000000), KERNEL_ARGS (the board's kernel
+# arguments, kept in GRUB's block as ferry_kernel_args; default
+# "console=ttyS0 quiet": the serial console, with only errors, panics and
+# the reboot line from the kernel).
 #
 # Tools (Debian packages): busybox-static, linux-image-amd64, cpio, e2fsprogs
 # (mkfs.ext4 -d), mtools and dosfstools (the FAT ESP), gdisk (sgdisk),
-# grub-efi-amd64-bin and grub2-common (grub-mkimage, grub-editenv), kmod.
+# grub-efi-amd64-bin and grub2-common (grub-mkimage, grub-editenv), kmod;
+# for U-Boot, u-boot-tools (mkimage, mkenvimage).
 set -euo pipefail
 
 : "${SOURCE_DATE_EPOCH:=1700000000}"
@@ -31,9 +41,13 @@ export SOURCE_DATE_EPOCH
 export E2FSPROGS_FAKE_TIME="$SOURCE_DATE_EPOCH"
 : "${BUSYBOX:=/bin/busybox}"
 : "${KERNEL_ARGS=console=ttyS0 quiet}"
+: "${MODROOT:=/}"
+: "${CONSOLE:=ttyS0}"
+: "${PART1:=esp}"
 if [ -z "${KERNEL_VERSION:-}" ]; then
-	KERNEL_VERSION=$(ls /lib/modules | sort -V | tail -n 1)
+	KERNEL_VERSION=$(ls "$MODROOT/lib/modules" | sort -V | tail -n 1)
 fi
+: "${KERNEL:=/boot/vmlinuz-$KERNEL_VERSION}"
 
 # Sizes in MiB. The slots must hold the largest root filesystem a bundle
 # will ever carry.
@@ -64,7 +78,7 @@ initrd() {
 	ln -s busybox "$work/bin/sh"
 	local n=10 f
 	for f in $(for m in "${MODULES[@]}"; do
-		modprobe -S "$KERNEL_VERSION" --show-depends "$m" || die "module $m not found for $KERNEL_VERSION"
+		modprobe -d "$MODROOT" -S "$KERNEL_VERSION" --show-depends "$m" || die "module $m not found for $KERNEL_VERSION"
 	done | awk '$1 == "insmod" && !seen[$2]++ { print $2 }'); do
 		cp "$f" "$work/lib/modules/$n-$(basename "$f")"
 		n=$((n + 1))
@@ -76,7 +90,7 @@ export PATH=/bin
 mount -t devtmpfs dev /dev
 mount -t proc proc /proc
 mount -t sysfs sys /sys
-exec </dev/ttyS0 >/dev/ttyS0 2>&1
+exec </dev/@CONSOLE@ >/dev/@CONSOLE@ 2>&1
 # crc32c-intel fails on CPUs without SSE4.2; crc32c_generic stands in.
 for m in /lib/modules/*.ko; do insmod "$m" 2>/dev/null; done
 want=
@@ -100,6 +114,7 @@ umount /proc /sys
 mount --move /dev /newroot/dev
 exec switch_root /newroot /sbin/init
 INIT
+	sed -i "s/@CONSOLE@/$CONSOLE/g" "$work/init"
 	chmod 755 "$work/init"
 	stamp "$work"
 	(cd "$work" && find . -mindepth 1 | LC_ALL=C sort |
@@ -112,10 +127,10 @@ INIT
 # /etc/ferry/agent.toml, the trust root and /etc/ferry/health.
 tree() {
 	local dir=$1
-	mkdir -p "$dir"/{bin,sbin,etc/ferry,dev,proc,sys,tmp,run,boot/efi,var/lib/ferry,media/ferry,usr/bin,root}
+	mkdir -p "$dir"/{bin,sbin,etc/ferry,dev,proc,sys,tmp,run,boot/efi,boot/firmware,var/lib/ferry,media/ferry,usr/bin,root}
 	rm -f "$dir/bin/busybox" "$dir/boot/vmlinuz" "$dir/boot/initrd.img"
 	cp "$BUSYBOX" "$dir/bin/busybox"
-	cp "/boot/vmlinuz-$KERNEL_VERSION" "$dir/boot/vmlinuz"
+	cp "$KERNEL" "$dir/boot/vmlinuz"
 	initrd "$dir/boot/initrd.img"
 	rm -f "$dir/sbin/init"
 	cat >"$dir/sbin/init" <<'INIT'
@@ -123,7 +138,7 @@ tree() {
 # The slot's init: mount what the agent needs, run boot-check, then a shell
 # on the serial console. FERRY-* lines are markers the QEMU tests wait for.
 export PATH=/usr/bin:/bin:/sbin
-exec </dev/ttyS0 >/dev/ttyS0 2>&1
+exec </dev/@CONSOLE@ >/dev/@CONSOLE@ 2>&1
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t tmpfs tmp /tmp
@@ -133,6 +148,7 @@ for u in /sys/class/block/*/uevent; do
 	dev=/dev/$(sed -n 's/^DEVNAME=//p' "$u")
 	case $name in
 	esp) mount -t vfat -o rw,flush "$dev" /boot/efi ;;
+	boot) mount -t vfat -o rw,flush "$dev" /boot/firmware ;;
 	data) mount -t ext4 -o rw "$dev" /var/lib/ferry ;;
 	esac
 done
@@ -153,13 +169,15 @@ echo "FERRY-READY slot=$slot version=$(cat /etc/ferry/version)"
 stty -echo 2>/dev/null
 while :; do sh; done
 INIT
+	sed -i "s/@CONSOLE@/$CONSOLE/g" "$dir/sbin/init"
 	chmod 755 "$dir/sbin/init"
 	# The applets as links to /bin/busybox (the root is mounted read-only:
 	# no --install at boot). They are made last, and never over a file: a
 	# link is absolute, and writing through one would write the build
 	# host's /bin/busybox.
-	local applet
-	for applet in $("$BUSYBOX" --list-full); do
+	local applet applets
+	applets=$("$BUSYBOX" --list-full 2>/dev/null) || applets=$(busybox --list-full)
+	for applet in $applets; do
 		mkdir -p "$dir/$(dirname "$applet")"
 		[ -e "$dir/$applet" ] || [ -L "$dir/$applet" ] || ln -s /bin/busybox "$dir/$applet"
 	done
@@ -208,14 +226,44 @@ esp() {
 	rm -rf "$work"
 }
 
+# uboot OUT BOOT_CMD: U-Boot's boot partition (FAT), which its stock boot
+# command (distro_bootcmd) searches for boot.scr: BOOT_CMD (the shipped
+# examples/uboot/boot.cmd) as a script image, and the script's state file
+# ferry.env, a U-Boot environment image (CRC32 + variables) that the script
+# imports and exports and fw_printenv and ferry-agent read and write. It
+# starts on slot a, committed.
+ENV_SIZE=0x1000
+uboot() {
+	local out=$1 cmd=$2 work
+	work=$(mktemp -d)
+	mkimage -A arm64 -O linux -T script -C none -n "ferry A/B" -d "$cmd" "$work/boot.scr" >/dev/null
+	printf '%s\n' ferry_slot=a upgrade_available=0 bootcount=0 bootlimit=1 >"$work/env.txt"
+	mkenvimage -s "$ENV_SIZE" -o "$work/ferry.env" "$work/env.txt"
+	# mkimage stamps the script image with SOURCE_DATE_EPOCH (reproducible).
+	stamp "$work"
+	rm -f "$out"
+	mkfs.fat -C -n BOOT -i 0b2d5b00 --invariant "$out" $((ESP_MIB * 1024)) >/dev/null
+	mcopy -m -i "$out" "$work/boot.scr" "$work/ferry.env" ::/
+	rm -rf "$work"
+}
+
 # disk OUT ESP A B DATA: partitions at fixed offsets with fixed GUIDs.
+# Partition 1 is the ESP, or with PART1=boot U-Boot's boot partition
+# (basic data, flagged legacy-BIOS-bootable: the partition distro_bootcmd
+# scans first).
 disk() {
 	local out=$1 espimg=$2 a=$3 b=$4 dat=$5
 	local total=$((1 + ESP_MIB + 2 * SLOT_MIB + DATA_MIB + 1))
+	local part1=(-t 1:ef00 -c 1:esp)
+	case $PART1 in
+	esp) ;;
+	boot) part1=(-t 1:0700 -c 1:boot -A 1:set:2) ;;
+	*) die "PART1=$PART1: want esp or boot" ;;
+	esac
 	rm -f "$out"
 	truncate -s "${total}M" "$out"
 	sgdisk -o -U 0b2d5b1e-0000-4000-8000-0000000d15c0 \
-		-n 1:1M:+${ESP_MIB}M -t 1:ef00 -c 1:esp -u 1:0b2d5b1e-0000-4000-8000-000000000001 \
+		-n 1:1M:+${ESP_MIB}M "${part1[@]}" -u 1:0b2d5b1e-0000-4000-8000-000000000001 \
 		-n 2:0:+${SLOT_MIB}M -t 2:8304 -c 2:rootfs_a -u 2:0b2d5b1e-0000-4000-8000-000000000002 \
 		-n 3:0:+${SLOT_MIB}M -t 3:8304 -c 3:rootfs_b -u 3:0b2d5b1e-0000-4000-8000-000000000003 \
 		-n 4:0:+${DATA_MIB}M -t 4:8300 -c 4:data -u 4:0b2d5b1e-0000-4000-8000-000000000004 \
@@ -235,6 +283,7 @@ tree) [ $# -eq 1 ] || die "usage: tree DIR"; tree "$@" ;;
 rootfs) [ $# -eq 3 ] || die "usage: rootfs DIR OUT LABEL"; rootfs "$@" ;;
 data) [ $# -eq 2 ] || die "usage: data DIR OUT"; data "$@" ;;
 esp) [ $# -eq 2 ] || die "usage: esp OUT GRUB_CFG"; esp "$@" ;;
+uboot) [ $# -eq 2 ] || die "usage: uboot OUT BOOT_CMD"; uboot "$@" ;;
 disk) [ $# -eq 5 ] || die "usage: disk OUT ESP A B DATA"; disk "$@" ;;
-*) die "usage: mkimage.sh tree|rootfs|esp|data|disk ... (see the top of this file)" ;;
+*) die "usage: mkimage.sh tree|rootfs|esp|uboot|data|disk ... (see the top of this file)" ;;
 esac
