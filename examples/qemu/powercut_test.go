@@ -36,10 +36,21 @@ var cutPoints = []cutPoint{
 // naming the version that runs.
 func TestGRUBPowerCuts(t *testing.T) {
 	t.Parallel()
-	f := getFixture(t)
+	m, slot := powerCuts(t, getFixture(t), cutPoints)
+	if env := m.grubEnv(); env["upgrade_available"] != "0" || env["ferry_slot"] != slot {
+		t.Fatalf("GRUB's block at the end: %v, running slot %s", env, slot)
+	}
+}
+
+// powerCuts installs one release from the mirror per cut point on a new
+// machine of f's platform, cuts the power at that point and requires a
+// good, committed system after the next boot. It shuts the machine down
+// cleanly at the end and returns it and the slot it ran last.
+func powerCuts(t *testing.T, f *fixture, points []cutPoint) (*machine, string) {
+	t.Helper()
 	var versions []string
 	var rs []release
-	for i := range cutPoints {
+	for i := range points {
 		v := fmt.Sprintf("2.%d.0", i+1)
 		versions = append(versions, v)
 		rs = append(rs, release{v, ""})
@@ -53,7 +64,7 @@ func TestGRUBPowerCuts(t *testing.T) {
 		t.Fatalf("first boot: slot %q version %q boot-check %s", slot, version, rc)
 	}
 	prev := version
-	for i, p := range cutPoints {
+	for i, p := range points {
 		v := versions[i]
 		src := fmt.Sprintf("oci://10.0.2.2:%s/%s:%s", port, bundleName, v)
 		if p.states != "" {
@@ -88,8 +99,6 @@ func TestGRUBPowerCuts(t *testing.T) {
 		t.Logf("cut %d (%s): came back on slot %s, version %s, committed", i+1, p.name, slot, version)
 	}
 	m.shutdown()
-	if env := m.grubEnv(); env["upgrade_available"] != "0" || env["ferry_slot"] != slot {
-		t.Fatalf("GRUB's block at the end: %v, running slot %s", env, slot)
-	}
-	t.Logf("%d power cuts, %d power-ons; serial logs in %s", len(cutPoints), m.boots, m.logs)
+	t.Logf("%d power cuts, %d power-ons; serial logs in %s", len(points), m.boots, m.logs)
+	return m, slot
 }

@@ -33,14 +33,13 @@ const (
 // hung guest is given up on, never what counts as a pass.
 const stepTimeout = 6 * time.Minute
 
-// deviceType is the device type of the guest's agent configuration.
-const deviceType = "qemu-x86_64"
-
 // bundleName is the name (OCI repository) of every bundle built here.
 const bundleName = "ferry-qemu"
 
-// fixture is what every test shares: tools, binaries, keys, and the images.
+// fixture is what every test of one platform shares: tools, binaries,
+// keys, and the images.
 type fixture struct {
+	p        *platform
 	dir      string
 	mkimage  string
 	ferry    string
@@ -50,8 +49,7 @@ type fixture struct {
 	trust    string    // the trust root, signed by rootKey, release role relKey
 	baseTree string    // mkimage.sh tree, with the agent and its config
 	disk     string    // A = 1.0.0 committed, B empty
-	parts    [4]string // its partition images: ESP, A, B, data
-	vars     string    // OVMF's variable store template
+	parts    [4]string // its partition images: ESP (or boot), A, B, data
 	took     time.Duration
 
 	mu      sync.Mutex
@@ -66,17 +64,37 @@ type built struct {
 	err  error
 }
 
-var (
-	fixOnce sync.Once
-	fix     *fixture
-	fixErr  error
-)
+// platform is what differs between the machines the tests boot: the
+// emulator, its firmware and bootloader, and the guest's architecture,
+// kernel and agent configuration. Everything else (the fixture, the
+// machine, its console) is shared.
+type platform struct {
+	name       string // names the fixture's directory
+	goarch     string // of the guest's ferry-agent
+	deviceType string // of the guest's agent configuration and the bundles
+	tools      [][2]string
+	// require checks for what the tools do not cover (firmware, kernel),
+	// through testtool.Missing.
+	require func(t *testing.T)
+	// env is mkimage.sh's environment: kernel, modules, busybox, console.
+	env func() []string
+	// bootPart builds partition 1: the ESP, or U-Boot's boot partition.
+	bootPart func(f *fixture, out string) error
+	// files are added to the base tree: a file of this package, and where.
+	files [][2]string
+	// qemu returns the emulator and its arguments up to the disks: the
+	// machine and its firmware.
+	qemu func(m *machine) (string, []string)
+	// vars is a firmware variable store copied for each machine ("": none).
+	vars string
 
-// tools each test needs, with the Debian package of each.
-var tools = [][2]string{
-	{"qemu-system-x86_64", "qemu-system-x86"},
-	{"grub-mkimage", "grub-efi-amd64-bin"},
-	{"grub-editenv", "grub2-common"},
+	once sync.Once
+	fix  *fixture
+	err  error
+}
+
+// tools every platform needs, with the Debian package of each.
+var commonTools = [][2]string{
 	{"busybox", "busybox-static"},
 	{"cpio", "cpio"},
 	{"mkfs.ext4", "e2fsprogs"},
@@ -92,42 +110,78 @@ const (
 	ovmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 )
 
+// x86 is x86_64 with UEFI (OVMF) and GRUB running examples/grub/grub.cfg.
+var x86 = &platform{
+	name:       "x86_64",
+	goarch:     "amd64",
+	deviceType: "qemu-x86_64",
+	tools: [][2]string{
+		{"qemu-system-x86_64", "qemu-system-x86"},
+		{"grub-mkimage", "grub-efi-amd64-bin"},
+		{"grub-editenv", "grub2-common"},
+	},
+	require: func(t *testing.T) {
+		for _, f := range []string{ovmfCode, ovmfVars} {
+			if _, err := os.Stat(f); err != nil {
+				testtool.Missing(t, f+" (Debian package ovmf)")
+			}
+		}
+		if m, _ := filepath.Glob("/boot/vmlinuz-*"); len(m) == 0 {
+			testtool.Missing(t, "a kernel in /boot (Debian package linux-image-amd64)")
+		}
+		if _, err := os.Stat("/bin/busybox"); err != nil {
+			testtool.Missing(t, "/bin/busybox (Debian package busybox-static)")
+		}
+	},
+	env: func() []string { return nil },
+	bootPart: func(f *fixture, out string) error {
+		return run(f.dir, nil, f.mkimage, "esp", out, here("../grub/grub.cfg"))
+	},
+	files: [][2]string{{"testdata/agent.toml", "etc/ferry/agent.toml"}},
+	qemu: func(m *machine) (string, []string) {
+		return "qemu-system-x86_64", []string{
+			"-machine", "q35", "-m", "512", "-smp", "1",
+			"-drive", "if=pflash,format=raw,readonly=on,file=" + ovmfCode,
+			"-drive", "if=pflash,format=raw,file=" + m.vars,
+		}
+	},
+	vars: ovmfVars,
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if fix != nil {
-		os.RemoveAll(fix.dir)
+	for _, p := range []*platform{x86, arm64} {
+		if p.fix != nil {
+			os.RemoveAll(p.fix.dir)
+		}
 	}
 	os.Exit(code)
 }
 
-// getFixture builds the shared fixture once; a test that cannot have it
-// skips (fails under CI) or fails.
+// getFixture builds the shared x86_64 fixture once.
 func getFixture(t *testing.T) *fixture {
 	t.Helper()
-	for _, tl := range tools {
+	return x86.fixture(t)
+}
+
+// fixture builds the platform's shared fixture once; a test that cannot
+// have it skips (fails under CI) or fails.
+func (p *platform) fixture(t *testing.T) *fixture {
+	t.Helper()
+	for _, tl := range append(p.tools, commonTools...) {
 		testtool.Require(t, tl[0], tl[1])
 	}
-	for _, f := range []string{ovmfCode, ovmfVars} {
-		if _, err := os.Stat(f); err != nil {
-			testtool.Missing(t, f+" (Debian package ovmf)")
-		}
-	}
-	if m, _ := filepath.Glob("/boot/vmlinuz-*"); len(m) == 0 {
-		testtool.Missing(t, "a kernel in /boot (Debian package linux-image-amd64)")
-	}
-	if _, err := os.Stat("/bin/busybox"); err != nil {
-		testtool.Missing(t, "/bin/busybox (Debian package busybox-static)")
-	}
-	fixOnce.Do(func() {
-		fix, fixErr = buildFixture()
-		if fixErr == nil {
-			t.Logf("fixture (programs, tree, disk) built in %s", fix.took.Round(time.Second))
+	p.require(t)
+	p.once.Do(func() {
+		p.fix, p.err = buildFixture(p)
+		if p.err == nil {
+			t.Logf("%s fixture (programs, tree, disk) built in %s", p.name, p.fix.took.Round(time.Second))
 		}
 	})
-	if fixErr != nil {
-		t.Fatalf("build the images: %v", fixErr)
+	if p.err != nil {
+		t.Fatalf("build the %s images: %v", p.name, p.err)
 	}
-	return fix
+	return p.fix
 }
 
 // run runs a host command and returns its error with its output.
@@ -142,17 +196,17 @@ func run(dir string, env []string, name string, args ...string) error {
 	return nil
 }
 
-func buildFixture() (*fixture, error) {
+func buildFixture(p *platform) (*fixture, error) {
 	start := time.Now()
-	dir, err := os.MkdirTemp("", "ferry-qemu-")
+	dir, err := os.MkdirTemp("", "ferry-qemu-"+p.name+"-")
 	if err != nil {
 		return nil, err
 	}
-	f := &fixture{dir: dir, mkimage: here("mkimage.sh"), bundles: map[string]*built{}, builds: make(chan struct{}, 2)}
+	f := &fixture{p: p, dir: dir, mkimage: here("mkimage.sh"), bundles: map[string]*built{}, builds: make(chan struct{}, 2)}
 	f.ferry = filepath.Join(dir, "ferry")
 	f.agent = filepath.Join(dir, "ferry-agent")
 	f.baseTree = filepath.Join(dir, "tree")
-	esp := filepath.Join(dir, "esp.img")
+	esp := filepath.Join(dir, "part1.img")
 	dataDir := filepath.Join(dir, "data")
 	data := filepath.Join(dir, "data.img")
 	empty := filepath.Join(dir, "empty.img")
@@ -163,10 +217,10 @@ func buildFixture() (*fixture, error) {
 		// The guest has no C library: a static agent, without its symbol
 		// table (a smaller payload to download, check and write).
 		func() error {
-			return run("../..", []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64"}, "go", "build", "-ldflags=-s -w", "-o", f.agent, "./cmd/ferry-agent")
+			return run("../..", []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + p.goarch}, "go", "build", "-ldflags=-s -w", "-o", f.agent, "./cmd/ferry-agent")
 		},
-		func() error { return run(dir, nil, f.mkimage, "tree", f.baseTree) },
-		func() error { return run(dir, nil, f.mkimage, "esp", esp, here("../grub/grub.cfg")) },
+		func() error { return run(dir, p.env(), f.mkimage, "tree", f.baseTree) },
+		func() error { return p.bootPart(f, esp) },
 		func() error {
 			if err := os.Mkdir(dataDir, 0o755); err != nil {
 				return err
@@ -199,13 +253,16 @@ func buildFixture() (*fixture, error) {
 		"--release-key", filepath.Join(keys, "release.pub"), "--out", f.trust); err != nil {
 		return nil, err
 	}
-	for _, c := range []struct{ from, to string }{
+	files := [][2]string{
 		{f.agent, "usr/bin/ferry-agent"},
 		{f.trust, "etc/ferry/root.json"},
-		{here("testdata/agent.toml"), "etc/ferry/agent.toml"},
 		{here("testdata/health"), "etc/ferry/health"},
-	} {
-		if err := run(dir, nil, "cp", c.from, filepath.Join(f.baseTree, c.to)); err != nil {
+	}
+	for _, c := range p.files {
+		files = append(files, [2]string{here(c[0]), c[1]})
+	}
+	for _, c := range files {
+		if err := run(dir, nil, "cp", c[0], filepath.Join(f.baseTree, c[1])); err != nil {
 			return nil, err
 		}
 	}
@@ -215,11 +272,10 @@ func buildFixture() (*fixture, error) {
 		return nil, err
 	}
 	f.disk = filepath.Join(dir, "disk.img")
-	if err := run(dir, nil, f.mkimage, "disk", f.disk, esp, a, empty, data); err != nil {
+	if err := run(dir, p.env(), f.mkimage, "disk", f.disk, esp, a, empty, data); err != nil {
 		return nil, err
 	}
 	f.parts = [4]string{esp, a, empty, data}
-	f.vars = ovmfVars
 	f.took = time.Since(start)
 	return f, nil
 }
@@ -271,13 +327,15 @@ func (f *fixture) slotImage(version, kind string) (string, error) {
 			return "", err
 		}
 	case badKernel:
-		// An initramfs without init: the kernel panics before user space.
-		if err := os.WriteFile(filepath.Join(tree, "boot/initrd.img"), nil, 0o644); err != nil {
+		// An initramfs without init (an empty archive, which a bootloader
+		// loads like any other): the kernel cannot mount the root by
+		// itself and panics before user space.
+		if err := run(tree, nil, "sh", "-c", "cpio --quiet -o -H newc </dev/null | gzip -n >boot/initrd.img"); err != nil {
 			return "", err
 		}
 	}
 	img := filepath.Join(f.dir, "rootfs-"+version+".img")
-	if err := run(f.dir, nil, f.mkimage, "rootfs", tree, img, "rootfs"); err != nil {
+	if err := run(f.dir, f.p.env(), f.mkimage, "rootfs", tree, img, "rootfs"); err != nil {
 		return "", err
 	}
 	return img, nil
@@ -332,7 +390,7 @@ func (f *fixture) buildBundle(r release) (string, error) {
 	defer os.Remove(img)
 	out := filepath.Join(f.dir, bundleName+"-"+r.version+".ferry")
 	err = run(f.dir, nil, f.ferry, "bundle", "create", img, "--name", bundleName,
-		"--version", r.version, "--device-type", deviceType, "--key", f.relKey, "--out", out)
+		"--version", r.version, "--device-type", f.p.deviceType, "--key", f.relKey, "--out", out)
 	return out, err
 }
 
@@ -363,8 +421,9 @@ func artifactDir(t *testing.T) string {
 // process, so that it can be killed (a power cut) and started again.
 type machine struct {
 	t     *testing.T
+	p     *platform
 	disks []string // the system disk, then e.g. a stick
-	vars  string   // this machine's OVMF variable store
+	vars  string   // this machine's firmware variable store, if any
 	net   bool
 	logs  string
 	boots int // QEMU processes started (power-ons)
@@ -384,9 +443,11 @@ func newMachine(t *testing.T, f *fixture, disks ...string) *machine {
 	dir := t.TempDir()
 	sys := filepath.Join(dir, "disk.img")
 	copyFile(t, f.disk, sys)
-	vars := filepath.Join(dir, "vars.fd")
-	copyFile(t, f.vars, vars)
-	m := &machine{t: t, disks: append([]string{sys}, disks...), vars: vars, net: true, logs: artifactDir(t)}
+	m := &machine{t: t, p: f.p, disks: append([]string{sys}, disks...), net: true, logs: artifactDir(t)}
+	if f.p.vars != "" {
+		m.vars = filepath.Join(dir, "vars.fd")
+		copyFile(t, f.p.vars, m.vars)
+	}
 	t.Cleanup(m.kill)
 	return m
 }
@@ -464,12 +525,8 @@ func (m *machine) start() {
 	m.t.Helper()
 	m.boots++
 	m.started = time.Now()
-	args := []string{
-		"-machine", "q35", "-m", "512", "-smp", "1",
-		"-display", "none", "-monitor", "none", "-serial", "stdio",
-		"-drive", "if=pflash,format=raw,readonly=on,file=" + ovmfCode,
-		"-drive", "if=pflash,format=raw,file=" + m.vars,
-	}
+	emulator, args := m.p.qemu(m)
+	args = append(args, "-display", "none", "-monitor", "none", "-serial", "stdio")
 	for _, d := range m.disks {
 		args = append(args, "-drive", "file="+d+",format=raw,if=virtio")
 	}
@@ -480,7 +537,7 @@ func (m *machine) start() {
 	} else {
 		args = append(args, "-nic", "none")
 	}
-	m.cmd = exec.Command("qemu-system-x86_64", args...)
+	m.cmd = exec.Command(emulator, args...)
 	stdin, err := m.cmd.StdinPipe()
 	if err != nil {
 		m.t.Fatal(err)
@@ -521,11 +578,12 @@ func (m *machine) kill() {
 	m.cmd = nil
 }
 
-// shutdown stops the machine cleanly: the ESP and the data partition are
-// unmounted (written back) before QEMU stops, so the host can read them.
+// shutdown stops the machine cleanly: the ESP (or U-Boot's boot
+// partition) and the data partition are unmounted (written back) before
+// QEMU stops, so the host can read them.
 func (m *machine) shutdown() {
 	m.t.Helper()
-	m.mustSh("sync; umount /boot/efi; umount /var/lib/ferry; sync")
+	m.mustSh("sync; umount /boot/efi 2>/dev/null; umount /boot/firmware 2>/dev/null; umount /var/lib/ferry; sync")
 	m.kill()
 }
 
