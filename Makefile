@@ -7,8 +7,9 @@
 
 GO         ?= go
 BIN        := bin
-# -timeout bounds a hung test; the whole suite normally takes a few minutes.
-TESTFLAGS  ?= -timeout 15m
+# -timeout bounds a hung test; the whole suite normally takes a few minutes,
+# examples/qemu (real boots under TCG, x86_64 and arm64) the longest.
+TESTFLAGS  ?= -timeout 30m
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # The device agent is built once cmd/ferry-agent holds Go files.

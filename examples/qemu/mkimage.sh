@@ -128,7 +128,8 @@ INIT
 tree() {
 	local dir=$1
 	mkdir -p "$dir"/{bin,sbin,etc/ferry,dev,proc,sys,tmp,run,boot/efi,boot/firmware,var/lib/ferry,media/ferry,usr/bin,root}
-	rm -f "$dir/bin/busybox" "$dir/boot/vmlinuz" "$dir/boot/initrd.img"
+	rm -f "$dir/bin/busybox" "$dir/boot/vmlinuz" "$dir/boot/initrd.img" "$dir/var/lock"
+	ln -s /run/lock "$dir/var/lock"
 	cp "$BUSYBOX" "$dir/bin/busybox"
 	cp "$KERNEL" "$dir/boot/vmlinuz"
 	initrd "$dir/boot/initrd.img"
@@ -143,6 +144,9 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
+# /var/lock is /run/lock: fw_printenv and ferry-agent lock the U-Boot
+# environment there.
+mkdir -p /run/lock
 for u in /sys/class/block/*/uevent; do
 	name=$(sed -n 's/^PARTNAME=//p' "$u")
 	dev=/dev/$(sed -n 's/^DEVNAME=//p' "$u")
