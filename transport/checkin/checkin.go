@@ -158,9 +158,9 @@ func ParseBytes(b []byte) (*Report, error) {
 	return &rep, nil
 }
 
-// Post sends r to the mirror at baseURL (http[s]://HOST[:PORT]) with
-// client (nil: http.DefaultClient). Any answer but 2xx is an error that
-// carries the mirror's message.
+// Post sends r, a version 1 (unsigned) report, to the mirror at baseURL
+// (http[s]://HOST[:PORT]) with client (nil: http.DefaultClient). Any
+// answer but 2xx is an error that carries the mirror's message.
 func Post(ctx context.Context, client *http.Client, baseURL string, r *Report) error {
 	if err := r.Validate(); err != nil {
 		return err
@@ -169,14 +169,63 @@ func Post(ctx context.Context, client *http.Client, baseURL string, r *Report) e
 	if err != nil {
 		return err
 	}
+	_, err = send(ctx, client, baseURL, body)
+	return err
+}
+
+// Answer is what a mirror said to a check-in it took.
+type Answer struct {
+	// Pending says the mirror does not know the device yet: it lists it
+	// as pending an operator's approval and recorded nothing it said.
+	Pending bool
+	Message string
+}
+
+// Send posts a signed check-in (Sign) to the mirror at baseURL
+// (http[s]://HOST[:PORT]) with client (nil: http.DefaultClient). A
+// refusal the mirror gives a reason for is a *MirrorError carrying it.
+func Send(ctx context.Context, client *http.Client, baseURL string, signed []byte) (*Answer, error) {
+	return send(ctx, client, baseURL, signed)
+}
+
+// MirrorError is a check-in a mirror refused.
+type MirrorError struct {
+	URL    string
+	Status string
+	Reason Reason // "" when the mirror gave none
+	Msg    string
+}
+
+func (e *MirrorError) Error() string {
+	if e.Msg == "" {
+		return fmt.Sprintf("check in with %s: %s", e.URL, e.Status)
+	}
+	return fmt.Sprintf("check in with %s: %s: %s", e.URL, e.Status, e.Msg)
+}
+
+// ErrorBody is the JSON body of a mirror's error answer to a check-in.
+type ErrorBody struct {
+	Error  string `json:"error"`
+	Reason Reason `json:"reason,omitempty"`
+}
+
+// PendingBody is the JSON body of a mirror's 202 answer to a device it
+// has not enrolled.
+type PendingBody struct {
+	Status  string `json:"status"` // "pending"
+	Device  string `json:"device"`
+	Message string `json:"message"`
+}
+
+func send(ctx context.Context, client *http.Client, baseURL string, body []byte) (*Answer, error) {
 	u, err := url.Parse(strings.TrimSuffix(baseURL, "/"))
 	if err != nil {
-		return fmt.Errorf("mirror URL %q: %w", baseURL, err)
+		return nil, fmt.Errorf("mirror URL %q: %w", baseURL, err)
 	}
 	u = u.JoinPath(Path)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if client == nil {
@@ -184,18 +233,22 @@ func Post(ctx context.Context, client *http.Client, baseURL string, r *Report) e
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("check in with %s: %w", baseURL, err)
+		return nil, fmt.Errorf("check in with %s: %w", baseURL, err)
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode == http.StatusAccepted {
+		var p PendingBody
+		json.Unmarshal(msg, &p)
+		return &Answer{Pending: true, Message: p.Message}, nil
+	}
 	if resp.StatusCode/100 == 2 {
-		return nil
+		return &Answer{}, nil
 	}
-	var e struct {
-		Error string `json:"error"`
+	me := &MirrorError{URL: baseURL, Status: resp.Status}
+	var e ErrorBody
+	if json.Unmarshal(msg, &e) == nil {
+		me.Msg, me.Reason = e.Error, e.Reason
 	}
-	if json.Unmarshal(msg, &e) == nil && e.Error != "" {
-		return fmt.Errorf("check in with %s: %s: %s", baseURL, resp.Status, e.Error)
-	}
-	return fmt.Errorf("check in with %s: %s", baseURL, resp.Status)
+	return nil, me
 }
