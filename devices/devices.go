@@ -107,7 +107,7 @@ func Open(path string) (*DB, error) {
 	// One connection: SQLite has one writer at a time anyway, and this
 	// way concurrent check-ins queue in Go instead of failing busy.
 	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(devicesSchema); err != nil {
+	if _, err := db.Exec(devicesSchema + fleetSchema + "PRAGMA user_version = 2;"); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("device database %s: %w", path, err)
 	}

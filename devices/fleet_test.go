@@ -1,0 +1,308 @@
+package devices
+
+import (
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/ferry-update/ferry/transport/checkin"
+)
+
+var t0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+
+func newDB(t *testing.T) *DB {
+	t.Helper()
+	d, err := Open(filepath.Join(t.TempDir(), File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// device is a test device: its key and the next report it makes.
+type device struct {
+	key ed25519.PrivateKey
+	inv checkin.Inventory
+}
+
+func newDevice(seed byte) *device {
+	s := make([]byte, ed25519.SeedSize)
+	s[0] = seed
+	key := ed25519.NewKeyFromSeed(s)
+	pub := key.Public().(ed25519.PublicKey)
+	return &device{key: key, inv: checkin.Inventory{Mirror: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", Device: checkin.DeviceID(pub), PublicKey: pub,
+		Time: t0, Name: "gw", DeviceType: "board-a", AgentVersion: "v1", Version: "1.0.0", Components: []checkin.Component{}, Result: "idle"}}
+}
+
+// report is the device's next report, counter c.
+func (dv *device) report(c uint64) *checkin.Inventory {
+	inv := dv.inv
+	inv.Counter = c
+	return &inv
+}
+
+func (dv *device) enrollment() Enrollment {
+	return Enrollment{PublicKey: dv.inv.PublicKey}
+}
+
+func show(t *testing.T, d *DB, id string) (*Record, []Report) {
+	t.Helper()
+	r, h, err := d.Show(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, h
+}
+
+func reason(err error) checkin.Reason {
+	var re *checkin.RefusedError
+	if errors.As(err, &re) {
+		return re.Reason
+	}
+	return ""
+}
+
+// TestAcceptPendingThenEnrolled: a device the mirror does not know is
+// listed as pending and nothing it says is kept; once enrolled its
+// reports are recorded, and a replayed or rolled-back counter changes
+// nothing.
+func TestAcceptPendingThenEnrolled(t *testing.T) {
+	ctx := context.Background()
+	d := newDB(t)
+	dv := newDevice(1)
+	dv.inv.Name, dv.inv.DeviceType = "gw-7", "board-b"
+	if out, err := d.Accept(ctx, dv.report(10), t0, "10.0.0.7"); err != nil || out != Listed {
+		t.Fatalf("first contact: %v, %v", out, err)
+	}
+	rec, hist := show(t, d, dv.inv.Device)
+	if rec.Status != Pending || rec.Inventory != nil || len(hist) != 0 || rec.Contacts != 1 || rec.Name != "gw-7" || rec.DeviceType != "board-b" || rec.Counter != 10 {
+		t.Fatalf("pending record %+v, history %d", rec, len(hist))
+	}
+	// While pending: what it says does not change the record; only the
+	// mirror's own facts (when, from where) move.
+	dv.inv.Name, dv.inv.DeviceType = "evil", "other"
+	if out, err := d.Accept(ctx, dv.report(11), t0.Add(time.Minute), "10.0.0.8"); err != nil || out != Listed {
+		t.Fatalf("second contact: %v, %v", out, err)
+	}
+	rec, _ = show(t, d, dv.inv.Device)
+	if rec.Name != "gw-7" || rec.DeviceType != "board-b" || rec.Contacts != 2 || rec.Remote != "10.0.0.8" || !rec.LastSeen.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("pending record after a second contact: %+v", rec)
+	}
+	if _, err := d.Accept(ctx, dv.report(11), t0.Add(2*time.Minute), "x"); reason(err) != checkin.Replayed {
+		t.Fatalf("replayed pending contact: %v", err)
+	}
+
+	res, err := d.Enroll(ctx, []Enrollment{dv.enrollment()}, "file:keys", t0)
+	if err != nil || len(res) != 1 || res[0].Before != Pending || res[0].After != Enrolled {
+		t.Fatalf("enroll: %+v, %v", res, err)
+	}
+	dv.inv.Name, dv.inv.Version = "gw-7", "1.1.0"
+	if out, err := d.Accept(ctx, dv.report(12), t0.Add(3*time.Minute), "10.0.0.7"); err != nil || out != Recorded {
+		t.Fatalf("enrolled: %v, %v", out, err)
+	}
+	before, hist := show(t, d, dv.inv.Device)
+	if before.Inventory == nil || !reflect.DeepEqual(*before.Inventory, *dv.report(12)) || len(hist) != 1 || before.Checkins != 1 || before.EnrolledBy != "file:keys" {
+		t.Fatalf("enrolled record %+v, history %+v", before, hist)
+	}
+	for _, c := range []uint64{12, 5} {
+		if _, err := d.Accept(ctx, dv.report(c), t0.Add(4*time.Minute), "evil"); reason(err) != checkin.Replayed {
+			t.Errorf("counter %d: %v, want replayed", c, err)
+		}
+	}
+	late := dv.report(13)
+	late.Time = t0.Add(4*time.Minute + MaxClockAhead + time.Second)
+	if _, err := d.Accept(ctx, late, t0.Add(4*time.Minute), "evil"); reason(err) != checkin.ClockAhead {
+		t.Errorf("dated ahead: %v", err)
+	}
+	after, hist := show(t, d, dv.inv.Device)
+	if !reflect.DeepEqual(before, after) || len(hist) != 1 {
+		t.Errorf("refused reports changed the record:\n%+v\n%+v", before, after)
+	}
+}
+
+// TestStatusMoves: approve, reject and revoke, and what each refuses.
+func TestStatusMoves(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name     string
+		from, to Status
+		ok       bool
+	}{
+		{"approve pending", Pending, Enrolled, true},
+		{"reject pending", Pending, Rejected, true},
+		{"revoke pending", Pending, Revoked, true},
+		{"approve rejected", Rejected, Enrolled, true},
+		{"revoke enrolled", Enrolled, Revoked, true},
+		{"reject enrolled", Enrolled, Rejected, false},
+		{"approve revoked", Revoked, Enrolled, false},
+		{"reject revoked", Revoked, Rejected, false},
+		{"approve enrolled (nothing to do)", Enrolled, Enrolled, true},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := newDB(t)
+			dv := newDevice(byte(i + 1))
+			if _, err := d.Accept(ctx, dv.report(1), t0, "r"); err != nil {
+				t.Fatal(err)
+			}
+			switch c.from {
+			case Enrolled:
+				_, err := d.SetStatus(ctx, dv.inv.Device, Enrolled, t0)
+				if err != nil {
+					t.Fatal(err)
+				}
+			case Rejected, Revoked:
+				if _, err := d.SetStatus(ctx, dv.inv.Device, c.from, t0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rec, err := d.SetStatus(ctx, dv.inv.Device[:MinPrefix], c.to, t0.Add(time.Hour))
+			var se *StatusError
+			if c.ok != (err == nil) || (!c.ok && !errors.As(err, &se)) {
+				t.Fatalf("%s to %s: %+v, %v", c.from, c.to, rec, err)
+			}
+			got, _ := show(t, d, dv.inv.Device)
+			want := c.to
+			if !c.ok {
+				want = c.from
+			}
+			if got.Status != want {
+				t.Errorf("status %s, want %s", got.Status, want)
+			}
+			// What each status does to the next report.
+			out, err := d.Accept(ctx, dv.report(2), t0.Add(2*time.Hour), "r")
+			switch want {
+			case Enrolled:
+				if err != nil || out != Recorded {
+					t.Errorf("enrolled device's report: %v, %v", out, err)
+				}
+			case Rejected, Revoked:
+				if r := reason(err); string(r) != string(want) {
+					t.Errorf("%s device's report: %v", want, err)
+				}
+			}
+		})
+	}
+}
+
+func TestEnrollLeavesRefusedDevices(t *testing.T) {
+	ctx := context.Background()
+	d := newDB(t)
+	a, b, c := newDevice(1), newDevice(2), newDevice(3)
+	for _, dv := range []*device{b, c} {
+		if _, err := d.Accept(ctx, dv.report(1), t0, "r"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.SetStatus(ctx, b.inv.Device, Rejected, t0)
+	d.SetStatus(ctx, c.inv.Device, Revoked, t0)
+	res, err := d.Enroll(ctx, []Enrollment{{PublicKey: a.inv.PublicKey, Name: "gw-a", DeviceType: "board-a"}, b.enrollment(), c.enrollment()}, "file:x", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Status{Enrolled, Rejected, Revoked}
+	for i, r := range res {
+		if r.After != want[i] || (i > 0 && r.Note == "") {
+			t.Errorf("result %d: %+v, want %s", i, r, want[i])
+		}
+	}
+	rec, _ := show(t, d, a.inv.Device)
+	if rec.Name != "gw-a" || rec.DeviceType != "board-a" || !rec.LastSeen.IsZero() {
+		t.Errorf("enrolled before its first contact: %+v", rec)
+	}
+}
+
+func TestHistoryBounded(t *testing.T) {
+	ctx := context.Background()
+	d := newDB(t)
+	dv := newDevice(1)
+	d.Enroll(ctx, []Enrollment{dv.enrollment()}, "t", t0)
+	for i := range HistoryPerDevice + 5 {
+		if _, err := d.Accept(ctx, dv.report(uint64(i+1)), t0.Add(time.Duration(i)*time.Second), "r"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, hist := show(t, d, dv.inv.Device)
+	if len(hist) != HistoryPerDevice || hist[0].Counter != HistoryPerDevice+5 || hist[len(hist)-1].Counter != 6 || rec.Checkins != HistoryPerDevice+5 {
+		t.Errorf("%d kept, newest %d, oldest %d, check-ins %d", len(hist), hist[0].Counter, hist[len(hist)-1].Counter, rec.Checkins)
+	}
+}
+
+func TestMaxDevicesCountsPending(t *testing.T) {
+	ctx := context.Background()
+	d := newDB(t)
+	d.SetMaxDevices(2)
+	for i := range 2 {
+		if _, err := d.Accept(ctx, newDevice(byte(i+1)).report(1), t0, "r"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.Accept(ctx, newDevice(9).report(1), t0, "r"); !errors.Is(err, ErrTooMany) {
+		t.Errorf("third device: %v", err)
+	}
+}
+
+func TestResolvePrefix(t *testing.T) {
+	ctx := context.Background()
+	d := newDB(t)
+	dv := newDevice(1)
+	d.Accept(ctx, dv.report(1), t0, "r")
+	var nf *NotFoundError
+	for _, id := range []string{dv.inv.Device[:MinPrefix-1], "zzzzzzzzzz", "ffffffffff"} {
+		if _, _, err := d.Show(ctx, id); !errors.As(err, &nf) {
+			t.Errorf("Show(%q): %v", id, err)
+		}
+	}
+	// Two ids with the same prefix: make one by hand.
+	if _, err := d.db.Exec(`INSERT INTO fleet_devices (`+recordColumns+`) VALUES (?, x'00', 'pending', '', '', '', 0, 0, 0, '', 0, 0, 0, '')`, dv.inv.Device[:20]+"0000000000000000000000000000000000000000000000000000"[:44]); err != nil {
+		t.Fatal(err)
+	}
+	var amb *AmbiguousError
+	if _, _, err := d.Show(ctx, dv.inv.Device[:MinPrefix]); !errors.As(err, &amb) || len(amb.IDs) != 2 {
+		t.Errorf("ambiguous prefix: %v", err)
+	}
+	if r, _, err := d.Show(ctx, dv.inv.Device); err != nil || r.ID != dv.inv.Device {
+		t.Errorf("whole id: %v", err)
+	}
+}
+
+// TestOpenOlderDatabase: a devices.db of a mirror from before device
+// keys (version 1 check-ins only) opens; its devices stay, as legacy
+// ones, and no record is made of them.
+func TestOpenOlderDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), File)
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec(devicesSchema); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec(`INSERT INTO devices VALUES ('gw-old', 'board-a', 'gateway', '1.0.0', 'committed', '', 1, 2, '10.0.0.1', 3)`); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	d, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	legacy, err := d.List()
+	if err != nil || len(legacy) != 1 || legacy[0].ID != "gw-old" || legacy[0].Checkins != 3 {
+		t.Fatalf("legacy devices %+v, %v", legacy, err)
+	}
+	recs, err := d.Records(context.Background())
+	if err != nil || len(recs) != 0 {
+		t.Errorf("records %+v, %v", recs, err)
+	}
+	var v int
+	if err := d.db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 2 {
+		t.Errorf("schema version %d, %v", v, err)
+	}
+}
