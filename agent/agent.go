@@ -35,6 +35,7 @@ type Agent struct {
 	unlock      func()
 	now         func() time.Time
 	http        *http.Client // made on first use by httpClient
+	id          *Identity    // loaded on first use by Identity
 
 	j *Journal // nil before the first install
 }
@@ -176,6 +177,9 @@ func (a *Agent) httpClient(c *http.Client) *http.Client {
 	return a.http
 }
 
+// Config is the configuration the agent was opened with.
+func (a *Agent) Config() *Config { return a.cfg }
+
 func (a *Agent) path(name string) string { return filepath.Join(a.cfg.StateDir, name) }
 
 func (a *Agent) logf(format string, args ...any) {
@@ -298,7 +302,11 @@ type SlotInfo struct {
 // Status reconciles the journal with the boot state and reports. When
 // something cannot be read (a corrupt boot environment) it returns what it
 // has together with the error.
-func (a *Agent) Status() (*Status, error) {
+func (a *Agent) Status() (*Status, error) { return a.status(true) }
+
+// status is Status; with reconcile false it only looks (a check-in
+// reports the state, it does not act on it).
+func (a *Agent) status(reconcile bool) (*Status, error) {
 	s := &Status{DeviceType: a.cfg.DeviceType, Trust: a.trustStatus()}
 	for _, name := range sortedKeys(a.cfg.Slots) {
 		c := a.cfg.Slots[name]
@@ -309,8 +317,10 @@ func (a *Agent) Status() (*Status, error) {
 		s.Slots = append(s.Slots, info)
 	}
 	var errs []error
-	if err := a.reconcile(); err != nil {
-		errs = append(errs, err)
+	if reconcile {
+		if err := a.reconcile(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	s.Install = a.j
 	s.Pending = a.j != nil && a.j.State.Pending()

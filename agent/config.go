@@ -61,6 +61,8 @@ type Config struct {
 	DeviceID string `toml:"device_id"`
 	// Mirror is the ferry mirror ferry-agent run polls, if any.
 	Mirror MirrorConfig `toml:"mirror"`
+	// Identity is the device's own key, which signs its check-ins.
+	Identity IdentityConfig `toml:"identity"`
 	// Stick says where ferry-agent run looks for a USB stick.
 	Stick StickConfig `toml:"stick"`
 	// Network bounds every network call the agent makes.
@@ -126,6 +128,15 @@ type TrustConfig struct {
 // DefaultExpiryWarning is [trust] expiry_warning's default: a root that
 // expires within it is flagged by status, in time to renew it.
 const DefaultExpiryWarning = 30 * 24 * time.Hour
+
+// IdentityConfig says where the device's key is (see Identity).
+type IdentityConfig struct {
+	// Key is the device's Ed25519 private key (PEM, PKCS#8), mode 0600.
+	// Default STATE_DIR/identity/device.key, made at the first start
+	// when it is missing; a key set here must exist (provisioned at the
+	// factory).
+	Key string `toml:"key"`
+}
 
 // MirrorConfig is the ferry mirror that ferry-agent run polls.
 type MirrorConfig struct {
@@ -497,6 +508,7 @@ func (c *Config) resolve(dir string) {
 	abs(&c.StateDir)
 	abs(&c.Trust.Root)
 	abs(&c.Mirror.TUFRoot)
+	abs(&c.Identity.Key)
 	for i := range c.Stick.MountPoints {
 		abs(&c.Stick.MountPoints[i])
 	}

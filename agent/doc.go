@@ -190,4 +190,17 @@
 // (STATE_DIR/clock, the last install, the journal, its build time), so a
 // clock that resets neither revives an expired root nor refuses every
 // bundle (verify/TRUST.md §8, §9).
+//
+// # Identity and check-ins
+//
+// The device has an Ed25519 key of its own (LoadIdentity, Identity):
+// [identity] key, default STATE_DIR/identity/device.key, made at the
+// first use when the default file is missing, mode 0600; a provisioned
+// key must exist. Its id is checkin.DeviceID of the public key. CheckIn
+// reports the device's Inventory (status without reconciling: a check-in
+// reports, it never acts) signed with that key, for the mirror whose TUF
+// root the device trusts (STATE_DIR/tuf/root.json, else [mirror]
+// tuf_root), with a counter kept in STATE_DIR/identity/counter and
+// written durably before the check-in leaves: max(last+1, the agent's
+// clock in ms). docs/fleet.md specifies the protocol.
 package agent

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -90,28 +93,125 @@ func (a *Agent) upToDate() string {
 }
 
 // CheckIn tells the mirror what the device runs and how the last install
-// ended (transport/checkin).
-func (a *Agent) CheckIn(ctx context.Context, client *http.Client, installErr error) error {
-	r := &checkin.Report{DeviceID: a.cfg.DeviceID, DeviceType: a.cfg.DeviceType, Result: "idle", Time: a.now().UTC()}
-	if in, _ := a.installed(); in != nil {
-		r.Bundle, r.Version = in.Bundle, in.Version
-	} else {
-		r.Version = "0.0.0"
+// ended, in a check-in signed with the device's key (Identity) and bound
+// to the mirror's id and the next counter (transport/checkin,
+// docs/fleet.md). A mirror that has not enrolled the device answers that
+// it is pending, which is logged, not an error; a refusal is a
+// *checkin.MirrorError with the mirror's reason.
+func (a *Agent) CheckIn(ctx context.Context, client *http.Client, installErr error) (*checkin.Answer, error) {
+	if a.cfg.Mirror.URL == "" {
+		return nil, errors.New("no mirror configured ([mirror] url)")
+	}
+	signed, err := a.signedCheckIn(installErr)
+	if err != nil {
+		return nil, fmt.Errorf("check in with %s: %w", a.cfg.Mirror.URL, err)
+	}
+	ans, err := checkin.Send(ctx, a.httpClient(client), a.cfg.Mirror.URL, signed)
+	if err != nil {
+		return nil, err
+	}
+	if ans.Pending {
+		a.logf("mirror %s has not enrolled this device (id %s) yet: it is pending an operator's approval ('ferry mirror devices approve DIR %s')",
+			a.cfg.Mirror.URL, a.id.ID, a.id.ID[:16])
+	}
+	return ans, nil
+}
+
+// signedCheckIn is the device's signed check-in for the configured mirror.
+func (a *Agent) signedCheckIn(installErr error) ([]byte, error) {
+	id, err := a.Identity()
+	if err != nil {
+		return nil, err
+	}
+	mirror, err := a.mirrorID()
+	if err != nil {
+		return nil, err
+	}
+	inv, err := a.Inventory(installErr)
+	if err != nil {
+		return nil, err
+	}
+	inv.Mirror, inv.Device, inv.PublicKey = mirror, id.ID, id.key.Public().(ed25519.PublicKey)
+	if inv.Counter, err = a.nextCounter(); err != nil {
+		return nil, err
+	}
+	return checkin.Sign(inv, id.key)
+}
+
+// Inventory is what the device reports of itself (all of a check-in but
+// the mirror, key and counter): what it runs, its slots, how the last
+// install ended (installErr, the last command's error), free space in
+// the state directory and uptime.
+func (a *Agent) Inventory(installErr error) (*checkin.Inventory, error) {
+	inv := &checkin.Inventory{Name: a.cfg.DeviceID, DeviceType: a.cfg.DeviceType, AgentVersion: AgentVersion(), Result: "idle", Time: a.now().UTC(), Version: "0.0.0",
+		Components: []checkin.Component{}}
+	if !validName(inv.Name) {
+		inv.Name = ""
+	}
+	st, err := a.status(false)
+	if st == nil {
+		return nil, err
+	}
+	if err != nil {
+		a.logf("warning: check-in: %v", err)
+	}
+	if in := st.Installed; in != nil {
+		inv.Bundle, inv.Version = in.Bundle, in.Version
+	}
+	for _, c := range st.Components {
+		inv.Components = append(inv.Components, checkin.Component{Name: c.Name, Version: c.Version, Slot: c.Slot})
+	}
+	if len(inv.Components) > checkin.MaxComponents {
+		inv.Components = inv.Components[:checkin.MaxComponents]
+	}
+	inv.Slot.Booted = st.BootedSlot
+	inv.Slot.Trial = st.Pending
+	if st.Boot != nil {
+		inv.Slot.Fallback = st.Boot.FallbackDetected
 	}
 	if a.j != nil {
-		r.Result = string(a.j.State)
+		inv.Result = string(a.j.State)
 		if a.j.Refused {
-			r.Result = "refused"
+			inv.Result = "refused"
 		}
 	}
 	if installErr != nil {
-		msg := oneLine(installErr)
-		if len(msg) > checkin.MaxErrorSize {
-			msg = msg[:checkin.MaxErrorSize]
-		}
-		r.Error = msg
+		inv.Error = checkin.TrimError(oneLine(installErr))
 	}
-	return checkin.Post(ctx, a.httpClient(client), a.cfg.Mirror.URL, r)
+	inv.FreeBytes = freeBytes(a.cfg.StateDir)
+	inv.UptimeSeconds = uptimeSeconds()
+	return inv, nil
+}
+
+// validName says whether the configured device_id may go into a
+// check-in as the device's name.
+func validName(s string) bool {
+	r := checkin.Report{DeviceID: s, DeviceType: "t", Version: "1", Result: "idle", Time: time.Now()}
+	return s != "" && r.Validate() == nil
+}
+
+// AgentVersion is the version of the running agent's build: its module
+// version, or "(devel)".
+func AgentVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// uptimeSeconds is how long the system has run (0 where /proc/uptime
+// cannot tell).
+func uptimeSeconds() uint64 {
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return 0
+	}
+	f, _, _ := strings.Cut(string(b), " ")
+	secs, err := strconv.ParseFloat(f, 64)
+	if err != nil || secs < 0 {
+		return 0
+	}
+	return uint64(secs)
 }
 
 // stickRoots returns the trust roots a stick offers: N.root.json files in
@@ -574,7 +674,7 @@ func (r *Runner) fromMirror(pollCtx, ctx context.Context) (Outcome, error) {
 		r.failures++
 	}
 	if r.failures == 0 {
-		if cerr := a.CheckIn(ctx, r.Client, err); cerr != nil {
+		if _, cerr := a.CheckIn(ctx, r.Client, err); cerr != nil {
 			r.logf("warning: %v", cerr)
 		}
 	}
@@ -598,9 +698,12 @@ func (a *Agent) CheckInNow(ctx context.Context, result error) {
 	if a.cfg.Mirror.URL == "" {
 		return
 	}
-	if err := a.CheckIn(ctx, nil, result); err != nil {
+	ans, err := a.CheckIn(ctx, nil, result)
+	if err != nil {
 		a.logf("warning: %v (the next poll checks in again)", err)
 		return
 	}
-	a.logf("checked in with %s", a.cfg.Mirror.URL)
+	if !ans.Pending {
+		a.logf("checked in with %s", a.cfg.Mirror.URL)
+	}
 }

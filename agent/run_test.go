@@ -59,6 +59,18 @@ func TestRunnerMirror(t *testing.T) {
 	mc.URL = srv.URL
 	e.cfg.Mirror = mc
 	e.cfg.DeviceID = "gw-0001"
+	// The factory line enrolled the device's key (ferry-agent identity).
+	id, err := LoadIdentity(e.cfg)
+	if err != nil || !id.Created {
+		t.Fatalf("identity %+v, %v", id, err)
+	}
+	es, err := devices.ParseEnrollments([]byte(id.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Enroll(context.Background(), es, "test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
 
 	r := &Runner{Config: e.cfg}
 	out, err := r.Once(context.Background())
@@ -74,12 +86,16 @@ func TestRunnerMirror(t *testing.T) {
 	if got := e.read("reboots"); got != "reboot\n" {
 		t.Errorf("reboots %q", got)
 	}
-	list, err := devices.ListDir(st.Dir())
-	if err != nil || len(list) != 1 {
-		t.Fatalf("devices %+v, %v", list, err)
+	recs, err := db.Records(context.Background())
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("devices %+v, %v", recs, err)
 	}
-	if list[0].ID != "gw-0001" {
-		t.Errorf("check-in %+v", list[0])
+	inv := recs[0].Inventory
+	if recs[0].ID != id.ID || recs[0].Checkins != 1 || inv == nil || inv.Name != "gw-0001" || inv.Result != "rebooting" || !inv.Slot.Trial || inv.FreeBytes == 0 {
+		t.Errorf("record %+v, inventory %+v", recs[0], inv)
+	}
+	if legacy, err := devices.ListDir(st.Dir()); err != nil || len(legacy) != 0 {
+		t.Errorf("legacy devices %+v, %v", legacy, err)
 	}
 }
 

@@ -5,3 +5,5 @@ package agent
 import "os/exec"
 
 func ownProcessGroup(*exec.Cmd) {}
+
+func freeBytes(string) uint64 { return 0 }

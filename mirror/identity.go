@@ -16,7 +16,7 @@ import (
 // mirror TUF root versions it has published, newest first. A device that
 // trusts any of those versions binds its reports to this mirror.
 func (s *Store) MirrorIDs() ([]string, error) {
-	names, err := filepath.Glob(filepath.Join(s.dir, tufDir, "*"+wire.RootSuffix))
+	names, err := filepath.Glob(filepath.Join(s.dir, wire.TUFDir, "*"+wire.RootSuffix))
 	if err != nil {
 		return nil, err
 	}

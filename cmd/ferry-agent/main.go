@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/internal/filekind"
+	"github.com/ferry-update/ferry/transport/checkin"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -49,7 +50,18 @@ func hint(err error) string {
 	var ve *agent.VersionError
 	var de *agent.DependencyError
 	var fe *filekind.Error
+	var me *checkin.MirrorError
 	switch {
+	case errors.As(err, &me) && me.Reason == checkin.Foreign:
+		return "[mirror] tuf_root is another mirror's TUF root: give the device this mirror's tuf/root.json"
+	case errors.As(err, &me) && (me.Reason == checkin.Revoked || me.Reason == checkin.Rejected):
+		return "an operator refused this device on the mirror ('ferry mirror devices show DIR ID' there); 'ferry-agent identity' prints its id"
+	case errors.As(err, &me) && me.Reason == checkin.Replayed:
+		return "the mirror accepted a higher counter from this device before: was its state directory restored from a copy, or its clock set back? Later check-ins count on from the clock"
+	case errors.As(err, &me) && me.Reason == checkin.Unsigned:
+		return "the mirror takes signed check-ins only; this agent sent an unsigned one"
+	case errors.As(err, &me) && me.Reason == checkin.BadSignature:
+		return "the mirror could not verify the device's signature: was the check-in changed on its way (a proxy)?"
 	case errors.As(err, &fe) && fe.Hint() != "":
 		return fe.Hint()
 	case errors.As(err, &re) && re.Kind == verify.RootExpired:

@@ -91,6 +91,8 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 bundle refused.`,
 		cliexit.Group(newTrustCommand(),
 			newTrustUpdateCommand(s, &g),
 		),
+		newIdentityCommand(s, &g),
+		newCheckinCommand(s, &g),
 		program.VersionCommand(),
 	)
 	return root

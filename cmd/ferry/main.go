@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/internal/filekind"
@@ -43,7 +44,16 @@ func hint(err error) string {
 	var ee *outpath.ExistsError
 	var ie *outpath.InputError
 	var fe *filekind.Error
+	var nf *devices.NotFoundError
+	var amb *devices.AmbiguousError
+	var se *devices.StatusError
 	switch {
+	case errors.As(err, &nf), errors.As(err, &amb):
+		return "'ferry mirror devices list DIR' lists the devices with their ids; give a whole id or a unique prefix of 8 hex digits or more"
+	case errors.As(err, &se) && se.From == devices.Revoked:
+		return "make the device a new key (remove its identity/device.key and restart ferry-agent), then enroll or approve the new id"
+	case errors.As(err, &se) && se.From == devices.Enrolled && se.To == devices.Rejected:
+		return "to cut off an enrolled device, revoke it: ferry mirror devices revoke DIR ID"
 	case errors.As(err, &fe) && fe.Hint() != "":
 		return fe.Hint()
 	case errors.Is(err, errUnsigned):

@@ -62,13 +62,14 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
-			"exitcode": testutil.ExitCode,
-			"randfile": cmdRandfile,
-			"flipbyte": cmdFlipbyte,
-			"truncate": cmdTruncate,
-			"corrupt":  cmdCorrupt,
-			"swapblob": cmdSwapblob,
-			"flippart": cmdFlippart,
+			"exitcode":    testutil.ExitCode,
+			"randfile":    cmdRandfile,
+			"flipbyte":    cmdFlipbyte,
+			"truncate":    cmdTruncate,
+			"corrupt":     cmdCorrupt,
+			"swapblob":    cmdSwapblob,
+			"flippart":    cmdFlippart,
+			"signcheckin": cmdSignCheckin,
 		},
 	})
 }

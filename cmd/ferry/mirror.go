@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/media"
@@ -353,6 +352,7 @@ type mirrorServeOptions struct {
 	listen, cert, key string
 	refresh           time.Duration
 	noCheckins        bool
+	acceptLegacy      bool
 	limits            server.Limits
 }
 
@@ -371,6 +371,14 @@ timestamp.json, snapshot.json, targets.json), whose timestamp is re-signed
 every --refresh-interval (at most a quarter of the timestamp expiry; 0: never,
 leave it to 'ferry mirror refresh' from cron), and device check-ins at
 POST /ferry/v1/checkin, stored in DIR/devices.db (the last 100 per device).
+
+Check-ins are signed by each device's key and bound to this mirror and a
+counter: forged, replayed and foreign ones (meant for another mirror) are
+refused and logged with the reason. A device's check-ins are recorded once
+it is enrolled ('ferry mirror devices'); before, it is listed as pending.
+Unsigned check-ins of agents older than device keys are refused (401)
+unless --accept-legacy records them as legacy devices, apart from the
+others (docs/fleet.md).
 
 The network is not trusted, so every client is bounded: each read and
 write has a deadline (a download may be slow as long as it keeps moving),
@@ -400,6 +408,7 @@ with Ctrl-C or SIGTERM.`,
 	f.StringVar(&o.key, "tls-key", "", "TLS private key (PEM)")
 	f.DurationVar(&o.refresh, "refresh-interval", time.Hour, "how often to re-sign the TUF timestamp; 0: never")
 	f.BoolVar(&o.noCheckins, "no-checkins", false, "refuse device check-ins (404) instead of storing them")
+	f.BoolVar(&o.acceptLegacy, "accept-legacy", false, "record unsigned check-ins of older agents as legacy devices (not authenticated) instead of refusing them")
 	return cmd
 }
 
@@ -418,7 +427,7 @@ func runMirrorServe(ctx context.Context, s *streams, o mirrorServeOptions, dir s
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	so := server.Options{Store: st, Checkins: !o.noCheckins, Limits: o.limits, RefreshInterval: o.refresh, TLSCert: o.cert, TLSKey: o.key}
+	so := server.Options{Store: st, Checkins: !o.noCheckins, AcceptLegacy: o.acceptLegacy, Limits: o.limits, RefreshInterval: o.refresh, TLSCert: o.cert, TLSKey: o.key}
 	so.Logf = func(format string, a ...any) {
 		fmt.Fprintf(s.err, "ferry: %s\n", display.UntrustedLines(fmt.Sprintf(format, a...)))
 	}
@@ -520,61 +529,6 @@ func printTUFStatus(s *streams, st *tufrepo.Status) {
 	}
 	tw.Flush()
 	fmt.Fprintf(s.out, "%d bundles listed\n", st.Bundles)
-}
-
-// mirrorDevicesOptions are the flags of 'ferry mirror devices'.
-type mirrorDevicesOptions struct {
-	asJSON bool
-}
-
-func newMirrorDevicesCommand(s *streams) *cobra.Command {
-	var o mirrorDevicesOptions
-	cmd := &cobra.Command{
-		Use:   "devices DIR [--json]",
-		Short: "List the devices that checked in with the mirror",
-		Long: `List the devices that reported to 'ferry mirror serve' (POST
-/ferry/v1/checkin), or onto a stick whose reports were ingested ('ferry
-mirror ingest'), with what each last said: the bundle and version it
-runs, how its last install ended, when the device says it made the report
-(REPORTED, its own clock: informative, it may be wrong or forged) and when
-the mirror received it (LAST SEEN, the mirror's clock, which orders the
-reports). The reports are kept in DIR/devices.db (SQLite).`,
-		Args: args(1, "a mirror DIR"),
-		RunE: func(_ *cobra.Command, a []string) error { return runMirrorDevices(s, o, a[0]) },
-	}
-	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print JSON")
-	return cmd
-}
-
-// runMirrorDevices lists the devices recorded in the mirror in dir.
-func runMirrorDevices(s *streams, o mirrorDevicesOptions, dir string) error {
-	st, err := openMirror(dir)
-	if err != nil {
-		return err
-	}
-	ds, err := devices.ListDir(st.Dir())
-	if err != nil {
-		return err
-	}
-	if o.asJSON {
-		return writeJSON(s.out, ds)
-	}
-	if len(ds) == 0 {
-		fmt.Fprintln(s.err, "ferry: no device has checked in with this mirror yet")
-		return nil
-	}
-	now := time.Now()
-	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DEVICE\tTYPE\tBUNDLE\tVERSION\tRESULT\tREPORTED\tLAST SEEN\tERROR")
-	for _, d := range ds {
-		bundle := d.Bundle
-		if bundle == "" {
-			bundle = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s (%s ago)\t%s\n", display.Untrusted(d.ID), display.Untrusted(d.Type), display.Untrusted(bundle), display.Untrusted(d.Version), display.Untrusted(d.Result),
-			display.Time(d.ReportedAt), display.Time(d.LastSeen), now.Sub(d.LastSeen).Round(time.Second), display.OneLine(d.Error, 60))
-	}
-	return tw.Flush()
 }
 
 // mirrorIngestOptions are the flags of 'ferry mirror ingest'.

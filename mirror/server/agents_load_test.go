@@ -53,7 +53,7 @@ func TestAgentsUpdateAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: server.NewHandler(s, server.HandlerOptions{Devices: db}), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: server.NewHandler(s, server.HandlerOptions{Devices: db, AcceptLegacy: true}), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
 	base := "http://" + ln.Addr().String()

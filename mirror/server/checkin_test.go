@@ -27,7 +27,7 @@ func checkinServer(t *testing.T) (*mirror.Store, *devices.DB, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	srv := httptest.NewServer(server.NewHandler(s, server.HandlerOptions{Devices: d}))
+	srv := httptest.NewServer(server.NewHandler(s, server.HandlerOptions{Devices: d, AcceptLegacy: true}))
 	t.Cleanup(srv.Close)
 	return s, d, srv.URL
 }

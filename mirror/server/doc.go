@@ -20,5 +20,12 @@
 // once a minute per kind. The check-in database failing (a full disk)
 // answers 503 and never stops the TUF re-signing.
 //
-// Check-ins are recorded with package devices.
+// Check-ins (docs/fleet.md) are judged in order: the signature
+// (checkin.OpenSigned), the mirror id (one of the store's MirrorIDs), then
+// the device's status and counter (devices.Store.Accept). An enrolled
+// device's report is recorded (204), an unknown or pending device is
+// listed as pending (202), and every refusal is answered with its reason
+// and logged, at most once a minute per reason. Unsigned (version 1)
+// check-ins are refused (401) unless HandlerOptions.AcceptLegacy keeps
+// them among the legacy devices.
 package server

@@ -1,14 +1,19 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferry-update/ferry/devices"
@@ -24,7 +29,9 @@ import (
 type Handler struct {
 	store   *mirror.Store
 	oci     *OCI
-	devices *devices.DB
+	devices devices.Store
+	legacy  bool
+	ids     *mirrorIDs
 	now     func() time.Time
 	logf    func(format string, a ...any)
 	limited *limitedLog
@@ -34,7 +41,12 @@ type Handler struct {
 // HandlerOptions configure NewHandler.
 type HandlerOptions struct {
 	// Devices stores check-ins; nil answers them 404.
-	Devices *devices.DB
+	Devices devices.Store
+	// AcceptLegacy records version 1 check-ins (unsigned, from agents
+	// older than device identities) among the legacy records, where
+	// they change no device's record; without it they are refused
+	// (401, reason "unsigned").
+	AcceptLegacy bool
 	// Logf, if set, is told about check-ins that could not be stored and
 	// about limits that bite, at most once a minute for each kind.
 	Logf func(format string, a ...any)
@@ -52,7 +64,7 @@ func NewHandler(s *mirror.Store, o HandlerOptions) *Handler {
 	if o.Devices != nil {
 		o.Devices.SetMaxDevices(o.Limits.MaxDevices)
 	}
-	return &Handler{store: s, oci: NewOCI(s), devices: o.Devices, now: time.Now, logf: logf,
+	return &Handler{store: s, oci: NewOCI(s), devices: o.Devices, legacy: o.AcceptLegacy, ids: &mirrorIDs{store: s}, now: time.Now, logf: logf,
 		limited: &limitedLog{logf: logf, interval: time.Minute, kinds: map[string]*logKind{}},
 		rate:    newRateLimiter(o.Limits.CheckinRate, o.Limits.CheckinBurst)}
 }
@@ -131,17 +143,142 @@ func (h *Handler) serveCheckin(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusUnsupportedMediaType, "want Content-Type application/json")
 		return
 	}
-	if r.ContentLength > checkin.MaxSize {
+	if r.ContentLength > checkin.MaxEnvelopeSize {
 		jsonError(w, http.StatusRequestEntityTooLarge, checkin.ErrTooLarge.Error())
 		return
 	}
-	rep, err := checkin.Parse(http.MaxBytesReader(w, r.Body, checkin.MaxSize))
-	if errors.Is(err, checkin.ErrTooLarge) {
-		jsonError(w, http.StatusRequestEntityTooLarge, err.Error())
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, checkin.MaxEnvelopeSize))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			jsonError(w, http.StatusRequestEntityTooLarge, checkin.ErrTooLarge.Error())
+			return
+		}
+		jsonError(w, http.StatusBadRequest, "read check-in: "+err.Error())
 		return
 	}
+	if checkin.IsSigned(body) {
+		h.serveSigned(r.Context(), w, body, now, remote)
+		return
+	}
+	h.serveLegacy(w, body, now, remote)
+}
+
+// serveSigned judges a signed check-in (docs/fleet.md): signature,
+// mirror id, enrollment and counter, in that order; only an enrolled
+// device's report changes a record. Every refusal is logged with its
+// reason (at most once a minute per reason).
+func (h *Handler) serveSigned(ctx context.Context, w http.ResponseWriter, body []byte, now time.Time, remote string) {
+	inv, err := checkin.OpenSigned(body)
+	if err == nil {
+		err = h.checkMirror(inv)
+	}
+	out := devices.Recorded
+	if err == nil {
+		out, err = h.devices.Accept(ctx, inv, now, remote)
+	}
+	device := "?"
+	if inv != nil {
+		device = inv.Device
+	}
+	var re *checkin.RefusedError
+	var fe *checkin.FieldError
+	switch {
+	case err == nil && out == devices.Listed:
+		h.limited.printf(now, "pending", "check-in of device %s (%s) from %s: not enrolled, listed as pending; nothing recorded ('ferry mirror devices approve %s')",
+			inv.Device, inv.Name, remote, inv.Device[:16])
+		b, _ := json.Marshal(checkin.PendingBody{Status: "pending", Device: inv.Device,
+			Message: "this mirror has not enrolled the device: it is listed as pending an operator's approval, and nothing it reports is recorded"})
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		w.Write(b)
+	case err == nil:
+		w.WriteHeader(http.StatusNoContent)
+	case errors.As(err, &re):
+		h.limited.printf(now, "refused:"+string(re.Reason), "check-in from %s refused (%s): %s", remote, re.Reason, re.Msg)
+		reasonError(w, reasonStatus[re.Reason], re.Reason, err.Error())
+	case errors.As(err, &fe):
+		h.limited.printf(now, "refused:"+string(checkin.Malformed), "check-in from %s refused (%s): %v", remote, checkin.Malformed, fe)
+		reasonError(w, http.StatusBadRequest, checkin.Malformed, fe.Error())
+	case errors.Is(err, checkin.ErrTooLarge):
+		jsonError(w, http.StatusRequestEntityTooLarge, err.Error())
+	case errors.Is(err, devices.ErrTooMany):
+		h.limited.printf(now, "devices", "check-in of new device %s from %s refused (507): %v (--max-devices)", device, remote, err)
+		jsonError(w, http.StatusInsufficientStorage, "the mirror records no more devices")
+	default:
+		h.limited.printf(now, "store", "check-in of %s refused (503): %v", device, err)
+		w.Header().Set("Retry-After", "60")
+		jsonError(w, http.StatusServiceUnavailable, "the mirror cannot store check-ins now; retry later")
+	}
+}
+
+// reasonStatus is the HTTP status of each refusal.
+var reasonStatus = map[checkin.Reason]int{
+	checkin.Malformed:    http.StatusBadRequest,
+	checkin.ClockAhead:   http.StatusBadRequest,
+	checkin.Unsigned:     http.StatusUnauthorized,
+	checkin.BadSignature: http.StatusUnauthorized,
+	checkin.Rejected:     http.StatusForbidden,
+	checkin.Revoked:      http.StatusForbidden,
+	checkin.Replayed:     http.StatusConflict,
+	checkin.Foreign:      http.StatusMisdirectedRequest,
+}
+
+// checkMirror refuses a report meant for another mirror.
+func (h *Handler) checkMirror(inv *checkin.Inventory) error {
+	ids, err := h.ids.get()
+	if err != nil {
+		return err
+	}
+	if slices.Contains(ids, inv.Mirror) {
+		return nil
+	}
+	return &checkin.RefusedError{Reason: checkin.Foreign, Msg: fmt.Sprintf("device %s addressed its report to mirror %s; this is mirror %s",
+		inv.Device, inv.Mirror, ids[0])}
+}
+
+// mirrorIDs caches the store's MirrorIDs until its TUF root changes.
+type mirrorIDs struct {
+	store *mirror.Store
+	mu    sync.Mutex
+	stamp fileStamp
+	ids   []string
+}
+
+func (m *mirrorIDs) get() ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, err := os.Stat(m.store.TUFRootPath())
+	if err != nil {
+		return nil, fmt.Errorf("mirror id: %w", err)
+	}
+	if s := stampOf(st); m.ids == nil || s != m.stamp {
+		ids, err := m.store.MirrorIDs()
+		if err != nil {
+			return nil, err
+		}
+		m.ids, m.stamp = ids, s
+	}
+	return m.ids, nil
+}
+
+// serveLegacy takes a version 1 check-in: unsigned, so it is refused
+// unless the mirror accepts legacy devices, and then it goes among the
+// legacy records only.
+func (h *Handler) serveLegacy(w http.ResponseWriter, body []byte, now time.Time, remote string) {
+	if len(body) > checkin.MaxSize {
+		jsonError(w, http.StatusRequestEntityTooLarge, checkin.ErrTooLarge.Error())
+		return
+	}
+	rep, err := checkin.ParseBytes(body)
 	if err != nil {
 		jsonError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !h.legacy {
+		msg := fmt.Sprintf("check-in of %q is not signed: this mirror takes signed check-ins only (update the device's ferry-agent, or serve with --accept-legacy)", rep.DeviceID)
+		h.limited.printf(now, "refused:"+string(checkin.Unsigned), "check-in from %s refused (%s): %s", remote, checkin.Unsigned, msg)
+		reasonError(w, http.StatusUnauthorized, checkin.Unsigned, msg)
 		return
 	}
 	err = h.devices.Record(rep, now, remote)
@@ -160,8 +297,17 @@ func (h *Handler) serveCheckin(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusServiceUnavailable, "the mirror cannot store check-ins now; retry later")
 	}
 }
+
+func reasonError(w http.ResponseWriter, status int, reason checkin.Reason, msg string) {
+	writeJSONStatus(w, status, checkin.ErrorBody{Error: msg, Reason: reason})
+}
+
 func jsonError(w http.ResponseWriter, status int, msg string) {
-	b, _ := json.Marshal(map[string]string{"error": msg})
+	writeJSONStatus(w, status, checkin.ErrorBody{Error: msg})
+}
+
+func writeJSONStatus(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)

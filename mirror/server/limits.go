@@ -334,7 +334,10 @@ type Options struct {
 	Limits Limits
 	// Devices stores check-ins; nil answers them 404 unless Checkins is
 	// set.
-	Devices *devices.DB
+	Devices devices.Store
+	// AcceptLegacy records version 1 (unsigned) check-ins among the
+	// legacy records instead of refusing them (HandlerOptions).
+	AcceptLegacy bool
 	// Checkins, with Devices nil, makes Serve open the store's device
 	// database (devices.OpenDir) for check-ins and close it when it returns.
 	Checkins bool
@@ -369,7 +372,7 @@ func Serve(ctx context.Context, ln net.Listener, o Options) error {
 		defer d.Close()
 		o.Devices = d
 	}
-	srv := o.Limits.HTTPServer(NewHandler(s, HandlerOptions{Devices: o.Devices, Logf: o.Logf, Limits: o.Limits}))
+	srv := o.Limits.HTTPServer(NewHandler(s, HandlerOptions{Devices: o.Devices, AcceptLegacy: o.AcceptLegacy, Logf: o.Logf, Limits: o.Limits}))
 	ln = o.Limits.Listener(ln)
 	if o.RefreshInterval > 0 {
 		report := o.Refreshed

@@ -64,7 +64,9 @@ func TestCheckinLimits(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- server.Serve(ctx, ln, server.Options{Store: s, Limits: lim, Devices: d, Logf: logf}) }()
+	go func() {
+		done <- server.Serve(ctx, ln, server.Options{Store: s, Limits: lim, Devices: d, AcceptLegacy: true, Logf: logf})
+	}()
 	t.Cleanup(func() { cancel(); <-done })
 	u := "http://" + ln.Addr().String()
 
@@ -121,7 +123,7 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- server.Serve(ctx, ln, server.Options{Store: s, Limits: server.Limits{BodyTimeout: 200 * time.Millisecond}, Devices: d})
+		done <- server.Serve(ctx, ln, server.Options{Store: s, Limits: server.Limits{BodyTimeout: 200 * time.Millisecond}, Devices: d, AcceptLegacy: true})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	c, err := net.Dial("tcp", ln.Addr().String())
@@ -172,7 +174,7 @@ func TestServeChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Printf("ADDR %s\n", ln.Addr())
-	err = server.Serve(context.Background(), ln, server.Options{Store: s, Limits: lim, Devices: d, RefreshInterval: 50 * time.Millisecond,
+	err = server.Serve(context.Background(), ln, server.Options{Store: s, Limits: lim, Devices: d, AcceptLegacy: true, RefreshInterval: 50 * time.Millisecond,
 		Refreshed: func(_ *tufrepo.Status, err error) {
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "refresh:", err)

@@ -51,7 +51,7 @@ func TestServeOpensCheckins(t *testing.T) {
 	serving := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- server.Serve(ctx, ln, server.Options{Store: s, Checkins: true, Serving: func() { close(serving) }})
+		done <- server.Serve(ctx, ln, server.Options{Store: s, Checkins: true, AcceptLegacy: true, Serving: func() { close(serving) }})
 	}()
 	<-serving
 	res, err := http.Post(where+"/ferry/v1/checkin", "application/json",

@@ -39,7 +39,7 @@ func FuzzRouting(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { d.Close() })
-	h := server.NewHandler(s, server.HandlerOptions{Devices: d})
+	h := server.NewHandler(s, server.HandlerOptions{Devices: d, AcceptLegacy: true})
 	f.Fuzz(func(t *testing.T, method, path string) {
 		if method == "" || strings.ContainsAny(method, " \t\r\n()<>@,;:\\\"/[]?={}") {
 			method = http.MethodGet
@@ -73,7 +73,7 @@ func TestRoutingOddNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	srv := httptest.NewServer(server.NewHandler(s, server.HandlerOptions{Devices: d}))
+	srv := httptest.NewServer(server.NewHandler(s, server.HandlerOptions{Devices: d, AcceptLegacy: true}))
 	t.Cleanup(srv.Close)
 	for _, p := range routingSeeds {
 		if strings.ContainsRune(p, 0) {
