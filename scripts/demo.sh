@@ -439,6 +439,16 @@ section_mirror() {
 	power_on
 	agent boot-check
 	agent status
+
+	heading "The device has a key of its own; the mirror records it once it is enrolled"
+	cp "$DEVICE/agent.toml" "$DEVICE/agent.toml.orig"
+	printf '\n[mirror]\nurl = "http://%s"\ntuf_root = "%s"\n' "$addr" "$(realpath "$MIRROR/tuf/root.json")" >>"$DEVICE/agent.toml"
+	agent identity
+	show_sh "'$AGENT' -c '$DEVICE/agent.toml' identity --json >'$DEMO/factory-line.jsonl'"
+	show "$FERRY" mirror devices enroll "$MIRROR" --file "$DEMO/factory-line.jsonl"
+	agent checkin
+	show "$FERRY" mirror devices list "$MIRROR"
+	mv "$DEVICE/agent.toml.orig" "$DEVICE/agent.toml"
 	stop_mirror
 }
 
