@@ -1,6 +1,7 @@
 package devices
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -27,7 +28,7 @@ const HistoryPerDevice = 100
 // latest report, and a history of its last HistoryPerDevice reports.
 // It is safe for concurrent use; writes are serialized.
 type DB struct {
-	db         *sql.DB
+	db         sqlDB
 	path       string
 	maxDevices atomic.Int64
 }
@@ -100,18 +101,22 @@ func Open(path string) (*DB, error) {
 	if err := restrictFiles(path); err != nil {
 		return nil, fmt.Errorf("device database %s: %w", path, err)
 	}
-	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("device database %s: %w", path, err)
 	}
 	// One connection: SQLite has one writer at a time anyway, and this
 	// way concurrent check-ins queue in Go instead of failing busy.
+	// Transactions take the write lock when they begin (_txlock=immediate):
+	// another process on the same file (a second mirror, a 'ferry mirror
+	// devices' command) then waits its turn (busy_timeout) instead of
+	// failing busy when a read would have to become a write.
 	db.SetMaxOpenConns(1)
 	if _, err := db.Exec(devicesSchema + fleetSchema + "PRAGMA user_version = 2;"); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("device database %s: %w", path, err)
 	}
-	return &DB{db: db, path: path}, nil
+	return &DB{db: sqlDB{db, sqliteDialect}, path: path}, nil
 }
 
 // restrictFiles creates the database file with Perm before
@@ -178,7 +183,7 @@ func (d *DB) Record(r *checkin.Report, at time.Time, remote string) error {
 }
 
 func (d *DB) record(r *checkin.Report, at time.Time, remote string) error {
-	tx, err := d.db.Begin()
+	tx, err := d.db.BeginTx(context.Background(), nil)
 	if err != nil {
 		return err
 	}
@@ -186,11 +191,11 @@ func (d *DB) record(r *checkin.Report, at time.Time, remote string) error {
 	rep, recv := r.Time.UnixMilli(), at.UnixMilli()
 	if limit := d.maxDevices.Load(); limit > 0 {
 		var known, n int64
-		if err := tx.QueryRow(`SELECT count(*) FROM devices WHERE device_id = ?`, r.DeviceID).Scan(&known); err != nil {
+		if err := tx.QueryRowContext(context.Background(), `SELECT count(*) FROM devices WHERE device_id = ?`, r.DeviceID).Scan(&known); err != nil {
 			return err
 		}
 		if known == 0 {
-			if err := tx.QueryRow(`SELECT count(*) FROM devices`).Scan(&n); err != nil {
+			if err := tx.QueryRowContext(context.Background(), `SELECT count(*) FROM devices`).Scan(&n); err != nil {
 				return err
 			}
 			if n >= limit {
@@ -202,25 +207,25 @@ func (d *DB) record(r *checkin.Report, at time.Time, remote string) error {
 	// the report received last (on a tie, the one the device made last),
 	// so a report dated far ahead cannot pin it. last_seen is the
 	// receipt time of the report the state comes from.
-	if _, err := tx.Exec(`UPDATE devices SET device_type = ?, bundle = ?, version = ?, result = ?, error = ?,
+	if _, err := tx.ExecContext(context.Background(), `UPDATE devices SET device_type = ?, bundle = ?, version = ?, result = ?, error = ?,
 			reported_at = ?, remote = ?
 		WHERE device_id = ? AND (last_seen < ? OR (last_seen = ? AND reported_at <= ?))`,
 		r.DeviceType, r.Bundle, r.Version, r.Result, r.Error, rep, remote, r.DeviceID, recv, recv, rep); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(`INSERT INTO devices (device_id, device_type, bundle, version, result, error, reported_at, last_seen, remote, checkins)
+	if _, err := tx.ExecContext(context.Background(), `INSERT INTO devices (device_id, device_type, bundle, version, result, error, reported_at, last_seen, remote, checkins)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
 		ON CONFLICT (device_id) DO UPDATE SET checkins = devices.checkins + 1,
-			last_seen = max(devices.last_seen, excluded.last_seen)`,
+			last_seen = `+d.db.dl.greatest+`(devices.last_seen, excluded.last_seen)`,
 		r.DeviceID, r.DeviceType, r.Bundle, r.Version, r.Result, r.Error, rep, recv, remote); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(`INSERT INTO checkins (device_id, device_type, bundle, version, result, error, reported_at, received_at, remote)
+	if _, err := tx.ExecContext(context.Background(), `INSERT INTO checkins (device_id, device_type, bundle, version, result, error, reported_at, received_at, remote)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.DeviceID, r.DeviceType, r.Bundle, r.Version, r.Result, r.Error, rep, recv, remote); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(`DELETE FROM checkins WHERE device_id = ? AND id <= (
+	if _, err := tx.ExecContext(context.Background(), `DELETE FROM checkins WHERE device_id = ? AND id <= (
 		SELECT id FROM checkins WHERE device_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
 		r.DeviceID, r.DeviceID, HistoryPerDevice); err != nil {
 		return err
@@ -230,7 +235,7 @@ func (d *DB) record(r *checkin.Report, at time.Time, remote string) error {
 
 // List returns every device's latest check-in, by device id.
 func (d *DB) List() ([]Device, error) {
-	rows, err := d.db.Query(`SELECT device_id, device_type, bundle, version, result, error, reported_at, last_seen, remote, checkins
+	rows, err := d.db.QueryContext(context.Background(), `SELECT device_id, device_type, bundle, version, result, error, reported_at, last_seen, remote, checkins
 		FROM devices ORDER BY device_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list devices: %w", err)
@@ -251,7 +256,7 @@ func (d *DB) List() ([]Device, error) {
 
 // History returns a device's stored check-ins, newest first.
 func (d *DB) History(deviceID string) ([]Device, error) {
-	rows, err := d.db.Query(`SELECT device_id, device_type, bundle, version, result, error, reported_at, received_at, remote
+	rows, err := d.db.QueryContext(context.Background(), `SELECT device_id, device_type, bundle, version, result, error, reported_at, received_at, remote
 		FROM checkins WHERE device_id = ? ORDER BY id DESC`, deviceID)
 	if err != nil {
 		return nil, fmt.Errorf("history of %s: %w", deviceID, err)

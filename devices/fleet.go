@@ -233,9 +233,9 @@ func (d *DB) Accept(ctx context.Context, inv *checkin.Inventory, at time.Time, r
 	return out, nil
 }
 
-func accept(ctx context.Context, tx *sql.Tx, inv *checkin.Inventory, at time.Time, remote string, limit int64) (Outcome, error) {
+func accept(ctx context.Context, tx sqlTx, inv *checkin.Inventory, at time.Time, remote string, limit int64) (Outcome, error) {
 	now := at.UnixMilli()
-	rec, err := scanRecord(tx.QueryRowContext(ctx, `SELECT `+recordColumns+` FROM fleet_devices WHERE device_id = ?`, inv.Device))
+	rec, err := scanRecord(tx.QueryRowContext(ctx, `SELECT `+recordColumns+` FROM fleet_devices WHERE device_id = ?`+tx.dl.forUpdate, inv.Device))
 	if errors.Is(err, sql.ErrNoRows) {
 		// First contact: listed as pending, with what it claims to be.
 		if limit > 0 {
@@ -247,7 +247,10 @@ func accept(ctx context.Context, tx *sql.Tx, inv *checkin.Inventory, at time.Tim
 				return 0, fmt.Errorf("%w (%d)", ErrTooMany, limit)
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO fleet_devices (`+recordColumns+`) VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, 0, 1, '')`,
+		// A contact of the same device at the same time may have listed
+		// it first: then this one is listed too.
+		_, err := tx.ExecContext(ctx, `INSERT INTO fleet_devices (`+recordColumns+`) VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, 0, 1, '')
+			ON CONFLICT (device_id) DO NOTHING`,
 			inv.Device, []byte(inv.PublicKey), Pending, inv.Name, inv.DeviceType, now, now, now, remote, int64(inv.Counter))
 		return Listed, err
 	}
@@ -310,7 +313,7 @@ func (d *DB) Enroll(ctx context.Context, es []Enrollment, how string, at time.Ti
 			return nil, fmt.Errorf("enroll: a public key of %d bytes is not Ed25519", len(e.PublicKey))
 		}
 		res := EnrollResult{ID: id, Name: e.Name}
-		rec, err := scanRecord(tx.QueryRowContext(ctx, `SELECT `+recordColumns+` FROM fleet_devices WHERE device_id = ?`, id))
+		rec, err := scanRecord(tx.QueryRowContext(ctx, `SELECT `+recordColumns+` FROM fleet_devices WHERE device_id = ?`+tx.dl.forUpdate, id))
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			res.After = Enrolled
@@ -352,7 +355,7 @@ func (d *DB) SetStatus(ctx context.Context, idOrPrefix string, to Status, at tim
 		return nil, err
 	}
 	defer tx.Rollback()
-	rec, err := resolve(ctx, tx, idOrPrefix)
+	rec, err := resolve(ctx, tx, idOrPrefix, tx.dl.forUpdate)
 	if err != nil {
 		return nil, err
 	}
@@ -386,12 +389,12 @@ type querier interface {
 
 // resolve finds the device whose id is idOrPrefix, or begins with it (at
 // least MinPrefix hex digits).
-func resolve(ctx context.Context, q querier, idOrPrefix string) (*Record, error) {
+func resolve(ctx context.Context, q querier, idOrPrefix, forUpdate string) (*Record, error) {
 	p := strings.ToLower(idOrPrefix)
 	if len(p) < MinPrefix || strings.Trim(p, "0123456789abcdef") != "" {
 		return nil, &NotFoundError{ID: idOrPrefix}
 	}
-	rows, err := q.QueryContext(ctx, `SELECT `+recordColumns+` FROM fleet_devices WHERE substr(device_id, 1, ?) = ? ORDER BY device_id LIMIT 10`, len(p), p)
+	rows, err := q.QueryContext(ctx, `SELECT `+recordColumns+` FROM fleet_devices WHERE substr(device_id, 1, ?) = ? ORDER BY device_id LIMIT 10`+forUpdate, len(p), p)
 	if err != nil {
 		return nil, err
 	}
@@ -440,7 +443,7 @@ func (d *DB) Records(ctx context.Context) ([]Record, error) {
 
 // Show implements Store.
 func (d *DB) Show(ctx context.Context, idOrPrefix string) (*Record, []Report, error) {
-	rec, err := resolve(ctx, d.db, idOrPrefix)
+	rec, err := resolve(ctx, d.db, idOrPrefix, "")
 	if err != nil {
 		return nil, nil, err
 	}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,16 +16,6 @@ import (
 )
 
 var t0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-
-func newDB(t *testing.T) *DB {
-	t.Helper()
-	d, err := Open(filepath.Join(t.TempDir(), File))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
-}
 
 // device is a test device: its key and the next report it makes.
 type device struct {
@@ -72,7 +64,9 @@ func reason(err error) checkin.Reason {
 // listed as pending and nothing it says is kept; once enrolled its
 // reports are recorded, and a replayed or rolled-back counter changes
 // nothing.
-func TestAcceptPendingThenEnrolled(t *testing.T) {
+func TestAcceptPendingThenEnrolled(t *testing.T) { eachBackend(t, testAcceptPendingThenEnrolled) }
+
+func testAcceptPendingThenEnrolled(t *testing.T, newDB func(*testing.T) *DB) {
 	ctx := context.Background()
 	d := newDB(t)
 	dv := newDevice(1)
@@ -127,7 +121,9 @@ func TestAcceptPendingThenEnrolled(t *testing.T) {
 }
 
 // TestStatusMoves: approve, reject and revoke, and what each refuses.
-func TestStatusMoves(t *testing.T) {
+func TestStatusMoves(t *testing.T) { eachBackend(t, testStatusMoves) }
+
+func testStatusMoves(t *testing.T, newDB func(*testing.T) *DB) {
 	ctx := context.Background()
 	cases := []struct {
 		name     string
@@ -191,7 +187,9 @@ func TestStatusMoves(t *testing.T) {
 	}
 }
 
-func TestEnrollLeavesRefusedDevices(t *testing.T) {
+func TestEnrollLeavesRefusedDevices(t *testing.T) { eachBackend(t, testEnrollLeavesRefusedDevices) }
+
+func testEnrollLeavesRefusedDevices(t *testing.T, newDB func(*testing.T) *DB) {
 	ctx := context.Background()
 	d := newDB(t)
 	a, b, c := newDevice(1), newDevice(2), newDevice(3)
@@ -218,7 +216,9 @@ func TestEnrollLeavesRefusedDevices(t *testing.T) {
 	}
 }
 
-func TestHistoryBounded(t *testing.T) {
+func TestHistoryBounded(t *testing.T) { eachBackend(t, testHistoryBounded) }
+
+func testHistoryBounded(t *testing.T, newDB func(*testing.T) *DB) {
 	ctx := context.Background()
 	d := newDB(t)
 	dv := newDevice(1)
@@ -234,7 +234,9 @@ func TestHistoryBounded(t *testing.T) {
 	}
 }
 
-func TestMaxDevicesCountsPending(t *testing.T) {
+func TestMaxDevicesCountsPending(t *testing.T) { eachBackend(t, testMaxDevicesCountsPending) }
+
+func testMaxDevicesCountsPending(t *testing.T, newDB func(*testing.T) *DB) {
 	ctx := context.Background()
 	d := newDB(t)
 	d.SetMaxDevices(2)
@@ -248,7 +250,9 @@ func TestMaxDevicesCountsPending(t *testing.T) {
 	}
 }
 
-func TestResolvePrefix(t *testing.T) {
+func TestResolvePrefix(t *testing.T) { eachBackend(t, testResolvePrefix) }
+
+func testResolvePrefix(t *testing.T, newDB func(*testing.T) *DB) {
 	ctx := context.Background()
 	d := newDB(t)
 	dv := newDevice(1)
@@ -260,7 +264,7 @@ func TestResolvePrefix(t *testing.T) {
 		}
 	}
 	// Two ids with the same prefix: make one by hand.
-	if _, err := d.db.Exec(`INSERT INTO fleet_devices (`+recordColumns+`) VALUES (?, x'00', 'pending', '', '', '', 0, 0, 0, '', 0, 0, 0, '')`, dv.inv.Device[:20]+"0000000000000000000000000000000000000000000000000000"[:44]); err != nil {
+	if _, err := d.db.Exec(`INSERT INTO fleet_devices (`+recordColumns+`) VALUES (?, ?, 'pending', '', '', '', 0, 0, 0, '', 0, 0, 0, '')`, dv.inv.Device[:20]+"0000000000000000000000000000000000000000000000000000"[:44], []byte{0}); err != nil {
 		t.Fatal(err)
 	}
 	var amb *AmbiguousError
@@ -304,5 +308,84 @@ func TestOpenOlderDatabase(t *testing.T) {
 	var v int
 	if err := d.db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 2 {
 		t.Errorf("schema version %d, %v", v, err)
+	}
+}
+
+// TestTwoMirrorsOneDatabase: two mirrors share one database (two
+// handles). Check-ins of one device arrive at both at once, each sent to
+// both: each report is counted once, the other copy is refused as
+// replayed, and the record ends at the highest counter.
+func TestTwoMirrorsOneDatabase(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) {
+			var m1, m2 *DB
+			if b == "sqlite" {
+				path := filepath.Join(t.TempDir(), File)
+				m1, _ = Open(path)
+				m2, _ = Open(path)
+			} else {
+				url := newPostgresDB(t)
+				m1, _ = OpenPostgres(ctx, url)
+				m2, _ = OpenPostgres(ctx, url)
+			}
+			defer m1.Close()
+			defer m2.Close()
+			dv := newDevice(1)
+			if _, err := m1.Enroll(ctx, []Enrollment{dv.enrollment()}, "t", t0); err != nil {
+				t.Fatal(err)
+			}
+			const n = 20
+			var recorded, replayed atomic.Int32
+			var wg sync.WaitGroup
+			for i := range n {
+				for _, m := range []*DB{m1, m2} {
+					wg.Go(func() {
+						_, err := m.Accept(ctx, dv.report(uint64(100+i)), t0, "r")
+						switch {
+						case err == nil:
+							recorded.Add(1)
+						case reason(err) == checkin.Replayed:
+							replayed.Add(1)
+						default:
+							t.Error(err)
+						}
+					})
+				}
+			}
+			wg.Wait()
+			rec, hist := show(t, m2, dv.inv.Device)
+			if int64(recorded.Load()) != rec.Checkins || recorded.Load()+replayed.Load() != 2*n || rec.Counter != 100+n-1 || len(hist) != int(rec.Checkins) {
+				t.Errorf("%d recorded, %d replayed; record: %d check-ins, counter %d, %d kept", recorded.Load(), replayed.Load(), rec.Checkins, rec.Counter, len(hist))
+			}
+			seen := map[uint64]bool{}
+			for _, h := range hist {
+				if seen[h.Counter] {
+					t.Errorf("counter %d recorded twice", h.Counter)
+				}
+				seen[h.Counter] = true
+			}
+		})
+	}
+}
+
+// TestLegacyRecords: the unsigned check-ins of older agents are kept, on
+// either backend, apart from the keyed records.
+func TestLegacyRecords(t *testing.T) { eachBackend(t, testLegacyRecords) }
+
+func testLegacyRecords(t *testing.T, newDB func(*testing.T) *DB) {
+	d := newDB(t)
+	for i, v := range []string{"1.0.0", "1.1.0"} {
+		r := &checkin.Report{DeviceID: "gw-old", DeviceType: "board-a", Version: v, Result: "committed", Time: t0.Add(time.Duration(i) * time.Hour)}
+		if err := d.Record(r, t0.Add(time.Duration(i)*time.Hour), "10.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	legacy, err := d.List()
+	if err != nil || len(legacy) != 1 || legacy[0].Version != "1.1.0" || legacy[0].Checkins != 2 {
+		t.Errorf("legacy devices %+v, %v", legacy, err)
+	}
+	if recs, err := d.Records(context.Background()); err != nil || len(recs) != 0 {
+		t.Errorf("records %+v, %v", recs, err)
 	}
 }

@@ -17,11 +17,38 @@ import (
 
 // devicesOptions are the flags every 'mirror devices' command takes.
 type devicesOptions struct {
-	asJSON bool
+	asJSON   bool
+	database string
 }
 
 func (o *devicesOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print JSON")
+	addDatabaseFlag(cmd, &o.database)
+}
+
+// databaseEnv gives --database its default.
+const databaseEnv = "FERRY_DATABASE"
+
+// addDatabaseFlag adds --database: where the device records are.
+func addDatabaseFlag(cmd *cobra.Command, db *string) {
+	cmd.Flags().StringVar(db, "database", os.Getenv(databaseEnv),
+		"the device records: a PostgreSQL URL (postgres://…) shared by several mirrors; default DIR/devices.db (env "+databaseEnv+")")
+}
+
+// openDeviceStore opens the device records of the mirror directory dir:
+// the PostgreSQL database url, or DIR/devices.db when url is "".
+func openDeviceStore(ctx context.Context, dir, url string) (*devices.DB, error) {
+	st, err := openMirror(dir)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case url == "":
+		return devices.OpenDir(st.Dir())
+	case devices.IsPostgresURL(url):
+		return devices.OpenPostgres(ctx, url)
+	}
+	return nil, cliexit.UsageError{Err: fmt.Errorf("--database %q: want a PostgreSQL URL (postgres://USER@HOST/DB), or nothing for DIR/devices.db", url)}
 }
 
 func newMirrorDevicesCommand(s *streams) *cobra.Command {
@@ -75,13 +102,28 @@ type devicesList struct {
 }
 
 func runDevicesList(ctx context.Context, s *streams, o devicesOptions, dir string) error {
-	st, err := openMirror(dir)
-	if err != nil {
-		return err
-	}
-	recs, legacy, err := devices.ReadDir(ctx, st.Dir())
-	if err != nil {
-		return err
+	var recs []devices.Record
+	var legacy []devices.Device
+	if o.database == "" {
+		st, err := openMirror(dir)
+		if err != nil {
+			return err
+		}
+		if recs, legacy, err = devices.ReadDir(ctx, st.Dir()); err != nil {
+			return err
+		}
+	} else {
+		d, err := openDeviceStore(ctx, dir, o.database)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		if recs, err = d.Records(ctx); err != nil {
+			return err
+		}
+		if legacy, err = d.List(); err != nil {
+			return err
+		}
 	}
 	devices.SortByStatus(recs)
 	if o.asJSON {
@@ -155,7 +197,7 @@ type deviceShow struct {
 }
 
 func runDevicesShow(ctx context.Context, s *streams, o devicesOptions, dir, id string) error {
-	d, err := openDevices(dir)
+	d, err := openDeviceStore(ctx, dir, o.database)
 	if err != nil {
 		return err
 	}
@@ -222,15 +264,6 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-// openDevices opens the device database of the mirror directory dir.
-func openDevices(dir string) (*devices.DB, error) {
-	st, err := openMirror(dir)
-	if err != nil {
-		return nil, err
-	}
-	return devices.OpenDir(st.Dir())
-}
-
 type devicesEnrollOptions struct {
 	devicesOptions
 	file string
@@ -268,7 +301,7 @@ func runDevicesEnroll(ctx context.Context, s *streams, o devicesEnrollOptions, d
 	if err != nil {
 		return fmt.Errorf("enrollment list %s: %w", o.file, err)
 	}
-	d, err := openDevices(dir)
+	d, err := openDeviceStore(ctx, dir, o.database)
 	if err != nil {
 		return err
 	}
@@ -329,7 +362,7 @@ ID is the device's id or a unique prefix of it (8 hex digits or more), as
 }
 
 func runDevicesStatus(ctx context.Context, s *streams, o devicesOptions, to devices.Status, dir, id string) error {
-	d, err := openDevices(dir)
+	d, err := openDeviceStore(ctx, dir, o.database)
 	if err != nil {
 		return err
 	}

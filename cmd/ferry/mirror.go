@@ -353,6 +353,7 @@ type mirrorServeOptions struct {
 	refresh           time.Duration
 	noCheckins        bool
 	acceptLegacy      bool
+	database          string
 	limits            server.Limits
 }
 
@@ -408,6 +409,7 @@ with Ctrl-C or SIGTERM.`,
 	f.StringVar(&o.key, "tls-key", "", "TLS private key (PEM)")
 	f.DurationVar(&o.refresh, "refresh-interval", time.Hour, "how often to re-sign the TUF timestamp; 0: never")
 	f.BoolVar(&o.noCheckins, "no-checkins", false, "refuse device check-ins (404) instead of storing them")
+	addDatabaseFlag(cmd, &o.database)
 	f.BoolVar(&o.acceptLegacy, "accept-legacy", false, "record unsigned check-ins of older agents as legacy devices (not authenticated) instead of refusing them")
 	return cmd
 }
@@ -428,6 +430,14 @@ func runMirrorServe(ctx context.Context, s *streams, o mirrorServeOptions, dir s
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	so := server.Options{Store: st, Checkins: !o.noCheckins, AcceptLegacy: o.acceptLegacy, Limits: o.limits, RefreshInterval: o.refresh, TLSCert: o.cert, TLSKey: o.key}
+	if !o.noCheckins && o.database != "" {
+		d, err := openDeviceStore(ctx, st.Dir(), o.database)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		so.Devices = d
+	}
 	so.Logf = func(format string, a ...any) {
 		fmt.Fprintf(s.err, "ferry: %s\n", display.UntrustedLines(fmt.Sprintf(format, a...)))
 	}

@@ -1,0 +1,113 @@
+package devices
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, pure Go
+)
+
+// postgresSchema is the SQLite schema (devicesSchema, fleetSchema) in
+// PostgreSQL's types. An advisory lock keeps two mirrors that start at
+// once from making it together.
+const postgresSchema = `
+SELECT pg_advisory_xact_lock(7026150412);
+CREATE TABLE IF NOT EXISTS devices (
+	device_id   TEXT PRIMARY KEY,
+	device_type TEXT NOT NULL,
+	bundle      TEXT NOT NULL,
+	version     TEXT NOT NULL,
+	result      TEXT NOT NULL,
+	error       TEXT NOT NULL,
+	reported_at BIGINT NOT NULL,
+	last_seen   BIGINT NOT NULL,
+	remote      TEXT NOT NULL,
+	checkins    BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkins (
+	id          BIGSERIAL PRIMARY KEY,
+	device_id   TEXT NOT NULL,
+	device_type TEXT NOT NULL,
+	bundle      TEXT NOT NULL,
+	version     TEXT NOT NULL,
+	result      TEXT NOT NULL,
+	error       TEXT NOT NULL,
+	reported_at BIGINT NOT NULL,
+	received_at BIGINT NOT NULL,
+	remote      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS checkins_by_device ON checkins (device_id, id);
+CREATE TABLE IF NOT EXISTS fleet_devices (
+	device_id   TEXT PRIMARY KEY,
+	public_key  BYTEA NOT NULL,
+	status      TEXT NOT NULL,
+	name        TEXT NOT NULL,
+	device_type TEXT NOT NULL,
+	enrolled_by TEXT NOT NULL,
+	status_at   BIGINT NOT NULL,
+	first_seen  BIGINT NOT NULL,
+	last_seen   BIGINT NOT NULL,
+	remote      TEXT NOT NULL,
+	counter     BIGINT NOT NULL,
+	checkins    BIGINT NOT NULL,
+	contacts    BIGINT NOT NULL,
+	inventory   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fleet_reports (
+	id          BIGSERIAL PRIMARY KEY,
+	device_id   TEXT NOT NULL,
+	counter     BIGINT NOT NULL,
+	received_at BIGINT NOT NULL,
+	remote      TEXT NOT NULL,
+	inventory   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fleet_reports_by_device ON fleet_reports (device_id, id);
+`
+
+// IsPostgresURL reports whether s names a PostgreSQL database
+// (postgres:// or postgresql://) rather than a file.
+func IsPostgresURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// OpenPostgres opens the device records in the PostgreSQL database at url
+// (postgres://USER@HOST/DB?..., as pgx takes it), making its tables if
+// needed. Several mirrors may share one database: their check-ins of one
+// device take turns (row locks), and each is counted once.
+func OpenPostgres(ctx context.Context, url string) (*DB, error) {
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("device database: %w", err)
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err == nil {
+		if _, err = tx.ExecContext(ctx, postgresSchema); err == nil {
+			err = tx.Commit()
+		} else {
+			tx.Rollback()
+		}
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("device database %s: %w", redact(url), err)
+	}
+	return &DB{db: sqlDB{db, postgresDialect}, path: redact(url)}, nil
+}
+
+// redact drops a password from a database URL, for messages.
+func redact(url string) string {
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		return url
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return url
+	}
+	if user, _, hasPass := strings.Cut(rest[:at], ":"); hasPass {
+		return scheme + "://" + user + ":xxxxx" + rest[at:]
+	}
+	return url
+}
