@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/ferry-update/ferry/tufrepo"
@@ -35,15 +36,7 @@ func (s *Store) TUFPath(name string) string { return s.tuf().Path(name) }
 func (s *Store) TUFRootPath() string { return s.tuf().RootPath() }
 
 func (s *Store) mirrorKey() (crypto.Signer, error) {
-	b, err := s.KeyPEM()
-	if err != nil {
-		return nil, fmt.Errorf("mirror key: %w", err)
-	}
-	k, err := verify.ParsePrivateKey(b, nil)
-	if err != nil {
-		return nil, fmt.Errorf("mirror key %s: %w", keyFile, err)
-	}
-	return k, nil
+	return verify.ReadPrivateKey("mirror key", filepath.Join(s.dir, keyFile), nil)
 }
 
 // Publish brings the mirror's TUF metadata up to date after an add or a

@@ -138,9 +138,6 @@ func Open(dir string) (*Store, error) {
 // Dir returns the store's directory.
 func (s *Store) Dir() string { return s.dir }
 
-// KeyPEM returns the mirror's online key as given to Init.
-func (s *Store) KeyPEM() ([]byte, error) { return os.ReadFile(filepath.Join(s.dir, keyFile)) }
-
 // IndexPath is the path of the store's index.json, the commit point of
 // every add and sync.
 func (s *Store) IndexPath() string { return filepath.Join(s.dir, "index.json") }

@@ -278,15 +278,7 @@ func (r *Repo) Path(name string) string { return filepath.Join(r.dir, tufDir, na
 func (r *Repo) RootPath() string { return r.Path(wire.TUFRootFile) }
 
 func (r *Repo) onlineKey() (crypto.Signer, error) {
-	b, err := os.ReadFile(filepath.Join(r.dir, onlineKeyFile))
-	if err != nil {
-		return nil, fmt.Errorf("online key: %w", err)
-	}
-	k, err := verify.ParsePrivateKey(b, nil)
-	if err != nil {
-		return nil, fmt.Errorf("online key %s: %w", onlineKeyFile, err)
-	}
-	return k, nil
+	return verify.ReadPrivateKey("online key", filepath.Join(r.dir, onlineKeyFile), nil)
 }
 
 // RoleStatus is the state of one role's metadata after Refresh.

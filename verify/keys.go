@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
@@ -67,6 +68,20 @@ func MarshalPrivateKey(key crypto.Signer, passphrase []byte) ([]byte, error) {
 		return nil, fmt.Errorf("encrypt private key: %w", err)
 	}
 	return cryptoutils.PEMEncode(cryptoutils.EncryptedSigstorePrivateKeyPEMType, enc), nil
+}
+
+// ReadPrivateKey reads the PEM private key file at path (see
+// ParsePrivateKey); what names the key in errors ("signing key").
+func ReadPrivateKey(what, path string, passphrase func() ([]byte, error)) (crypto.Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	k, err := ParsePrivateKey(b, passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	return k, nil
 }
 
 // ParsePrivateKey decodes a PEM private key. passphrase is called only when

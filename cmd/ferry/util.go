@@ -63,15 +63,7 @@ func (s *streams) passphraseFunc(path string, confirm bool) func() ([]byte, erro
 // loadPrivateKey reads a private key, asking for its passphrase when it
 // is encrypted (FERRY_KEY_PASSPHRASE or the terminal).
 func (s *streams) loadPrivateKey(path string) (crypto.Signer, error) {
-	pemBytes, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read signing key: %w", err)
-	}
-	key, err := verify.ParsePrivateKey(pemBytes, s.passphraseFunc(path, false))
-	if err != nil {
-		return nil, fmt.Errorf("signing key %s: %w", path, err)
-	}
-	return key, nil
+	return verify.ReadPrivateKey("signing key", path, s.passphraseFunc(path, false))
 }
 
 func (s *streams) loadSigner(path, name string) (*verify.Signer, error) {
