@@ -59,6 +59,10 @@ func (s sqlDB) QueryContext(ctx context.Context, query string, args ...any) (*sq
 	return s.db.QueryContext(ctx, s.dl.q(query), args...)
 }
 
+func (s sqlDB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return s.db.QueryRowContext(ctx, s.dl.q(query), args...)
+}
+
 func (s sqlDB) QueryRow(query string, args ...any) *sql.Row {
 	return s.db.QueryRow(s.dl.q(query), args...)
 }

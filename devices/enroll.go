@@ -35,7 +35,8 @@ var (
 
 // ParseEnrollments reads a factory line's enrollment list (docs/fleet.md):
 // either JSON lines, each what 'ferry-agent identity --json' prints
-// ({"id", "publicKey" (PEM), "name", "deviceType"}; only publicKey is
+// ({"id", "publicKey" (PEM), "name", "deviceType"}, and optionally
+// "labels": {"site": "plant-2", "line": "3"}; only publicKey is
 // required, an id must match it), or PEM PUBLIC KEY blocks. Blank lines
 // and lines starting with '#' are skipped in JSON lines. Every key must be
 // Ed25519; one entry that is not valid fails the whole list, so a list is
@@ -54,10 +55,11 @@ func ParseEnrollments(data []byte) ([]Enrollment, error) {
 			continue
 		}
 		var e struct {
-			ID         string `json:"id"`
-			PublicKey  string `json:"publicKey"`
-			Name       string `json:"name"`
-			DeviceType string `json:"deviceType"`
+			ID         string            `json:"id"`
+			PublicKey  string            `json:"publicKey"`
+			Name       string            `json:"name"`
+			DeviceType string            `json:"deviceType"`
+			Labels     map[string]string `json:"labels"`
 		}
 		if err := json.Unmarshal(line, &e); err != nil {
 			return nil, &EnrollFileError{i + 1, fmt.Sprintf("not a JSON object as 'ferry-agent identity --json' prints: %v", err)}
@@ -70,6 +72,15 @@ func ParseEnrollments(data []byte) ([]Enrollment, error) {
 		if err != nil {
 			return nil, &EnrollFileError{i + 1, err.Error()}
 		}
+		if len(e.Labels) > MaxLabels {
+			return nil, &EnrollFileError{i + 1, fmt.Sprintf("%d labels: at most %d", len(e.Labels), MaxLabels)}
+		}
+		for k, v := range e.Labels {
+			if err := checkLabel(k, v); err != nil {
+				return nil, &EnrollFileError{i + 1, err.Error()}
+			}
+		}
+		en.Labels = e.Labels
 		if id := checkin.DeviceID(en.PublicKey); e.ID != "" && e.ID != id {
 			return nil, &EnrollFileError{i + 1, fmt.Sprintf("id %q is not the id of its public key (%s)", e.ID, id)}
 		}

@@ -95,6 +95,9 @@ type Record struct {
 	Contacts  int64     `json:"contacts"` // check-ins taken while not enrolled
 	// Inventory is the latest recorded report (nil: none yet).
 	Inventory *checkin.Inventory `json:"inventory,omitempty"`
+	// Labels are set by operators and enrollment lists (site, line, ...),
+	// never by the device: filters select devices by them.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // Report is one stored check-in of a device.
@@ -111,6 +114,8 @@ type Enrollment struct {
 	PublicKey  ed25519.PublicKey
 	Name       string
 	DeviceType string
+	// Labels (site, line, ...) are set on the device when it is enrolled.
+	Labels map[string]string
 }
 
 // EnrollResult says what Enroll did with one device.
@@ -292,7 +297,10 @@ func accept(ctx context.Context, tx sqlTx, inv *checkin.Inventory, at time.Time,
 	}
 	_, err = tx.ExecContext(ctx, `DELETE FROM fleet_reports WHERE device_id = ? AND id <= (
 		SELECT id FROM fleet_reports WHERE device_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`, inv.Device, inv.Device, HistoryPerDevice)
-	return Recorded, err
+	if err != nil {
+		return 0, err
+	}
+	return Recorded, countReport(ctx, tx, inv, at)
 }
 
 // Enroll implements Store. A device the mirror does not know, or lists
@@ -339,6 +347,11 @@ func (d *DB) Enroll(ctx context.Context, es []Enrollment, how string, at time.Ti
 				res.Note = "its key was revoked: the device needs a new key"
 			default:
 				res.Note = "enrolled before"
+			}
+		}
+		if res.After == Enrolled && res.Before != Enrolled && len(e.Labels) > 0 {
+			if err := setLabels(ctx, tx, id, e.Labels); err != nil {
+				return nil, err
 			}
 		}
 		out = append(out, res)
@@ -424,8 +437,11 @@ func resolve(ctx context.Context, q querier, idOrPrefix, forUpdate string) (*Rec
 }
 
 // Records implements Store.
-func (d *DB) Records(ctx context.Context) ([]Record, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT `+recordColumns+` FROM fleet_devices ORDER BY device_id`)
+func (d *DB) Records(ctx context.Context) ([]Record, error) { return records(ctx, d.db) }
+
+// records lists every device with a key, by id, with its labels.
+func records(ctx context.Context, q querier) ([]Record, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+recordColumns+` FROM fleet_devices ORDER BY device_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list devices: %w", err)
 	}
@@ -438,7 +454,11 @@ func (d *DB) Records(ctx context.Context) ([]Record, error) {
 		}
 		out = append(out, *r)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	rows.Close()
+	return out, attachLabels(ctx, q, out)
 }
 
 // Show implements Store.
@@ -447,6 +467,11 @@ func (d *DB) Show(ctx context.Context, idOrPrefix string) (*Record, []Report, er
 	if err != nil {
 		return nil, nil, err
 	}
+	one := []Record{*rec}
+	if err := attachLabels(ctx, d.db, one); err != nil {
+		return nil, nil, err
+	}
+	rec = &one[0]
 	rows, err := d.db.QueryContext(ctx, `SELECT counter, received_at, remote, inventory FROM fleet_reports WHERE device_id = ? ORDER BY id DESC`, rec.ID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("history of %s: %w", rec.ID, err)

@@ -83,7 +83,7 @@ func OpenPostgres(ctx context.Context, url string) (*DB, error) {
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err == nil {
-		if _, err = tx.ExecContext(ctx, postgresSchema); err == nil {
+		if _, err = tx.ExecContext(ctx, postgresSchema+engineSchema(postgresDialect)); err == nil {
 			err = tx.Commit()
 		} else {
 			tx.Rollback()

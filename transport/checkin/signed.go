@@ -94,11 +94,26 @@ type Inventory struct {
 	// committed, rolled-back, refused, failed, ...); Error why, if it failed.
 	Result string `json:"result"`
 	Error  string `json:"error,omitempty"`
+	// Install says which install Result and Error are about (absent:
+	// none was journaled).
+	Install *Install `json:"install,omitempty"`
 	// FreeBytes is the space left to unprivileged users on the file
 	// system of the agent's state directory.
 	FreeBytes uint64 `json:"freeBytes"`
 	// UptimeSeconds is how long the device has run since it booted.
 	UptimeSeconds uint64 `json:"uptimeSeconds"`
+}
+
+// Install names the install a check-in's result is about: the bundle
+// and version it installed and, when the device installed it because the
+// mirror assigned it (docs/fleet.md, "Assignments"), that assignment's
+// deployment and counter, so that the mirror counts the result against
+// the deployment once, and never a result older than the assignment.
+type Install struct {
+	Bundle     string `json:"bundle"`
+	Version    string `json:"version"`
+	Deployment int64  `json:"deployment,omitempty"`
+	Assignment uint64 `json:"assignment,omitempty"`
 }
 
 // Component is one installed component and its version.
@@ -243,6 +258,22 @@ func (inv *Inventory) Validate() error {
 	}
 	if s := inv.Slot.Booted; s != "" && s != "a" && s != "b" {
 		return &FieldError{"slot.booted", "want a, b or nothing"}
+	}
+	if in := inv.Install; in != nil {
+		r := Report{DeviceID: "x", DeviceType: "x", Bundle: in.Bundle, Version: in.Version, Result: "x", Time: inv.Time}
+		if err := r.Validate(); err != nil {
+			var fe *FieldError
+			if errors.As(err, &fe) {
+				fe.Field = "install." + fe.Field
+			}
+			return err
+		}
+		if in.Bundle == "" {
+			return &FieldError{"install.bundle", "missing"}
+		}
+		if in.Deployment < 0 || in.Assignment > MaxCounter {
+			return &FieldError{"install", "deployment and assignment are 0 to 2^63-1"}
+		}
 	}
 	return nil
 }
