@@ -3,7 +3,12 @@ package verify
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -58,17 +63,67 @@ type Signer struct {
 }
 
 // NewSigner returns a Signer for key. name (e.g. "release@example.com") is
-// recorded as a signed claim; it may be empty.
+// recorded as a signed claim; it may be empty. key is a private key read
+// from a file, or any other crypto.Signer of a supported algorithm (a key
+// in a PKCS#11 token, a KMS key): both sign as bundle/FORMAT.md §10 says.
 func NewSigner(key crypto.Signer, name string) (*Signer, error) {
 	pub, err := NewPublicKey(key.Public())
 	if err != nil {
 		return nil, err
 	}
-	sv, err := signature.LoadDefaultSigner(key)
+	sv, err := loadSigner(key, pub.Algorithm)
 	if err != nil {
 		return nil, fmt.Errorf("load signer: %w", err)
 	}
 	return &Signer{sv: sv, pub: pub, name: name}, nil
+}
+
+// loadSigner is sigstore's default signer for the key's type; keys that
+// are not Go's own private key types (sigstore knows only those) go
+// through opaqueSigner, which signs the same way.
+func loadSigner(key crypto.Signer, alg Algorithm) (signature.Signer, error) {
+	switch key.(type) {
+	case *ecdsa.PrivateKey, ed25519.PrivateKey, *rsa.PrivateKey:
+		return signature.LoadDefaultSigner(key)
+	}
+	return opaqueSigner{key: key, hash: signatureHash(alg)}, nil
+}
+
+// signatureHash is the hash each algorithm signs with (TRUST.md §4,
+// bundle/FORMAT.md §10): 0 for Ed25519, which signs the message itself.
+func signatureHash(alg Algorithm) crypto.Hash {
+	switch alg {
+	case Ed25519:
+		return 0
+	case ECDSAP384:
+		return crypto.SHA384
+	}
+	return crypto.SHA256
+}
+
+// opaqueSigner signs with a crypto.Signer whose private half ferry never
+// sees: ECDSA over the hash (ASN.1 DER), pure Ed25519 over the message,
+// RSA PKCS#1 v1.5 over the hash, as sigstore's default signers do.
+type opaqueSigner struct {
+	key  crypto.Signer
+	hash crypto.Hash
+}
+
+func (o opaqueSigner) PublicKey(...signature.PublicKeyOption) (crypto.PublicKey, error) {
+	return o.key.Public(), nil
+}
+
+func (o opaqueSigner) SignMessage(message io.Reader, _ ...signature.SignOption) ([]byte, error) {
+	msg, err := io.ReadAll(message)
+	if err != nil {
+		return nil, err
+	}
+	if o.hash == 0 {
+		return o.key.Sign(rand.Reader, msg, crypto.Hash(0))
+	}
+	h := o.hash.New()
+	h.Write(msg)
+	return o.key.Sign(rand.Reader, h.Sum(nil), o.hash)
 }
 
 // PublicKey returns the signer's public key.
