@@ -16,3 +16,11 @@ import (
 func TestDepcheck(t *testing.T) {
 	depcheck.Device(t, depcheck.Module+"/cmd/ferry-agent", depcheck.Module+"/transport/...")
 }
+
+// TestDepcheckNoPKCS11: keys in tokens are for the host. Even an agent
+// built with cgo links no PKCS#11 library binding and not package signing
+// (the fence above holds it out of CGO_ENABLED=0 builds by directory).
+func TestDepcheckNoPKCS11(t *testing.T) {
+	deps := depcheck.Deps(t, []string{"CGO_ENABLED=1"}, depcheck.Module+"/cmd/ferry-agent")
+	depcheck.Forbid(t, deps, "github.com/miekg/pkcs11", "github.com/ThalesGroup/crypto11", depcheck.Module+"/signing")
+}

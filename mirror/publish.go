@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/ferry-update/ferry/signing"
 	"github.com/ferry-update/ferry/tufrepo"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -35,8 +38,32 @@ func (s *Store) TUFPath(name string) string { return s.tuf().Path(name) }
 // provisioned with to trust this mirror.
 func (s *Store) TUFRootPath() string { return s.tuf().RootPath() }
 
+// mirrorKey opens the mirror key: keys/mirror.key holds the key (PEM), or
+// the URI of a key in a PKCS#11 token or a KMS (signing.Open), which the
+// store opens once and keeps open.
 func (s *Store) mirrorKey() (crypto.Signer, error) {
-	return verify.ReadPrivateKey("mirror key", filepath.Join(s.dir, keyFile), nil)
+	path := filepath.Join(s.dir, keyFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read mirror key: %w", err)
+	}
+	ref := strings.TrimSpace(string(b))
+	if !signing.IsReference(ref) {
+		return verify.ReadPrivateKey("mirror key", path, nil)
+	}
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	if s.key == nil || s.keyRef != ref {
+		k, err := signing.Open(context.Background(), ref, signing.Options{What: "mirror key"})
+		if err != nil {
+			return nil, err
+		}
+		if s.key != nil {
+			s.key.Close()
+		}
+		s.key, s.keyRef = k, ref
+	}
+	return s.key, nil
 }
 
 // Publish brings the mirror's TUF metadata up to date after an add or a

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/verifyio"
 	"github.com/ferry-update/ferry/registry"
+	"github.com/ferry-update/ferry/signing"
 	"github.com/ferry-update/ferry/transport"
 	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/transport/wire"
@@ -68,6 +70,11 @@ func (e *ConflictError) Error() string {
 // doc.go for the layout and why.
 type Store struct {
 	dir string
+	// The mirror key, when it is in a token or a KMS: opened once (see
+	// mirrorKey) and held while the store is.
+	keyMu  sync.Mutex
+	key    signing.Key
+	keyRef string
 }
 
 type marker struct {

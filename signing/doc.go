@@ -1,9 +1,8 @@
 // Package signing opens the private keys the host signs with, wherever
 // they live, as one crypto.Signer: a PEM file, a key in a PKCS#11 token
 // named by an RFC 7512 URI (pkcs11:token=…;object=…, as cosign takes
-// them), or a key in a KMS that suits an isolated site (HashiCorp Vault's
-// transit engine, hashivault://KEY). Bundles, trust roots and mirror TUF
-// metadata are all signed through it.
+// them). Bundles, trust roots and mirror TUF metadata are all signed
+// through it.
 //
 // It is host-only: ferry-agent never imports it (the agent's depcheck
 // fence keeps it out, as it keeps out every package outside the device
@@ -31,9 +30,6 @@
 //
 // # KMS
 //
-// hashivault:// URIs go to sigstore's Vault provider
-// (github.com/sigstore/sigstore/pkg/signature/kms/hashivault), configured
-// as cosign configures it: VAULT_ADDR, VAULT_TOKEN, TRANSIT_SECRET_ENGINE_PATH.
-// Cloud KMS providers (awskms://, gcpkms://, azurekms://) are refused with
-// an *UnavailableError: a site without the internet cannot reach them.
+// Cloud KMS URIs (awskms://, gcpkms://, azurekms://, hashivault://) are
+// recognized and refused with an *UnavailableError.
 package signing

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/ferry-update/ferry/signing/pkcs11uri"
@@ -25,11 +26,45 @@ type Options struct {
 	// encrypted key fail with verify.ErrEncryptedKey.
 	Passphrase func() ([]byte, error)
 	// PIN is asked for when a PKCS#11 URI gives neither pin-value nor
-	// pin-source; nil makes such a key fail with *PINError.
+	// pin-source and PINEnv is not set; nil makes such a key fail with
+	// *PINError.
 	PIN func() ([]byte, error)
 	// ModulePath is the PKCS#11 library used when a URI has no
-	// module-path (ferry takes it from FERRY_PKCS11_MODULE).
+	// module-path; empty means ModuleEnv's value.
 	ModulePath string
+}
+
+// The environment of keys in PKCS#11 tokens, for hosts that sign
+// unattended (a mirror, CI): the module to load when a URI names none,
+// and the user PIN when a URI gives none.
+const (
+	ModuleEnv = "FERRY_PKCS11_MODULE"
+	PINEnv    = "FERRY_PKCS11_PIN"
+)
+
+// withEnv fills in what the environment gives.
+func (o Options) withEnv() Options {
+	if o.ModulePath == "" {
+		o.ModulePath = os.Getenv(ModuleEnv)
+	}
+	if p := os.Getenv(PINEnv); p != "" {
+		o.PIN = func() ([]byte, error) { return []byte(p), nil }
+	}
+	return o
+}
+
+// Unattended reports whether the key ref names can be opened without
+// asking anyone: a file (unencrypted: checked when it is read), a PKCS#11
+// URI with its PIN in it or in PINEnv, a KMS URI.
+func Unattended(ref string) bool {
+	if !pkcs11uri.Is(ref) {
+		return true
+	}
+	u, err := pkcs11uri.Parse(ref)
+	if err != nil {
+		return false
+	}
+	return u.PINValue != "" || u.PINSource != "" || os.Getenv(PINEnv) != ""
 }
 
 func (o Options) what() string {
@@ -66,7 +101,7 @@ func Open(ctx context.Context, ref string, o Options) (Key, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", o.what(), err)
 		}
-		k, err := openPKCS11(u, o)
+		k, err := openPKCS11(u, o.withEnv())
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", o.what(), u, err)
 		}
@@ -97,7 +132,7 @@ func Generate(ref string, alg verify.Algorithm, o Options) (Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.what(), err)
 	}
-	k, err := generatePKCS11(u, alg, o)
+	k, err := generatePKCS11(u, alg, o.withEnv())
 	if err != nil {
 		return nil, fmt.Errorf("generate %s in %s: %w", o.what(), u, err)
 	}

@@ -12,13 +12,16 @@ import (
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/internal/filekind"
 	"github.com/ferry-update/ferry/internal/outpath"
+	"github.com/ferry-update/ferry/signing"
 	"github.com/ferry-update/ferry/verify"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	return program.Run(context.Background(), newRootCommand(stdin, stdout, stderr), args, stderr)
+	s := &streams{in: stdin, out: stdout, err: stderr}
+	defer s.closeKeys()
+	return program.Run(context.Background(), newRootCommandWith(s), args, stderr)
 }
 
 // program is how ferry runs and ends: usage errors, version, exit codes
@@ -47,7 +50,17 @@ func hint(err error) string {
 	var nf *devices.NotFoundError
 	var amb *devices.AmbiguousError
 	var se *devices.StatusError
+	var ue *signing.UnavailableError
+	var knf *signing.NotFoundError
 	switch {
+	case errors.As(err, &ue) && ue.Kind == "PKCS#11":
+		return "this ferry was built without cgo or with -tags nopkcs11; build it with CGO_ENABLED=1 (the default where a C compiler is installed)"
+	case errors.As(err, &ue):
+		return "sign with a key in a PKCS#11 token (pkcs11:…) or a key file"
+	case errors.As(err, &knf) && knf.What == "token":
+		return "the URI's token= (or serial=, slot-id=) must name one of the tokens listed; softhsm2-util --show-slots or pkcs11-tool --list-slots lists them too"
+	case errors.As(err, &knf):
+		return "the URI's object= (or id=) must name a private key in the token; make one with 'ferry key generate --token URI'"
 	case errors.As(err, &nf), errors.As(err, &amb):
 		return "'ferry mirror devices list DIR' lists the devices with their ids; give a whole id or a unique prefix of 8 hex digits or more"
 	case errors.As(err, &se) && se.From == devices.Revoked:

@@ -43,6 +43,8 @@ func TestMain(m *testing.M) {
 //	corrupt FILE REGION        damage one place of a bundle, found by parsing its tar
 //	swapblob FILE OTHER        put OTHER's first payload part under FILE's first payload part's name
 //	flippart IMAGE BUNDLE      find BUNDLE's last payload part inside IMAGE (a stick) and invert its 100th byte
+//	softhsm LABEL...           make SoftHSM2 tokens in $WORK/hsm and point the environment at them (cmdSoftHSM)
+//	sigfiles KIND FILE DIR     write each signature of FILE and what it signs, for openssl (cmdSigFiles)
 //
 // REGION is one of the names regionOffset documents. [have:NAME] is true
 // when the program NAME is installed (testtool.Condition: under CI a
@@ -70,6 +72,8 @@ func TestScripts(t *testing.T) {
 			"swapblob":    cmdSwapblob,
 			"flippart":    cmdFlippart,
 			"signcheckin": cmdSignCheckin,
+			"softhsm":     cmdSoftHSM,
+			"sigfiles":    cmdSigFiles,
 		},
 	})
 }

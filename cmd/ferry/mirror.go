@@ -18,6 +18,8 @@ import (
 	"github.com/ferry-update/ferry/media"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/server"
+	"github.com/ferry-update/ferry/signing"
+	"github.com/ferry-update/ferry/signing/pkcs11uri"
 	"github.com/ferry-update/ferry/tufrepo"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -60,7 +62,9 @@ func newMirrorInitCommand(s *streams) *cobra.Command {
 		Short: "Make DIR an empty mirror that signs its metadata with KEY",
 		Long: `Make DIR an empty mirror. KEY (unencrypted: the mirror signs unattended) is
 kept in DIR/keys/mirror.key and signs the TUF targets, the list of bundles,
-whenever 'add' or 'sync' changes it. An online key is generated into
+whenever 'add' or 'sync' changes it. KEY may be a key in a PKCS#11 token
+(a pkcs11: URI with pin-source=FILE, or FERRY_PKCS11_PIN set wherever the
+mirror signs): then only the URI is kept. An online key is generated into
 DIR/keys/online.key; it signs the snapshot and the short-lived timestamp,
 which 'serve' and 'refresh' re-sign on their own.
 
@@ -83,18 +87,7 @@ func runMirrorInit(s *streams, o mirrorInitOptions, dir string) error {
 	if o.key == "" {
 		return cliexit.UsageError{Err: errors.New("--key KEY (the mirror's private key, PEM) is required")}
 	}
-	pemBytes, err := os.ReadFile(o.key)
-	if err != nil {
-		return fmt.Errorf("read mirror key: %w", err)
-	}
-	if verify.IsEncryptedPEM(pemBytes) {
-		return cliexit.UsageError{Err: fmt.Errorf("mirror key %s is encrypted: the mirror signs unattended, give it a key of its own without a passphrase (ferry key generate --out mirror)", o.key)}
-	}
-	k, err := verify.ParsePrivateKey(pemBytes, nil)
-	if err != nil {
-		return fmt.Errorf("mirror key %s: %w", o.key, err)
-	}
-	pub, err := verify.NewPublicKey(k.Public())
+	pemBytes, pub, err := s.mirrorKey(o.key)
 	if err != nil {
 		return err
 	}
@@ -117,6 +110,38 @@ func runMirrorInit(s *streams, o mirrorInitOptions, dir string) error {
 	fmt.Fprintf(s.out, "key id      %s (%s)\n", pub.ID, pub.Algorithm)
 	fmt.Fprintf(s.out, "tuf root    %s (install it on devices to trust this mirror)\n", st.TUFRootPath())
 	return nil
+}
+
+// mirrorKey reads the key 'mirror init --key' names: what the mirror
+// keeps in DIR/keys/mirror.key (the PEM, or the URI of a key in a token
+// or a KMS) and its public key. The mirror signs unattended: the key must
+// open without a passphrase or a PIN typed in.
+func (s *streams) mirrorKey(ref string) ([]byte, *verify.PublicKey, error) {
+	if signing.IsReference(ref) {
+		if !signing.Unattended(ref) {
+			return nil, nil, cliexit.UsageError{Err: fmt.Errorf("mirror key %s: the mirror signs unattended: put the PIN in the URI (pin-source=FILE) or set %s", pkcs11uri.Redact(ref), signing.PINEnv)}
+		}
+		k, err := signing.Open(context.Background(), ref, signing.Options{What: "mirror key"})
+		if err != nil {
+			return nil, nil, err
+		}
+		defer k.Close()
+		pub, err := verify.NewPublicKey(k.Public())
+		return []byte(ref + "\n"), pub, err
+	}
+	pemBytes, err := os.ReadFile(ref)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read mirror key: %w", err)
+	}
+	if verify.IsEncryptedPEM(pemBytes) {
+		return nil, nil, cliexit.UsageError{Err: fmt.Errorf("mirror key %s is encrypted: the mirror signs unattended, give it a key of its own without a passphrase (ferry key generate --out mirror)", ref)}
+	}
+	k, err := verify.ParsePrivateKey(pemBytes, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mirror key %s: %w", ref, err)
+	}
+	pub, err := verify.NewPublicKey(k.Public())
+	return pemBytes, pub, err
 }
 
 // mirrorAddOptions are the flags of 'ferry mirror add'.

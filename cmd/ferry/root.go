@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-update/ferry/internal/cliexit"
+	"github.com/ferry-update/ferry/signing"
 )
 
 // streams are the command's standard streams, so tests can run commands
@@ -13,17 +14,32 @@ import (
 type streams struct {
 	in       io.Reader
 	out, err io.Writer
+	// keys are the signing keys the command opened (loadPrivateKey),
+	// closed when it ends: a key in a token holds a session.
+	keys []signing.Key
+}
+
+// closeKeys closes the keys the command opened.
+func (s *streams) closeKeys() {
+	for _, k := range s.keys {
+		k.Close()
+	}
+	s.keys = nil
 }
 
 func newRootCommand(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
-	s := &streams{in: stdin, out: stdout, err: stderr}
+	return newRootCommandWith(&streams{in: stdin, out: stdout, err: stderr})
+}
+
+// newRootCommandWith is newRootCommand on streams the caller keeps.
+func newRootCommandWith(s *streams) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "ferry",
 		Short: "Signed software updates for devices that never see the internet",
 	}
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetIn(s.in)
+	root.SetOut(s.out)
+	root.SetErr(s.err)
 	// Every command of ferry is registered here, and only here.
 	root.AddCommand(
 		cliexit.Group(newKeyCommand(),

@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/display"
+	"github.com/ferry-update/ferry/signing"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -123,6 +124,13 @@ func (o *trustWriteOptions) expiry(now time.Time) (time.Time, error) {
 // loadKeyFile reads a public key, or the public half of a private key; for
 // a private key it also returns a signer.
 func (s *streams) loadKeyFile(path string) (*verify.PublicKey, *verify.Signer, error) {
+	if signing.IsReference(path) {
+		sg, err := s.loadSigner(path, "")
+		if err != nil {
+			return nil, nil, err
+		}
+		return sg.PublicKey(), sg, nil
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read key: %w", err)

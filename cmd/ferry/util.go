@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/internal/filekind"
 	"github.com/ferry-update/ferry/internal/outpath"
+	"github.com/ferry-update/ferry/signing"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -39,17 +41,13 @@ func (s *streams) passphraseFunc(path string, confirm bool) func() ([]byte, erro
 	if !display.IsTerminal(s.in) {
 		return nil
 	}
+	ask := s.askSecret("passphrase for " + path)
 	return sync.OnceValues(func() ([]byte, error) {
-		fd := int(s.in.(*os.File).Fd())
-		fmt.Fprintf(s.err, "passphrase for %s: ", path)
-		p, err := term.ReadPassword(fd)
-		fmt.Fprintln(s.err)
+		p, err := ask()
 		if err != nil || !confirm {
 			return p, err
 		}
-		fmt.Fprintf(s.err, "again: ")
-		p2, err := term.ReadPassword(fd)
-		fmt.Fprintln(s.err)
+		p2, err := s.askSecret("again")()
 		if err != nil {
 			return nil, err
 		}
@@ -60,10 +58,39 @@ func (s *streams) passphraseFunc(path string, confirm bool) func() ([]byte, erro
 	})
 }
 
-// loadPrivateKey reads a private key, asking for its passphrase when it
-// is encrypted (FERRY_KEY_PASSPHRASE or the terminal).
-func (s *streams) loadPrivateKey(path string) (crypto.Signer, error) {
-	return verify.ReadPrivateKey("signing key", path, s.passphraseFunc(path, false))
+// askSecret asks for a secret on the terminal (s.in must be one), without
+// echo.
+func (s *streams) askSecret(prompt string) func() ([]byte, error) {
+	return func() ([]byte, error) {
+		fmt.Fprintf(s.err, "%s: ", prompt)
+		p, err := term.ReadPassword(int(s.in.(*os.File).Fd()))
+		fmt.Fprintln(s.err)
+		return p, err
+	}
+}
+
+// loadPrivateKey opens a signing key (signing.Open): a PEM file, asking
+// for its passphrase when it is encrypted (FERRY_KEY_PASSPHRASE or the
+// terminal); a PKCS#11 URI, asking for the token's PIN when the URI gives
+// none (FERRY_PKCS11_PIN or the terminal); or a KMS URI. The key is
+// closed when the command ends.
+func (s *streams) loadPrivateKey(ref string) (crypto.Signer, error) {
+	k, err := signing.Open(context.Background(), ref, s.keyOptions("signing key", ref))
+	if err != nil {
+		return nil, err
+	}
+	s.keys = append(s.keys, k)
+	return k, nil
+}
+
+// keyOptions say how signing unlocks the key ref names: the environment
+// (signing.ModuleEnv, signing.PINEnv) first, else the terminal.
+func (s *streams) keyOptions(what, ref string) signing.Options {
+	o := signing.Options{What: what, Passphrase: s.passphraseFunc(ref, false)}
+	if display.IsTerminal(s.in) {
+		o.PIN = s.askSecret("PIN of the token")
+	}
+	return o
 }
 
 func (s *streams) loadSigner(path, name string) (*verify.Signer, error) {

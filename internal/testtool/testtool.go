@@ -55,6 +55,7 @@ var packages = map[string]string{
 	"fw_setenv":       "libubootenv-tool",
 	"skopeo":          "skopeo",
 	"docker-registry": "docker-registry",
+	"softhsm2-util":   "softhsm2",
 }
 
 // Condition is a testscript Params.Condition giving scripts [have:NAME]:
