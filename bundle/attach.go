@@ -71,7 +71,7 @@ func validateAttachments(as []Attachment) error {
 			return fmt.Errorf("attachment %d: name %q used twice", i, a.Name)
 		}
 		seen[a.Name] = true
-		if !mediaTypeRE.MatchString(a.MediaType) || a.MediaType == PayloadMediaType || a.MediaType == ConfigMediaType || a.MediaType == ManifestMediaType {
+		if !mediaTypeRE.MatchString(a.MediaType) || a.MediaType == PayloadMediaType || a.MediaType == EncryptedPayloadMediaType || a.MediaType == ConfigMediaType || a.MediaType == ManifestMediaType {
 			return fmt.Errorf("attachment %s: media type %q: want a document type such as %s", a.Name, a.MediaType, SPDXMediaType)
 		}
 		if err := a.Digest.Validate(); err != nil || a.Digest.Algorithm() != digest.SHA256 {

@@ -1063,7 +1063,7 @@ func TestFormatConfigRules(t *testing.T) {
 	}{
 		{"formatVersion 0", func(c *bundle.Config) { c.FormatVersion = 0 }, false},
 		{"formatVersion 2", func(c *bundle.Config) { c.FormatVersion = 2 }, true},
-		{"formatVersion 3", func(c *bundle.Config) { c.FormatVersion = 3 }, false},
+		{"formatVersion 4", func(c *bundle.Config) { c.FormatVersion = 4 }, false},
 		{"provides", func(c *bundle.Config) { c.Provides = map[string]string{"app-conf": "1.2.0", "gw-os.kernel": "6.1.0"} }, true},
 		{"provides own name", func(c *bundle.Config) { c.Provides = map[string]string{"demo": "1.0.0"} }, false},
 		{"provides bad name", func(c *bundle.Config) { c.Provides = map[string]string{"App": "1.0.0"} }, false},

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-update/ferry/bundle"
@@ -453,6 +454,29 @@ func FuzzReaderPayload(f *testing.F) {
 		}
 		if int64(len(got["p"])) != size || digest.FromBytes(got["p"]) != want {
 			t.Fatalf("read %d bytes without error, config says %d %s", len(got["p"]), size, want)
+		}
+	})
+}
+
+// FuzzParseAgeHeader: a header ferry parses is one age parses the same
+// way (re-marshalled byte for byte), and one age parses whole (within its
+// limits) ferry parses too; neither ever panics.
+func FuzzParseAgeHeader(f *testing.F) {
+	id, _ := age.GenerateX25519Identity()
+	h, _, _ := bundle.NewAgeHeader([]age.Recipient{id.Recipient(), id.Recipient()})
+	f.Add(h)
+	f.Add([]byte("age-encryption.org/v1\n-> X25519 abc\n\n--- " + strings.Repeat("A", 43) + "\n"))
+	f.Add([]byte("age-encryption.org/v1\n-> a\n" + strings.Repeat("A", 64) + "\n\n--- x\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ours, err := bundle.ParseAgeHeader(b)
+		theirs, aerr := age.ExtractHeader(bytes.NewReader(b))
+		agesWhole := aerr == nil && len(theirs) == len(b)
+		if err == nil {
+			if aerr != nil || !bytes.Equal(theirs, b) {
+				t.Fatalf("ferry parses a header (%d stanzas) that age reads otherwise: %v", ours.Recipients(), aerr)
+			}
+		} else if agesWhole {
+			t.Fatalf("age parses a header that ferry refuses: %v", err)
 		}
 	})
 }

@@ -73,6 +73,8 @@ type Reader struct {
 	configRaw      []byte
 	sigs           []Signature
 	attachments    []AttachmentData
+	ageHeader      *AgeHeader
+	fileKey        []byte // unwrapped by Unlock
 	payloadOffset  int64
 
 	skipped      int   // pax global headers and directories passed over
@@ -174,7 +176,10 @@ func (r *Reader) readHead() error {
 			return err
 		}
 	}
-	return r.readAttachments()
+	if err := r.readAttachments(); err != nil {
+		return err
+	}
+	return r.parseAgeHeader()
 }
 
 // readAttachments reads the attachment members that follow the signature
@@ -257,7 +262,9 @@ func (r *Reader) parseManifest() error {
 		// Attachment layers (another media type) are matched to the
 		// config by checkLayers.
 		mt, max := PayloadMediaType, int64(MaxPartSize)
-		if l.MediaType != PayloadMediaType && mediaTypeRE.MatchString(l.MediaType) {
+		if l.MediaType == EncryptedPayloadMediaType {
+			mt = l.MediaType
+		} else if l.MediaType != PayloadMediaType && mediaTypeRE.MatchString(l.MediaType) {
 			mt, max = l.MediaType, MaxAttachmentSize
 		}
 		if err := checkDescriptor(l, mt, max); err != nil {
@@ -289,8 +296,8 @@ func (r *Reader) checkLayers() error {
 				return fmt.Errorf("payload %q wants %d parts, manifest has too few layers", p.Name, p.Parts)
 			}
 			l := layers[i]
-			if l.MediaType != PayloadMediaType {
-				return fmt.Errorf("layer %d: media type %q, want %q", i, l.MediaType, PayloadMediaType)
+			if want := p.layerMediaType(); l.MediaType != want {
+				return fmt.Errorf("layer %d: media type %q, want %q", i, l.MediaType, want)
 			}
 			if l.Annotations[PayloadNameAnnotation] != p.Name || l.Annotations[PartAnnotation] != strconv.Itoa(k) {
 				return fmt.Errorf("layer %d is %q part %q, want %q part %d", i, l.Annotations[PayloadNameAnnotation], l.Annotations[PartAnnotation], p.Name, k)
@@ -650,7 +657,12 @@ func (p *PayloadReader) Read(b []byte) (int, error) {
 		return 0, p.err
 	}
 	if p.out == nil {
-		dec, err := zstd.NewReader(rawReader{p})
+		src, err := p.content()
+		if err != nil {
+			p.err = err
+			return 0, err
+		}
+		dec, err := zstd.NewReader(src)
 		if err != nil {
 			p.err = err
 			return 0, err

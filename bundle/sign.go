@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-
-	"github.com/ferry-update/ferry/internal/atomicfile"
 )
 
 // AddSignatures adds signatures to the bundle at path. sign is called with
@@ -50,32 +48,11 @@ func AddSignatures(path string, sign func(head *Reader) ([]Signature, error)) (*
 		attachments: attachmentBlobs(r.attachments),
 		tag:         r.config.Tag(),
 	}
-	headBytes, err := h.encode(r.config.Created)
-	if err == nil {
-		err = checkHead(headBytes)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("sign %s: %w", path, err)
-	}
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("sign %s: %w", path, err)
 	}
-	out, err := atomicfile.CreateTemp(path)
-	if err != nil {
-		return nil, fmt.Errorf("sign %s: %w", path, err)
-	}
-	defer func() { out.Close(); os.Remove(out.Name()) }()
-	if _, err := out.Write(headBytes); err != nil {
-		return nil, fmt.Errorf("sign %s: %w", path, err)
-	}
-	if err := copyRange(out, int64(len(headBytes)), f, r.payloadOffset, st.Size()-r.payloadOffset); err != nil {
-		return nil, fmt.Errorf("sign %s: %w", path, err)
-	}
-	if err := out.Chmod(st.Mode().Perm()); err != nil {
-		return nil, fmt.Errorf("sign %s: %w", path, err)
-	}
-	if err := atomicfile.Commit(out, path); err != nil {
+	if _, err := writeRehead(f, r, h, path, st.Mode().Perm()); err != nil {
 		return nil, fmt.Errorf("sign %s: %w", path, err)
 	}
 	r.sigs = h.sigs

@@ -27,9 +27,9 @@ const (
 	PartAnnotation        = "dev.ferry.payload.part"
 
 	// FormatVersion is the highest formatVersion this package reads. It
-	// writes the lowest that expresses the bundle: 2 with depends, else 1
-	// (FORMAT.md §13).
-	FormatVersion = 2
+	// writes the lowest that expresses the bundle: 3 with encrypted
+	// payloads, 2 with depends, else 1 (FORMAT.md §13).
+	FormatVersion = 3
 )
 
 // Size limits a reader enforces before it allocates (FORMAT.md, "Limits").
@@ -120,6 +120,10 @@ type Payload struct {
 	Compression    string        `json:"compression"`
 	CompressedSize int64         `json:"compressedSize"`
 	Parts          int           `json:"parts"`
+	// Encryption is "age" for a payload whose parts are encrypted
+	// (FORMAT.md §6.3), empty otherwise. Size and Digest describe the
+	// plaintext content, the layers the ciphertext.
+	Encryption string `json:"encryption,omitempty"`
 }
 
 var (
@@ -240,7 +244,10 @@ func (c *Config) Validate() error {
 	if err := c.ValidateComponents(); err != nil {
 		return err
 	}
-	return validateAttachments(c.Attachments)
+	if err := validateAttachments(c.Attachments); err != nil {
+		return err
+	}
+	return c.validateEncryption()
 }
 
 func (p *Payload) validate() error {

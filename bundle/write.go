@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"filippo.io/age"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -60,6 +61,9 @@ type Options struct {
 	// Attachments are signed documents (SBOMs) stored in the head; each
 	// needs Name, MediaType and Data (Digest and Size are computed).
 	Attachments []AttachmentData
+	// EncryptTo, when set, encrypts every payload to these age
+	// recipients (FORMAT.md §6.3).
+	EncryptTo []age.Recipient
 }
 
 // Result describes a bundle that was written.
@@ -72,6 +76,15 @@ type Result struct {
 // Create packs sources into a bundle at path in one streaming pass. The file
 // appears atomically: it is written beside path, synced, then renamed.
 func Create(path string, opts Options, sources ...Source) (*Result, error) {
+	var fileKey []byte
+	if len(opts.EncryptTo) > 0 {
+		header, fk, err := NewAgeHeader(opts.EncryptTo)
+		if err != nil {
+			return nil, fmt.Errorf("create %s: %w", path, err)
+		}
+		fileKey = fk
+		opts.Attachments = append(append([]AttachmentData(nil), opts.Attachments...), newAttachment(AgeHeaderName, AgeHeaderMediaType, header))
+	}
 	cfg, err := newConfig(opts, sources)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
@@ -103,7 +116,7 @@ func Create(path string, opts Options, sources ...Source) (*Result, error) {
 		}
 	}()
 
-	pw := &partWriter{f: f, off: reserve, partSize: partSize, mtime: mtime}
+	pw := &partWriter{f: f, off: reserve, partSize: partSize, mtime: mtime, fileKey: fileKey}
 	var read int64
 	for i := range sources {
 		s := &sources[i]
@@ -181,8 +194,15 @@ func newConfig(opts Options, sources []Source) (*Config, error) {
 		created = time.Now()
 	}
 	version := 1
-	if len(opts.Depends) > 0 {
+	switch {
+	case len(opts.EncryptTo) > 0:
+		version = EncryptedFormatVersion
+	case len(opts.Depends) > 0:
 		version = 2
+	}
+	encryption := ""
+	if len(opts.EncryptTo) > 0 {
+		encryption = EncryptionAge
 	}
 	cfg := &Config{
 		FormatVersion: version,
@@ -205,12 +225,11 @@ func newConfig(opts Options, sources []Source) (*Config, error) {
 		cfg.Payloads = append(cfg.Payloads, Payload{
 			Name: s.Name, Type: s.Type, Target: target,
 			Digest: digest.FromString(""), Compression: "zstd", Parts: 1,
+			Encryption: encryption,
 		})
 	}
 	for _, a := range opts.Attachments {
-		cfg.Attachments = append(cfg.Attachments, Attachment{
-			Name: a.Name, MediaType: a.MediaType, Digest: digest.FromBytes(a.Data), Size: int64(len(a.Data)),
-		})
+		cfg.Attachments = append(cfg.Attachments, newAttachment(a.Name, a.MediaType, a.Data).Attachment)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -237,15 +256,17 @@ type partWriter struct {
 	partSize int64
 	mtime    time.Time
 	layers   []ocispec.Descriptor
+	fileKey  []byte // encrypts every payload when set
 
-	name    string // payload being written
-	buf     *bufio.Writer
-	hdrAt   int64
-	n       int64 // bytes in the current part
-	h       hash.Hash
-	open    bool
-	part    int   // index of the current part within the payload
-	written int64 // compressed bytes of the current payload
+	name      string // payload being written
+	mediaType string // of its layers
+	buf       *bufio.Writer
+	hdrAt     int64
+	n         int64 // bytes in the current part
+	h         hash.Hash
+	open      bool
+	part      int   // index of the current part within the payload
+	written   int64 // compressed bytes of the current payload
 }
 
 func (w *partWriter) writePayload(p *Payload, content io.Reader, workers int, progress func(int64)) error {
@@ -254,7 +275,17 @@ func (w *partWriter) writePayload(p *Payload, content io.Reader, workers int, pr
 	w.part = 0
 	first := len(w.layers)
 	w.buf = bufio.NewWriterSize(io.NewOffsetWriter(w.f, 0), 1<<20)
-	enc, err := zstd.NewWriter(w, workers)
+	w.mediaType = p.layerMediaType()
+	var sink io.Writer = w
+	var ew *encryptWriter
+	if w.fileKey != nil {
+		var err error
+		if ew, err = newEncryptWriter(w, w.fileKey); err != nil {
+			return fmt.Errorf("encrypt: %w", err)
+		}
+		sink = ew
+	}
+	enc, err := zstd.NewWriter(sink, workers)
 	if err != nil {
 		return err
 	}
@@ -280,6 +311,11 @@ func (w *partWriter) writePayload(p *Payload, content io.Reader, workers int, pr
 	}
 	if err := enc.Close(); err != nil {
 		return fmt.Errorf("compress: %w", err)
+	}
+	if ew != nil {
+		if err := ew.Close(); err != nil {
+			return fmt.Errorf("encrypt: %w", err)
+		}
 	}
 	if err := w.finishPart(); err != nil {
 		return err
@@ -345,7 +381,7 @@ func (w *partWriter) finishPart() error {
 		return err
 	}
 	w.layers = append(w.layers, ocispec.Descriptor{
-		MediaType: PayloadMediaType,
+		MediaType: w.mediaType,
 		Digest:    d,
 		Size:      w.n,
 		Annotations: map[string]string{

@@ -22,8 +22,13 @@ var DeviceTier = []string{
 
 // DeviceModules are the third-party modules the device tier may depend
 // on: configuration, digests and OCI types, zstd (pure Go), signatures
-// (sigstore and what it needs), TUF metadata, semver, and the CLI.
+// (sigstore and what it needs), TUF metadata, semver, the CLI, and age
+// (pure Go): the device unwraps the file key of encrypted payloads with
+// its age identity (bundle/FORMAT.md §6.3); filippo.io/hpke comes with
+// age's post-quantum recipients, which are in the same package.
 var DeviceModules = []string{
+	"filippo.io/age",
+	"filippo.io/hpke",
 	"github.com/BurntSushi/toml",
 	"github.com/klauspost/compress",
 	"github.com/mitchellh/colorstring",
