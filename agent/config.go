@@ -136,6 +136,12 @@ type IdentityConfig struct {
 	// when it is missing; a key set here must exist (provisioned at the
 	// factory).
 	Key string `toml:"key"`
+	// AgeKey is the device's age identity (an age-keygen file: one
+	// AGE-SECRET-KEY-1… line), mode 0600, which unwraps the key of
+	// payloads encrypted to the device. Default
+	// STATE_DIR/identity/device.age, made at the first start when it is
+	// missing; one set here must exist.
+	AgeKey string `toml:"age_key"`
 }
 
 // MirrorConfig is the ferry mirror that ferry-agent run polls.
@@ -509,6 +515,7 @@ func (c *Config) resolve(dir string) {
 	abs(&c.Trust.Root)
 	abs(&c.Mirror.TUFRoot)
 	abs(&c.Identity.Key)
+	abs(&c.Identity.AgeKey)
 	for i := range c.Stick.MountPoints {
 		abs(&c.Stick.MountPoints[i])
 	}

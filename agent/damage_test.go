@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"filippo.io/age"
+
 	"github.com/ferry-update/ferry/bundle"
 )
 
@@ -44,33 +46,47 @@ func TestDamagedPayloadRefused(t *testing.T) {
 		}},
 	}
 	for _, ty := range types {
-		d := newDevice(t)
-		b := d.bundle(ty.spec(t, d))
-		off, size := lastPart(t, b)
-		damages := map[string][]byte{}
-		for i := int64(0); i < size; i += max(1, size/12) {
-			c := bytes.Clone(b)
-			c[off+i] ^= 0x55
-			damages[fmt.Sprintf("flip at %d of %d", i, size)] = c
+		for _, encrypted := range []bool{false, true} {
+			damagedPayloadRefused(t, ty.name, encrypted, ty.spec)
 		}
-		damages["truncated in the part"] = b[:off+size/2]
-		damages["truncated after the part"] = b[:off+size]
-		for name, raw := range damages {
-			t.Run(ty.name+"/"+name, func(t *testing.T) {
-				// d refuses each damaged copy and so stays as it was.
-				err := d.install(raw)
-				var re *RefusedError
-				if !errors.As(err, &re) {
-					t.Fatalf("install: %v (%T), want a RefusedError", err, err)
-				}
-				var be *bundle.Error
-				if !errors.As(err, &be) {
-					t.Errorf("install: %v: the bundle's own error is lost", err)
-				}
-				if st := d.bootState(); st.Slot != "a" || st.UpgradeAvailable {
-					t.Errorf("boot state %+v", st)
-				}
-			})
-		}
+	}
+}
+
+// damagedPayloadRefused damages the last part of a bundle made by spec
+// (its payloads encrypted to the device if encrypted) in many ways, and
+// checks that each is refused.
+func damagedPayloadRefused(t *testing.T, name string, encrypted bool, spec func(t *testing.T, d *device) bundleSpec) {
+	d := newDevice(t)
+	s := spec(t, d)
+	if encrypted {
+		s.encryptTo = []age.Recipient{d.recipient()}
+		name += "/encrypted"
+	}
+	b := d.bundle(s)
+	off, size := lastPart(t, b)
+	damages := map[string][]byte{}
+	for i := int64(0); i < size; i += max(1, size/12) {
+		c := bytes.Clone(b)
+		c[off+i] ^= 0x55
+		damages[fmt.Sprintf("flip at %d of %d", i, size)] = c
+	}
+	damages["truncated in the part"] = b[:off+size/2]
+	damages["truncated after the part"] = b[:off+size]
+	for damage, raw := range damages {
+		t.Run(name+"/"+damage, func(t *testing.T) {
+			// d refuses each damaged copy and so stays as it was.
+			err := d.install(raw)
+			var re *RefusedError
+			if !errors.As(err, &re) {
+				t.Fatalf("install: %v (%T), want a RefusedError", err, err)
+			}
+			var be *bundle.Error
+			if !errors.As(err, &be) {
+				t.Errorf("install: %v: the bundle's own error is lost", err)
+			}
+			if st := d.bootState(); st.Slot != "a" || st.UpgradeAvailable {
+				t.Errorf("boot state %+v", st)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-update/ferry/agent/bootenv"
@@ -141,6 +142,7 @@ type bundleSpec struct {
 	name        string // default sim-os
 	provides    map[string]string
 	depends     []string
+	encryptTo   []age.Recipient // encrypt the payloads to these
 }
 
 func (d *device) bundle(s bundleSpec) []byte {
@@ -182,7 +184,7 @@ func (d *device) bundle(s bundleSpec) []byte {
 	if s.name == "" {
 		s.name = "sim-os"
 	}
-	opts := bundle.Options{Name: s.name, Version: s.version, DeviceTypes: s.deviceTypes, Created: time.Unix(1700000000, 0), Provides: s.provides, Depends: s.depends}
+	opts := bundle.Options{Name: s.name, Version: s.version, DeviceTypes: s.deviceTypes, Created: time.Unix(1700000000, 0), Provides: s.provides, Depends: s.depends, EncryptTo: s.encryptTo}
 	if !s.unsigned {
 		opts.Sign = func(m digest.Digest) ([]bundle.Signature, error) {
 			sig, err := signer.Sign(m, "example.com/sim-os", time.Unix(1700000000, 0))
@@ -198,6 +200,21 @@ func (d *device) bundle(s bundleSpec) []byte {
 		d.t.Fatal(err)
 	}
 	return b
+}
+
+// recipient is the device's age recipient (its identity is made at the
+// first use).
+func (d *device) recipient() age.Recipient {
+	d.t.Helper()
+	id, err := LoadIdentity(d.cfg)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	r, err := age.ParseX25519Recipient(id.AgeRecipient)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return r
 }
 
 // corruptPayload flips a byte in the middle of the last payload part's

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -12,6 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"filippo.io/age"
 
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/transport/checkin"
@@ -26,6 +29,9 @@ const (
 	DefaultKeyFile = identityDir + "/device.key"
 	// counterFile holds the last check-in counter the device signed.
 	counterFile = identityDir + "/counter"
+	// DefaultAgeKeyFile is the default path of the device's age
+	// identity, relative to the state directory.
+	DefaultAgeKeyFile = identityDir + "/device.age"
 )
 
 // KeyPerm is the only mode a device key may have: readable by its owner
@@ -38,10 +44,10 @@ const KeyPerm fs.FileMode = 0o600
 // (checkin.DeviceID), the same id 'ferry key show' prints for the public
 // key, so it does not change while the key does not.
 //
-// It is made to grow: issue 15 adds the device's age X25519 recipient
-// (payload encryption to devices) as another key file in the same
-// directory and another field here, beside the signing key, which it
-// does not replace.
+// Beside the signing key the device holds an age X25519 identity, which
+// unwraps the key of payloads encrypted to it (bundle/FORMAT.md §6.3);
+// its recipient (AgeRecipient, "age1…") is what a release engineer
+// encrypts to.
 type Identity struct {
 	ID        string           `json:"id"`
 	Algorithm verify.Algorithm `json:"algorithm"`
@@ -53,10 +59,18 @@ type Identity struct {
 	// device_type, for the factory's enrollment list.
 	Name       string `json:"name,omitempty"`
 	DeviceType string `json:"deviceType"`
-	// Created says the key was made just now.
-	Created bool `json:"created,omitempty"`
+	// AgeRecipient is the public half of the device's age identity, the
+	// recipient 'ferry bundle create --encrypt-to' takes; AgeKeyFile
+	// holds the identity.
+	AgeRecipient string `json:"ageRecipient"`
+	AgeKeyFile   string `json:"ageKeyFile"`
+	// Created says the key was made just now; AgeCreated the age
+	// identity.
+	Created    bool `json:"created,omitempty"`
+	AgeCreated bool `json:"ageCreated,omitempty"`
 
 	key ed25519.PrivateKey
+	age *age.X25519Identity
 }
 
 // KeyError says the device key cannot be used.
@@ -76,32 +90,53 @@ func keyPath(cfg *Config) (string, bool) {
 	return filepath.Join(cfg.StateDir, DefaultKeyFile), false
 }
 
-// LoadIdentity reads the device's key ([identity] key, default
-// STATE_DIR/identity/device.key). When the default file is missing it
-// makes a new key there (mode 0600); a configured key must exist. A key
-// that others may read, or that is not Ed25519, is refused with a
-// *KeyError. It does not need the state directory's lock: two processes
-// making the first key at once end up with the same one.
-func LoadIdentity(cfg *Config) (*Identity, error) {
-	path, configured := keyPath(cfg)
-	id, err := readIdentity(path)
-	if id != nil {
-		id.Name, id.DeviceType = cfg.DeviceID, cfg.DeviceType
+// ageKeyPath is the configured age identity file, and whether it was
+// configured.
+func ageKeyPath(cfg *Config) (string, bool) {
+	if cfg.Identity.AgeKey != "" {
+		return cfg.Identity.AgeKey, true
 	}
-	if err == nil || !errors.Is(err, fs.ErrNotExist) || configured {
-		return id, err
-	}
-	if err := createKey(path); err != nil {
-		return nil, &KeyError{Path: path, Err: err}
-	}
-	id, err = readIdentity(path)
-	if id != nil {
-		id.Created, id.Name, id.DeviceType = true, cfg.DeviceID, cfg.DeviceType
-	}
-	return id, err
+	return filepath.Join(cfg.StateDir, DefaultAgeKeyFile), false
 }
 
-func readIdentity(path string) (*Identity, error) {
+// LoadIdentity reads the device's keys: its Ed25519 key ([identity] key,
+// default STATE_DIR/identity/device.key) and its age identity ([identity]
+// age_key, default STATE_DIR/identity/device.age). When a default file is
+// missing it makes a new key there (mode 0600); a configured key must
+// exist. A key that others may read, or of the wrong kind, is refused
+// with a *KeyError. It does not need the state directory's lock: two
+// processes making the first key at once end up with the same one.
+func LoadIdentity(cfg *Config) (*Identity, error) {
+	path, configured := keyPath(cfg)
+	id, created, err := loadOrCreate(path, configured, readIdentity, newEd25519Key)
+	if err != nil {
+		return nil, err
+	}
+	id.Created, id.Name, id.DeviceType = created, cfg.DeviceID, cfg.DeviceType
+	path, configured = ageKeyPath(cfg)
+	if id.age, id.AgeCreated, err = loadOrCreate(path, configured, readAgeIdentity, newAgeKey); err != nil {
+		return nil, err
+	}
+	id.AgeRecipient, id.AgeKeyFile = id.age.Recipient().String(), path
+	return id, nil
+}
+
+// loadOrCreate reads the key at path, first making one with create when
+// path is a default (not configured) that does not exist yet.
+func loadOrCreate[K any](path string, configured bool, read func(string) (K, error), create func() ([]byte, error)) (K, bool, error) {
+	k, err := read(path)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) || configured {
+		return k, false, err
+	}
+	if err := createKeyFile(path, create); err != nil {
+		return k, false, &KeyError{Path: path, Err: err}
+	}
+	k, err = read(path)
+	return k, err == nil, err
+}
+
+// readKeyFile reads a private key file, refusing one others may read.
+func readKeyFile(path string) ([]byte, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, &KeyError{Path: path, Err: err}
@@ -112,6 +147,54 @@ func readIdentity(path string) (*Identity, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &KeyError{Path: path, Err: err}
+	}
+	return b, nil
+}
+
+// readAgeIdentity reads an age identity file as age-keygen writes it:
+// comments and one AGE-SECRET-KEY-1… line.
+func readAgeIdentity(path string) (*age.X25519Identity, error) {
+	b, err := readKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := age.ParseIdentities(bytes.NewReader(b))
+	if err != nil {
+		return nil, &KeyError{Path: path, Err: fmt.Errorf("not an age identity file, as age-keygen writes: %w", err)}
+	}
+	x, ok := ids[0].(*age.X25519Identity)
+	if len(ids) != 1 || !ok {
+		return nil, &KeyError{Path: path, Err: fmt.Errorf("%d identities: want one age X25519 identity (AGE-SECRET-KEY-1…)", len(ids))}
+	}
+	return x, nil
+}
+
+// newAgeKey makes an age identity file as age-keygen does.
+func newAgeKey() ([]byte, error) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return nil, err
+	}
+	return []byte("# ferry-agent device identity (age)\n# public key: " + id.Recipient().String() + "\n" + id.String() + "\n"), nil
+}
+
+// newEd25519Key makes an Ed25519 private key as PEM (PKCS#8).
+func newEd25519Key() ([]byte, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+func readIdentity(path string) (*Identity, error) {
+	b, err := readKeyFile(path)
+	if err != nil {
+		return nil, err
 	}
 	blk, _ := pem.Decode(b)
 	if blk == nil || blk.Type != "PRIVATE KEY" {
@@ -136,15 +219,11 @@ func readIdentity(path string) (*Identity, error) {
 	return &Identity{ID: checkin.DeviceID(priv.Public().(ed25519.PublicKey)), Algorithm: pub.Algorithm, PublicKey: string(pubPEM), KeyFile: path, key: priv}, nil
 }
 
-// createKey makes a new key at path, durably, without ever replacing a
-// key that is there: it is written to a temporary file and linked into
+// createKeyFile makes a new key at path, durably, without ever replacing
+// a key that is there: it is written to a temporary file and linked into
 // place, which fails if another process got there first.
-func createKey(path string) error {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return err
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
+func createKeyFile(path string, create func() ([]byte, error)) error {
+	data, err := create()
 	if err != nil {
 		return err
 	}
@@ -158,7 +237,7 @@ func createKey(path string) error {
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp)
-	if _, err := f.Write(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return err
 	}
@@ -185,6 +264,9 @@ func (a *Agent) Identity() (*Identity, error) {
 		}
 		if id.Created {
 			a.logf("made the device key %s: device id %s", id.KeyFile, id.ID)
+		}
+		if id.AgeCreated {
+			a.logf("made the device's age identity %s: recipient %s", id.AgeKeyFile, id.AgeRecipient)
 		}
 		a.id = id
 	}

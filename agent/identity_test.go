@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/ferry-update/ferry/transport/checkin"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -35,8 +37,8 @@ func TestIdentityMadeOnce(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatal(errs[i])
 		}
-		if id.ID != ids[0].ID {
-			t.Fatalf("identities %s and %s from one start", id.ID, ids[0].ID)
+		if id.ID != ids[0].ID || id.AgeRecipient != ids[0].AgeRecipient {
+			t.Fatalf("identities %s (%s) and %s (%s) from one start", id.ID, id.AgeRecipient, ids[0].ID, ids[0].AgeRecipient)
 		}
 		if id.Created {
 			created++
@@ -63,8 +65,65 @@ func TestIdentityMadeOnce(t *testing.T) {
 	if err != nil || again.ID != ids[0].ID || again.Created {
 		t.Errorf("second start: %+v, %v", again, err)
 	}
-	if ents, _ := os.ReadDir(filepath.Dir(path)); len(ents) != 1 {
-		t.Errorf("identity directory holds %d files, want the key alone", len(ents))
+	if ents, _ := os.ReadDir(filepath.Dir(path)); len(ents) != 2 {
+		t.Errorf("identity directory holds %d files, want the key and the age identity alone", len(ents))
+	}
+	// The age identity is an age-keygen file (age -d -i reads it), 0600,
+	// whose recipient is the one printed.
+	agePath := filepath.Join(d.cfg.StateDir, DefaultAgeKeyFile)
+	if fi, err := os.Stat(agePath); err != nil || fi.Mode().Perm() != KeyPerm {
+		t.Fatalf("age identity file %v, %v", fi, err)
+	}
+	f, _ := os.Open(agePath)
+	defer f.Close()
+	aids, err := age.ParseIdentities(f)
+	if err != nil || len(aids) != 1 || aids[0].(*age.X25519Identity).Recipient().String() != ids[0].AgeRecipient || again.AgeRecipient != ids[0].AgeRecipient || again.AgeCreated {
+		t.Errorf("age identity %v (%v); printed %s, then %s", aids, err, ids[0].AgeRecipient, again.AgeRecipient)
+	}
+}
+
+func TestAgeIdentityRefusals(t *testing.T) {
+	d := newDevice(t)
+	id, _ := age.GenerateX25519Identity()
+	good := []byte("# created: 2026-05-01T12:00:00Z\n# public key: " + id.Recipient().String() + "\n" + id.String() + "\n")
+	other, _ := age.GenerateX25519Identity()
+	cases := []struct {
+		name    string
+		content []byte // nil: no file
+		mode    os.FileMode
+		want    string
+	}{
+		{"provisioned", good, 0o600, ""},
+		{"missing provisioned identity", nil, 0, "no such file"},
+		{"readable by others", good, 0o644, "only its owner may read"},
+		{"not an age identity", []byte("hello\n"), 0o600, "not an age identity file"},
+		{"two identities", append(append([]byte{}, good...), other.String()+"\n"...), 0o600, "want one age X25519 identity"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "device.age")
+			if c.content != nil {
+				if err := os.WriteFile(path, c.content, c.mode); err != nil {
+					t.Fatal(err)
+				}
+				os.Chmod(path, c.mode)
+			}
+			cfg := *d.cfg
+			cfg.Identity.AgeKey = path
+			got, err := LoadIdentity(&cfg)
+			var ke *KeyError
+			switch {
+			case c.want == "" && (err != nil || got.AgeRecipient != id.Recipient().String() || got.AgeCreated || got.AgeKeyFile != path):
+				t.Errorf("provisioned identity: %+v, %v", got, err)
+			case c.want != "" && (!errors.As(err, &ke) || ke.Path != path || !strings.Contains(err.Error(), c.want)):
+				t.Errorf("error %v, want a KeyError for %s saying %q", err, path, c.want)
+			}
+			if c.content == nil {
+				if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+					t.Error("made an identity where a provisioned one was missing")
+				}
+			}
+		})
 	}
 }
 

@@ -185,8 +185,29 @@ func (a *Agent) checkHead(src io.Reader, j *Journal, listed *tufclient.Targets) 
 	if err := a.checkComponents(c, j.FromSlot); err != nil {
 		return nil, br, &RefusedError{Bundle: j.name(), Err: err}
 	}
+	if err := a.unwrapKey(br); err != nil {
+		return nil, br, err
+	}
 	targets, err := a.plan(c, j)
 	return targets, br, err
+}
+
+// unwrapKey unwraps the key of an encrypted bundle's payloads with the
+// device's age identity, once the bundle's signatures and fit are judged
+// and before a payload byte is read: a device that is not a recipient
+// refuses the bundle here, having written nothing.
+func (a *Agent) unwrapKey(br *bundle.Reader) error {
+	if !br.Encrypted() {
+		return nil
+	}
+	id, err := a.Identity()
+	if err != nil {
+		return fmt.Errorf("decrypt: %w", err)
+	}
+	if err := br.Unlock(id.age); err != nil {
+		return &RefusedError{Bundle: br.Config().Name + " " + br.Config().Version, Err: err}
+	}
+	return nil
 }
 
 // writePayloads streams every payload to its target. Each payload's
