@@ -94,9 +94,12 @@ type BundleReport struct {
 	FormatVersion int           `json:"formatVersion,omitempty"`
 	Manifest      digest.Digest `json:"manifest,omitempty"`
 	// Provides and Depends are the config's (bundle/FORMAT.md §6.2).
-	Provides     map[string]string        `json:"provides,omitempty"`
-	Depends      []string                 `json:"depends,omitempty"`
-	Payloads     []Payload                `json:"payloads"`
+	Provides map[string]string `json:"provides,omitempty"`
+	Depends  []string          `json:"depends,omitempty"`
+	Payloads []Payload         `json:"payloads"`
+	// Encryption is set when payloads are encrypted (FORMAT.md §6.3):
+	// to how many recipients, from the signed age header; no key needed.
+	Encryption   *bundle.EncryptionInfo   `json:"encryption,omitempty"`
 	Attachments  []Attachment             `json:"attachments"`
 	Signatures   []verify.SignatureResult `json:"signatures"`
 	ValidKeys    int                      `json:"validKeys"`
@@ -263,7 +266,11 @@ func auditItem(ctx context.Context, it Item, p verify.Policy, t Trust, mm *Mirro
 		layers = layers[pl.Parts:]
 		b.Payloads = append(b.Payloads, py)
 	}
+	b.Encryption = r.Encryption()
 	for _, a := range r.Attachments() {
+		if a.MediaType == bundle.AgeHeaderMediaType {
+			continue // key material, reported as Encryption
+		}
 		at := Attachment{Attachment: a.Attachment}
 		if sb, err := bundle.DetectSBOM(a.Data); err == nil {
 			at.SBOM = sb

@@ -45,8 +45,11 @@ func (r *Report) WriteText(w io.Writer) error {
 			if pl.Verified {
 				state = "verified"
 			}
-			p("  payload     %s (%s -> %s) %s, %s zstd in %d part(s), %s\n", pl.Name, pl.Type, pl.Target, display.Bytes(pl.Size), display.Bytes(pl.CompressedSize), pl.Parts, state)
+			p("  payload     %s (%s -> %s) %s, %s %s in %d part(s), %s\n", pl.Name, pl.Type, pl.Target, display.Bytes(pl.Size), display.Bytes(pl.CompressedSize), pl.Encoding(), pl.Parts, state)
 			p("              %s\n", pl.Digest)
+		}
+		if e := b.Encryption; e != nil {
+			p("  encrypted   %s to %d recipient(s): %s; age header %s, %s\n", e.Method, e.Recipients, strings.Join(e.Payloads, ", "), e.Header, display.Bytes(e.HeaderSize))
 		}
 		for _, a := range b.Attachments {
 			what := "not an SBOM"

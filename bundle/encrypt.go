@@ -102,9 +102,12 @@ func (r *Reader) Unlock(ids ...age.Identity) error {
 	if r.ageHeader == nil {
 		return nil
 	}
+	if len(ids) == 0 {
+		return fmt.Errorf("decrypt %s %s: %w", r.config.Name, r.config.Version, ErrLocked)
+	}
 	fk, err := r.ageHeader.Unwrap(ids...)
 	if err != nil {
-		return &Error{What: fmt.Sprintf("attachment %q", AgeHeaderName), Offset: -1, Err: err}
+		return fmt.Errorf("decrypt %s %s: %w", r.config.Name, r.config.Version, err)
 	}
 	r.fileKey = fk
 	return nil
@@ -145,9 +148,10 @@ type ReencryptOptions struct {
 	// Recipients are the new recipients, all of them: the old header is
 	// replaced, not extended.
 	Recipients []age.Recipient
-	// Sign, when set, signs the new manifest digest (the old signatures
-	// cover the old manifest and are dropped).
-	Sign func(manifest digest.Digest) ([]Signature, error)
+	// Sign, when set, signs the new manifest digest of the bundle whose
+	// config is cfg (the old signatures cover the old manifest and are
+	// dropped).
+	Sign func(manifest digest.Digest, cfg *Config) ([]Signature, error)
 }
 
 // Reencrypt writes to out the bundle at in with its file key wrapped for
@@ -196,7 +200,7 @@ func Reencrypt(in, out string, opts ReencryptOptions) (*Result, error) {
 		return fail(err)
 	}
 	if opts.Sign != nil {
-		if h.sigs, err = opts.Sign(h.manifest.desc.Digest); err != nil {
+		if h.sigs, err = opts.Sign(h.manifest.desc.Digest, &cfg); err != nil {
 			return fail(fmt.Errorf("sign: %w", err))
 		}
 	}
@@ -250,4 +254,47 @@ func newAttachment(name, mediaType string, data []byte) AttachmentData {
 		Attachment: Attachment{Name: name, MediaType: mediaType, Digest: digest.FromBytes(data), Size: int64(len(data))},
 		Data:       data,
 	}
+}
+
+// EncryptionInfo summarizes a bundle's encryption for people and audits:
+// it needs no key.
+type EncryptionInfo struct {
+	Method string `json:"method"` // EncryptionAge
+	// Recipients is the number of recipient stanzas in the age header
+	// (one per X25519 recipient).
+	Recipients int `json:"recipients"`
+	// Header is the age header attachment's digest and size.
+	Header     digest.Digest `json:"header"`
+	HeaderSize int64         `json:"headerSize"`
+	// Payloads are the names of the encrypted payloads.
+	Payloads []string `json:"payloads"`
+}
+
+// Encryption describes the bundle's encryption, nil when no payload is
+// encrypted.
+func (r *Reader) Encryption() *EncryptionInfo {
+	if r.ageHeader == nil {
+		return nil
+	}
+	info := &EncryptionInfo{Method: EncryptionAge, Recipients: r.ageHeader.Recipients(), Payloads: []string{}}
+	for _, a := range r.config.Attachments {
+		if a.MediaType == AgeHeaderMediaType {
+			info.Header, info.HeaderSize = a.Digest, a.Size
+		}
+	}
+	for _, p := range r.config.Payloads {
+		if p.Encrypted() {
+			info.Payloads = append(info.Payloads, p.Name)
+		}
+	}
+	return info
+}
+
+// Encoding names how a payload's parts are encoded, for people:
+// "zstd", or "zstd+age" when encrypted.
+func (p *Payload) Encoding() string {
+	if p.Encrypted() {
+		return p.Compression + "+" + p.Encryption
+	}
+	return p.Compression
 }

@@ -189,7 +189,7 @@ func TestReencrypt(t *testing.T) {
 	nres, err := bundle.Reencrypt(in, out, bundle.ReencryptOptions{
 		Identities: []age.Identity{kept},
 		Recipients: []age.Recipient{kept.Recipient(), added.Recipient()},
-		Sign: func(d digest.Digest) ([]bundle.Signature, error) {
+		Sign: func(d digest.Digest, _ *bundle.Config) ([]bundle.Signature, error) {
 			signed++
 			p, _ := bundle.NewSimpleSigning("demo", d, nil)
 			return []bundle.Signature{{Payload: p, Sig: []byte{2}}}, nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"filippo.io/age"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-update/ferry/bundle"
@@ -22,6 +23,10 @@ type Policy struct {
 	// without it payloads are checked by their signed layer digests, which
 	// is what makes them trustworthy, at the speed of SHA-256.
 	Deep bool
+	// Identities decrypt encrypted payloads for Deep (bundle/FORMAT.md
+	// §6.3); one must be a recipient. Without Deep they are not needed:
+	// the parts are checked as ciphertext.
+	Identities []age.Identity
 }
 
 // DeviceTypeError says that a bundle is not meant for this device.
@@ -97,6 +102,11 @@ func Bundle(src io.Reader, p Policy) (*Report, error) {
 	}
 	if p.DeviceType != "" {
 		rep.Checked = append(rep.Checked, CheckedDeviceType)
+	}
+	if p.Deep {
+		if err := r.Unlock(p.Identities...); err != nil {
+			return rep, err
+		}
 	}
 	for i := range rep.Payloads {
 		pr, err := r.Next()

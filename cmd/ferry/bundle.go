@@ -70,6 +70,7 @@ type createOptions struct {
 	provides []string
 	force    bool
 	unsigned bool
+	encrypt  encryptOptions
 }
 
 func newCreateCommand(s *streams) *cobra.Command {
@@ -105,6 +106,7 @@ only with --force.`,
 	f.StringArrayVar(&co.opts.Depends, "depends", nil, "a constraint on the device's installed components, e.g. 'gw-os >= 1.4' or 'gw-os >= 1.4, < 2' (repeatable)")
 	f.BoolVar(&co.unsigned, "unsigned", false, "make the bundle without signatures, to sign later with 'ferry bundle sign' (instead of --key)")
 	co.sign.addFlags(cmd, "private key to sign with: a PEM file, or a pkcs11: URI (repeatable; or --unsigned)")
+	co.encrypt.addFlags(cmd)
 	return cmd
 }
 
@@ -128,7 +130,7 @@ func runCreate(s *streams, co createOptions, a []string) error {
 	if co.out == "" || co.opts.Version == "" || len(co.opts.DeviceTypes) == 0 {
 		return cliexit.UsageError{Err: errors.New("--out, --version and at least one --device-type are required")}
 	}
-	if err := checkOutput("--out", co.out, co.force, append(append(append([]string{src}, co.sboms...), co.roots...), co.sign.keys...)...); err != nil {
+	if err := checkOutput("--out", co.out, co.force, append(append(append(append([]string{src}, co.sboms...), co.roots...), co.sign.keys...), co.encrypt.files...)...); err != nil {
 		return err
 	}
 	if co.opts.Name == "" {
@@ -153,6 +155,9 @@ func runCreate(s *streams, co createOptions, a []string) error {
 		return cliexit.UsageError{Err: errUnsigned}
 	}
 	if co.opts.Attachments, err = loadAttachments(co.sboms, co.roots); err != nil {
+		return err
+	}
+	if co.opts.EncryptTo, err = co.encrypt.recipients(); err != nil {
 		return err
 	}
 	if len(co.sign.keys) > 0 {
@@ -184,9 +189,12 @@ func runCreate(s *streams, co createOptions, a []string) error {
 		return writeJSON(s.out, map[string]any{"file": co.out, "manifest": res.ManifestDigest, "size": res.Size, "config": res.Config})
 	}
 	p := res.Config.Payloads[0]
-	fmt.Fprintf(s.out, "created %s: %s %s for %s\n  manifest %s\n  payload  %s %s -> %s zstd (%d part(s))\n",
+	fmt.Fprintf(s.out, "created %s: %s %s for %s\n  manifest %s\n  payload  %s %s -> %s %s (%d part(s))\n",
 		co.out, res.Config.Name, res.Config.Version, strings.Join(res.Config.DeviceTypes, ", "), res.ManifestDigest,
-		p.Name, display.Bytes(p.Size), display.Bytes(p.CompressedSize), p.Parts)
+		p.Name, display.Bytes(p.Size), display.Bytes(p.CompressedSize), p.Encoding(), p.Parts)
+	if n := len(co.opts.EncryptTo); n > 0 {
+		fmt.Fprintf(s.out, "  encrypted to %d recipient(s) (age)\n", n)
+	}
 	if co.unsigned {
 		fmt.Fprintf(s.out, "  signed   no (--unsigned): sign it with 'ferry bundle sign %s --key KEY'\n", co.out)
 	} else {
@@ -200,8 +208,11 @@ func runCreate(s *streams, co createOptions, a []string) error {
 	}
 	for _, a := range res.Config.Attachments {
 		what := "sbom"
-		if a.MediaType == bundle.TrustRootMediaType {
+		switch a.MediaType {
+		case bundle.TrustRootMediaType:
 			what = "root"
+		case bundle.AgeHeaderMediaType:
+			continue // the encrypted line above
 		}
 		fmt.Fprintf(s.out, "  %-8s %s %s %s\n", what, a.Name, a.MediaType, display.Bytes(a.Size))
 	}

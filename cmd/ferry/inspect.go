@@ -49,9 +49,13 @@ func runInspect(s *streams, opts inspectOptions, a []string) error {
 		return writeJSON(s.out, map[string]any{
 			"manifest": r.ManifestDigest(), "tag": r.Config().Tag(), "config": r.Config(),
 			"layers": r.Manifest().Layers, "signatures": claims, "attachments": attachmentSummaries(r.Attachments()),
+			"encryption": r.Encryption(),
 		})
 	}
 	printConfig(s.out, r.ManifestDigest(), r.Config())
+	if e := r.Encryption(); e != nil {
+		fmt.Fprintf(s.out, "encrypted   %s to %d recipient(s): %s (age header %s)\n", e.Method, e.Recipients, strings.Join(e.Payloads, ", "), display.Bytes(e.HeaderSize))
+	}
 	printAttachments(s.out, r.Attachments())
 	fmt.Fprintf(s.out, "signatures  %d (not checked here: run ferry verify)\n", len(claims))
 	for i, c := range claims {
@@ -81,7 +85,7 @@ func printConfig(w io.Writer, d digest.Digest, c *bundle.Config) {
 	fmt.Fprintf(w, "payloads    %d\n", len(c.Payloads))
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, p := range c.Payloads {
-		fmt.Fprintf(tw, "  %s\t%s -> %s\t%s\t%s zstd\t%d part(s)\t%s\n", display.Untrusted(p.Name), display.Untrusted(string(p.Type)), display.Untrusted(p.Target), display.Bytes(p.Size), display.Bytes(p.CompressedSize), p.Parts, p.Digest)
+		fmt.Fprintf(tw, "  %s\t%s -> %s\t%s\t%s %s\t%d part(s)\t%s\n", display.Untrusted(p.Name), display.Untrusted(string(p.Type)), display.Untrusted(p.Target), display.Bytes(p.Size), display.Bytes(p.CompressedSize), p.Encoding(), p.Parts, p.Digest)
 	}
 	tw.Flush()
 }
@@ -120,8 +124,9 @@ func printAttachments(w io.Writer, as []bundle.AttachmentData) {
 
 // extractOptions are the flags of the command newExtractCommand builds; runExtract does its work.
 type extractOptions struct {
-	out    string
-	policy policyOptions
+	out        string
+	policy     policyOptions
+	identities []string
 }
 
 func newExtractCommand(s *streams) *cobra.Command {
@@ -132,11 +137,14 @@ func newExtractCommand(s *streams) *cobra.Command {
 		Long: `Write each payload into DIR: rootfs payloads as NAME.img, files payloads as the
 tree NAME/, module payloads as NAME.tar. A payload appears only after all of it
 matched its signed digests. With --key, the signatures are judged first and
-nothing is written unless they meet the threshold.`,
+nothing is written unless they meet the threshold. Encrypted payloads are
+decrypted with --identity, an age identity of one of their recipients,
+before anything is written.`,
 		Args: args(1, "a bundle FILE or - for stdin"),
 		RunE: func(_ *cobra.Command, a []string) error { return runExtract(s, opts, a) },
 	}
 	cmd.Flags().StringVarP(&opts.out, "out", "o", "", "directory to write payloads into")
+	cmd.Flags().StringArrayVarP(&opts.identities, "identity", "i", nil, "age identity file to decrypt encrypted payloads with (repeatable)")
 	opts.policy.addFlags(cmd)
 	return cmd
 }
@@ -161,6 +169,9 @@ func runExtract(s *streams, opts extractOptions, a []string) error {
 		}
 	} else {
 		fmt.Fprintln(s.err, "ferry: warning: no --key or --trust given: payload digests are checked, signatures are not")
+	}
+	if err := unlock(r, opts.identities); err != nil {
+		return fmt.Errorf("extract %s: %w", a[0], err)
 	}
 	if err := os.MkdirAll(opts.out, 0o755); err != nil {
 		return err

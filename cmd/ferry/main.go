@@ -52,6 +52,8 @@ func hint(err error) string {
 	var se *devices.StatusError
 	var ue *signing.UnavailableError
 	var knf *signing.NotFoundError
+	var nre *bundle.NotRecipientError
+	var rce *bundle.RecipientError
 	switch {
 	case errors.As(err, &ue) && ue.Kind == "PKCS#11":
 		return "this ferry was built without cgo or with -tags nopkcs11; build it with CGO_ENABLED=1 (the default where a C compiler is installed)"
@@ -61,6 +63,12 @@ func hint(err error) string {
 		return "the URI's token= (or serial=, slot-id=) must name one of the tokens listed; softhsm2-util --show-slots or pkcs11-tool --list-slots lists them too"
 	case errors.As(err, &knf):
 		return "the URI's object= (or id=) must name a private key in the token; make one with 'ferry key generate --token URI'"
+	case errors.As(err, &nre):
+		return "give --identity an age identity of one of the bundle's recipients (a device's identity/device.age, or a key kept for this)"
+	case errors.As(err, &rce):
+		return "a recipient is age1… as 'ferry-agent identity' prints it; a recipients file holds one per line, or lines of 'ferry-agent identity --json'"
+	case errors.Is(err, errNoIdentity), errors.Is(err, bundle.ErrLocked):
+		return "add --identity FILE: an age identity of one of the bundle's recipients"
 	case errors.As(err, &nf), errors.As(err, &amb):
 		return "'ferry mirror devices list DIR' lists the devices with their ids; give a whole id or a unique prefix of 8 hex digits or more"
 	case errors.As(err, &se) && se.From == devices.Revoked:

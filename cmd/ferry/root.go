@@ -51,6 +51,7 @@ func newRootCommandWith(s *streams) *cobra.Command {
 			newSignCommand(s),
 			newInspectCommand(s),
 			newExtractCommand(s),
+			newReencryptCommand(s),
 		),
 		newVerifyCommand(s),
 		program.VersionCommand(),

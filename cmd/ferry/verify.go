@@ -47,8 +47,9 @@ func (o *policyOptions) policy() (verify.Policy, error) {
 
 // verifyOptions are the flags of the command newVerifyCommand builds; runVerify does its work.
 type verifyOptions struct {
-	policy policyOptions
-	asJSON bool
+	policy     policyOptions
+	asJSON     bool
+	identities []string
 }
 
 func newVerifyCommand(s *streams) *cobra.Command {
@@ -58,13 +59,15 @@ func newVerifyCommand(s *streams) *cobra.Command {
 		Short: "Check a bundle's signatures, device type and every payload digest in one pass",
 		Long: `Check a bundle in one streaming pass: the signatures over the manifest against
 the trusted keys and threshold, the device type, then every payload part
-against its signed digest (with --deep, also the decompressed content).
+against its signed digest (with --deep, also the decompressed content;
+encrypted payloads are then decrypted with --identity).
 Exit 0 only when all of it holds; 3 when the bundle is refused.`,
 		Args: args(1, "a bundle FILE or - for stdin"),
 		RunE: func(_ *cobra.Command, a []string) error { return runVerify(s, opts, a) },
 	}
 	opts.policy.addFlags(cmd)
 	cmd.Flags().BoolVar(&opts.policy.deep, "deep", false, "also decompress every payload and check its content digest")
+	cmd.Flags().StringArrayVarP(&opts.identities, "identity", "i", nil, "age identity file that decrypts encrypted payloads for --deep (repeatable)")
 	cmd.Flags().BoolVar(&opts.asJSON, "json", false, "print JSON (also when the bundle is refused)")
 	return cmd
 }
@@ -73,6 +76,12 @@ Exit 0 only when all of it holds; 3 when the bundle is refused.`,
 func runVerify(s *streams, opts verifyOptions, a []string) error {
 	p, err := opts.policy.policy()
 	if err != nil {
+		return err
+	}
+	if len(opts.identities) > 0 && !p.Deep {
+		return cliexit.UsageError{Err: errors.New("--identity decrypts payloads for --deep; without --deep the parts are checked as ciphertext")}
+	}
+	if p.Identities, err = loadIdentities(opts.identities); err != nil {
 		return err
 	}
 	in, done, err := s.openInput(a[0])
