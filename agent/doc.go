@@ -203,4 +203,19 @@
 // tuf_root), with a counter kept in STATE_DIR/identity/counter and
 // written durably before the check-in leaves: max(last+1, the agent's
 // clock in ms). docs/fleet.md specifies the protocol.
+//
+// # Encrypted payloads
+//
+// Beside its signing key the device holds an age X25519 identity
+// ([identity] age_key, default STATE_DIR/identity/device.age, made at the
+// first use like the key, mode 0600; Identity.AgeRecipient is its
+// recipient). A bundle whose payloads are encrypted (bundle/FORMAT.md
+// §6.3) is judged like any other in state verifying -- signatures, device
+// type, version policy -- and only then is its file key unwrapped with the
+// identity: a device that is not a recipient refuses the bundle there
+// (*RefusedError wrapping *bundle.NotRecipientError) before a payload
+// byte is read or a target opened. While writing, the payloads decrypt as
+// they stream, each 64 KiB chunk authenticated before it is used, and are
+// checked against their signed digests like any payload; a failure leaves
+// the install to be undone as in any other, and nothing is activated.
 package agent

@@ -18,4 +18,10 @@
 //		...
 //		io.Copy(slot, p)               // decompressed; Read fails on any mismatch
 //	}
+//
+// Payloads may be encrypted to age recipients (Options.EncryptTo;
+// FORMAT.md §6.3). The head is read and checked without a key; a reader
+// that wants the content calls Reader.Unlock with an age identity that is
+// a recipient before the first Next, and Reencrypt wraps the file key for
+// new recipients without decrypting a payload.
 package bundle

@@ -43,7 +43,7 @@ type crashDevice struct {
 	dir string
 }
 
-func newCrashDevice(t *testing.T, image string) (*crashDevice, string) {
+func newCrashDevice(t *testing.T, image string, encrypted bool) (*crashDevice, string) {
 	d := &crashDevice{t: t, dir: t.TempDir()}
 	for name, content := range map[string]string{
 		"agent.toml": crashConfig,
@@ -57,7 +57,21 @@ func newCrashDevice(t *testing.T, image string) (*crashDevice, string) {
 		}
 	}
 	d.tool("mkkey", "release")
-	d.tool("mkbundle", "-o", "new.bundle", "-version", "1.0.0", "-key", "release.key", "-rootfs", "new.img")
+	mk := []string{"-o", "new.bundle", "-version", "1.0.0", "-key", "release.key", "-rootfs", "new.img"}
+	if encrypted {
+		// Encrypted to the device, as its identity line names it.
+		cmd := exec.Command("ferry-agent", "-c", "agent.toml", "identity", "--json")
+		cmd.Dir = d.dir
+		id, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("identity: %v", err)
+		}
+		if err := os.WriteFile(d.path("device.jsonl"), id, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mk = append(mk, "-encrypt-to-file", "device.jsonl")
+	}
+	d.tool("mkbundle", mk...)
 	if slot := d.powerCycle(); slot != "a" {
 		t.Fatalf("the factory device booted slot %s", slot)
 	}
@@ -172,8 +186,15 @@ func trim(s string) string {
 // then powers the simulated device on and runs boot-check until it has
 // nothing left to do. The device must boot a complete system after every
 // power cut, and the install must end the same way every time for a given
-// point: committed, or undone.
+// point: committed, or undone. The whole matrix runs for a bundle in the
+// clear and for one encrypted to the device.
 func TestCrash(t *testing.T) {
+	for _, encrypted := range []bool{false, true} {
+		t.Run(map[bool]string{false: "clear", true: "encrypted"}[encrypted], func(t *testing.T) { crashMatrix(t, encrypted) })
+	}
+}
+
+func crashMatrix(t *testing.T, encrypted bool) {
 	healthy := "system 1.0.0, healthy\n" + strings.Repeat("block of the new root filesystem\n", 20000)
 	broken := "system 1.0.0, broken\n" + strings.Repeat("block of the new root filesystem\n", 20000)
 	for _, tc := range []struct {
@@ -202,7 +223,7 @@ func TestCrash(t *testing.T) {
 		{"rolled-back", broken, false, agent.StateRolledBack, "a"},
 	} {
 		t.Run(tc.point, func(t *testing.T) {
-			d, image := newCrashDevice(t, tc.image)
+			d, image := newCrashDevice(t, tc.image, encrypted)
 			crash := []string{crashAtEnv + "=" + tc.point}
 			if tc.point == "bytes" {
 				crash = []string{crashAfterEnv + "=" + fmt.Sprint(len(image)/2)}

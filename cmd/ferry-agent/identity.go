@@ -14,12 +14,18 @@ func newIdentityCommand(s *streams, g *globalOptions) *cobra.Command {
 	var o jsonOptions
 	cmd := &cobra.Command{
 		Use:   "identity",
-		Short: "Print this device's id and public key (its key is made at the first start)",
-		Long: `Print the device's id and public key. The device signs its check-ins with
-its own Ed25519 key, [identity] key in the configuration (default
-STATE_DIR/identity/device.key, mode 0600): made at the first start, or
-provisioned at the factory (e.g. 'openssl genpkey -algorithm ed25519'). The id
-is the hex SHA-256 of the public key (as 'ferry key show' prints it).
+		Short: "Print this device's id, public key and age recipient (its keys are made at the first start)",
+		Long: `Print the device's id, public key and age recipient. The device signs its
+check-ins with its own Ed25519 key, [identity] key in the configuration
+(default STATE_DIR/identity/device.key, mode 0600): made at the first start,
+or provisioned at the factory (e.g. 'openssl genpkey -algorithm ed25519'). The
+id is the hex SHA-256 of the public key (as 'ferry key show' prints it).
+
+Bundles may be encrypted to the device: its age X25519 identity, [identity]
+age_key (default STATE_DIR/identity/device.age, mode 0600, as age-keygen
+writes it), is made at the first start too, or provisioned. Its recipient
+(age1…) is what 'ferry bundle create --encrypt-to' takes; a file of
+'identity --json' lines serves as --encrypt-to-file.
 
 A mirror records a device's check-ins once it is enrolled: collect the
 output of 'ferry-agent identity --json' at the factory line, one line per
@@ -46,6 +52,9 @@ func runIdentity(s *streams, g *globalOptions, o jsonOptions) error {
 	if id.Created {
 		fmt.Fprintf(s.log, "made the device key %s\n", id.KeyFile)
 	}
+	if id.AgeCreated {
+		fmt.Fprintf(s.log, "made the device's age identity %s\n", id.AgeKeyFile)
+	}
 	if o.asJSON {
 		// One line, so a factory line appends it to its enrollment list.
 		return json.NewEncoder(s.out).Encode(id)
@@ -54,7 +63,7 @@ func runIdentity(s *streams, g *globalOptions, o jsonOptions) error {
 	if id.Name != "" {
 		fmt.Fprintf(s.out, "name         %s\n", id.Name)
 	}
-	fmt.Fprintf(s.out, "device type  %s\n%s", id.DeviceType, id.PublicKey)
+	fmt.Fprintf(s.out, "device type  %s\nrecipient    %s\nage key file %s\n%s", id.DeviceType, id.AgeRecipient, id.AgeKeyFile, id.PublicKey)
 	return nil
 }
 

@@ -51,7 +51,10 @@ func hint(err error) string {
 	var de *agent.DependencyError
 	var fe *filekind.Error
 	var me *checkin.MirrorError
+	var nre *bundle.NotRecipientError
 	switch {
+	case errors.As(err, &nre):
+		return "nothing was written. The bundle is not encrypted to this device: re-encrypt it with the device among the recipients (ferry bundle reencrypt FILE --identity KEY --encrypt-to-file LIST, with this device's recipient from 'ferry-agent identity')"
 	case errors.As(err, &me) && me.Reason == checkin.Foreign:
 		return "[mirror] tuf_root is another mirror's TUF root: give the device this mirror's tuf/root.json"
 	case errors.As(err, &me) && (me.Reason == checkin.Revoked || me.Reason == checkin.Rejected):

@@ -130,8 +130,10 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 //	         [-name NAME] [-provides NAME=VERSION]... [-depends CONSTRAINT]...
 func mkbundle(args []string) error {
 	fs := flag.NewFlagSet("mkbundle", flag.ContinueOnError)
-	var keys, devices, provides, depends listFlag
+	var keys, devices, provides, depends, encryptTo listFlag
 	name := fs.String("name", "sim-os", "bundle name")
+	fs.Var(&encryptTo, "encrypt-to", "encrypt the payloads to this age recipient (repeatable)")
+	encryptFile := fs.String("encrypt-to-file", "", "encrypt the payloads to the recipients in this file")
 	fs.Var(&provides, "provides", "another component, NAME=VERSION (repeatable)")
 	fs.Var(&depends, "depends", "a dependency, e.g. 'gw-os >= 1.4' (repeatable)")
 	out := fs.String("o", "", "output bundle")
@@ -183,6 +185,25 @@ func mkbundle(args []string) error {
 	}
 	at := time.Unix(1700000000, 0)
 	opts := bundle.Options{Name: *name, Version: *version, DeviceTypes: devices, Created: at, Depends: depends}
+	for _, r := range encryptTo {
+		rec, err := bundle.ParseRecipient(r)
+		if err != nil {
+			return err
+		}
+		opts.EncryptTo = append(opts.EncryptTo, rec)
+	}
+	if *encryptFile != "" {
+		f, err := os.Open(*encryptFile)
+		if err != nil {
+			return err
+		}
+		rs, err := bundle.ParseRecipients(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+		opts.EncryptTo = append(opts.EncryptTo, rs...)
+	}
 	for _, p := range provides {
 		n, v, _ := strings.Cut(p, "=")
 		if opts.Provides == nil {
