@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/ferry-update/ferry/bundle"
 )
 
@@ -130,4 +132,50 @@ func BenchmarkRead(b *testing.B) {
 			read(b, (*bundle.PayloadReader).Discard)
 		}
 	})
+}
+
+// BenchmarkAgeHeader10k measures an age header for 10,000 X25519
+// recipients (a large fleet, bundle/FORMAT.md §6.3): the time to make it
+// (a random file key wrapped 10,000 times), its size, and the time a
+// device takes to unwrap the file key when it is the last recipient (the
+// worst case: every stanza before its own is tried) or the first.
+func BenchmarkAgeHeader10k(b *testing.B) {
+	const n = 10000
+	ids := make([]*age.X25519Identity, n)
+	recipients := make([]age.Recipient, n)
+	for i := range ids {
+		id, err := age.GenerateX25519Identity()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i], recipients[i] = id, id.Recipient()
+	}
+	header, _, err := bundle.NewAgeHeader(recipients)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("create", func(b *testing.B) {
+		for range b.N {
+			if _, _, err := bundle.NewAgeHeader(recipients); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(header)), "header-bytes")
+	})
+	for _, tc := range []struct {
+		name string
+		id   *age.X25519Identity
+	}{{"unwrap-last", ids[n-1]}, {"unwrap-first", ids[0]}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for range b.N {
+				h, err := bundle.ParseAgeHeader(header)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := h.Unwrap(tc.id); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -10,6 +10,13 @@
 #               the agent reaches 80 % of the pipeline's MB/s.
 #   memory      peak RSS (GNU time's %M) of ferry-agent install for the 1 GiB
 #               and the 4 GiB bundle. Target: under 100 MiB, flat.
+#   encryption  the same bundles with their payload encrypted to the device
+#               (bundle create --encrypt-to, bundle/FORMAT.md §6.3), installed
+#               in the same rounds. Target: at least 80 % of the clear
+#               install's MB/s, peak RSS as flat. Then the age header for
+#               10,000 recipients (go test -bench BenchmarkAgeHeader10k
+#               ./bundle): its size, and the time to make it and to unwrap
+#               the file key as the first and as the last recipient.
 #
 # ferry-agent is built as it ships to devices: CGO_ENABLED=0 (pure-Go zstd).
 # Caches are never dropped; every input is read once before each timed
@@ -62,22 +69,38 @@ log "building ferry-agent (CGO_ENABLED=0, as on devices)"
 CGO_ENABLED=0 go build -trimpath -o "$WORK/ferry-agent" ./cmd/ferry-agent
 AGENT=$WORK/ferry-agent
 [[ -f $WORK/key.key ]] || "$FERRY" key generate --out "$WORK/key" >/dev/null 2>&1
+# The simulated device's age identity, made once by ferry-agent itself and
+# provisioned to every fresh device; device.jsonl is its identity line.
+if [[ ! -f $WORK/device.age || ! -s $WORK/device.jsonl ]]; then
+	rm -rf "$WORK/idstate"
+	mkdir -p "$WORK/idstate"
+	printf 'device_type = "bench-board"\nstate_dir = "%s"\n[trust]\nkeys = ["%s"]\n[slots.rootfs]\na = "a"\nb = "b"\n[boot]\nbackend = "file"\npath = "bootenv"\n' \
+		"$(realpath "$WORK/idstate")" "$(realpath "$WORK/key.pub")" >"$WORK/idstate/agent.toml"
+	"$AGENT" -c "$WORK/idstate/agent.toml" identity --json >"$WORK/device.jsonl" 2>/dev/null
+	mv "$WORK/idstate/identity/device.age" "$WORK/device.age"
+	rm -rf "$WORK/idstate"
+fi
 
-# bundle SIZE: builds (or reuses) WORK/bench-SIZE.ferry from the cached
-# image, and for 1g WORK/payload-1g.zst, its payload's zstd parts
-# concatenated (the pipeline's input).
+# bundle SIZE [age]: builds (or reuses) WORK/bench-SIZE.ferry from the
+# cached image (WORK/bench-SIZE-age.ferry, encrypted to the device, with
+# age), and for the clear 1g one WORK/payload-1g.zst, its payload's zstd
+# parts concatenated (the pipeline's input).
 bundle() {
-	local img b=$WORK/bench-$1.ferry stamp
+	local img b=$WORK/bench-$1${2:+-$2}.ferry stamp enc=()
 	img=$(scripts/bench-mkimage.sh "$1")
 	stamp="$(cat "$img.sha256") $(sha256sum <"$WORK/key.pub" | cut -c1-16)"
+	if [[ ${2:-} == age ]]; then
+		enc=(--encrypt-to-file "$WORK/device.jsonl")
+		stamp="$stamp $(sha256sum <"$WORK/device.jsonl" | cut -c1-16)"
+	fi
 	if [[ ! -f $b || ! -f $b.stamp || $(<"$b.stamp") != "$stamp" ]]; then
 		log "packing $img into $b"
 		rm -f "$b.stamp" "$b"
 		"$FERRY" bundle create "$img" --name bench --version 1.0.0 --device-type bench-board \
-			--key "$WORK/key.key" --out "$b" >/dev/null
+			--key "$WORK/key.key" "${enc[@]}" --out "$b" >/dev/null
 		echo "$stamp" >"$b.stamp"
 	fi
-	if [[ $1 == 1g && (! -f $WORK/payload-1g.zst || $WORK/payload-1g.zst -ot $b.stamp) ]]; then
+	if [[ $1 == 1g && -z ${2:-} && (! -f $WORK/payload-1g.zst || $WORK/payload-1g.zst -ot $b.stamp) ]]; then
 		local parts=()
 		mapfile -t parts < <("$FERRY" bundle inspect --json "$b" |
 			sed -n '/"layers"/,/^  \]/s/.*"digest": "sha256:\([0-9a-f]*\)".*/blobs\/sha256\/\1/p')
@@ -111,6 +134,8 @@ device() {
 		backend = "file"
 		path = "bootenv"
 		cmdline = "none"
+		[identity]
+		age_key = "$(realpath "$WORK/device.age")"
 	EOF
 	echo "$d"
 }
@@ -141,7 +166,7 @@ record() {
 	fi
 }
 
-install_once() { # SIZE BUNDLE
+install_once() { # KEY BUNDLE
 	local d
 	d=$(device)
 	warm "$2"
@@ -171,30 +196,43 @@ for size in $SIZES; do
 		fi
 	fi
 	b=$(bundle "$size")
+	e=$(bundle "$size" age)
 	bytes=$(stat -c %s "$(scripts/bench-mkimage.sh "$size")")
 	if [[ $size == 1g ]]; then
-		log "1g: $RUNS interleaved rounds of the pipeline and the agent"
+		log "1g: $RUNS interleaved rounds of the pipeline, the agent, and the agent on the encrypted bundle"
 		for ((i = 1; i <= RUNS; i++)); do
 			limit_once 1g
 			install_once 1g "$b"
+			install_once 1g-age "$e"
 		done
-		l=${best_secs[limit-1g]} a=${best_secs[agent-1g]}
+		l=${best_secs[limit-1g]} a=${best_secs[agent-1g]} ae=${best_secs[agent-1g-age]}
 		printf '\ninstall of a %d MiB payload into a file slot (fastest of %d):\n' $((bytes / MIB)) "$RUNS"
 		printf '  %-52s %7.2f s  %5s MB/s  %4d MiB RSS\n' "zstd -dc | tee SLOT | openssl dgst -sha256; sync" "$l" "$(mbps "$bytes" "$l")" $((peak_kib[limit-1g] / 1024))
 		printf '  %-52s %7.2f s  %5s MB/s  %4d MiB RSS\n' "ferry-agent install (CGO_ENABLED=0)" "$a" "$(mbps "$bytes" "$a")" $((peak_kib[agent-1g] / 1024))
+		printf '  %-52s %7.2f s  %5s MB/s  %4d MiB RSS\n' "ferry-agent install, encrypted (age)" "$ae" "$(mbps "$bytes" "$ae")" $((peak_kib[agent-1g-age] / 1024))
 		awk -v l="$l" -v a="$a" 'BEGIN { r = l / a; printf "  ratio %.2f of the pipeline (target >= 0.80): %s\n", r, (r >= 0.8 ? "met" : "MISSED") }'
+		awk -v a="$a" -v e="$ae" 'BEGIN { r = a / e; printf "  encrypted: ratio %.2f of the clear install (target >= 0.80): %s\n", r, (r >= 0.8 ? "met" : "MISSED") }'
 	else
-		log "4g: one install, for peak RSS"
+		log "4g: one install each, clear and encrypted, for peak RSS"
 		install_once 4g "$b"
-		printf '\ninstall of a %d MiB payload: %.1f s, %s MB/s\n' $((bytes / MIB)) "${best_secs[agent-4g]}" "$(mbps "$bytes" "${best_secs[agent-4g]}")"
+		install_once 4g-age "$e"
+		printf '\ninstall of a %d MiB payload: %.1f s, %s MB/s; encrypted %.1f s, %s MB/s\n' $((bytes / MIB)) \
+			"${best_secs[agent-4g]}" "$(mbps "$bytes" "${best_secs[agent-4g]}")" "${best_secs[agent-4g-age]}" "$(mbps "$bytes" "${best_secs[agent-4g-age]}")"
 	fi
 done
 
 printf '\npeak RSS of ferry-agent install (target < 100 MiB):'
 for size in $SIZES; do
-	[[ -n ${peak_kib[agent-$size]:-} ]] || continue
-	kib=${peak_kib[agent-$size]}
-	printf '  %s bundle %d MiB%s' "$size" $((kib / 1024)) "$( ((kib < 100 * 1024)) && echo "" || echo " (MISSED)")"
+	for k in "$size" "$size-age"; do
+		[[ -n ${peak_kib[agent-$k]:-} ]] || continue
+		kib=${peak_kib[agent-$k]}
+		printf '  %s bundle %d MiB%s' "$k" $((kib / 1024)) "$( ((kib < 100 * 1024)) && echo "" || echo " (MISSED)")"
+	done
 done
 printf '\n'
+
+log "age header for 10,000 recipients"
+printf '\nage header for 10,000 X25519 recipients (BenchmarkAgeHeader10k):\n'
+go test -run '^$' -bench 'BenchmarkAgeHeader10k' -benchtime 3x ./bundle |
+	awk '/^BenchmarkAgeHeader10k\// { sub(/-[0-9]+$/, "", $1); sub(/.*\//, "", $1); line = sprintf("  %-14s %8.3f s", $1, $3 / 1e9); if ($6 == "header-bytes") line = line sprintf("  %d bytes", $5); print line }'
 rm -rf "$WORK/device"
