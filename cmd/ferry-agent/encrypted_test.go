@@ -9,12 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-update/ferry/audit"
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/registry"
+	"github.com/ferry-update/ferry/verify"
 )
 
 // TestEncryptedTravels: a bundle encrypted to three devices goes through
@@ -110,6 +112,27 @@ func TestEncryptedTravels(t *testing.T) {
 		t.Fatalf("install from the stick: exit %d\n%s%s", code, stdout, stderr)
 	}
 	checkInstalled(t, devs[2])
+
+	// An audit of the registry and of the stick shows the encryption and
+	// its recipients, with no key, and passes.
+	pem, _ := os.ReadFile(p("release.pub"))
+	pub, err := verify.ParsePublicKey(pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{ref, stickDir} {
+		src, err := audit.Open(target, audit.SourceOptions{Registry: registry.Options{PlainHTTP: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := audit.Run(context.Background(), src, audit.Options{Keys: []*verify.PublicKey{pub}, Threshold: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Bundles) != 1 || !rep.OK() || rep.Bundles[0].Encryption == nil || rep.Bundles[0].Encryption.Recipients != 3 || len(rep.Bundles[0].Attachments) != 0 {
+			t.Errorf("audit of %s: %+v", target, rep.Bundles)
+		}
+	}
 
 	// Not a recipient: refused from the stick, nothing written.
 	code, _, stderr := agentRun(devs[3], "install", stickDir)

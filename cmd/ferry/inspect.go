@@ -177,6 +177,9 @@ func runExtract(s *streams, opts extractOptions, a []string) error {
 		return err
 	}
 	for _, at := range r.Attachments() {
+		if at.MediaType == bundle.AgeHeaderMediaType {
+			continue // key material for the payloads, not a document
+		}
 		path, err := bundle.ExtractAttachment(at, opts.out)
 		if err != nil {
 			return fmt.Errorf("extract %s: %w", a[0], err)
