@@ -1,0 +1,68 @@
+package zstd
+
+import (
+	"fmt"
+
+	kzstd "github.com/klauspost/compress/zstd"
+)
+
+// FrameEncoder compresses whole buffers into single zstd frames, one per
+// call, at the level NewWriter uses: the frames of a chunked payload
+// (bundle/FORMAT.md §15). It is not safe for concurrent use; give each
+// goroutine its own.
+type FrameEncoder interface {
+	// EncodeFrame appends the frame of src to dst.
+	EncodeFrame(dst, src []byte) ([]byte, error)
+}
+
+// NewFrameEncoder returns the build's frame encoder (libzstd with cgo,
+// klauspost/compress without).
+func NewFrameEncoder() (FrameEncoder, error) { return newFrameEncoder() }
+
+type pureGoFrameEncoder struct{ enc *kzstd.Encoder }
+
+func newPureGoFrameEncoder() (FrameEncoder, error) {
+	enc, err := kzstd.NewWriter(nil,
+		kzstd.WithEncoderLevel(kzstd.SpeedDefault),
+		kzstd.WithEncoderConcurrency(1),
+		kzstd.WithEncoderCRC(false),
+		kzstd.WithZeroFrames(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("creating zstd frame encoder: %w", err)
+	}
+	return pureGoFrameEncoder{enc}, nil
+}
+
+func (e pureGoFrameEncoder) EncodeFrame(dst, src []byte) ([]byte, error) {
+	return e.enc.EncodeAll(src, dst), nil
+}
+
+// FrameDecoder decodes single frames of known content size, such as the
+// chunks of a delta install. It is safe for concurrent use.
+type FrameDecoder struct{ dec *kzstd.Decoder }
+
+// NewFrameDecoder returns a decoder that refuses frames with a window
+// above MaxWindow and content above maxSize bytes.
+func NewFrameDecoder(maxSize int) (*FrameDecoder, error) {
+	dec, err := kzstd.NewReader(nil,
+		kzstd.WithDecoderConcurrency(1),
+		kzstd.WithDecoderLowmem(true),
+		kzstd.WithDecoderMaxWindow(MaxWindow),
+		kzstd.WithDecoderMaxMemory(uint64(maxSize)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("creating zstd frame decoder: %w", err)
+	}
+	return &FrameDecoder{dec}, nil
+}
+
+// DecodeFrame appends the content of frame (one or more whole frames) to
+// dst. It does not check the content: the caller compares its digest.
+func (d *FrameDecoder) DecodeFrame(dst, frame []byte) ([]byte, error) {
+	out, err := d.dec.DecodeAll(frame, dst)
+	if err != nil {
+		return nil, fmt.Errorf("decompressing zstd frame: %w", err)
+	}
+	return out, nil
+}

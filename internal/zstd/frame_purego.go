@@ -1,0 +1,5 @@
+//go:build !cgo
+
+package zstd
+
+func newFrameEncoder() (FrameEncoder, error) { return newPureGoFrameEncoder() }
