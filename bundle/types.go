@@ -124,6 +124,9 @@ type Payload struct {
 	// (FORMAT.md §6.3), empty otherwise. Size and Digest describe the
 	// plaintext content, the layers the ciphertext.
 	Encryption string `json:"encryption,omitempty"`
+	// Chunks, on a rootfs payload, says that its content is chunked and
+	// where the chunk index is (FORMAT.md §15).
+	Chunks *Chunks `json:"chunks,omitempty"`
 }
 
 var (
@@ -240,6 +243,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("payload %d: name %q used twice", i, p.Name)
 		}
 		seen[p.Name] = true
+		if p.Chunks != nil {
+			if err := p.Chunks.validate(&c.Payloads[i], c.Attachments); err != nil {
+				return fmt.Errorf("payload %s: %w", p.Name, err)
+			}
+		}
 	}
 	if err := c.ValidateComponents(); err != nil {
 		return err

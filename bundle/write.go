@@ -64,6 +64,12 @@ type Options struct {
 	// EncryptTo, when set, encrypts every payload to these age
 	// recipients (FORMAT.md §6.3).
 	EncryptTo []age.Recipient
+	// ChunkAvgBits, if not zero, chunks every rootfs payload into chunks
+	// of about 2^ChunkAvgBits bytes with a signed chunk index, for delta
+	// updates (FORMAT.md §15); DefaultChunkAvgBits is the usual choice.
+	// It excludes EncryptTo: a device cannot read a chunk of ciphertext
+	// by range.
+	ChunkAvgBits int
 }
 
 // Result describes a bundle that was written.
@@ -76,6 +82,9 @@ type Result struct {
 // Create packs sources into a bundle at path in one streaming pass. The file
 // appears atomically: it is written beside path, synced, then renamed.
 func Create(path string, opts Options, sources ...Source) (*Result, error) {
+	if opts.ChunkAvgBits != 0 && len(opts.EncryptTo) > 0 {
+		return nil, fmt.Errorf("create %s: %w", path, errChunkedEncrypted)
+	}
 	var fileKey []byte
 	if len(opts.EncryptTo) > 0 {
 		header, fk, err := NewAgeHeader(opts.EncryptTo)
@@ -118,17 +127,34 @@ func Create(path string, opts Options, sources ...Source) (*Result, error) {
 
 	pw := &partWriter{f: f, off: reserve, partSize: partSize, mtime: mtime, fileKey: fileKey}
 	var read int64
+	progress := func(n int64) {
+		read += n
+		if opts.Progress != nil {
+			opts.Progress(read)
+		}
+	}
 	for i := range sources {
 		s := &sources[i]
 		p := &cfg.Payloads[i]
-		if err := pw.writePayload(p, s.Content, opts.Workers, func(n int64) {
-			read += n
-			if opts.Progress != nil {
-				opts.Progress(read)
+		if opts.ChunkAvgBits == 0 || s.Type != Rootfs {
+			err = pw.writePayload(p, s.Content, opts.Workers, progress)
+		} else {
+			var ix *ChunkIndex
+			if ix, err = pw.writeChunkedPayload(p, s.Content, opts.ChunkAvgBits, opts.Workers, progress); err == nil {
+				// The index is known only now: it joins the head's
+				// attachments, after those given.
+				a := AttachmentData{Data: ix.Marshal()}
+				a.Attachment = Attachment{Name: p.Chunks.Index, MediaType: ChunkIndexMediaType, Digest: digest.FromBytes(a.Data), Size: int64(len(a.Data))}
+				cfg.Attachments = append(cfg.Attachments, a.Attachment)
+				atts = append(atts, a)
 			}
-		}); err != nil {
+		}
+		if err != nil {
 			return nil, fmt.Errorf("create %s: payload %s: %w", path, s.Name, err)
 		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
 	end := pw.off
 	if _, err := f.WriteAt(make([]byte, 1024), end); err != nil { // end-of-archive marker
@@ -269,13 +295,18 @@ type partWriter struct {
 	written   int64 // compressed bytes of the current payload
 }
 
-func (w *partWriter) writePayload(p *Payload, content io.Reader, workers int, progress func(int64)) error {
+// startPayload readies the writer for the parts of payload p.
+func (w *partWriter) startPayload(p *Payload) {
 	w.name = p.Name
+	w.mediaType = p.layerMediaType()
 	w.written = 0
 	w.part = 0
-	first := len(w.layers)
 	w.buf = bufio.NewWriterSize(io.NewOffsetWriter(w.f, 0), 1<<20)
-	w.mediaType = p.layerMediaType()
+}
+
+func (w *partWriter) writePayload(p *Payload, content io.Reader, workers int, progress func(int64)) error {
+	w.startPayload(p)
+	first := len(w.layers)
 	var sink io.Writer = w
 	var ew *encryptWriter
 	if w.fileKey != nil {

@@ -1,0 +1,276 @@
+package bundle
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Chunked payloads (FORMAT.md §15): a rootfs payload whose content is cut
+// into content-defined chunks, each compressed as its own zstd frame, with
+// a signed index of the chunks carried as an attachment. A device that
+// holds the content of an earlier version fetches only the chunks it
+// lacks, by byte range, from the payload's parts.
+const (
+	// ChunkIndexMediaType is the media type of a chunk index attachment.
+	ChunkIndexMediaType = "application/vnd.ferry.chunk-index.v1"
+	// ChunkerRabin names the chunker of §15.2: restic's Rabin
+	// fingerprint chunker with the polynomial ChunkPolynomial.
+	ChunkerRabin = "rabin"
+	// ChunkPolynomial is the irreducible polynomial of the chunker, fixed
+	// so that equal content cuts into equal chunks in every bundle.
+	ChunkPolynomial = 0x3DA3358B4DC173
+	// DefaultChunkAvgBits makes chunks of about 2^14 + MinSize bytes: the
+	// size that fetched the fewest bytes on the bench's image pairs
+	// (scripts/bench-delta.sh, FORMAT.md §15.6).
+	DefaultChunkAvgBits = 14
+	// MinChunkAvgBits and MaxChunkAvgBits bound avgBits (4 KiB to 4 MiB).
+	MinChunkAvgBits = 12
+	MaxChunkAvgBits = 22
+	// MaxChunkSize bounds a chunk's content: what a device holds in
+	// memory per chunk.
+	MaxChunkSize = 16 << 20
+	// PackChunks: a part of a chunked payload ends after a chunk whose
+	// digest's first four bytes, big-endian, are a multiple of it (§15.3).
+	PackChunks = 64
+	// chunkIndexMagic opens every chunk index.
+	chunkIndexMagic = "ferrycx1"
+	chunkIndexHeader = 16
+	chunkEntrySize   = 40
+	// maxFrameOverhead bounds a chunk's frame beyond its content: zstd's
+	// worst case is a few bytes per 128 KiB block plus the frame header.
+	maxFrameOverhead = 1 << 10
+)
+
+// Chunks describes a payload's chunking in the config (FORMAT.md §15.1).
+type Chunks struct {
+	// Index names the attachment holding the chunk index.
+	Index string `json:"index"`
+	// Chunker, MinSize, AvgBits and MaxSize say how the content was cut
+	// (ChunkerRabin, §15.2). Devices do not re-cut anything; the values
+	// let a writer cut the next version the same way.
+	Chunker string `json:"chunker"`
+	MinSize int    `json:"minSize"`
+	AvgBits int    `json:"avgBits"`
+	MaxSize int    `json:"maxSize"`
+	// Count is the number of chunks.
+	Count int `json:"count"`
+}
+
+// ChunkParams returns the chunker bounds for avgBits: a minimum of a
+// quarter and a maximum of 4 times 2^avgBits.
+func ChunkParams(avgBits int) (minSize, maxSize int, err error) {
+	if avgBits < MinChunkAvgBits || avgBits > MaxChunkAvgBits {
+		return 0, 0, fmt.Errorf("chunk size 2^%d: want 2^%d to 2^%d bytes", avgBits, MinChunkAvgBits, MaxChunkAvgBits)
+	}
+	return 1 << (avgBits - 2), 1 << (avgBits + 2), nil
+}
+
+// errChunkedEncrypted refuses chunks on an encrypted payload.
+var errChunkedEncrypted = errors.New("an encrypted payload cannot be chunked: a device cannot read a chunk of ciphertext by range")
+
+func (c *Chunks) validate(p *Payload, atts []Attachment) error {
+	if p.Type != Rootfs {
+		return fmt.Errorf("chunks: only rootfs payloads are chunked, not %s", p.Type)
+	}
+	if p.Encryption != "" {
+		return fmt.Errorf("chunks: %w", errChunkedEncrypted)
+	}
+	if c.Chunker != ChunkerRabin {
+		return fmt.Errorf("chunks: chunker %q: want %q", c.Chunker, ChunkerRabin)
+	}
+	min, max, err := ChunkParams(c.AvgBits)
+	if err != nil {
+		return fmt.Errorf("chunks: %w", err)
+	}
+	if c.MinSize != min || c.MaxSize != max {
+		return fmt.Errorf("chunks: sizes %d to %d: want %d to %d for avgBits %d", c.MinSize, c.MaxSize, min, max, c.AvgBits)
+	}
+	if c.Count < 1 || int64(c.Count) > p.Size {
+		return fmt.Errorf("chunks: count %d for %d bytes of content", c.Count, p.Size)
+	}
+	for _, a := range atts {
+		if a.Name != c.Index {
+			continue
+		}
+		if a.MediaType != ChunkIndexMediaType {
+			return fmt.Errorf("chunks: attachment %s is a %s, not a chunk index", a.Name, a.MediaType)
+		}
+		if want := ChunkIndexSize(c.Count); a.Size != want {
+			return fmt.Errorf("chunks: index %s of %d bytes: %d chunks take %d", a.Name, a.Size, c.Count, want)
+		}
+		return nil
+	}
+	return fmt.Errorf("chunks: index %q is not an attachment of the bundle", c.Index)
+}
+
+// ChunkIndexSize is the size of the index of n chunks.
+func ChunkIndexSize(n int) int64 { return chunkIndexHeader + chunkEntrySize*int64(n) }
+
+// ChunkIndexName is the attachment name of payload's chunk index.
+func ChunkIndexName(payload string) string { return payload + ".chunks" }
+
+// Chunk is one entry of a chunk index.
+type Chunk struct {
+	// Size is the content's length, CompressedSize its frame's.
+	Size, CompressedSize uint32
+	// Digest is the SHA-256 of the content.
+	Digest [sha256.Size]byte
+}
+
+// ChunkIndex lists a chunked payload's chunks in content order.
+type ChunkIndex struct {
+	Chunks []Chunk
+}
+
+// ErrChunkIndex is wrapped by every error about a malformed chunk index
+// or one that does not fit its payload.
+var ErrChunkIndex = errors.New("bad chunk index")
+
+// ParseChunkIndex decodes a chunk index (FORMAT.md §15.4). It checks the
+// encoding and each entry's bounds; Locate checks it against a payload.
+func ParseChunkIndex(b []byte) (*ChunkIndex, error) {
+	bad := func(format string, args ...any) (*ChunkIndex, error) {
+		return nil, fmt.Errorf("%w: %s", ErrChunkIndex, fmt.Sprintf(format, args...))
+	}
+	if len(b) < chunkIndexHeader || string(b[:8]) != chunkIndexMagic {
+		return bad("not a chunk index (want %q at byte 0)", chunkIndexMagic)
+	}
+	n := binary.BigEndian.Uint32(b[8:])
+	if r := binary.BigEndian.Uint32(b[12:]); r != 0 {
+		return bad("reserved field is %d, want 0", r)
+	}
+	if n == 0 || int64(len(b)) != ChunkIndexSize(int(n)) {
+		return bad("%d bytes for %d chunks (want %d)", len(b), n, ChunkIndexSize(int(n)))
+	}
+	ix := &ChunkIndex{Chunks: make([]Chunk, n)}
+	for i := range ix.Chunks {
+		e := b[chunkIndexHeader+i*chunkEntrySize:]
+		c := &ix.Chunks[i]
+		c.Size = binary.BigEndian.Uint32(e)
+		c.CompressedSize = binary.BigEndian.Uint32(e[4:])
+		copy(c.Digest[:], e[8:40])
+		if c.Size == 0 || c.Size > MaxChunkSize {
+			return bad("chunk %d: size %d: want 1 to %d", i, c.Size, MaxChunkSize)
+		}
+		if c.CompressedSize == 0 || c.CompressedSize > c.Size+maxFrameOverhead {
+			return bad("chunk %d: frame of %d bytes for %d bytes of content", i, c.CompressedSize, c.Size)
+		}
+	}
+	return ix, nil
+}
+
+// Marshal encodes the index (FORMAT.md §15.4).
+func (ix *ChunkIndex) Marshal() []byte {
+	b := make([]byte, ChunkIndexSize(len(ix.Chunks)))
+	copy(b, chunkIndexMagic)
+	binary.BigEndian.PutUint32(b[8:], uint32(len(ix.Chunks)))
+	for i, c := range ix.Chunks {
+		e := b[chunkIndexHeader+i*chunkEntrySize:]
+		binary.BigEndian.PutUint32(e, c.Size)
+		binary.BigEndian.PutUint32(e[4:], c.CompressedSize)
+		copy(e[8:], c.Digest[:])
+	}
+	return b
+}
+
+// ChunkLoc says where a chunk is: its content at Offset of the payload,
+// its frame at PartOffset of the payload's part Part.
+type ChunkLoc struct {
+	Offset     int64
+	Part       int
+	PartOffset int64
+}
+
+// Locate checks the index against its payload and the payload's part
+// layers (in order) and returns where each chunk is: the sizes must add
+// up to the payload's size and compressed size, and every part must
+// begin and end at a frame boundary (§15.3).
+func (ix *ChunkIndex) Locate(p *Payload, parts []ocispec.Descriptor) ([]ChunkLoc, error) {
+	if p.Chunks == nil || len(ix.Chunks) != p.Chunks.Count {
+		return nil, fmt.Errorf("%w: %d chunks, the config says %v", ErrChunkIndex, len(ix.Chunks), p.Chunks)
+	}
+	if len(parts) != p.Parts {
+		return nil, fmt.Errorf("%w: %d part layers, the config says %d", ErrChunkIndex, len(parts), p.Parts)
+	}
+	locs := make([]ChunkLoc, len(ix.Chunks))
+	var off, poff int64
+	part := 0
+	for i, c := range ix.Chunks {
+		for part < len(parts) && poff == parts[part].Size {
+			part, poff = part+1, 0
+		}
+		if part == len(parts) {
+			return nil, fmt.Errorf("%w: chunk %d lies beyond the last part", ErrChunkIndex, i)
+		}
+		locs[i] = ChunkLoc{Offset: off, Part: part, PartOffset: poff}
+		off += int64(c.Size)
+		poff += int64(c.CompressedSize)
+		if poff > parts[part].Size {
+			return nil, fmt.Errorf("%w: chunk %d's frame crosses the end of part %d", ErrChunkIndex, i, part)
+		}
+	}
+	if off != p.Size {
+		return nil, fmt.Errorf("%w: chunks hold %d bytes, the payload %d", ErrChunkIndex, off, p.Size)
+	}
+	if part != len(parts)-1 || poff != parts[part].Size {
+		return nil, fmt.Errorf("%w: the frames do not fill the parts exactly", ErrChunkIndex)
+	}
+	return locs, nil
+}
+
+// ChunkDigest is a chunk's digest in the OCI form, for messages.
+func (c Chunk) ChunkDigest() digest.Digest {
+	return digest.NewDigestFromBytes(digest.SHA256, c.Digest[:])
+}
+
+// endsPack says whether the chunk with digest d ends its part (§15.3).
+func endsPack(d [sha256.Size]byte) bool {
+	return binary.BigEndian.Uint32(d[:4])%PackChunks == 0
+}
+
+// ChunkDiff says what a device holding the content of old lacks of new.
+type ChunkDiff struct {
+	// Chunks and Bytes: all of new's chunks and their content.
+	Chunks int   `json:"chunks"`
+	Bytes  int64 `json:"bytes"`
+	// Shared: chunks of new that old holds too (by digest), and their
+	// content.
+	SharedChunks int   `json:"sharedChunks"`
+	SharedBytes  int64 `json:"sharedBytes"`
+	// New: the distinct chunks of new that old lacks, their content and
+	// their frames, which a device fetches.
+	NewChunks          int   `json:"newChunks"`
+	NewBytes           int64 `json:"newBytes"`
+	NewCompressedBytes int64 `json:"newCompressedBytes"`
+}
+
+// Diff compares new with old: which chunks of new a device holding old
+// can reuse and which it must fetch (each distinct one once).
+func Diff(old, new *ChunkIndex) ChunkDiff {
+	have := make(map[[sha256.Size]byte]bool, len(old.Chunks))
+	for _, c := range old.Chunks {
+		have[c.Digest] = true
+	}
+	var d ChunkDiff
+	fetched := map[[sha256.Size]byte]bool{}
+	for _, c := range new.Chunks {
+		d.Chunks++
+		d.Bytes += int64(c.Size)
+		switch {
+		case have[c.Digest]:
+			d.SharedChunks++
+			d.SharedBytes += int64(c.Size)
+		case !fetched[c.Digest]:
+			fetched[c.Digest] = true
+			d.NewChunks++
+			d.NewBytes += int64(c.Size)
+			d.NewCompressedBytes += int64(c.CompressedSize)
+		}
+	}
+	return d
+}
