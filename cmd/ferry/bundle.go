@@ -71,6 +71,8 @@ type createOptions struct {
 	force    bool
 	unsigned bool
 	encrypt  encryptOptions
+	delta    bool
+	chunk    string
 }
 
 func newCreateCommand(s *streams) *cobra.Command {
@@ -99,6 +101,8 @@ only with --force.`,
 	f.StringVar(&co.opts.Description, "description", "", "free text shown by inspect")
 	f.StringVar(&co.partSize, "part-size", "2GiB", "split payloads into blobs of at most this size (FAT32 needs < 4GiB)")
 	f.IntVar(&co.opts.Workers, "workers", 0, "compression threads (0: all CPUs)")
+	f.BoolVar(&co.delta, "delta", false, "chunk a rootfs payload with a signed chunk index, so devices holding an earlier chunked version fetch only the chunks they lack")
+	f.StringVar(&co.chunk, "chunk-size", "16KiB", "with --delta: average chunk size, a power of two from 4KiB to 4MiB")
 	f.BoolVar(&co.asJSON, "json", false, "print JSON")
 	f.StringArrayVar(&co.sboms, "sbom", nil, "attach an SPDX or CycloneDX JSON document, signed with the bundle (repeatable)")
 	f.StringArrayVar(&co.roots, "trust-root", nil, "attach a trust root (N.root.json), which devices apply before judging the bundle's signatures (repeatable)")
@@ -142,6 +146,14 @@ func runCreate(s *streams, co createOptions, a []string) error {
 	if co.opts.Created, err = sourceDateEpoch(); err != nil {
 		return cliexit.UsageError{Err: err}
 	}
+	if co.delta {
+		if typ != bundle.Rootfs {
+			return cliexit.UsageError{Err: fmt.Errorf("--delta chunks rootfs payloads only, not %s", typ)}
+		}
+		if co.opts.ChunkAvgBits, err = chunkBits(co.chunk); err != nil {
+			return cliexit.UsageError{Err: fmt.Errorf("--chunk-size: %w", err)}
+		}
+	}
 	if co.opts.Provides, err = parseProvides(co.provides); err != nil {
 		return cliexit.UsageError{Err: err}
 	}
@@ -159,6 +171,9 @@ func runCreate(s *streams, co createOptions, a []string) error {
 	}
 	if co.opts.EncryptTo, err = co.encrypt.recipients(); err != nil {
 		return err
+	}
+	if co.delta && len(co.opts.EncryptTo) > 0 {
+		return cliexit.UsageError{Err: errors.New("--delta and encryption exclude each other: a device cannot read a chunk of ciphertext by range")}
 	}
 	if len(co.sign.keys) > 0 {
 		signers, err := co.sign.load(s)
@@ -195,6 +210,9 @@ func runCreate(s *streams, co createOptions, a []string) error {
 	if n := len(co.opts.EncryptTo); n > 0 {
 		fmt.Fprintf(s.out, "  encrypted to %d recipient(s) (age)\n", n)
 	}
+	if p.Chunks != nil {
+		fmt.Fprintf(s.out, "  chunks   %d of about %s (index %s)\n", p.Chunks.Count, display.Bytes(1<<p.Chunks.AvgBits), p.Chunks.Index)
+	}
 	if co.unsigned {
 		fmt.Fprintf(s.out, "  signed   no (--unsigned): sign it with 'ferry bundle sign %s --key KEY'\n", co.out)
 	} else {
@@ -213,6 +231,8 @@ func runCreate(s *streams, co createOptions, a []string) error {
 			what = "root"
 		case bundle.AgeHeaderMediaType:
 			continue // the encrypted line above
+		case bundle.ChunkIndexMediaType:
+			what = "index"
 		}
 		fmt.Fprintf(s.out, "  %-8s %s %s %s\n", what, a.Name, a.MediaType, display.Bytes(a.Size))
 	}
@@ -322,6 +342,26 @@ func checkCreateOptions(opts *bundle.Options) error {
 		return fmt.Errorf("--part-size %d: want 512 bytes to 4GiB minus one byte", opts.PartSize)
 	}
 	return nil
+}
+
+// chunkBits reads --chunk-size: a power of two within the format's
+// bounds, returned as its exponent.
+func chunkBits(s string) (int, error) {
+	n, err := parseSize(s)
+	if err != nil {
+		return 0, err
+	}
+	bits := 0
+	for int64(1)<<bits < n {
+		bits++
+	}
+	if int64(1)<<bits != n {
+		return 0, fmt.Errorf("%s is not a power of two", s)
+	}
+	if _, _, err := bundle.ChunkParams(bits); err != nil {
+		return 0, err
+	}
+	return bits, nil
 }
 
 // parseSize reads --part-size with the same grammar as every other size

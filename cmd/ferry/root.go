@@ -52,6 +52,7 @@ func newRootCommandWith(s *streams) *cobra.Command {
 			newInspectCommand(s),
 			newExtractCommand(s),
 			newReencryptCommand(s),
+			newDiffCommand(s),
 		),
 		newVerifyCommand(s),
 		program.VersionCommand(),
