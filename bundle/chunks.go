@@ -38,7 +38,7 @@ const (
 	// digest's first four bytes, big-endian, are a multiple of it (§15.3).
 	PackChunks = 64
 	// chunkIndexMagic opens every chunk index.
-	chunkIndexMagic = "ferrycx1"
+	chunkIndexMagic  = "ferrycx1"
 	chunkIndexHeader = 16
 	chunkEntrySize   = 40
 	// maxFrameOverhead bounds a chunk's frame beyond its content: zstd's
