@@ -105,6 +105,11 @@ type Parts struct {
 	// (the manifest's first layers when the config lists attachments).
 	// Assemble checks it against the descriptor's size and digest.
 	Layer func(ocispec.Descriptor) (io.ReadCloser, error)
+	// Omit names payloads whose parts Assemble leaves out: the stream is
+	// then no bundle archive, but what NewReaderWith reads with the same
+	// ReaderOptions.Omitted, for a device that assembles those payloads'
+	// content from chunks (FORMAT.md §15.5).
+	Omit map[string]bool
 }
 
 // Assemble writes a bundle archive in the canonical member order to w. The
@@ -136,7 +141,7 @@ func Assemble(w io.Writer, p Parts) error {
 		return err
 	}
 	for i, l := range layers {
-		if i < len(cfg.Attachments) {
+		if i < len(cfg.Attachments) || p.Omit[l.Annotations[PayloadNameAnnotation]] {
 			continue
 		}
 		if err := assembleLayer(w, p, l, mtime); err != nil {

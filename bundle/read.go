@@ -77,6 +77,7 @@ type Reader struct {
 	fileKey        []byte // unwrapped by Unlock
 	payloadOffset  int64
 
+	omitted      map[string]bool
 	skipped      int   // pax global headers and directories passed over
 	skippedBytes int64 // their data
 
@@ -92,7 +93,26 @@ type Reader struct {
 // formed: every member in its place, every digest matching, every size within
 // the limits. It does not judge signatures; see package verify.
 func NewReader(r io.Reader) (*Reader, error) {
-	br := &Reader{src: &countingReader{r: r}}
+	return NewReaderWith(r, ReaderOptions{})
+}
+
+// ReaderOptions change what NewReaderWith expects.
+type ReaderOptions struct {
+	// Omitted names payloads whose parts the stream leaves out (as
+	// Assemble does with Parts.Omit), because the caller assembles their
+	// content from chunks (FORMAT.md §15.5). Next returns such a payload
+	// with Omitted set and no content: the caller must check the content
+	// it assembles against the payload's size and digest.
+	Omitted map[string]bool
+}
+
+// ErrOmitted is returned by Read of a payload whose parts the stream
+// leaves out.
+var ErrOmitted = errors.New("payload parts omitted from the stream")
+
+// NewReaderWith is NewReader with options.
+func NewReaderWith(r io.Reader, o ReaderOptions) (*Reader, error) {
+	br := &Reader{src: &countingReader{r: r}, omitted: o.Omitted}
 	br.tr = tar.NewReader(br.src)
 	if err := br.readHead(); err != nil {
 		return nil, err
@@ -547,6 +567,11 @@ func (r *Reader) Next() (*PayloadReader, error) {
 		Layers:  r.manifest.Layers[first : first+p.Parts],
 		r:       r,
 	}
+	if r.omitted[p.Name] {
+		r.cur.Omitted = true
+		r.cur.part = p.Parts
+		r.cur.err = &Error{What: fmt.Sprintf("payload %q content", p.Name), Offset: -1, Err: ErrOmitted}
+	}
 	return r.cur, nil
 }
 
@@ -642,6 +667,9 @@ func (r *Reader) Close() error {
 type PayloadReader struct {
 	Payload
 	Layers []ocispec.Descriptor
+	// Omitted is set when the stream leaves the parts out
+	// (ReaderOptions.Omitted): Read fails with ErrOmitted.
+	Omitted bool
 
 	r    *Reader
 	part int              // next part to open
@@ -703,6 +731,9 @@ func (p *PayloadReader) wrapContent(err error) error {
 // checking each part's digest. It is how verify checks a bundle at the speed
 // of SHA-256.
 func (p *PayloadReader) Discard() error {
+	if p.Omitted {
+		return nil
+	}
 	if p.err != nil {
 		return p.err
 	}

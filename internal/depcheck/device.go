@@ -21,7 +21,9 @@ var DeviceTier = []string{
 }
 
 // DeviceModules are the third-party modules the device tier may depend
-// on: configuration, digests and OCI types, zstd (pure Go), signatures
+// on: configuration, digests and OCI types, zstd (pure Go), the
+// content-defined chunker of package bundle's writer (restic/chunker,
+// pure Go, no dependencies; the device never chunks), signatures
 // (sigstore and what it needs), TUF metadata, semver, the CLI, and age
 // (pure Go): the device unwraps the file key of encrypted payloads with
 // its age identity (bundle/FORMAT.md §6.3); filippo.io/hpke comes with
@@ -34,6 +36,7 @@ var DeviceModules = []string{
 	"github.com/mitchellh/colorstring",
 	"github.com/opencontainers/go-digest",
 	"github.com/opencontainers/image-spec",
+	"github.com/restic/chunker",
 	"github.com/rivo/uniseg",
 	"github.com/schollz/progressbar/v3",
 	"github.com/secure-systems-lab/go-securesystemslib",
