@@ -41,6 +41,11 @@ type Reader struct {
 	// Size is the whole file's length when the caller knows it (a blob's
 	// descriptor), else -1: the first 200 response's Content-Length.
 	Size int64
+	// End, if above zero, ends the stream at byte End (exclusive): every
+	// request asks for "Range: bytes=N-(End-1)", so that a small piece of
+	// a large file (a chunk of a blob) costs only its bytes. A server
+	// that answers with the whole file is read up to End.
+	End int64
 	// MaxSkip bounds the bytes a resume discards from a 200 answer; zero
 	// means DefaultMaxSkip, negative accepts only 206 answers.
 	MaxSkip int64
@@ -110,8 +115,17 @@ func (h *Reader) Read(p []byte) (int, error) {
 				continue
 			}
 		}
+		if h.End > 0 {
+			if h.off >= h.End {
+				return 0, io.EOF
+			}
+			p = p[:min(int64(len(p)), h.End-h.off)]
+		}
 		n, err := h.body.Read(p)
 		h.off += int64(n)
+		if h.End > 0 && h.off >= h.End && (err == nil || err == io.EOF) {
+			return n, io.EOF
+		}
 		if n > 0 {
 			h.failures = 0
 		}
@@ -160,11 +174,14 @@ func (h *Reader) connect() error {
 	if err != nil {
 		return errPermanent{err}
 	}
-	if h.off > 0 {
+	switch {
+	case h.End > 0:
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", h.off, h.End-1))
+	case h.off > 0:
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", h.off))
-		if h.validator != "" {
-			req.Header.Set("If-Range", h.validator)
-		}
+	}
+	if h.off > 0 && h.validator != "" {
+		req.Header.Set("If-Range", h.validator)
 	}
 	do := h.Do
 	if do == nil {
@@ -179,6 +196,13 @@ func (h *Reader) connect() error {
 		return errPermanent{err}
 	}
 	switch {
+	case h.End > 0 && resp.StatusCode == http.StatusPartialContent:
+		if err := h.checkContentRange(resp.Header.Get("Content-Range")); err != nil {
+			return fail(err)
+		}
+		if !h.started {
+			h.validator = validator(resp)
+		}
 	case h.off == 0 && resp.StatusCode == http.StatusOK:
 		if h.Size < 0 {
 			h.Size = resp.ContentLength

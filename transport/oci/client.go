@@ -272,15 +272,25 @@ func (r *Repository) Blob(ctx context.Context, d ocispec.Descriptor) (io.ReadClo
 // drop is resumed with a Range request Options.Retries times without
 // progress, waiting from 100 ms doubling to 2 s.
 func (r *Repository) BlobAt(ctx context.Context, d ocispec.Descriptor, off int64) (io.ReadCloser, error) {
+	return r.BlobRange(ctx, d, off, -1)
+}
+
+// BlobRange is BlobAt reading n bytes (all to the end if n < 0), asked
+// for with one bounded Range request ("bytes=OFF-LAST") and resumed as
+// BlobAt is: a chunk of a blob costs its bytes only (FORMAT.md §15.5).
+func (r *Repository) BlobRange(ctx context.Context, d ocispec.Descriptor, off, n int64) (io.ReadCloser, error) {
 	if err := d.Digest.Validate(); err != nil {
 		return nil, fmt.Errorf("blob %q: %w", d.Digest, err)
 	}
-	if off < 0 || (d.Size >= 0 && off > d.Size) {
-		return nil, fmt.Errorf("blob %s: offset %d outside 0..%d", d.Digest, off, d.Size)
+	if off < 0 || (d.Size >= 0 && off > d.Size) || (n >= 0 && d.Size >= 0 && off+n > d.Size) {
+		return nil, fmt.Errorf("blob %s: range %d+%d outside 0..%d", d.Digest, off, n, d.Size)
 	}
 	h := httpget.NewReader(ctx, r.opts.Client, r.url("/blobs/"+d.Digest.String()))
 	h.Retries, h.Backoff, h.MaxBackoff = max(r.opts.Retries, 0), 100*time.Millisecond, 2*time.Second
 	h.Offset, h.Size = off, d.Size
+	if n >= 0 {
+		h.End = off + n
+	}
 	h.Do = func(req *http.Request) (*http.Response, error) {
 		return r.do(req.Context(), req.Method, req.URL.String(), req.Header)
 	}
