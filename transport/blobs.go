@@ -1,0 +1,163 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/verifyio"
+	"github.com/ferry-update/ferry/transport/oci"
+)
+
+// ErrNoBlobs is wrapped by OpenBlobs for a place whose bundle cannot be
+// read blob by blob: a stream (ErrStream too) or a single bundle file,
+// which is read whole anyway.
+var ErrNoBlobs = errors.New("no blob access")
+
+// Blobs is one bundle whose blobs can be read by range: a registry or
+// ferry mirror (oci://), a mirror store or a stick's layout. It is what a
+// delta install reads (bundle/FORMAT.md §15.5): the head, the archive
+// stream without the parts of the payloads it assembles itself, and
+// pieces of those parts. Nothing it returns is checked.
+type Blobs struct {
+	src   Source
+	entry Entry
+	// Head is the bundle's manifest, config and signatures, unjudged.
+	Head *oci.Head
+	kept map[digest.Digest][]byte // attachments fetched already
+}
+
+// OpenBlobs opens the one bundle at where (Open's places) with access to
+// its blobs. A place that cannot give it fails with ErrNoBlobs.
+func OpenBlobs(ctx context.Context, where string, o Options) (*Blobs, error) {
+	kind, err := Classify(where, o)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case KindRegistry, KindMirror, KindStick, KindImage:
+	default:
+		return nil, fmt.Errorf("%s (%s): %w", where, kind, ErrNoBlobs)
+	}
+	src, err := Open(ctx, where, o)
+	if err != nil {
+		return nil, err
+	}
+	if rs, ok := src.(*registrySource); ok && rs.ref.Identifier() == "" {
+		return nil, fmt.Errorf("open %s: no tag or digest: name the bundle, e.g. %s:1.0.0", where, where)
+	}
+	e, err := Only(ctx, src, where)
+	var h *oci.Head
+	if err == nil {
+		h, err = src.Head(ctx, e)
+	}
+	if err != nil {
+		src.Close()
+		return nil, fmt.Errorf("open %s: %w", where, err)
+	}
+	return &Blobs{src: src, entry: e, Head: h}, nil
+}
+
+// Stream returns the bundle's archive stream with the parts of the
+// payloads in omit left out (bundle.Parts.Omit), for
+// bundle.NewReaderWith with the same names; each other layer is read from
+// the source as the stream is read. Close stops it.
+func (b *Blobs) Stream(ctx context.Context, omit map[string]bool) io.ReadCloser {
+	ctx, cancel := context.WithCancel(ctx)
+	pr, pw := io.Pipe()
+	go func() {
+		err := bundle.Assemble(pw, bundle.Parts{
+			Manifest:   b.Head.Manifest,
+			Config:     b.Head.Config,
+			Signatures: b.Head.Signatures,
+			Layer: func(l ocispec.Descriptor) (io.ReadCloser, error) {
+				if data, ok := b.kept[l.Digest]; ok {
+					return io.NopCloser(bytes.NewReader(data)), nil
+				}
+				return b.src.OpenBlob(ctx, l, 0)
+			},
+			Omit: omit,
+		})
+		if err != nil {
+			err = fmt.Errorf("read %s: %w", b.entry.Ref, err)
+		}
+		pw.CloseWithError(err)
+	}()
+	return &pipeReader{PipeReader: pr, cancel: cancel}
+}
+
+type pipeReader struct {
+	*io.PipeReader
+	cancel context.CancelFunc
+}
+
+func (p *pipeReader) Close() error {
+	p.cancel()
+	return p.PipeReader.Close()
+}
+
+// Range opens n bytes of blob d from byte off: one bounded Range request
+// to a registry (resumed if the connection drops), a read of the file on
+// a stick.
+func (b *Blobs) Range(ctx context.Context, d ocispec.Descriptor, off, n int64) (io.ReadCloser, error) {
+	if rs, ok := b.src.(*registrySource); ok {
+		repo, err := rs.repository(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return repo.BlobRange(ctx, d, off, n)
+	}
+	rc, err := b.src.OpenBlob(ctx, d, off)
+	if err != nil {
+		return nil, err
+	}
+	return readCloser{io.LimitReader(rc, n), rc}, nil
+}
+
+// Ref says where the bundle is, for messages.
+func (b *Blobs) Ref() string { return b.entry.Ref }
+
+// Close releases the source.
+func (b *Blobs) Close() error { return b.src.Close() }
+
+// Attachment returns the attachment name of the bundle, whose config
+// (cfg, parsed from Head.Config) lists it, checked against its digest.
+// It is kept, so that Stream does not fetch it again.
+func (b *Blobs) Attachment(ctx context.Context, cfg *bundle.Config, name string) ([]byte, error) {
+	for i, a := range cfg.Attachments {
+		if a.Name != name {
+			continue
+		}
+		if i >= len(b.Head.Parsed.Layers) {
+			return nil, fmt.Errorf("attachment %s: no manifest layer", name)
+		}
+		l := b.Head.Parsed.Layers[i]
+		if data, ok := b.kept[l.Digest]; ok {
+			return data, nil
+		}
+		if l.Size > bundle.MaxAttachmentSize {
+			return nil, fmt.Errorf("attachment %s: %d bytes exceed the limit of %d", name, l.Size, bundle.MaxAttachmentSize)
+		}
+		rc, err := b.src.OpenBlob(ctx, l, 0)
+		if err != nil {
+			return nil, fmt.Errorf("attachment %s: %w", name, err)
+		}
+		defer rc.Close()
+		data, err := verifyio.ReadAll(rc, l.Size, l.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("attachment %s: %w", name, err)
+		}
+		if b.kept == nil {
+			b.kept = map[digest.Digest][]byte{}
+		}
+		b.kept[l.Digest] = data
+		return data, nil
+	}
+	return nil, fmt.Errorf("no attachment %s", name)
+}
