@@ -47,6 +47,8 @@ type installRun struct {
 	a        *Agent
 	j        *Journal
 	sessions map[int]ModuleSession // of the module payloads, by payload index
+	br       *bundle.Reader
+	delta    *Delta // nil: every payload streams
 }
 
 // slotFor returns the configured slot payload p names, which must be an
@@ -102,8 +104,16 @@ func (rootfsHandler) plan(a *Agent, cfg *bundle.Config, j *Journal, i int) (targ
 
 func (rootfsHandler) write(_ context.Context, in *installRun, t target, p *bundle.PayloadReader, r io.Reader) error {
 	in.a.logf("writing payload %s (%d bytes) to %s", p.Name, p.Size, t.device)
+	// The slot's kept chunk index goes before the slot changes, and the
+	// new one is kept only once the slot holds the verified content.
+	if err := in.a.forgetChunks(p.Target, in.j.ToSlot); err != nil {
+		return err
+	}
 	if err := writeSlot(t.device, r); err != nil {
 		return fmt.Errorf("payload %s into %s: %w", p.Name, t.device, err)
+	}
+	if index := chunkIndexData(in.br, p.Payload); index != nil {
+		return in.a.keepChunks(p.Target, in.j.ToSlot, index)
 	}
 	return nil
 }

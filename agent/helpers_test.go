@@ -143,6 +143,7 @@ type bundleSpec struct {
 	provides    map[string]string
 	depends     []string
 	encryptTo   []age.Recipient // encrypt the payloads to these
+	chunkBits   int             // chunk the rootfs payload (FORMAT.md §15)
 }
 
 func (d *device) bundle(s bundleSpec) []byte {
@@ -184,7 +185,7 @@ func (d *device) bundle(s bundleSpec) []byte {
 	if s.name == "" {
 		s.name = "sim-os"
 	}
-	opts := bundle.Options{Name: s.name, Version: s.version, DeviceTypes: s.deviceTypes, Created: time.Unix(1700000000, 0), Provides: s.provides, Depends: s.depends, EncryptTo: s.encryptTo}
+	opts := bundle.Options{Name: s.name, Version: s.version, DeviceTypes: s.deviceTypes, Created: time.Unix(1700000000, 0), Provides: s.provides, Depends: s.depends, EncryptTo: s.encryptTo, ChunkAvgBits: s.chunkBits}
 	if !s.unsigned {
 		opts.Sign = func(m digest.Digest) ([]bundle.Signature, error) {
 			sig, err := signer.Sign(m, "example.com/sim-os", time.Unix(1700000000, 0))

@@ -63,6 +63,12 @@ type InstallOptions struct {
 	// (Reboot), which reports the result first; Result.Rebooting is
 	// still set.
 	DeferReboot bool
+	// Delta, set by InstallFrom, names the payloads the stream leaves
+	// out and where their chunks come from.
+	Delta *Delta
+	// Stream, if set, wraps the archive stream InstallFrom reads (a
+	// progress display).
+	Stream func(io.Reader) io.Reader
 }
 
 // InstallWith is Install with options.
@@ -88,7 +94,7 @@ func (a *Agent) InstallWith(ctx context.Context, src io.Reader, origin string, o
 	if err := a.transition(j, StateVerifying); err != nil {
 		return nil, fmt.Errorf("install: %w", err)
 	}
-	targets, br, err := a.checkHead(src, j, o.Listed)
+	targets, br, err := a.checkHead(src, j, o)
 	if br != nil {
 		defer br.Close()
 	}
@@ -98,7 +104,7 @@ func (a *Agent) InstallWith(ctx context.Context, src io.Reader, origin string, o
 	if err := a.transition(j, StateWriting); err != nil {
 		return nil, a.fail(j, err)
 	}
-	if err := a.writePayloads(ctx, j, br, targets); err != nil {
+	if err := a.writePayloads(ctx, j, br, targets, o.Delta); err != nil {
 		a.discard(j)
 		return nil, a.fail(j, err)
 	}
@@ -153,8 +159,9 @@ func withReboot(r *Result) *Result {
 
 // checkHead reads the bundle's head and judges it; it returns the payload
 // targets and the reader positioned at the first payload.
-func (a *Agent) checkHead(src io.Reader, j *Journal, listed *tufclient.Targets) ([]target, *bundle.Reader, error) {
-	br, err := bundle.NewReader(src)
+func (a *Agent) checkHead(src io.Reader, j *Journal, o InstallOptions) ([]target, *bundle.Reader, error) {
+	listed := o.Listed
+	br, err := bundle.NewReaderWith(src, bundle.ReaderOptions{Omitted: o.Delta.omitted()})
 	if err != nil {
 		return nil, nil, &RefusedError{Err: err}
 	}
@@ -214,12 +221,12 @@ func (a *Agent) unwrapKey(br *bundle.Reader) error {
 // digests are checked at its end, before the next one starts. The file
 // trees of module payloads are prepared first, so a missing update module
 // stops the install before a payload byte is read.
-func (a *Agent) writePayloads(ctx context.Context, j *Journal, br *bundle.Reader, targets []target) error {
+func (a *Agent) writePayloads(ctx context.Context, j *Journal, br *bundle.Reader, targets []target, delta *Delta) error {
 	sessions, err := a.prepareModules(j)
 	if err != nil {
 		return err
 	}
-	run := &installRun{a: a, j: j, sessions: sessions}
+	run := &installRun{a: a, j: j, sessions: sessions, br: br, delta: delta}
 	var total int64
 	for _, t := range targets {
 		p, err := br.Next()
@@ -229,14 +236,20 @@ func (a *Agent) writePayloads(ctx context.Context, j *Journal, br *bundle.Reader
 		if p.Name != t.payload.Name {
 			return &RefusedError{Err: fmt.Errorf("payload %q came where %q was planned", p.Name, t.payload.Name)}
 		}
-		r := &progressReader{ctx: ctx, r: p, total: &total, faults: a.cfg.Faults}
-		err = t.handler.write(ctx, run, t, p, r)
-		if err != nil {
-			var be *bundle.Error
-			if errors.As(err, &be) {
-				return &RefusedError{Err: err}
+		var content io.Reader = p
+		done := func() error { return nil }
+		if p.Omitted {
+			if content, done, err = run.deltaContent(ctx, p); err != nil {
+				return refusedIfBundle(err)
 			}
-			return err
+		}
+		r := &progressReader{ctx: ctx, r: content, total: &total, faults: a.cfg.Faults}
+		err = t.handler.write(ctx, run, t, p, r)
+		if derr := done(); err == nil {
+			err = derr
+		}
+		if err != nil {
+			return refusedIfBundle(err)
 		}
 	}
 	if _, err := br.Next(); err != io.EOF {
@@ -246,6 +259,16 @@ func (a *Agent) writePayloads(ctx context.Context, j *Journal, br *bundle.Reader
 		return &RefusedError{Err: err}
 	}
 	return nil
+}
+
+// refusedIfBundle makes an error about the bundle's data (a part, a
+// chunk or the content not matching its signed digest) a refusal.
+func refusedIfBundle(err error) error {
+	var be *bundle.Error
+	if errors.As(err, &be) {
+		return &RefusedError{Err: err}
+	}
+	return err
 }
 
 // progressReader stops at a cancelled context and reports bytes to the

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/transport"
 	"github.com/ferry-update/ferry/transport/checkin"
-	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/transport/stick"
 	"github.com/ferry-update/ferry/transport/tufclient"
 	"github.com/ferry-update/ferry/transport/wire"
@@ -74,12 +74,8 @@ func (a *Agent) updateFromMirror(pollCtx, ctx context.Context, client *http.Clie
 	}
 	ref := t.Reference(tg.Host)
 	a.logf("mirror lists %s %s for %s: installing %s", t.Name, t.Version, a.cfg.DeviceType, ref)
-	src, err := oci.Open(ctx, ref, oci.Options{Client: a.httpClient(client), PlainHTTP: strings.HasPrefix(a.cfg.Mirror.URL, "http://"), UserAgent: "ferry-agent"})
-	if err != nil {
-		return nil, fmt.Errorf("pull %s: %w", ref, err)
-	}
-	defer src.Close()
-	return a.InstallWith(ctx, src, ref, InstallOptions{Listed: tg, DeferReboot: true})
+	topts := transport.Options{Client: a.httpClient(client), PlainHTTP: strings.HasPrefix(a.cfg.Mirror.URL, "http://"), UserAgent: "ferry-agent"}
+	return a.installFrom(ctx, ref, topts, InstallOptions{Listed: tg, DeferReboot: true})
 }
 
 // upToDate says why nothing is installed: "nothing newer than NAME

@@ -26,11 +26,25 @@ type SourceOptions struct {
 // or a URL whose content is of another kind (a stick or raw image, a key,
 // a web page) fails with a *filekind.Error.
 func OpenSource(ctx context.Context, src string, stdin io.Reader, opts SourceOptions) (io.ReadCloser, error) {
-	return transport.OpenBundle(ctx, src, transport.Options{Stdin: stdin, Client: opts.Client, PlainHTTP: opts.PlainHTTP, UserAgent: "ferry-agent"})
+	return transport.OpenBundle(ctx, src, opts.transport(stdin))
+}
+
+func (opts SourceOptions) transport(stdin io.Reader) transport.Options {
+	return transport.Options{Stdin: stdin, Client: opts.Client, PlainHTTP: opts.PlainHTTP, UserAgent: "ferry-agent"}
 }
 
 // OpenSource opens a bundle source as the package function does, with the
 // configuration's [source] settings.
 func (a *Agent) OpenSource(ctx context.Context, src string, stdin io.Reader) (io.ReadCloser, error) {
-	return OpenSource(ctx, src, stdin, SourceOptions{PlainHTTP: a.cfg.Source.PlainHTTP, Client: a.httpClient(nil)})
+	return OpenSource(ctx, src, stdin, a.sourceOptions())
+}
+
+func (a *Agent) sourceOptions() SourceOptions {
+	return SourceOptions{PlainHTTP: a.cfg.Source.PlainHTTP, Client: a.httpClient(nil)}
+}
+
+// transportOptions are the transport options of the configuration's
+// [source] settings.
+func (a *Agent) transportOptions(stdin io.Reader) transport.Options {
+	return a.sourceOptions().transport(stdin)
 }

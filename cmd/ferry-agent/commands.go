@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -70,13 +71,10 @@ func runInstall(ctx context.Context, s *streams, g *globalOptions, o installOpti
 		if agent.IsStickDir(a[0]) {
 			return installStick(ctx, s, ag, a[0], o.asJSON)
 		}
-		src, err := ag.OpenSource(ctx, a[0], s.in)
-		if err != nil {
-			return err
-		}
-		defer src.Close()
 		update, finish := display.Progress(s.err, sourceSize(a[0]), "installing")
-		r, err := ag.Install(ctx, &display.CountingReader{R: src, Update: update}, a[0])
+		r, err := ag.InstallFrom(ctx, a[0], s.in, agent.InstallOptions{Stream: func(r io.Reader) io.Reader {
+			return &display.CountingReader{R: r, Update: update}
+		}})
 		finish()
 		ag.CheckInNow(ctx, err)
 		return report(s, o.asJSON, r, err)

@@ -1,0 +1,397 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/atomicfile"
+	"github.com/ferry-update/ferry/internal/verifyio"
+	"github.com/ferry-update/ferry/internal/zstd"
+	"github.com/ferry-update/ferry/transport"
+)
+
+// Delta installs (bundle/FORMAT.md §15.5). The agent keeps the chunk
+// index of every chunked rootfs payload it wrote, per target and slot, in
+// STATE_DIR/chunks/TARGET.SLOT.idx: removed before the slot is written,
+// written (durably) once the slot holds the payload's verified content.
+// When a bundle's rootfs payload is chunked and the booted slot's index
+// is kept, the agent builds the new content from the booted slot's
+// chunks, each re-hashed before use, and fetches the others by range.
+
+// chunksDir holds the kept chunk indexes.
+const chunksDir = "chunks"
+
+// minSharedFraction: a delta that would reuse less than this fraction of
+// the content is installed whole instead (one stream beats many ranges).
+const minSharedFraction = 0.1
+
+func (a *Agent) chunksPath(target, slot string) string {
+	return filepath.Join(a.path(chunksDir), fmt.Sprintf("%s.%s.idx", filepath.Base(target), slot))
+}
+
+// forgetChunks removes the kept index of a slot about to be written.
+func (a *Agent) forgetChunks(target, slot string) error {
+	p := a.chunksPath(target, slot)
+	err := os.Remove(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		err = atomicfile.SyncDir(filepath.Dir(p))
+	}
+	if err != nil {
+		return fmt.Errorf("forget chunk index: %w", err)
+	}
+	return nil
+}
+
+// keepChunks records the index of what a slot now holds.
+func (a *Agent) keepChunks(target, slot string, index []byte) error {
+	if err := os.MkdirAll(a.path(chunksDir), 0o700); err != nil {
+		return fmt.Errorf("keep chunk index: %w", err)
+	}
+	if err := atomicfile.WriteFile(a.chunksPath(target, slot), index, 0o600); err != nil {
+		return fmt.Errorf("keep chunk index: %w", err)
+	}
+	return nil
+}
+
+// chunkIndexData returns the raw chunk index of payload p from the
+// bundle's attachments, or nil when p is not chunked.
+func chunkIndexData(br *bundle.Reader, p bundle.Payload) []byte {
+	if p.Chunks == nil {
+		return nil
+	}
+	for _, at := range br.Attachments() {
+		if at.Name == p.Chunks.Index && at.MediaType == bundle.ChunkIndexMediaType {
+			return at.Data
+		}
+	}
+	return nil
+}
+
+// Delta says which payloads an install assembles from chunks and where
+// their chunks come from. InstallFrom makes it.
+type Delta struct {
+	blobs *transport.Blobs
+	bases map[string]*deltaBase // by payload name
+}
+
+// deltaBase is the booted slot a payload's chunks are reused from.
+type deltaBase struct {
+	slot, device string
+	at           map[[sha256.Size]byte]int64 // chunk digest → offset in the slot
+	shared       bundle.ChunkDiff
+}
+
+// omitted names the payloads whose parts the stream leaves out.
+func (d *Delta) omitted() map[string]bool {
+	if d == nil {
+		return nil
+	}
+	m := map[string]bool{}
+	for name := range d.bases {
+		m[name] = true
+	}
+	return m
+}
+
+// InstallFrom installs the one bundle at where (OpenSource's places): from
+// a registry, a ferry mirror or a stick, each chunked rootfs payload whose
+// booted slot's chunk index is kept is assembled from that slot's chunks
+// and the chunks fetched by range (a delta install); everything else, and
+// every other place, is read as one stream, as Install does. Why a
+// payload is installed whole is logged.
+func (a *Agent) InstallFrom(ctx context.Context, where string, stdin io.Reader, o InstallOptions) (*Result, error) {
+	return a.installFrom(ctx, where, a.transportOptions(stdin), o)
+}
+
+func (a *Agent) installFrom(ctx context.Context, where string, topts transport.Options, o InstallOptions) (*Result, error) {
+	var stream io.ReadCloser
+	blobs, err := transport.OpenBlobs(ctx, where, topts)
+	switch {
+	case errors.Is(err, transport.ErrNoBlobs):
+		if stream, err = transport.OpenBundle(ctx, where, topts); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, err
+	default:
+		defer blobs.Close()
+		o.Delta = a.planDelta(ctx, blobs)
+		stream = blobs.Stream(ctx, o.Delta.omitted())
+	}
+	defer stream.Close()
+	var r io.Reader = stream
+	if o.Stream != nil {
+		r = o.Stream(r)
+	}
+	return a.InstallWith(ctx, r, where, o)
+}
+
+// planDelta decides, from the bundle's unjudged head, which payloads to
+// assemble from chunks. Nothing here is trusted yet: the head's
+// signatures are judged before a byte is written, the chunk index then
+// comes from the judged head, and every chunk is checked against it.
+func (a *Agent) planDelta(ctx context.Context, blobs *transport.Blobs) *Delta {
+	cfg, err := bundle.ParseConfig(blobs.Head.Config)
+	if err != nil {
+		return nil // the install refuses it
+	}
+	d := &Delta{blobs: blobs, bases: map[string]*deltaBase{}}
+	for i, p := range cfg.Payloads {
+		if p.Type != bundle.Rootfs || p.Chunks == nil {
+			continue
+		}
+		base, why := a.deltaBase(ctx, blobs, cfg, i)
+		if base == nil {
+			a.logf("payload %s: %s: installing it whole", p.Name, why)
+			continue
+		}
+		a.logf("payload %s: delta from slot %s: %d of %d chunks (%.1f %%) reused, %d chunks to fetch (%d bytes)",
+			p.Name, base.slot, base.shared.SharedChunks, base.shared.Chunks, 100*float64(base.shared.SharedBytes)/float64(max(base.shared.Bytes, 1)),
+			base.shared.NewChunks, base.shared.NewCompressedBytes)
+		d.bases[p.Name] = base
+	}
+	return d
+}
+
+// deltaBase finds the booted slot's kept index for payload i and checks
+// that a delta is worth it; otherwise it says why not.
+func (a *Agent) deltaBase(ctx context.Context, blobs *transport.Blobs, cfg *bundle.Config, i int) (*deltaBase, string) {
+	p := cfg.Payloads[i]
+	slot, ok := a.cfg.Slots[p.Target]
+	if !ok || !slot.isPair() {
+		return nil, "no A/B target " + p.Target
+	}
+	st, err := a.boot.State()
+	if err != nil {
+		return nil, fmt.Sprintf("boot state: %v", err)
+	}
+	booted, _, err := a.bootedSlot(st)
+	if err != nil {
+		return nil, fmt.Sprintf("booted slot: %v", err)
+	}
+	raw, err := os.ReadFile(a.chunksPath(p.Target, booted))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Sprintf("no chunk index is kept for slot %s (it was not installed from a chunked bundle)", booted)
+	}
+	if err != nil {
+		return nil, fmt.Sprintf("kept chunk index of slot %s: %v", booted, err)
+	}
+	old, err := bundle.ParseChunkIndex(raw)
+	if err != nil {
+		return nil, fmt.Sprintf("kept chunk index of slot %s: %v", booted, err)
+	}
+	newRaw, err := blobs.Attachment(ctx, cfg, p.Chunks.Index)
+	if err != nil {
+		return nil, fmt.Sprintf("chunk index: %v", err)
+	}
+	nix, err := bundle.ParseChunkIndex(newRaw)
+	if err != nil {
+		return nil, err.Error()
+	}
+	diff := bundle.Diff(old, nix)
+	if float64(diff.SharedBytes) < minSharedFraction*float64(diff.Bytes) {
+		return nil, fmt.Sprintf("slot %s shares only %d of %d bytes with it (an unknown base)", booted, diff.SharedBytes, diff.Bytes)
+	}
+	at := make(map[[sha256.Size]byte]int64, len(old.Chunks))
+	var off int64
+	for _, c := range old.Chunks {
+		if _, dup := at[c.Digest]; !dup {
+			at[c.Digest] = off
+		}
+		off += int64(c.Size)
+	}
+	return &deltaBase{slot: booted, device: slot.Device(booted), at: at, shared: diff}, ""
+}
+
+// deltaContent returns payload p's content assembled from the base slot
+// and fetched chunks, checked chunk by chunk against the judged chunk
+// index and as a whole against the payload's signed size and digest.
+func (in *installRun) deltaContent(ctx context.Context, p *bundle.PayloadReader) (io.Reader, func() error, error) {
+	d := in.delta
+	base := d.bases[p.Name]
+	if base == nil {
+		return nil, nil, fmt.Errorf("payload %s: omitted from the stream without a delta plan", p.Name)
+	}
+	if base.slot != in.j.FromSlot {
+		return nil, nil, fmt.Errorf("payload %s: the delta was planned from slot %s, the device runs %s", p.Name, base.slot, in.j.FromSlot)
+	}
+	ix, locs, err := bundle.ChunkIndexOf(in.br, p.Name)
+	if err == nil && ix == nil {
+		err = errors.New("no chunk index")
+	}
+	if err != nil {
+		return nil, nil, &bundle.Error{What: fmt.Sprintf("payload %q chunk index", p.Name), Offset: -1, Err: err}
+	}
+	f, err := os.Open(base.device)
+	if err != nil {
+		return nil, nil, fmt.Errorf("payload %s: open base slot: %w", p.Name, err)
+	}
+	dec, err := zstd.NewFrameDecoder(bundle.MaxChunkSize)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	cr := &chunkReader{ctx: ctx, a: in.a, blobs: d.blobs, name: p.Name, parts: p.Layers, ix: ix, locs: locs, base: f, at: base.at, dec: dec}
+	vr, err := verifyio.NewReader(cr, p.Size, p.Digest)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	done := func() error {
+		in.a.logf("payload %s: %d chunks reused from slot %s, %d fetched (%d bytes), %d in the slot did not match and were fetched",
+			p.Name, cr.reused, base.slot, cr.fetched, cr.fetchedBytes, cr.rotted)
+		cr.closeRun()
+		return f.Close()
+	}
+	return contentReader{vr, p.Name}, done, nil
+}
+
+// contentReader locates a content mismatch in the payload, as the
+// stream reader does, so that it counts as a refused bundle.
+type contentReader struct {
+	r    io.Reader
+	name string
+}
+
+func (c contentReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	var be *bundle.Error
+	if err != nil && err != io.EOF && !errors.As(err, &be) && !errors.Is(err, errFetch) {
+		err = &bundle.Error{What: fmt.Sprintf("payload %q content", c.name), Offset: -1, Err: err}
+	}
+	return n, err
+}
+
+// errFetch marks a chunk that could not be fetched (a missing blob, a
+// broken link): a failure, not a refusal.
+var errFetch = errors.New("fetch chunk")
+
+// chunkReader yields a chunked payload's content chunk by chunk: from the
+// base slot when it holds the chunk and it still hashes right, else
+// fetched by range, decompressed and checked. Runs of fetched chunks
+// that are adjacent in one part share one range request.
+type chunkReader struct {
+	ctx   context.Context
+	a     *Agent
+	blobs *transport.Blobs
+	name  string
+	parts []ocispec.Descriptor
+	ix    *bundle.ChunkIndex
+	locs  []bundle.ChunkLoc
+	base  *os.File
+	at    map[[sha256.Size]byte]int64
+	dec   *zstd.FrameDecoder
+
+	next    int    // next chunk
+	pending []byte // rest of the current chunk
+	buf     []byte
+	frame   []byte
+
+	run    io.ReadCloser // open range over chunks [next, runEnd)
+	runEnd int
+
+	reused, fetched, rotted int
+	fetchedBytes            int64
+}
+
+func (c *chunkReader) Read(b []byte) (int, error) {
+	for len(c.pending) == 0 {
+		if c.next == len(c.ix.Chunks) {
+			return 0, io.EOF
+		}
+		if err := c.ctx.Err(); err != nil {
+			return 0, err
+		}
+		data, err := c.chunk(c.next)
+		if err != nil {
+			return 0, err
+		}
+		c.pending = data
+		c.next++
+	}
+	n := copy(b, c.pending)
+	c.pending = c.pending[n:]
+	return n, nil
+}
+
+// chunk returns chunk i's checked content.
+func (c *chunkReader) chunk(i int) ([]byte, error) {
+	ch := c.ix.Chunks[i]
+	if cap(c.buf) < int(ch.Size) {
+		c.buf = make([]byte, ch.Size)
+	}
+	if off, ok := c.at[ch.Digest]; ok && c.run == nil {
+		data := c.buf[:ch.Size]
+		if _, err := c.base.ReadAt(data, off); err == nil && sha256.Sum256(data) == ch.Digest {
+			c.reused++
+			return data, nil
+		}
+		c.rotted++
+		c.a.logf("payload %s: chunk %d (%s) in the base slot at byte %d does not match: fetching it", c.name, i, ch.ChunkDigest(), off)
+	}
+	return c.fetch(i)
+}
+
+// fetch reads chunk i's frame from its part, opening a range over it and
+// the fetched chunks right after it in the same part.
+func (c *chunkReader) fetch(i int) ([]byte, error) {
+	ch, loc := c.ix.Chunks[i], c.locs[i]
+	part := c.parts[loc.Part]
+	if c.run == nil || i >= c.runEnd {
+		c.closeRun()
+		end, n := i+1, int64(ch.CompressedSize)
+		for end < len(c.ix.Chunks) && c.locs[end].Part == loc.Part {
+			if _, have := c.at[c.ix.Chunks[end].Digest]; have {
+				break
+			}
+			n += int64(c.ix.Chunks[end].CompressedSize)
+			end++
+		}
+		rc, err := c.blobs.Range(c.ctx, part, loc.PartOffset, n)
+		if err != nil {
+			return nil, fmt.Errorf("payload %s: %w %d (%s) from part %s at byte %d: %w", c.name, errFetch, i, ch.ChunkDigest(), part.Digest, loc.PartOffset, err)
+		}
+		c.run, c.runEnd = rc, end
+	}
+	if cap(c.frame) < int(ch.CompressedSize) {
+		c.frame = make([]byte, ch.CompressedSize)
+	}
+	frame := c.frame[:ch.CompressedSize]
+	if _, err := io.ReadFull(c.run, frame); err != nil {
+		c.closeRun()
+		return nil, fmt.Errorf("payload %s: %w %d (%s) from part %s at byte %d: %w", c.name, errFetch, i, ch.ChunkDigest(), part.Digest, loc.PartOffset, err)
+	}
+	if i+1 == c.runEnd {
+		c.closeRun()
+	}
+	c.fetched++
+	c.fetchedBytes += int64(ch.CompressedSize)
+	data, err := c.dec.DecodeFrame(c.buf[:0], frame)
+	if err == nil && (len(data) != int(ch.Size) || sha256.Sum256(data) != ch.Digest) {
+		err = fmt.Errorf("content of %d bytes does not match the chunk index (%d bytes, %s)", len(data), ch.Size, ch.ChunkDigest())
+	}
+	if err != nil {
+		return nil, &bundle.Error{What: fmt.Sprintf("payload %q chunk %d", c.name, i), Member: part.Digest.String(), Offset: loc.PartOffset, Err: err}
+	}
+	c.buf = data[:0]
+	return data, nil
+}
+
+func (c *chunkReader) closeRun() {
+	if c.run != nil {
+		c.run.Close()
+		c.run = nil
+	}
+}

@@ -1,0 +1,310 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/testutil"
+	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/server"
+	"github.com/ferry-update/ferry/registry"
+)
+
+// deltaImages are two versions of a 3 MiB "filesystem image": random data
+// with a free (zero) stretch; v2 changes three stretches of v1 in place.
+func deltaImages() (v1, v2 []byte) {
+	v1 = make([]byte, 3<<20)
+	rng := rand.NewChaCha8([32]byte{1})
+	_, _ = rng.Read(v1)
+	clear(v1[2<<20 : 5<<19])
+	v2 = bytes.Clone(v1)
+	rng = rand.NewChaCha8([32]byte{2})
+	for _, off := range []int{100_000, 1_200_000, 2_900_000} {
+		_, _ = rng.Read(v2[off : off+20_000])
+	}
+	return v1, v2
+}
+
+// deltaEnv is a device that installed and committed v1 (into slot b,
+// from a chunked bundle) and a mirror store holding v1 and v2.
+type deltaEnv struct {
+	*device
+	v1, v2     []byte
+	b1, b2     []byte
+	store      *mirror.Store
+	log        *bytes.Buffer
+	servedBlob atomic.Int64 // bytes of blobs served over HTTP
+}
+
+func newDeltaEnv(t *testing.T) *deltaEnv {
+	d := newDevice(t)
+	e := &deltaEnv{device: d, log: &bytes.Buffer{}}
+	d.cfg.Log = e.log
+	e.v1, e.v2 = deltaImages()
+	e.b1 = d.bundle(bundleSpec{version: "1.0.0", rootfs: string(e.v1), chunkBits: bundle.MinChunkAvgBits})
+	e.b2 = d.bundle(bundleSpec{version: "2.0.0", rootfs: string(e.v2), chunkBits: bundle.MinChunkAvgBits})
+	if err := d.install(e.b1); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.bootCheck(); err != nil {
+		t.Fatal(err)
+	}
+	if st := d.bootState(); st.Slot != "b" || st.UpgradeAvailable {
+		t.Fatalf("v1 not committed into slot b: %+v", st)
+	}
+	if _, err := os.Stat(d.path("state/chunks/rootfs.b.idx")); err != nil {
+		t.Fatalf("the chunk index of slot b was not kept: %v", err)
+	}
+	e.store, _ = mirrorFor(t, e.b1, e.b2)
+	return e
+}
+
+// serve serves the mirror store like ferry mirror serve, counting the
+// blob bytes it sends; wrap, if set, may cut responses.
+func (e *deltaEnv) serve(t *testing.T, wrap func(http.ResponseWriter, *http.Request) http.ResponseWriter) string {
+	h := server.NewHandler(e.store, server.HandlerOptions{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/blobs/") {
+			w = &countingWriter{ResponseWriter: w, n: &e.servedBlob}
+			if wrap != nil {
+				w = wrap(w, r)
+			}
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	e.cfg.Source.PlainHTTP = true
+	return "oci://" + strings.TrimPrefix(srv.URL, "http://") + "/sim-os:2.0.0"
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingWriter) Flush() { c.ResponseWriter.(http.Flusher).Flush() }
+
+func (e *deltaEnv) installFrom(where string) (*Result, error) {
+	var res *Result
+	err := e.do(func(a *Agent) error {
+		var err error
+		res, err = a.InstallFrom(context.Background(), where, nil, InstallOptions{})
+		return err
+	})
+	return res, err
+}
+
+// checkV2 asserts that slot a holds v2 on trial, and commits it.
+func (e *deltaEnv) checkV2(t *testing.T) {
+	t.Helper()
+	if got := e.read("slot-a.img"); got != string(e.v2) {
+		t.Fatalf("slot a holds %d bytes, not v2", len(got))
+	}
+	if st := e.bootState(); st.Slot != "a" || !st.UpgradeAvailable {
+		t.Fatalf("boot state %+v: want slot a on trial", st)
+	}
+	if err := e.bootCheck(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(e.path("state/chunks/rootfs.a.idx")); err != nil {
+		t.Errorf("the chunk index of slot a was not kept: %v", err)
+	}
+}
+
+func partsSize(t *testing.T, b []byte) int64 {
+	r, err := bundle.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Config().Payloads[0].CompressedSize
+}
+
+// TestDeltaInstall: v1 → v2 from a mirror (ferry mirror serve's
+// handler), a real docker-registry and a mirror store directory installs
+// a byte-identical v2, fetching a small part of the payload.
+func TestDeltaInstall(t *testing.T) {
+	for _, source := range []string{"mirror", "registry", "layout"} {
+		t.Run(source, func(t *testing.T) {
+			e := newDeltaEnv(t)
+			var where string
+			switch source {
+			case "mirror":
+				where = e.serve(t, nil)
+			case "registry":
+				host := testutil.StartRegistry(t)
+				proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if strings.Contains(r.URL.Path, "/blobs/") {
+						w = &countingWriter{ResponseWriter: w, n: &e.servedBlob}
+					}
+					testutil.Forward(w, r, host)
+				}))
+				t.Cleanup(proxy.Close)
+				for _, b := range [][]byte{e.b1, e.b2} {
+					p := filepath.Join(t.TempDir(), "b.ferry")
+					if err := os.WriteFile(p, b, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					if _, err := registry.Push(context.Background(), p, "oci://"+host+"/sim-os", registry.Options{PlainHTTP: true}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				e.servedBlob.Store(0)
+				e.cfg.Source.PlainHTTP = true
+				where = "oci://" + strings.TrimPrefix(proxy.URL, "http://") + "/sim-os:2.0.0"
+			case "layout":
+				// A store directory is a layout as a stick's is; it
+				// holds two bundles, so name one.
+				e.store = nil
+				st, _ := mirrorFor(t, e.b2)
+				where = st.Dir()
+			}
+			if _, err := e.installFrom(where); err != nil {
+				t.Fatalf("%v\n%s", err, e.log)
+			}
+			if !strings.Contains(e.log.String(), "payload rootfs: delta from slot b") {
+				t.Errorf("no delta install logged:\n%s", e.log)
+			}
+			e.checkV2(t)
+			full := partsSize(t, e.b2)
+			if source != "layout" && (e.servedBlob.Load() == 0 || e.servedBlob.Load() > full/4) {
+				t.Errorf("%d bytes of blobs served, the payload is %d: want a small part of it", e.servedBlob.Load(), full)
+			}
+			t.Logf("%s: %d of %d bytes fetched", source, e.servedBlob.Load(), full)
+		})
+	}
+}
+
+// TestDeltaRottedBase: a chunk of the base slot that changed since it was
+// installed is fetched instead of reused; v2 is still byte-identical.
+func TestDeltaRottedBase(t *testing.T) {
+	e := newDeltaEnv(t)
+	where := e.serve(t, nil)
+	f, err := os.OpenFile(e.path("slot-b.img"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("bit rot"), 600_000); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := e.installFrom(where); err != nil {
+		t.Fatalf("%v\n%s", err, e.log)
+	}
+	if !strings.Contains(e.log.String(), "in the base slot at byte") || !strings.Contains(e.log.String(), "1 in the slot did not match and were fetched") {
+		t.Errorf("the rotted chunk was not reported:\n%s", e.log)
+	}
+	e.checkV2(t)
+}
+
+// TestDeltaNoBase: without a kept index, or with one of unrelated
+// content, the payload is installed whole, and the log says why.
+func TestDeltaNoBase(t *testing.T) {
+	for _, tc := range []struct {
+		name, why string
+		prepare   func(e *deltaEnv)
+	}{
+		{"no index", "no chunk index is kept for slot b", func(e *deltaEnv) {
+			if err := os.Remove(e.path("state/chunks/rootfs.b.idx")); err != nil {
+				e.t.Fatal(err)
+			}
+		}},
+		{"unknown base", "shares only", func(e *deltaEnv) {
+			other := (&bundle.ChunkIndex{Chunks: []bundle.Chunk{{Size: 3 << 20, CompressedSize: 100}}}).Marshal()
+			e.write("state/chunks/rootfs.b.idx", string(other))
+		}},
+		{"damaged index", "bad chunk index", func(e *deltaEnv) {
+			e.write("state/chunks/rootfs.b.idx", "garbage")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newDeltaEnv(t)
+			where := e.serve(t, nil)
+			tc.prepare(e)
+			if _, err := e.installFrom(where); err != nil {
+				t.Fatalf("%v\n%s", err, e.log)
+			}
+			if !strings.Contains(e.log.String(), tc.why) || !strings.Contains(e.log.String(), "installing it whole") {
+				t.Errorf("log does not say %q and that it installs whole:\n%s", tc.why, e.log)
+			}
+			if e.servedBlob.Load() < partsSize(t, e.b2) {
+				t.Errorf("%d bytes served: want the whole payload", e.servedBlob.Load())
+			}
+			e.checkV2(t)
+		})
+	}
+}
+
+// TestDeltaMissingChunk: a pack the mirror lacks is a clear error, and
+// nothing is activated: slot b still boots, committed.
+func TestDeltaMissingChunk(t *testing.T) {
+	e := newDeltaEnv(t)
+	where := e.serve(t, nil)
+	r1, _ := bundle.NewReader(bytes.NewReader(e.b1))
+	r2, _ := bundle.NewReader(bytes.NewReader(e.b2))
+	old := map[string]bool{}
+	for _, l := range r1.Manifest().Layers {
+		old[l.Digest.Encoded()] = true
+	}
+	removed := 0
+	for _, l := range r2.Manifest().Layers {
+		if !old[l.Digest.Encoded()] && l.MediaType == bundle.PayloadMediaType {
+			if err := os.Remove(filepath.Join(e.store.Dir(), "blobs", "sha256", l.Digest.Encoded())); err != nil {
+				t.Fatal(err)
+			}
+			removed++
+		}
+	}
+	if removed == 0 {
+		t.Fatal("v2 has no part of its own")
+	}
+	_, err := e.installFrom(where)
+	var re *RefusedError
+	if err == nil || errors.As(err, &re) || !strings.Contains(err.Error(), "fetch chunk") {
+		t.Fatalf("err = %v, want a failure to fetch a chunk", err)
+	}
+	if st := e.bootState(); st.Slot != "b" || st.UpgradeAvailable {
+		t.Errorf("boot state %+v after the failure: want slot b, committed", st)
+	}
+	if j := e.journal(); j.State != StateFailed {
+		t.Errorf("journal state %s", j.State)
+	}
+	if _, err := os.Stat(e.path("state/chunks/rootfs.a.idx")); err == nil {
+		t.Error("a chunk index was kept for the slot that failed")
+	}
+}
+
+// TestDeltaResume: a chunk download cut short resumes with a Range
+// request, and v2 installs.
+func TestDeltaResume(t *testing.T) {
+	e := newDeltaEnv(t)
+	var cuts atomic.Int32
+	where := e.serve(t, func(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
+		if r.Header.Get("Range") != "" && cuts.Add(1) <= 2 {
+			return &testutil.CutWriter{ResponseWriter: w, Left: 1000}
+		}
+		return w
+	})
+	if _, err := e.installFrom(where); err != nil {
+		t.Fatalf("%v\n%s", err, e.log)
+	}
+	if cuts.Load() < 3 {
+		t.Fatalf("%d range requests: the test cut nothing", cuts.Load())
+	}
+	e.checkV2(t)
+}
