@@ -217,3 +217,52 @@ func TestReaderOpen(t *testing.T) {
 		t.Fatalf("Open: %v", err)
 	}
 }
+
+// TestReaderEnd: with End set the reader asks for a bounded range, also
+// when it resumes, and stops at End whatever the server sends: from a
+// server that honours Range, one that cuts the answer, and one that
+// ignores Range and sends the whole file.
+func TestReaderEnd(t *testing.T) {
+	content := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+	var mu sync.Mutex
+	var ranges []string
+	record := func(r *http.Request) {
+		mu.Lock()
+		ranges = append(ranges, r.Header.Get("Range"))
+		mu.Unlock()
+	}
+	honours, _ := testutil.FlakyServer(t, content, 1<<30, 0, nil)
+	flaky, _ := testutil.FlakyServer(t, content, 50<<10, 1, func() string { return `"v1"` })
+	var requests atomic.Int32
+	ignores := ignoresRange(content, 0, 0, &requests)
+	for _, tc := range []struct {
+		name       string
+		h          http.Handler
+		wantRanges []string
+	}{
+		{"honoured", honours.Config.Handler, []string{"bytes=100000-299999"}},
+		{"cut and resumed", flaky.Config.Handler, []string{"bytes=100000-299999", "bytes=151200-299999"}},
+		{"ignored", ignores, []string{"bytes=100000-299999"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ranges = nil
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				record(r)
+				tc.h.ServeHTTP(w, r)
+			}))
+			defer srv.Close()
+			h := fastReader(srv.URL)
+			h.Offset, h.End, h.Size = 100000, 300000, int64(len(content))
+			got, err := io.ReadAll(h)
+			h.Close()
+			if err != nil || !bytes.Equal(got, content[100000:300000]) {
+				t.Fatalf("read %d bytes, %v: want bytes 100000 to 300000", len(got), err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if fmt.Sprint(ranges) != fmt.Sprint(tc.wantRanges) {
+				t.Errorf("requests with Range %q, want %q", ranges, tc.wantRanges)
+			}
+		})
+	}
+}
