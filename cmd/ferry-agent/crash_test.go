@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,10 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/ferry-update/ferry/agent"
+	"github.com/ferry-update/ferry/internal/testutil"
+	"github.com/ferry-update/ferry/mirror"
 )
 
 const (
@@ -41,10 +45,12 @@ commands = ["grep -q healthy slot-$FERRY_SLOT.img"]
 type crashDevice struct {
 	t   *testing.T
 	dir string
+	// good is the complete system each slot may hold.
+	good map[string]string
 }
 
 func newCrashDevice(t *testing.T, image string, encrypted bool) (*crashDevice, string) {
-	d := &crashDevice{t: t, dir: t.TempDir()}
+	d := &crashDevice{t: t, dir: t.TempDir(), good: map[string]string{"a": factoryImage, "b": image}}
 	for name, content := range map[string]string{
 		"agent.toml": crashConfig,
 		"bootenv":    ubootDefaultEnv(t),
@@ -164,11 +170,10 @@ func (d *crashDevice) nextBoots() []string {
 
 // checkBootable asserts that every slot the bootloader may boot from now
 // on holds a complete system.
-func (d *crashDevice) checkBootable(when, image string) {
+func (d *crashDevice) checkBootable(when string) {
 	d.t.Helper()
-	good := map[string]string{"a": factoryImage, "b": image}
 	for _, s := range d.nextBoots() {
-		if got := d.read("slot-" + s + ".img"); got != good[s] {
+		if got := d.read("slot-" + s + ".img"); got != d.good[s] {
 			d.t.Fatalf("%s: boot env %s: slot %s holds %q, not a complete system", when, counter(d.env()), s, trim(got))
 		}
 	}
@@ -179,6 +184,16 @@ func trim(s string) string {
 		return s[:40] + "..."
 	}
 	return s
+}
+
+// crashCase is one row of a crash matrix: where ferry-agent is killed
+// and how the install must end.
+type crashCase struct {
+	point     string // a crash point, or "bytes" for mid-write
+	image     string
+	inInstall bool
+	want      agent.State
+	wantSlot  string
 }
 
 // TestCrash kills ferry-agent (SIGKILL) at every durable point of an
@@ -197,13 +212,7 @@ func TestCrash(t *testing.T) {
 func crashMatrix(t *testing.T, encrypted bool) {
 	healthy := "system 1.0.0, healthy\n" + strings.Repeat("block of the new root filesystem\n", 20000)
 	broken := "system 1.0.0, broken\n" + strings.Repeat("block of the new root filesystem\n", 20000)
-	for _, tc := range []struct {
-		point     string // a crash point, or "bytes" for mid-write
-		image     string
-		inInstall bool
-		want      agent.State
-		wantSlot  string
-	}{
+	for _, tc := range []crashCase{
 		{"verifying", healthy, true, agent.StateFailed, "a"},
 		{"writing", healthy, true, agent.StateFailed, "a"},
 		{"bytes", healthy, true, agent.StateFailed, "a"},
@@ -223,56 +232,67 @@ func crashMatrix(t *testing.T, encrypted bool) {
 		{"rolled-back", broken, false, agent.StateRolledBack, "a"},
 	} {
 		t.Run(tc.point, func(t *testing.T) {
-			d, image := newCrashDevice(t, tc.image, encrypted)
-			crash := []string{crashAtEnv + "=" + tc.point}
-			if tc.point == "bytes" {
-				crash = []string{crashAfterEnv + "=" + fmt.Sprint(len(image)/2)}
-			}
-			installEnv, checkEnv := crash, []string(nil)
-			if !tc.inInstall {
-				installEnv, checkEnv = nil, crash
-			}
-			killed, out := d.agent(installEnv, "install", "new.bundle")
-			if killed != tc.inInstall {
-				t.Fatalf("install killed=%t, want %t:\n%s", killed, tc.inInstall, out)
-			}
-			d.checkBootable("after install", image)
-			if !tc.inInstall {
-				d.powerCycle()
-				d.checkBootable("after the install's reboot", image)
-				if killed, out := d.agent(checkEnv, "boot-check"); !killed {
-					t.Fatalf("boot-check was not killed:\n%s", out)
-				}
-				d.checkBootable("after the crash", image)
-			}
-			// Power on, boot-check, and again while it asks to reboot.
-			for i := 0; ; i++ {
-				d.powerCycle()
-				d.checkBootable(fmt.Sprintf("power-on %d", i+1), image)
-				if killed, out := d.agent(nil, "boot-check"); killed {
-					t.Fatalf("boot-check killed:\n%s", out)
-				}
-				if _, err := os.Stat(d.path("rebooted")); err != nil || i == 3 {
-					break
-				}
-			}
-			var j agent.Journal
-			if b, err := os.ReadFile(d.path("state/journal.json")); err == nil {
-				agentJournal(t, b, &j)
-			}
-			env := d.env()
-			if next := d.nextBoots(); j.State != tc.want || !slices.Equal(next, []string{tc.wantSlot}) || env["upgrade_available"] == "1" {
-				t.Fatalf("ended %s (%s) with boot env %s booting %v, want %s on slot %s", j.State, j.Result, counter(env), next, tc.want, tc.wantSlot)
-			}
-			installed := d.read("state/installed.json")
-			if (tc.want == agent.StateCommitted) != strings.Contains(installed, `"version": "1.0.0"`) {
-				t.Errorf("installed record %q after %s", installed, j.State)
-			}
-			if _, out := d.agent(nil, "status"); !strings.Contains(out, "state") {
-				t.Errorf("status after recovery:\n%s", out)
-			}
+			d, _ := newCrashDevice(t, tc.image, encrypted)
+			d.crashAndRecover(tc, "new.bundle", "1.0.0")
 		})
 	}
+}
+
+// crashAndRecover installs from source (a bundle of version) with
+// ferry-agent killed at tc's point, then powers the device on and runs
+// boot-check until it has nothing left to do, checking after every step
+// that the device boots a complete system (d.good), and at the end that
+// the install ended as tc wants. It returns what the killed install said.
+func (d *crashDevice) crashAndRecover(tc crashCase, source, version string) string {
+	t := d.t
+	crash := []string{crashAtEnv + "=" + tc.point}
+	if tc.point == "bytes" {
+		crash = []string{crashAfterEnv + "=" + fmt.Sprint(len(tc.image)/2)}
+	}
+	installEnv, checkEnv := crash, []string(nil)
+	if !tc.inInstall {
+		installEnv, checkEnv = nil, crash
+	}
+	killed, out := d.agent(installEnv, "install", source)
+	if killed != tc.inInstall {
+		t.Fatalf("install killed=%t, want %t:\n%s", killed, tc.inInstall, out)
+	}
+	d.checkBootable("after install")
+	if !tc.inInstall {
+		d.powerCycle()
+		d.checkBootable("after the install's reboot")
+		if killed, out := d.agent(checkEnv, "boot-check"); !killed {
+			t.Fatalf("boot-check was not killed:\n%s", out)
+		}
+		d.checkBootable("after the crash")
+	}
+	// Power on, boot-check, and again while it asks to reboot.
+	for i := 0; ; i++ {
+		d.powerCycle()
+		d.checkBootable(fmt.Sprintf("power-on %d", i+1))
+		if killed, out := d.agent(nil, "boot-check"); killed {
+			t.Fatalf("boot-check killed:\n%s", out)
+		}
+		if _, err := os.Stat(d.path("rebooted")); err != nil || i == 3 {
+			break
+		}
+	}
+	var j agent.Journal
+	if b, err := os.ReadFile(d.path("state/journal.json")); err == nil {
+		agentJournal(t, b, &j)
+	}
+	env := d.env()
+	if next := d.nextBoots(); j.State != tc.want || !slices.Equal(next, []string{tc.wantSlot}) || env["upgrade_available"] == "1" {
+		t.Fatalf("ended %s (%s) with boot env %s booting %v, want %s on slot %s", j.State, j.Result, counter(env), next, tc.want, tc.wantSlot)
+	}
+	installed := d.read("state/installed.json")
+	if (tc.want == agent.StateCommitted) != strings.Contains(installed, `"version": "`+version+`"`) {
+		t.Errorf("installed record %q after %s", installed, j.State)
+	}
+	if _, out := d.agent(nil, "status"); !strings.Contains(out, "state") {
+		t.Errorf("status after recovery:\n%s", out)
+	}
+	return out
 }
 
 func agentJournal(t *testing.T, b []byte, j *agent.Journal) {
@@ -385,6 +405,75 @@ func TestCrashModule(t *testing.T) {
 			installed := d.read("state/installed.json")
 			if (tc.want == agent.StateCommitted) != strings.Contains(installed, `"version": "1.0.0"`) {
 				t.Errorf("installed record %q after %s", installed, j.State)
+			}
+		})
+	}
+}
+
+// deltaImage is a healthy system of version: hexadecimal lines, of which
+// changed (a line number) and the 100 after it differ between versions.
+func deltaImage(version string, changed int) string {
+	var b strings.Builder
+	b.WriteString("system " + version + ", healthy\n")
+	for i := range 20000 {
+		line := fmt.Sprintf("%x", sha256.Sum256([]byte(strconv.Itoa(i))))
+		if i >= changed && i < changed+100 {
+			line = fmt.Sprintf("%x", sha256.Sum256([]byte(version+strconv.Itoa(i))))
+		}
+		b.WriteString(line + "\n")
+	}
+	return b.String()
+}
+
+// TestCrashDelta is TestCrash for a delta install (bundle/FORMAT.md
+// §15.5): the device runs 1.0.0, installed from a chunked bundle into
+// slot b and committed; 2.0.0 comes from a mirror store directory,
+// assembled from slot b's chunks and the chunks read from the store.
+// ferry-agent is killed at every point of the install and in the middle
+// of writing the slot; the device must boot a complete system after every
+// power cut and end committed or undone.
+func TestCrashDelta(t *testing.T) {
+	v1, v2 := deltaImage("1.0.0", 5000), deltaImage("2.0.0", 5000)
+	for _, tc := range []crashCase{
+		{"verifying", v2, true, agent.StateFailed, "b"},
+		{"writing", v2, true, agent.StateFailed, "b"},
+		{"bytes", v2, true, agent.StateFailed, "b"},
+		{"written", v2, true, agent.StateFailed, "b"},
+		{"activated", v2, true, agent.StateCommitted, "a"},
+		{"tentative", v2, true, agent.StateCommitted, "a"},
+		{"rebooting", v2, true, agent.StateCommitted, "a"},
+	} {
+		t.Run(tc.point, func(t *testing.T) {
+			d, _ := newCrashDevice(t, v1, false)
+			d.tool("mkbundle", "-o", "new.bundle", "-version", "1.0.0", "-key", "release.key", "-rootfs", "new.img", "-chunk")
+			if killed, out := d.agent(nil, "install", "new.bundle"); killed || !strings.Contains(out, "rebooting") {
+				t.Fatalf("install of 1.0.0:\n%s", out)
+			}
+			if slot := d.powerCycle(); slot != "b" {
+				t.Fatalf("1.0.0 booted slot %s", slot)
+			}
+			if _, out := d.agent(nil, "boot-check"); !strings.Contains(out, "committed") {
+				t.Fatalf("boot-check of 1.0.0:\n%s", out)
+			}
+			if err := os.WriteFile(d.path("v2.img"), []byte(v2), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			d.tool("mkbundle", "-o", "v2.bundle", "-version", "2.0.0", "-key", "release.key", "-rootfs", "v2.img", "-chunk")
+			st, err := mirror.Init(d.path("mirror"), testutil.MirrorKey(t))
+			if err == nil {
+				_, err = st.Add(d.path("v2.bundle"))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.good = map[string]string{"a": v2, "b": v1}
+			if out := d.crashAndRecover(tc, "mirror", "2.0.0"); !strings.Contains(out, "payload rootfs: delta from slot b") {
+				t.Errorf("the install was no delta install:\n%s", out)
+			}
+			if tc.want == agent.StateCommitted {
+				if _, out := d.agent(nil, "status"); !strings.Contains(out, "2.0.0") {
+					t.Errorf("status:\n%s", out)
+				}
 			}
 		})
 	}

@@ -128,6 +128,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 //	mkbundle -o OUT -version V [-key K.key]... [-device T]... [-rootfs FILE] [-files DIR]
 //	         [-module DIR [-module-target NAME]] [-corrupt] [-flip N]
 //	         [-name NAME] [-provides NAME=VERSION]... [-depends CONSTRAINT]...
+//	         [-chunk]
 func mkbundle(args []string) error {
 	fs := flag.NewFlagSet("mkbundle", flag.ContinueOnError)
 	var keys, devices, provides, depends, encryptTo listFlag
@@ -144,6 +145,7 @@ func mkbundle(args []string) error {
 	modTarget := fs.String("module-target", "single-file", "the module payload's update module")
 	corrupt := fs.Bool("corrupt", false, "flip a byte of the last payload after signing")
 	flip := fs.Int64("flip", -1, "flip byte N of the last payload part after signing (instead of its middle)")
+	chunk := fs.Bool("chunk", false, "chunk the rootfs payload (4 KiB chunks) for delta installs")
 	fs.Var(&keys, "key", "signing key (repeatable)")
 	fs.Var(&devices, "device", "device type (repeatable; default sim-board)")
 	if err := fs.Parse(args); err != nil {
@@ -203,6 +205,9 @@ func mkbundle(args []string) error {
 			return err
 		}
 		opts.EncryptTo = append(opts.EncryptTo, rs...)
+	}
+	if *chunk {
+		opts.ChunkAvgBits = bundle.MinChunkAvgBits
 	}
 	for _, p := range provides {
 		n, v, _ := strings.Cut(p, "=")
