@@ -153,6 +153,42 @@
 // extracted beside the old one and switched in by renaming a new symlink
 // over current.
 //
+// # Delta installs
+//
+// A rootfs payload may be chunked (bundle/FORMAT.md §15): content-defined
+// chunks, one zstd frame each, listed in a signed chunk index. After
+// writing such a payload into a slot (full or delta), the agent keeps its
+// index as STATE_DIR/chunks/TARGET.SLOT.idx: the file is removed (and
+// the directory synced) before the slot is written, and written the
+// durable way once the slot holds the verified content, so an index never
+// describes a slot that holds something else, whatever the power does.
+//
+// InstallFrom (ferry-agent install, and the mirror poll of ferry-agent
+// run) reads a bundle from a registry, a ferry mirror or a mirror store
+// or stick layout blob by blob (transport.Blobs). For each chunked
+// rootfs payload whose booted slot's index is kept it plans a delta:
+// the archive stream then leaves that payload's parts out
+// (bundle.ReaderOptions.Omitted), the head is judged as always, and the
+// content is assembled in order from the booted slot's chunks, each read
+// and re-hashed against the signed index before use (a chunk that no
+// longer matches, a slot modified or rotted, is fetched instead), and
+// the other chunks, fetched by bounded Range requests (runs of adjacent
+// chunks share one request; a dropped connection resumes), decompressed
+// and checked. The whole content is checked against the payload's signed
+// size and digest before the install reaches written, so nothing is
+// activated from a wrong chunk. A chunk the source does not have is an
+// error (errFetch, a failure, not a refusal) and the install fails with
+// nothing activated.
+//
+// The state machine and its recovery are those of a full install: a power
+// cut while writing leaves the new slot inactive and the install failed;
+// the next attempt plans its delta again from the booted slot. Without a
+// usable base (no index kept, as after an older agent or an unchunked
+// bundle; a damaged index; one that shares under 10 % of the content)
+// the payload is installed whole, and the log says why. Memory stays
+// flat: one chunk (at most bundle.MaxChunkSize) and the base index's
+// digests are held at a time.
+//
 // # Update modules
 //
 // A module payload's target names an update module in [modules] dir
