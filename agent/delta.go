@@ -127,15 +127,26 @@ func (a *Agent) installFrom(ctx context.Context, where string, topts transport.O
 		return nil, err
 	default:
 		defer blobs.Close()
-		o.Delta = a.planDelta(ctx, blobs)
-		stream = blobs.Stream(ctx, o.Delta.omitted())
+		return a.installBlobs(ctx, blobs, where, o)
 	}
 	defer stream.Close()
-	var r io.Reader = stream
+	return a.InstallWith(ctx, o.wrap(stream), where, o)
+}
+
+// installBlobs installs the bundle blobs reads, as a delta where
+// planDelta finds a base.
+func (a *Agent) installBlobs(ctx context.Context, blobs *transport.Blobs, origin string, o InstallOptions) (*Result, error) {
+	o.Delta = a.planDelta(ctx, blobs)
+	stream := blobs.Stream(ctx, o.Delta.omitted())
+	defer stream.Close()
+	return a.InstallWith(ctx, o.wrap(stream), origin, o)
+}
+
+func (o InstallOptions) wrap(r io.Reader) io.Reader {
 	if o.Stream != nil {
-		r = o.Stream(r)
+		return o.Stream(r)
 	}
-	return a.InstallWith(ctx, r, where, o)
+	return r
 }
 
 // planDelta decides, from the bundle's unjudged head, which payloads to

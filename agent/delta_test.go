@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/registry"
+	"github.com/ferry-update/ferry/transport/stick"
 )
 
 // deltaImages are two versions of a 3 MiB "filesystem image": random data
@@ -139,7 +140,7 @@ func partsSize(t *testing.T, b []byte) int64 {
 // handler), a real docker-registry and a mirror store directory installs
 // a byte-identical v2, fetching a small part of the payload.
 func TestDeltaInstall(t *testing.T) {
-	for _, source := range []string{"mirror", "registry", "layout"} {
+	for _, source := range []string{"mirror", "registry", "layout", "stick"} {
 		t.Run(source, func(t *testing.T) {
 			e := newDeltaEnv(t)
 			var where string
@@ -168,13 +169,25 @@ func TestDeltaInstall(t *testing.T) {
 				e.cfg.Source.PlainHTTP = true
 				where = "oci://" + strings.TrimPrefix(proxy.URL, "http://") + "/sim-os:2.0.0"
 			case "layout":
-				// A store directory is a layout as a stick's is; it
-				// holds two bundles, so name one.
-				e.store = nil
+				// A store directory holding one bundle.
 				st, _ := mirrorFor(t, e.b2)
 				where = st.Dir()
+			case "stick":
+				where = makeStick(t, e.store)
 			}
-			if _, err := e.installFrom(where); err != nil {
+			var err error
+			if source == "stick" {
+				err = e.do(func(a *Agent) error {
+					s, err := stick.OpenDir(where)
+					if err == nil {
+						_, _, err = a.InstallStick(context.Background(), s)
+					}
+					return err
+				})
+			} else {
+				_, err = e.installFrom(where)
+			}
+			if err != nil {
 				t.Fatalf("%v\n%s", err, e.log)
 			}
 			if !strings.Contains(e.log.String(), "payload rootfs: delta from slot b") {
@@ -182,7 +195,7 @@ func TestDeltaInstall(t *testing.T) {
 			}
 			e.checkV2(t)
 			full := partsSize(t, e.b2)
-			if source != "layout" && (e.servedBlob.Load() == 0 || e.servedBlob.Load() > full/4) {
+			if served := e.servedBlob.Load(); (source == "mirror" || source == "registry") && (served == 0 || served > full/4) {
 				t.Errorf("%d bytes of blobs served, the payload is %d: want a small part of it", e.servedBlob.Load(), full)
 			}
 			t.Logf("%s: %d of %d bytes fetched", source, e.servedBlob.Load(), full)

@@ -319,12 +319,13 @@ func (a *Agent) installStick(ctx context.Context, s *stick.Stick, rep *stick.Rep
 		a.logf("%s: %s: nothing to do", s.Root, rep.Reason)
 		return nil, nil
 	}
-	rc, err := s.Open(b)
+	origin := "stick " + s.Root + ": " + b.Name + " " + b.Version
+	blobs, err := transport.LayoutBlobs(ctx, s.Layout, b, origin)
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
-	return a.InstallWith(ctx, rc, "stick "+s.Root+": "+b.Name+" "+b.Version, InstallOptions{DeferReboot: true})
+	defer blobs.Close()
+	return a.installBlobs(ctx, blobs, origin, InstallOptions{DeferReboot: true})
 }
 
 // offered says what a stick holds, for a report: "NAME VERSION (DEVICE

@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/verifyio"
 	"github.com/ferry-update/ferry/transport/oci"
+	"github.com/ferry-update/ferry/transport/stick"
 )
 
 // ErrNoBlobs is wrapped by OpenBlobs for a place whose bundle cannot be
@@ -160,4 +161,16 @@ func (b *Blobs) Attachment(ctx context.Context, cfg *bundle.Config, name string)
 		return data, nil
 	}
 	return nil, fmt.Errorf("no attachment %s", name)
+}
+
+// LayoutBlobs is bundle b of layout l (a stick's, as Bundles listed it)
+// read by range; ref names it in messages.
+func LayoutBlobs(ctx context.Context, l *stick.Layout, b stick.Bundle, ref string) (*Blobs, error) {
+	src := &layoutSource{l: l}
+	e := Entry{Ref: ref, Name: b.Name, Version: b.Version, Err: b.Err, key: b}
+	h, err := src.Head(ctx, e)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", ref, err)
+	}
+	return &Blobs{src: src, entry: e, Head: h}, nil
 }
