@@ -42,14 +42,17 @@ func (e pureGoFrameEncoder) EncodeFrame(dst, src []byte) ([]byte, error) {
 // chunks of a delta install. It is safe for concurrent use.
 type FrameDecoder struct{ dec *kzstd.Decoder }
 
-// NewFrameDecoder returns a decoder that refuses frames with a window
-// above MaxWindow and content above maxSize bytes.
+// NewFrameDecoder returns a decoder for frames of at most maxSize bytes
+// of content. It refuses a frame whose content or window exceeds twice
+// that (an encoder rounds the window of a small frame up to a power of
+// two), or whose window exceeds MaxWindow, so a hostile frame costs at
+// most that much memory; the caller checks the exact size.
 func NewFrameDecoder(maxSize int) (*FrameDecoder, error) {
 	dec, err := kzstd.NewReader(nil,
 		kzstd.WithDecoderConcurrency(1),
 		kzstd.WithDecoderLowmem(true),
-		kzstd.WithDecoderMaxWindow(MaxWindow),
-		kzstd.WithDecoderMaxMemory(uint64(maxSize)),
+		kzstd.WithDecoderMaxWindow(min(MaxWindow, 2*uint64(maxSize))),
+		kzstd.WithDecoderMaxMemory(2*uint64(maxSize)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("creating zstd frame decoder: %w", err)
