@@ -34,9 +34,11 @@ const (
 	// MaxChunkSize bounds a chunk's content: what a device holds in
 	// memory per chunk.
 	MaxChunkSize = 16 << 20
-	// PackChunks: a part of a chunked payload ends after a chunk whose
-	// digest's first four bytes, big-endian, are a multiple of it (§15.3).
-	PackChunks = 64
+	// PackContentBits: a part of a chunked payload holds about
+	// 2^PackContentBits bytes of content (§15.3), at most MaxPacks parts
+	// when the writer knows the content's size.
+	PackContentBits = 22
+	MaxPacks        = 512
 	// chunkIndexMagic opens every chunk index.
 	chunkIndexMagic  = "ferrycx1"
 	chunkIndexHeader = 16
@@ -228,9 +230,22 @@ func (c Chunk) ChunkDigest() digest.Digest {
 	return digest.NewDigestFromBytes(digest.SHA256, c.Digest[:])
 }
 
-// endsPack says whether the chunk with digest d ends its part (§15.3).
-func endsPack(d [sha256.Size]byte) bool {
-	return binary.BigEndian.Uint32(d[:4])%PackChunks == 0
+// PackBits is how a writer cuts a chunked payload into parts (§15.3): a
+// part ends after a chunk whose digest's first four bytes, big-endian,
+// are a multiple of 2^PackBits, so parts hold about 2^PackContentBits
+// bytes of content, or fewer and larger parts when size (the content's,
+// 0 if unknown) would make more than MaxPacks.
+func PackBits(avgBits int, size int64) int {
+	bits := max(PackContentBits-avgBits, 0)
+	for size>>(avgBits+bits) > MaxPacks && bits < 31 {
+		bits++
+	}
+	return bits
+}
+
+// endsPack says whether the chunk with digest d ends its part.
+func endsPack(d [sha256.Size]byte, packBits int) bool {
+	return binary.BigEndian.Uint32(d[:4])&(1<<packBits-1) == 0
 }
 
 // ChunkDiff says what a device holding the content of old lacks of new.

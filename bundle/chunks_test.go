@@ -122,6 +122,9 @@ func TestChunkedPayload(t *testing.T) {
 // TestChunkDiff: a changed region costs the chunks around it; the rest is
 // shared, and so are the parts far from the change.
 func TestChunkDiff(t *testing.T) {
+	if PackBits(MinChunkAvgBits, 0) != 10 || PackBits(MinChunkAvgBits, 8<<30) != 12 || PackBits(14, 0) != 8 {
+		t.Fatalf("PackBits: %d %d %d", PackBits(MinChunkAvgBits, 0), PackBits(MinChunkAvgBits, 8<<30), PackBits(14, 0))
+	}
 	dir := t.TempDir()
 	v1 := chunkTestImage(2<<20, 1)
 	v2 := bytes.Clone(v1)

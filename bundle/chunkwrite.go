@@ -28,7 +28,7 @@ type chunkJob struct {
 // frames in order, ending a part after a chunk that ends a pack (§15.3) or
 // before one that would overflow the part size. It fills in p (Chunks.Index
 // and Count included) and returns the chunk index.
-func (w *partWriter) writeChunkedPayload(p *Payload, content io.Reader, avgBits, workers int, progress func(int64)) (*ChunkIndex, error) {
+func (w *partWriter) writeChunkedPayload(p *Payload, content io.Reader, contentSize int64, avgBits, workers int, progress func(int64)) (*ChunkIndex, error) {
 	minSize, maxSize, err := ChunkParams(avgBits)
 	if err != nil {
 		return nil, err
@@ -41,6 +41,7 @@ func (w *partWriter) writeChunkedPayload(p *Payload, content io.Reader, avgBits,
 	}
 	w.startPayload(p)
 	first := len(w.layers)
+	packBits := PackBits(avgBits, contentSize)
 
 	work := make(chan *chunkJob, workers)
 	order := make(chan *chunkJob, 2*workers)
@@ -124,7 +125,7 @@ func (w *partWriter) writeChunkedPayload(p *Payload, content io.Reader, avgBits,
 		if _, err := w.Write(j.frame); err != nil {
 			return nil, err
 		}
-		if endsPack(j.sum) {
+		if endsPack(j.sum, packBits) {
 			if err := w.finishPart(); err != nil {
 				return nil, err
 			}

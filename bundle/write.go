@@ -30,6 +30,9 @@ type Source struct {
 	Type    PayloadType
 	Target  string // where the agent installs it; defaults to Type
 	Content io.Reader
+	// Size is the content's length if known (0: unknown); a chunked
+	// payload uses it to choose its part sizes (FORMAT.md §15.3).
+	Size int64
 }
 
 // Options say what bundle Create makes.
@@ -140,7 +143,7 @@ func Create(path string, opts Options, sources ...Source) (*Result, error) {
 			err = pw.writePayload(p, s.Content, opts.Workers, progress)
 		} else {
 			var ix *ChunkIndex
-			if ix, err = pw.writeChunkedPayload(p, s.Content, opts.ChunkAvgBits, opts.Workers, progress); err == nil {
+			if ix, err = pw.writeChunkedPayload(p, s.Content, s.Size, opts.ChunkAvgBits, opts.Workers, progress); err == nil {
 				// The index is known only now: it joins the head's
 				// attachments, after those given.
 				a := AttachmentData{Data: ix.Marshal()}

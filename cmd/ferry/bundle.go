@@ -195,7 +195,7 @@ func runCreate(s *streams, co createOptions, a []string) error {
 	defer content.Close()
 	var done func()
 	co.opts.Progress, done = s.progress(total, "packing")
-	res, err := bundle.Create(co.out, co.opts, bundle.Source{Name: string(co.typ), Type: bundle.PayloadType(co.typ), Target: co.target, Content: content})
+	res, err := bundle.Create(co.out, co.opts, bundle.Source{Name: string(co.typ), Type: bundle.PayloadType(co.typ), Target: co.target, Content: content, Size: max(total, 0)})
 	done()
 	if err != nil {
 		return err
