@@ -63,13 +63,16 @@ type Chunks struct {
 	Count int `json:"count"`
 }
 
-// ChunkParams returns the chunker bounds for avgBits: a minimum of a
-// quarter and a maximum of 4 times 2^avgBits.
+// ChunkParams returns the chunker bounds for avgBits: a minimum of 1/16
+// and a maximum of 4 times 2^avgBits. A small minimum lets the cut points
+// after a change fall back in step with the old ones sooner: on the
+// bench's in-place pair, minimums of 1/16, 1/8 and 1/4 of 16 KiB left
+// 7.1, 10.1 and 15.5 MiB of unchanged content in the new chunks.
 func ChunkParams(avgBits int) (minSize, maxSize int, err error) {
 	if avgBits < MinChunkAvgBits || avgBits > MaxChunkAvgBits {
 		return 0, 0, fmt.Errorf("chunk size 2^%d: want 2^%d to 2^%d bytes", avgBits, MinChunkAvgBits, MaxChunkAvgBits)
 	}
-	return 1 << (avgBits - 2), 1 << (avgBits + 2), nil
+	return 1 << (avgBits - 4), 1 << (avgBits + 2), nil
 }
 
 // errChunkedEncrypted refuses chunks on an encrypted payload.
