@@ -40,6 +40,7 @@ bench:
 	bash scripts/bench-agent.sh
 	bash scripts/bench-mirror.sh
 	bash scripts/bench-media.sh
+	bash scripts/bench-delta.sh
 
 lint:
 	@unformatted=$$(gofmt -l .); \
