@@ -300,6 +300,9 @@ func (r *remoteRepo) pushReferrers(ctx context.Context, res *PushResult, subject
 		return err
 	}
 	for _, at := range atts {
+		if at.MediaType == bundle.ChunkIndexMediaType {
+			continue // a part of the payload, not a document about it
+		}
 		art, err := attachmentReferrer(subject, at)
 		if err != nil {
 			return err

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -16,8 +18,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/opencontainers/go-digest"
 	ggcr "github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -321,5 +325,44 @@ func TestPullReferrerSignatures(t *testing.T) {
 	}
 	if _, err := testutil.VerifyFile(t, out, 2, alice, bob); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestPushChunked: a chunked bundle (FORMAT.md §15) pushes its chunk index
+// as a layer, not as a referrer (it is part of the payload, not a document
+// about it), and the next version's push skips the packs the registry
+// already holds.
+func TestPushChunked(t *testing.T) {
+	srv := httptest.NewServer(ggcr.New(ggcr.WithReferrersSupport(true), ggcr.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	alice := testutil.NewKey(t, "alice")
+	v1 := make([]byte, 4<<20)
+	_, _ = rand.NewChaCha8([32]byte{5}).Read(v1)
+	v2 := bytes.Clone(v1)
+	copy(v2[3<<20:], bytes.Repeat([]byte("v2"), 5000))
+	var digests []digest.Digest
+	for i, content := range [][]byte{v1, v2} {
+		path := filepath.Join(t.TempDir(), "b.ferry")
+		res, err := bundle.Create(path, bundle.Options{
+			Name: "gw", Version: fmt.Sprintf("%d.0.0", i+1), DeviceTypes: []string{"board-a"}, Created: time.Unix(1700000000, 0),
+			Sign: testutil.SignWith("gw", time.Unix(1700000000, 0), alice), ChunkAvgBits: bundle.MinChunkAvgBits,
+		}, bundle.Source{Name: "rootfs", Type: bundle.Rootfs, Content: bytes.NewReader(content), Size: int64(len(content))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, res.ManifestDigest)
+		pr, err := registry.Push(context.Background(), path, "oci://"+host+"/gw", plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 && (pr.BlobsPresent == 0 || pr.BlobsUploaded == 0) {
+			t.Errorf("push of 2.0.0: %d blobs uploaded, %d present: want the unchanged packs skipped", pr.BlobsUploaded, pr.BlobsPresent)
+		}
+	}
+	repo := oci.NewRepository(host, "gw", oci.Options{PlainHTTP: true})
+	refs, err := repo.Referrers(context.Background(), digests[1], "")
+	if err != nil || len(refs) != 1 {
+		t.Fatalf("referrers %v, %v: want the signature only", refs, err)
 	}
 }

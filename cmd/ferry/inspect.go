@@ -114,8 +114,11 @@ func printAttachments(w io.Writer, as []bundle.AttachmentData) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, a := range attachmentSummaries(as) {
 		what := "-"
-		if a.SBOM != nil {
+		switch {
+		case a.SBOM != nil:
 			what = fmt.Sprintf("%s, %d component(s)", display.Untrusted(a.SBOM.Spec), a.SBOM.Components)
+		case a.MediaType == bundle.ChunkIndexMediaType:
+			what = "chunk index (ferry bundle create --delta)"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", display.Untrusted(a.Name), display.Untrusted(a.MediaType), display.Bytes(a.Size), what, a.Digest)
 	}
