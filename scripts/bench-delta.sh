@@ -47,13 +47,13 @@ for tool in go xdelta3 zstd casync curl /usr/bin/time; do
 	command -v "$tool" >/dev/null || die "$tool not found (apt-get install xdelta3 zstd casync curl time)"
 done
 
-rm -rf "$WORK"
+rm -rf "$WORK/mirror" "$WORK/device"
 mkdir -p "$WORK"
 log "building ferry and ferry-agent (CGO_ENABLED=0, as on devices)"
 go build -o "$WORK/ferry" ./cmd/ferry
 CGO_ENABLED=0 go build -trimpath -o "$WORK/ferry-agent" ./cmd/ferry-agent
 FERRY=$WORK/ferry AGENT=$WORK/ferry-agent
-"$FERRY" key generate --out "$WORK/key" >/dev/null 2>&1
+[[ -f $WORK/key.key ]] || "$FERRY" key generate --out "$WORK/key" >/dev/null 2>&1
 
 # timed NAME CMD...: runs CMD, sets SECS and RSS_KIB.
 timed() {
@@ -72,7 +72,7 @@ row() { printf '  %-44s %9s MB  %7.1f s  %5d MiB RSS\n' "$1" "$(mb "$2")" "$3" $
 
 pack() { # IMG VERSION OUT
 	timed "ferry bundle create --delta" "$FERRY" bundle create "$1" --delta --chunk-size "$CHUNK" --name bench \
-		--version "$2" --device-type bench-board --key "$WORK/key.key" --out "$3"
+		--version "$2" --device-type bench-board --key "$WORK/key.key" --out "$3" --force
 }
 
 # device: a simulated device with file slots that runs v1 (installed from
@@ -104,13 +104,19 @@ device() {
 }
 
 v1=$(scripts/bench-mkimage.sh 1g)
-log "packing v1 with --delta --chunk-size $CHUNK"
-pack "$v1" 1.0.0 "$WORK/v1.ferry"
-create_rss=$RSS_KIB create_secs=$SECS
-"$FERRY" bundle create "$v1" --name bench --version 1.0.0 --device-type bench-board \
-	--key "$WORK/key.key" --out "$WORK/v1-plain.ferry" >/dev/null
+# v1's bundles are kept while ferry, the image and the chunk size are.
+stamp="$(sha256sum <"$FERRY" | cut -c1-16) $(<"$v1.sha256") $CHUNK"
+if [[ ! -f $WORK/v1.stamp || $(<"$WORK/v1.stamp") != "$stamp" ]]; then
+	log "packing v1 with --delta --chunk-size $CHUNK, and without"
+	rm -f "$WORK/v1.stamp"
+	pack "$v1" 1.0.0 "$WORK/v1.ferry"
+	echo "$SECS $RSS_KIB" >"$WORK/v1.create"
+	"$FERRY" bundle create "$v1" --name bench --version 1.0.0 --device-type bench-board \
+		--key "$WORK/key.key" --out "$WORK/v1-plain.ferry" --force >/dev/null
+	echo "$stamp" >"$WORK/v1.stamp"
+fi
+read -r create_secs create_rss <"$WORK/v1.create"
 v1_size=$(stat -c %s "$WORK/v1.ferry") plain_size=$(stat -c %s "$WORK/v1-plain.ferry")
-rm -f "$WORK/v1-plain.ferry"
 
 "$FERRY" mirror init "$WORK/mirror" --key "$WORK/key.key" >/dev/null
 port=$((20000 + RANDOM % 20000))
@@ -131,8 +137,8 @@ printf '  chunked bundle of v1: %s MB, %.1f %% more than without --delta (%s MB)
 for pair in $PAIRS; do
 	v2=$(scripts/bench-mkdelta.sh "$pair")
 	log "$pair: packing v2"
-	pack "$v2" "2.0.$([[ $pair == inplace ]] && echo 1 || echo 2)" "$WORK/v2.ferry"
-	ver=$("$FERRY" bundle inspect --json "$WORK/v2.ferry" | sed -n 's/^  "tag": "\(.*\)",$/\1/p')
+	ver=2.0.$([[ $pair == inplace ]] && echo 1 || echo 2)
+	pack "$v2" "$ver" "$WORK/v2.ferry"
 	"$FERRY" mirror add "$WORK/mirror" "$WORK/v1.ferry" "$WORK/v2.ferry" >/dev/null
 	diff_json=$("$FERRY" bundle diff --json "$WORK/v1.ferry" "$WORK/v2.ferry")
 	predicted=$(sed -n 's/^ *"fetch": \([0-9]*\),$/\1/p' <<<"$diff_json")
