@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/internal/zstd"
@@ -242,4 +243,24 @@ func FuzzParseChunkIndex(f *testing.F) {
 			t.Fatalf("a consistent index fails Locate: %v", err)
 		}
 	})
+}
+
+// TestChunkedNotEncrypted: chunks and encryption exclude each other, at
+// creation and in a config.
+func TestChunkedNotEncrypted(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Create(filepath.Join(t.TempDir(), "b.ferry"), Options{
+		Name: "os", Version: "1.0.0", DeviceTypes: []string{"board"}, ChunkAvgBits: DefaultChunkAvgBits, EncryptTo: []age.Recipient{id.Recipient()},
+	}, Source{Name: "rootfs", Type: Rootfs, Content: bytes.NewReader(make([]byte, 1000))})
+	if !errors.Is(err, errChunkedEncrypted) {
+		t.Errorf("Create: %v, want errChunkedEncrypted", err)
+	}
+	p := &Payload{Type: Rootfs, Size: 100, Encryption: "age"}
+	c := &Chunks{Index: "rootfs.chunks", Chunker: ChunkerRabin, AvgBits: 12, MinSize: 256, MaxSize: 16384, Count: 1}
+	if err := c.validate(p, nil); !errors.Is(err, errChunkedEncrypted) {
+		t.Errorf("validate: %v, want errChunkedEncrypted", err)
+	}
 }
