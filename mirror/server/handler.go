@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/devices"
+	"github.com/ferry-update/ferry/internal/ratelimit"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/transport/checkin"
 	"github.com/ferry-update/ferry/transport/wire"
@@ -35,7 +36,7 @@ type Handler struct {
 	now     func() time.Time
 	logf    func(format string, a ...any)
 	limited *limitedLog
-	rate    *rateLimiter
+	rate    *ratelimit.Limiter
 }
 
 // HandlerOptions configure NewHandler.
@@ -66,7 +67,7 @@ func NewHandler(s *mirror.Store, o HandlerOptions) *Handler {
 	}
 	return &Handler{store: s, oci: NewOCI(s), devices: o.Devices, legacy: o.AcceptLegacy, ids: &mirrorIDs{store: s}, now: time.Now, logf: logf,
 		limited: &limitedLog{logf: logf, interval: time.Minute, kinds: map[string]*logKind{}},
-		rate:    newRateLimiter(o.Limits.CheckinRate, o.Limits.CheckinBurst)}
+		rate:    ratelimit.New(o.Limits.CheckinRate, o.Limits.CheckinBurst)}
 }
 
 // ServeHTTP implements http.Handler.
@@ -132,9 +133,9 @@ func (h *Handler) serveCheckin(w http.ResponseWriter, r *http.Request) {
 	}
 	remote := remoteIP(r.RemoteAddr)
 	now := h.now()
-	if ok, wait := h.rate.allow(remote, now); !ok {
+	if ok, wait := h.rate.Allow(remote, now); !ok {
 		h.limited.printf(now, "rate", "check-ins from %s refused (429): more than %g a second, burst %d (--checkin-rate, --checkin-burst)",
-			remote, h.rate.rate, int(h.rate.burst))
+			remote, h.rate.Rate(), h.rate.Burst())
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		jsonError(w, http.StatusTooManyRequests, "too many check-ins from "+remote+"; retry later")
 		return

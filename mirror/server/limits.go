@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/devices"
+	"github.com/ferry-update/ferry/internal/ratelimit"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/tufrepo"
 )
@@ -223,72 +223,7 @@ func (c *capConn) Close() error {
 
 // remoteIP is the host of a remote address, "unix" for a Unix socket
 // (behind a proxy).
-func remoteIP(addr string) string {
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
-	}
-	if addr == "@" || addr == "" {
-		return "unix"
-	}
-	return addr
-}
-
-// rateLimiter is a token bucket per client.
-type rateLimiter struct {
-	rate  float64
-	burst float64
-
-	mu      sync.Mutex
-	buckets map[string]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
-// maxBuckets bounds the limiter's memory: beyond it, full buckets are
-// forgotten (they would allow a burst anyway).
-const maxBuckets = 100000
-
-func newRateLimiter(rate float64, burst int) *rateLimiter {
-	if rate <= 0 {
-		return nil
-	}
-	return &rateLimiter{rate: rate, burst: float64(max(burst, 1)), buckets: map[string]*bucket{}}
-}
-
-// allow takes a token for client at now, or says how long until one.
-func (l *rateLimiter) allow(client string, now time.Time) (bool, time.Duration) {
-	if l == nil {
-		return true, 0
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.buckets[client]
-	if b == nil {
-		if len(l.buckets) >= maxBuckets {
-			l.sweep(now)
-		}
-		b = &bucket{tokens: l.burst, at: now}
-		l.buckets[client] = b
-	}
-	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
-	b.at = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
-}
-
-func (l *rateLimiter) sweep(now time.Time) {
-	for k, b := range l.buckets {
-		if b.tokens+now.Sub(b.at).Seconds()*l.rate >= l.burst {
-			delete(l.buckets, k)
-		}
-	}
-}
+func remoteIP(addr string) string { return ratelimit.Client(addr) }
 
 // limitedLog says when a limit bites, at most once per interval per kind,
 // with how many times it bit in between, so a flood cannot flood the log.
