@@ -112,7 +112,7 @@ func Open(path string) (*DB, error) {
 	// devices' command) then waits its turn (busy_timeout) instead of
 	// failing busy when a read would have to become a write.
 	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(devicesSchema + fleetSchema + engineSchema(sqliteDialect) + "PRAGMA user_version = 2;"); err != nil {
+	if _, err := db.Exec(devicesSchema + fleetSchema + engineSchema(sqliteDialect) + accountsSchema + "PRAGMA user_version = 2;"); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("device database %s: %w", path, err)
 	}

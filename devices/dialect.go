@@ -71,6 +71,10 @@ func (s sqlDB) Exec(query string, args ...any) (sql.Result, error) {
 	return s.db.Exec(s.dl.q(query), args...)
 }
 
+func (s sqlDB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return s.db.ExecContext(ctx, s.dl.q(query), args...)
+}
+
 func (s sqlDB) Close() error { return s.db.Close() }
 
 // sqlTx is a transaction in a dialect.

@@ -10,8 +10,9 @@ import (
 )
 
 // postgresSchema is the SQLite schema (devicesSchema, fleetSchema) in
-// PostgreSQL's types. An advisory lock keeps two mirrors that start at
-// once from making it together.
+// PostgreSQL's types; accountsSchema, written for both, follows it. An
+// advisory lock keeps two mirrors that start at once from making it
+// together.
 const postgresSchema = `
 SELECT pg_advisory_xact_lock(7026150412);
 CREATE TABLE IF NOT EXISTS devices (
@@ -83,7 +84,7 @@ func OpenPostgres(ctx context.Context, url string) (*DB, error) {
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err == nil {
-		if _, err = tx.ExecContext(ctx, postgresSchema+engineSchema(postgresDialect)); err == nil {
+		if _, err = tx.ExecContext(ctx, postgresSchema+engineSchema(postgresDialect)+accountsSchema); err == nil {
 			err = tx.Commit()
 		} else {
 			tx.Rollback()
