@@ -2,13 +2,8 @@ package devices
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/ferry-update/ferry/internal/testtool"
@@ -16,19 +11,11 @@ import (
 
 // pgServer is one PostgreSQL server for the package's tests, started by
 // the first test that needs it; each test gets a database of its own.
-var pgServer struct {
-	once sync.Once
-	url  string
-	stop func()
-	err  error
-	dbs  atomic.Int32
-}
+var pgServer testtool.SharedPostgres
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if pgServer.stop != nil {
-		pgServer.stop()
-	}
+	pgServer.Stop()
 	os.Exit(code)
 }
 
@@ -57,26 +44,7 @@ func openBackend(t *testing.T, backend string) *DB {
 
 // newPostgresDB makes a new database on the package's server and
 // returns its URL.
-func newPostgresDB(t *testing.T) string {
-	t.Helper()
-	pgServer.once.Do(func() { pgServer.url, pgServer.stop, pgServer.err = testtool.StartPostgres() })
-	if pgServer.err != nil {
-		if pgServer.err == testtool.ErrNoPostgres {
-			testtool.Missing(t, testtool.ErrNoPostgres.Error())
-		}
-		t.Fatal(pgServer.err)
-	}
-	name := fmt.Sprintf("t%d", pgServer.dbs.Add(1))
-	admin, err := sql.Open("pgx", pgServer.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatal(err)
-	}
-	return strings.Replace(pgServer.url, "/postgres?", "/"+name+"?", 1)
-}
+func newPostgresDB(t *testing.T) string { return pgServer.NewDB(t) }
 
 // eachBackend runs test against SQLite and PostgreSQL; its newDB opens
 // an empty store of the backend.

@@ -1,6 +1,7 @@
 package testtool
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -8,6 +9,9 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -106,4 +110,46 @@ func Postgres(t testing.TB) string {
 	}
 	t.Cleanup(stop)
 	return url
+}
+
+// SharedPostgres is one PostgreSQL server for a test binary, started by
+// the first test that asks for a database (NewDB); each test gets a new
+// database of its own on it. Stop it from TestMain once the tests ran.
+// The caller links the "pgx" database/sql driver (package devices does).
+type SharedPostgres struct {
+	once sync.Once
+	url  string
+	stop func()
+	err  error
+	dbs  atomic.Int32
+}
+
+// NewDB makes a new, empty database and returns its URL. Without
+// PostgreSQL the test is skipped, or failed under CI.
+func (p *SharedPostgres) NewDB(t testing.TB) string {
+	t.Helper()
+	p.once.Do(func() { p.url, p.stop, p.err = StartPostgres() })
+	if errors.Is(p.err, ErrNoPostgres) {
+		Missing(t, ErrNoPostgres.Error())
+	}
+	if p.err != nil {
+		t.Fatal(p.err)
+	}
+	name := fmt.Sprintf("t%d", p.dbs.Add(1))
+	admin, err := sql.Open("pgx", p.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Replace(p.url, "/postgres?", "/"+name+"?", 1)
+}
+
+// Stop stops the server, if a test started it.
+func (p *SharedPostgres) Stop() {
+	if p.stop != nil {
+		p.stop()
+	}
 }
