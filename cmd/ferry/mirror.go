@@ -17,6 +17,7 @@ import (
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/media"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/operator"
 	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/signing"
 	"github.com/ferry-update/ferry/signing/pkcs11uri"
@@ -380,6 +381,8 @@ type mirrorServeOptions struct {
 	acceptLegacy      bool
 	database          string
 	limits            server.Limits
+	// The operators' console and API.
+	console, secureCookies, plainConsole bool
 }
 
 func newMirrorServeCommand(s *streams) *cobra.Command {
@@ -436,6 +439,9 @@ with Ctrl-C or SIGTERM.`,
 	f.BoolVar(&o.noCheckins, "no-checkins", false, "refuse device check-ins (404) instead of storing them")
 	addDatabaseFlag(cmd, &o.database)
 	f.BoolVar(&o.acceptLegacy, "accept-legacy", false, "record unsigned check-ins of older agents as legacy devices (not authenticated) instead of refusing them")
+	f.BoolVar(&o.console, "console", false, "serve the operators' web console (/console/) and fleet API (/api/v1/); accounts: 'ferry fleet users'")
+	f.BoolVar(&o.secureCookies, "secure-cookies", false, "mark console cookies Secure on plain http too: the mirror is behind a TLS proxy")
+	f.BoolVar(&o.plainConsole, "console-over-http", false, "serve --console over plain http on a non-loopback address (passwords and tokens cross the network in clear)")
 	return cmd
 }
 
@@ -455,16 +461,21 @@ func runMirrorServe(ctx context.Context, s *streams, o mirrorServeOptions, dir s
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	so := server.Options{Store: st, Checkins: !o.noCheckins, AcceptLegacy: o.acceptLegacy, Limits: o.limits, RefreshInterval: o.refresh, TLSCert: o.cert, TLSKey: o.key}
-	if !o.noCheckins && o.database != "" {
+	so.Logf = func(format string, a ...any) {
+		fmt.Fprintf(s.err, "ferry: %s\n", display.UntrustedLines(fmt.Sprintf(format, a...)))
+	}
+	if (!o.noCheckins && o.database != "") || o.console {
 		d, err := openDeviceStore(ctx, st.Dir(), o.database)
 		if err != nil {
 			return err
 		}
 		defer d.Close()
-		so.Devices = d
-	}
-	so.Logf = func(format string, a ...any) {
-		fmt.Fprintf(s.err, "ferry: %s\n", display.UntrustedLines(fmt.Sprintf(format, a...)))
+		if !o.noCheckins {
+			so.Devices = d
+		}
+		if o.console {
+			so.Operator = operator.New(operator.Options{Devices: d, Accounts: operator.NewAccounts(d), SecureCookies: o.secureCookies, Logf: so.Logf})
+		}
 	}
 	so.Refreshed = func(res *tufrepo.Status, err error) {
 		if err != nil {
@@ -477,8 +488,17 @@ func runMirrorServe(ctx context.Context, s *streams, o mirrorServeOptions, dir s
 	if err != nil {
 		return err
 	}
+	if o.console && o.cert == "" && !o.plainConsole && !server.Private(ln) {
+		ln.Close()
+		return cliexit.UsageError{Err: fmt.Errorf("--console on %s over plain http would send operators' passwords and tokens in clear", o.listen),
+			Hint: "serve https (--tls-cert, --tls-key), or listen on 127.0.0.1 or unix:PATH behind a TLS proxy (with --secure-cookies), or accept the risk with --console-over-http"}
+	}
 	so.Serving = func() {
-		fmt.Fprintf(s.err, "ferry: serving mirror %s on %s\n", st.Dir(), server.Where(ln, o.cert != ""))
+		where := server.Where(ln, o.cert != "")
+		fmt.Fprintf(s.err, "ferry: serving mirror %s on %s\n", st.Dir(), where)
+		if o.console {
+			fmt.Fprintf(s.err, "ferry: console at %s/console/, fleet API at %s/api/v1/\n", where, where)
+		}
 	}
 	return server.Serve(ctx, ln, so)
 }

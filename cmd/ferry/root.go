@@ -93,6 +93,19 @@ func newRootCommandWith(s *streams) *cobra.Command {
 			newMediaReportsCommand(s),
 		),
 		newAuditCommand(s),
+		cliexit.Group(newFleetCommand(),
+			cliexit.Group(newFleetUsersCommand(),
+				newFleetUsersAddCommand(s),
+				newFleetUsersListCommand(s),
+				newFleetUsersPasswdCommand(s),
+				newFleetUsersRemoveCommand(s),
+			),
+			cliexit.Group(newFleetTokensCommand(),
+				newFleetTokensCreateCommand(s),
+				newFleetTokensListCommand(s),
+				newFleetTokensRevokeCommand(s),
+			),
+		),
 	)
 	return root
 }

@@ -25,8 +25,9 @@ import (
 
 // Handler is everything 'ferry mirror serve' answers: the OCI distribution
 // API (Server), the mirror's TUF metadata under /tuf/, the trust roots at
-// GET /ferry/v1/roots/N.root.json, and device check-ins at POST
-// /ferry/v1/checkin.
+// GET /ferry/v1/roots/N.root.json, device check-ins at POST
+// /ferry/v1/checkin, and, when HandlerOptions.Operator is set, the
+// operators' API (/api/) and console (/console/).
 type Handler struct {
 	store   *mirror.Store
 	oci     *OCI
@@ -37,6 +38,7 @@ type Handler struct {
 	logf    func(format string, a ...any)
 	limited *limitedLog
 	rate    *ratelimit.Limiter
+	op      http.Handler
 }
 
 // HandlerOptions configure NewHandler.
@@ -54,6 +56,9 @@ type HandlerOptions struct {
 	// Limits: the handler applies CheckinRate, CheckinBurst and
 	// MaxDevices (set on Devices); the zero value limits nothing.
 	Limits Limits
+	// Operator, if set, answers the operators' API (/api/) and console
+	// (/console/): package operator's Handler. Nil answers them 404.
+	Operator http.Handler
 }
 
 // NewHandler returns the HTTP handler of a mirror.
@@ -67,7 +72,7 @@ func NewHandler(s *mirror.Store, o HandlerOptions) *Handler {
 	}
 	return &Handler{store: s, oci: NewOCI(s), devices: o.Devices, legacy: o.AcceptLegacy, ids: &mirrorIDs{store: s}, now: time.Now, logf: logf,
 		limited: &limitedLog{logf: logf, interval: time.Minute, kinds: map[string]*logKind{}},
-		rate:    ratelimit.New(o.Limits.CheckinRate, o.Limits.CheckinBurst)}
+		rate:    ratelimit.New(o.Limits.CheckinRate, o.Limits.CheckinBurst), op: o.Operator}
 }
 
 // ServeHTTP implements http.Handler.
@@ -79,6 +84,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveRoot(w, r, p[len(wire.RootsPath):])
 	case p == checkin.Path:
 		h.serveCheckin(w, r)
+	case p == "/console":
+		http.Redirect(w, r, "/console/", http.StatusMovedPermanently)
+	case strings.HasPrefix(p, "/api/"), strings.HasPrefix(p, "/console/"):
+		if h.op == nil {
+			jsonError(w, http.StatusNotFound, "this mirror serves no operator console or API ('ferry mirror serve --console')")
+			return
+		}
+		h.op.ServeHTTP(w, r)
 	default:
 		h.oci.ServeHTTP(w, r)
 	}

@@ -287,6 +287,9 @@ type Options struct {
 	Serving func()
 	// Logf is told when a limit bites or a check-in cannot be stored.
 	Logf func(format string, a ...any)
+	// Operator, if set, serves the operators' API and console
+	// (HandlerOptions.Operator).
+	Operator http.Handler
 }
 
 // Serve serves o.Store on ln until ctx ends: the Handler, under
@@ -307,7 +310,7 @@ func Serve(ctx context.Context, ln net.Listener, o Options) error {
 		defer d.Close()
 		o.Devices = d
 	}
-	srv := o.Limits.HTTPServer(NewHandler(s, HandlerOptions{Devices: o.Devices, AcceptLegacy: o.AcceptLegacy, Logf: o.Logf, Limits: o.Limits}))
+	srv := o.Limits.HTTPServer(NewHandler(s, HandlerOptions{Devices: o.Devices, AcceptLegacy: o.AcceptLegacy, Logf: o.Logf, Limits: o.Limits, Operator: o.Operator}))
 	ln = o.Limits.Listener(ln)
 	if o.RefreshInterval > 0 {
 		report := o.Refreshed

@@ -35,3 +35,16 @@ func Where(ln net.Listener, tls bool) string {
 	}
 	return scheme + "://" + ln.Addr().String()
 }
+
+// Private reports whether ln is reachable only from this machine: a
+// loopback address, or a Unix socket (a proxy in front of it decides who
+// reaches it).
+func Private(ln net.Listener) bool {
+	switch a := ln.Addr().(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,249 @@
+package operator
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/ferry-update/ferry/devices"
+)
+
+// apiCall is one request of the OpenAPI test and the status it must get.
+type apiCall struct {
+	method, path, token string
+	status              int
+	// invalid: the request breaks the description on purpose (its
+	// answer is still checked).
+	invalid bool
+}
+
+// TestOpenAPI holds the live server to openapi.yaml: the file is a valid
+// OpenAPI 3 document; every documented path, method and status code is
+// answered (by a request made to get it) with the documented JSON
+// shape; every route the server answers under /api/v1/ is documented;
+// and no answer has a status the file does not list for it.
+func TestOpenAPI(t *testing.T) {
+	ctx := context.Background()
+	doc, err := openapi3.NewLoader().LoadFromData(OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(ctx); err != nil {
+		t.Fatalf("openapi.yaml is not a valid OpenAPI 3 document: %v", err)
+	}
+
+	f := newFleet(t, "sqlite")
+	doc.Servers = openapi3.Servers{{URL: f.url + "/api/v1"}}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := f.user("ana", devices.Operator)
+	ro := f.user("bo", devices.ReadOnly)
+	good, stranger, gone := newDevice("gw-1"), newDevice("gw-2"), newDevice("gw-3")
+	f.enroll(good, gone)
+	f.checkin(good, nil)
+	f.checkin(stranger, nil)
+	if _, err := f.db.SetStatus(ctx, gone.id, devices.Revoked, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	twin := twinPrefix(t, f, good.id)
+	unknown := "0123456789abcdef"
+
+	calls := []apiCall{
+		{"GET", "/openapi.yaml", "", 200, false},
+		{"GET", "/whoami", ro, 200, false},
+		{"GET", "/whoami", "", 401, false},
+		{"GET", "/fleet", ro, 200, false},
+		{"GET", "/fleet", "ferry_000000000000_x", 401, false},
+		{"GET", "/devices", ro, 200, false},
+		{"GET", "/devices?status=pending", ro, 200, false},
+		{"GET", "/devices?status=lost", ro, 400, true},
+		{"GET", "/devices", "", 401, false},
+		{"GET", "/devices/" + good.id, ro, 200, false},
+		{"GET", "/devices/" + twin, ro, 400, false},
+		{"GET", "/devices/" + unknown, ro, 404, false},
+		{"GET", "/devices/" + good.id, "", 401, false},
+	}
+	for _, action := range []string{"approve", "reject", "revoke"} {
+		calls = append(calls,
+			apiCall{"POST", "/devices/" + twin + "/" + action, op, 400, false},
+			apiCall{"POST", "/devices/" + good.id + "/" + action, "", 401, false},
+			apiCall{"POST", "/devices/" + good.id + "/" + action, ro, 403, false},
+			apiCall{"POST", "/devices/" + unknown + "/" + action, op, 404, false})
+	}
+	calls = append(calls,
+		apiCall{"POST", "/devices/" + gone.id + "/approve", op, 409, false},
+		apiCall{"POST", "/devices/" + good.id + "/reject", op, 409, false},
+		apiCall{"POST", "/devices/" + stranger.id + "/reject", op, 200, false},
+		apiCall{"POST", "/devices/" + stranger.id + "/approve", op, 200, false},
+		apiCall{"POST", "/devices/" + stranger.id + "/revoke", op, 200, false},
+	)
+	// Last: failures enough to be limited (the limit is per client),
+	// from a full bucket.
+	calls = append(calls, apiCall{"refill", "", "", 0, false})
+	for range loginBurstClient {
+		calls = append(calls, apiCall{"GET", "/whoami", "ferry_000000000000_guess", 401, false})
+	}
+	calls = append(calls, apiCall{"GET", "/whoami", ro, 429, false})
+
+	answered := map[string]bool{}
+	for _, c := range calls {
+		if c.method == "refill" {
+			f.clock.Add(time.Hour)
+			continue
+		}
+		status := checkCall(t, f, router, c)
+		if status != c.status {
+			t.Errorf("%s %s: %d, want %d", c.method, c.path, status, c.status)
+		}
+		answered[c.method+" "+strings.SplitN(c.path, "?", 2)[0]+" "+strconv.Itoa(status)] = true
+	}
+
+	// Every documented path, method and status was answered.
+	for path, item := range doc.Paths.Map() {
+		for method, o := range item.Operations() {
+			for code := range o.Responses.Map() {
+				concrete := strings.NewReplacer("{id}", good.id).Replace(path)
+				found := false
+				for k := range answered {
+					if m, p, ok := cutCall(k); ok && m == method && matches(path, p) && strings.HasSuffix(k, " "+code) {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("documented but never answered in this test: %s %s %s (e.g. %s)", method, path, code, concrete)
+				}
+			}
+		}
+	}
+	// Every route the server answers is documented, and the other way round.
+	documented := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			documented[method+" "+APIPrefix[:len(APIPrefix)-1]+path] = true
+		}
+	}
+	served := map[string]bool{}
+	for _, r := range f.op.Routes() {
+		served[r.Method+" "+r.Pattern] = true
+		if !documented[r.Method+" "+r.Pattern] {
+			t.Errorf("served but not in openapi.yaml: %s %s", r.Method, r.Pattern)
+		}
+	}
+	for k := range documented {
+		if !served[k] {
+			t.Errorf("in openapi.yaml but not served: %s", k)
+		}
+	}
+	// A route's security in the file says what the server asks.
+	for _, r := range f.op.Routes() {
+		route, _, err := router.FindRoute(httptest(r.Method, f.url+strings.ReplaceAll(r.Pattern, "{id}", good.id)))
+		if err != nil {
+			t.Errorf("%s %s: %v", r.Method, r.Pattern, err)
+			continue
+		}
+		sec := doc.Security
+		if route.Operation.Security != nil {
+			sec = *route.Operation.Security
+		}
+		if public := len(sec) == 0; public != (r.Need == "") {
+			t.Errorf("%s %s: the file says public=%v, the server needs %q", r.Method, r.Pattern, public, r.Need)
+		}
+	}
+}
+
+func httptest(method, url string) *http.Request {
+	req, _ := http.NewRequest(method, url, nil)
+	return req
+}
+
+// checkCall makes c on the live server and checks request and answer
+// against the description; it returns the status.
+func checkCall(t *testing.T, f *fleet, router routers.Router, c apiCall) int {
+	t.Helper()
+	ctx := context.Background()
+	resp, body := f.api(c.method, "/api/v1"+c.path, c.token, nil)
+	req, _ := http.NewRequest(c.method, f.url+"/api/v1"+c.path, nil)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	route, params, err := router.FindRoute(req)
+	if err != nil {
+		t.Errorf("%s %s: not in openapi.yaml: %v", c.method, c.path, err)
+		return resp.StatusCode
+	}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, IncludeResponseStatus: true, MultiError: true}}
+	if err := openapi3filter.ValidateRequest(ctx, in); (err != nil) != c.invalid {
+		t.Errorf("%s %s: request valid=%v, want %v: %v", c.method, c.path, err == nil, !c.invalid, err)
+	}
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header, Options: in.Options}
+	out.SetBodyBytes(body)
+	if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
+		t.Errorf("%s %s → %d: the answer does not follow openapi.yaml: %v\n%s", c.method, c.path, resp.StatusCode, err, trim(body))
+	}
+	return resp.StatusCode
+}
+
+func trim(b []byte) string {
+	if len(b) > 600 {
+		return string(b[:600]) + "…"
+	}
+	return string(b)
+}
+
+// cutCall splits an "METHOD PATH STATUS" key.
+func cutCall(k string) (method, path string, ok bool) {
+	f := strings.Fields(k)
+	if len(f) != 3 {
+		return "", "", false
+	}
+	return f[0], f[1], true
+}
+
+// matches reports whether a concrete path fits a documented one.
+func matches(pattern, path string) bool {
+	ps, qs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(qs) {
+		return false
+	}
+	for i := range ps {
+		if !strings.HasPrefix(ps[i], "{") && ps[i] != qs[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// twinPrefix writes a second device whose id shares the first 12 hex
+// digits of id straight into the SQLite database (no key makes such a
+// twin in reasonable time), and returns that prefix: it names both.
+func twinPrefix(t *testing.T, f *fleet, id string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(f.store.Dir(), devices.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	twin := id[:12] + strings.Repeat("0", 52)
+	if twin == id {
+		twin = id[:12] + strings.Repeat("1", 52)
+	}
+	if _, err := db.Exec(`INSERT INTO fleet_devices (device_id, public_key, status, name, device_type, enrolled_by, status_at, first_seen, last_seen, remote, counter, checkins, contacts, inventory)
+		VALUES (?, ?, 'pending', 'twin', 'board-a', '', ?, 0, 0, '', 0, 0, 0, '')`, twin, bytes.Repeat([]byte{1}, 32), time.Now().UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	return id[:12]
+}
