@@ -54,7 +54,7 @@ func TestAPIDevices(t *testing.T) {
 		}
 		var sum Summary
 		getJSON(t, f, "/api/v1/fleet", ro, http.StatusOK, &sum)
-		if sum.Devices != 3 || sum.ByStatus[devices.Pending] != 1 || len(sum.Failing) != 1 || sum.Failing[0].ID != bad.id || !strings.Contains(sum.Failing[0].Error, "<b>svc</b>") {
+		if sum.Devices != 3 || sum.ByStatus[string(devices.Pending)] != 1 || len(sum.Failing) != 1 || sum.Failing[0].ID != bad.id || !strings.Contains(sum.Failing[0].Error, "<b>svc</b>") {
 			t.Errorf("fleet summary = %+v", sum)
 		}
 		var detail DeviceDetail

@@ -16,7 +16,7 @@ const SilentAfter = 24 * time.Hour
 type Summary struct {
 	Devices int `json:"devices"`
 	// ByStatus counts the devices of each enrollment status.
-	ByStatus map[devices.Status]int `json:"byStatus"`
+	ByStatus map[string]int `json:"byStatus"`
 	// Versions counts the enrolled devices by what they run, most first.
 	Versions []VersionCount `json:"versions"`
 	// Failing are the enrolled devices whose last install failed, rolled
@@ -56,11 +56,11 @@ func Failing(r *devices.Record) bool {
 
 // Summarize makes the fleet summary of recs at now.
 func Summarize(recs []devices.Record, now time.Time) Summary {
-	s := Summary{Devices: len(recs), ByStatus: map[devices.Status]int{}, Versions: []VersionCount{}, Failing: []DeviceBrief{}, Silent: []DeviceBrief{}}
+	s := Summary{Devices: len(recs), ByStatus: map[string]int{}, Versions: []VersionCount{}, Failing: []DeviceBrief{}, Silent: []DeviceBrief{}}
 	versions := map[[2]string]int{}
 	for i := range recs {
 		r := &recs[i]
-		s.ByStatus[r.Status]++
+		s.ByStatus[string(r.Status)]++
 		if r.Status != devices.Enrolled {
 			continue
 		}
