@@ -54,6 +54,7 @@ func hint(err error) string {
 	var knf *signing.NotFoundError
 	var nre *bundle.NotRecipientError
 	var rce *bundle.RecipientError
+	var na *devices.NoAccountError
 	switch {
 	case errors.As(err, &ue) && ue.Kind == "PKCS#11":
 		return "this ferry was built without cgo or with -tags nopkcs11; build it with CGO_ENABLED=1 (the default where a C compiler is installed)"
@@ -69,6 +70,12 @@ func hint(err error) string {
 		return "a recipient is age1… as 'ferry-agent identity' prints it; a recipients file holds one per line, or lines of 'ferry-agent identity --json'"
 	case errors.Is(err, errNoIdentity), errors.Is(err, bundle.ErrLocked):
 		return "add --identity FILE: an age identity of one of the bundle's recipients"
+	case errors.As(err, &na) && na.What == "user":
+		return "'ferry fleet users list DIR' lists the operator accounts"
+	case errors.As(err, &na) && na.What == "token":
+		return "'ferry fleet tokens list DIR' lists the tokens' ids"
+	case errors.Is(err, devices.ErrExists):
+		return "pick another name; 'ferry fleet users passwd DIR NAME' changes a password"
 	case errors.As(err, &nf), errors.As(err, &amb):
 		return "'ferry mirror devices list DIR' lists the devices with their ids; give a whole id or a unique prefix of 8 hex digits or more"
 	case errors.As(err, &se) && se.From == devices.Revoked:

@@ -50,6 +50,7 @@ var packages = map[string]string{
 	"mdir":            "mtools",
 	"mtype":           "mtools",
 	"curl":            "curl",
+	"sqlite3":         "sqlite3",
 	"openssl":         "openssl",
 	"fw_printenv":     "libubootenv-tool",
 	"fw_setenv":       "libubootenv-tool",
