@@ -78,21 +78,6 @@ func TestHTMLSelfContainedAndEscaped(t *testing.T) {
 	}
 }
 
-// chromium returns the browser binary, or skips the test.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	testtool.Missing(t, "chromium (Debian package chromium)")
-	return ""
-}
-
 func runChromium(t *testing.T, bin string, args ...string) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
@@ -116,7 +101,7 @@ func runChromium(t *testing.T, bin string, args ...string) []byte {
 // signature, payload and SBOM), the hostile signer name is text and no
 // element, and a screenshot of the page is not blank.
 func TestHTMLRendersInChromium(t *testing.T) {
-	bin := chromium(t)
+	bin := testtool.Chromium(t)
 	path, rep := twoBundleHTML(t)
 	dom := string(runChromium(t, bin, "--dump-dom", "file://"+path))
 	count := func(re string) int { return len(regexp.MustCompile(re).FindAllString(dom, -1)) }

@@ -136,3 +136,20 @@ func ScriptProblems(line string) []string {
 	}
 	return problems
 }
+
+// Chromium returns the path of the Chromium browser (Debian package
+// chromium), for tests that render pages in it. Without it the test is
+// skipped, or failed under CI.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	Missing(t, "chromium (Debian package chromium)")
+	return ""
+}
