@@ -2,6 +2,7 @@ package operator
 
 import (
 	_ "embed"
+	"io"
 	"net/http"
 
 	"github.com/ferry-update/ferry/devices"
@@ -83,6 +84,7 @@ func (h *Handler) apiRoutes() {
 			writeJSON(w, http.StatusOK, rec)
 		})})
 	}
+	api("enrollments", map[string]endpoint{"POST": change(h.enroll)})
 	// Anything else under the prefix: a JSON 404.
 	h.mux.HandleFunc(APIPrefix, func(w http.ResponseWriter, r *http.Request) {
 		h.jsonError(w, r, &Error{Status: http.StatusNotFound, Reason: ReasonNotFound, Msg: "no such API path: " + r.URL.Path})
@@ -122,4 +124,31 @@ func (h *Handler) setStatus(r *http.Request, p *Principal, id, action string) (*
 	}
 	h.logf("device %s (%s) is %s: %s by %s (%s)", rec.ID[:16], rec.Name, rec.Status, action, p.Name, p.Via)
 	return rec, nil
+}
+
+// EnrollResults is POST /api/v1/enrollments.
+type EnrollResults struct {
+	Results []devices.EnrollResult `json:"results"`
+}
+
+// enroll enrolls a factory line's list (docs/fleet.md §5): the body is
+// the list itself, JSON lines or PEM public keys, whole or not at all.
+func (h *Handler) enroll(w http.ResponseWriter, r *http.Request, p *Principal) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, devices.MaxEnrollFile))
+	if err != nil {
+		h.jsonError(w, r, &Error{Status: http.StatusBadRequest, Reason: ReasonBadRequest, Msg: "read the enrollment list: " + err.Error()})
+		return
+	}
+	es, err := devices.ParseEnrollments(body)
+	if err != nil {
+		h.jsonError(w, r, &Error{Status: http.StatusBadRequest, Reason: ReasonBadRequest, Msg: "enrollment list: " + err.Error()})
+		return
+	}
+	res, err := h.o.Devices.Enroll(r.Context(), es, "api:"+p.Name, h.now())
+	if err != nil {
+		h.jsonError(w, r, err)
+		return
+	}
+	h.logf("%d devices in an enrollment list from %s (%s)", len(es), p.Name, p.Via)
+	writeJSON(w, http.StatusOK, EnrollResults{Results: res})
 }

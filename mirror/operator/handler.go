@@ -28,6 +28,7 @@ type DeviceStore interface {
 	Records(ctx context.Context) ([]devices.Record, error)
 	Show(ctx context.Context, idOrPrefix string) (*devices.Record, []devices.Report, error)
 	SetStatus(ctx context.Context, idOrPrefix string, to devices.Status, at time.Time) (*devices.Record, error)
+	Enroll(ctx context.Context, es []devices.Enrollment, how string, at time.Time) ([]devices.EnrollResult, error)
 }
 
 // Options configure New.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -202,9 +204,15 @@ func (f *fleet) checkin(d *device, edit func(*checkin.Inventory)) int {
 	return resp.StatusCode
 }
 
-// api makes an API request with token ("" for none) and returns the
-// answer with its body read.
+// api makes an API request with token ("" for none) and a JSON body
+// (or none), and returns the answer with its body read.
 func (f *fleet) api(method, path, token string, body io.Reader) (*http.Response, []byte) {
+	f.t.Helper()
+	return f.request(method, path, token, "application/json", body)
+}
+
+// request is api with a body of any type.
+func (f *fleet) request(method, path, token, contentType string, body io.Reader) (*http.Response, []byte) {
 	f.t.Helper()
 	req, err := http.NewRequest(method, f.url+path, body)
 	if err != nil {
@@ -214,7 +222,7 @@ func (f *fleet) api(method, path, token string, body io.Reader) (*http.Response,
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -287,4 +295,14 @@ func (b *browser) login(user, password string) (*http.Response, string) {
 	}
 	_, page = b.do("GET", "/console/", nil, nil)
 	return resp, hidden(page, "csrf")
+}
+
+// pemPublicKey is d's public key as a factory list's PEM block.
+func pemPublicKey(t *testing.T, d *device) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(d.key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }

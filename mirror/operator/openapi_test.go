@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -26,6 +27,8 @@ type apiCall struct {
 	// invalid: the request breaks the description on purpose (its
 	// answer is still checked).
 	invalid bool
+	// body, of type contentType, is sent with the request.
+	body, contentType string
 }
 
 // TestOpenAPI holds the live server to openapi.yaml: the file is a valid
@@ -35,6 +38,9 @@ type apiCall struct {
 // and no answer has a status the file does not list for it.
 func TestOpenAPI(t *testing.T) {
 	ctx := context.Background()
+	for _, ct := range []string{"application/x-ndjson", "application/x-pem-file"} {
+		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.FileBodyDecoder)
+	}
 	doc, err := openapi3.NewLoader().LoadFromData(OpenAPI)
 	if err != nil {
 		t.Fatal(err)
@@ -62,41 +68,48 @@ func TestOpenAPI(t *testing.T) {
 	unknown := "0123456789abcdef"
 
 	calls := []apiCall{
-		{"GET", "/openapi.yaml", "", 200, false},
-		{"GET", "/whoami", ro, 200, false},
-		{"GET", "/whoami", "", 401, false},
-		{"GET", "/fleet", ro, 200, false},
-		{"GET", "/fleet", "ferry_000000000000_x", 401, false},
-		{"GET", "/devices", ro, 200, false},
-		{"GET", "/devices?status=pending", ro, 200, false},
-		{"GET", "/devices?status=lost", ro, 400, true},
-		{"GET", "/devices", "", 401, false},
-		{"GET", "/devices/" + good.id, ro, 200, false},
-		{"GET", "/devices/" + twin, ro, 400, false},
-		{"GET", "/devices/" + unknown, ro, 404, false},
-		{"GET", "/devices/" + good.id, "", 401, false},
+		{method: "GET", path: "/openapi.yaml", status: 200},
+		{method: "GET", path: "/whoami", token: ro, status: 200},
+		{method: "GET", path: "/whoami", status: 401},
+		{method: "GET", path: "/fleet", token: ro, status: 200},
+		{method: "GET", path: "/fleet", token: "ferry_000000000000_x", status: 401},
+		{method: "GET", path: "/devices", token: ro, status: 200},
+		{method: "GET", path: "/devices?status=pending", token: ro, status: 200},
+		{method: "GET", path: "/devices?status=lost", token: ro, status: 400, invalid: true},
+		{method: "GET", path: "/devices", status: 401},
+		{method: "GET", path: "/devices/" + good.id, token: ro, status: 200},
+		{method: "GET", path: "/devices/" + twin, token: ro, status: 400},
+		{method: "GET", path: "/devices/" + unknown, token: ro, status: 404},
+		{method: "GET", path: "/devices/" + good.id, status: 401},
 	}
 	for _, action := range []string{"approve", "reject", "revoke"} {
 		calls = append(calls,
-			apiCall{"POST", "/devices/" + twin + "/" + action, op, 400, false},
-			apiCall{"POST", "/devices/" + good.id + "/" + action, "", 401, false},
-			apiCall{"POST", "/devices/" + good.id + "/" + action, ro, 403, false},
-			apiCall{"POST", "/devices/" + unknown + "/" + action, op, 404, false})
+			apiCall{method: "POST", path: "/devices/" + twin + "/" + action, token: op, status: 400},
+			apiCall{method: "POST", path: "/devices/" + good.id + "/" + action, status: 401},
+			apiCall{method: "POST", path: "/devices/" + good.id + "/" + action, token: ro, status: 403},
+			apiCall{method: "POST", path: "/devices/" + unknown + "/" + action, token: op, status: 404})
 	}
 	calls = append(calls,
-		apiCall{"POST", "/devices/" + gone.id + "/approve", op, 409, false},
-		apiCall{"POST", "/devices/" + good.id + "/reject", op, 409, false},
-		apiCall{"POST", "/devices/" + stranger.id + "/reject", op, 200, false},
-		apiCall{"POST", "/devices/" + stranger.id + "/approve", op, 200, false},
-		apiCall{"POST", "/devices/" + stranger.id + "/revoke", op, 200, false},
+		apiCall{method: "POST", path: "/devices/" + gone.id + "/approve", token: op, status: 409},
+		apiCall{method: "POST", path: "/devices/" + good.id + "/reject", token: op, status: 409},
+		apiCall{method: "POST", path: "/devices/" + stranger.id + "/reject", token: op, status: 200},
+		apiCall{method: "POST", path: "/devices/" + stranger.id + "/approve", token: op, status: 200},
+		apiCall{method: "POST", path: "/devices/" + stranger.id + "/revoke", token: op, status: 200},
+	)
+	pemList := string(pemPublicKey(t, newDevice("gw-9")))
+	calls = append(calls,
+		apiCall{method: "POST", path: "/enrollments", token: op, status: 200, body: pemList, contentType: "application/x-pem-file"},
+		apiCall{method: "POST", path: "/enrollments", token: op, status: 400, body: "{\"publicKey\": 1}\n", contentType: "application/x-ndjson"},
+		apiCall{method: "POST", path: "/enrollments", token: ro, status: 403, body: pemList, contentType: "application/x-pem-file"},
+		apiCall{method: "POST", path: "/enrollments", status: 401, body: pemList, contentType: "application/x-pem-file"},
 	)
 	// Last: failures enough to be limited (the limit is per client),
 	// from a full bucket.
-	calls = append(calls, apiCall{"refill", "", "", 0, false})
+	calls = append(calls, apiCall{method: "refill"})
 	for range loginBurstClient {
-		calls = append(calls, apiCall{"GET", "/whoami", "ferry_000000000000_guess", 401, false})
+		calls = append(calls, apiCall{method: "GET", path: "/whoami", token: "ferry_000000000000_guess", status: 401})
 	}
-	calls = append(calls, apiCall{"GET", "/whoami", ro, 429, false})
+	calls = append(calls, apiCall{method: "GET", path: "/whoami", token: ro, status: 429})
 
 	answered := map[string]bool{}
 	for _, c := range calls {
@@ -174,10 +187,17 @@ func httptest(method, url string) *http.Request {
 func checkCall(t *testing.T, f *fleet, router routers.Router, c apiCall) int {
 	t.Helper()
 	ctx := context.Background()
-	resp, body := f.api(c.method, "/api/v1"+c.path, c.token, nil)
-	req, _ := http.NewRequest(c.method, f.url+"/api/v1"+c.path, nil)
+	var send io.Reader
+	if c.body != "" {
+		send = strings.NewReader(c.body)
+	}
+	resp, body := f.request(c.method, "/api/v1"+c.path, c.token, c.contentType, send)
+	req, _ := http.NewRequest(c.method, f.url+"/api/v1"+c.path, strings.NewReader(c.body))
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.contentType != "" {
+		req.Header.Set("Content-Type", c.contentType)
 	}
 	route, params, err := router.FindRoute(req)
 	if err != nil {
