@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/ferry-update/ferry/audit"
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
@@ -25,6 +27,7 @@ type bundleSpec struct {
 	name, version string
 	signers       []testutil.Key
 	sbom          bool
+	encryptTo     []age.Recipient
 }
 
 // makeBundle writes a bundle of one 20 KB rootfs payload in 8 KiB parts,
@@ -39,7 +42,8 @@ func makeBundle(t testing.TB, dir string, spec bundleSpec) string {
 	opts := bundle.Options{
 		Name: spec.name, Version: spec.version, DeviceTypes: []string{"board-a"},
 		Created: now.Add(-time.Hour), PartSize: 8 << 10,
-		Sign: testutil.SignWith(spec.name, now.Add(-time.Minute), spec.signers...),
+		Sign:      testutil.SignWith(spec.name, now.Add(-time.Minute), spec.signers...),
+		EncryptTo: spec.encryptTo,
 	}
 	if spec.sbom {
 		opts.Attachments = []bundle.AttachmentData{{Attachment: bundle.Attachment{Name: "sbom.spdx.json", MediaType: bundle.SPDXMediaType}, Data: []byte(testSPDX)}}

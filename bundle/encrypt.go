@@ -38,9 +38,9 @@ const (
 var ErrLocked = errors.New("payload is encrypted and no identity unwrapped its key")
 
 // Encrypted reports whether the payload is encrypted.
-func (p *Payload) Encrypted() bool { return p.Encryption != "" }
+func (p Payload) Encrypted() bool { return p.Encryption != "" }
 
-func (p *Payload) layerMediaType() string {
+func (p Payload) layerMediaType() string {
 	if p.Encrypted() {
 		return EncryptedPayloadMediaType
 	}
@@ -292,7 +292,7 @@ func (r *Reader) Encryption() *EncryptionInfo {
 
 // Encoding names how a payload's parts are encoded, for people:
 // "zstd", or "zstd+age" when encrypted.
-func (p *Payload) Encoding() string {
+func (p Payload) Encoding() string {
 	if p.Encrypted() {
 		return p.Compression + "+" + p.Encryption
 	}
