@@ -108,3 +108,28 @@ func TestDecryptRefusesDamage(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecryptStream feeds the STREAM reader hostile ciphertext: it never
+// panics, and whatever it accepts is a whole stream whose plaintext has
+// the size the chunk structure gives.
+func FuzzDecryptStream(f *testing.F) {
+	fk := bytes.Repeat([]byte{9}, fileKeySize)
+	for _, n := range []int{0, 5, streamChunk, streamChunk + 3} {
+		var ct bytes.Buffer
+		ew, _ := newEncryptWriter(&ct, fk)
+		ew.Write(bytes.Repeat([]byte{1}, n))
+		ew.Close()
+		f.Add(ct.Bytes())
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := io.ReadAll(newDecryptReader(bytes.NewReader(b), fk))
+		if err != nil {
+			return
+		}
+		body := len(b) - streamNonceSize
+		chunks := (body + streamChunk + streamOverhead - 1) / (streamChunk + streamOverhead)
+		if body < streamOverhead || len(got) != body-chunks*streamOverhead {
+			t.Fatalf("accepted %d bytes of ciphertext as %d of plaintext", len(b), len(got))
+		}
+	})
+}
