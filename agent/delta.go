@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -89,7 +88,7 @@ type Delta struct {
 // deltaBase is the booted slot a payload's chunks are reused from.
 type deltaBase struct {
 	slot, device string
-	at           map[[sha256.Size]byte]int64 // chunk digest → offset in the slot
+	at           map[bundle.ChunkID]int64 // chunk digest → offset in the slot
 	shared       bundle.ChunkDiff
 }
 
@@ -215,11 +214,11 @@ func (a *Agent) deltaBase(ctx context.Context, blobs *transport.Blobs, cfg *bund
 	if float64(diff.SharedBytes) < minSharedFraction*float64(diff.Bytes) {
 		return nil, fmt.Sprintf("slot %s shares only %d of %d bytes with it (an unknown base)", booted, diff.SharedBytes, diff.Bytes)
 	}
-	at := make(map[[sha256.Size]byte]int64, len(old.Chunks))
+	at := make(map[bundle.ChunkID]int64, len(old.Chunks))
 	var off int64
 	for _, c := range old.Chunks {
-		if _, dup := at[c.Digest]; !dup {
-			at[c.Digest] = off
+		if _, dup := at[c.ID]; !dup {
+			at[c.ID] = off
 		}
 		off += int64(c.Size)
 	}
@@ -302,7 +301,7 @@ type chunkReader struct {
 	ix    *bundle.ChunkIndex
 	locs  []bundle.ChunkLoc
 	base  *os.File
-	at    map[[sha256.Size]byte]int64
+	at    map[bundle.ChunkID]int64
 	dec   *zstd.FrameDecoder
 
 	next    int    // next chunk
@@ -343,14 +342,14 @@ func (c *chunkReader) chunk(i int) ([]byte, error) {
 	if cap(c.buf) < int(ch.Size) {
 		c.buf = make([]byte, ch.Size)
 	}
-	if off, ok := c.at[ch.Digest]; ok && c.run == nil {
+	if off, ok := c.at[ch.ID]; ok && c.run == nil {
 		data := c.buf[:ch.Size]
-		if _, err := c.base.ReadAt(data, off); err == nil && sha256.Sum256(data) == ch.Digest {
+		if _, err := c.base.ReadAt(data, off); err == nil && bundle.ChunkIDOf(data) == ch.ID {
 			c.reused++
 			return data, nil
 		}
 		c.rotted++
-		c.a.logf("payload %s: chunk %d (%s) in the base slot at byte %d does not match: fetching it", c.name, i, ch.ChunkDigest(), off)
+		c.a.logf("payload %s: chunk %d (%s) in the base slot at byte %d does not match: fetching it", c.name, i, ch.ID, off)
 	}
 	return c.fetch(i)
 }
@@ -364,7 +363,7 @@ func (c *chunkReader) fetch(i int) ([]byte, error) {
 		c.closeRun()
 		end, n := i+1, int64(ch.CompressedSize)
 		for end < len(c.ix.Chunks) && c.locs[end].Part == loc.Part {
-			if _, have := c.at[c.ix.Chunks[end].Digest]; have {
+			if _, have := c.at[c.ix.Chunks[end].ID]; have {
 				break
 			}
 			n += int64(c.ix.Chunks[end].CompressedSize)
@@ -372,7 +371,7 @@ func (c *chunkReader) fetch(i int) ([]byte, error) {
 		}
 		rc, err := c.blobs.Range(c.ctx, part, loc.PartOffset, n)
 		if err != nil {
-			return nil, fmt.Errorf("payload %s: %w %d (%s) from part %s at byte %d: %w", c.name, errFetch, i, ch.ChunkDigest(), part.Digest, loc.PartOffset, err)
+			return nil, fmt.Errorf("payload %s: %w %d (%s) from part %s at byte %d: %w", c.name, errFetch, i, ch.ID, part.Digest, loc.PartOffset, err)
 		}
 		c.run, c.runEnd = rc, end
 	}
@@ -382,7 +381,7 @@ func (c *chunkReader) fetch(i int) ([]byte, error) {
 	frame := c.frame[:ch.CompressedSize]
 	if _, err := io.ReadFull(c.run, frame); err != nil {
 		c.closeRun()
-		return nil, fmt.Errorf("payload %s: %w %d (%s) from part %s at byte %d: %w", c.name, errFetch, i, ch.ChunkDigest(), part.Digest, loc.PartOffset, err)
+		return nil, fmt.Errorf("payload %s: %w %d (%s) from part %s at byte %d: %w", c.name, errFetch, i, ch.ID, part.Digest, loc.PartOffset, err)
 	}
 	if i+1 == c.runEnd {
 		c.closeRun()
@@ -390,8 +389,8 @@ func (c *chunkReader) fetch(i int) ([]byte, error) {
 	c.fetched++
 	c.fetchedBytes += int64(ch.CompressedSize)
 	data, err := c.dec.DecodeFrame(c.buf[:0], frame)
-	if err == nil && (len(data) != int(ch.Size) || sha256.Sum256(data) != ch.Digest) {
-		err = fmt.Errorf("content of %d bytes does not match the chunk index (%d bytes, %s)", len(data), ch.Size, ch.ChunkDigest())
+	if err == nil && (len(data) != int(ch.Size) || bundle.ChunkIDOf(data) != ch.ID) {
+		err = fmt.Errorf("content of %d bytes does not match the chunk index (%d bytes, %s)", len(data), ch.Size, ch.ID)
 	}
 	if err != nil {
 		return nil, &bundle.Error{What: fmt.Sprintf("payload %q chunk %d", c.name, i), Member: part.Digest.String(), Offset: loc.PartOffset, Err: err}

@@ -3,10 +3,10 @@ package bundle
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
-	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -42,7 +42,7 @@ const (
 	// chunkIndexMagic opens every chunk index.
 	chunkIndexMagic  = "ferrycx1"
 	chunkIndexHeader = 16
-	chunkEntrySize   = 40
+	chunkEntrySize   = 24
 	// maxFrameOverhead bounds a chunk's frame beyond its content: zstd's
 	// worst case is a few bytes per 128 KiB block plus the frame header.
 	maxFrameOverhead = 1 << 10
@@ -119,12 +119,25 @@ func ChunkIndexSize(n int) int64 { return chunkIndexHeader + chunkEntrySize*int6
 // ChunkIndexName is the attachment name of payload's chunk index.
 func ChunkIndexName(payload string) string { return payload + ".chunks" }
 
+// ChunkID identifies a chunk's content: the first 16 bytes of its SHA-256
+// (§15.4).
+type ChunkID [16]byte
+
+// ChunkIDOf returns the ID of content b.
+func ChunkIDOf(b []byte) ChunkID {
+	sum := sha256.Sum256(b)
+	return ChunkID(sum[:16])
+}
+
+// String is the ID in hex, for messages.
+func (id ChunkID) String() string { return hex.EncodeToString(id[:]) }
+
 // Chunk is one entry of a chunk index.
 type Chunk struct {
 	// Size is the content's length, CompressedSize its frame's.
 	Size, CompressedSize uint32
-	// Digest is the SHA-256 of the content.
-	Digest [sha256.Size]byte
+	// ID identifies the content.
+	ID ChunkID
 }
 
 // ChunkIndex lists a chunked payload's chunks in content order.
@@ -158,7 +171,7 @@ func ParseChunkIndex(b []byte) (*ChunkIndex, error) {
 		c := &ix.Chunks[i]
 		c.Size = binary.BigEndian.Uint32(e)
 		c.CompressedSize = binary.BigEndian.Uint32(e[4:])
-		copy(c.Digest[:], e[8:40])
+		copy(c.ID[:], e[8:24])
 		if c.Size == 0 || c.Size > MaxChunkSize {
 			return bad("chunk %d: size %d: want 1 to %d", i, c.Size, MaxChunkSize)
 		}
@@ -178,7 +191,7 @@ func (ix *ChunkIndex) Marshal() []byte {
 		e := b[chunkIndexHeader+i*chunkEntrySize:]
 		binary.BigEndian.PutUint32(e, c.Size)
 		binary.BigEndian.PutUint32(e[4:], c.CompressedSize)
-		copy(e[8:], c.Digest[:])
+		copy(e[8:], c.ID[:])
 	}
 	return b
 }
@@ -228,11 +241,6 @@ func (ix *ChunkIndex) Locate(p *Payload, parts []ocispec.Descriptor) ([]ChunkLoc
 	return locs, nil
 }
 
-// ChunkDigest is a chunk's digest in the OCI form, for messages.
-func (c Chunk) ChunkDigest() digest.Digest {
-	return digest.NewDigestFromBytes(digest.SHA256, c.Digest[:])
-}
-
 // PackBits is how a writer cuts a chunked payload into parts (§15.3): a
 // part ends after a chunk whose digest's first four bytes, big-endian,
 // are a multiple of 2^PackBits, so parts hold about 2^PackContentBits
@@ -247,7 +255,7 @@ func PackBits(avgBits int, size int64) int {
 }
 
 // endsPack says whether the chunk with digest d ends its part.
-func endsPack(d [sha256.Size]byte, packBits int) bool {
+func endsPack(d ChunkID, packBits int) bool {
 	return binary.BigEndian.Uint32(d[:4])&(1<<packBits-1) == 0
 }
 
@@ -270,21 +278,21 @@ type ChunkDiff struct {
 // Diff compares new with old: which chunks of new a device holding old
 // can reuse and which it must fetch (each distinct one once).
 func Diff(old, new *ChunkIndex) ChunkDiff {
-	have := make(map[[sha256.Size]byte]bool, len(old.Chunks))
+	have := make(map[ChunkID]bool, len(old.Chunks))
 	for _, c := range old.Chunks {
-		have[c.Digest] = true
+		have[c.ID] = true
 	}
 	var d ChunkDiff
-	fetched := map[[sha256.Size]byte]bool{}
+	fetched := map[ChunkID]bool{}
 	for _, c := range new.Chunks {
 		d.Chunks++
 		d.Bytes += int64(c.Size)
 		switch {
-		case have[c.Digest]:
+		case have[c.ID]:
 			d.SharedChunks++
 			d.SharedBytes += int64(c.Size)
-		case !fetched[c.Digest]:
-			fetched[c.Digest] = true
+		case !fetched[c.ID]:
+			fetched[c.ID] = true
 			d.NewChunks++
 			d.NewBytes += int64(c.Size)
 			d.NewCompressedBytes += int64(c.CompressedSize)

@@ -18,7 +18,7 @@ import (
 type chunkJob struct {
 	data  []byte
 	frame []byte
-	sum   [sha256.Size]byte
+	id    ChunkID
 	err   error
 	done  chan struct{}
 }
@@ -55,7 +55,7 @@ func (w *partWriter) writeChunkedPayload(p *Payload, content io.Reader, contentS
 		go func() {
 			for j := range work {
 				j.frame, j.err = enc.EncodeFrame(nil, j.data)
-				j.sum = sha256.Sum256(j.data)
+				j.id = ChunkIDOf(j.data)
 				close(j.done)
 			}
 		}()
@@ -125,14 +125,14 @@ func (w *partWriter) writeChunkedPayload(p *Payload, content io.Reader, contentS
 		if _, err := w.Write(j.frame); err != nil {
 			return nil, err
 		}
-		if endsPack(j.sum, packBits) {
+		if endsPack(j.id, packBits) {
 			if err := w.finishPart(); err != nil {
 				return nil, err
 			}
 		}
 		sum.Write(j.data)
 		size += int64(len(j.data))
-		ix.Chunks = append(ix.Chunks, Chunk{Size: uint32(len(j.data)), CompressedSize: uint32(len(j.frame)), Digest: j.sum})
+		ix.Chunks = append(ix.Chunks, Chunk{Size: uint32(len(j.data)), CompressedSize: uint32(len(j.frame)), ID: j.id})
 		progress(int64(len(j.data)))
 	}
 	if err := <-readErr; err != nil {
