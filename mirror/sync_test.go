@@ -1,12 +1,17 @@
 package mirror_test
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/transport"
@@ -99,5 +104,52 @@ func copyLayout(t *testing.T, from, to string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSyncChunkedMovesNewPacks: a mirror holding 1.0.0 of a chunked
+// bundle (FORMAT.md §15) syncs 2.0.0 by moving only the packs (parts)
+// that changed, not the whole payload.
+func TestSyncChunkedMovesNewPacks(t *testing.T) {
+	ctx := t.Context()
+	key := testutil.NewKey(t, "release")
+	v1 := make([]byte, 32<<20)
+	_, _ = rand.NewChaCha8([32]byte{9}).Read(v1)
+	v2 := bytes.Clone(v1)
+	copy(v2[20<<20:], bytes.Repeat([]byte("2.0.0"), 4000))
+	src, dst := newStore(t), newStore(t)
+	var paths []string
+	for i, content := range [][]byte{v1, v2} {
+		p := filepath.Join(t.TempDir(), "b.ferry")
+		_, err := bundle.Create(p, bundle.Options{
+			Name: "gateway", Version: fmt.Sprintf("%d.0.0", i+1), DeviceTypes: []string{"board-a"}, Created: time.Unix(1700000000, 0),
+			Sign: testutil.SignWith("gateway", time.Unix(1700000000, 0), key), ChunkAvgBits: bundle.MinChunkAvgBits,
+		}, bundle.Source{Name: "rootfs", Type: bundle.Rootfs, Content: bytes.NewReader(content), Size: int64(len(content))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := src.Add(p); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	if _, err := dst.Add(paths[0]); err != nil {
+		t.Fatal(err)
+	}
+	res, err := dst.Sync(ctx, src.Dir(), mirror.SyncOptions{})
+	if err != nil || len(res.Bundles) != 2 || !res.Bundles[1].New {
+		t.Fatalf("sync: %v %+v", err, res)
+	}
+	a, err := bundle.OpenArchive(paths[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	// Six blobs of the head are new (manifest, config, the signature
+	// manifest, config and payload, the chunk index); of the five parts
+	// only the packs around the change are.
+	parts := len(a.Manifest().Layers) - 1
+	if moved := res.Bundles[1].BlobsAdded; parts < 4 || moved < 6+1 || moved > 6+2 {
+		t.Errorf("2.0.0 moved %d blobs for %d parts: want the head's 6 and the one or two changed packs", moved, parts)
 	}
 }
