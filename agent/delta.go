@@ -88,7 +88,7 @@ type Delta struct {
 // deltaBase is the booted slot a payload's chunks are reused from.
 type deltaBase struct {
 	slot, device string
-	at           map[bundle.ChunkID]int64 // chunk digest → offset in the slot
+	at           map[bundle.ChunkID]int64 // chunk ID → offset in the slot
 	shared       bundle.ChunkDiff
 }
 
