@@ -474,7 +474,8 @@ func runMirrorServe(ctx context.Context, s *streams, o mirrorServeOptions, dir s
 			so.Devices = d
 		}
 		if o.console {
-			so.Operator = operator.New(operator.Options{Devices: d, Accounts: operator.NewAccounts(d), SecureCookies: o.secureCookies, Logf: so.Logf})
+			so.Operator = operator.New(operator.Options{Fleet: operator.LocalFleet(d, st), Accounts: operator.NewAccounts(d), SecureCookies: o.secureCookies, Logf: so.Logf,
+				Bundles: func(context.Context) ([]string, error) { return bundleRefs(st) }})
 		}
 	}
 	so.Refreshed = func(res *tufrepo.Status, err error) {
@@ -632,4 +633,14 @@ func runMirrorIngest(s *streams, o mirrorIngestOptions, dir, src string) error {
 	}
 	fmt.Fprintf(s.out, "%d reports: %d new, %d recorded before\n", res.Reports, res.New, res.Known)
 	return nil
+}
+
+// bundleRefs lists the mirror's bundles as NAME:VERSION.
+func bundleRefs(st *mirror.Store) ([]string, error) {
+	es, err := st.List()
+	refs := make([]string, 0, len(es))
+	for _, e := range es {
+		refs = append(refs, e.Name+":"+e.Version)
+	}
+	return refs, err
 }

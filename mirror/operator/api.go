@@ -51,7 +51,7 @@ func (h *Handler) apiRoutes() {
 		writeJSON(w, http.StatusOK, p)
 	})})
 	api("fleet", map[string]endpoint{"GET": read(func(w http.ResponseWriter, r *http.Request, p *Principal) {
-		recs, err := h.o.Devices.Records(r.Context())
+		recs, err := h.o.Fleet.Records(r.Context())
 		if err != nil {
 			h.jsonError(w, r, err)
 			return
@@ -67,7 +67,7 @@ func (h *Handler) apiRoutes() {
 		writeJSON(w, http.StatusOK, DeviceList{Devices: recs})
 	})})
 	api("devices/{id}", map[string]endpoint{"GET": read(func(w http.ResponseWriter, r *http.Request, p *Principal) {
-		rec, hist, err := h.o.Devices.Show(r.Context(), r.PathValue("id"))
+		rec, hist, err := h.o.Fleet.Show(r.Context(), r.PathValue("id"))
 		if err != nil {
 			h.jsonError(w, r, err)
 			return
@@ -85,6 +85,7 @@ func (h *Handler) apiRoutes() {
 		})})
 	}
 	api("enrollments", map[string]endpoint{"POST": change(h.enroll)})
+	h.fleetAPIRoutes(api, read, change)
 	// Anything else under the prefix: a JSON 404.
 	h.mux.HandleFunc(APIPrefix, func(w http.ResponseWriter, r *http.Request) {
 		h.jsonError(w, r, &Error{Status: http.StatusNotFound, Reason: ReasonNotFound, Msg: "no such API path: " + r.URL.Path})
@@ -94,7 +95,7 @@ func (h *Handler) apiRoutes() {
 // records lists the devices, pending first, optionally of one status
 // (?status=pending).
 func (h *Handler) records(r *http.Request) ([]devices.Record, error) {
-	recs, err := h.o.Devices.Records(r.Context())
+	recs, err := h.o.Fleet.Records(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +119,7 @@ func (h *Handler) records(r *http.Request) ([]devices.Record, error) {
 
 // setStatus approves, rejects or revokes a device, and logs who did.
 func (h *Handler) setStatus(r *http.Request, p *Principal, id, action string) (*devices.Record, error) {
-	rec, err := h.o.Devices.SetStatus(r.Context(), id, statusActions[action], h.now())
+	rec, err := h.o.Fleet.SetStatus(r.Context(), id, statusActions[action], h.now())
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +145,7 @@ func (h *Handler) enroll(w http.ResponseWriter, r *http.Request, p *Principal) {
 		h.jsonError(w, r, &Error{Status: http.StatusBadRequest, Reason: ReasonBadRequest, Msg: "enrollment list: " + err.Error()})
 		return
 	}
-	res, err := h.o.Devices.Enroll(r.Context(), es, "api:"+p.Name, h.now())
+	res, err := h.o.Fleet.Enroll(r.Context(), es, "api:"+p.Name, h.now())
 	if err != nil {
 		h.jsonError(w, r, err)
 		return

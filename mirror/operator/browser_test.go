@@ -227,3 +227,86 @@ func TestBrowserEnrollment(t *testing.T) {
 		t.Errorf("a refused POST changed the device: %s", rec.Status)
 	}
 }
+
+// TestBrowserDeployment drives a phased rollout in a real Chromium: an
+// operator makes a deployment of two phases (a canary, then the rest) in
+// the console's form; the canary's failed health check pauses it by
+// itself, and the page says why and shows the error; the operator
+// resumes, then aborts it with a reason. A read-only user sees it without
+// a button.
+func TestBrowserDeployment(t *testing.T) {
+	r := newRollout(t, "sqlite")
+	c := newChrome(t, r.fleet)
+	c.login("ana", "ana-password!")
+	c.open("/console/deployments")
+	c.do("fill the deployment form",
+		chromedp.SetValue(chromedp.ID("bundle"), "sim-os:2.0.0"),
+		chromedp.SetValue(chromedp.ID("group"), "line-1"),
+		chromedp.SetValue(chromedp.ID("phases"), "1,100%"),
+		chromedp.SetValue(chromedp.ID("soak"), "1h"),
+		chromedp.SetValue(chromedp.ID("maxFailures"), "0"))
+	c.shot("deployment-form")
+	c.submit("#create")
+	if got := c.text("h1"); got != "Deployment 1" {
+		t.Fatalf("after the form: %q", got)
+	}
+	if st, ph := c.text("#state"), c.text("#phase"); st != "running" || !strings.HasPrefix(ph, "1 of 2") {
+		t.Errorf("new deployment: state %q, phase %q", st, ph)
+	}
+	c.shot("deployment-running")
+
+	// The canary's health check fails: the deployment pauses by itself.
+	var canary *device
+	for _, tg := range r.detail(1).Targets {
+		if tg.Phase == 0 {
+			canary = r.byDevice(tg.Device)
+		}
+	}
+	r.report(canary, 1, "rolled-back", `health check: <b>gateway</b> exited 3`)
+	c.open("/console/deployments/1")
+	if st := c.text("#state .badge"); st != "paused" {
+		t.Errorf("after the canary failed: %q, want paused", st)
+	}
+	if reason := c.text("#state-reason"); !strings.Contains(reason, "1 of 1 devices failed, more than the 0 allowed") {
+		t.Errorf("the pause's reason reads %q", reason)
+	}
+	if got := c.text("#failures .error"); got != `health check: <b>gateway</b> exited 3` {
+		t.Errorf("the failure's error reads %q", got)
+	}
+	if c.count("main b") != 0 {
+		t.Error("the device's error became markup")
+	}
+	c.shot("deployment-auto-paused")
+	c.open("/console/")
+	if got := c.text("#active .badge"); got != "paused" {
+		t.Errorf("the overview shows the deployment %q", got)
+	}
+	c.shot("overview-paused")
+
+	c.open("/console/deployments/1")
+	c.submit("#resume")
+	if st := c.text("#state .badge"); st != "running" {
+		t.Errorf("after resume: %q", st)
+	}
+	c.do("give a reason", chromedp.SendKeys(chromedp.ID("abort-reason"), "bad build: gateway crashes on board-a"))
+	c.submit("#abort")
+	if st, reason := c.text("#state .badge"), c.text("#state-reason"); st != "aborted" || !strings.Contains(reason, "bad build: gateway crashes on board-a") {
+		t.Errorf("after abort: %q %q", st, reason)
+	}
+	if n := c.count("main form"); n != 0 {
+		t.Errorf("an aborted deployment still offers %d forms", n)
+	}
+	c.shot("deployment-aborted")
+	if d := r.detail(1); d.Deployment.State != devices.Aborted {
+		t.Errorf("the engine says %s", d.Deployment.State)
+	}
+
+	c.submit("#logout")
+	c.login("bo", "bo-password!")
+	c.open("/console/deployments")
+	if n := c.count("main form"); n != 0 {
+		t.Errorf("a read-only user gets %d forms on the deployments page", n)
+	}
+	c.open("/console/deployments/1")
+	c.shot("deployment-read-only")
+}

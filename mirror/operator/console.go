@@ -43,9 +43,13 @@ var pages = func() map[string]*template.Template {
 			}
 			return display.Time(t)
 		},
-		"bytes":   func(n uint64) string { return display.Bytes(int64(n)) },
-		"dash":    display.OrDash,
-		"seconds": func(s uint64) string { return (time.Duration(s) * time.Second).String() },
+		"bytes":      func(n uint64) string { return display.Bytes(int64(n)) },
+		"dash":       display.OrDash,
+		"seconds":    func(s uint64) string { return (time.Duration(s) * time.Second).String() },
+		"phaseState": phaseState,
+		"duration":   duration,
+		"inc":        func(i int) int { return i + 1 },
+		"add":        func(a, b int) int { return a + b },
 		"failing": func(r any) bool {
 			switch r := r.(type) {
 			case devices.Record:
@@ -111,13 +115,14 @@ func (h *Handler) consoleRoutes() {
 	})
 	console("logout", map[string]endpoint{"POST": read(h.logout)})
 	console("{$}", map[string]endpoint{"GET": read(func(w http.ResponseWriter, r *http.Request, p *Principal) {
-		recs, err := h.o.Devices.Records(r.Context())
+		v, err := h.overview(r.Context())
 		if err != nil {
 			h.pageError(w, r, err)
 			return
 		}
-		h.render(w, r, p, http.StatusOK, "overview", "Fleet", Summarize(recs, h.now()))
+		h.render(w, r, p, http.StatusOK, "overview", "Fleet", v)
 	})})
+	h.consoleFleetRoutes(console, read, change)
 	console("devices", map[string]endpoint{"GET": read(func(w http.ResponseWriter, r *http.Request, p *Principal) {
 		recs, err := h.records(r)
 		if err != nil {
@@ -127,7 +132,7 @@ func (h *Handler) consoleRoutes() {
 		h.render(w, r, p, http.StatusOK, "devices", "Devices", recs)
 	})})
 	console("enrollments", map[string]endpoint{"GET": read(func(w http.ResponseWriter, r *http.Request, p *Principal) {
-		recs, err := h.o.Devices.Records(r.Context())
+		recs, err := h.o.Fleet.Records(r.Context())
 		if err != nil {
 			h.pageError(w, r, err)
 			return
@@ -142,7 +147,7 @@ func (h *Handler) consoleRoutes() {
 		h.render(w, r, p, http.StatusOK, "enrollments", "Pending enrollments", pending)
 	})})
 	console("devices/{id}", map[string]endpoint{"GET": read(func(w http.ResponseWriter, r *http.Request, p *Principal) {
-		rec, hist, err := h.o.Devices.Show(r.Context(), r.PathValue("id"))
+		rec, hist, err := h.o.Fleet.Show(r.Context(), r.PathValue("id"))
 		if err != nil {
 			h.pageError(w, r, err)
 			return

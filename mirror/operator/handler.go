@@ -22,19 +22,14 @@ const (
 	ConsolePrefix = "/console/"
 )
 
-// DeviceStore is what the API and the console need of the device
-// records (*devices.DB).
-type DeviceStore interface {
-	Records(ctx context.Context) ([]devices.Record, error)
-	Show(ctx context.Context, idOrPrefix string) (*devices.Record, []devices.Report, error)
-	SetStatus(ctx context.Context, idOrPrefix string, to devices.Status, at time.Time) (*devices.Record, error)
-	Enroll(ctx context.Context, es []devices.Enrollment, how string, at time.Time) ([]devices.EnrollResult, error)
-}
-
 // Options configure New.
 type Options struct {
-	Devices  DeviceStore
+	// Fleet is the mirror's fleet: devices, groups, deployments.
+	Fleet    Fleet
 	Accounts *Accounts
+	// Bundles lists the mirror's bundles (NAME:VERSION) for the
+	// console's deployment form; nil offers none.
+	Bundles func(ctx context.Context) ([]string, error)
 	// SecureCookies marks the session cookie Secure even on a plain
 	// HTTP request: for a mirror behind a TLS proxy. Requests that came
 	// over TLS always get Secure cookies.
@@ -188,6 +183,9 @@ func (h *Handler) asError(err error) *Error {
 	var amb *devices.AmbiguousError
 	var se *devices.StatusError
 	var na *devices.NoAccountError
+	if fe := fleetError(err); fe != nil {
+		return fe
+	}
 	switch {
 	case errors.As(err, &e):
 		return e

@@ -106,7 +106,14 @@ func newFleet(t *testing.T, backend string) *fleet {
 		fmt.Fprintf(&f.log, format+"\n", a...)
 		f.logMu.Unlock()
 	}
-	f.op = New(Options{Devices: db, Accounts: f.acc, Logf: logf, Now: f.clock.Now})
+	f.op = New(Options{Fleet: LocalFleet(db, st), Accounts: f.acc, Logf: logf, Now: f.clock.Now, Bundles: func(context.Context) ([]string, error) {
+		es, err := st.List()
+		var refs []string
+		for _, e := range es {
+			refs = append(refs, e.Name+":"+e.Version)
+		}
+		return refs, err
+	}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -305,4 +312,13 @@ func pemPublicKey(t *testing.T, d *device) []byte {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+// addBundle adds a signed bundle NAME:VERSION to the mirror.
+func (f *fleet) addBundle(name, version string) {
+	f.t.Helper()
+	p, _ := testutil.MakeBundle(f.t, f.t.TempDir(), name, version, 4<<10, 0, testutil.NewKey(f.t, "release"))
+	if _, err := f.store.Add(p); err != nil {
+		f.t.Fatal(err)
+	}
 }

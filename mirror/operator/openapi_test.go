@@ -103,6 +103,68 @@ func TestOpenAPI(t *testing.T) {
 		apiCall{method: "POST", path: "/enrollments", token: ro, status: 403, body: pemList, contentType: "application/x-pem-file"},
 		apiCall{method: "POST", path: "/enrollments", status: 401, body: pemList, contentType: "application/x-pem-file"},
 	)
+	cy := f.user("cy", devices.Operator)
+	f.addBundle("sim-os", "2.0.0")
+	js := func(method, path, token string, status int, body string) apiCall {
+		return apiCall{method: method, path: path, token: token, status: status, body: body, contentType: "application/json"}
+	}
+	deploy := `{"bundle": "sim-os:2.0.0", "group": "line-1", "phases": [{"size": "1", "soak": "1h0m0s", "maxFailures": "0"}]}`
+	calls = append(calls,
+		apiCall{method: "GET", path: "/groups", token: ro, status: 200},
+		apiCall{method: "GET", path: "/groups", status: 401},
+		js("PUT", "/groups/line-1", op, 200, `{"kind": "static", "devices": ["`+good.id+`"]}`),
+		js("PUT", "/groups/line-1", ro, 403, `{"kind": "static", "devices": ["`+good.id+`"]}`),
+		js("PUT", "/groups/line-1", "", 401, `{"kind": "static", "devices": ["`+good.id+`"]}`),
+		js("PUT", "/groups/bad", op, 400, `{"kind": "dynamic", "filter": "site = = x"}`),
+		apiCall{method: "GET", path: "/groups/line-1", token: ro, status: 200},
+		apiCall{method: "GET", path: "/groups/nope", token: ro, status: 404},
+		apiCall{method: "GET", path: "/groups/line-1", status: 401},
+		js("PUT", "/groups/tmp", op, 200, `{"kind": "dynamic", "filter": "site = plant-9"}`),
+		apiCall{method: "DELETE", path: "/groups/tmp", token: ro, status: 403},
+		apiCall{method: "DELETE", path: "/groups/tmp", status: 401},
+		apiCall{method: "DELETE", path: "/groups/tmp", token: op, status: 204},
+		apiCall{method: "DELETE", path: "/groups/tmp", token: op, status: 404},
+		js("POST", "/devices/"+good.id+"/labels", op, 200, `{"set": {"site": "plant-2"}}`),
+		js("POST", "/devices/"+good.id+"/labels", op, 400, `{"set": {"Not A Key": "x"}}`),
+		js("POST", "/devices/"+good.id+"/labels", ro, 403, `{"set": {"site": "plant-3"}}`),
+		js("POST", "/devices/"+good.id+"/labels", "", 401, `{"set": {"site": "plant-3"}}`),
+		js("POST", "/devices/"+unknown+"/labels", op, 404, `{"set": {"site": "plant-3"}}`),
+		apiCall{method: "GET", path: "/settings", token: ro, status: 200},
+		apiCall{method: "GET", path: "/settings", status: 401},
+		js("PUT", "/settings", op, 200, `{"requireApproval": false}`),
+		js("PUT", "/settings", ro, 403, `{"requireApproval": false}`),
+		js("PUT", "/settings", "", 401, `{"requireApproval": false}`),
+		apiCall{method: "PUT", path: "/settings", token: op, status: 400, body: `{"requireApproval": "yes"}`, contentType: "application/json", invalid: true},
+		apiCall{method: "GET", path: "/deployments", token: ro, status: 200},
+		apiCall{method: "GET", path: "/deployments", status: 401},
+		js("POST", "/deployments", op, 201, deploy), // 1, running
+		js("POST", "/deployments", ro, 403, deploy),
+		js("POST", "/deployments", "", 401, deploy),
+		js("POST", "/deployments", op, 400, `{"bundle": "sim-os:2.0.0", "phases": [{"size": "1"}]}`),
+		js("POST", "/deployments", op, 404, `{"bundle": "sim-os:2.0.0", "group": "nope", "phases": [{"size": "1"}]}`),
+		apiCall{method: "GET", path: "/deployments/1", token: ro, status: 200},
+		apiCall{method: "GET", path: "/deployments/99", token: ro, status: 404},
+		apiCall{method: "GET", path: "/deployments/1", status: 401},
+	)
+	for _, action := range []string{"pause", "resume", "abort", "approve"} {
+		calls = append(calls,
+			js("POST", "/deployments/1/"+action, ro, 403, `{}`),
+			js("POST", "/deployments/1/"+action, "", 401, `{}`),
+			js("POST", "/deployments/99/"+action, op, 404, `{}`))
+	}
+	calls = append(calls,
+		js("POST", "/deployments/1/pause", op, 200, `{"reason": "lunch"}`),
+		js("POST", "/deployments/1/pause", op, 409, `{"reason": "lunch"}`),
+		js("POST", "/deployments/1/resume", op, 200, `{}`),
+		js("POST", "/deployments/1/resume", op, 409, `{}`),
+		js("POST", "/deployments/1/abort", op, 200, `{"reason": "bad build"}`),
+		js("POST", "/deployments/1/abort", op, 409, `{}`),
+		js("PUT", "/settings", op, 200, `{"requireApproval": true}`),
+		js("POST", "/deployments", op, 201, deploy), // 2, awaiting approval
+		js("POST", "/deployments/2/approve", op, 403, `{}`),
+		js("POST", "/deployments/2/approve", cy, 200, `{}`),
+		js("POST", "/deployments/2/approve", cy, 409, `{}`),
+	)
 	// Last: failures enough to be limited (the limit is per client),
 	// from a full bucket.
 	calls = append(calls, apiCall{method: "refill"})

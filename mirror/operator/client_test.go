@@ -1,0 +1,118 @@
+package operator
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/ferry-update/ferry/devices"
+)
+
+// TestClient drives the fleet through the HTTP client (what 'ferry fleet
+// … --mirror URL' uses) against the live API: reads, enrollment, groups,
+// a deployment paused, resumed and aborted, and the typed errors the
+// commands' hints rely on.
+func TestClient(t *testing.T) {
+	r := newRollout(t, "sqlite")
+	ctx := context.Background()
+	for _, bad := range [][2]string{{"ftp://x", r.ana}, {"http://", r.ana}, {"http://u:p@host", r.ana}, {r.url, "not-a-token"}} {
+		if _, err := NewClient(bad[0], bad[1], nil); err == nil {
+			t.Errorf("NewClient(%q, %.8q…) accepted", bad[0], bad[1])
+		}
+	}
+	c, err := NewClient(r.url+"/api/v1", r.ana, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, _ := NewClient(r.url, r.bo, nil)
+
+	recs, err := c.Records(ctx)
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("Records: %d, %v", len(recs), err)
+	}
+	rec, hist, err := c.Show(ctx, r.devs[0].id[:10])
+	if err != nil || rec.ID != r.devs[0].id || len(hist) != 1 {
+		t.Errorf("Show: %+v %d %v", rec, len(hist), err)
+	}
+	var nf *devices.NotFoundError
+	if _, _, err := c.Show(ctx, "0123456789abcdef"); !errors.As(err, &nf) {
+		t.Errorf("Show of no device: %v, want *devices.NotFoundError", err)
+	}
+	fresh := newDevice("gw-4")
+	res, err := c.Enroll(ctx, []devices.Enrollment{{PublicKey: fresh.key.Public().(ed25519.PublicKey), Name: "gw-4", DeviceType: "board-a"}}, "", r.clock.Now())
+	if err != nil || len(res) != 1 || res[0].ID != fresh.id || res[0].After != devices.Enrolled {
+		t.Errorf("Enroll: %+v, %v", res, err)
+	}
+	if rec, _, _ := r.db.Show(ctx, fresh.id); rec.EnrolledBy != "api:ana" {
+		t.Errorf("enrolled by %q, want api:ana", rec.EnrolledBy)
+	}
+	if rec, err := c.SetStatus(ctx, fresh.id, devices.Revoked, r.clock.Now()); err != nil || rec.Status != devices.Revoked {
+		t.Errorf("SetStatus: %+v %v", rec, err)
+	}
+	var ae *APIError
+	if _, err := c.SetStatus(ctx, fresh.id, devices.Enrolled, r.clock.Now()); !errors.As(err, &ae) || ae.Status != http.StatusConflict || ae.Reason != ReasonConflict {
+		t.Errorf("approving a revoked device: %v, want a 409 conflict", err)
+	}
+	if rec, err := c.SetLabels(ctx, r.devs[1].id, map[string]string{"line": "l2"}, r.clock.Now()); err != nil || rec.Labels["line"] != "l2" {
+		t.Errorf("SetLabels: %+v %v", rec, err)
+	}
+	if g, err := c.PutGroup(ctx, devices.Group{Name: "l2", Kind: devices.Dynamic, Filter: "line = l2"}, r.clock.Now()); err != nil || g.Kind != devices.Dynamic {
+		t.Errorf("PutGroup: %+v %v", g, err)
+	}
+	if gs, err := c.Groups(ctx); err != nil || len(gs) != 2 {
+		t.Errorf("Groups: %+v %v", gs, err)
+	}
+	if _, members, err := c.GroupMembers(ctx, "l2"); err != nil || len(members) != 1 || members[0].ID != r.devs[1].id {
+		t.Errorf("GroupMembers: %+v %v", members, err)
+	}
+	var gnf *devices.GroupNotFoundError
+	if _, _, err := c.GroupMembers(ctx, "none"); !errors.As(err, &gnf) {
+		t.Errorf("GroupMembers of no group: %v", err)
+	}
+	if err := c.DeleteGroup(ctx, "none"); !errors.As(err, &gnf) {
+		t.Errorf("DeleteGroup of no group: %v", err)
+	}
+	if err := c.SetSettings(ctx, devices.Settings{}); err != nil {
+		t.Error(err)
+	}
+	if s, err := c.Settings(ctx); err != nil || s.RequireApproval {
+		t.Errorf("Settings: %+v %v", s, err)
+	}
+
+	spec := devices.DeploymentSpec{Group: "line-1", Phases: phases("1/1h/0", "100%/0s/0")}
+	if _, err := ro.Deploy(ctx, "sim-os:2.0.0", spec, r.clock.Now()); !errors.As(err, &ae) || ae.Status != http.StatusForbidden {
+		t.Errorf("a read-only token deploys: %v", err)
+	}
+	dep, err := c.Deploy(ctx, "sim-os:2.0.0", spec, r.clock.Now())
+	if err != nil || dep.State != devices.Running || dep.CreatedBy != "ana" {
+		t.Fatalf("Deploy: %+v %v", dep, err)
+	}
+	if dep, err = c.Pause(ctx, dep.ID, "ignored", "maintenance", r.clock.Now()); err != nil || dep.State != devices.Paused {
+		t.Errorf("Pause: %+v %v", dep, err)
+	}
+	if dep, err = c.Resume(ctx, dep.ID, "", r.clock.Now()); err != nil || dep.State != devices.Running {
+		t.Errorf("Resume: %+v %v", dep, err)
+	}
+	if dep, err = c.Abort(ctx, dep.ID, "", "wrong group", r.clock.Now()); err != nil || dep.State != devices.Aborted {
+		t.Errorf("Abort: %+v %v", dep, err)
+	}
+	d, err := c.DeploymentDetail(ctx, dep.ID)
+	if err != nil || d.ID != dep.ID || len(d.Targets) != 3 || len(d.Events) < 4 || d.Events[len(d.Events)-1].Operator != "ana" {
+		t.Errorf("DeploymentDetail: %+v %v", d, err)
+	}
+	var dnf *devices.DeploymentNotFoundError
+	if _, err := c.DeploymentDetail(ctx, 99); !errors.As(err, &dnf) {
+		t.Errorf("DeploymentDetail of none: %v", err)
+	}
+	if _, err := c.Approve(ctx, 99, "", r.clock.Now()); !errors.As(err, &dnf) {
+		t.Errorf("Approve of none: %v", err)
+	}
+	if ds, err := c.Deployments(ctx); err != nil || len(ds) != 1 || ds[0].State != devices.Aborted {
+		t.Errorf("Deployments: %+v %v", ds, err)
+	}
+	if err := c.Evaluate(ctx, r.clock.Now()); err != nil {
+		t.Error(err)
+	}
+}
