@@ -12,6 +12,7 @@ import (
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/internal/filekind"
 	"github.com/ferry-update/ferry/internal/outpath"
+	"github.com/ferry-update/ferry/mirror/operator"
 	"github.com/ferry-update/ferry/signing"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -55,7 +56,14 @@ func hint(err error) string {
 	var nre *bundle.NotRecipientError
 	var rce *bundle.RecipientError
 	var na *devices.NoAccountError
+	var api *operator.APIError
 	switch {
+	case errors.As(err, &api) && api.Reason == operator.ReasonUnauthenticated:
+		return "the token is not valid on that mirror (revoked, expired or mistyped): make one with 'ferry fleet tokens create DIR --user NAME' on the mirror"
+	case errors.As(err, &api) && api.Reason == operator.ReasonForbidden:
+		return "this needs an operator's token (a read-only one only reads), or another operator than the one who made the deployment"
+	case errors.As(err, &api) && api.Reason == operator.ReasonRateLimited:
+		return "too many failed attempts from this machine: wait a minute, then try again with a valid token"
 	case errors.As(err, &ue) && ue.Kind == "PKCS#11":
 		return "this ferry was built without cgo or with -tags nopkcs11; build it with CGO_ENABLED=1 (the default where a C compiler is installed)"
 	case errors.As(err, &ue):
