@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/transport/tufclient"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -182,13 +184,15 @@ func (a *Agent) checkHead(src io.Reader, j *Journal, o InstallOptions) ([]target
 	if err != nil {
 		return nil, br, &RefusedError{Bundle: j.name(), Err: err}
 	}
-	if _, err := verify.CheckHead(br, policy); err != nil {
+	res, err := verify.CheckHead(br, policy)
+	if err != nil {
 		var te *verify.ThresholdError
 		if errors.As(err, &te) && a.rootErr != nil {
 			err = fmt.Errorf("%w (a newer trust root was offered but not accepted: %v)", err, a.rootErr)
 		}
 		return nil, br, &RefusedError{Bundle: j.name(), Err: err}
 	}
+	a.logf("%s: signed by %s (%d of %d required)", j.name(), signedBy(res), res.ValidKeys, res.Threshold)
 	if err := a.checkComponents(c, j.FromSlot); err != nil {
 		return nil, br, &RefusedError{Bundle: j.name(), Err: err}
 	}
@@ -215,6 +219,18 @@ func (a *Agent) unwrapKey(br *bundle.Reader) error {
 		return &RefusedError{Bundle: br.Config().Name + " " + br.Config().Version, Err: err}
 	}
 	return nil
+}
+
+// signedBy names the keys whose signatures counted, with the owner and
+// purpose the trust root gives them.
+func signedBy(res *verify.Result) string {
+	var names []string
+	for _, s := range res.Signatures {
+		if s.Status == verify.Valid {
+			names = append(names, display.KeyName(s.KeyID, s.Owner, s.Purpose))
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // writePayloads streams every payload to its target. Each payload's

@@ -68,11 +68,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			p("  checked     %s\n", display.OrDash(strings.Join(b.Checked, ", ")))
 		}
 		for i, s := range b.Signatures {
-			p("    %d. %-13s key %s %s signer %s at %s", i+1, s.Status, display.OrDash(display.ShortID(s.KeyID)), display.OrDash(string(s.Algorithm)), display.OrDash(display.Untrusted(s.Signer)), display.OrDash(display.Time(s.SignedAt)))
-			if s.Reason != "" && s.Status != verify.Valid {
-				p(": %s", display.Untrusted(s.Reason))
-			}
-			p("\n")
+			p("    %d. %s\n", i+1, SignatureLine(s))
 		}
 		if b.Listed != nil {
 			p("  listed      %s\n", map[bool]string{true: "in the mirror's signed targets", false: "NOT in the mirror's signed targets"}[*b.Listed])
@@ -116,4 +112,21 @@ func (m *MirrorMetadata) summary() string {
 	}
 	return fmt.Sprintf("verified against %s: root v%d, timestamp v%d expires %s, snapshot v%d, targets v%d expires %s",
 		display.Untrusted(m.Root), m.RootVersion, m.TimestampVersion, display.Time(m.TimestampExpires), m.SnapshotVersion, m.TargetsVersion, display.Time(m.TargetsExpires))
+}
+
+// SignatureLine is one signature's verdict for people, as 'ferry audit'
+// and 'ferry verify' print it: status, key id with the owner and purpose
+// the trust root gives the key, algorithm, the signer the signature
+// claims, when, and why it does not count. What the bundle or the root
+// says is escaped.
+func SignatureLine(s verify.SignatureResult) string {
+	key := "-"
+	if s.KeyID != "" {
+		key = display.KeyName(s.KeyID, s.Owner, s.Purpose)
+	}
+	line := fmt.Sprintf("%-13s key %s %s signer %s at %s", s.Status, key, display.OrDash(string(s.Algorithm)), display.OrDash(display.Untrusted(s.Signer)), display.OrDash(display.Time(s.SignedAt)))
+	if s.Reason != "" && s.Status != verify.Valid {
+		line += ": " + display.Untrusted(s.Reason)
+	}
+	return line
 }

@@ -32,10 +32,15 @@ const (
 type SignatureResult struct {
 	KeyID     string    `json:"keyId,omitempty"`
 	Algorithm Algorithm `json:"algorithm,omitempty"`
-	Signer    string    `json:"signer,omitempty"`
-	SignedAt  time.Time `json:"signedAt,omitzero"`
-	Status    Status    `json:"status"`
-	Reason    string    `json:"reason,omitempty"`
+	// Owner and Purpose are what the trust root says of the key that made
+	// the signature (empty without a trust root, or for a key it does not
+	// list). Signer, by contrast, is what the signature claims.
+	Owner    string    `json:"owner,omitempty"`
+	Purpose  string    `json:"purpose,omitempty"`
+	Signer   string    `json:"signer,omitempty"`
+	SignedAt time.Time `json:"signedAt,omitzero"`
+	Status   Status    `json:"status"`
+	Reason   string    `json:"reason,omitempty"`
 }
 
 // Result is the verdict on a bundle's signatures.
@@ -57,6 +62,9 @@ type ThresholdError struct {
 	// Revoked lists the revoked keys that signed; their signatures did not
 	// count.
 	Revoked []string
+	// Owners are the owners the trust root names for the keys above, by
+	// key id.
+	Owners map[string]string
 }
 
 func (e *ThresholdError) Error() string {
@@ -65,6 +73,9 @@ func (e *ThresholdError) Error() string {
 		ids := make([]string, len(e.Revoked))
 		for i, id := range e.Revoked {
 			ids[i] = short(id)
+			if o := e.Owners[id]; o != "" {
+				ids[i] += " (" + o + ")"
+			}
 		}
 		msg += fmt.Sprintf("; signature(s) by revoked key(s) %s do not count", strings.Join(ids, ", "))
 	}
@@ -104,6 +115,9 @@ func checkSignatures(manifest digest.Digest, sigs []bundle.Signature, keys []*Pu
 				revokedSigners = append(revokedSigners, r.KeyID)
 			}
 		}
+		if r.Status == Revoked && r.Owner == "" {
+			r.Owner, r.Purpose = ownerOf(keys, r.KeyID)
+		}
 		if r.Status == Valid {
 			if seen[r.KeyID] {
 				r.Status = Duplicate
@@ -115,7 +129,13 @@ func checkSignatures(manifest digest.Digest, sigs []bundle.Signature, keys []*Pu
 		res.Signatures = append(res.Signatures, r)
 	}
 	if !res.OK() {
-		return res, &ThresholdError{Manifest: manifest, Have: res.ValidKeys, Need: threshold, Revoked: revokedSigners}
+		owners := map[string]string{}
+		for _, k := range keys {
+			if k.Owner != "" && slices.Contains(revokedSigners, k.ID) {
+				owners[k.ID] = k.Owner
+			}
+		}
+		return res, &ThresholdError{Manifest: manifest, Have: res.ValidKeys, Need: threshold, Revoked: revokedSigners, Owners: owners}
 	}
 	return res, nil
 }
@@ -170,13 +190,23 @@ func checkOne(manifest digest.Digest, s bundle.Signature, keys []*PublicKey) Sig
 		}
 		return r
 	}
-	r.KeyID, r.Algorithm = signer.ID, signer.Algorithm
+	r.KeyID, r.Algorithm, r.Owner, r.Purpose = signer.ID, signer.Algorithm, signer.Owner, signer.Purpose
 	if got := payload.Critical.Image.DockerManifestDigest; got != manifest.String() {
 		r.Status, r.Reason = WrongDigest, "signature is for manifest "+got
 		return r
 	}
 	r.Status = Valid
 	return r
+}
+
+// ownerOf is what keys say of key id.
+func ownerOf(keys []*PublicKey, id string) (owner, purpose string) {
+	for _, k := range keys {
+		if k.ID == id {
+			return k.Owner, k.Purpose
+		}
+	}
+	return "", ""
 }
 
 func verifyWith(k *PublicKey, s bundle.Signature) error {

@@ -135,6 +135,9 @@ type PublicKey struct {
 	Key       crypto.PublicKey
 	ID        string // hex SHA-256 of the DER SubjectPublicKeyInfo
 	Algorithm Algorithm
+	// Owner and Purpose are what a trust root says of the key (RootKey);
+	// empty for a key read from a file. Untrusted text for display.
+	Owner, Purpose string
 }
 
 // NewPublicKey wraps a public key and computes its id.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/secure-systems-lab/go-securesystemslib/cjson"
@@ -24,8 +25,14 @@ import (
 
 // Fixed values and limits of a trust-root document (TRUST.md §2, §8).
 const (
-	RootType          = "ferry-root"
-	RootSpecVersion   = "1"
+	RootType        = "ferry-root"
+	RootSpecVersion = "1"
+	// RootSpecVersion2 is spec version 1 plus the owner and purpose of
+	// keys (TRUST.md §2.1). ferry writes it only for a root that names
+	// a key, so roots without names stay readable by version-1 devices.
+	RootSpecVersion2  = "2"
+	maxKeyOwner       = 128     // bytes
+	maxKeyPurpose     = 256     // bytes
 	MaxRootSize       = 1 << 20 // bytes of the whole document
 	MaxRootKeys       = 256
 	MaxRootSignatures = 256
@@ -51,6 +58,10 @@ var RootRoles = []string{RoleRoot, RoleRelease, RoleMirror}
 type RootKey struct {
 	Algorithm Algorithm `json:"algorithm"`
 	Public    string    `json:"public"` // PEM "PUBLIC KEY", exactly as PublicKey.PEM writes it
+	// Owner (a person or team) and Purpose name the key for people
+	// (spec version 2; absent, never empty, when not given).
+	Owner   string `json:"owner,omitempty"`
+	Purpose string `json:"purpose,omitempty"`
 }
 
 // RootRole names the keys of a role and how many of them must sign.
@@ -235,8 +246,8 @@ func newRoot(s RootSigned) (*Root, error) {
 	if s.Type != RootType {
 		return nil, malformed(v, "_type is %q, want %q", s.Type, RootType)
 	}
-	if s.SpecVersion != RootSpecVersion {
-		return nil, malformed(v, "spec_version is %q, and this ferry knows only %q: upgrade ferry", s.SpecVersion, RootSpecVersion)
+	if s.SpecVersion != RootSpecVersion && s.SpecVersion != RootSpecVersion2 {
+		return nil, malformed(v, "spec_version is %q, and this ferry knows only %q and %q: upgrade ferry", s.SpecVersion, RootSpecVersion, RootSpecVersion2)
 	}
 	if v < 1 || v > maxRootVersion {
 		return nil, malformed(v, "version %d is not an integer from 1 to 2^53-1", v)
@@ -251,6 +262,9 @@ func newRoot(s RootSigned) (*Root, error) {
 	r := &Root{signed: s, expires: expires, keys: map[string]*PublicKey{}, revoked: map[string]bool{}}
 	for _, id := range slices.Sorted(maps.Keys(s.Keys)) {
 		k, err := parseRootKey(id, s.Keys[id])
+		if err == nil && s.SpecVersion == RootSpecVersion && (k.Owner != "" || k.Purpose != "") {
+			err = fmt.Errorf("owner and purpose need spec_version %q", RootSpecVersion2)
+		}
 		if err != nil {
 			return nil, &RootError{Kind: RootMalformed, Version: v, Msg: "key " + short(id), Err: err}
 		}
@@ -327,7 +341,35 @@ func parseRootKey(id string, rk RootKey) (*PublicKey, error) {
 	if p, err := k.PEM(); err != nil || string(p) != rk.Public {
 		return nil, errors.New(`public is not exactly one PEM "PUBLIC KEY" block in the form ferry writes`)
 	}
+	if err := checkKeyName("owner", rk.Owner, maxKeyOwner); err != nil {
+		return nil, err
+	}
+	if err := checkKeyName("purpose", rk.Purpose, maxKeyPurpose); err != nil {
+		return nil, err
+	}
+	k.Owner, k.Purpose = rk.Owner, rk.Purpose
 	return k, nil
+}
+
+// checkKeyName checks a key's owner or purpose (TRUST.md §2.1): at most
+// max bytes of UTF-8 text without control characters. Empty means not
+// given.
+func checkKeyName(what, v string, max int) error {
+	if len(v) > max {
+		return fmt.Errorf("%s is %d bytes, more than %d", what, len(v), max)
+	}
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%s is not UTF-8", what)
+	}
+	for _, c := range v {
+		if c < 0x20 || (c >= 0x7f && c < 0xa0) || unicode.Is(unicode.Bidi_Control, c) {
+			return fmt.Errorf("%s contains the control character %U", what, c)
+		}
+	}
+	if strings.TrimSpace(v) != v {
+		return fmt.Errorf("%s %q begins or ends with white space", what, v)
+	}
+	return nil
 }
 
 func isKeyID(s string) bool {
@@ -660,7 +702,7 @@ func (r *Root) Policy(role string, now time.Time) (Policy, error) {
 	}
 	keys := make([]*PublicKey, len(rl.KeyIDs))
 	for i, id := range rl.KeyIDs {
-		keys[i] = r.keys[id]
+		keys[i] = r.keys[id] // with its owner and purpose
 	}
 	return Policy{Keys: keys, Threshold: rl.Threshold, Revoked: slices.Clone(r.signed.Revoked)}, nil
 }

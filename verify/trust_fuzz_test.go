@@ -14,7 +14,8 @@ import (
 // a document it accepts must survive being written again by ferry: same
 // signed content, same signatures, and UpdateRoot to itself is no change.
 func FuzzParseRoot(f *testing.F) {
-	f.Add(seedRoot(f))
+	f.Add(seedRoot(f, false))
+	f.Add(seedRoot(f, true)) // spec version 2: keys with owner and purpose
 	if spec, err := os.ReadFile("TRUST.md"); err == nil {
 		if m := regexp.MustCompile("(?s)<!-- example-root -->\n```json\n(.*?)```").FindSubmatch(spec); m != nil {
 			f.Add(m[1])
@@ -51,8 +52,9 @@ func FuzzParseRoot(f *testing.F) {
 	})
 }
 
-// seedRoot returns a valid, signed trust root document.
-func seedRoot(f *testing.F) []byte {
+// seedRoot returns a valid, signed trust root document, with its key
+// named when named is set.
+func seedRoot(f *testing.F, named bool) []byte {
 	key, err := verify.GenerateKey(verify.Ed25519)
 	if err != nil {
 		f.Fatal(err)
@@ -64,6 +66,11 @@ func seedRoot(f *testing.F) []byte {
 	s := verify.NewRootSigned(now.AddDate(1, 0, 0))
 	for _, role := range []string{verify.RoleRoot, verify.RoleRelease} {
 		if err := s.AddKey(role, signer.PublicKey()); err != nil {
+			f.Fatal(err)
+		}
+	}
+	if named {
+		if err := s.SetKeyNames(signer.PublicKey().ID, "Security team", "root and release, offline"); err != nil {
 			f.Fatal(err)
 		}
 	}

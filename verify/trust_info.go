@@ -29,6 +29,8 @@ type RoleInfo struct {
 type KeyInfo struct {
 	ID        string    `json:"id"`
 	Algorithm Algorithm `json:"algorithm"`
+	Owner     string    `json:"owner,omitempty"`
+	Purpose   string    `json:"purpose,omitempty"`
 	Revoked   bool      `json:"revoked"`
 }
 
@@ -43,7 +45,8 @@ func (r *Root) Info(now time.Time) RootInfo {
 	for name, role := range signed.Roles {
 		ri := RoleInfo{Threshold: role.Threshold}
 		for _, id := range role.KeyIDs {
-			ri.Keys = append(ri.Keys, KeyInfo{ID: id, Algorithm: signed.Keys[id].Algorithm, Revoked: r.IsRevoked(id)})
+			k := signed.Keys[id]
+			ri.Keys = append(ri.Keys, KeyInfo{ID: id, Algorithm: k.Algorithm, Owner: k.Owner, Purpose: k.Purpose, Revoked: r.IsRevoked(id)})
 		}
 		info.Roles[name] = ri
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -106,6 +107,36 @@ func (s *RootSigned) Revoke(id string) error {
 	return nil
 }
 
+// SetKeyNames sets the owner (a person or team) and purpose of key id;
+// an empty value removes that name. The root's spec version follows
+// (SignRoot): "2" while any key is named, "1" otherwise.
+func (s *RootSigned) SetKeyNames(id, owner, purpose string) error {
+	k, ok := s.Keys[id]
+	if !ok {
+		return fmt.Errorf("key %s is not in the root", short(id))
+	}
+	if err := checkKeyName("owner", owner, maxKeyOwner); err != nil {
+		return err
+	}
+	if err := checkKeyName("purpose", purpose, maxKeyPurpose); err != nil {
+		return err
+	}
+	k.Owner, k.Purpose = owner, purpose
+	s.Keys = maps.Clone(s.Keys)
+	s.Keys[id] = k
+	return nil
+}
+
+// specVersion is the spec version s needs: 2 when a key is named.
+func (s *RootSigned) specVersion() string {
+	for _, k := range s.Keys {
+		if k.Owner != "" || k.Purpose != "" {
+			return RootSpecVersion2
+		}
+	}
+	return RootSpecVersion
+}
+
 // SetThreshold sets how many of role's keys must sign.
 func (s *RootSigned) SetThreshold(role string, n int) error {
 	r, ok := s.Roles[role]
@@ -126,6 +157,7 @@ func SignRoot(s RootSigned, signers ...*Signer) (*Root, error) {
 	if s.Revoked == nil {
 		s.Revoked = []string{}
 	}
+	s.SpecVersion = s.specVersion()
 	if _, err := newRoot(s); err != nil {
 		return nil, err
 	}

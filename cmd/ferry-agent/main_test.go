@@ -261,10 +261,12 @@ func corruptLastPayload(path string, at int64) error {
 // roles are the given keys, signed by the -sign keys (none: unsigned), as
 // an attacker could hand-write one; it does not follow any chain:
 //
-//	mkroot -o OUT -version N -root K.pub -release K.pub [-sign K.key]... [-expires DUR]
+//	mkroot -o OUT -version N -root K.pub -release K.pub [-sign K.key]... [-expires DUR] [-owner K.pub=NAME]... [-revoke K.pub]...
 func mkroot(args []string) error {
 	fs := flag.NewFlagSet("mkroot", flag.ContinueOnError)
-	var signKeys listFlag
+	var signKeys, owners, revoke listFlag
+	fs.Var(&owners, "owner", "K.pub=NAME: the owner the root names for a key (repeatable)")
+	fs.Var(&revoke, "revoke", "key to revoke (.pub; repeatable)")
 	out := fs.String("o", "", "output root")
 	version := fs.Int64("version", 1, "root version")
 	rootKey := fs.String("root", "", "root role key (.pub)")
@@ -277,15 +279,30 @@ func mkroot(args []string) error {
 	s := verify.NewRootSigned(time.Now().Add(*expires))
 	s.Version = *version
 	for _, k := range []struct{ role, path string }{{verify.RoleRoot, *rootKey}, {verify.RoleRelease, *releaseKey}} {
-		b, err := os.ReadFile(k.path)
-		if err != nil {
-			return err
-		}
-		pub, err := verify.ParsePublicKey(b)
+		pub, err := readPub(k.path)
 		if err != nil {
 			return err
 		}
 		if err := s.AddKey(k.role, pub); err != nil {
+			return err
+		}
+	}
+	for _, o := range owners {
+		path, name, _ := strings.Cut(o, "=")
+		pub, err := readPub(path)
+		if err != nil {
+			return err
+		}
+		if err := s.SetKeyNames(pub.ID, name, ""); err != nil {
+			return err
+		}
+	}
+	for _, path := range revoke {
+		pub, err := readPub(path)
+		if err != nil {
+			return err
+		}
+		if err := s.Revoke(pub.ID); err != nil {
 			return err
 		}
 	}
@@ -310,6 +327,14 @@ func mkroot(args []string) error {
 		return err
 	}
 	return os.WriteFile(*out, r.Bytes(), 0o644)
+}
+
+func readPub(path string) (*verify.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return verify.ParsePublicKey(b)
 }
 
 // TestREADMECommands: the README's command table names every command.

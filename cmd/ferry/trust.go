@@ -99,10 +99,11 @@ func readRoot(path string) (*verify.Root, error) {
 
 // trustWriteOptions are the flags of the commands that write a root.
 type trustWriteOptions struct {
-	sign    []string
-	expires string
-	out     string
-	partial bool
+	sign           []string
+	expires        string
+	out            string
+	partial        bool
+	owner, purpose []string // KEY=TEXT
 }
 
 func (o *trustWriteOptions) addFlags(cmd *cobra.Command, outHelp string) {
@@ -111,6 +112,42 @@ func (o *trustWriteOptions) addFlags(cmd *cobra.Command, outHelp string) {
 	f.StringVar(&o.expires, "expires", "365d", "how long the new root is valid: Nd (days) or a Go duration such as 720h")
 	f.StringVarP(&o.out, "out", "o", "", outHelp)
 	f.BoolVar(&o.partial, "partial", false, "write the root even if it lacks signatures, for others to add with 'ferry trust sign'")
+	f.StringArrayVar(&o.owner, "owner", nil, "KEY=NAME: the person or team who holds KEY (a key file, URI or id prefix); empty NAME removes it (repeatable)")
+	f.StringArrayVar(&o.purpose, "purpose", nil, "KEY=TEXT: what KEY is for, e.g. 'root key, HSM in safe 2' (repeatable)")
+}
+
+// applyNames sets the --owner and --purpose names on the keys of signed.
+// A root that names a key is spec version 2 (TRUST.md §2.1).
+func (s *streams) applyNames(signed *verify.RootSigned, o *trustWriteOptions) error {
+	for _, n := range []struct {
+		flag   string
+		values []string
+	}{{"--owner", o.owner}, {"--purpose", o.purpose}} {
+		for _, v := range n.values {
+			key, text, ok := strings.Cut(v, "=")
+			if !ok || key == "" {
+				return cliexit.UsageError{Err: fmt.Errorf("%s %q: want KEY=TEXT", n.flag, v)}
+			}
+			id, err := s.resolveKey(*signed, key)
+			if err != nil {
+				return err
+			}
+			k, ok := signed.Keys[id]
+			if !ok {
+				return cliexit.UsageError{Err: fmt.Errorf("%s: key %s is not in the root", n.flag, display.ShortID(id))}
+			}
+			owner, purpose := k.Owner, k.Purpose
+			if n.flag == "--owner" {
+				owner = text
+			} else {
+				purpose = text
+			}
+			if err := signed.SetKeyNames(id, owner, purpose); err != nil {
+				return cliexit.UsageError{Err: fmt.Errorf("%s %s: %w", n.flag, key, err)}
+			}
+		}
+	}
+	return nil
 }
 
 func (o *trustWriteOptions) expiry(now time.Time) (time.Time, error) {
@@ -266,6 +303,9 @@ func runTrustInit(s *streams, opts trustInitOptions) error {
 			}
 		}
 	}
+	if err := s.applyNames(&signed, &opts.o); err != nil {
+		return err
+	}
 	root, err := verify.SignRoot(signed, signers...)
 	if err != nil {
 		return err
@@ -317,7 +357,12 @@ func (s *streams) changeRoot(path string, o *trustWriteOptions, edit func(*verif
 	if err != nil {
 		return err
 	}
-	signed, err := old.Next(expires, edit)
+	signed, err := old.Next(expires, func(rs *verify.RootSigned) error {
+		if err := edit(rs); err != nil {
+			return err
+		}
+		return s.applyNames(rs, o)
+	})
 	if err != nil {
 		return err
 	}
@@ -613,7 +658,7 @@ func runTrustShow(s *streams, opts jsonOptions, a []string) error {
 			if k.Revoked {
 				mark = "  REVOKED"
 			}
-			fmt.Fprintf(s.out, "  %s  %s%s\n", display.Untrusted(display.ShortID(k.ID)), display.Untrusted(string(k.Algorithm)), mark)
+			fmt.Fprintf(s.out, "  %s  %s%s\n", display.KeyName(k.ID, k.Owner, k.Purpose), display.Untrusted(string(k.Algorithm)), mark)
 		}
 	}
 	revoked := make([]string, len(info.Revoked))

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-update/ferry/audit"
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/verify"
@@ -115,11 +116,7 @@ func printReport(s *streams, rep *verify.Report, p verify.Policy) {
 	if res := rep.Signatures; res != nil {
 		fmt.Fprintf(s.out, "signatures  %d, %d of %d required trusted key(s) valid\n", len(res.Signatures), res.ValidKeys, res.Threshold)
 		for i, sr := range res.Signatures {
-			detail := ""
-			if sr.Reason != "" {
-				detail = ": " + display.Untrusted(sr.Reason)
-			}
-			fmt.Fprintf(s.out, "  %d. %-13s key %s %s signer %s at %s%s\n", i+1, sr.Status, display.OrDash(display.ShortID(sr.KeyID)), display.OrDash(string(sr.Algorithm)), display.OrDash(display.Untrusted(sr.Signer)), display.OrDash(display.Time(sr.SignedAt)), detail)
+			fmt.Fprintf(s.out, "  %d. %s\n", i+1, audit.SignatureLine(sr))
 		}
 	}
 	if p.DeviceType != "" {

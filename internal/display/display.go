@@ -38,6 +38,20 @@ func ShortID(id string) string {
 	return id
 }
 
+// KeyName is a key id for people, with the owner and purpose a trust
+// root gives it, escaped: "46e4cd376fbcbe96 (Alice Example: release
+// signing)". Without them it is ShortID(id).
+func KeyName(id, owner, purpose string) string {
+	name := Untrusted(ShortID(id))
+	switch {
+	case owner != "" && purpose != "":
+		return name + " (" + Untrusted(owner) + ": " + Untrusted(purpose) + ")"
+	case owner != "" || purpose != "":
+		return name + " (" + Untrusted(owner+purpose) + ")"
+	}
+	return name
+}
+
 // OrDash is s, or "-" for an empty s, so that columns stay aligned.
 func OrDash(s string) string {
 	if s == "" {

@@ -22,3 +22,18 @@ func TestTime(t *testing.T) {
 		t.Errorf("Time = %q", got)
 	}
 }
+
+func TestKeyName(t *testing.T) {
+	const id = "46e4cd376fbcbe963fda669fbe2fc8130c18211e597660dbed9ffcdbdbe59e15"
+	for _, tc := range []struct{ owner, purpose, want string }{
+		{"", "", "46e4cd376fbcbe96"},
+		{"Alice Example", "", "46e4cd376fbcbe96 (Alice Example)"},
+		{"", "release", "46e4cd376fbcbe96 (release)"},
+		{"Alice Example", "release signing", "46e4cd376fbcbe96 (Alice Example: release signing)"},
+		{"Mallory\x1b[2J", "", `46e4cd376fbcbe96 (Mallory\x1b[2J)`},
+	} {
+		if got := KeyName(id, tc.owner, tc.purpose); got != tc.want {
+			t.Errorf("KeyName(%q, %q) = %q, want %q", tc.owner, tc.purpose, got, tc.want)
+		}
+	}
+}
