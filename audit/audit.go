@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -101,6 +102,7 @@ type BundleReport struct {
 	// to how many recipients, from the signed age header; no key needed.
 	Encryption   *bundle.EncryptionInfo   `json:"encryption,omitempty"`
 	Attachments  []Attachment             `json:"attachments"`
+	SBOMs        int                      `json:"sboms"` // attachments that are SBOMs
 	Signatures   []verify.SignatureResult `json:"signatures"`
 	ValidKeys    int                      `json:"validKeys"`
 	Threshold    int                      `json:"threshold"`
@@ -130,11 +132,51 @@ type Layer struct {
 	Size   int64         `json:"size"`
 }
 
-// Attachment is a signed attachment (an SBOM) and what it says of itself.
+// Attachment is a signed attachment (an SBOM, a trust root) and what it
+// says of itself.
 type Attachment struct {
 	bundle.Attachment
+	// Kind is AttachmentSBOM, AttachmentTrustRoot or AttachmentOther.
+	Kind string `json:"kind"`
 	// SBOM is set when the document is SPDX or CycloneDX JSON.
 	SBOM *bundle.SBOM `json:"sbom,omitempty"`
+	// RootVersion is the version of an attached trust root (0 when it
+	// cannot be read; see the bundle's warnings).
+	RootVersion int64 `json:"rootVersion,omitempty"`
+}
+
+// Kinds of attachment. Only SBOMs count as SBOMs: a bundle that carries
+// the trust root introducing its keys (bundle/FORMAT.md §6.1) carries no
+// SBOM by it.
+const (
+	AttachmentSBOM      = "sbom"
+	AttachmentTrustRoot = "trust-root"
+	AttachmentOther     = "other"
+)
+
+// attachment says what an attachment is: an SBOM by its content, a trust
+// root by its media type (and then its version).
+func (b *BundleReport) attachment(a bundle.AttachmentData) Attachment {
+	at := Attachment{Attachment: a.Attachment, Kind: AttachmentOther}
+	if a.MediaType == bundle.TrustRootMediaType {
+		at.Kind = AttachmentTrustRoot
+		if r, err := verify.ParseRoot(a.Data); err == nil {
+			at.RootVersion = r.Version()
+		} else {
+			b.warn("attachment %s is labelled a trust root but %v", a.Name, err)
+		}
+		return at
+	}
+	if sb, err := bundle.DetectSBOM(a.Data); err == nil {
+		at.Kind, at.SBOM = AttachmentSBOM, sb
+		b.SBOMs++
+		if sb.MediaType != a.MediaType {
+			b.warn("attachment %s is labelled %s but its content is %s", a.Name, a.MediaType, sb.MediaType)
+		}
+	} else if a.MediaType == bundle.SPDXMediaType || a.MediaType == bundle.CycloneDXMediaType {
+		b.warn("attachment %s is labelled %s but %v", a.Name, a.MediaType, err)
+	}
+	return at
 }
 
 func (b *BundleReport) fail(format string, a ...any) {
@@ -253,6 +295,9 @@ func auditItem(ctx context.Context, it Item, p verify.Policy, t Trust, mm *Mirro
 		return b, nil
 	}
 	defer r.Close()
+	if it.Pin && !strings.Contains(b.Source, "@") {
+		b.Source += "@" + r.ManifestDigest().String()
+	}
 	cfg := r.Config()
 	b.Name, b.Version, b.DeviceTypes, b.Created, b.Description = cfg.Name, cfg.Version, cfg.DeviceTypes, cfg.Created, cfg.Description
 	b.FormatVersion, b.Manifest = cfg.FormatVersion, r.ManifestDigest()
@@ -271,16 +316,7 @@ func auditItem(ctx context.Context, it Item, p verify.Policy, t Trust, mm *Mirro
 		if a.MediaType == bundle.AgeHeaderMediaType {
 			continue // key material, reported as Encryption
 		}
-		at := Attachment{Attachment: a.Attachment}
-		if sb, err := bundle.DetectSBOM(a.Data); err == nil {
-			at.SBOM = sb
-			if sb.MediaType != a.MediaType {
-				b.warn("attachment %s is labelled %s but its content is %s", a.Name, a.MediaType, sb.MediaType)
-			}
-		} else if a.MediaType == bundle.SPDXMediaType || a.MediaType == bundle.CycloneDXMediaType {
-			b.warn("attachment %s is labelled %s but %v", a.Name, a.MediaType, err)
-		}
-		b.Attachments = append(b.Attachments, at)
+		b.Attachments = append(b.Attachments, b.attachment(a))
 	}
 
 	// Signatures, as the device judges them.

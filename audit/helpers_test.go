@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -28,6 +29,7 @@ type bundleSpec struct {
 	signers       []testutil.Key
 	sbom          bool
 	encryptTo     []age.Recipient
+	roots         []*verify.Root // attached trust roots
 }
 
 // makeBundle writes a bundle of one 20 KB rootfs payload in 8 KiB parts,
@@ -47,6 +49,9 @@ func makeBundle(t testing.TB, dir string, spec bundleSpec) string {
 	}
 	if spec.sbom {
 		opts.Attachments = []bundle.AttachmentData{{Attachment: bundle.Attachment{Name: "sbom.spdx.json", MediaType: bundle.SPDXMediaType}, Data: []byte(testSPDX)}}
+	}
+	for _, r := range spec.roots {
+		opts.Attachments = append(opts.Attachments, bundle.AttachmentData{Attachment: bundle.Attachment{Name: fmt.Sprintf("%d.root.json", r.Version()), MediaType: bundle.TrustRootMediaType}, Data: r.Bytes()})
 	}
 	path := filepath.Join(dir, spec.name+"-"+spec.version+".ferry")
 	if _, err := bundle.Create(path, opts, bundle.Source{Name: "rootfs", Type: bundle.Rootfs, Content: bytes.NewReader(content)}); err != nil {

@@ -74,7 +74,8 @@ func (s *mirrorDirSource) List(ctx context.Context) (*Listing, error) {
 	if _, err := os.Stat(st.TUFRootPath()); err == nil {
 		rootPath, desc, pinned := s.o.MirrorRoot, s.o.MirrorRoot, true
 		if rootPath == "" {
-			rootPath, desc, pinned = filepath.Join(filepath.Dir(st.TUFRootPath()), wire.RootFile(1)), "the mirror's own "+wire.RootFile(1)+" (trusted on first use)", false
+			rootPath = filepath.Join(filepath.Dir(st.TUFRootPath()), wire.RootFile(1))
+			desc, pinned = rootPath+", the mirror's own first root (trusted on first use)", false
 		}
 		if targets, l.Mirror, err = checkTUF(ctx, client, inProcessBase, rootPath, desc, pinned, s.o.Now); err != nil {
 			return nil, fmt.Errorf("audit %s: %w", s.target, err)
@@ -83,7 +84,7 @@ func (s *mirrorDirSource) List(ctx context.Context) (*Listing, error) {
 	for _, e := range entries {
 		ref := oci.Scheme + strings.TrimPrefix(inProcessBase, "http://") + "/" + e.Repository + "@" + e.Digest.String()
 		it := Item{
-			Ref:  filepath.Join(s.dir, e.Repository) + ":" + e.Tag,
+			Ref:  filepath.Join(s.dir, e.Repository) + ":" + e.Tag + "@" + e.Digest.String(),
 			Name: e.Name, Version: e.Version,
 			Open: func(ctx context.Context) (io.ReadCloser, error) {
 				return oci.Open(ctx, ref, oci.Options{Client: client, PlainHTTP: true})

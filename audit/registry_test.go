@@ -51,7 +51,7 @@ func registryAudit(t *testing.T, host string) {
 		t.Errorf("skipped %+v", rep.Skipped)
 	}
 	g, b := rep.Bundles[0], rep.Bundles[1]
-	if g.Version != "1.0.0" || g.Verdict != audit.Pass || g.Source != "oci://"+host+"/gw:1.0.0" || len(g.Attachments) != 1 || g.Attachments[0].SBOM == nil || !g.Payloads[0].Verified {
+	if g.Version != "1.0.0" || g.Verdict != audit.Pass || g.Source != "oci://"+host+"/gw:1.0.0@"+g.Manifest.String() || len(g.Attachments) != 1 || g.Attachments[0].SBOM == nil || g.SBOMs != 1 || !g.Payloads[0].Verified {
 		t.Errorf("1.0.0: %+v", g)
 	}
 	if b.Version != "1.1.0" || b.Verdict != audit.Fail || b.Signatures[0].Status != verify.UnknownKey {

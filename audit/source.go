@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -49,7 +50,11 @@ type Listing struct {
 
 // Item is one bundle of a source.
 type Item struct {
-	Ref           string // where it is, for the report
+	// Ref is where it is, for the report, as a reviewer can find it again:
+	// an absolute path, a full oci:// reference. With Pin set, the audit
+	// adds the manifest digest it read (REF@sha256:…): a tag can move.
+	Ref           string
+	Pin           bool
 	Name, Version string // what the source's (unsigned) listing says, if anything
 	// Open returns the bundle as a canonical archive stream. An
 	// *oci.NotBundleError means the item is not a bundle after all.
@@ -93,9 +98,26 @@ type SourceOptions struct {
 //
 // Mirrors are audited with their TUF metadata, as devices read them;
 // everything else is read through transport.Open.
+//
+// A local target and MirrorRoot are made absolute first, so that the
+// report names them as a reviewer elsewhere can find them again.
 func Open(target string, o SourceOptions) (Source, error) {
+	if o.MirrorRoot != "" {
+		abs, err := filepath.Abs(o.MirrorRoot)
+		if err != nil {
+			return nil, err
+		}
+		o.MirrorRoot = abs
+	}
 	if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
 		return &mirrorURLSource{target: target, o: o}, nil
+	}
+	if !strings.Contains(target, "://") && target != "-" {
+		abs, err := filepath.Abs(target)
+		if err != nil {
+			return nil, err
+		}
+		target = abs
 	}
 	topts := transport.Options{
 		Repository: func(ctx context.Context, ref oci.Reference) (*oci.Repository, error) {
@@ -150,7 +172,7 @@ func (s *transportSource) List(ctx context.Context) (*Listing, error) {
 	}
 	for _, e := range es {
 		l.Items = append(l.Items, Item{
-			Ref: e.Ref, Name: e.Name, Version: e.Version, Err: e.Err,
+			Ref: e.Ref, Pin: s.kind == transport.KindRegistry, Name: e.Name, Version: e.Version, Err: e.Err,
 			Open: func(ctx context.Context) (io.ReadCloser, error) { return src.Open(ctx, e) },
 		})
 	}

@@ -52,11 +52,16 @@ func (r *Report) WriteText(w io.Writer) error {
 			p("  encrypted   %s to %d recipient(s): %s; age header %s, %s\n", e.Method, e.Recipients, strings.Join(e.Payloads, ", "), e.Header, display.Bytes(e.HeaderSize))
 		}
 		for _, a := range b.Attachments {
-			what := "not an SBOM"
-			if a.SBOM != nil {
-				what = fmt.Sprintf("%s, %d component(s)", display.Untrusted(a.SBOM.Spec), a.SBOM.Components)
+			label, what := "attachment ", "not an SBOM"
+			switch {
+			case a.SBOM != nil:
+				label, what = "sbom       ", fmt.Sprintf("%s, %d component(s)", display.Untrusted(a.SBOM.Spec), a.SBOM.Components)
+			case a.Kind == AttachmentTrustRoot && a.RootVersion > 0:
+				label, what = "trust root ", fmt.Sprintf("version %d", a.RootVersion)
+			case a.Kind == AttachmentTrustRoot:
+				label, what = "trust root ", "not readable"
 			}
-			p("  sbom        %s %s, %s, %s\n", a.Name, a.MediaType, what, display.Bytes(a.Size))
+			p("  %s %s %s, %s, %s\n", label, a.Name, a.MediaType, what, display.Bytes(a.Size))
 			p("              %s\n", a.Digest)
 		}
 		if b.Manifest != "" {
