@@ -554,24 +554,8 @@ func (r *Root) Verify(now time.Time) error {
 // do not count.
 func (r *Root) signedBy(by *Root, whose string, revoked map[string]bool) error {
 	role := by.signed.Roles[RoleRoot]
-	inRole := map[string]bool{}
-	for _, id := range role.KeyIDs {
-		inRole[id] = true
-	}
-	have := 0
-	var revokedSigners []string
-	for _, s := range r.signatures {
-		if !inRole[s.KeyID] {
-			continue // signed by a key that is not in the role: never counts
-		}
-		if revoked[s.KeyID] {
-			revokedSigners = append(revokedSigners, s.KeyID)
-			continue
-		}
-		if verifyRootSignature(by.keys[s.KeyID], r.canonical, s.Sig) == nil {
-			have++
-		}
-	}
+	valid, revokedSigners := r.rootSigners(by, revoked)
+	have := len(valid)
 	if have >= role.Threshold {
 		return nil
 	}
@@ -585,6 +569,26 @@ func (r *Root) signedBy(by *Root, whose string, revoked map[string]bool) error {
 		e.Msg += fmt.Sprintf(" (revoked key(s) %s do not count)", strings.Join(shorts, ", "))
 	}
 	return e
+}
+
+// rootSigners returns the keys of by's root role that made a valid
+// signature over r (each once), and those of its keys in revoked that
+// signed (not checked: they never count).
+func (r *Root) rootSigners(by *Root, revoked map[string]bool) (valid, revokedSigners []string) {
+	role := by.signed.Roles[RoleRoot]
+	for _, s := range r.signatures {
+		if !slices.Contains(role.KeyIDs, s.KeyID) {
+			continue // signed by a key that is not in the role: never counts
+		}
+		if revoked[s.KeyID] {
+			revokedSigners = append(revokedSigners, s.KeyID)
+			continue
+		}
+		if verifyRootSignature(by.keys[s.KeyID], r.canonical, s.Sig) == nil {
+			valid = append(valid, s.KeyID)
+		}
+	}
+	return valid, revokedSigners
 }
 
 func verifyRootSignature(k *PublicKey, msg, sig []byte) error {

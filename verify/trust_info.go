@@ -2,6 +2,7 @@ package verify
 
 import (
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -54,6 +55,51 @@ func (r *Root) Info(now time.Time) RootInfo {
 		info.Valid, info.Error = false, err.Error()
 	}
 	return info
+}
+
+// RoleSignatures says how far a root is from being accepted by one root
+// role: the root role of the root itself, or of the version before it
+// (TRUST.md §5.2 steps 5 and 6), for people collecting signatures one at
+// a time ('ferry trust sign --partial').
+type RoleSignatures struct {
+	// Of is the version of the root whose root role this is.
+	Of        int64 `json:"of"`
+	Threshold int   `json:"threshold"`
+	// Signed are the role's keys that made a valid signature; they count.
+	Signed []KeyInfo `json:"signed"`
+	// Unsigned are the role's other keys that may still sign (revoked
+	// keys are left out: they never count).
+	Unsigned []KeyInfo `json:"unsigned"`
+}
+
+// Met reports whether the role's threshold is met.
+func (rs RoleSignatures) Met() bool { return len(rs.Signed) >= rs.Threshold }
+
+// RootSignatures says which root-role keys have signed r: of prev's root
+// role first when prev is not nil (a device holding prev accepts r only
+// with both), then of r's own. Keys that r revokes do not count in
+// either, as in UpdateRoot.
+func (r *Root) RootSignatures(prev *Root) []RoleSignatures {
+	var out []RoleSignatures
+	for _, by := range []*Root{prev, r} {
+		if by == nil {
+			continue
+		}
+		valid, _ := r.rootSigners(by, r.revoked)
+		rs := RoleSignatures{Of: by.Version(), Threshold: by.signed.Roles[RoleRoot].Threshold, Signed: []KeyInfo{}, Unsigned: []KeyInfo{}}
+		for _, id := range by.signed.Roles[RoleRoot].KeyIDs {
+			k := by.signed.Keys[id]
+			ki := KeyInfo{ID: id, Algorithm: k.Algorithm, Owner: k.Owner, Purpose: k.Purpose}
+			switch {
+			case slices.Contains(valid, id):
+				rs.Signed = append(rs.Signed, ki)
+			case !r.revoked[id]:
+				rs.Unsigned = append(rs.Unsigned, ki)
+			}
+		}
+		out = append(out, rs)
+	}
+	return out
 }
 
 // ChainStatus is what CheckChain says of one root of a chain.

@@ -120,3 +120,63 @@ func TestRootKeyNamesRefused(t *testing.T) {
 		t.Error("SetKeyNames named a key the root does not hold")
 	}
 }
+
+// TestRootSignatures: how far a root is from its thresholds, role by role,
+// as signatures arrive one person at a time; a key the new root revokes
+// counts for neither role.
+func TestRootSignatures(t *testing.T) {
+	k := newTrustKeys(t)
+	s := verify.NewRootSigned(now.Add(year))
+	addKeys(t, &s, verify.RoleRoot, k.a, k.b, k.c)
+	must(t, s.SetThreshold(verify.RoleRoot, 2))
+	addKeys(t, &s, verify.RoleRelease, k.rel1)
+	must(t, s.SetKeyNames(k.a.pub.ID, "Alice", ""))
+	v1 := signRoot(t, s, k.a, k.b)
+
+	// v2 revokes C and adds rel2 as a root key: it needs 2 of v1's {A, B, C}
+	// and 2 of its own {A, B, C, rel2}, C never counting.
+	next := func(keys ...testKey) *verify.Root {
+		return signRoot(t, func() verify.RootSigned {
+			s := v1.Signed()
+			s.Version++
+			must(t, s.Revoke(k.c.pub.ID))
+			must(t, s.AddKey(verify.RoleRoot, k.rel2.pub))
+			return s
+		}(), keys...)
+	}
+	ids := func(keys []verify.KeyInfo) []string {
+		var out []string
+		for _, k := range keys {
+			out = append(out, k.ID[:4])
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		signers       []testKey
+		signed, unsig [2]int
+		met           [2]bool
+	}{
+		{nil, [2]int{0, 0}, [2]int{2, 3}, [2]bool{false, false}},
+		{[]testKey{k.a}, [2]int{1, 1}, [2]int{1, 2}, [2]bool{false, false}},
+		{[]testKey{k.a, k.c}, [2]int{1, 1}, [2]int{1, 2}, [2]bool{false, false}},
+		{[]testKey{k.a, k.rel2}, [2]int{1, 2}, [2]int{1, 1}, [2]bool{false, true}},
+		{[]testKey{k.a, k.b}, [2]int{2, 2}, [2]int{0, 1}, [2]bool{true, true}},
+	} {
+		v2 := next(tc.signers...)
+		roles := v2.RootSignatures(v1)
+		if len(roles) != 2 || roles[0].Of != 1 || roles[1].Of != 2 {
+			t.Fatalf("roles %+v", roles)
+		}
+		for i, rs := range roles {
+			if len(rs.Signed) != tc.signed[i] || len(rs.Unsigned) != tc.unsig[i] || rs.Met() != tc.met[i] {
+				t.Errorf("signed by %d key(s), role of v%d: signed %v, may sign %v, met %v", len(tc.signers), rs.Of, ids(rs.Signed), ids(rs.Unsigned), rs.Met())
+			}
+		}
+		if _, err := verify.UpdateRoot(v1, v2.Bytes(), now); (err == nil) != (tc.met[0] && tc.met[1]) {
+			t.Errorf("UpdateRoot disagrees: %v", err)
+		}
+	}
+	if own := v1.RootSignatures(nil); len(own) != 1 || own[0].Signed[0].Owner != "Alice" && own[0].Signed[1].Owner != "Alice" {
+		t.Errorf("own role: %+v", own)
+	}
+}

@@ -228,6 +228,7 @@ type (
 	trustSignOptions struct {
 		sign      []string
 		out, prev string
+		partial   bool
 	}
 	jsonOptions struct{ asJSON bool }
 )
@@ -559,21 +560,30 @@ func runTrustRenew(s *streams, opts trustRenewOptions, a []string) error {
 func newTrustSignCommand(s *streams) *cobra.Command {
 	var opts trustSignOptions
 	cmd := &cobra.Command{
-		Use:   "sign ROOT --sign K… [--prev OLD]",
+		Use:   "sign ROOT --sign K… [--prev OLD] [--partial]",
 		Short: "Add signatures to a root written with --partial",
-		Long: `Add signatures to a root, for roots that need the keys of several people.
-With --prev, also check that devices holding the previous version OLD accept
-it; otherwise check its own root role's threshold.`,
+		Long: `Add signatures to a root, for roots that need the keys of several people:
+each of them runs 'ferry trust sign ROOT --sign KEY --partial' on their own
+machine (or at the ceremony) and passes the file on. ferry says, for each
+root role the root needs (its own; with --prev OLD also the previous
+version's, as devices holding OLD judge it), how many of the threshold have
+signed, who, and who may still sign. The root becomes valid when every
+threshold is met.
+
+Without --partial the root must be complete after this signature: one that
+is still short is not written (exit 1).`,
 		Args: args(1, "a trust ROOT file"),
 		RunE: func(_ *cobra.Command, a []string) error { return runTrustSign(s, opts, a) },
 	}
 	cmd.Flags().StringArrayVar(&opts.sign, "sign", nil, "private key to sign with (repeatable)")
 	cmd.Flags().StringVarP(&opts.out, "out", "o", "", outInPlace)
 	cmd.Flags().StringVar(&opts.prev, "prev", "", "the previous root version, to check the chain rule")
+	cmd.Flags().BoolVar(&opts.partial, "partial", false, "write the root even if its thresholds are not met yet, for others to sign")
 	return cmd
 }
 
-// runTrustSign adds signatures to root a[0].
+// runTrustSign adds signatures to root a[0] and says how far it is from
+// being accepted.
 func runTrustSign(s *streams, opts trustSignOptions, a []string) error {
 	if len(opts.sign) == 0 {
 		return cliexit.UsageError{Err: errors.New("at least one --sign is required")}
@@ -582,12 +592,31 @@ func runTrustSign(s *streams, opts trustSignOptions, a []string) error {
 	if err != nil {
 		return err
 	}
+	var prev *verify.Root
+	if opts.prev != "" {
+		if prev, err = readRoot(opts.prev); err != nil {
+			return err
+		}
+	}
 	signers, err := s.loadSigners(opts.sign, "")
 	if err != nil {
 		return err
 	}
 	if root, err = root.AddSignatures(signers...); err != nil {
 		return err
+	}
+	now := time.Now()
+	verdict := root.Verify(now)
+	if prev != nil {
+		_, verdict = verify.UpdateRoot(prev, root.Bytes(), now)
+	}
+	var re *verify.RootError
+	if verdict != nil && !(errors.As(verdict, &re) && re.Kind == verify.RootBelowThreshold) {
+		return refusal(fmt.Errorf("%s: %w", a[0], verdict)) // more signatures would not help
+	}
+	if verdict != nil && !opts.partial {
+		printSignatureProgress(s, root.RootSignatures(prev))
+		return fmt.Errorf("%s: %w; not written: add --partial to write it for others to sign", a[0], verdict)
 	}
 	if opts.out == "" {
 		opts.out = a[0]
@@ -596,21 +625,36 @@ func runTrustSign(s *streams, opts trustSignOptions, a []string) error {
 		return err
 	}
 	fmt.Fprintf(s.out, "wrote %s: trust root v%d with %d signature(s)\n", opts.out, root.Version(), len(root.Signatures()))
-	now := time.Now()
-	verdict := root.Verify(now)
-	if opts.prev != "" {
-		old, err := readRoot(opts.prev)
-		if err != nil {
-			return err
-		}
-		_, verdict = verify.UpdateRoot(old, root.Bytes(), now)
-	}
+	printSignatureProgress(s, root.RootSignatures(prev))
 	if verdict != nil {
 		fmt.Fprintf(s.out, "not yet accepted: %v\n", verdict)
 		return nil
 	}
 	fmt.Fprintln(s.out, "complete: its signatures meet the thresholds")
 	return nil
+}
+
+// printSignatureProgress says, per root role, how many of its threshold
+// have signed, who, and who may still sign.
+func printSignatureProgress(s *streams, roles []verify.RoleSignatures) {
+	names := func(keys []verify.KeyInfo) string {
+		n := make([]string, len(keys))
+		for i, k := range keys {
+			n[i] = display.KeyName(k.ID, k.Owner, k.Purpose)
+		}
+		return display.OrDash(strings.Join(n, ", "))
+	}
+	for _, rs := range roles {
+		state := "threshold met"
+		if !rs.Met() {
+			state = fmt.Sprintf("%d more needed", rs.Threshold-len(rs.Signed))
+		}
+		fmt.Fprintf(s.out, "root role of v%d: %d of %d required signature(s), %s\n", rs.Of, len(rs.Signed), rs.Threshold, state)
+		fmt.Fprintf(s.out, "  signed     %s\n", names(rs.Signed))
+		if !rs.Met() {
+			fmt.Fprintf(s.out, "  may sign   %s\n", names(rs.Unsigned))
+		}
+	}
 }
 
 // trustRootInfo is what 'ferry trust show --json' prints: the file, then
