@@ -1,8 +1,9 @@
 // Package signing opens the private keys the host signs with, wherever
 // they live, as one crypto.Signer: a PEM file, a key in a PKCS#11 token
 // named by an RFC 7512 URI (pkcs11:token=…;object=…, as cosign takes
-// them). Bundles, trust roots and mirror TUF metadata are all signed
-// through it.
+// them), or a key in a KMS that suits an isolated site (HashiCorp Vault's
+// transit engine, hashivault://KEY). Bundles, trust roots and mirror TUF
+// metadata are all signed through it.
 //
 // It is host-only: ferry-agent never imports it (the agent's depcheck
 // fence keeps it out, as it keeps out every package outside the device
@@ -30,6 +31,13 @@
 //
 // # KMS
 //
-// Cloud KMS URIs (awskms://, gcpkms://, azurekms://, hashivault://) are
-// recognized and refused with an *UnavailableError.
+// hashivault:// URIs go to sigstore's Vault provider
+// (github.com/sigstore/sigstore/pkg/signature/kms/hashivault), configured
+// as cosign configures it: VAULT_ADDR, VAULT_TOKEN and
+// TRANSIT_SECRET_ENGINE_PATH (default "transit"). Vault (or OpenBao) runs
+// on the site's own network, so it fits an isolated site; the cloud KMS
+// providers (awskms://, gcpkms://, azurekms://) do not, and are refused
+// with an *UnavailableError. A Vault that cannot be reached, or has no
+// such key, is a *KMSError when the key is opened, before anything is
+// signed.
 package signing

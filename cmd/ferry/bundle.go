@@ -109,7 +109,7 @@ only with --force.`,
 	f.StringArrayVar(&co.provides, "provides", nil, "another component the bundle installs, NAME=VERSION (repeatable; the bundle itself is always provided)")
 	f.StringArrayVar(&co.opts.Depends, "depends", nil, "a constraint on the device's installed components, e.g. 'gw-os >= 1.4' or 'gw-os >= 1.4, < 2' (repeatable)")
 	f.BoolVar(&co.unsigned, "unsigned", false, "make the bundle without signatures, to sign later with 'ferry bundle sign' (instead of --key)")
-	co.sign.addFlags(cmd, "private key to sign with: a PEM file, or a pkcs11: URI (repeatable; or --unsigned)")
+	co.sign.addFlags(cmd, "private key to sign with: a PEM file, or a pkcs11:/hashivault:// URI (repeatable; or --unsigned)")
 	co.encrypt.addFlags(cmd)
 	return cmd
 }
@@ -403,7 +403,7 @@ bundle is never signed; a key that already signed the bundle is skipped.`,
 		Args: args(1, "a bundle FILE"),
 		RunE: func(_ *cobra.Command, a []string) error { return runSign(s, o, a) },
 	}
-	o.sign.addFlags(cmd, "private key to sign with: a PEM file, or a pkcs11: URI (repeatable)")
+	o.sign.addFlags(cmd, "private key to sign with: a PEM file, or a pkcs11:/hashivault:// URI (repeatable)")
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print JSON")
 	return cmd
 }

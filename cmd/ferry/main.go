@@ -57,6 +57,7 @@ func hint(err error) string {
 	var rce *bundle.RecipientError
 	var na *devices.NoAccountError
 	var api *operator.APIError
+	var kmse *signing.KMSError
 	switch {
 	case errors.As(err, &api) && api.Reason == operator.ReasonUnauthenticated:
 		return "the token is not valid on that mirror (revoked, expired or mistyped): make one with 'ferry fleet tokens create DIR --user NAME' on the mirror"
@@ -67,7 +68,9 @@ func hint(err error) string {
 	case errors.As(err, &ue) && ue.Kind == "PKCS#11":
 		return "this ferry was built without cgo or with -tags nopkcs11; build it with CGO_ENABLED=1 (the default where a C compiler is installed)"
 	case errors.As(err, &ue):
-		return "sign with a key in a PKCS#11 token (pkcs11:…) or a key file"
+		return "sign with a key in a PKCS#11 token (pkcs11:…), a Vault transit key (hashivault://NAME) or a key file"
+	case errors.As(err, &kmse):
+		return "hashivault:// keys are Vault transit keys: set VAULT_ADDR and VAULT_TOKEN (and TRANSIT_SECRET_ENGINE_PATH unless the engine is mounted at transit/), as for cosign"
 	case errors.As(err, &knf) && knf.What == "token":
 		return "the URI's token= (or serial=, slot-id=) must name one of the tokens listed; softhsm2-util --show-slots or pkcs11-tool --list-slots lists them too"
 	case errors.As(err, &knf):

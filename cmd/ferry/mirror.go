@@ -65,7 +65,8 @@ func newMirrorInitCommand(s *streams) *cobra.Command {
 kept in DIR/keys/mirror.key and signs the TUF targets, the list of bundles,
 whenever 'add' or 'sync' changes it. KEY may be a key in a PKCS#11 token
 (a pkcs11: URI with pin-source=FILE, or FERRY_PKCS11_PIN set wherever the
-mirror signs): then only the URI is kept. An online key is generated into
+mirror signs) or a Vault transit key (hashivault://NAME, with VAULT_ADDR
+and VAULT_TOKEN set wherever the mirror signs): then only the URI is kept. An online key is generated into
 DIR/keys/online.key; it signs the snapshot and the short-lived timestamp,
 which 'serve' and 'refresh' re-sign on their own.
 
