@@ -93,7 +93,7 @@ func parse(s string) (*URI, error) {
 		return nil, fmt.Errorf("longer than %d bytes", maxLen)
 	}
 	if !Is(s) {
-		return nil, errors.New("does not start with pkcs11:")
+		return nil, errors.New(`does not start with "pkcs11:"`)
 	}
 	rest := s[len(Scheme):]
 	path, query, _ := strings.Cut(rest, "?")
@@ -142,7 +142,7 @@ func parse(s string) (*URI, error) {
 		return nil, errors.New("give pin-value or pin-source, not both")
 	}
 	if u.Object == "" && len(u.ID) == 0 {
-		return nil, errors.New("names no key: give object=LABEL or id=%XX...")
+		return nil, errors.New("names no key: give object=LABEL or id=%XX (hex bytes)")
 	}
 	return u, nil
 }

@@ -36,7 +36,7 @@ func TestParseRefuses(t *testing.T) {
 	for _, tc := range []struct{ in, reason string }{
 		{"pkcs11:", "names no key"},
 		{"pkcs11:token=a", "names no key"},
-		{"file.key", "does not start with pkcs11:"},
+		{"file.key", `does not start with "pkcs11:"`},
 		{"pkcs11:object=a;object=b", "given twice"},
 		{"pkcs11:object=a?pin-value=1;pin-value=2", "%3B"},
 		{"pkcs11:object=a;pin-value=1?pin-value=2", "given twice"},
