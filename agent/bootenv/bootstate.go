@@ -58,11 +58,18 @@ type BootState struct {
 	// FallbackDetected means the attempts are used up: the bootloader now
 	// boots the other slot, though Slot still names the one that failed.
 	FallbackDetected bool
+	// Current is the slot running now when the firmware says so (the efi
+	// backend, from BootCurrent); "" when it cannot tell.
+	Current string
 }
 
-// BootedSlot is the slot the bootloader boots in this state: Slot, or the
-// other slot once the bootloader has fallen back.
+// BootedSlot is the slot that runs: Current when known, else the slot the
+// bootloader boots in this state: Slot, or the other slot once the
+// bootloader has fallen back.
 func (s BootState) BootedSlot() string {
+	if s.Current != "" {
+		return s.Current
+	}
 	if s.FallbackDetected {
 		return OtherSlot(s.Slot)
 	}

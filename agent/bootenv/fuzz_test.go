@@ -2,11 +2,16 @@ package bootenv
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzUBootEnvParse parses arbitrary images, both as found and with a
@@ -128,6 +133,119 @@ func FuzzFileEnvParse(f *testing.F) {
 		again, err := decodeFileEnv(string(enc))
 		if err != nil || !maps.Equal(again, vars) {
 			t.Fatalf("round trip: %q, %v; want %q", again, err, vars)
+		}
+	})
+}
+
+// FuzzEFILoadOption parses arbitrary Boot#### data and re-encodes what it
+// accepts: the same option, and the same bytes when the description is
+// well-formed UTF-16.
+func FuzzEFILoadOption(f *testing.F) {
+	f.Add(loadOption{Attributes: 1, Description: "ferry a", FilePath: loaderDevicePath(gptPartition{Number: 1, Start: 2048, Size: 1}, `\EFI\ferry\a.efi`), OptionalData: []byte("x\x00")}.encode())
+	f.Add([]byte{1, 0, 0, 0, 4, 0, 'a', 0, 0, 0, 0x7f, 0xff, 4, 0})
+	f.Add([]byte{1, 0, 0, 0, 8, 0, 0, 0xd8, 0, 0, 4, 4, 4, 0, 0x7f, 0xff, 4, 0, 9})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		o, err := parseLoadOption(data)
+		if err != nil {
+			return
+		}
+		devicePathFile(o.FilePath)
+		enc := o.encode()
+		again, err := parseLoadOption(enc)
+		if err != nil {
+			t.Fatalf("re-parse %x: %v", enc, err)
+		}
+		if again.Attributes != o.Attributes || again.Description != o.Description ||
+			!bytes.Equal(again.FilePath, o.FilePath) || !bytes.Equal(again.OptionalData, o.OptionalData) {
+			t.Fatalf("round trip: %+v, want %+v", again, o)
+		}
+		if !strings.ContainsRune(o.Description, utf8.RuneError) && !bytes.Equal(enc, data) {
+			t.Fatalf("re-encoded %x, was %x", enc, data)
+		}
+	})
+}
+
+// FuzzEFIBootOrder parses arbitrary BootOrder data; what it accepts
+// re-encodes to the same bytes.
+func FuzzEFIBootOrder(f *testing.F) {
+	f.Add([]byte{1, 0, 2, 0, 0, 0})
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		parseBootNumber("BootNext", data)
+		order, err := parseBootOrder(data)
+		if err != nil {
+			return
+		}
+		if enc := encodeBootOrder(order); !bytes.Equal(enc, data) {
+			t.Fatalf("re-encoded %x, was %x", enc, data)
+		}
+	})
+}
+
+// FuzzGPT parses arbitrary partition tables, both as found and with
+// their CRCs made right so that the parser proper is reached.
+func FuzzGPT(f *testing.F) {
+	hdr := make([]byte, 92)
+	copy(hdr, "EFI PART")
+	binary.LittleEndian.PutUint32(hdr[12:], 92)
+	binary.LittleEndian.PutUint64(hdr[72:], 2)
+	binary.LittleEndian.PutUint32(hdr[80:], 2)
+	binary.LittleEndian.PutUint32(hdr[84:], 128)
+	f.Add(hdr, make([]byte, 256), 1)
+	f.Fuzz(func(t *testing.T, hdr, entries []byte, number int) {
+		if h, err := parseGPTHeader(hdr); err == nil {
+			h.partition(entries, number)
+		}
+		if len(hdr) < 92 {
+			return
+		}
+		hdr = bytes.Clone(hdr)
+		copy(hdr, "EFI PART")
+		size := binary.LittleEndian.Uint32(hdr[12:])
+		if size < 92 || int(size) > len(hdr) {
+			size = 92
+			binary.LittleEndian.PutUint32(hdr[12:], size)
+		}
+		binary.LittleEndian.PutUint32(hdr[88:], crc32.ChecksumIEEE(entries))
+		copy(hdr[16:20], []byte{0, 0, 0, 0})
+		binary.LittleEndian.PutUint32(hdr[16:], crc32.ChecksumIEEE(hdr[:size]))
+		h, err := parseGPTHeader(hdr)
+		if err != nil {
+			return
+		}
+		p, err := h.partition(entries, number)
+		if err == nil && (p.Number != uint32(number) || p.Size == 0 || p.Start+p.Size-1 < p.Start) {
+			t.Fatalf("partition %d: %+v", number, p)
+		}
+	})
+}
+
+// FuzzEFIState reads arbitrary variables as the efi backend finds them in
+// efivarfs: it never panics, and what it accepts is a state the protocol
+// knows.
+func FuzzEFIState(f *testing.F) {
+	a := loadOption{Attributes: 1, Description: DefaultEFILabelA, FilePath: []byte{0x7f, 0xff, 4, 0}}.encode()
+	b := loadOption{Attributes: 1, Description: DefaultEFILabelB, FilePath: []byte{0x7f, 0xff, 4, 0}}.encode()
+	f.Add(a, b, []byte{1, 0, 2, 0}, []byte{2, 0}, []byte{1, 0}, []byte("b"))
+	f.Add(a, b, []byte{2, 0}, []byte{}, []byte{2, 0}, []byte("a"))
+	f.Fuzz(func(t *testing.T, bootA, bootB, order, next, cur, trial []byte) {
+		dir := t.TempDir()
+		for _, v := range []struct {
+			name string
+			data []byte
+		}{{"Boot0001", bootA}, {"Boot0002", bootB}, {"BootOrder", order}, {"BootNext", next}, {"BootCurrent", cur}} {
+			if len(v.data) != 0 {
+				os.WriteFile(filepath.Join(dir, v.name+"-"+efiGlobalGUID), append([]byte{7, 0, 0, 0}, v.data...), 0o644)
+			}
+		}
+		os.WriteFile(filepath.Join(dir, trialVar+"-"+ferryGUID), append([]byte{7, 0, 0, 0}, trial...), 0o644)
+		st, err := EFIBoot{Dir: dir}.State()
+		if err != nil {
+			return
+		}
+		if checkSlot(st.Slot) != nil || st.Current != "" && checkSlot(st.Current) != nil ||
+			st.FallbackDetected && (!st.UpgradeAvailable || st.Current == st.Slot) {
+			t.Fatalf("state %+v", st)
 		}
 	})
 }
