@@ -23,7 +23,7 @@ import (
 // lock from Open to Close, so commands never interleave.
 type Agent struct {
 	cfg     *Config
-	boot    bootenv.Boot
+	boot    bootProtocol
 	modules ModuleRunner
 	keys    []*verify.PublicKey
 	root    *verify.Root // nil with [trust] keys
@@ -62,6 +62,7 @@ type Faults struct {
 // report a broken environment.
 func Open(cfg *Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: cfg.Log, now: time.Now}
+	var err error
 	if a.log == nil {
 		a.log = io.Discard
 	}
@@ -79,11 +80,9 @@ func Open(cfg *Config) (*Agent, error) {
 		}
 		a.keys = append(a.keys, k)
 	}
-	store, err := openStore(cfg.Boot)
-	if err != nil {
+	if a.boot, err = openBoot(cfg.Boot); err != nil {
 		return nil, err
 	}
-	a.boot = bootenv.Boot{Store: store, SlotVar: cfg.Boot.SlotVar}
 	a.modules = cfg.ModuleRunner
 	if a.modules == nil {
 		work := cfg.Modules.WorkDir
@@ -106,6 +105,7 @@ func Open(cfg *Config) (*Agent, error) {
 	}
 	a.removeStaleTemps()
 	a.initClock()
+	a.provisionEFI()
 	if cfg.Trust.Root != "" {
 		if err := a.loadRoot(); err != nil {
 			a.Close()
@@ -137,16 +137,62 @@ func (a *Agent) Close() error {
 	return nil
 }
 
-func openStore(c BootConfig) (bootenv.Store, error) {
+// bootProtocol is the A/B boot protocol as the agent drives it:
+// bootenv.Boot on a bootloader's environment, or bootenv.EFIBoot on the
+// UEFI boot manager.
+type bootProtocol interface {
+	State() (bootenv.BootState, error)
+	MarkTentative(slot string) error
+	Commit() error
+	Rollback(goodSlot string) error
+}
+
+func openBoot(c BootConfig) (bootProtocol, error) {
+	var store bootenv.Store
 	switch c.Backend {
 	case BackendUBoot:
-		return bootenv.OpenUBootConfig(c.Path)
+		env, err := bootenv.OpenUBootConfig(c.Path)
+		if err != nil {
+			return nil, err
+		}
+		store = env
 	case BackendGrub:
-		return &bootenv.GrubEnv{Path: c.Path}, nil
+		store = &bootenv.GrubEnv{Path: c.Path}
 	case BackendFile:
-		return &bootenv.FileEnv{Path: c.Path}, nil
+		store = &bootenv.FileEnv{Path: c.Path}
+	case BackendEFI:
+		return bootenv.EFIBoot{Dir: c.Path, LabelA: c.EFI.LabelA, LabelB: c.EFI.LabelB}, nil
+	default:
+		return nil, fmt.Errorf("boot backend %q: want uboot, grub, efi or file", c.Backend)
 	}
-	return nil, fmt.Errorf("boot backend %q: want uboot, grub or file", c.Backend)
+	return bootenv.Boot{Store: store, SlotVar: c.SlotVar}, nil
+}
+
+// provisionEFI creates the slots' UEFI boot entries when they are missing
+// and [boot.efi] names the loaders (bootenv.EFIBoot.Provision), with the
+// running slot first in BootOrder. A failure is logged, not returned: the
+// commands report the boot state they then cannot read.
+func (a *Agent) provisionEFI() {
+	e, ok := a.boot.(bootenv.EFIBoot)
+	c := a.cfg.Boot.EFI
+	if !ok || c.LoaderA == "" {
+		return
+	}
+	booted, _, err := a.knownBootedSlot()
+	if err != nil {
+		a.logf("warning: EFI boot entries: %v", err)
+		return
+	}
+	if booted == "" {
+		booted = bootenv.SlotA
+	}
+	did, err := e.Provision(bootenv.EFIEntries{Disk: c.ESPDisk, Partition: c.ESPPartition, LoaderA: c.LoaderA, LoaderB: c.LoaderB}, booted)
+	for _, d := range did {
+		a.logf("%s", d)
+	}
+	if err != nil {
+		a.logf("warning: %v", err)
+	}
 }
 
 // removeStaleTemps removes the temporary files a power cut left in the
@@ -236,9 +282,22 @@ const (
 )
 
 // bootedSlot says which slot runs: the override, else ferry.slot= on the
-// kernel command line, else what the boot environment makes the
-// bootloader boot (the simulation's view; an unset slot variable is a).
+// kernel command line, else what the boot environment says: the
+// firmware's BootCurrent (efi), or the slot it makes the bootloader boot
+// (the simulation's view; an unset slot variable is a).
 func (a *Agent) bootedSlot(st bootenv.BootState) (slot, from string, err error) {
+	if slot, from, err = a.knownBootedSlot(); slot != "" || err != nil {
+		return slot, from, err
+	}
+	if s := st.BootedSlot(); s != "" {
+		return s, FromBootEnv, nil
+	}
+	return bootenv.SlotA, FromBootEnv, nil
+}
+
+// knownBootedSlot is the override or the kernel command line's
+// ferry.slot=, or "" when neither says.
+func (a *Agent) knownBootedSlot() (slot, from string, err error) {
 	if a.cfg.BootedSlot != "" {
 		return a.cfg.BootedSlot, FromOverride, nil
 	}
@@ -257,10 +316,7 @@ func (a *Agent) bootedSlot(st bootenv.BootState) (slot, from string, err error) 
 			return "", "", fmt.Errorf("read kernel command line: %w", err)
 		}
 	}
-	if s := st.BootedSlot(); s != "" {
-		return s, FromBootEnv, nil
-	}
-	return bootenv.SlotA, FromBootEnv, nil
+	return "", "", nil
 }
 
 // Status is what the agent knows about the device.
@@ -287,6 +343,8 @@ type BootVars struct {
 	BootCount        int    `json:"bootCount"`
 	BootLimit        int    `json:"bootLimit"`
 	FallbackDetected bool   `json:"fallbackDetected"`
+	// Current is the slot the firmware booted (efi: BootCurrent).
+	Current string `json:"current,omitempty"`
 }
 
 // SlotInfo describes one configured target.
@@ -332,7 +390,7 @@ func (a *Agent) status(reconcile bool) (*Status, error) {
 	if st, err := a.boot.State(); err != nil {
 		errs = append(errs, err)
 	} else {
-		s.Boot = &BootVars{st.Slot, st.UpgradeAvailable, st.BootCount, st.BootLimit, st.FallbackDetected}
+		s.Boot = &BootVars{st.Slot, st.UpgradeAvailable, st.BootCount, st.BootLimit, st.FallbackDetected, st.Current}
 		if s.BootedSlot, s.BootedFrom, err = a.bootedSlot(st); err != nil {
 			errs = append(errs, err)
 		}

@@ -229,16 +229,20 @@ func (s SlotConfig) isPair() bool { return s.Dir == "" }
 const (
 	BackendUBoot = "uboot"
 	BackendGrub  = "grub"
+	BackendEFI   = "efi"
 	BackendFile  = "file"
 )
 
 // BootConfig selects the boot-state backend.
 type BootConfig struct {
-	// Backend is "uboot", "grub" or "file".
+	// Backend is "uboot", "grub", "efi" or "file".
 	Backend string `toml:"backend"`
-	// Path is the fw_env.config file (uboot), the grubenv block (grub)
-	// or the name=value file (file).
+	// Path is the fw_env.config file (uboot), the grubenv block (grub),
+	// where efivarfs is mounted (efi; default
+	// bootenv.DefaultEFIVarsDir) or the name=value file (file).
 	Path string `toml:"path"`
+	// EFI names the efi backend's boot entries ([boot.efi]).
+	EFI EFIConfig `toml:"efi"`
 	// SlotVar names the variable holding the slot to boot (default
 	// ferry_slot).
 	SlotVar string `toml:"slot_var"`
@@ -246,6 +250,22 @@ type BootConfig struct {
 	// "none" trusts the boot environment alone (simulations). Default
 	// /proc/cmdline.
 	Cmdline string `toml:"cmdline"`
+}
+
+// EFIConfig is [boot.efi]: the slots' UEFI boot entries.
+type EFIConfig struct {
+	// LabelA and LabelB are the entries' descriptions (default
+	// bootenv.DefaultEFILabelA and DefaultEFILabelB).
+	LabelA string `toml:"label_a"`
+	LabelB string `toml:"label_b"`
+	// LoaderA and LoaderB are the slots' EFI loaders on the EFI system
+	// partition (\EFI\ferry\a.efi); set, the agent creates missing
+	// entries at start. ESPDisk and ESPPartition locate that partition
+	// (/dev/vda and 1), as efibootmgr's --disk and --part do.
+	LoaderA      string `toml:"loader_a"`
+	LoaderB      string `toml:"loader_b"`
+	ESPDisk      string `toml:"esp_disk"`
+	ESPPartition int    `toml:"esp_partition"`
 }
 
 // HealthConfig says how boot-check judges a new system.
@@ -465,10 +485,20 @@ func (c *Config) check() (toml.Key, error) {
 	}
 	switch c.Boot.Backend {
 	case BackendUBoot, BackendGrub, BackendFile:
+	case BackendEFI:
+		if key, err := c.Boot.EFI.check(); err != nil {
+			return key, err
+		}
+		if c.Boot.Path == "" {
+			c.Boot.Path = bootenv.DefaultEFIVarsDir
+		}
 	case "":
-		return toml.Key{"boot", "backend"}, errors.New(`required: "uboot", "grub" or "file"`)
+		return toml.Key{"boot", "backend"}, errors.New(`required: "uboot", "grub", "efi" or "file"`)
 	default:
-		return toml.Key{"boot", "backend"}, fmt.Errorf(`%q: want "uboot", "grub" or "file"`, c.Boot.Backend)
+		return toml.Key{"boot", "backend"}, fmt.Errorf(`%q: want "uboot", "grub", "efi" or "file"`, c.Boot.Backend)
+	}
+	if c.Boot.Backend != BackendEFI && (c.Boot.EFI != EFIConfig{}) {
+		return toml.Key{"boot", "efi"}, fmt.Errorf("only for backend = %q", BackendEFI)
 	}
 	if c.Boot.Path == "" {
 		return toml.Key{"boot", "path"}, errors.New("required: fw_env.config (uboot), grubenv (grub) or the env file (file)")
@@ -504,6 +534,31 @@ func (c *Config) check() (toml.Key, error) {
 	return nil, nil
 }
 
+// check validates [boot.efi] and sets its defaults.
+func (e *EFIConfig) check() (toml.Key, error) {
+	key := toml.Key{"boot", "efi"}
+	if e.LabelA == "" {
+		e.LabelA = bootenv.DefaultEFILabelA
+	}
+	if e.LabelB == "" {
+		e.LabelB = bootenv.DefaultEFILabelB
+	}
+	if e.LabelA == e.LabelB {
+		return append(key, "label_b"), fmt.Errorf("%q is also slot a's label", e.LabelB)
+	}
+	switch {
+	case (e.LoaderA == "") != (e.LoaderB == ""):
+		return append(key, "loader_b"), errors.New("set loader_a and loader_b together (or neither)")
+	case e.LoaderA == "" && (e.ESPDisk != "" || e.ESPPartition != 0):
+		return append(key, "esp_disk"), errors.New("only with loader_a and loader_b")
+	case e.LoaderA != "" && e.ESPDisk == "":
+		return append(key, "esp_disk"), errors.New(`required with the loaders: the disk holding the EFI system partition, e.g. "/dev/vda"`)
+	case e.LoaderA != "" && e.ESPPartition < 1:
+		return append(key, "esp_partition"), errors.New("required with the loaders: the EFI system partition's number on esp_disk, e.g. 1")
+	}
+	return nil, nil
+}
+
 // resolve makes every path absolute, relative to dir.
 func (c *Config) resolve(dir string) {
 	abs := func(p *string) {
@@ -529,6 +584,7 @@ func (c *Config) resolve(dir string) {
 		c.Slots[name] = s
 	}
 	abs(&c.Boot.Path)
+	abs(&c.Boot.EFI.ESPDisk)
 	abs(&c.Modules.Dir)
 	if c.Modules.WorkDir == "" {
 		c.Modules.WorkDir = filepath.Join(c.StateDir, DefaultModulesWorkDir)

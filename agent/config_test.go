@@ -86,7 +86,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"pair and dir", func(s string) string {
 			return strings.Replace(s, `b = "/dev/sda3"`, `b = "/dev/sda3"`+"\ndir = \"/opt\"", 1)
 		}, 4, "not both"},
-		{"backend", func(s string) string { return strings.Replace(s, `"file"`, `"efi"`, 1) }, 8, `"efi"`},
+		{"backend", func(s string) string { return strings.Replace(s, `"file"`, `"lilo"`, 1) }, 8, `"lilo": want "uboot", "grub", "efi" or "file"`},
 		{"timeout", func(s string) string { return s + "[health]\ntimeout = \"soon\"\n" }, 11, "duration"},
 		{"negative timeout", func(s string) string { return s + "[health]\ntimeout = \"-1s\"\n" }, 11, "more than zero"},
 		{"empty health command", func(s string) string { return s + "[health]\ncommands = [\"true\", \" \"]\n" }, 11, "command 2 is empty"},

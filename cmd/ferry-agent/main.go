@@ -86,7 +86,7 @@ func hint(err error) string {
 	case errors.Is(err, agent.ErrPending):
 		return "run 'ferry-agent status' to see it"
 	case errors.Is(err, bootenv.ErrNoValidEnv):
-		return "the boot environment is missing or corrupt; the bootloader uses its built-in defaults. Restore it (fw_setenv, grub-editenv) before installing"
+		return "the boot environment is missing or corrupt; the bootloader uses its built-in defaults. Restore it (fw_setenv, grub-editenv; for the efi backend the slots' boot entries and BootOrder, efibootmgr -v shows them) before installing"
 	case errors.Is(err, agent.ErrSlotDevice):
 		return "nothing was written; fix the slot configuration or the device"
 	case errors.Is(err, http.ErrSchemeMismatch):
