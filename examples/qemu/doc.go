@@ -6,7 +6,10 @@
 // trials, health-check failures, kernel panics and power cuts (the QEMU
 // process killed). The same runs on arm64: qemu-system-aarch64 -M virt,
 // Debian's U-Boot and the shipped examples/uboot/boot.cmd, which does the
-// slot choice and boot counting (uboot_test.go).
+// slot choice and boot counting (uboot_test.go). efi_test.go does the
+// x86_64 journey with the agent's efi backend, where OVMF's boot manager
+// picks the slot (BootNext, BootOrder) and keeps the entries in the
+// machine's own variable store.
 //
 // The disk images come from mkimage.sh in this directory, the reference
 // for building a ferry device image (README.md). The tests need

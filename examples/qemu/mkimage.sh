@@ -7,6 +7,8 @@
 #   mkimage.sh rootfs DIR OUT LABEL an ext4 slot image of DIR (64 MiB)
 #   mkimage.sh esp OUT GRUB_CFG     the EFI system partition: GRUB, grub.cfg,
 #                                   and the environment block on slot a
+#   mkimage.sh esp-efi OUT          the EFI system partition for the agent's
+#                                   efi backend: one loader per slot
 #   mkimage.sh data DIR OUT         the agent's data partition (ext4) of DIR
 #   mkimage.sh uboot OUT BOOT_CMD   the U-Boot boot partition: boot.scr made
 #                                   from BOOT_CMD, and ferry.env on slot a
@@ -251,6 +253,45 @@ uboot() {
 	rm -rf "$work"
 }
 
+# esp-efi OUT: the EFI system partition for ferry-agent's efi backend
+# ([boot] backend = "efi"), where the UEFI boot manager itself chooses the
+# slot: slots a and b are two boot entries (Boot####), BootNext is the
+# trial, BootOrder the commit. Each entry starts its own loader,
+# EFI/ferry/a.efi or b.efi: a GRUB with a built-in configuration that boots
+# its slot's kernel and initramfs from the slot (so an update brings its
+# kernel) and nothing else: no grub.cfg, no environment block, no boot
+# counting. When the kernel cannot be loaded, exit hands back to the
+# firmware, which tries the next entry in BootOrder. The removable-media
+# path EFI/BOOT/BOOTX64.EFI, which the firmware boots while it has no
+# entries of ours, is slot a's loader: it boots the device the first time,
+# and ferry-agent then creates the two entries ([boot.efi] loader_a,
+# loader_b).
+esp_efi() {
+	local out=$1 work slot part
+	work=$(mktemp -d)
+	for slot in a b; do
+		if [ "$slot" = a ]; then part=2; else part=3; fi
+		cat >"$work/$slot.cfg" <<CFG
+regexp --set=1:ferry_disk '^\(?([^,)]+)' "\${root}"
+set root="\${ferry_disk},gpt$part"
+linux /boot/vmlinuz root=PARTLABEL=rootfs_$slot ro panic=10 ferry.slot=$slot
+initrd /boot/initrd.img
+boot
+exit
+CFG
+		grub-mkimage -O x86_64-efi -p /EFI/ferry -c "$work/$slot.cfg" -o "$work/$slot.efi" \
+			part_gpt ext2 linux regexp boot minicmd
+	done
+	cp "$work/a.efi" "$work/BOOTX64.EFI"
+	stamp "$work"
+	rm -f "$out"
+	mkfs.fat -C -n ESP -i 0b2d5e5f --invariant "$out" $((ESP_MIB * 1024)) >/dev/null
+	mmd -i "$out" ::/EFI ::/EFI/BOOT ::/EFI/ferry
+	mcopy -m -i "$out" "$work/BOOTX64.EFI" ::/EFI/BOOT/
+	mcopy -m -i "$out" "$work/a.efi" "$work/b.efi" ::/EFI/ferry/
+	rm -rf "$work"
+}
+
 # disk OUT ESP A B DATA: partitions at fixed offsets with fixed GUIDs.
 # Partition 1 is the ESP, or with PART1=boot U-Boot's boot partition
 # (basic data, flagged legacy-BIOS-bootable: the partition distro_bootcmd
@@ -288,6 +329,7 @@ rootfs) [ $# -eq 3 ] || die "usage: rootfs DIR OUT LABEL"; rootfs "$@" ;;
 data) [ $# -eq 2 ] || die "usage: data DIR OUT"; data "$@" ;;
 esp) [ $# -eq 2 ] || die "usage: esp OUT GRUB_CFG"; esp "$@" ;;
 uboot) [ $# -eq 2 ] || die "usage: uboot OUT BOOT_CMD"; uboot "$@" ;;
+esp-efi) [ $# -eq 1 ] || die "usage: esp-efi OUT"; esp_efi "$@" ;;
 disk) [ $# -eq 5 ] || die "usage: disk OUT ESP A B DATA"; disk "$@" ;;
-*) die "usage: mkimage.sh tree|rootfs|esp|uboot|data|disk ... (see the top of this file)" ;;
+*) die "usage: mkimage.sh tree|rootfs|esp|esp-efi|uboot|data|disk ... (see the top of this file)" ;;
 esac

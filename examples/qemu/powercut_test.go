@@ -68,15 +68,7 @@ func powerCuts(t *testing.T, f *fixture, points []cutPoint) (*machine, string) {
 		v := versions[i]
 		src := fmt.Sprintf("oci://10.0.2.2:%s/%s:%s", port, bundleName, v)
 		if p.states != "" {
-			// Print the journal's state whenever it changes, then install.
-			m.send(`(last=; while :; do s=$(grep -o '"state": *"[a-z-]*"' /var/lib/ferry/journal.json 2>/dev/null | head -n 1 | tr -d '" :'); ` +
-				`[ "$s" != "$last" ] && echo "FERRY-STATE $s" && last=$s; sleep 0.02; done) & ferry-agent install --plain-http ` + src)
-			// The watcher forks a few processes per look, slow under TCG,
-			// so it can miss a short state such as "rebooting" (the reboot
-			// command follows at once). The kernel's last line before a
-			// reset stands in for it: the journal is on disk by then.
-			got := m.expect(`FERRY-STATE state(` + p.states + `)\r?\n|reboot: Restarting system`)
-			if strings.HasPrefix(got[0], "reboot:") {
+			if m.installWatched(src, p.states) {
 				t.Logf("cut %d (%s): the watcher missed the state; cutting as the guest resets", i+1, p.name)
 			}
 		} else {
@@ -101,4 +93,19 @@ func powerCuts(t *testing.T, f *fixture, points []cutPoint) (*machine, string) {
 	m.shutdown()
 	t.Logf("%d power cuts, %d power-ons; serial logs in %s", len(points), m.boots, m.logs)
 	return m, slot
+}
+
+// installWatched starts an install of src while a watcher prints the
+// journal's state whenever it changes, and returns once the state matches
+// the regexp states, or when the guest resets (true).
+func (m *machine) installWatched(src, states string) (missed bool) {
+	m.t.Helper()
+	m.send(`(last=; while :; do s=$(grep -o '"state": *"[a-z-]*"' /var/lib/ferry/journal.json 2>/dev/null | head -n 1 | tr -d '" :'); ` +
+		`[ "$s" != "$last" ] && echo "FERRY-STATE $s" && last=$s; sleep 0.02; done) & ferry-agent install --plain-http ` + src)
+	// The watcher forks a few processes per look, slow under TCG, so it
+	// can miss a short state such as "rebooting" (the reboot command
+	// follows at once). The kernel's last line before a reset stands in
+	// for it: the journal is on disk by then.
+	got := m.expect(`FERRY-STATE state(` + states + `)\r?\n|reboot: Restarting system`)
+	return strings.HasPrefix(got[0], "reboot:")
 }

@@ -651,6 +651,7 @@ type agentStatus struct {
 		Slot             string `json:"slot"`
 		UpgradeAvailable bool   `json:"upgradeAvailable"`
 		BootCount        int    `json:"bootCount"`
+		Current          string `json:"current"`
 	} `json:"boot"`
 	Install *struct {
 		State   string `json:"state"`
