@@ -1,10 +1,8 @@
 package qemu
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -31,8 +29,8 @@ func getEFIFixture(t *testing.T) *fixture {
 }
 
 func (f *fixture) efiVariant() (*fixture, error) {
-	e := &fixture{dir: filepath.Join(f.dir, "efi"), mkimage: f.mkimage, ferry: f.ferry, agent: f.agent,
-		rootKey: f.rootKey, relKey: f.relKey, trust: f.trust, vars: f.vars,
+	e := &fixture{p: f.p, dir: filepath.Join(f.dir, "efi"), mkimage: f.mkimage, ferry: f.ferry, agent: f.agent,
+		rootKey: f.rootKey, relKey: f.relKey, trust: f.trust,
 		bundles: map[string]*built{}, builds: make(chan struct{}, 2)}
 	if err := os.Mkdir(e.dir, 0o755); err != nil {
 		return nil, err
@@ -102,12 +100,18 @@ func (m *machine) efiVars() efiVars {
 	return v
 }
 
-// requireEFICommitted checks requireCommitted, and that the firmware's own
-// variables agree: the running slot's entry is first in BootOrder (the
-// commit), no BootNext is pending, and BootCurrent named the slot.
+// requireEFICommitted checks requireCommitted and requireEFIVars.
 func (m *machine) requireEFICommitted(slot, version string) {
 	m.t.Helper()
 	m.requireCommitted(slot, version)
+	m.requireEFIVars(slot, version)
+}
+
+// requireEFIVars checks that the firmware's own variables agree with a
+// committed slot running: its entry is first in BootOrder (the commit),
+// no BootNext is pending, and BootCurrent named the slot.
+func (m *machine) requireEFIVars(slot, _ string) {
+	m.t.Helper()
 	v := m.efiVars()
 	want := v.entryA
 	if slot == "b" {
@@ -183,74 +187,22 @@ func TestEFIJourney(t *testing.T) {
 	t.Logf("%d power-ons, serial logs in %s", m.boots, m.logs)
 }
 
-// efiCut is where TestEFIPowerCuts kills QEMU: once the guest's journal
-// shows one of the states (as in TestGRUBPowerCuts), or else once the
-// trial boot of the new version comes up, and then marker (if any) is on
-// the console.
-type efiCut struct {
-	name, states, marker string
-}
-
-// efiCuts are around the two writes of MarkTentative (FerryTrial,
-// BootNext) and the reboot, in the trial boot as it comes up (BootNext
-// consumed), and as boot-check runs the health check and commits
-// (BootOrder, then the deletes). No outcome depends on where exactly a cut
-// lands: each must end in a good, committed system.
-var efiCuts = []efiCut{
-	{"install: written, activating", "written|tentative", ""},
-	{"install: rebooting", "rebooting", ""},
-	{"trial boot: before boot-check", "", ""},
-	{"trial boot: health check and commit", "", `health check: /etc/ferry/health`},
+// efiCuts are where TestEFIPowerCuts kills QEMU: around the two writes
+// of MarkTentative (FerryTrial, BootNext) and the reboot, in the trial
+// boot as it comes up (BootNext consumed), and as boot-check runs the
+// health check and commits (BootOrder, then the deletes).
+var efiCuts = []cutPoint{
+	{name: "install: written, activating", states: "written|tentative"},
+	{name: "install: rebooting", states: "rebooting"},
+	{name: "trial boot: before boot-check"},
+	{name: "trial boot: health check and commit", marker: `health check: /etc/ferry/health`},
 }
 
 // TestEFIPowerCuts cuts the power at points of installs and commits with
 // the efi backend, one after the other on the same disk and variable
-// store. After every cut the machine must come up on a good, committed
-// system, and the firmware's variables must agree with it.
+// store (powerCuts). After every cut the machine must come up on a good,
+// committed system, and the firmware's variables must agree with it.
 func TestEFIPowerCuts(t *testing.T) {
 	t.Parallel()
-	f := getEFIFixture(t)
-	var versions []string
-	var rs []release
-	for i := range efiCuts {
-		v := fmt.Sprintf("4.%d.0", i+1)
-		versions = append(versions, v)
-		rs = append(rs, release{v, ""})
-	}
-	port := f.serve(t, f.bundlesOf(t, rs...)...)
-
-	m := newMachine(t, f)
-	m.start()
-	slot, version, rc := m.ready()
-	if slot != "a" || version != "1.0.0" || rc != "0" {
-		t.Fatalf("first boot: slot %q version %q boot-check %s", slot, version, rc)
-	}
-	prev := version
-	for i, p := range efiCuts {
-		v := versions[i]
-		src := fmt.Sprintf("oci://10.0.2.2:%s/%s:%s", port, bundleName, v)
-		if p.states != "" {
-			m.installWatched(src, p.states)
-		} else {
-			m.send("ferry-agent install --plain-http " + src)
-			m.expect(markBooted + ` slot=[ab] version=` + regexp.QuoteMeta(v) + `\r?\n`)
-			if p.marker != "" {
-				m.expect(p.marker)
-			}
-		}
-		m.kill()
-		m.start()
-		slot, version, rc = m.ready()
-		if rc != "0" {
-			t.Fatalf("cut %d (%s): boot-check failed on slot %s %s (serial log %s)", i+1, p.name, slot, version, m.out.log)
-		}
-		if version != v && version != prev {
-			t.Fatalf("cut %d (%s): runs %s, want %s or %s", i+1, p.name, version, prev, v)
-		}
-		prev = version
-		m.requireEFICommitted(slot, version)
-		t.Logf("cut %d (%s): came back on slot %s, version %s, committed", i+1, p.name, slot, version)
-	}
-	m.kill()
-	t.Logf("%d power cuts, %d power-ons; serial logs in %s", len(efiCuts), m.boots, m.logs)
+	powerCuts(t, getEFIFixture(t), efiCuts, (*machine).requireEFIVars)
 }

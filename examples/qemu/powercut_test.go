@@ -16,15 +16,18 @@ type cutPoint struct {
 	name   string
 	states string // regexp of journal states; "" for a cut in the trial boot
 	delay  time.Duration
+	// marker, for a cut in the trial boot, is a console line to wait for
+	// after the trial came up (e.g. the agent's health check).
+	marker string
 }
 
 var cutPoints = []cutPoint{
-	{"install: verifying", "verifying|writing", 0},
-	{"install: writing, middle", "writing", 1500 * time.Millisecond},
-	{"install: written, activating", "written|tentative|rebooting", 0},
-	{"install: rebooting", "rebooting", 0},
-	{"trial boot: before boot-check", "", 0},
-	{"trial boot: committing", "", 900 * time.Millisecond},
+	{"install: verifying", "verifying|writing", 0, ""},
+	{"install: writing, middle", "writing", 1500 * time.Millisecond, ""},
+	{"install: written, activating", "written|tentative|rebooting", 0, ""},
+	{"install: rebooting", "rebooting", 0, ""},
+	{"trial boot: before boot-check", "", 0, ""},
+	{"trial boot: committing", "", 900 * time.Millisecond, ""},
 }
 
 // TestGRUBPowerCuts cuts the power (SIGKILL to QEMU: the guest's page
@@ -36,7 +39,7 @@ var cutPoints = []cutPoint{
 // naming the version that runs.
 func TestGRUBPowerCuts(t *testing.T) {
 	t.Parallel()
-	m, slot := powerCuts(t, getFixture(t), cutPoints)
+	m, slot := powerCuts(t, getFixture(t), cutPoints, nil)
 	if env := m.grubEnv(); env["upgrade_available"] != "0" || env["ferry_slot"] != slot {
 		t.Fatalf("GRUB's block at the end: %v, running slot %s", env, slot)
 	}
@@ -44,9 +47,10 @@ func TestGRUBPowerCuts(t *testing.T) {
 
 // powerCuts installs one release from the mirror per cut point on a new
 // machine of f's platform, cuts the power at that point and requires a
-// good, committed system after the next boot. It shuts the machine down
-// cleanly at the end and returns it and the slot it ran last.
-func powerCuts(t *testing.T, f *fixture, points []cutPoint) (*machine, string) {
+// good, committed system after the next boot (and check, if set, on the
+// running slot and version). It shuts the machine down cleanly at the end
+// and returns it and the slot it ran last.
+func powerCuts(t *testing.T, f *fixture, points []cutPoint, check func(m *machine, slot, version string)) (*machine, string) {
 	t.Helper()
 	var versions []string
 	var rs []release
@@ -74,6 +78,9 @@ func powerCuts(t *testing.T, f *fixture, points []cutPoint) (*machine, string) {
 		} else {
 			m.send("ferry-agent install --plain-http " + src)
 			m.expect(markBooted + ` slot=[ab] version=` + v + `\r?\n`)
+			if p.marker != "" {
+				m.expect(p.marker)
+			}
 		}
 		time.Sleep(p.delay)
 		m.kill()
@@ -88,6 +95,9 @@ func powerCuts(t *testing.T, f *fixture, points []cutPoint) (*machine, string) {
 		}
 		prev = version
 		m.requireCommitted(slot, version)
+		if check != nil {
+			check(m, slot, version)
+		}
 		t.Logf("cut %d (%s): came back on slot %s, version %s, committed", i+1, p.name, slot, version)
 	}
 	m.shutdown()

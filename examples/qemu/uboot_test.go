@@ -156,10 +156,10 @@ func TestUBootJourney(t *testing.T) {
 // since an arm64 boot under TCG takes twice as long; the install's write,
 // the switch to the new slot, and the trial boot.
 var ubootCutPoints = []cutPoint{
-	{"install: writing, middle", "writing", 1500 * time.Millisecond},
-	{"install: written, activating", "written|tentative|rebooting", 0},
-	{"trial boot: before boot-check", "", 0},
-	{"trial boot: committing", "", 900 * time.Millisecond},
+	{"install: writing, middle", "writing", 1500 * time.Millisecond, ""},
+	{"install: written, activating", "written|tentative|rebooting", 0, ""},
+	{"trial boot: before boot-check", "", 0, ""},
+	{"trial boot: committing", "", 900 * time.Millisecond, ""},
 }
 
 // TestUBootPowerCuts cuts the power at points of installs and commits on
@@ -167,7 +167,7 @@ var ubootCutPoints = []cutPoint{
 // script's state file with fw_printenv at the end.
 func TestUBootPowerCuts(t *testing.T) {
 	t.Parallel()
-	m, slot := powerCuts(t, arm64.fixture(t), ubootCutPoints)
+	m, slot := powerCuts(t, arm64.fixture(t), ubootCutPoints, nil)
 	if env := m.ubootEnv(); env["upgrade_available"] != "0" || env["ferry_slot"] != slot {
 		t.Fatalf("ferry.env at the end (fw_printenv): %v, running slot %s", env, slot)
 	}
