@@ -14,7 +14,8 @@
 //
 // Write copies an image onto a stick (syncs, reads back, compares
 // SHA-256), refusing a disk that is mounted or holds the running system
-// (CheckTarget). Inspect lists a stick's bundles with the verdict on them
+// (CheckTarget); BuildDevice builds an image sized for a stick and writes
+// it there. Inspect lists a stick's bundles with the verdict on them
 // (signatures and every payload digest; signatures only when Quick, and
 // the verdict says so), and Reports collects the reports agents wrote onto it; both
 // check a partition table and FAT before go-diskfs reads them, so a
