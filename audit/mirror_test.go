@@ -12,6 +12,7 @@ import (
 	"github.com/ferry-update/ferry/audit"
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
+	"github.com/ferry-update/ferry/layout"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/verify"
@@ -122,17 +123,17 @@ func TestAuditMirrorURL(t *testing.T) {
 }
 
 // TestAuditStickDir audits a mounted stick: a directory whose ferry/ is a
-// mirror layout (mirror.LayoutFiles, as ferry media build writes it) without
+// mirror layout (layout.Files, as ferry media build writes it) without
 // TUF metadata.
 func TestAuditStickDir(t *testing.T) {
 	rel := testutil.NewKey(t, "release@example.com")
 	mount := t.TempDir()
-	layout := filepath.Join(mount, "ferry")
+	layoutDir := filepath.Join(mount, "ferry")
 	path := makeBundle(t, t.TempDir(), bundleSpec{name: "gateway", version: "1.0.0", signers: []testutil.Key{rel}, sbom: true})
 	a, err := bundle.OpenArchive(path)
 	must(t, err)
 	defer a.Close()
-	files, err := mirror.LayoutFiles([]mirror.LayoutBundle{{Manifest: a.RawManifest(), Config: a.RawConfig(), Signatures: a.Signatures()}})
+	files, err := layout.Files([]layout.Bundle{{Manifest: a.RawManifest(), Config: a.RawConfig(), Signatures: a.Signatures()}})
 	must(t, err)
 	for _, l := range a.Manifest().Layers {
 		r, _, err := a.Blob(l.Digest)
@@ -142,7 +143,7 @@ func TestAuditStickDir(t *testing.T) {
 		files["blobs/sha256/"+l.Digest.Encoded()] = b
 	}
 	for name, data := range files {
-		p := filepath.Join(layout, filepath.FromSlash(name))
+		p := filepath.Join(layoutDir, filepath.FromSlash(name))
 		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
 		must(t, os.WriteFile(p, data, 0o644))
 	}

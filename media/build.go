@@ -24,7 +24,7 @@ import (
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/internal/filekind"
-	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/layout"
 	"github.com/ferry-update/ferry/transport/stick"
 )
 
@@ -136,8 +136,8 @@ func build(out string, bundlePaths []string, o BuildOptions) (*BuildResult, erro
 	}
 	res := &BuildResult{Path: out, Label: label}
 
-	// The layout: mirror's files, then every distinct payload layer.
-	var lbs []mirror.LayoutBundle
+	// The layout: the store files, then every distinct payload layer.
+	var lbs []layout.Bundle
 	var layers []stickFile
 	seen := map[digest.Digest]bool{}
 	listed := map[digest.Digest]bool{}
@@ -150,12 +150,12 @@ func build(out string, bundlePaths []string, o BuildOptions) (*BuildResult, erro
 		if listed[a.ManifestDigest()] {
 			// The same bundle again (maybe with other signatures): its
 			// signatures are merged, it is listed once.
-			lbs = append(lbs, mirror.LayoutBundle{Manifest: a.RawManifest(), Config: a.RawConfig(), Signatures: a.Signatures()})
+			lbs = append(lbs, layout.Bundle{Manifest: a.RawManifest(), Config: a.RawConfig(), Signatures: a.Signatures()})
 			continue
 		}
 		listed[a.ManifestDigest()] = true
 		cfg := a.Config()
-		lbs = append(lbs, mirror.LayoutBundle{Manifest: a.RawManifest(), Config: a.RawConfig(), Signatures: a.Signatures()})
+		lbs = append(lbs, layout.Bundle{Manifest: a.RawManifest(), Config: a.RawConfig(), Signatures: a.Signatures()})
 		bb := BuiltBundle{File: p, Name: cfg.Name, Version: cfg.Version, DeviceTypes: cfg.DeviceTypes, Manifest: a.ManifestDigest(), Signatures: len(a.Signatures())}
 		for _, l := range a.Manifest().Layers {
 			bb.Size += l.Size
@@ -174,12 +174,12 @@ func build(out string, bundlePaths []string, o BuildOptions) (*BuildResult, erro
 		}
 		res.Bundles = append(res.Bundles, bb)
 	}
-	layout, err := mirror.LayoutFiles(lbs)
+	layoutFiles, err := layout.Files(lbs)
 	if err != nil {
 		return nil, err
 	}
 	var files []stickFile
-	for name, data := range layout {
+	for name, data := range layoutFiles {
 		files = append(files, stickFile{path: "/" + stick.Dir + "/" + name, data: data, size: int64(len(data))})
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })

@@ -4,8 +4,8 @@
 // to read the layout inside an image.
 //
 // Build makes a stick image: a GPT disk with one FAT32 partition (label
-// FERRY) whose /ferry/ directory is a mirror-store layout (package
-// mirror's LayoutFiles, so that mirror.Open, skopeo and transport/stick all
+// FERRY) whose /ferry/ directory is a store layout (package
+// layout's Files, so that mirror.Open, skopeo and transport/stick all
 // read it), with /ferry/trust/, an empty /ferry/reports/ and a README.txt.
 // Payload parts are streamed into the clusters go-diskfs allocated for
 // them, checked against their digests on the way; memory use is flat.

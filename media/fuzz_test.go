@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/ferry-update/ferry/bundle"
-	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/layout"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -28,7 +28,7 @@ func tinyImage(t testing.TB) ([]byte, *verify.PublicKey) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	files, err := mirror.LayoutFiles([]mirror.LayoutBundle{{Manifest: a.RawManifest(), Config: a.RawConfig(), Signatures: a.Signatures()}})
+	files, err := layout.Files([]layout.Bundle{{Manifest: a.RawManifest(), Config: a.RawConfig(), Signatures: a.Signatures()}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,9 @@
 // take a lock (flock on DIR/.lock); the server reads without one.
 //
 // A version is immutable: adding a different bundle under a name and
-// version the store already holds is a *ConflictError.
+// version the store already holds is a *layout.ConflictError. The layout
+// rules themselves (tags, annotations, signature artifacts) live in package
+// layout, shared with media's sticks and registry's pushes.
 //
 // # Serving
 //

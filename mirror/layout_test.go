@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
+	"github.com/ferry-update/ferry/layout"
 	"github.com/ferry-update/ferry/mirror"
 )
 
@@ -25,7 +26,7 @@ func TestLayoutFilesMatchesStore(t *testing.T) {
 	b3, _ := testutil.MakeBundle(t, dir, "sensor", "2.0.0", 1000, 0)
 
 	st := newStore(t)
-	var lbs []mirror.LayoutBundle
+	var lbs []layout.Bundle
 	for _, p := range []string{b1, b2, b3} {
 		if _, err := st.Add(p); err != nil {
 			t.Fatal(err)
@@ -34,7 +35,7 @@ func TestLayoutFilesMatchesStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lbs = append(lbs, mirror.LayoutBundle{Manifest: a.RawManifest(), Config: a.RawConfig(), Signatures: a.Signatures()})
+		lbs = append(lbs, layout.Bundle{Manifest: a.RawManifest(), Config: a.RawConfig(), Signatures: a.Signatures()})
 		out := filepath.Join(dir, "layout")
 		for _, l := range a.Manifest().Layers {
 			r, _, err := a.Blob(l.Digest)
@@ -45,7 +46,7 @@ func TestLayoutFilesMatchesStore(t *testing.T) {
 		}
 		a.Close()
 	}
-	files, err := mirror.LayoutFiles(lbs)
+	files, err := layout.Files(lbs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func TestLayoutFilesMatchesStore(t *testing.T) {
 
 	// The same bundle twice is one entry; another bundle under a name and
 	// version already used is a conflict.
-	if _, err := mirror.LayoutFiles(append(lbs, lbs[0])); err != nil {
+	if _, err := layout.Files(append(lbs, lbs[0])); err != nil {
 		t.Errorf("same bundle twice: %v", err)
 	}
 	clash, _ := testutil.MakeBundle(t, t.TempDir(), "gateway", "1.0.0", 10, 0)
@@ -92,8 +93,8 @@ func TestLayoutFilesMatchesStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	_, err = mirror.LayoutFiles(append(lbs, mirror.LayoutBundle{Manifest: a.RawManifest(), Config: a.RawConfig()}))
-	var ce *mirror.ConflictError
+	_, err = layout.Files(append(lbs, layout.Bundle{Manifest: a.RawManifest(), Config: a.RawConfig()}))
+	var ce *layout.ConflictError
 	if !errors.As(err, &ce) {
 		t.Errorf("conflicting versions: %v, want a *ConflictError", err)
 	}

@@ -17,13 +17,12 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/verifyio"
-	"github.com/ferry-update/ferry/registry"
+	"github.com/ferry-update/ferry/layout"
 	"github.com/ferry-update/ferry/signing"
 	"github.com/ferry-update/ferry/transport"
 	"github.com/ferry-update/ferry/transport/oci"
@@ -44,26 +43,14 @@ const (
 
 // Files of a store directory.
 const (
-	markerFile = "ferry-mirror.json"
-	keyFile    = "keys/mirror.key"
-	tmpDir     = "tmp"
-	lockFile   = ".lock"
+	keyFile  = "keys/mirror.key"
+	tmpDir   = "tmp"
+	lockFile = ".lock"
 )
 
 // ErrNotStore is wrapped by Open's error for a directory that is not a
 // ferry mirror.
 var ErrNotStore = errors.New("not a ferry mirror (run 'ferry mirror init' first)")
-
-// ConflictError says that a tag already names another bundle: a version
-// in the mirror never changes its content.
-type ConflictError struct {
-	Ref       string // repository:tag
-	Have, Add digest.Digest
-}
-
-func (e *ConflictError) Error() string {
-	return fmt.Sprintf("%s already holds bundle %s, refusing %s: a version in the mirror is immutable (bump the version)", e.Ref, e.Have, e.Add)
-}
 
 // Store is a mirror directory: an OCI image layout holding many bundles,
 // their signatures and their referrers, with one shared blob store. See
@@ -75,18 +62,6 @@ type Store struct {
 	keyMu  sync.Mutex
 	key    signing.Key
 	keyRef string
-}
-
-type marker struct {
-	FormatVersion int `json:"formatVersion"`
-}
-
-// layoutFileContent is the oci-layout file of every store.
-var layoutFileContent = []byte(`{"imageLayoutVersion":"1.0.0"}`)
-
-func markerContent() []byte {
-	m, _ := json.Marshal(marker{FormatVersion: 1})
-	return m
 }
 
 // Init makes dir (which must be empty or absent) a mirror, keeping the
@@ -116,28 +91,27 @@ func initStore(dir string, keyPEM []byte) error {
 	if err := atomicfile.WriteFile(filepath.Join(dir, keyFile), keyPEM, 0o600); err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, ocispec.ImageLayoutFile), layoutFileContent, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, ocispec.ImageLayoutFile), layout.OCILayoutFile, 0o644); err != nil {
 		return err
 	}
-	idx, _ := json.Marshal(NewIndex(nil))
+	idx, _ := json.Marshal(layout.NewIndex(nil))
 	if err := atomicfile.WriteFile(filepath.Join(dir, "index.json"), idx, 0o644); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(dir, markerFile), markerContent(), 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, layout.MarkerFile), layout.Marker(), 0o644)
 }
 
 // Open opens an existing mirror directory.
 func Open(dir string) (*Store, error) {
-	b, err := os.ReadFile(filepath.Join(dir, markerFile))
+	b, err := os.ReadFile(filepath.Join(dir, layout.MarkerFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("open mirror %s: %w", dir, ErrNotStore)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open mirror %s: %w", dir, err)
 	}
-	var m marker
-	if err := json.Unmarshal(b, &m); err != nil || m.FormatVersion != 1 {
-		return nil, fmt.Errorf("open mirror %s: %s: unsupported format %q", dir, markerFile, b)
+	if err := layout.CheckMarker(b); err != nil {
+		return nil, fmt.Errorf("open mirror %s: %s: %w", dir, layout.MarkerFile, err)
 	}
 	return &Store{dir: dir}, nil
 }
@@ -283,14 +257,6 @@ func (s *Store) lock() (func(), error) {
 	}, nil
 }
 
-// NewIndex is an OCI image index of ms (an empty list, never null, for none).
-func NewIndex(ms []ocispec.Descriptor) ocispec.Index {
-	if ms == nil {
-		ms = []ocispec.Descriptor{}
-	}
-	return ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: ms}
-}
-
 // readIndex reads index.json.
 func (s *Store) readIndex() (*ocispec.Index, error) {
 	b, err := os.ReadFile(filepath.Join(s.dir, "index.json"))
@@ -305,24 +271,11 @@ func (s *Store) readIndex() (*ocispec.Index, error) {
 }
 
 func (s *Store) writeIndex(idx *ocispec.Index) error {
-	b, err := encodeIndex(idx)
+	b, err := layout.EncodeIndex(idx)
 	if err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(filepath.Join(s.dir, "index.json"), b, 0o644)
-}
-
-// encodeIndex sorts the entries by ref name, then digest, and encodes
-// index.json as the store writes it.
-func encodeIndex(idx *ocispec.Index) ([]byte, error) {
-	sort.SliceStable(idx.Manifests, func(i, j int) bool {
-		a, b := idx.Manifests[i], idx.Manifests[j]
-		if ra, rb := a.Annotations[ocispec.AnnotationRefName], b.Annotations[ocispec.AnnotationRefName]; ra != rb {
-			return ra < rb
-		}
-		return a.Digest < b.Digest
-	})
-	return json.MarshalIndent(idx, "", "  ")
 }
 
 // AddResult says what Add or one bundle of Sync did.
@@ -406,10 +359,10 @@ func (s *Store) ingest(h *oci.Head, layer func(l ocispec.Descriptor, off int64) 
 		return nil, err
 	}
 	ref := repo + ":" + tag
-	if have := findRef(idx, ref); have != nil && have.Digest != h.Digest {
-		return nil, &ConflictError{Ref: ref, Have: have.Digest, Add: h.Digest}
+	if have := layout.FindRef(idx, ref); have != nil && have.Digest != h.Digest {
+		return nil, &layout.ConflictError{Ref: ref, Have: have.Digest, Add: h.Digest}
 	}
-	res := &AddResult{New: findRef(idx, ref) == nil}
+	res := &AddResult{New: layout.FindRef(idx, ref) == nil}
 
 	if added, err := s.putBytes(h.Config); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -430,8 +383,8 @@ func (s *Store) ingest(h *oci.Head, layer func(l ocispec.Descriptor, off int64) 
 	} else if added {
 		res.BlobsAdded++
 	}
-	bundleDesc := bundleEntry(cfg, h.Digest, int64(len(h.Manifest)))
-	setEntry(idx, bundleDesc)
+	bundleDesc := layout.BundleEntry(cfg, h.Digest, int64(len(h.Manifest)))
+	layout.SetEntry(idx, bundleDesc)
 
 	// Signatures: merge with what the store holds for this manifest.
 	old, err := s.signatures(idx, repo, h.Digest)
@@ -444,7 +397,7 @@ func (s *Store) ingest(h *oci.Head, layer func(l ocispec.Descriptor, off int64) 
 		return nil, fmt.Errorf("%d signatures would exceed the limit of %d", len(merged), bundle.MaxSignatures)
 	}
 	if added > 0 {
-		entries, arts, err := signatureEntries(repo, bundleDesc, merged)
+		entries, arts, err := layout.SignatureEntries(repo, bundleDesc, merged)
 		if err != nil {
 			return nil, err
 		}
@@ -452,7 +405,7 @@ func (s *Store) ingest(h *oci.Head, layer func(l ocispec.Descriptor, off int64) 
 			if err := s.putArtifact(res, art); err != nil {
 				return nil, err
 			}
-			setEntry(idx, entries[i])
+			layout.SetEntry(idx, entries[i])
 		}
 	}
 	if err := s.writeIndex(idx); err != nil {
@@ -462,51 +415,7 @@ func (s *Store) ingest(h *oci.Head, layer func(l ocispec.Descriptor, off int64) 
 	return res, nil
 }
 
-// bundleEntry is a bundle's index.json entry: tagged <name>:<tag>, with
-// the repository, name and version as annotations.
-func bundleEntry(cfg *bundle.Config, d digest.Digest, size int64) ocispec.Descriptor {
-	return ocispec.Descriptor{
-		MediaType:    bundle.ManifestMediaType,
-		ArtifactType: bundle.ArtifactType,
-		Digest:       d,
-		Size:         size,
-		Annotations: map[string]string{
-			ocispec.AnnotationRefName: cfg.Name + ":" + cfg.Tag(),
-			RepositoryAnnotation:      cfg.Name,
-			BundleNameAnnotation:      cfg.Name,
-			BundleVersionAnnotation:   cfg.Version,
-		},
-	}
-}
-
-// signatureEntries returns the artifacts that carry sigs over subject (the
-// cosign tag-scheme manifest, then one referrer per signature) and their
-// index.json entries, in the same order.
-func signatureEntries(repo string, subject ocispec.Descriptor, sigs []bundle.Signature) ([]ocispec.Descriptor, []*registry.Artifact, error) {
-	art, err := registry.SignatureArtifact(sigs)
-	if err != nil {
-		return nil, nil, err
-	}
-	d := art.Descriptor()
-	d.Annotations = map[string]string{
-		ocispec.AnnotationRefName: repo + ":" + bundle.SignatureTag(subject.Digest),
-		RepositoryAnnotation:      repo,
-	}
-	entries, arts := []ocispec.Descriptor{d}, []*registry.Artifact{art}
-	refs, err := registry.ReferrerArtifacts(ocispec.Descriptor{MediaType: bundle.ManifestMediaType, Digest: subject.Digest, Size: subject.Size}, sigs)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, r := range refs {
-		d := r.Descriptor()
-		d.ArtifactType = oci.CosignSignatureArtifactType
-		d.Annotations = map[string]string{RepositoryAnnotation: repo}
-		entries, arts = append(entries, d), append(arts, r)
-	}
-	return entries, arts, nil
-}
-
-func (s *Store) putArtifact(res *AddResult, a *registry.Artifact) error {
+func (s *Store) putArtifact(res *AddResult, a *layout.Artifact) error {
 	for _, b := range a.Blobs {
 		added, err := s.putBytes(b.Data)
 		if err != nil {
@@ -525,7 +434,7 @@ func (s *Store) putArtifact(res *AddResult, a *registry.Artifact) error {
 
 // signatures reads the signatures the store holds for manifest d.
 func (s *Store) signatures(idx *ocispec.Index, repo string, d digest.Digest) ([]bundle.Signature, error) {
-	e := findRef(idx, repo+":"+bundle.SignatureTag(d))
+	e := layout.FindRef(idx, repo+":"+bundle.SignatureTag(d))
 	if e == nil {
 		return nil, nil
 	}
@@ -540,29 +449,6 @@ func (s *Store) signatures(idx *ocispec.Index, repo string, d digest.Digest) ([]
 		return nil, fmt.Errorf("stored signatures of %s: %w", d, err)
 	}
 	return sigs, nil
-}
-
-func findRef(idx *ocispec.Index, ref string) *ocispec.Descriptor {
-	for i, m := range idx.Manifests {
-		if m.Annotations[ocispec.AnnotationRefName] == ref {
-			return &idx.Manifests[i]
-		}
-	}
-	return nil
-}
-
-// setEntry adds d to the index, replacing the entry with the same ref
-// name, or (for untagged entries) the same digest.
-func setEntry(idx *ocispec.Index, d ocispec.Descriptor) {
-	ref := d.Annotations[ocispec.AnnotationRefName]
-	for i, m := range idx.Manifests {
-		mref := m.Annotations[ocispec.AnnotationRefName]
-		if (ref != "" && mref == ref) || (ref == "" && mref == "" && m.Digest == d.Digest) {
-			idx.Manifests[i] = d
-			return
-		}
-	}
-	idx.Manifests = append(idx.Manifests, d)
 }
 
 // Entry is one bundle in the mirror.
@@ -613,7 +499,7 @@ func (s *Store) eachBundle(idx *ocispec.Index, fn func(storedBundle) error) erro
 		if err != nil {
 			return fmt.Errorf("manifest %s: %w", d.Digest, err)
 		}
-		m, err := registry.ParseManifest(raw)
+		m, err := layout.ParseManifest(raw)
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
+	"github.com/ferry-update/ferry/layout"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/registry"
 )
@@ -73,7 +74,7 @@ func TestStoreAddList(t *testing.T) {
 	t.Run("a version is immutable", func(t *testing.T) {
 		other, _ := testutil.MakeBundle(t, t.TempDir(), "gateway", "1.4.2", 1000, 0)
 		_, err := s.Add(other)
-		var ce *mirror.ConflictError
+		var ce *layout.ConflictError
 		if !errors.As(err, &ce) {
 			t.Errorf("add of another bundle under the same version: %v", err)
 		}

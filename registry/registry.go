@@ -3,7 +3,6 @@ package registry
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,10 +16,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
-	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/layout"
 	"github.com/ferry-update/ferry/transport/oci"
 )
 
@@ -266,7 +265,7 @@ func (r *remoteRepo) pushSignatures(ctx context.Context, res *PushResult, d dige
 		if attempt == 3 {
 			return fmt.Errorf("signatures %s: still missing after %d attempts: another push keeps replacing the tag", tag, attempt)
 		}
-		art, err := SignatureArtifact(merged)
+		art, err := layout.SignatureArtifact(merged)
 		if err != nil {
 			return err
 		}
@@ -295,7 +294,7 @@ func (r *remoteRepo) pushReferrers(ctx context.Context, res *PushResult, subject
 	for _, h := range have {
 		known[h.Digest] = true
 	}
-	arts, err := ReferrerArtifacts(subject, sigs)
+	arts, err := layout.ReferrerArtifacts(subject, sigs)
 	if err != nil {
 		return err
 	}
@@ -303,7 +302,7 @@ func (r *remoteRepo) pushReferrers(ctx context.Context, res *PushResult, subject
 		if at.MediaType == bundle.ChunkIndexMediaType {
 			continue // a part of the payload, not a document about it
 		}
-		art, err := attachmentReferrer(subject, at)
+		art, err := layout.AttachmentReferrer(subject, at)
 		if err != nil {
 			return err
 		}
@@ -321,31 +320,7 @@ func (r *remoteRepo) pushReferrers(ctx context.Context, res *PushResult, subject
 	return nil
 }
 
-// attachmentReferrer is the OCI 1.1 referrer that makes an attachment (an
-// SBOM) discoverable beside the bundle: artifactType = its media type, its
-// one layer = the attachment blob, which is also a layer of the bundle.
-func attachmentReferrer(subject ocispec.Descriptor, at bundle.AttachmentData) (*Artifact, error) {
-	empty := ocispec.Descriptor{MediaType: ocispec.MediaTypeEmptyJSON, Digest: digest.FromBytes(emptyConfig), Size: int64(len(emptyConfig))}
-	layer := ocispec.Descriptor{MediaType: at.MediaType, Digest: at.Digest, Size: at.Size,
-		Annotations: map[string]string{ocispec.AnnotationTitle: at.Name, bundle.AttachmentNameAnnotation: at.Name}}
-	raw, err := json.Marshal(&ocispec.Manifest{
-		Versioned:    specs.Versioned{SchemaVersion: 2},
-		MediaType:    ocispec.MediaTypeImageManifest,
-		ArtifactType: at.MediaType,
-		Config:       empty,
-		Layers:       []ocispec.Descriptor{layer},
-		Subject:      &ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("encode referrer: %w", err)
-	}
-	return &Artifact{Manifest: raw, MediaType: ocispec.MediaTypeImageManifest, Blobs: map[digest.Digest]Blob{
-		empty.Digest: {MediaType: empty.MediaType, Data: emptyConfig},
-		at.Digest:    {MediaType: at.MediaType, Data: at.Data},
-	}}, nil
-}
-
-func (r *remoteRepo) putArtifact(ctx context.Context, res *PushResult, art *Artifact, tag string) error {
+func (r *remoteRepo) putArtifact(ctx context.Context, res *PushResult, art *layout.Artifact, tag string) error {
 	for d, b := range art.Blobs {
 		data := b.Data
 		desc := ocispec.Descriptor{MediaType: b.MediaType, Digest: d, Size: int64(len(data))}

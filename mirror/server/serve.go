@@ -15,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/layout"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/transport/oci"
 )
@@ -325,7 +326,7 @@ func serveReferrers(w http.ResponseWriter, r *http.Request, rv *repoView, ref st
 	if at != "" {
 		w.Header().Set("OCI-Filters-Applied", "artifactType")
 	}
-	writeJSON(w, ocispec.MediaTypeImageIndex, mirror.NewIndex(ms))
+	writeJSON(w, ocispec.MediaTypeImageIndex, layout.NewIndex(ms))
 }
 
 func writeJSON(w http.ResponseWriter, contentType string, v any) {

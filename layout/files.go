@@ -1,4 +1,4 @@
-package mirror
+package layout
 
 import (
 	"fmt"
@@ -8,19 +8,18 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
-	"github.com/ferry-update/ferry/registry"
 	"github.com/ferry-update/ferry/transport/oci"
 )
 
-// LayoutBundle is one bundle for LayoutFiles: its manifest and config
+// Bundle is one bundle for Files: its manifest and config
 // exactly as signed, and its signatures.
-type LayoutBundle struct {
+type Bundle struct {
 	Manifest   []byte
 	Config     []byte
 	Signatures []bundle.Signature
 }
 
-// LayoutFiles returns the small files of a store layout that holds the
+// Files returns the small files of a store layout that holds the
 // given bundles, by slash-separated path relative to the layout
 // directory: oci-layout, index.json, the ferry-mirror.json marker and,
 // under blobs/sha256/, every manifest, config and signature blob, named,
@@ -36,10 +35,10 @@ type LayoutBundle struct {
 //
 // Two bundles with the same name and version but different manifests are a
 // *ConflictError; the same bundle given twice has its signatures merged.
-func LayoutFiles(bundles []LayoutBundle) (map[string][]byte, error) {
+func Files(bundles []Bundle) (map[string][]byte, error) {
 	idx := NewIndex(nil)
 	files := map[string][]byte{}
-	put := func(b []byte) { files[blobFile(digest.FromBytes(b))] = b }
+	put := func(b []byte) { files[BlobPath(digest.FromBytes(b))] = b }
 	type signed struct {
 		repo    string
 		subject ocispec.Descriptor
@@ -47,7 +46,7 @@ func LayoutFiles(bundles []LayoutBundle) (map[string][]byte, error) {
 	}
 	bySubject := map[digest.Digest]*signed{}
 	for i, b := range bundles {
-		m, err := registry.ParseManifest(b.Manifest)
+		m, err := ParseManifest(b.Manifest)
 		if err != nil {
 			return nil, fmt.Errorf("bundle %d: %w", i, err)
 		}
@@ -61,14 +60,14 @@ func LayoutFiles(bundles []LayoutBundle) (map[string][]byte, error) {
 		if !oci.ValidRepository(cfg.Name) {
 			return nil, fmt.Errorf("bundle name %q cannot be a repository name", cfg.Name)
 		}
-		e := bundleEntry(cfg, digest.FromBytes(b.Manifest), int64(len(b.Manifest)))
+		e := BundleEntry(cfg, digest.FromBytes(b.Manifest), int64(len(b.Manifest)))
 		ref := e.Annotations[ocispec.AnnotationRefName]
-		if have := findRef(&idx, ref); have != nil && have.Digest != e.Digest {
+		if have := FindRef(&idx, ref); have != nil && have.Digest != e.Digest {
 			return nil, &ConflictError{Ref: ref, Have: have.Digest, Add: e.Digest}
 		}
 		put(b.Config)
 		put(b.Manifest)
-		setEntry(&idx, e)
+		SetEntry(&idx, e)
 		s := bySubject[e.Digest]
 		if s == nil {
 			s = &signed{repo: cfg.Name, subject: e}
@@ -89,7 +88,7 @@ func LayoutFiles(bundles []LayoutBundle) (map[string][]byte, error) {
 		if len(s.sigs) > bundle.MaxSignatures {
 			return nil, fmt.Errorf("%s: %d signatures would exceed the limit of %d", d, len(s.sigs), bundle.MaxSignatures)
 		}
-		entries, arts, err := signatureEntries(s.repo, s.subject, s.sigs)
+		entries, arts, err := SignatureEntries(s.repo, s.subject, s.sigs)
 		if err != nil {
 			return nil, err
 		}
@@ -98,20 +97,15 @@ func LayoutFiles(bundles []LayoutBundle) (map[string][]byte, error) {
 				put(b.Data)
 			}
 			put(a.Manifest)
-			setEntry(&idx, entries[i])
+			SetEntry(&idx, entries[i])
 		}
 	}
-	ib, err := encodeIndex(&idx)
+	ib, err := EncodeIndex(&idx)
 	if err != nil {
 		return nil, err
 	}
-	files[ocispec.ImageLayoutFile] = layoutFileContent
+	files[ocispec.ImageLayoutFile] = OCILayoutFile
 	files["index.json"] = ib
-	files[markerFile] = markerContent()
+	files[MarkerFile] = Marker()
 	return files, nil
-}
-
-// blobFile is a blob's path relative to a layout directory.
-func blobFile(d digest.Digest) string {
-	return "blobs/" + string(d.Algorithm()) + "/" + d.Encoded()
 }

@@ -1,4 +1,4 @@
-package registry
+package layout
 
 import (
 	"bytes"
@@ -64,8 +64,6 @@ func SignatureArtifact(sigs []bundle.Signature) (*Artifact, error) {
 // immutable and deterministic: pushing again is a no-op, and two signers
 // add two referrers instead of racing to rewrite one.
 func ReferrerArtifacts(subject ocispec.Descriptor, sigs []bundle.Signature) ([]*Artifact, error) {
-	subject = ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
-	empty := ocispec.Descriptor{MediaType: ocispec.MediaTypeEmptyJSON, Digest: digest.FromBytes(emptyConfig), Size: int64(len(emptyConfig))}
 	var out []*Artifact
 	for _, s := range sigs {
 		layer := ocispec.Descriptor{
@@ -77,28 +75,43 @@ func ReferrerArtifacts(subject ocispec.Descriptor, sigs []bundle.Signature) ([]*
 		for k, v := range s.Annotations {
 			layer.Annotations[k] = v
 		}
-		m := ocispec.Manifest{
-			Versioned:    specs.Versioned{SchemaVersion: 2},
-			MediaType:    ocispec.MediaTypeImageManifest,
-			ArtifactType: CosignSignatureArtifactType,
-			Config:       empty,
-			Layers:       []ocispec.Descriptor{layer},
-			Subject:      &subject,
-		}
-		raw, err := json.Marshal(&m)
+		a, err := referrer(subject, CosignSignatureArtifactType, layer, s.Payload)
 		if err != nil {
-			return nil, fmt.Errorf("encode referrer: %w", err)
+			return nil, err
 		}
-		out = append(out, &Artifact{
-			Manifest:  raw,
-			MediaType: ocispec.MediaTypeImageManifest,
-			Blobs: map[digest.Digest]Blob{
-				empty.Digest: {MediaType: empty.MediaType, Data: emptyConfig},
-				layer.Digest: {MediaType: layer.MediaType, Data: s.Payload},
-			},
-		})
+		out = append(out, a)
 	}
 	return out, nil
+}
+
+// AttachmentReferrer is the OCI 1.1 referrer that makes an attachment (an
+// SBOM) discoverable beside the bundle: artifactType = its media type, its
+// one layer = the attachment blob, which is also a layer of the bundle.
+func AttachmentReferrer(subject ocispec.Descriptor, at bundle.AttachmentData) (*Artifact, error) {
+	layer := ocispec.Descriptor{MediaType: at.MediaType, Digest: at.Digest, Size: at.Size,
+		Annotations: map[string]string{ocispec.AnnotationTitle: at.Name, bundle.AttachmentNameAnnotation: at.Name}}
+	return referrer(subject, at.MediaType, layer, at.Data)
+}
+
+// referrer is a manifest with the empty config and one layer (data),
+// pointing at subject.
+func referrer(subject ocispec.Descriptor, artifactType string, layer ocispec.Descriptor, data []byte) (*Artifact, error) {
+	empty := ocispec.Descriptor{MediaType: ocispec.MediaTypeEmptyJSON, Digest: digest.FromBytes(emptyConfig), Size: int64(len(emptyConfig))}
+	raw, err := json.Marshal(&ocispec.Manifest{
+		Versioned:    specs.Versioned{SchemaVersion: 2},
+		MediaType:    ocispec.MediaTypeImageManifest,
+		ArtifactType: artifactType,
+		Config:       empty,
+		Layers:       []ocispec.Descriptor{layer},
+		Subject:      &ocispec.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode referrer: %w", err)
+	}
+	return &Artifact{Manifest: raw, MediaType: ocispec.MediaTypeImageManifest, Blobs: map[digest.Digest]Blob{
+		empty.Digest: {MediaType: empty.MediaType, Data: emptyConfig},
+		layer.Digest: {MediaType: layer.MediaType, Data: data},
+	}}, nil
 }
 
 // ParseManifest decodes an OCI image manifest.
