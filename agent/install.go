@@ -73,22 +73,31 @@ type InstallOptions struct {
 	Stream func(io.Reader) io.Reader
 }
 
-// InstallWith is Install with options.
-func (a *Agent) InstallWith(ctx context.Context, src io.Reader, origin string, o InstallOptions) (*Result, error) {
+// idleBootedSlot is the slot that runs, when nothing is under way: the
+// journal is reconciled and over, and no slot is on trial. Whatever
+// starts a new change of slots (an install, a rollback to the previous
+// release) begins here.
+func (a *Agent) idleBootedSlot() (string, error) {
 	if err := a.reconcile(); err != nil {
-		return nil, fmt.Errorf("install: %w", err)
+		return "", err
 	}
 	if a.j != nil && !a.j.State.Terminal() {
-		return nil, fmt.Errorf("install: %w: %s is %s; run boot-check, commit or rollback first", ErrPending, a.j.name(), a.j.State)
+		return "", fmt.Errorf("%w: %s is %s; run boot-check, commit or rollback first", ErrPending, a.j.name(), a.j.State)
 	}
 	st, err := a.boot.State()
 	if err != nil {
-		return nil, fmt.Errorf("install: %w", err)
+		return "", err
 	}
 	if st.UpgradeAvailable {
-		return nil, fmt.Errorf("install: %w: slot %s is on trial (upgrade_available=1) but no install is pending; run rollback to end the trial", ErrUnknownBootState, st.Slot)
+		return "", fmt.Errorf("%w: slot %s is on trial (upgrade_available=1) but no install is pending; run rollback to end the trial", ErrUnknownBootState, st.Slot)
 	}
 	booted, _, err := a.bootedSlot(st)
+	return booted, err
+}
+
+// InstallWith is Install with options.
+func (a *Agent) InstallWith(ctx context.Context, src io.Reader, origin string, o InstallOptions) (*Result, error) {
+	booted, err := a.idleBootedSlot()
 	if err != nil {
 		return nil, fmt.Errorf("install: %w", err)
 	}

@@ -76,20 +76,7 @@ func (e *PreviousError) Unwrap() []error {
 // checked again (the bundle is not kept on the device): a release whose
 // key was revoked since can still be rolled back to.
 func (a *Agent) RollbackPrevious(ctx context.Context) (*Result, error) {
-	if err := a.reconcile(); err != nil {
-		return nil, fmt.Errorf("rollback --previous: %w", err)
-	}
-	if a.j != nil && !a.j.State.Terminal() {
-		return nil, fmt.Errorf("rollback --previous: %w: %s is %s; run boot-check, commit or rollback first", ErrPending, a.j.name(), a.j.State)
-	}
-	st, err := a.boot.State()
-	if err != nil {
-		return nil, fmt.Errorf("rollback --previous: %w", err)
-	}
-	if st.UpgradeAvailable {
-		return nil, fmt.Errorf("rollback --previous: %w: slot %s is on trial (upgrade_available=1) but no install is pending; run rollback to end the trial", ErrUnknownBootState, st.Slot)
-	}
-	booted, _, err := a.bootedSlot(st)
+	booted, err := a.idleBootedSlot()
 	if err != nil {
 		return nil, fmt.Errorf("rollback --previous: %w", err)
 	}
