@@ -91,6 +91,9 @@ func (s *Store) refresh(o tufrepo.RefreshOptions) (*tufrepo.Status, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o, err = s.publishOptions(o); err != nil {
+		return nil, err
+	}
 	return s.tuf().Refresh(targets, o)
 }
 

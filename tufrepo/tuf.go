@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -21,6 +22,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/ferry-update/ferry/internal/atomicfile"
+	"github.com/ferry-update/ferry/transport/assign"
 	"github.com/ferry-update/ferry/transport/tufclient"
 	"github.com/ferry-update/ferry/transport/wire"
 	"github.com/ferry-update/ferry/verify"
@@ -315,6 +317,11 @@ type RefreshOptions struct {
 	// RootKey, when set, renews the root: version N+1 with a fresh expiry,
 	// signed by this key, which must be the root's key.
 	RootKey crypto.Signer
+	// AssignmentKeys are published in targets.json
+	// (tufclient.AssignmentKeysField) for devices to verify the mirror's
+	// assignments with; the store fills them in. A change re-signs
+	// targets.
+	AssignmentKeys []ed25519.PublicKey
 }
 
 // Refresh re-signs the TUF metadata so that targets lists targets (the
@@ -391,7 +398,11 @@ func (r *Repo) Refresh(targets []Target, o RefreshOptions) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	changed := tm == nil || !sameTargets(tm.Signed.Targets, want)
+	keys, err := assignmentKeysField(o.AssignmentKeys)
+	if err != nil {
+		return nil, err
+	}
+	changed := tm == nil || !sameTargets(tm.Signed.Targets, want) || !sameFields(tm.Signed.UnrecognizedFields, keys)
 	if changed || due(tm.Signed.Expires, now, exp.Targets) {
 		mk, err := r.mirrorKey()
 		if err != nil && changed {
@@ -405,6 +416,7 @@ func (r *Repo) Refresh(targets []Target, o RefreshOptions) (*Status, error) {
 				next.Signed.Version = tm.Signed.Version + 1
 			}
 			next.Signed.Targets = want
+			next.Signed.UnrecognizedFields = keys
 			if targetsRaw, err = writeMeta(r, next, "targets", mk); err != nil {
 				return nil, err
 			}
@@ -604,6 +616,40 @@ func targetFiles(targets []Target) (map[string]*metadata.TargetFiles, error) {
 		out[t.Name+"/"+t.Version] = &metadata.TargetFiles{Length: t.ManifestSize, Hashes: metadata.Hashes{"sha256": h}, Custom: &rm}
 	}
 	return out, nil
+}
+
+// assignmentKeysField is the extra field of targets.json that publishes
+// the assignment keys (none: no field).
+func assignmentKeysField(keys []ed25519.PublicKey) (map[string]any, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	if len(keys) > tufclient.MaxAssignmentKeys {
+		return nil, fmt.Errorf("%d assignment keys: at most %d", len(keys), tufclient.MaxAssignmentKeys)
+	}
+	var list []tufclient.AssignmentKey
+	for _, k := range keys {
+		list = append(list, tufclient.AssignmentKey{KeyID: assign.KeyID(k), KeyType: "ed25519", Public: k})
+	}
+	b, err := json.Marshal(list)
+	if err != nil {
+		return nil, err
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, err
+	}
+	return map[string]any{tufclient.AssignmentKeysField: v}, nil
+}
+
+// sameFields compares the extra fields of two targets in canonical JSON.
+func sameFields(a, b map[string]any) bool {
+	if len(a) == 0 && len(b) == 0 {
+		return true
+	}
+	ca, err1 := cjson.EncodeCanonical(a)
+	cb, err2 := cjson.EncodeCanonical(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ca, cb)
 }
 
 // sameTargets compares two target maps in canonical JSON.

@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/internal/ratelimit"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/transport/assign"
 	"github.com/ferry-update/ferry/transport/checkin"
 	"github.com/ferry-update/ferry/transport/wire"
 )
@@ -34,6 +35,8 @@ type Handler struct {
 	devices devices.Store
 	legacy  bool
 	ids     *mirrorIDs
+	akey    *assignKey
+	ttl     time.Duration
 	now     func() time.Time
 	logf    func(format string, a ...any)
 	limited *limitedLog
@@ -59,7 +62,15 @@ type HandlerOptions struct {
 	// Operator, if set, answers the operators' API (/api/) and console
 	// (/console/): package operator's Handler. Nil answers them 404.
 	Operator http.Handler
+	// AssignmentTTL is how long an assignment the mirror signs is valid
+	// (0: DefaultAssignmentTTL).
+	AssignmentTTL time.Duration
 }
+
+// DefaultAssignmentTTL is how long a served assignment is valid: devices
+// fetch a fresh one at every poll, so a day bounds how long a captured
+// one can be played back.
+const DefaultAssignmentTTL = 24 * time.Hour
 
 // NewHandler returns the HTTP handler of a mirror.
 func NewHandler(s *mirror.Store, o HandlerOptions) *Handler {
@@ -70,7 +81,11 @@ func NewHandler(s *mirror.Store, o HandlerOptions) *Handler {
 	if o.Devices != nil {
 		o.Devices.SetMaxDevices(o.Limits.MaxDevices)
 	}
-	return &Handler{store: s, oci: NewOCI(s), devices: o.Devices, legacy: o.AcceptLegacy, ids: &mirrorIDs{store: s}, now: time.Now, logf: logf,
+	ttl := o.AssignmentTTL
+	if ttl <= 0 {
+		ttl = DefaultAssignmentTTL
+	}
+	return &Handler{store: s, oci: NewOCI(s), devices: o.Devices, legacy: o.AcceptLegacy, ids: &mirrorIDs{store: s}, akey: &assignKey{store: s}, ttl: ttl, now: time.Now, logf: logf,
 		limited: &limitedLog{logf: logf, interval: time.Minute, kinds: map[string]*logKind{}},
 		rate:    ratelimit.New(o.Limits.CheckinRate, o.Limits.CheckinBurst), op: o.Operator}
 }
@@ -83,7 +98,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(p, wire.RootsPath):
 		h.serveRoot(w, r, p[len(wire.RootsPath):])
 	case p == checkin.Path:
-		h.serveCheckin(w, r)
+		h.serveCheckin(w, r, nil)
+	case p == assign.Path:
+		h.serveCheckin(w, r, h.serveAssignment)
 	case p == "/console":
 		http.Redirect(w, r, "/console/", http.StatusMovedPermanently)
 	case strings.HasPrefix(p, "/api/"), strings.HasPrefix(p, "/console/"):
@@ -134,7 +151,9 @@ func serveJSONFile(w http.ResponseWriter, r *http.Request, what, name string, ok
 	http.ServeContent(w, r, "", time.Time{}, f)
 }
 
-func (h *Handler) serveCheckin(w http.ResponseWriter, r *http.Request) {
+// serveCheckin takes a check-in. then, if set, answers a recorded
+// signed check-in instead of 204 (the assignment endpoint).
+func (h *Handler) serveCheckin(w http.ResponseWriter, r *http.Request, then answerFunc) {
 	if h.devices == nil {
 		jsonError(w, http.StatusNotFound, "this mirror does not take check-ins")
 		return
@@ -172,7 +191,11 @@ func (h *Handler) serveCheckin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if checkin.IsSigned(body) {
-		h.serveSigned(r.Context(), w, body, now, remote)
+		h.serveSigned(r.Context(), w, body, now, remote, then)
+		return
+	}
+	if then != nil {
+		reasonError(w, http.StatusUnauthorized, checkin.Unsigned, "assignments are for devices that sign their check-ins")
 		return
 	}
 	h.serveLegacy(w, body, now, remote)
@@ -182,7 +205,7 @@ func (h *Handler) serveCheckin(w http.ResponseWriter, r *http.Request) {
 // mirror id, enrollment and counter, in that order; only an enrolled
 // device's report changes a record. Every refusal is logged with its
 // reason (at most once a minute per reason).
-func (h *Handler) serveSigned(ctx context.Context, w http.ResponseWriter, body []byte, now time.Time, remote string) {
+func (h *Handler) serveSigned(ctx context.Context, w http.ResponseWriter, body []byte, now time.Time, remote string, then answerFunc) {
 	inv, err := checkin.OpenSigned(body)
 	if err == nil {
 		err = h.checkMirror(inv)
@@ -206,6 +229,8 @@ func (h *Handler) serveSigned(ctx context.Context, w http.ResponseWriter, body [
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
 		w.Write(b)
+	case err == nil && then != nil:
+		then(ctx, w, inv, now)
 	case err == nil:
 		w.WriteHeader(http.StatusNoContent)
 	case errors.As(err, &re):

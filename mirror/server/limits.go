@@ -290,6 +290,31 @@ type Options struct {
 	// Operator, if set, serves the operators' API and console
 	// (HandlerOptions.Operator).
 	Operator http.Handler
+	// AssignmentTTL is how long served assignments are valid
+	// (HandlerOptions).
+	AssignmentTTL time.Duration
+	// EvaluateInterval is how often the deployments are moved on as time
+	// passes (soak times ending: devices.Store.Evaluate); 0: every minute.
+	EvaluateInterval time.Duration
+}
+
+// evaluateEvery moves the deployments on every interval until ctx ends.
+func evaluateEvery(ctx context.Context, d devices.Store, every time.Duration, logf func(string, ...any)) {
+	if every <= 0 {
+		every = time.Minute
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if err := d.Evaluate(ctx, now); err != nil && ctx.Err() == nil && logf != nil {
+				logf("deployments: %v", err)
+			}
+		}
+	}
 }
 
 // Serve serves o.Store on ln until ctx ends: the Handler, under
@@ -310,7 +335,10 @@ func Serve(ctx context.Context, ln net.Listener, o Options) error {
 		defer d.Close()
 		o.Devices = d
 	}
-	srv := o.Limits.HTTPServer(NewHandler(s, HandlerOptions{Devices: o.Devices, AcceptLegacy: o.AcceptLegacy, Logf: o.Logf, Limits: o.Limits, Operator: o.Operator}))
+	srv := o.Limits.HTTPServer(NewHandler(s, HandlerOptions{Devices: o.Devices, AcceptLegacy: o.AcceptLegacy, Logf: o.Logf, Limits: o.Limits, AssignmentTTL: o.AssignmentTTL, Operator: o.Operator}))
+	if o.Devices != nil {
+		go evaluateEvery(ctx, o.Devices, o.EvaluateInterval, o.Logf)
+	}
 	ln = o.Limits.Listener(ln)
 	if o.RefreshInterval > 0 {
 		report := o.Refreshed

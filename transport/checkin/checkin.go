@@ -169,7 +169,7 @@ func Post(ctx context.Context, client *http.Client, baseURL string, r *Report) e
 	if err != nil {
 		return err
 	}
-	_, err = send(ctx, client, baseURL, body)
+	_, err = send(ctx, client, baseURL, Path, body)
 	return err
 }
 
@@ -179,13 +179,25 @@ type Answer struct {
 	// as pending an operator's approval and recorded nothing it said.
 	Pending bool
 	Message string
+	// Body is the body of a 200 answer (an assignment, for
+	// assign.Path), at most MaxAnswerSize bytes.
+	Body []byte
 }
+
+// MaxAnswerSize bounds the body of a mirror's answer a device reads.
+const MaxAnswerSize = 64 << 10
 
 // Send posts a signed check-in (Sign) to the mirror at baseURL
 // (http[s]://HOST[:PORT]) with client (nil: http.DefaultClient). A
 // refusal the mirror gives a reason for is a *MirrorError carrying it.
 func Send(ctx context.Context, client *http.Client, baseURL string, signed []byte) (*Answer, error) {
-	return send(ctx, client, baseURL, signed)
+	return SendTo(ctx, client, baseURL, Path, signed)
+}
+
+// SendTo is Send to another endpoint of the mirror that takes a signed
+// check-in (the assignment endpoint, package transport/assign).
+func SendTo(ctx context.Context, client *http.Client, baseURL, path string, signed []byte) (*Answer, error) {
+	return send(ctx, client, baseURL, path, signed)
 }
 
 // MirrorError is a check-in a mirror refused.
@@ -217,12 +229,12 @@ type PendingBody struct {
 	Message string `json:"message"`
 }
 
-func send(ctx context.Context, client *http.Client, baseURL string, body []byte) (*Answer, error) {
+func send(ctx context.Context, client *http.Client, baseURL, path string, body []byte) (*Answer, error) {
 	u, err := url.Parse(strings.TrimSuffix(baseURL, "/"))
 	if err != nil {
 		return nil, fmt.Errorf("mirror URL %q: %w", baseURL, err)
 	}
-	u = u.JoinPath(Path)
+	u = u.JoinPath(path)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -236,11 +248,20 @@ func send(ctx context.Context, client *http.Client, baseURL string, body []byte)
 		return nil, fmt.Errorf("check in with %s: %w", baseURL, err)
 	}
 	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	msg, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswerSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("check in with %s: %w", baseURL, err)
+	}
+	if len(msg) > MaxAnswerSize {
+		return nil, fmt.Errorf("check in with %s: an answer of more than %d bytes", baseURL, MaxAnswerSize)
+	}
 	if resp.StatusCode == http.StatusAccepted {
 		var p PendingBody
 		json.Unmarshal(msg, &p)
 		return &Answer{Pending: true, Message: p.Message}, nil
+	}
+	if resp.StatusCode == http.StatusOK {
+		return &Answer{Body: msg}, nil
 	}
 	if resp.StatusCode/100 == 2 {
 		return &Answer{}, nil

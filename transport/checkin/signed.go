@@ -259,21 +259,27 @@ func (inv *Inventory) Validate() error {
 	if s := inv.Slot.Booted; s != "" && s != "a" && s != "b" {
 		return &FieldError{"slot.booted", "want a, b or nothing"}
 	}
-	if in := inv.Install; in != nil {
-		r := Report{DeviceID: "x", DeviceType: "x", Bundle: in.Bundle, Version: in.Version, Result: "x", Time: inv.Time}
-		if err := r.Validate(); err != nil {
-			var fe *FieldError
-			if errors.As(err, &fe) {
-				fe.Field = "install." + fe.Field
-			}
-			return err
+	if inv.Install != nil {
+		return inv.Install.Validate()
+	}
+	return nil
+}
+
+// Validate checks an Install.
+func (in *Install) Validate() error {
+	if in.Bundle == "" {
+		return &FieldError{"install.bundle", "missing"}
+	}
+	r := Report{DeviceID: "x", DeviceType: "x", Bundle: in.Bundle, Version: in.Version, Result: "x", Time: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if err := r.Validate(); err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			fe.Field = "install." + fe.Field
 		}
-		if in.Bundle == "" {
-			return &FieldError{"install.bundle", "missing"}
-		}
-		if in.Deployment < 0 || in.Assignment > MaxCounter {
-			return &FieldError{"install", "deployment and assignment are 0 to 2^63-1"}
-		}
+		return err
+	}
+	if in.Deployment < 0 || in.Assignment > MaxCounter {
+		return &FieldError{"install", "deployment and assignment are 0 to 2^63-1"}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package tufclient
 import (
 	"bytes"
 	"crypto"
+	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -70,8 +71,58 @@ type Targets struct {
 	RootVersion, TimestampVersion, SnapshotVersion, TargetsVersion int64
 	TimestampExpires, TargetsExpires                               time.Time
 
+	// AssignmentKeys are the mirror's assignment keys (package
+	// transport/assign), as its signed targets publish them
+	// (AssignmentKeysField); none when the mirror assigns nothing.
+	AssignmentKeys []ed25519.PublicKey
+
 	list   []Target
 	byPath map[string]int
+}
+
+// AssignmentKeysField is the field of the signed part of targets.json
+// in which a mirror publishes its assignment keys: a list of
+// AssignmentKey. The targets role (the mirror key) signs it, so the
+// device trusts the keys as it trusts the bundle list.
+const AssignmentKeysField = "x-ferry-assignment-keys"
+
+// MaxAssignmentKeys bounds the assignment keys a mirror publishes (a
+// key and the one it replaces, with room).
+const MaxAssignmentKeys = 8
+
+// AssignmentKey is one published assignment key.
+type AssignmentKey struct {
+	KeyID   string `json:"keyid"`   // assign.KeyID of the key
+	KeyType string `json:"keytype"` // "ed25519"
+	Public  []byte `json:"public"`  // the raw 32-byte key, base64
+}
+
+// parseAssignmentKeys reads the AssignmentKeysField of a targets' signed
+// part.
+func parseAssignmentKeys(fields map[string]any) ([]ed25519.PublicKey, error) {
+	v, ok := fields[AssignmentKeysField]
+	if !ok {
+		return nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var ks []AssignmentKey
+	if err := json.Unmarshal(b, &ks); err != nil {
+		return nil, fmt.Errorf("targets %s: %w", AssignmentKeysField, err)
+	}
+	if len(ks) > MaxAssignmentKeys {
+		return nil, fmt.Errorf("targets %s: %d keys, at most %d", AssignmentKeysField, len(ks), MaxAssignmentKeys)
+	}
+	var out []ed25519.PublicKey
+	for i, k := range ks {
+		if k.KeyType != "ed25519" || len(k.Public) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("targets %s[%d]: want an ed25519 key of 32 bytes", AssignmentKeysField, i)
+		}
+		out = append(out, ed25519.PublicKey(k.Public))
+	}
+	return out, nil
 }
 
 // All returns every listed bundle, by name and then by version.
@@ -207,6 +258,11 @@ const maxManifestSize = 4 << 20
 // newTargets builds Targets from verified targets metadata.
 func newTargets(m *metadata.Metadata[metadata.TargetsType]) (*Targets, error) {
 	t := &Targets{byPath: map[string]int{}, TargetsVersion: m.Signed.Version, TargetsExpires: m.Signed.Expires}
+	keys, err := parseAssignmentKeys(m.Signed.UnrecognizedFields)
+	if err != nil {
+		return nil, err
+	}
+	t.AssignmentKeys = keys
 	for path, tf := range m.Signed.Targets {
 		tg, err := parseTarget(path, tf)
 		if err != nil {
