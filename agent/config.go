@@ -159,6 +159,12 @@ type MirrorConfig struct {
 	// reached is polled at Interval, 2×, 4×... up to 10× Interval.
 	Interval Duration `toml:"interval"`
 	Jitter   Duration `toml:"jitter"`
+	// Managed: the device installs only what the mirror assigns it (a
+	// deployment, docs/fleet.md), verified with the assignment keys the
+	// mirror's signed metadata publishes; with nothing assigned it installs
+	// nothing. Unmanaged (the default), it installs the newest bundle the
+	// mirror lists for its device type.
+	Managed bool `toml:"managed"`
 }
 
 // StickConfig says where ferry-agent run looks for a ferry USB stick.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/display"
+	"github.com/ferry-update/ferry/transport/assign"
 	"github.com/ferry-update/ferry/transport/tufclient"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -71,6 +72,10 @@ type InstallOptions struct {
 	// Stream, if set, wraps the archive stream InstallFrom reads (a
 	// progress display).
 	Stream func(io.Reader) io.Reader
+	// Assignment, when set, is the mirror's assignment the install acts
+	// on: the journal keeps its deployment and counter, and check-ins
+	// report them with the install's result (checkin.Install).
+	Assignment *assign.Assignment
 }
 
 // idleBootedSlot is the slot that runs, when nothing is under way: the
@@ -102,6 +107,9 @@ func (a *Agent) InstallWith(ctx context.Context, src io.Reader, origin string, o
 		return nil, fmt.Errorf("install: %w", err)
 	}
 	j := newJournal(origin, booted)
+	if asg := o.Assignment; asg != nil {
+		j.Bundle, j.Version, j.Deployment, j.Assignment = asg.Bundle, asg.Version, asg.Deployment, asg.Counter
+	}
 	if err := a.transition(j, StateVerifying); err != nil {
 		return nil, fmt.Errorf("install: %w", err)
 	}

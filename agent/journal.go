@@ -70,6 +70,10 @@ type Journal struct {
 	Bundle   string        `json:"bundle,omitempty"`
 	Version  string        `json:"version,omitempty"`
 	Manifest digest.Digest `json:"manifest,omitempty"`
+	// Deployment and Assignment are the mirror's assignment the install
+	// acted on (a managed device): its deployment and counter.
+	Deployment int64  `json:"deployment,omitempty"`
+	Assignment uint64 `json:"assignment,omitempty"`
 	// Provides and Types are the bundle's provides and payload types,
 	// recorded with its components when it commits.
 	Provides map[string]string    `json:"provides,omitempty"`

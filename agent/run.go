@@ -67,6 +67,9 @@ func (a *Agent) updateFromMirror(pollCtx, ctx context.Context, client *http.Clie
 	if err != nil {
 		return nil, err
 	}
+	if a.cfg.Mirror.Managed {
+		return a.updateAssigned(pollCtx, ctx, client, tg)
+	}
 	t, ok := tg.NewestFor(a.cfg.DeviceType, a.cfg.Mirror.Bundle, a.installedVersionOf)
 	if !ok {
 		a.logf("mirror %s: %s (checked %d bundles)", a.cfg.Mirror.URL, a.upToDate(), len(tg.All()))
@@ -169,6 +172,10 @@ func (a *Agent) Inventory(installErr error) (*checkin.Inventory, error) {
 		inv.Result = string(a.j.State)
 		if a.j.Refused {
 			inv.Result = "refused"
+		}
+		in := &checkin.Install{Bundle: a.j.Bundle, Version: a.j.Version, Deployment: a.j.Deployment, Assignment: a.j.Assignment}
+		if in.Validate() == nil {
+			inv.Install = in
 		}
 	}
 	if installErr != nil {

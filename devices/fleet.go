@@ -56,6 +56,10 @@ type Store interface {
 	// SetMaxDevices caps the devices recorded (0: no cap): beyond it a
 	// new device's check-in fails with ErrTooMany.
 	SetMaxDevices(n int)
+	// AssignmentFor says what an enrolled device is assigned to install
+	// (nil: nothing); Evaluate moves deployments on as time passes.
+	AssignmentFor(ctx context.Context, device string, at time.Time) (*Assignment, error)
+	Evaluate(ctx context.Context, at time.Time) error
 	Close() error
 }
 

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"os"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -135,17 +138,7 @@ func runDevicesList(ctx context.Context, s *streams, o devicesOptions, dir strin
 	}
 	now := time.Now()
 	if len(recs) > 0 {
-		tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "DEVICE\tNAME\tTYPE\tSTATUS\tBUNDLE\tVERSION\tRESULT\tLAST SEEN\tERROR")
-		for _, r := range recs {
-			bundle, version, result, errText := "-", "-", "-", ""
-			if inv := r.Inventory; inv != nil {
-				bundle, version, result, errText = display.OrDash(inv.Bundle), inv.Version, inv.Result, inv.Error
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID[:16], display.Untrusted(display.OrDash(r.Name)), display.Untrusted(display.OrDash(r.DeviceType)), r.Status,
-				display.Untrusted(bundle), display.Untrusted(version), display.Untrusted(result), seen(r.LastSeen, now), display.OneLine(errText, 60))
-		}
-		if err := tw.Flush(); err != nil {
+		if err := printRecords(s.out, recs, now); err != nil {
 			return err
 		}
 	}
@@ -163,6 +156,21 @@ func runDevicesList(ctx context.Context, s *streams, o devicesOptions, dir strin
 		return tw.Flush()
 	}
 	return nil
+}
+
+// printRecords prints devices with keys as a table.
+func printRecords(w io.Writer, recs []devices.Record, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DEVICE\tNAME\tTYPE\tSTATUS\tBUNDLE\tVERSION\tRESULT\tLAST SEEN\tERROR")
+	for _, r := range recs {
+		bundle, version, result, errText := "-", "-", "-", ""
+		if inv := r.Inventory; inv != nil {
+			bundle, version, result, errText = display.OrDash(inv.Bundle), inv.Version, inv.Result, inv.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID[:16], display.Untrusted(display.OrDash(r.Name)), display.Untrusted(display.OrDash(r.DeviceType)), r.Status,
+			display.Untrusted(bundle), display.Untrusted(version), display.Untrusted(result), seen(r.LastSeen, now), display.OneLine(errText, 60))
+	}
+	return tw.Flush()
 }
 
 // seen is a mirror time for a table: the time and how long ago, or "never".
@@ -209,8 +217,12 @@ func runDevicesShow(ctx context.Context, s *streams, o devicesOptions, dir, id s
 	if o.asJSON {
 		return writeJSON(s.out, deviceShow{rec, hist})
 	}
-	now := time.Now()
-	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	return printDevice(s.out, rec, hist, time.Now())
+}
+
+// printDevice prints one device and its stored check-ins.
+func printDevice(w io.Writer, rec *devices.Record, hist []devices.Report, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "device\t%s\n", rec.ID)
 	how := ""
 	if rec.EnrolledBy != "" {
@@ -222,6 +234,9 @@ func runDevicesShow(ctx context.Context, s *streams, o devicesOptions, dir, id s
 	fmt.Fprintf(tw, "first seen\t%s\n", seen(rec.FirstSeen, now))
 	fmt.Fprintf(tw, "last seen\t%s from %s\n", seen(rec.LastSeen, now), display.Untrusted(display.OrDash(rec.Remote)))
 	fmt.Fprintf(tw, "check-ins\t%d recorded, %d while not enrolled; counter %d\n", rec.Checkins, rec.Contacts, rec.Counter)
+	for _, k := range slices.Sorted(maps.Keys(rec.Labels)) {
+		fmt.Fprintf(tw, "label\t%s=%s\n", k, display.Untrusted(rec.Labels[k]))
+	}
 	if inv := rec.Inventory; inv != nil {
 		fmt.Fprintf(tw, "reported\t%s (the device's clock)\n", display.Time(inv.Time))
 		fmt.Fprintf(tw, "agent\t%s\n", display.Untrusted(inv.AgentVersion))
@@ -247,8 +262,8 @@ func runDevicesShow(ctx context.Context, s *streams, o devicesOptions, dir, id s
 	if len(hist) == 0 {
 		return nil
 	}
-	fmt.Fprintf(s.out, "\ncheck-ins (%d kept, newest first)\n", len(hist))
-	tw = tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "\ncheck-ins (%d kept, newest first)\n", len(hist))
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RECEIVED\tCOUNTER\tBUNDLE\tVERSION\tRESULT\tERROR")
 	for _, h := range hist {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", display.Time(h.ReceivedAt), h.Counter, display.Untrusted(display.OrDash(h.Inventory.Bundle)), display.Untrusted(h.Inventory.Version),
@@ -310,7 +325,12 @@ func runDevicesEnroll(ctx context.Context, s *streams, o devicesEnrollOptions, d
 	if err != nil {
 		return err
 	}
-	if o.asJSON {
+	return printEnrolled(s, o.asJSON, res)
+}
+
+// printEnrolled prints what an enrollment did with each device.
+func printEnrolled(s *streams, asJSON bool, res []devices.EnrollResult) error {
+	if asJSON {
 		return writeJSON(s.out, res)
 	}
 	n := 0

@@ -31,8 +31,10 @@ import (
 // to OUT the signed check-in a device whose key is KEY (PEM PKCS#8
 // Ed25519, as openssl genpkey writes it) makes for the mirror whose TUF
 // root is ROOT, as ferry-agent signs it. FIELD is name, deviceType,
-// bundle, version, result or error; the word tamper instead changes the
-// version after signing, keeping the signature (a forgery).
+// bundle, version, result, error, or install=NAME:VERSION:DEPLOYMENT
+// (the install the result is about, acting on that deployment's current
+// assignment); the word tamper instead changes the version after
+// signing, keeping the signature (a forgery).
 func cmdSignCheckin(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 4 {
 		ts.Fatalf("usage: signcheckin KEY ROOT COUNTER OUT [FIELD=VALUE...]")
@@ -86,6 +88,16 @@ func signCheckin(keyPEM, root []byte, counter uint64, fields ...string) ([]byte,
 			inv.Result = v
 		case "error":
 			inv.Error = v
+		case "install":
+			parts := strings.Split(v, ":")
+			if len(parts) != 3 {
+				return nil, fmt.Errorf("signcheckin: install=%q: want NAME:VERSION:DEPLOYMENT", v)
+			}
+			dep, err := strconv.ParseInt(parts[2], 10, 64)
+			if err != nil {
+				return nil, err
+			}
+			inv.Install = &checkin.Install{Bundle: parts[0], Version: parts[1], Deployment: dep, Assignment: checkin.MaxCounter}
 		default:
 			return nil, fmt.Errorf("signcheckin: no field %q", f)
 		}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/devices"
+	"github.com/ferry-update/ferry/fleet"
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/internal/filekind"
@@ -58,6 +60,12 @@ func hint(err error) string {
 	var na *devices.NoAccountError
 	var api *operator.APIError
 	var kmse *signing.KMSError
+	var fle *devices.FilterError
+	var gnf *devices.GroupNotFoundError
+	var dnf *devices.DeploymentNotFoundError
+	var ste *devices.StateError
+	var ae *devices.ApprovalError
+	var bnf *fleet.BundleNotFoundError
 	switch {
 	case errors.As(err, &api) && api.Reason == operator.ReasonUnauthenticated:
 		return "the token is not valid on that mirror (revoked, expired or mistyped): make one with 'ferry fleet tokens create DIR --user NAME' on the mirror"
@@ -87,6 +95,24 @@ func hint(err error) string {
 		return "'ferry fleet tokens list DIR' lists the tokens' ids"
 	case errors.Is(err, devices.ErrExists):
 		return "pick another name; 'ferry fleet users passwd DIR NAME' changes a password"
+	case errors.As(err, &fle):
+		return "a filter is conditions such as: type = board-a and site = plant-2 and component.sim-os < 2.0.0 (see 'ferry fleet groups --help')"
+	case errors.As(err, &gnf):
+		return "'ferry fleet groups DIR' lists the groups; make one with 'ferry fleet groups DIR NAME --devices ID,...' or '--filter EXPR'"
+	case errors.As(err, &dnf):
+		return "'ferry fleet deployments DIR' lists the deployments with their numbers"
+	case errors.As(err, &ste) && ste.State == devices.Paused:
+		return "resume it ('ferry fleet resume DIR ID') or abort it"
+	case errors.As(err, &ste) && ste.State == devices.AwaitingApproval:
+		return "another operator approves it first: ferry fleet approve DIR ID --operator NAME"
+	case errors.As(err, &ste):
+		return "'ferry fleet status DIR ID' shows where it stands; deploy again to start over"
+	case errors.As(err, &ae):
+		return "a second operator approves it: ferry fleet approve DIR ID --operator NAME (not the one who made it)"
+	case errors.As(err, &bnf) && len(bnf.Versions) > 0:
+		return "the mirror holds " + strings.Join(bnf.Versions, ", ") + " of it; add the bundle first: ferry mirror add DIR BUNDLE"
+	case errors.As(err, &bnf):
+		return "add the bundle to the mirror first (ferry mirror add DIR BUNDLE); 'ferry mirror list DIR' shows what it holds"
 	case errors.As(err, &nf), errors.As(err, &amb):
 		return "'ferry mirror devices list DIR' lists the devices with their ids; give a whole id or a unique prefix of 8 hex digits or more"
 	case errors.As(err, &se) && se.From == devices.Revoked:

@@ -1,0 +1,146 @@
+// Package fleet is a mirror's fleet as the 'ferry fleet' commands (and
+// the console) work on it: the device records and deployments (package
+// devices) together with the mirror store the deployments' bundles come
+// from and whose assignment key signs them (package mirror).
+//
+// Client is what the commands call. Local implements it on a mirror
+// directory (its devices.db, or a PostgreSQL database shared by several
+// mirrors); a client of a running mirror's HTTP API implements it for a
+// mirror's URL. Summarize makes the fleet at a glance that 'ferry fleet
+// status' prints.
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ferry-update/ferry/devices"
+	"github.com/ferry-update/ferry/mirror"
+)
+
+// Client is a mirror's fleet: its device records and deployments
+// (devices.Fleet), and deployments made from its bundles.
+type Client interface {
+	devices.Fleet
+	// Deploy makes a deployment of the mirror's bundle ref
+	// ("name:version"): spec's bundle, version and digest are taken from
+	// the mirror, and the mirror is made ready to sign assignments.
+	Deploy(ctx context.Context, ref string, spec devices.DeploymentSpec, at time.Time) (*devices.Deployment, error)
+	Close() error
+}
+
+// Local is the fleet of a mirror directory.
+type Local struct {
+	*devices.DB
+	Store *mirror.Store
+}
+
+var _ Client = (*Local)(nil)
+
+// BundleNotFoundError says the mirror holds no such bundle.
+type BundleNotFoundError struct {
+	Ref string
+	// Versions are the versions the mirror holds of the name.
+	Versions []string
+}
+
+func (e *BundleNotFoundError) Error() string {
+	return fmt.Sprintf("the mirror holds no bundle %s", e.Ref)
+}
+
+// Deploy implements Client: the bundle's manifest digest comes from the
+// mirror's index, and the mirror's assignment key is made (and published
+// in its TUF targets, which needs the mirror key) if it has none yet.
+func (l *Local) Deploy(ctx context.Context, ref string, spec devices.DeploymentSpec, at time.Time) (*devices.Deployment, error) {
+	name, version, ok := strings.Cut(ref, ":")
+	if !ok || name == "" || version == "" {
+		return nil, &devices.SpecError{Field: "bundle", Msg: fmt.Sprintf("%q: want NAME:VERSION", ref)}
+	}
+	entries, err := l.Store.List()
+	if err != nil {
+		return nil, err
+	}
+	nf := &BundleNotFoundError{Ref: ref}
+	for _, e := range entries {
+		if e.Name != name {
+			continue
+		}
+		if e.Version == version {
+			spec.Bundle, spec.Version, spec.Digest = e.Name, e.Version, e.Digest.String()
+			nf = nil
+			break
+		}
+		nf.Versions = append(nf.Versions, e.Version)
+	}
+	if nf != nil {
+		return nil, nf
+	}
+	if _, _, err := l.Store.EnsureAssignmentKey(); err != nil {
+		return nil, fmt.Errorf("the mirror signs assignments with its assignment key: %w", err)
+	}
+	return l.CreateDeployment(ctx, spec, at)
+}
+
+// Overview is the fleet at a glance.
+type Overview struct {
+	Devices  int                    `json:"devices"`
+	ByStatus map[devices.Status]int `json:"byStatus"`
+	// Versions counts the enrolled devices by what they run.
+	Versions []VersionCount `json:"versions"`
+	// Failing are the enrolled devices whose last install failed.
+	Failing []devices.Record `json:"failing"`
+	// Deployments are those not over (awaiting approval, running, paused),
+	// newest first.
+	Deployments []devices.Deployment `json:"deployments"`
+}
+
+// VersionCount is how many devices run a bundle version.
+type VersionCount struct {
+	Bundle  string `json:"bundle"`
+	Version string `json:"version"`
+	Devices int    `json:"devices"`
+}
+
+// Failed reports whether an install result is a failure.
+func Failed(result string) bool {
+	return result == "failed" || result == "rolled-back" || result == "refused"
+}
+
+// Summarize makes the Overview of records and deployments.
+func Summarize(recs []devices.Record, deps []devices.Deployment) *Overview {
+	o := &Overview{Devices: len(recs), ByStatus: map[devices.Status]int{}, Versions: []VersionCount{}, Failing: []devices.Record{}, Deployments: []devices.Deployment{}}
+	counts := map[[2]string]int{}
+	for _, r := range recs {
+		o.ByStatus[r.Status]++
+		if r.Status != devices.Enrolled {
+			continue
+		}
+		k := [2]string{"", "never reported"}
+		if inv := r.Inventory; inv != nil {
+			k = [2]string{inv.Bundle, inv.Version}
+			if Failed(inv.Result) {
+				o.Failing = append(o.Failing, r)
+			}
+		}
+		counts[k]++
+	}
+	for k, n := range counts {
+		o.Versions = append(o.Versions, VersionCount{Bundle: k[0], Version: k[1], Devices: n})
+	}
+	sort.Slice(o.Versions, func(i, j int) bool {
+		a, b := o.Versions[i], o.Versions[j]
+		if a.Devices != b.Devices {
+			return a.Devices > b.Devices
+		}
+		return a.Bundle+" "+a.Version < b.Bundle+" "+b.Version
+	})
+	for _, d := range deps {
+		if d.State != devices.Completed && d.State != devices.Aborted {
+			o.Deployments = append(o.Deployments, d)
+		}
+	}
+	return o
+}
