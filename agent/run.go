@@ -669,9 +669,10 @@ func (r *Runner) fromMirror(pollCtx, ctx context.Context) (Outcome, error) {
 	}
 	var te *tufclient.Error
 	var re *RefusedError
+	var ae *AssignmentError
 	switch {
-	case err == nil, errors.As(err, &re):
-		r.failures = 0
+	case err == nil, errors.As(err, &re), errors.As(err, &ae):
+		r.failures = 0 // the mirror answered; a refusal is reported
 	case errors.As(err, &te) && te.Kind != tufclient.Unavailable:
 		r.failures = 0 // the mirror answered; what it said is refused
 	default:

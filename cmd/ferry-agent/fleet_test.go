@@ -58,11 +58,12 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// serveMirror runs 'ferry mirror serve DIR' on a loopback port and
-// returns its URL and its log; the server stops at the end of the test.
-func serveMirror(t *testing.T, ferry, dir string) (string, func() string) {
+// serveMirror runs 'ferry mirror serve DIR [FLAG...]' on a loopback port
+// and returns its URL and its log; the server stops at the end of the
+// test.
+func serveMirror(t *testing.T, ferry, dir string, flags ...string) (string, func() string) {
 	t.Helper()
-	cmd := exec.Command(ferry, "mirror", "serve", dir, "--listen", "127.0.0.1:0", "--refresh-interval", "0")
+	cmd := exec.Command(ferry, append([]string{"mirror", "serve", dir, "--listen", "127.0.0.1:0", "--refresh-interval", "0"}, flags...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

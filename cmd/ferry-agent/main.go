@@ -18,6 +18,7 @@ import (
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/internal/filekind"
+	"github.com/ferry-update/ferry/transport/assign"
 	"github.com/ferry-update/ferry/transport/checkin"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -52,9 +53,18 @@ func hint(err error) string {
 	var fe *filekind.Error
 	var me *checkin.MirrorError
 	var nre *bundle.NotRecipientError
+	var ae *assign.Error
 	switch {
 	case errors.As(err, &nre):
 		return "nothing was written. The bundle is not encrypted to this device: re-encrypt it with the device among the recipients (ferry bundle reencrypt FILE --identity KEY --encrypt-to-file LIST, with this device's recipient from 'ferry-agent identity')"
+	case errors.As(err, &ae) && ae.Reason == assign.BadSignature:
+		return "the assignment is not signed by a key the mirror's signed metadata publishes: a forged answer, or a mirror that has not published its assignment key ('ferry fleet deploy' does)"
+	case errors.As(err, &ae) && ae.Reason == assign.Expired:
+		return "an assignment past its expiry: check the device's clock, and that the answer comes from the mirror itself"
+	case errors.As(err, &ae) && ae.Reason == assign.Foreign:
+		return "the assignment is for another device or mirror: the answer did not come from the mirror for this device"
+	case errors.As(err, &ae) && ae.Reason == assign.Replayed:
+		return "an older assignment than one this device accepted: a replayed answer"
 	case errors.As(err, &me) && me.Reason == checkin.Foreign:
 		return "[mirror] tuf_root is another mirror's TUF root: give the device this mirror's tuf/root.json"
 	case errors.As(err, &me) && (me.Reason == checkin.Revoked || me.Reason == checkin.Rejected):

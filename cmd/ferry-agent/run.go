@@ -14,8 +14,14 @@ import (
 	"github.com/ferry-update/ferry/transport/stick"
 )
 
+// runOptions are the flags of 'ferry-agent run'.
+type runOptions struct {
+	once bool
+}
+
 func newRunCommand(s *streams, g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	var o runOptions
+	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run as a daemon: install from a plugged-in stick, else poll the mirror",
 		Long: `Run until SIGTERM or SIGINT. When a ferry stick is plugged in ([stick]
@@ -33,14 +39,21 @@ request is bounded stage by stage ([network]: connect, TLS handshake,
 response header, and a stalled body), never as a whole, so a long
 download over a slow link still finishes. When nothing is new, run says
 what it checked. After an install that needs a reboot, the reboot command runs and run
-stops; boot-check finishes the install at the next boot.`,
+stops; boot-check finishes the install at the next boot.
+
+A managed device ([mirror] managed = true) installs only what the mirror
+assigns it in a signed assignment (docs/fleet.md), and nothing when it is
+assigned nothing. --once makes one step (a stick, else one poll) and
+exits: 1 if it failed, as when an assignment is refused.`,
 		Args: args(0, "no arguments"),
-		RunE: func(c *cobra.Command, _ []string) error { return runRun(c.Context(), s, g) },
+		RunE: func(c *cobra.Command, _ []string) error { return runRun(c.Context(), s, g, o) },
 	}
+	cmd.Flags().BoolVar(&o.once, "once", false, "one step (a stick, else one poll of the mirror), then exit")
+	return cmd
 }
 
 // runRun runs the agent as a daemon until SIGTERM or SIGINT.
-func runRun(ctx context.Context, s *streams, g *globalOptions) error {
+func runRun(ctx context.Context, s *streams, g *globalOptions, o runOptions) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	cfg, err := g.load(s)
@@ -50,7 +63,12 @@ func runRun(ctx context.Context, s *streams, g *globalOptions) error {
 	if cfg.Mirror.URL == "" && len(cfg.Stick.MountPoints) == 0 && cfg.Stick.Label == "" {
 		return cliexit.UsageError{Err: fmt.Errorf("%s: nothing to watch: set [mirror] url or [stick] mount_points or label", g.config)}
 	}
-	return (&agent.Runner{Config: cfg}).Run(ctx)
+	r := &agent.Runner{Config: cfg}
+	if o.once {
+		_, err := r.Once(ctx)
+		return err
+	}
+	return r.Run(ctx)
 }
 
 // installStick installs from the stick at dir and prints its report.
