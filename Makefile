@@ -1,6 +1,7 @@
 # ferry: build, test and try it out.
 #
-#   make demo    walk through keys, bundles, signatures and a refused tampered bundle
+#   make demo    walk through keys, bundles, signatures, a device, a mirror, a stick
+#                and a fleet whose canary fails: the rollout pauses by itself
 #   make test    the whole test suite (what CI runs)
 #
 # Other targets: build, lint, cross, bench, clean.

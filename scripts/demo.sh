@@ -403,6 +403,32 @@ stop_mirror() {
 	fi
 }
 
+# start_mirror [FLAG...] serves $MIRROR in the background on a free
+# loopback port and sets MIRROR_ADDR to HOST:PORT.
+start_mirror() {
+	printf '$ %s mirror serve %s --listen 127.0.0.1:0' "$FERRY" "$MIRROR"
+	printf ' %q' "$@"
+	printf ' &\n'
+	trap stop_mirror EXIT
+	: >"$DEMO/mirror.log"
+	"$FERRY" mirror serve "$MIRROR" --listen 127.0.0.1:0 "$@" 2>"$DEMO/mirror.log" &
+	MIRROR_PID=$!
+	MIRROR_ADDR=""
+	local i
+	for i in $(seq 100); do
+		MIRROR_ADDR=$(grep -o 'http://[0-9.]*:[0-9]*' "$DEMO/mirror.log" | head -n 1 | sed 's|http://||' || true)
+		[ -n "$MIRROR_ADDR" ] && break
+		kill -0 "$MIRROR_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [ -z "$MIRROR_ADDR" ]; then
+		say "demo: the mirror did not start:" >&2
+		cat "$DEMO/mirror.log" >&2
+		exit 1
+	fi
+	cat "$DEMO/mirror.log"
+}
+
 section_mirror() {
 	heading "A mirror for the factory network: init, add 1.2.0, serve"
 	show "$FERRY" key generate --out "$KEYS/mirror"
@@ -415,24 +441,8 @@ section_mirror() {
 	show "$FERRY" mirror add "$MIRROR" "$DEMO/demo-os-1.2.0.ferry"
 	say "Serve it in the background (port 0: the system picks a free port; stopped when"
 	say "the demo ends):"
-	printf '$ %s mirror serve %s --listen 127.0.0.1:0 &\n' "$FERRY" "$MIRROR"
-	trap stop_mirror EXIT
-	: >"$DEMO/mirror.log"
-	"$FERRY" mirror serve "$MIRROR" --listen 127.0.0.1:0 2>"$DEMO/mirror.log" &
-	MIRROR_PID=$!
-	local addr="" i
-	for i in $(seq 100); do
-		addr=$(grep -o 'http://[0-9.]*:[0-9]*' "$DEMO/mirror.log" | head -n 1 | sed 's|http://||' || true)
-		[ -n "$addr" ] && break
-		kill -0 "$MIRROR_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	if [ -z "$addr" ]; then
-		say "demo: the mirror did not start:" >&2
-		cat "$DEMO/mirror.log" >&2
-		exit 1
-	fi
-	cat "$DEMO/mirror.log"
+	start_mirror
+	local addr=$MIRROR_ADDR
 
 	heading "The device installs 1.2.0 from the mirror"
 	agent install "oci://$addr/demo-os:1.2.0" --plain-http
@@ -487,8 +497,92 @@ section_stick() {
 	show "$FERRY" mirror devices "$MIRROR"
 }
 
+# ---- the fleet --------------------------------------------------------------
+# Three managed devices on the mirror; a phased deployment of 2.0.0 starts
+# with one canary, whose health check fails: the deployment pauses by
+# itself and nobody else gets 2.0.0.
+
+section_fleet() {
+	heading "A fleet: three devices enroll at the factory line"
+	say "Each is managed ([mirror] managed = true): it installs only what the mirror"
+	say "assigns it, in an assignment signed by the mirror's assignment key. Their health"
+	say "check looks for a file that 2.0.0 will not bring (it fails)."
+	local root i dev
+	root=$(pwd)
+	start_mirror --checkin-rate 100
+	: >"$DEMO/line-2.jsonl"
+	for i in 1 2 3; do
+		dev=$DEMO/fleet/gw-0$i
+		mkdir -p "$dev"
+		printf 'factory\n' >"$dev/slot-a.img"
+		: >"$dev/slot-b.img"
+		printf 'ferry_slot=a\n' >"$dev/bootenv"
+		cat >"$dev/agent.toml" <<-EOF
+			device_type = "$DEVICE_TYPE"
+			device_id = "gw-0$i"
+			state_dir = "state"
+			reboot_command = 'touch $root/$dev/reboot-requested'
+			[trust]
+			keys = ["../../keys/release.pub", "../../keys/qa.pub"]
+			threshold = 2
+			[slots.rootfs]
+			a = "slot-a.img"
+			b = "slot-b.img"
+			[boot]
+			backend = "file"
+			path = "bootenv"
+			cmdline = "none"
+			[health]
+			commands = ['test -f $root/$dev/app-ready']
+			[mirror]
+			url = "http://$MIRROR_ADDR"
+			tuf_root = "$root/$MIRROR/tuf/root.json"
+			managed = true
+		EOF
+		"$AGENT" -c "$dev/agent.toml" identity --json >>"$DEMO/line-2.jsonl"
+	done
+	show cat "$DEMO/fleet/gw-01/agent.toml"
+	show "$FERRY" fleet enroll "$MIRROR" --file "$DEMO/line-2.jsonl"
+
+	heading "A phased rollout of 2.0.0: one canary, then everyone; no failure allowed"
+	show "$FERRY" bundle create "$DEMO/rootfs-1.3.0.img" \
+		--name demo-os --version 2.0.0 --device-type "$DEVICE_TYPE" \
+		--key "$KEYS/release.key" --key "$KEYS/qa.key" --signer release@example.com \
+		--out "$DEMO/demo-os-2.0.0.ferry"
+	show "$FERRY" mirror add "$MIRROR" "$DEMO/demo-os-2.0.0.ferry"
+	show "$FERRY" fleet deploy "$MIRROR" demo-os:2.0.0 --filter "type = $DEVICE_TYPE and name ~ gw-*" \
+		--phases 1,100% --soak 30m --operator alice
+
+	heading "Every device polls the mirror once: only the canary is assigned 2.0.0"
+	for i in 1 2 3; do
+		show "$AGENT" -c "$DEMO/fleet/gw-0$i/agent.toml" run --once
+	done
+	heading "The canary reboots; its health check fails, it rolls back and reports it"
+	local canary="" other="" rc=0
+	for i in 1 2 3; do
+		dev=$DEMO/fleet/gw-0$i
+		if [ -e "$dev/reboot-requested" ]; then canary=$dev; else other=$dev; fi
+	done
+	show "$AGENT" -c "$canary/agent.toml" boot-check || rc=$?
+	if [ "$rc" -ne 1 ]; then
+		say "demo: expected the canary's boot-check to fail with exit code 1, got $rc" >&2
+		exit 1
+	fi
+	heading "The deployment paused by itself, and says why"
+	show "$FERRY" fleet status "$MIRROR"
+	show "$FERRY" fleet status "$MIRROR" 1
+	if ! "$FERRY" fleet status "$MIRROR" 1 --json | grep -q '"state": "paused"'; then
+		say "demo: the deployment did not pause" >&2
+		exit 1
+	fi
+	say "The other devices poll again: still nothing for them."
+	show "$AGENT" -c "$other/agent.toml" run --once
+	say "After a fix: 'ferry fleet resume $MIRROR 1' tries the canary again; or abort it."
+	stop_mirror
+}
+
 SECTIONS=(build keys image create sign inspect verify tamper
-	agent_build device install rollback mirror stick)
+	agent_build device install rollback mirror stick fleet)
 
 rm -rf "$DEMO"
 mkdir -p "$DEMO"

@@ -564,11 +564,10 @@ func printDeploymentDetail(ctx context.Context, s *streams, o fleetOptions, f fl
 		to = "filter " + d.Filter
 	}
 	fmt.Fprintf(s.out, "deployment %d: %s %s (%s) to %s, %d devices\n", d.ID, d.Bundle, d.Version, d.Digest, to, d.Devices)
-	fmt.Fprintf(s.out, "state: %s, phase %d of %d", d.State, d.Phase+1, len(d.Phases))
+	fmt.Fprintf(s.out, "state: %s (phase %d of %d)\n", d.State, d.Phase+1, len(d.Phases))
 	if d.Reason != "" {
-		fmt.Fprintf(s.out, ": %s", display.OneLine(d.Reason, 400))
+		fmt.Fprintf(s.out, "why: %s\n", display.OneLine(d.Reason, 400))
 	}
-	fmt.Fprintln(s.out)
 	if err := printPhases(s.out, &d.Deployment); err != nil {
 		return err
 	}
