@@ -254,4 +254,19 @@
 // they stream, each 64 KiB chunk authenticated before it is used, and are
 // checked against their signed digests like any payload; a failure leaves
 // the install to be undone as in any other, and nothing is activated.
+//
+// # Managed devices
+//
+// With [mirror] managed, a poll installs only what the mirror assigns
+// the device (FetchAssignment, docs/fleet.md §11): the signed check-in
+// goes to the assignment endpoint, the answer must verify with an
+// assignment key the verified TUF targets publish, be for this device and
+// mirror, unexpired and not older than the last accepted (its counter is
+// kept in STATE_DIR/identity/assignment), and name a bundle the targets
+// list with that manifest digest; otherwise an *AssignmentError, and
+// nothing is installed. The install then judges the bundle as every
+// install does (release signatures under the trust root, device type,
+// versions). The journal keeps the assignment's deployment and counter,
+// and check-ins report them with the result (checkin.Install), so the
+// mirror counts the result against the deployment.
 package agent

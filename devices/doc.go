@@ -23,4 +23,17 @@
 //
 // Store is the interface the mirror uses, so a PostgreSQL store can take
 // SQLite's place.
+//
+// The fleet engine (docs/fleet.md §9, §10) lives beside the records, in
+// the same database, so that a report and what it does to a deployment
+// are one transaction: labels (SetLabels), groups, static or dynamic
+// (PutGroup; ParseFilter is the filter language), site Settings (the
+// two-person rule), and deployments of a bundle to a group in phases
+// (CreateDeployment; Pause, Resume, Abort, Approve). Accept counts an
+// assigned device's result against its deployment's current phase, once,
+// under the deployment's row lock; a phase with too many failures pauses
+// it with the reason; AssignmentFor says what a device is to install;
+// Evaluate moves deployments on as time passes. Every method takes the
+// time as an argument: nothing here reads a clock. Fleet is the whole
+// set, as the 'ferry fleet' commands use it.
 package devices

@@ -15,6 +15,9 @@
 //	DIR/ferry-mirror.json     marks the directory as a ferry mirror
 //	DIR/keys/mirror.key       the mirror key (0600): signs the TUF targets
 //	DIR/keys/online.key       generated at init (0600): signs snapshot and timestamp (tufrepo's)
+//	DIR/keys/assign.key       made by the first deployment (0600): signs per-device
+//	                          assignments; published in targets.json (assignkey.go)
+//	DIR/keys/assign.<id>.pub  a retired assignment key, still published
 //	DIR/tuf/                  TUF metadata, served under /tuf/ (tufrepo's; see Freshness)
 //	DIR/devices.db            device check-ins (SQLite), made by serve
 //	DIR/tmp/                  partial downloads, resumed by the next sync

@@ -28,4 +28,11 @@
 // and logged, at most once a minute per reason. Unsigned (version 1)
 // check-ins are refused (401) unless HandlerOptions.AcceptLegacy keeps
 // them among the legacy devices.
+//
+// Assignments (docs/fleet.md §11): a signed check-in POSTed to
+// /ferry/v1/assignment is judged and recorded as a check-in, then
+// answered with the device's assignment (devices.Store.AssignmentFor),
+// signed with the store's assignment key (transport/assign): 200 and the
+// envelope, or 204 when it is assigned nothing. Serve moves the
+// deployments on every EvaluateInterval (a minute) as soak times end.
 package server
