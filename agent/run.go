@@ -282,6 +282,9 @@ func (a *Agent) InstallStick(ctx context.Context, s *stick.Stick) (*Result, *sti
 	if rep.DeviceID == "" {
 		rep.DeviceID = "unknown"
 	}
+	if rep.Result != stick.ResultPending {
+		rep.Checkin = a.stickCheckin()
+	}
 	path, werr := s.WriteReport(rep)
 	if rep.Result == stick.ResultPending {
 		file := ""

@@ -94,6 +94,7 @@ func (a *Agent) settleStickReport(s *stick.Stick) {
 			return
 		}
 	}
+	p.Report.Checkin = a.stickCheckin()
 	var path string
 	if p.File != "" {
 		path, err = s.ReplaceReport(p.File, p.Report)
@@ -108,4 +109,22 @@ func (a *Agent) settleStickReport(s *stick.Stick) {
 	if err := os.Remove(a.path(stickReportFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		a.logf("warning: %v", fmt.Errorf("pending stick report: %w", err))
 	}
+}
+
+// stickCheckin is the signed check-in a stick report carries back to the
+// mirror (stick.Report.Checkin): none when the device has no mirror
+// configured, or it cannot be made (logged; the report goes without).
+func (a *Agent) stickCheckin() []byte {
+	if a.cfg.Mirror.TUFRoot == "" {
+		return nil
+	}
+	signed, err := a.signedCheckIn(nil)
+	if err == nil && len(signed) > stick.MaxCheckinSize {
+		err = fmt.Errorf("%d bytes, more than a stick report holds", len(signed))
+	}
+	if err != nil {
+		a.logf("warning: the stick report goes without a signed check-in: %v", err)
+		return nil
+	}
+	return signed
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-update/ferry/transport/checkin"
 	"github.com/ferry-update/ferry/transport/stick"
 )
 
@@ -141,5 +142,46 @@ func TestStickReportSkippedSaysWhy(t *testing.T) {
 	}
 	if reps := stickReports(t, dir); len(reps) != 1 || reps[0].Report.Reason != rep.Reason || len(reps[0].Report.Offered) != 1 {
 		t.Errorf("on the stick: %+v", reps)
+	}
+}
+
+// A device that knows its mirror puts its signed check-in into the
+// decided stick report, for the mirror to judge and count ('ferry mirror
+// ingest'); the pending report goes without one.
+func TestStickReportCarriesSignedCheckin(t *testing.T) {
+	e := newTrustEnv(t)
+	e.cfg.DeviceID = "gw-0022"
+	st, mc := mirrorFor(t, e.bundle(bundleSpec{version: "1.0.0", rootfs: "new system"}))
+	e.cfg.Mirror = MirrorConfig{TUFRoot: mc.TUFRoot}
+	dir := makeStick(t, st)
+	e.cfg.Stick.MountPoints = []string{dir}
+	s, err := stick.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := e.open()
+	_, rep, err := a.InstallStick(context.Background(), s)
+	a.Close()
+	if err != nil || rep.Result != stick.ResultPending || len(rep.Checkin) != 0 {
+		t.Fatalf("install: %+v, %v; want a pending report without a check-in", rep, err)
+	}
+	if err := e.bootCheck(); err != nil {
+		t.Fatal(err)
+	}
+	reps := stickReports(t, dir)
+	if len(reps) != 1 || reps[0].Report.Result != stick.ResultSuccess {
+		t.Fatalf("reports: %+v", reps)
+	}
+	inv, err := checkin.OpenSigned(reps[0].Report.Checkin)
+	if err != nil {
+		t.Fatalf("the report's check-in: %v", err)
+	}
+	ids, err := st.MirrorIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.Mirror != ids[0] || inv.Name != "gw-0022" || inv.Result != "committed" || inv.Version != "1.0.0" ||
+		inv.Install == nil || inv.Install.Version != "1.0.0" {
+		t.Fatalf("check-in %+v", inv)
 	}
 }

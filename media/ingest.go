@@ -2,8 +2,10 @@ package media
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -18,7 +20,11 @@ type IngestResult struct {
 	From    string `json:"from"`
 	Reports int    `json:"reports"` // valid reports on the stick
 	New     int    `json:"new"`     // recorded now
-	Known   int    `json:"known"`   // recorded before: same device, time and bundle
+	Known   int    `json:"known"`   // recorded before: same device, time and bundle (signed: counter)
+	// Signed counts the reports that carried the device's signed
+	// check-in: judged as over the network, they count toward
+	// deployments.
+	Signed int `json:"signed"`
 	// Rejected lists report files that are not valid reports, or whose
 	// report a check-in cannot hold, and why.
 	Rejected []Rejected `json:"rejected"`
@@ -31,9 +37,11 @@ type Rejected struct {
 }
 
 // Store is the mirror store whose device records IngestReports writes
-// (a *mirror.Store): the device records live in its directory.
+// (a *mirror.Store): the device records live in its directory, and signed
+// check-ins must be meant for one of its MirrorIDs.
 type Store interface {
 	Dir() string
+	MirrorIDs() ([]string, error)
 }
 
 // StickRemote prefixes the remote address IngestReports records, the
@@ -74,6 +82,12 @@ func ingestReports(st Store, imgOrDir string, now time.Time) (*IngestResult, err
 			continue
 		}
 		res.Reports++
+		if len(row.Report.Checkin) > 0 {
+			if err := ingestSigned(st, d, row, res, now, StickRemote+imgOrDir); err != nil {
+				return res, err
+			}
+			continue
+		}
 		hist, err := d.History(row.Report.DeviceID)
 		if err != nil {
 			return res, err
@@ -104,6 +118,44 @@ func ingestReports(st Store, imgOrDir string, now time.Time) (*IngestResult, err
 		res.New++
 	}
 	return res, nil
+}
+
+// ingestSigned judges the signed check-in a report carries as the mirror
+// judges one over the network (signature, mirror id, status, counter:
+// docs/fleet.md §4) and records it; the rest of the report, not
+// authenticated, is left out. A check-in the mirror took before (its
+// counter is not above the last) is known.
+func ingestSigned(st Store, d *devices.DB, row ReportRow, res *IngestResult, now time.Time, remote string) error {
+	inv, err := checkin.OpenSigned(row.Report.Checkin)
+	if err == nil {
+		var ids []string
+		if ids, err = st.MirrorIDs(); err != nil {
+			return err
+		}
+		if !slices.Contains(ids, inv.Mirror) {
+			err = &checkin.RefusedError{Reason: checkin.Foreign, Msg: fmt.Sprintf("device %s made its check-in for mirror %s, not this one", inv.Device, inv.Mirror)}
+		}
+	}
+	out := devices.Recorded
+	if err == nil {
+		out, err = d.Accept(context.Background(), inv, now, remote)
+	}
+	var re *checkin.RefusedError
+	var fe *checkin.FieldError
+	switch {
+	case err == nil && out == devices.Listed:
+		res.Rejected = append(res.Rejected, Rejected{Source: row.File, Reason: "device " + inv.Device + " is not enrolled: listed as pending, nothing recorded"})
+	case err == nil:
+		res.New++
+		res.Signed++
+	case errors.As(err, &re) && re.Reason == checkin.Replayed:
+		res.Known++
+	case errors.As(err, &re), errors.As(err, &fe), errors.Is(err, checkin.ErrTooLarge):
+		res.Rejected = append(res.Rejected, Rejected{Source: row.File, Reason: err.Error()})
+	default:
+		return err
+	}
+	return nil
 }
 
 // checkinOf is a stick report as a check-in of its device, whose stored

@@ -633,6 +633,9 @@ func runMirrorIngest(s *streams, o mirrorIngestOptions, dir, src string) error {
 		fmt.Fprintf(s.out, "rejected  %s: %s\n", display.Untrusted(r.Source), display.Untrusted(r.Reason))
 	}
 	fmt.Fprintf(s.out, "%d reports: %d new, %d recorded before\n", res.Reports, res.New, res.Known)
+	if res.Signed > 0 {
+		fmt.Fprintf(s.out, "%d signed check-ins recorded as the devices' own (they count toward deployments)\n", res.Signed)
+	}
 	return nil
 }
 

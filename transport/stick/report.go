@@ -51,7 +51,16 @@ type Report struct {
 	// Offered lists what the stick held, one "NAME VERSION (DEVICE
 	// TYPES)" each, when no bundle was installed from it.
 	Offered []string `json:"offered,omitempty"`
+	// Checkin is the device's signed check-in (transport/checkin, a DSSE
+	// envelope) made with the report, when the device knows its mirror:
+	// the mirror judges and records it as if it came over the network
+	// ('ferry mirror ingest'), and it counts toward deployments
+	// (docs/fleet.md §12). The rest of the report is not authenticated.
+	Checkin json.RawMessage `json:"checkin,omitempty"`
 }
+
+// MaxCheckinSize bounds Report.Checkin.
+const MaxCheckinSize = 32 << 10
 
 // MaxOffered bounds Report.Offered.
 const MaxOffered = 64
@@ -93,6 +102,9 @@ func (r *Report) Validate() error {
 		if f.name != "error" && strings.ContainsFunc(f.v, func(c rune) bool { return c < ' ' || c == 0x7f }) {
 			return fmt.Errorf("report: %s holds control characters", f.name)
 		}
+	}
+	if len(r.Checkin) > MaxCheckinSize {
+		return fmt.Errorf("report: a check-in of %d bytes, at most %d", len(r.Checkin), MaxCheckinSize)
 	}
 	if len(r.Offered) > MaxOffered {
 		return fmt.Errorf("report: %d offered bundles, at most %d", len(r.Offered), MaxOffered)
