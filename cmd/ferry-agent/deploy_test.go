@@ -20,24 +20,48 @@ import (
 	"github.com/ferry-update/ferry/verify"
 )
 
-// forger stands between devices and the mirror: it passes everything on,
-// unless it is told to answer assignment requests itself.
+// forger stands between devices and the mirror: it passes everything on
+// and keeps the assignments the mirror sent, unless it is told to answer
+// assignment requests itself.
 type forger struct {
 	next http.Handler
 	mu   sync.Mutex
-	fake []byte // the answer to assignment requests; nil: the mirror's
+	fake []byte   // the answer to assignment requests; nil: the mirror's
+	seen [][]byte // the assignments the mirror sent
 }
 
 func (f *forger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	fake := f.fake
 	f.mu.Unlock()
-	if r.URL.Path == assign.Path && fake != nil {
+	if r.URL.Path != assign.Path {
+		f.next.ServeHTTP(w, r)
+		return
+	}
+	if fake != nil {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(fake)
 		return
 	}
-	f.next.ServeHTTP(w, r)
+	rec := httptest.NewRecorder()
+	f.next.ServeHTTP(rec, r)
+	if rec.Code == http.StatusOK {
+		f.mu.Lock()
+		f.seen = append(f.seen, rec.Body.Bytes())
+		f.mu.Unlock()
+	}
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	w.Write(rec.Body.Bytes())
+}
+
+// first is the first assignment the mirror sent.
+func (f *forger) first() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.seen[0]
 }
 
 func (f *forger) answer(b []byte) {
@@ -51,7 +75,8 @@ func (f *forger) answer(b []byte) {
 // nothing. A deployment starts with one canary; its health check fails,
 // it rolls back and says so, the deployment pauses by itself, and the
 // other devices are assigned nothing. A forged and an expired assignment
-// are refused with a clear error and nothing installed. After a fix the
+// are refused with a clear error and nothing installed; so is, later, a
+// replayed older one. After a fix the
 // operator resumes: the canary installs and commits, the next phase
 // starts, and the other devices install; the deployment completes.
 func TestFleetDeployment(t *testing.T) {
@@ -242,6 +267,14 @@ func TestFleetDeployment(t *testing.T) {
 			t.Fatalf("%s boot-check: exit %d\n%s", dev, code, out)
 		}
 	}
+	// Replayed: the canary's first assignment, genuine but older than the
+	// one it accepted since.
+	fg.answer(fg.first())
+	code, out = agent(canary, "run", "--once")
+	if code != 1 || !strings.Contains(out, "assignment refused (replayed)") {
+		t.Fatalf("replayed assignment: exit %d\n%s", code, out)
+	}
+	fg.answer(nil)
 	d = detail()
 	if d.State != devices.Completed || d.Progress[0].Succeeded != 1 || d.Progress[1].Succeeded != 2 {
 		t.Fatalf("end: %s %+v\n%+v\n%s", d.State, d.Progress, d.Targets, run(ferry, "fleet", "devices", m))
