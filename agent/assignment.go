@@ -11,9 +11,9 @@ import (
 	"strings"
 
 	"github.com/ferry-update/ferry/internal/atomicfile"
+	"github.com/ferry-update/ferry/transport"
 	"github.com/ferry-update/ferry/transport/assign"
 	"github.com/ferry-update/ferry/transport/checkin"
-	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/ferry-update/ferry/transport/tufclient"
 )
 
@@ -128,10 +128,6 @@ func (a *Agent) updateAssigned(pollCtx, ctx context.Context, client *http.Client
 	}
 	ref := t.Reference(tg.Host)
 	a.logf("mirror assigns %s %s (deployment %d): installing %s", asg.Bundle, asg.Version, asg.Deployment, ref)
-	src, err := oci.Open(ctx, ref, oci.Options{Client: a.httpClient(client), PlainHTTP: strings.HasPrefix(a.cfg.Mirror.URL, "http://"), UserAgent: "ferry-agent"})
-	if err != nil {
-		return nil, fmt.Errorf("pull %s: %w", ref, err)
-	}
-	defer src.Close()
-	return a.InstallWith(ctx, src, ref, InstallOptions{Listed: tg, DeferReboot: true, Assignment: asg})
+	topts := transport.Options{Client: a.httpClient(client), PlainHTTP: strings.HasPrefix(a.cfg.Mirror.URL, "http://"), UserAgent: "ferry-agent"}
+	return a.installFrom(ctx, ref, topts, InstallOptions{Listed: tg, DeferReboot: true, Assignment: asg})
 }
