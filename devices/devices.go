@@ -288,3 +288,19 @@ func ListDir(dir string) ([]Device, error) {
 	defer d.Close()
 	return d.List()
 }
+
+// Size is how many bytes the database takes: SQLite's pages in use and
+// free (as they are in the file once its write-ahead log is checkpointed),
+// PostgreSQL's pg_database_size. The scale benchmark measures the growth
+// per check-in with it (docs/fleet.md, "Scale").
+func (d *DB) Size(ctx context.Context) (int64, error) {
+	q := `SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()`
+	if d.db.dl.dollar {
+		q = `SELECT pg_database_size(current_database())`
+	}
+	var n int64
+	if err := d.db.QueryRowContext(ctx, q).Scan(&n); err != nil {
+		return 0, fmt.Errorf("size of the device database %s: %w", d.path, err)
+	}
+	return n, nil
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -387,5 +388,37 @@ func testLegacyRecords(t *testing.T, newDB func(*testing.T) *DB) {
 	}
 	if recs, err := d.Records(context.Background()); err != nil || len(recs) != 0 {
 		t.Errorf("records %+v, %v", recs, err)
+	}
+}
+
+func TestSize(t *testing.T) { eachBackend(t, testSize) }
+
+// testSize: the database's size grows with the check-ins it holds.
+func testSize(t *testing.T, newDB func(*testing.T) *DB) {
+	ctx := context.Background()
+	d := newDB(t)
+	before, err := d.Size(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before <= 0 {
+		t.Fatalf("an empty database has size %d, want > 0", before)
+	}
+	dv := newDevice(7)
+	if _, err := d.Enroll(ctx, []Enrollment{dv.enrollment()}, "test", t0); err != nil {
+		t.Fatal(err)
+	}
+	dv.inv.Error = strings.Repeat("x", 2000) // a fat report: pages fill sooner
+	for i := range 200 {
+		if _, err := d.Accept(ctx, dv.report(uint64(i+1)), t0, "127.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := d.Size(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after <= before {
+		t.Fatalf("size %d after %d check-ins, %d before: want it grown", after, 200, before)
 	}
 }
