@@ -422,3 +422,58 @@ func testSize(t *testing.T, newDB func(*testing.T) *DB) {
 		t.Fatalf("size %d after %d check-ins, %d before: want it grown", after, 200, before)
 	}
 }
+
+// TestPostgresPool: a burst of concurrent check-ins shares a bounded
+// set of connections to PostgreSQL and keeps them: none is opened beyond
+// PostgresConns, and none is closed for being idle (database/sql's
+// defaults opened one per concurrent check-in and closed all but two
+// after, which on a busy mirror ran PostgreSQL out of connection slots).
+func TestPostgresPool(t *testing.T) {
+	ctx := context.Background()
+	d := openBackend(t, "postgres")
+	const n = 48
+	devs := make([]*device, n)
+	var es []Enrollment
+	for i := range devs {
+		devs[i] = newDevice(byte(100 + i))
+		es = append(es, devs[i].enrollment())
+	}
+	if _, err := d.Enroll(ctx, es, "test", t0); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for _, dv := range devs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := d.Accept(ctx, dv.report(uint64(round+1)), t0, "127.0.0.1")
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	st := d.db.db.Stats()
+	if st.MaxOpenConnections != PostgresConns || st.OpenConnections > PostgresConns {
+		t.Errorf("connections: %d open, cap %d: want at most %d", st.OpenConnections, st.MaxOpenConnections, PostgresConns)
+	}
+	if st.MaxIdleClosed != 0 {
+		t.Errorf("%d connections closed for being idle after a burst: want them kept", st.MaxIdleClosed)
+	}
+	recs, err := d.Records(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Checkins != 3 {
+			t.Fatalf("device %s: %d check-ins recorded, want 3", r.ID[:8], r.Checkins)
+		}
+	}
+}

@@ -73,15 +73,30 @@ func IsPostgresURL(s string) bool {
 	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
+// PostgresConns is how many connections one DB keeps open to
+// PostgreSQL, at most, and keeps open while idle. database/sql's defaults
+// (no cap, 2 kept idle) made a burst of check-ins open a connection each
+// — a server process forked per connection — and close all but two
+// after: on a 2-core mirror at 170 check-ins a second, connecting took
+// longer than the check-ins, PostgreSQL's connection slots (100 by
+// default) ran out and check-ins failed with 503 (docs/fleet.md,
+// "Scale"). A few connections busy at once keep two cores busy; more
+// check-ins wait their turn in the mirror, and several mirrors sharing a
+// database stay well within its slots.
+const PostgresConns = 8
+
 // OpenPostgres opens the device records in the PostgreSQL database at url
 // (postgres://USER@HOST/DB?..., as pgx takes it), making its tables if
 // needed. Several mirrors may share one database: their check-ins of one
-// device take turns (row locks), and each is counted once.
+// device take turns (row locks), and each is counted once. It keeps up
+// to PostgresConns connections open.
 func OpenPostgres(ctx context.Context, url string) (*DB, error) {
 	db, err := sql.Open("pgx", url)
 	if err != nil {
 		return nil, fmt.Errorf("device database: %w", err)
 	}
+	db.SetMaxOpenConns(PostgresConns)
+	db.SetMaxIdleConns(PostgresConns)
 	tx, err := db.BeginTx(ctx, nil)
 	if err == nil {
 		if _, err = tx.ExecContext(ctx, postgresSchema+engineSchema(postgresDialect)+accountsSchema); err == nil {
