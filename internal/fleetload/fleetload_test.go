@@ -225,3 +225,16 @@ func TestMakeDevices(t *testing.T) {
 		}
 	}
 }
+
+// TestExtrapolate: a minute's poll is 2,880 check-ins a device-day; the
+// history cap holds 100 per device, reached after 50 minutes.
+func TestExtrapolate(t *testing.T) {
+	g := Extrapolate(1000, 1000+500*100, 100, time.Minute)
+	if g.PerCheckin != 500 || g.CheckinsPerDeviceDay != 2880 || g.Uncapped10kDays != 500*2880*10000 ||
+		g.Capped10k != 500*100*10000 || g.CapReachedAfter != 50*time.Minute {
+		t.Errorf("extrapolate: %+v", g)
+	}
+	if g := Extrapolate(0, 10, 0, time.Minute); g != (Growth{}) {
+		t.Errorf("no check-ins: %+v", g)
+	}
+}
