@@ -31,7 +31,7 @@ type Config struct {
 	// bind their check-ins to its mirror id and verify the mirror's
 	// targets with it); StateDir a scratch directory for the TUF client.
 	TrustedRoot, StateDir string
-	Devices              []*Device
+	Devices               []*Device
 	// Interval is each device's poll interval (0: a minute); Duration
 	// how long polls are started for. Device i's polls start at
 	// i*Interval/len(Devices) from the start and every Interval after.
