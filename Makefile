@@ -42,6 +42,7 @@ bench:
 	bash scripts/bench-mirror.sh
 	bash scripts/bench-media.sh
 	bash scripts/bench-delta.sh
+	bash scripts/bench-fleet.sh
 
 lint:
 	@unformatted=$$(gofmt -l .); \
