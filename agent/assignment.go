@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 
@@ -14,7 +15,9 @@ import (
 	"github.com/ferry-update/ferry/transport"
 	"github.com/ferry-update/ferry/transport/assign"
 	"github.com/ferry-update/ferry/transport/checkin"
+	"github.com/ferry-update/ferry/transport/stick"
 	"github.com/ferry-update/ferry/transport/tufclient"
+	"github.com/ferry-update/ferry/transport/wire"
 )
 
 // assignmentFile keeps the counter of the last assignment the device
@@ -58,7 +61,20 @@ func (a *Agent) FetchAssignment(ctx context.Context, client *http.Client, tg *tu
 	if len(ans.Body) == 0 {
 		return nil, nil
 	}
-	asg, err := assign.Open(ans.Body, tg.AssignmentKeys)
+	return a.acceptAssignment(ans.Body, tg)
+}
+
+// acceptAssignment opens an assignment envelope with the assignment keys
+// the verified targets (tg) publish and checks it is for this device and
+// mirror, unexpired by the device's clock and no older than the last it
+// accepted; its counter is then kept (durably). A refusal is an
+// *AssignmentError.
+func (a *Agent) acceptAssignment(env []byte, tg *tufclient.Targets) (*assign.Assignment, error) {
+	id, err := a.Identity()
+	if err != nil {
+		return nil, err
+	}
+	asg, err := assign.Open(env, tg.AssignmentKeys)
 	if err != nil {
 		return nil, &AssignmentError{err}
 	}
@@ -70,7 +86,7 @@ func (a *Agent) FetchAssignment(ctx context.Context, client *http.Client, tg *tu
 	if err != nil {
 		return nil, err
 	}
-	if err := asg.Check(a.id.ID, []string{mirror}, a.now(), last); err != nil {
+	if err := asg.Check(id.ID, []string{mirror}, a.now(), last); err != nil {
 		return nil, &AssignmentError{err}
 	}
 	if asg.Counter > last {
@@ -79,6 +95,85 @@ func (a *Agent) FetchAssignment(ctx context.Context, client *http.Client, tg *tu
 		}
 	}
 	return asg, nil
+}
+
+// stickAssignment is a managed device's assignment on a stick built for a
+// deployment (ferry/assignments/<device id>.json), checked against the
+// mirror metadata the stick carries (ferry/tuf/: the root chain from the
+// device's trusted mirror root, and the targets that publish the
+// assignment keys; tufclient.CheckOffline). A nil assignment with a
+// reason: the stick holds none for this device. A refusal (of the
+// metadata or of the assignment) is an *AssignmentError.
+func (a *Agent) stickAssignment(s *stick.Stick) (*assign.Assignment, *tufclient.Targets, string, error) {
+	if a.cfg.Mirror.TUFRoot == "" {
+		return nil, nil, "", &AssignmentError{errors.New("a managed device needs its mirror's TUF root ([mirror] tuf_root) to check an assignment")}
+	}
+	id, err := a.Identity()
+	if err != nil {
+		return nil, nil, "", err
+	}
+	env, err := s.ReadFile(path.Join(wire.StickAssignmentsDir, id.ID+".json"), assign.MaxEnvelopeSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, "the stick carries no assignment for this device (id " + id.ID[:16] + "), and as a managed device it installs only what it is assigned", nil
+	}
+	if err != nil {
+		return nil, nil, "", err
+	}
+	read := func(name string, max int64) ([]byte, error) { return s.ReadFile(path.Join(wire.TUFDir, name), max) }
+	tg, err := tufclient.CheckOffline(read, a.cfg.Mirror.TUFRoot, a.path(tufStateDir), a.now())
+	if err != nil {
+		return nil, nil, "", &AssignmentError{fmt.Errorf("the mirror metadata on the stick: %w", err)}
+	}
+	asg, err := a.acceptAssignment(env, tg)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return asg, tg, "", nil
+}
+
+// installStickAssigned is a managed device's install from a stick: the
+// bundle its assignment on the stick names (by manifest digest), listed
+// by the stick's verified targets, installed as every install is
+// (release signatures, trust root, device type, version policy). Nothing
+// is installed when the stick holds no assignment for the device (rep
+// says why) or the device runs the assigned version already.
+func (a *Agent) installStickAssigned(ctx context.Context, s *stick.Stick, bundles []stick.Bundle, rep *stick.Report) (*Result, error) {
+	asg, tg, reason, err := a.stickAssignment(s)
+	if err != nil {
+		return nil, err
+	}
+	if asg == nil {
+		rep.Reason, rep.Offered = reason, offered(bundles)
+		a.logf("%s: %s", s.Root, reason)
+		return nil, nil
+	}
+	rep.Bundle, rep.BundleVersion, rep.Manifest = asg.Bundle, asg.Version, asg.Digest
+	if v := a.installedVersionOf(asg.Bundle); v == asg.Version {
+		rep.Reason = fmt.Sprintf("assigned %s %s (deployment %d): installed already", asg.Bundle, asg.Version, asg.Deployment)
+		a.logf("%s: %s", s.Root, rep.Reason)
+		return nil, nil
+	}
+	var b stick.Bundle
+	found := false
+	for _, c := range bundles {
+		if c.Err == nil && c.Manifest.String() == asg.Digest && c.Name == asg.Bundle && c.Version == asg.Version {
+			b, found = c, true
+			break
+		}
+	}
+	if !found {
+		rep.Reason, rep.Offered = fmt.Sprintf("the stick does not carry the assigned %s %s (%s)", asg.Bundle, asg.Version, asg.Digest), offered(bundles)
+		a.logf("%s: %s", s.Root, rep.Reason)
+		return nil, nil
+	}
+	a.logf("the stick assigns %s %s (deployment %d): installing it", asg.Bundle, asg.Version, asg.Deployment)
+	origin := "stick " + s.Root + ": " + b.Name + " " + b.Version
+	blobs, err := transport.LayoutBlobs(ctx, s.Layout, b, origin)
+	if err != nil {
+		return nil, err
+	}
+	defer blobs.Close()
+	return a.installBlobs(ctx, blobs, origin, InstallOptions{Listed: tg, DeferReboot: true, Assignment: asg})
 }
 
 // lastAssignment is the counter of the last assignment accepted (0:

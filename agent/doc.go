@@ -269,4 +269,13 @@
 // versions). The journal keeps the assignment's deployment and counter,
 // and check-ins report them with the result (checkin.Install), so the
 // mirror counts the result against the deployment.
+//
+// A stick put into a managed device is judged the same way
+// (installStickAssigned, docs/fleet.md §12): the device installs only
+// the bundle its own assignment on the stick (ferry/assignments/<device
+// id>.json) names, checked with the assignment keys of the mirror
+// metadata the stick carries (ferry/tuf/, verified offline from the
+// device's mirror root: tufclient.CheckOffline); with none for it, it
+// skips the stick and its report says why; a refused one is an
+// *AssignmentError and a failure report.
 package agent

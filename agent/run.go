@@ -314,6 +314,9 @@ func (a *Agent) installStick(ctx context.Context, s *stick.Stick, rep *stick.Rep
 	if err != nil {
 		return nil, err
 	}
+	if a.cfg.Mirror.Managed {
+		return a.installStickAssigned(ctx, s, bundles, rep)
+	}
 	b, ok := stick.Best(bundles, a.cfg.DeviceType)
 	if !ok {
 		rep.Reason = "no bundle on the stick fits device type " + a.cfg.DeviceType

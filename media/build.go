@@ -20,7 +20,6 @@ import (
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/opencontainers/go-digest"
 
-	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/internal/filekind"
@@ -63,6 +62,26 @@ type BuildOptions struct {
 	// Progress, if set, is called as payload bytes are written, with the
 	// bytes done and the total.
 	Progress func(done, total int64)
+	// From and FromBundles put bundles of a layout (a mirror store, read
+	// with stick.OpenLayout) on the stick, by manifest digest, besides
+	// the bundle files given to Build.
+	From        *stick.Layout
+	FromBundles []digest.Digest
+	// Deployment, when set, is what a stick built for a deployment
+	// carries besides its bundle (docs/fleet.md §12; the layout is in
+	// package transport/stick's doc).
+	Deployment *DeploymentFiles
+}
+
+// DeploymentFiles are a deployment's signed assignments and the mirror
+// metadata that vouches for their keys (package fleet's StickFor makes
+// them), put in /ferry/assignments/ and /ferry/tuf/.
+type DeploymentFiles struct {
+	ID int64
+	// Assignments are the assignment envelopes by device id; TUF the
+	// mirror's metadata files by name (N.root.json, targets.json).
+	Assignments map[string][]byte
+	TUF         map[string][]byte
 }
 
 // BuildResult describes the image Build made.
@@ -75,6 +94,10 @@ type BuildResult struct {
 	Free            int64         `json:"free"` // bytes free on the filesystem
 	Bundles         []BuiltBundle `json:"bundles"`
 	Trust           []string      `json:"trust,omitempty"`
+	// Deployment and Assignments: the deployment the stick was built for
+	// and the devices it carries assignments for.
+	Deployment  int64    `json:"deployment,omitempty"`
+	Assignments []string `json:"assignments,omitempty"`
 }
 
 // BuiltBundle is one bundle put on a stick.
@@ -127,7 +150,7 @@ type stickFile struct {
 }
 
 func build(out string, bundlePaths []string, o BuildOptions) (*BuildResult, error) {
-	if len(bundlePaths) == 0 {
+	if len(bundlePaths) == 0 && len(o.FromBundles) == 0 {
 		return nil, errors.New("no bundles given")
 	}
 	label, err := NormalizeLabel(o.Label)
@@ -141,23 +164,21 @@ func build(out string, bundlePaths []string, o BuildOptions) (*BuildResult, erro
 	var layers []stickFile
 	seen := map[digest.Digest]bool{}
 	listed := map[digest.Digest]bool{}
-	for _, p := range bundlePaths {
-		a, err := bundle.OpenArchive(p)
-		if err != nil {
-			return nil, err
-		}
-		defer a.Close()
-		if listed[a.ManifestDigest()] {
+	srcs, closeAll, err := bundleSources(bundlePaths, o)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll()
+	for _, a := range srcs {
+		lbs = append(lbs, layout.Bundle{Manifest: a.rawManifest, Config: a.rawConfig, Signatures: a.sigs})
+		if listed[a.digest] {
 			// The same bundle again (maybe with other signatures): its
 			// signatures are merged, it is listed once.
-			lbs = append(lbs, layout.Bundle{Manifest: a.RawManifest(), Config: a.RawConfig(), Signatures: a.Signatures()})
 			continue
 		}
-		listed[a.ManifestDigest()] = true
-		cfg := a.Config()
-		lbs = append(lbs, layout.Bundle{Manifest: a.RawManifest(), Config: a.RawConfig(), Signatures: a.Signatures()})
-		bb := BuiltBundle{File: p, Name: cfg.Name, Version: cfg.Version, DeviceTypes: cfg.DeviceTypes, Manifest: a.ManifestDigest(), Signatures: len(a.Signatures())}
-		for _, l := range a.Manifest().Layers {
+		listed[a.digest] = true
+		bb := BuiltBundle{File: a.file, Name: a.cfg.Name, Version: a.cfg.Version, DeviceTypes: a.cfg.DeviceTypes, Manifest: a.digest, Signatures: len(a.sigs)}
+		for _, l := range a.layers {
 			bb.Size += l.Size
 			if seen[l.Digest] {
 				continue
@@ -166,10 +187,7 @@ func build(out string, bundlePaths []string, o BuildOptions) (*BuildResult, erro
 			layers = append(layers, stickFile{
 				path: "/" + stick.Dir + "/blobs/sha256/" + l.Digest.Encoded(),
 				size: l.Size,
-				open: func() (io.Reader, error) {
-					r, _, err := a.Blob(l.Digest)
-					return r, err
-				},
+				open: func() (io.Reader, error) { return a.blob(l) },
 			})
 		}
 		res.Bundles = append(res.Bundles, bb)
@@ -196,6 +214,18 @@ func build(out string, bundlePaths []string, o BuildOptions) (*BuildResult, erro
 		trustNames[strings.ToLower(name)] = true
 		files = append(files, stickFile{path: path.Join("/", stick.Dir, stick.TrustDir, name), data: data, size: int64(len(data))})
 		res.Trust = append(res.Trust, name)
+	}
+	if dp := o.Deployment; dp != nil {
+		df, err := deploymentFiles(dp)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, df...)
+		res.Deployment = dp.ID
+		for id := range dp.Assignments {
+			res.Assignments = append(res.Assignments, id)
+		}
+		sort.Strings(res.Assignments)
 	}
 	readme := []byte(readmeText(res, time.Now()))
 	files = append(files, stickFile{path: "/README.txt", data: readme, size: int64(len(readme))})
@@ -674,6 +704,13 @@ func readmeText(res *BuildResult, now time.Time) string {
 	if len(res.Trust) > 0 {
 		w("")
 		w("Trust material (in ferry\\trust): %s", strings.Join(res.Trust, ", "))
+	}
+	if res.Deployment != 0 {
+		w("")
+		w("Built for deployment %d: it carries the signed assignments of %d device(s)", res.Deployment, len(res.Assignments))
+		w("(ferry\\assignments). A device its mirror manages installs only the update")
+		w("its own assignment names, and skips (with a report saying why) when the")
+		w("stick holds none for it.")
 	}
 	w("")
 	w("The updates are in ferry\\ as an OCI image layout, readable with")

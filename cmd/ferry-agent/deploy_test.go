@@ -82,18 +82,7 @@ func (f *forger) answer(b []byte) {
 func TestFleetDeployment(t *testing.T) {
 	ferry, agentBin := buildBinaries(t)
 	work := t.TempDir()
-	run := func(name string, args ...string) string {
-		t.Helper()
-		cmd := exec.Command(name, args...)
-		cmd.Env = append(os.Environ(), "FERRY_KEY_PASSPHRASE=", "FERRY_OPERATOR=alice")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("%s %s: %v\n%s%s", filepath.Base(name), strings.Join(args, " "), err, out, stderr.String())
-		}
-		return string(out)
-	}
+	run := func(name string, args ...string) string { t.Helper(); return runTool(t, name, args...) }
 	m := filepath.Join(work, "m")
 	run(ferry, "key", "generate", "-o", m+"-key")
 	run(ferry, "mirror", "init", m, "--key", m+"-key.key")
@@ -121,16 +110,7 @@ func TestFleetDeployment(t *testing.T) {
 	}
 	// agent runs ferry-agent on a device: its exit code, and its stdout
 	// and stderr together.
-	agent := func(dir string, args ...string) (int, string) {
-		cmd := exec.Command(agentBin, append([]string{"-c", filepath.Join(dir, "agent.toml")}, args...)...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
-		if err != nil && cmd.ProcessState == nil {
-			t.Fatal(err)
-		}
-		return cmd.ProcessState.ExitCode(), out.String()
-	}
+	agent := func(dir string, args ...string) (int, string) { t.Helper(); return runAgent(t, agentBin, dir, args...) }
 	var list bytes.Buffer
 	ids := map[string]string{} // device id -> its directory
 	for i, d := range devs {
@@ -298,4 +278,34 @@ func mirrorIDOf(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// runTool runs a binary with the environment of the fleet tests (no key
+// passphrase, operator alice) and fails the test if it fails; its
+// stdout.
+func runTool(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), "FERRY_KEY_PASSPHRASE=", "FERRY_OPERATOR=alice", "MTOOLS_SKIP_CHECK=1", "MTOOLSRC=/dev/null")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s%s", filepath.Base(name), strings.Join(args, " "), err, out, stderr.String())
+	}
+	return string(out)
+}
+
+// runAgent runs ferry-agent on the device in dir: its exit code, and its
+// stdout and stderr together.
+func runAgent(t *testing.T, bin, dir string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"-c", filepath.Join(dir, "agent.toml")}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if err != nil && cmd.ProcessState == nil {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String()
 }

@@ -66,6 +66,7 @@ func hint(err error) string {
 	var ste *devices.StateError
 	var ae *devices.ApprovalError
 	var bnf *fleet.BundleNotFoundError
+	var nae *fleet.NothingAssignedError
 	switch {
 	case errors.As(err, &api) && api.Reason == operator.ReasonUnauthenticated:
 		return "the token is not valid on that mirror (revoked, expired or mistyped): make one with 'ferry fleet tokens create DIR --user NAME' on the mirror"
@@ -101,6 +102,8 @@ func hint(err error) string {
 		return "'ferry fleet groups DIR' lists the groups; make one with 'ferry fleet groups DIR NAME --devices ID,...' or '--filter EXPR'"
 	case errors.As(err, &dnf):
 		return "'ferry fleet deployments DIR' lists the deployments with their numbers"
+	case errors.As(err, &nae):
+		return "ingest the reports of the devices of this phase ('ferry mirror ingest DIR STICK'); once the phase ends (its soak time after the last report) its next phase's devices are assigned: build the stick then"
 	case errors.As(err, &ste) && ste.State == devices.Paused:
 		return "resume it ('ferry fleet resume DIR ID') or abort it"
 	case errors.As(err, &ste) && ste.State == devices.AwaitingApproval:

@@ -1,16 +1,21 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-update/ferry/fleet"
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/media"
+	"github.com/ferry-update/ferry/transport/stick"
 )
 
 func newMediaCommand() *cobra.Command {
@@ -57,12 +62,14 @@ type mediaBuildOptions struct {
 	out, device, size, label string
 	trust                    []string
 	force, asJSON            bool
+	deployment               int64
+	valid, database          string
 }
 
 func newMediaBuildCommand(s *streams) *cobra.Command {
 	var opts mediaBuildOptions
 	cmd := &cobra.Command{
-		Use:   "build (--out IMAGE | --device DEVICE) BUNDLE... [--size auto|8GiB] [--label FERRY] [--trust FILE]...",
+		Use:   "build (--out IMAGE | --device DEVICE) (BUNDLE... | --deployment ID MIRROR-DIR) [--size auto|8GiB] [--label FERRY] [--trust FILE]...",
 		Short: "Make a stick image holding bundles, or write one straight to a stick",
 		Long: `Make a GPT disk image with one FAT32 partition holding the bundles (as a
 mirror-store layout in ferry/), the --trust files (public keys, the ferry trust root, the mirror TUF root) in
@@ -71,8 +78,20 @@ small as the content allows with room for reports, rounded up to 64 MiB.
 
 With --device the stick is built for the whole device and written to it, only
 its data (see 'ferry media write'); a mounted disk or the system's disk is
-refused unless --force.`,
+refused unless --force.
+
+With --deployment ID the stick is built for a deployment of the mirror in
+MIRROR-DIR, for a site without a network link (docs/fleet.md §12): it carries
+the deployment's bundle, the signed assignments of the devices the deployment
+assigns it now (its current phase; valid --valid, default 14d), and the
+mirror's TUF root chain and targets that publish the assignment key. A device
+its mirror manages ([mirror] managed) installs from it only what its own
+assignment names; 'ferry mirror ingest' of the stick's reports moves the
+deployment on.`,
 		Args: func(_ *cobra.Command, a []string) error {
+			if opts.deployment != 0 && len(a) != 1 {
+				return cliexit.UsageError{Err: errors.New("with --deployment, want the MIRROR-DIR only")}
+			}
 			if len(a) == 0 {
 				return cliexit.UsageError{Err: errors.New("want at least one BUNDLE")}
 			}
@@ -88,6 +107,9 @@ refused unless --force.`,
 	f.StringArrayVar(&opts.trust, "trust", nil, "file to put in ferry/trust/: a public key, the ferry trust root or the mirror TUF root, never a private key (repeatable)")
 	f.BoolVar(&opts.force, "force", false, "replace an existing --out IMAGE; with --device: write even to a mounted disk or the system's disk")
 	f.BoolVar(&opts.asJSON, "json", false, "print the result as JSON")
+	f.Int64Var(&opts.deployment, "deployment", 0, "build the stick for this deployment of the mirror MIRROR-DIR: its bundle and the signed assignments of its devices")
+	f.StringVar(&opts.valid, "valid", "14d", "with --deployment: how long the assignments on the stick stay valid (at most 180d)")
+	addDatabaseFlag(cmd, &opts.database)
 	return cmd
 }
 
@@ -104,8 +126,20 @@ func runMediaBuild(s *streams, opts mediaBuildOptions, a []string) error {
 		return cliexit.UsageError{Err: err}
 	}
 	inputs := append(append([]string{}, a...), opts.trust...)
+	bo := media.BuildOptions{Size: sz, Label: opts.label, Trust: opts.trust}
+	var sc *fleet.StickContent
+	if opts.deployment != 0 {
+		valid, err := display.ParseDuration(opts.valid)
+		if err != nil {
+			return cliexit.UsageError{Err: fmt.Errorf("--valid: %w", err)}
+		}
+		if sc, err = deploymentStick(&bo, a[0], opts, valid); err != nil {
+			return err
+		}
+		a, inputs = nil, opts.trust
+	}
 	progress, done := s.mediaProgress("building", "writing", "checking")
-	bo := media.BuildOptions{Size: sz, Label: opts.label, Trust: opts.trust, Progress: progress}
+	bo.Progress = progress
 	var (
 		res *media.BuildResult
 		wr  *media.WriteResult
@@ -130,13 +164,47 @@ func runMediaBuild(s *streams, opts mediaBuildOptions, a []string) error {
 		return err
 	}
 	if opts.asJSON {
-		return writeJSON(s.out, map[string]any{"build": res, "write": wr})
+		return writeJSON(s.out, map[string]any{"build": res, "write": wr, "deployment": sc})
 	}
 	printBuild(s, res)
+	if sc != nil {
+		fmt.Fprintf(s.out, "deployment  %d: %s %s, phase %d of %d; assignments for %d device(s), valid until %s\n", sc.Deployment.ID,
+			display.Untrusted(sc.Deployment.Bundle), display.Untrusted(sc.Deployment.Version), sc.Deployment.Phase+1, len(sc.Deployment.Phases), len(sc.Devices), sc.Expires.Format(time.RFC3339))
+		for _, d := range sc.Devices {
+			fmt.Fprintf(s.out, "device      %s %s (phase %d)\n", d.ID[:16], display.Untrusted(d.Name), d.Phase)
+		}
+	}
 	if wr != nil {
 		fmt.Fprintf(s.out, "written     %s to %s, read back and checked (%s)\n", display.Bytes(wr.Bytes), wr.Device, wr.Digest)
 	}
 	return nil
+}
+
+// deploymentStick fills bo for a stick built for deployment
+// opts.deployment of the mirror dir: its bundle from the mirror store,
+// the signed assignments and the mirror metadata.
+func deploymentStick(bo *media.BuildOptions, dir string, opts mediaBuildOptions, valid time.Duration) (*fleet.StickContent, error) {
+	ctx := context.Background()
+	st, err := openMirror(dir)
+	if err != nil {
+		return nil, err
+	}
+	db, err := openDeviceStore(ctx, dir, opts.database)
+	if err != nil {
+		return nil, err
+	}
+	l := &fleet.Local{DB: db, Store: st}
+	defer l.Close()
+	sc, err := l.StickFor(ctx, opts.deployment, time.Now(), valid)
+	if err != nil {
+		return nil, err
+	}
+	if bo.From, err = stick.OpenLayout(l.Store.Dir()); err != nil {
+		return nil, err
+	}
+	bo.FromBundles = []digest.Digest{digest.Digest(sc.Deployment.Digest)}
+	bo.Deployment = &media.DeploymentFiles{ID: sc.Deployment.ID, Assignments: sc.Assignments, TUF: sc.TUF}
+	return sc, nil
 }
 
 func printBuild(s *streams, r *media.BuildResult) {

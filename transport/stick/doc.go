@@ -17,6 +17,12 @@
 //	/ferry/ferry-mirror.json      marks the layout as a mirror store
 //	/ferry/trust/                 trust material the build was given (--trust)
 //	/ferry/reports/               reports the agents write, one JSON file each
+//	/ferry/assignments/<id>.json  a stick built for a deployment: the signed
+//	                              assignment (transport/assign) of each device
+//	                              it may serve, by device id
+//	/ferry/tuf/                   with them: the mirror's TUF root chain
+//	                              (N.root.json) and targets.json, which publish
+//	                              the assignment keys (tufclient.CheckOffline)
 //	/README.txt                   for the technician
 //
 // Every blob is a file of at most 4 GiB − 1 byte (bundle/FORMAT.md), so any

@@ -41,6 +41,11 @@ const (
 	StickDir        = "ferry"
 	StickReportsDir = "reports"
 	StickTrustDir   = "trust"
+	// StickAssignmentsDir, inside StickDir, holds the signed assignments
+	// a stick built for a deployment carries, one <device id>.json each;
+	// the mirror's TUF root chain and targets.json that publish the
+	// assignment keys are beside it in TUFDir (ferry/tuf/).
+	StickAssignmentsDir = "assignments"
 )
 
 // Annotations a mirror store puts on its index.json entries, which the
