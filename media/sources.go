@@ -34,9 +34,9 @@ type bundleSource struct {
 
 // bundleSources opens the bundle archives and o.FromBundles of o.From;
 // closeAll closes what they opened.
-func bundleSources(paths []string, o BuildOptions) (srcs []*bundleSource, closeAll func(), err error) {
+func bundleSources(paths []string, o BuildOptions) (srcs []*bundleSource, _ func(), err error) {
 	var closers []io.Closer
-	closeAll = func() {
+	closeAll := func() {
 		for _, c := range closers {
 			c.Close()
 		}
