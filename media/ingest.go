@@ -3,6 +3,7 @@ package media
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -25,6 +26,9 @@ type IngestResult struct {
 	// check-in: judged as over the network, they count toward
 	// deployments.
 	Signed int `json:"signed"`
+	// Relayed counts the reports of an upstream mirror's devices, kept
+	// for the upstream (Relay): this mirror records nothing of them.
+	Relayed int `json:"relayed"`
 	// Rejected lists report files that are not valid reports, or whose
 	// report a check-in cannot hold, and why.
 	Rejected []Rejected `json:"rejected"`
@@ -42,6 +46,15 @@ type Rejected struct {
 type Store interface {
 	Dir() string
 	MirrorIDs() ([]string, error)
+}
+
+// Relay is a Store that relays to upstream mirrors the reports of their
+// devices (a *mirror.Store, docs/fleet.md §13): a signed check-in made
+// for one of RelayUpstreams is kept with RelayReport instead of being
+// refused as foreign.
+type Relay interface {
+	RelayUpstreams() ([]string, error)
+	RelayReport(file string, report []byte) error
 }
 
 // StickRemote prefixes the remote address IngestReports records, the
@@ -133,6 +146,12 @@ func ingestSigned(st Store, d *devices.DB, row ReportRow, res *IngestResult, now
 			return err
 		}
 		if !slices.Contains(ids, inv.Mirror) {
+			if relayed, err := relay(st, inv, row); relayed || err != nil {
+				if relayed {
+					res.Relayed++
+				}
+				return err
+			}
 			err = &checkin.RefusedError{Reason: checkin.Foreign, Msg: fmt.Sprintf("device %s made its check-in for mirror %s, not this one", inv.Device, inv.Mirror)}
 		}
 	}
@@ -191,4 +210,23 @@ func recorded(hist []devices.Device, c *checkin.Report) bool {
 		}
 	}
 	return false
+}
+
+// relay keeps the report for the upstream mirror the check-in was made
+// for, if st relays for that mirror; its signature was verified
+// (checkin.OpenSigned), and the upstream judges the rest.
+func relay(st Store, inv *checkin.Inventory, row ReportRow) (bool, error) {
+	r, ok := st.(Relay)
+	if !ok {
+		return false, nil
+	}
+	ups, err := r.RelayUpstreams()
+	if err != nil || !slices.Contains(ups, inv.Mirror) {
+		return false, err
+	}
+	b, err := json.Marshal(row.Report)
+	if err != nil {
+		return false, err
+	}
+	return true, r.RelayReport(row.File, b)
 }

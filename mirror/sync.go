@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -26,6 +27,10 @@ type SyncResult struct {
 	// Roots are the trust roots taken from a source that is another
 	// mirror directory, oldest first.
 	Roots []*AddRootResult `json:"roots,omitempty"`
+	// Relay is what the sync learned of an upstream mirror's fleet, from
+	// an upstream mirror directory or a stick built for a deployment
+	// (RelayDir).
+	Relay *RelayResult `json:"relay,omitempty"`
 }
 
 // SyncError says that some bundles of a sync failed; the others were
@@ -174,6 +179,17 @@ func (s *Store) sync(ctx context.Context, from string, o SyncOptions) (*SyncResu
 			continue
 		}
 		res.Bundles = append(res.Bundles, r)
+	}
+	if l, ok := transport.LayoutOf(src); ok {
+		relay, err := s.syncRelay(l, time.Now())
+		if err != nil {
+			err = fmt.Errorf("upstream fleet: %w", err)
+			if cerr := res.fail(ctx, from, err); cerr != nil {
+				return res, cerr
+			}
+			first = cmp.Or(first, err)
+		}
+		res.Relay = relay
 	}
 	return res, res.err(first)
 }

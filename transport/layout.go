@@ -53,6 +53,18 @@ func FromFS(fsys fs.FS, name string, closer io.Closer) (Source, error) {
 	return nil, err
 }
 
+// LayoutOf returns the layout a source opened from a mirror directory,
+// a stick or a stick image reads (false for any other source), for a
+// caller that reads more of it than bundles (mirror sync: a stick's
+// deployment files).
+func LayoutOf(src Source) (*stick.Layout, bool) {
+	ls, ok := src.(*layoutSource)
+	if !ok {
+		return nil, false
+	}
+	return ls.l, true
+}
+
 func openImage(path string, im Images) (Source, error) {
 	fsys, closer, err := im.OpenImage(path)
 	if err == nil {

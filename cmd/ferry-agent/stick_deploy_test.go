@@ -230,8 +230,34 @@ func TestStickDeployment(t *testing.T) {
 		t.Fatalf("phase 1 ended %d times: %+v", done, d.Events)
 	}
 
-	// The next stick carries the other two devices' assignments.
-	_, _, root = buildStick("stick2")
+	// The next stick carries the other two devices' assignments, to a
+	// site mirror this time: it syncs the stick (the bundle, the
+	// upstream's metadata and assignments into its relay), and builds
+	// the sticks its technicians carry from the relay.
+	img2, _, _ := buildStick("stick2")
+	site := filepath.Join(work, "site")
+	run(ferry, "key", "generate", "-o", site+"-key")
+	run(ferry, "mirror", "init", site, "--key", site+"-key.key")
+	if out := run(ferry, "mirror", "sync", site, "--from", img2); !strings.Contains(out, "assignments for 2 device(s) kept in the relay") {
+		t.Fatalf("site sync:\n%s", out)
+	}
+	siteImg := filepath.Join(work, "site.img")
+	var sres struct {
+		Build struct {
+			PartitionOffset int64    `json:"partitionOffset"`
+			Deployment      int64    `json:"deployment"`
+			Assignments     []string `json:"assignments"`
+		} `json:"build"`
+	}
+	if err := json.Unmarshal([]byte(run(ferry, "media", "build", "--out", siteImg, "--relay", site, "--json")), &sres); err != nil {
+		t.Fatal(err)
+	}
+	if sres.Build.Deployment != 1 || len(sres.Build.Assignments) != 2 {
+		t.Fatalf("site stick %+v", sres.Build)
+	}
+	root = filepath.Join(work, "site-stick")
+	os.MkdirAll(root, 0o755)
+	run("mcopy", "-s", "-i", siteImg+"@@"+strconv.FormatInt(sres.Build.PartitionOffset, 10), "::/ferry", root)
 	for _, dev := range others {
 		if code, out := agent(dev, "install", root); code != 0 || !strings.Contains(out, "the stick assigns sim-os 1.0.0") {
 			t.Fatalf("%s: exit %d\n%s", dev, code, out)
@@ -240,9 +266,22 @@ func TestStickDeployment(t *testing.T) {
 			t.Fatalf("%s boot-check: exit %d\n%s", dev, code, out)
 		}
 	}
-	run(ferry, "mirror", "ingest", m, root)
+	// The site mirror keeps the upstream devices' reports for it (it
+	// cannot judge them: they are bound to the upstream); the upstream
+	// ingests the site's relay (carried on a stick, or read where both
+	// can reach it) and counts them, once.
+	if out := run(ferry, "mirror", "ingest", site, root); !strings.Contains(out, "2 reports of an upstream mirror's devices kept for it") {
+		t.Fatalf("site ingest:\n%s", out)
+	}
+	if d = detail(); d.Progress[1].Succeeded != 0 {
+		t.Fatalf("counted before the reports reached the upstream: %+v", d.Progress)
+	}
+	relay := filepath.Join(site, "relay")
+	for range 2 {
+		run(ferry, "mirror", "ingest", m, relay)
+	}
 	d = detail()
-	if d.State != devices.Completed || d.Progress[1].Succeeded != 2 {
+	if d.State != devices.Completed || d.Progress[1].Succeeded != 2 || d.Progress[1].Failed != 0 {
 		t.Fatalf("end: %s %+v", d.State, d.Progress)
 	}
 	// Nothing assigned any more: no stick to build.

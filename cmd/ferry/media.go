@@ -64,6 +64,7 @@ type mediaBuildOptions struct {
 	force, asJSON            bool
 	deployment               int64
 	valid, database          string
+	relay                    bool
 }
 
 func newMediaBuildCommand(s *streams) *cobra.Command {
@@ -87,10 +88,18 @@ assigns it now (its current phase; valid --valid, default 14d), and the
 mirror's TUF root chain and targets that publish the assignment key. A device
 its mirror manages ([mirror] managed) installs from it only what its own
 assignment names; 'ferry mirror ingest' of the stick's reports moves the
-deployment on.`,
+deployment on.
+
+With --relay the stick is built from what a site mirror MIRROR-DIR relays for
+its upstream ('ferry mirror sync' from the upstream's deployment stick): the
+upstream's signed assignments and metadata, as they came, and the bundles
+they name from the site mirror.`,
 		Args: func(_ *cobra.Command, a []string) error {
-			if opts.deployment != 0 && len(a) != 1 {
-				return cliexit.UsageError{Err: errors.New("with --deployment, want the MIRROR-DIR only")}
+			if opts.deployment != 0 && opts.relay {
+				return cliexit.UsageError{Err: errors.New("--deployment and --relay: want one")}
+			}
+			if (opts.deployment != 0 || opts.relay) && len(a) != 1 {
+				return cliexit.UsageError{Err: errors.New("with --deployment or --relay, want the MIRROR-DIR only")}
 			}
 			if len(a) == 0 {
 				return cliexit.UsageError{Err: errors.New("want at least one BUNDLE")}
@@ -108,6 +117,7 @@ deployment on.`,
 	f.BoolVar(&opts.force, "force", false, "replace an existing --out IMAGE; with --device: write even to a mounted disk or the system's disk")
 	f.BoolVar(&opts.asJSON, "json", false, "print the result as JSON")
 	f.Int64Var(&opts.deployment, "deployment", 0, "build the stick for this deployment of the mirror MIRROR-DIR: its bundle and the signed assignments of its devices")
+	f.BoolVar(&opts.relay, "relay", false, "build the stick from the upstream deployment the site mirror MIRROR-DIR relays")
 	f.StringVar(&opts.valid, "valid", "14d", "with --deployment: how long the assignments on the stick stay valid (at most 180d)")
 	addDatabaseFlag(cmd, &opts.database)
 	return cmd
@@ -134,6 +144,12 @@ func runMediaBuild(s *streams, opts mediaBuildOptions, a []string) error {
 			return cliexit.UsageError{Err: fmt.Errorf("--valid: %w", err)}
 		}
 		if sc, err = deploymentStick(&bo, a[0], opts, valid); err != nil {
+			return err
+		}
+		a, inputs = nil, opts.trust
+	}
+	if opts.relay {
+		if err := relayStick(&bo, a[0]); err != nil {
 			return err
 		}
 		a, inputs = nil, opts.trust
@@ -205,6 +221,31 @@ func deploymentStick(bo *media.BuildOptions, dir string, opts mediaBuildOptions,
 	bo.FromBundles = []digest.Digest{digest.Digest(sc.Deployment.Digest)}
 	bo.Deployment = &media.DeploymentFiles{ID: sc.Deployment.ID, Assignments: sc.Assignments, TUF: sc.TUF}
 	return sc, nil
+}
+
+// relayStick fills bo for a stick built from what the site mirror dir
+// relays: the upstream's assignments and metadata as they came, and the
+// bundles they name (by manifest digest) from the mirror store.
+func relayStick(bo *media.BuildOptions, dir string) error {
+	st, err := openMirror(dir)
+	if err != nil {
+		return err
+	}
+	rc, err := st.RelayStick(time.Now())
+	if err != nil {
+		return err
+	}
+	if rc == nil {
+		return fmt.Errorf("mirror %s relays no valid assignment: sync it from a stick built for an upstream deployment ('ferry mirror sync %s --from STICK')", dir, dir)
+	}
+	for _, d := range rc.Digests {
+		bo.FromBundles = append(bo.FromBundles, digest.Digest(d))
+	}
+	if bo.From, err = stick.OpenLayout(st.Dir()); err != nil {
+		return err
+	}
+	bo.Deployment = &media.DeploymentFiles{ID: rc.Deployment, Assignments: rc.Assignments, TUF: rc.TUF}
+	return nil
 }
 
 func printBuild(s *streams, r *media.BuildResult) {

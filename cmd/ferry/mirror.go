@@ -328,6 +328,12 @@ func printSynced(s *streams, res *mirror.SyncResult) {
 	for _, sk := range res.Skipped {
 		fmt.Fprintf(s.out, "skipped   %s: %s\n", display.Untrusted(sk.Source), display.Untrusted(sk.Reason))
 	}
+	if r := res.Relay; r != nil {
+		fmt.Fprintf(s.out, "upstream  mirror %s: %d metadata file(s), assignments for %d device(s) kept in the relay\n", r.Upstream[:16], len(r.Metadata), len(r.Assignments))
+		for _, sk := range r.Skipped {
+			fmt.Fprintf(s.out, "skipped   %s: %s\n", display.Untrusted(sk.Source), display.Untrusted(sk.Reason))
+		}
+	}
 	for _, f := range res.Failed {
 		fmt.Fprintf(s.out, "FAILED    %s: %s\n", display.Untrusted(f.Source), display.Untrusted(f.Reason))
 	}
@@ -633,6 +639,9 @@ func runMirrorIngest(s *streams, o mirrorIngestOptions, dir, src string) error {
 		fmt.Fprintf(s.out, "rejected  %s: %s\n", display.Untrusted(r.Source), display.Untrusted(r.Reason))
 	}
 	fmt.Fprintf(s.out, "%d reports: %d new, %d recorded before\n", res.Reports, res.New, res.Known)
+	if res.Relayed > 0 {
+		fmt.Fprintf(s.out, "%d reports of an upstream mirror's devices kept for it in %s ('ferry mirror ingest UPSTREAM %s' there)\n", res.Relayed, st.RelayDir(), st.RelayDir())
+	}
 	if res.Signed > 0 {
 		fmt.Fprintf(s.out, "%d signed check-ins recorded as the devices' own (they count toward deployments)\n", res.Signed)
 	}

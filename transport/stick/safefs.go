@@ -66,24 +66,25 @@ func fileType(m fs.FileMode) string {
 }
 
 // ReadFile reads a regular file of at most max bytes at name, a path
-// inside the stick's ferry/ directory, as hostile input (see Layout).
-func (s *Stick) ReadFile(name string, max int64) ([]byte, error) {
-	b, err := readFile(s.fsys, name, max)
+// inside the layout (a stick's ferry/ directory), as hostile input (see
+// Layout).
+func (l *Layout) ReadFile(name string, max int64) ([]byte, error) {
+	b, err := readFile(l.fsys, name, max)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.name, err)
+		return nil, fmt.Errorf("%s: %w", l.name, err)
 	}
 	return b, nil
 }
 
-// ReadDir lists a directory inside the stick's ferry/ directory; a
-// missing one is empty.
-func (s *Stick) ReadDir(name string) ([]fs.DirEntry, error) {
-	ents, err := fs.ReadDir(s.fsys, name)
+// ReadDir lists a directory inside the layout (a stick's ferry/
+// directory); a missing one is empty.
+func (l *Layout) ReadDir(name string) ([]fs.DirEntry, error) {
+	ents, err := fs.ReadDir(l.fsys, name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.name, err)
+		return nil, fmt.Errorf("%s: %w", l.name, err)
 	}
 	return ents, nil
 }
