@@ -56,15 +56,19 @@ var (
 	assignRE    = regexp.MustCompile(`^[0-9a-f]{64}\.json$`)
 )
 
-// syncRelay takes the upstream fleet material of layout l (an upstream
-// mirror directory, or a stick built for a deployment): its TUF root
+// syncRelay takes the upstream fleet material of layout l, a stick built
+// for a deployment (one with assignments/; nil for any other): its TUF root
 // chain and targets, checked as a device checks them
 // (tufclient.CheckOffline) from the upstream root the relay already
 // trusts — on first contact, the lowest root l carries, as a device
 // trusts the root it is provisioned with — and the assignments that
 // verify with the keys those targets publish and have not expired. It
-// returns nil when l carries no TUF metadata, or is this mirror's own.
+// returns nil when l carries no assignments or TUF metadata, or is this
+// mirror's own.
 func (s *Store) syncRelay(l *stick.Layout, now time.Time) (*RelayResult, error) {
+	if ents, err := l.ReadDir(wire.StickAssignmentsDir); err != nil || len(ents) == 0 {
+		return nil, err // not built for a deployment: nothing to relay
+	}
 	ents, err := l.ReadDir(wire.TUFDir)
 	if err != nil {
 		return nil, err

@@ -90,6 +90,10 @@ type SyncOptions struct {
 //     rule), a mounted stick or its ferry/ directory;
 //   - a stick image or block device, with o.Images.
 //
+// From a stick built for an upstream mirror's deployment, the upstream's
+// metadata and signed assignments go into the relay (RelayDir,
+// SyncResult.Relay).
+//
 // Only blobs the store lacks move. Each is written to tmp/ and renamed into
 // place after its digest is checked, so a killed sync never leaves a
 // half-written blob visible, and the next sync continues a partial
