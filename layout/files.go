@@ -17,6 +17,10 @@ type Bundle struct {
 	Manifest   []byte
 	Config     []byte
 	Signatures []bundle.Signature
+	// Annotations are added to the bundle's index.json entry (a stick's
+	// delta annotations, wire.DeltaBasesAnnotation); they cannot replace
+	// the entry's own.
+	Annotations map[string]string
 }
 
 // Files returns the small files of a store layout that holds the
@@ -61,6 +65,11 @@ func Files(bundles []Bundle) (map[string][]byte, error) {
 			return nil, fmt.Errorf("bundle name %q cannot be a repository name", cfg.Name)
 		}
 		e := BundleEntry(cfg, digest.FromBytes(b.Manifest), int64(len(b.Manifest)))
+		for k, v := range b.Annotations {
+			if _, own := e.Annotations[k]; !own {
+				e.Annotations[k] = v
+			}
+		}
 		ref := e.Annotations[ocispec.AnnotationRefName]
 		if have := FindRef(&idx, ref); have != nil && have.Digest != e.Digest {
 			return nil, &ConflictError{Ref: ref, Have: have.Digest, Add: e.Digest}

@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -59,6 +60,12 @@ type BuildOptions struct {
 	Label string
 	// Trust lists files (public keys, trust roots) copied to /ferry/trust/.
 	Trust []string
+	// DeltaFrom lists bundle files of base versions: a bundle file of the
+	// same name goes on the stick as a delta for them (only the chunk
+	// packs its chunked payloads need beyond what each base holds),
+	// with the full bundle as fallback when Size has room for it (never
+	// when Size is 0: the smallest stick). See bundle/FORMAT.md §15.7.
+	DeltaFrom []string
 	// Progress, if set, is called as payload bytes are written, with the
 	// bytes done and the total.
 	Progress func(done, total int64)
@@ -109,6 +116,8 @@ type BuiltBundle struct {
 	Manifest    digest.Digest `json:"manifest"`
 	Size        int64         `json:"size"`
 	Signatures  int           `json:"signatures"`
+	// Delta is set for a bundle put on the stick as a delta.
+	Delta *BuiltDelta `json:"delta,omitempty"`
 }
 
 var labelRE = regexp.MustCompile(`^[A-Z0-9_-]{1,11}$`)
@@ -158,12 +167,20 @@ func build(out string, bundlePaths []string, o BuildOptions) (*BuildResult, erro
 		return nil, err
 	}
 	res := &BuildResult{Path: out, Label: label}
+	bases, closeBases, err := openBases(o.DeltaFrom)
+	if err != nil {
+		return nil, err
+	}
+	defer closeBases()
 
-	// The layout: the store files, then every distinct payload layer.
+	// The layout: the store files, then every distinct payload layer;
+	// fallback holds the layers only the full bundles of deltas need.
 	var lbs []layout.Bundle
-	var layers []stickFile
+	var layers, fallback []stickFile
+	var deltas []*BuiltDelta // by lbs entry, nil: a full bundle
 	seen := map[digest.Digest]bool{}
-	listed := map[digest.Digest]bool{}
+	listed := map[digest.Digest]*BuiltDelta{}
+	served := map[string]bool{}
 	srcs, closeAll, err := bundleSources(bundlePaths, o)
 	if err != nil {
 		return nil, err
@@ -171,36 +188,57 @@ func build(out string, bundlePaths []string, o BuildOptions) (*BuildResult, erro
 	defer closeAll()
 	for _, a := range srcs {
 		lbs = append(lbs, layout.Bundle{Manifest: a.rawManifest, Config: a.rawConfig, Signatures: a.sigs})
-		if listed[a.digest] {
+		if d, ok := listed[a.digest]; ok {
 			// The same bundle again (maybe with other signatures): its
 			// signatures are merged, it is listed once.
+			deltas = append(deltas, d)
 			continue
 		}
-		listed[a.digest] = true
-		bb := BuiltBundle{File: a.file, Name: a.cfg.Name, Version: a.cfg.Version, DeviceTypes: a.cfg.DeviceTypes, Manifest: a.digest, Signatures: len(a.sigs)}
+		var need map[digest.Digest]bool
+		var delta *BuiltDelta
+		if bs := bases[a.cfg.Name]; len(bs) > 0 {
+			served[a.cfg.Name] = true
+			if a.head == nil {
+				return nil, fmt.Errorf("%s %s of %s: --delta-from applies to bundle files", a.cfg.Name, a.cfg.Version, a.file)
+			}
+			if need, delta, err = deltaLayers(a.head, bs); err != nil {
+				return nil, fmt.Errorf("%s: %w", a.file, err)
+			}
+		}
+		listed[a.digest] = delta
+		deltas = append(deltas, delta)
+		bb := BuiltBundle{File: a.file, Name: a.cfg.Name, Version: a.cfg.Version, DeviceTypes: a.cfg.DeviceTypes, Manifest: a.digest, Signatures: len(a.sigs), Delta: delta}
 		for _, l := range a.layers {
 			bb.Size += l.Size
 			if seen[l.Digest] {
 				continue
 			}
-			seen[l.Digest] = true
-			layers = append(layers, stickFile{
+			sf := stickFile{
 				path: "/" + stick.Dir + "/blobs/sha256/" + l.Digest.Encoded(),
 				size: l.Size,
 				open: func() (io.Reader, error) { return a.blob(l) },
-			})
+			}
+			if need != nil && !need[l.Digest] {
+				fallback = append(fallback, sf)
+				continue
+			}
+			seen[l.Digest] = true
+			layers = append(layers, sf)
 		}
 		res.Bundles = append(res.Bundles, bb)
 	}
-	layoutFiles, err := layout.Files(lbs)
-	if err != nil {
-		return nil, err
+	for name, bs := range bases {
+		if !served[name] {
+			return nil, fmt.Errorf("delta base %s: no bundle named %s is given", bs[0].path, name)
+		}
 	}
-	var files []stickFile
-	for name, data := range layoutFiles {
-		files = append(files, stickFile{path: "/" + stick.Dir + "/" + name, data: data, size: int64(len(data))})
-	}
-	sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
+	// A layer another bundle needs whole is carried anyway.
+	fallback = slices.DeleteFunc(fallback, func(sf stickFile) bool {
+		d := digest.Digest("sha256:" + path.Base(sf.path))
+		defer func() { seen[d] = true }()
+		return seen[d]
+	})
+	var extra []stickFile // trust and deployment files
 	trustNames := map[string]bool{}
 	for _, t := range o.Trust {
 		data, err := readTrust(t)
@@ -212,7 +250,7 @@ func build(out string, bundlePaths []string, o BuildOptions) (*BuildResult, erro
 			return nil, fmt.Errorf("trust file %s: another --trust file has the same name", t)
 		}
 		trustNames[strings.ToLower(name)] = true
-		files = append(files, stickFile{path: path.Join("/", stick.Dir, stick.TrustDir, name), data: data, size: int64(len(data))})
+		extra = append(extra, stickFile{path: path.Join("/", stick.Dir, stick.TrustDir, name), data: data, size: int64(len(data))})
 		res.Trust = append(res.Trust, name)
 	}
 	if dp := o.Deployment; dp != nil {
@@ -220,17 +258,64 @@ func build(out string, bundlePaths []string, o BuildOptions) (*BuildResult, erro
 		if err != nil {
 			return nil, err
 		}
-		files = append(files, df...)
+		extra = append(extra, df...)
 		res.Deployment = dp.ID
 		for id := range dp.Assignments {
 			res.Assignments = append(res.Assignments, id)
 		}
 		sort.Strings(res.Assignments)
 	}
-	readme := []byte(readmeText(res, time.Now()))
-	files = append(files, stickFile{path: "/README.txt", data: readme, size: int64(len(readme))})
-	files = append(files, layers...)
-
+	// list is everything to write, with the full fallback or without.
+	list := func(full bool) ([]stickFile, error) {
+		ls := slices.Clone(lbs)
+		for i, d := range deltas {
+			if d != nil {
+				d.Full = full
+				ls[i].Annotations = deltaAnnotations(d)
+			}
+		}
+		layoutFiles, err := layout.Files(ls)
+		if err != nil {
+			return nil, err
+		}
+		var files []stickFile
+		for name, data := range layoutFiles {
+			files = append(files, stickFile{path: "/" + stick.Dir + "/" + name, data: data, size: int64(len(data))})
+		}
+		sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
+		files = append(files, extra...)
+		readme := []byte(readmeText(res, time.Now()))
+		files = append(files, stickFile{path: "/README.txt", data: readme, size: int64(len(readme))})
+		files = append(files, layers...)
+		if full {
+			files = append(files, fallback...)
+		}
+		return files, nil
+	}
+	// With deltas: the full fallback when --size has room for it.
+	full, note := true, ""
+	if len(fallback) > 0 {
+		if o.Size == 0 {
+			full, note = false, "no full fallback: --size auto makes the smallest stick (give --size to keep one)"
+		} else if all, err := list(true); err != nil {
+			return nil, err
+		} else if _, err := chooseSize(o.Size, all); err != nil {
+			var ts *tooSmallError
+			if !errors.As(err, &ts) {
+				return nil, err
+			}
+			full, note = false, fmt.Sprintf("no full fallback: it needs a stick of at least %s, --size is %s", display.Bytes(ts.need), display.Bytes(ts.size))
+		}
+		for _, d := range deltas {
+			if d != nil {
+				d.Note = note
+			}
+		}
+	}
+	files, err := list(full)
+	if err != nil {
+		return nil, err
+	}
 	size, err := chooseSize(o.Size, files)
 	if err != nil {
 		return nil, err
@@ -354,6 +439,13 @@ func clustersFor(files []stickFile, clusterBytes int64) int64 {
 	return n
 }
 
+// tooSmallError is chooseSize's error for a size the files do not fit.
+type tooSmallError struct{ size, need int64 }
+
+func (e *tooSmallError) Error() string {
+	return fmt.Sprintf("the bundles do not fit in %s with room for reports: use --size auto or at least %s", display.Bytes(e.size), display.Bytes(e.need))
+}
+
 // chooseSize returns the image size: the one asked for, if the files fit
 // with room for reports, or an automatic one.
 func chooseSize(want int64, files []stickFile) (int64, error) {
@@ -377,7 +469,7 @@ func chooseSize(want int64, files []stickFile) (int64, error) {
 			if err != nil {
 				return 0, err
 			}
-			return 0, fmt.Errorf("the bundles do not fit in %s with room for reports: use --size auto or at least %s", display.Bytes(want), display.Bytes(auto))
+			return 0, &tooSmallError{size: want, need: auto}
 		}
 		return want, nil
 	}
@@ -700,6 +792,9 @@ func readmeText(res *BuildResult, now time.Time) string {
 	for _, bb := range res.Bundles {
 		w("  %-24s %-16s %10s  for %s", bb.Name, bb.Version, display.Bytes(bb.Size), strings.Join(bb.DeviceTypes, ", "))
 		w("  %24s manifest %s, %d signature(s)", "", bb.Manifest, bb.Signatures)
+		if bb.Delta != nil {
+			w("  %24s delta %s", "", bb.Delta.Describe())
+		}
 	}
 	if len(res.Trust) > 0 {
 		w("")

@@ -30,6 +30,9 @@ type bundleSource struct {
 	// blob opens a layer; the reader fails at its end if the bytes do
 	// not match the layer's digest.
 	blob func(l ocispec.Descriptor) (io.Reader, error)
+	// head reads the bundle's chunk indexes (a bundle archive's; nil
+	// for a layout's).
+	head bundle.Head
 }
 
 // bundleSources opens the bundle archives and o.FromBundles of o.From;
@@ -53,7 +56,7 @@ func bundleSources(paths []string, o BuildOptions) (srcs []*bundleSource, _ func
 		}
 		closers = append(closers, a)
 		srcs = append(srcs, &bundleSource{file: p, rawManifest: a.RawManifest(), rawConfig: a.RawConfig(), digest: a.ManifestDigest(),
-			cfg: a.Config(), sigs: a.Signatures(), layers: a.Manifest().Layers,
+			cfg: a.Config(), sigs: a.Signatures(), layers: a.Manifest().Layers, head: a,
 			blob: func(l ocispec.Descriptor) (io.Reader, error) {
 				r, _, err := a.Blob(l.Digest)
 				return r, err

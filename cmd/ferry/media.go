@@ -60,7 +60,7 @@ func (s *streams) mediaProgress(whats ...string) (func(done, total int64), func(
 // mediaBuildOptions are the flags of the command newMediaBuildCommand builds; runMediaBuild does its work.
 type mediaBuildOptions struct {
 	out, device, size, label string
-	trust                    []string
+	trust, deltaFrom         []string
 	force, asJSON            bool
 	deployment               int64
 	valid, database          string
@@ -70,7 +70,7 @@ type mediaBuildOptions struct {
 func newMediaBuildCommand(s *streams) *cobra.Command {
 	var opts mediaBuildOptions
 	cmd := &cobra.Command{
-		Use:   "build (--out IMAGE | --device DEVICE) (BUNDLE... | --deployment ID MIRROR-DIR) [--size auto|8GiB] [--label FERRY] [--trust FILE]...",
+		Use:   "build (--out IMAGE | --device DEVICE) (BUNDLE... | --deployment ID MIRROR-DIR) [--size auto|8GiB] [--label FERRY] [--trust FILE]... [--delta-from BASE]...",
 		Short: "Make a stick image holding bundles, or write one straight to a stick",
 		Long: `Make a GPT disk image with one FAT32 partition holding the bundles (as a
 mirror-store layout in ferry/), the --trust files (public keys, the ferry trust root, the mirror TUF root) in
@@ -93,7 +93,15 @@ deployment on.
 With --relay the stick is built from what a site mirror MIRROR-DIR relays for
 its upstream ('ferry mirror sync' from the upstream's deployment stick): the
 upstream's signed assignments and metadata, as they came, and the bundles
-they name from the site mirror.`,
+they name from the site mirror.
+
+With --delta-from BASE (a bundle file of a version devices run, repeatable),
+a BUNDLE of the same name goes on the stick as a delta: only the chunk packs
+of its chunked payloads (bundle create --delta) that hold a chunk one of the
+bases lacks. Devices on a base install it from their running slot's chunks
+and the stick's packs. When --size has room for it, the whole bundle is added
+as the fallback for devices on any other version; otherwise (and always with
+--size auto) the build says so and such devices skip the stick's bundle.`,
 		Args: func(_ *cobra.Command, a []string) error {
 			if opts.deployment != 0 && opts.relay {
 				return cliexit.UsageError{Err: errors.New("--deployment and --relay: want one")}
@@ -113,6 +121,7 @@ they name from the site mirror.`,
 	f.StringVar(&opts.device, "device", "", "block device to write the stick to (instead of --out)")
 	f.StringVar(&opts.size, "size", "auto", "image size: auto, or such as 8GiB (default with --device: the device's)")
 	f.StringVar(&opts.label, "label", media.DefaultLabel, "FAT volume label (up to 11 of A-Z, 0-9, _ and -)")
+	f.StringArrayVar(&opts.deltaFrom, "delta-from", nil, "bundle file of a base version: put the BUNDLE of its name on the stick as a delta for it (repeatable)")
 	f.StringArrayVar(&opts.trust, "trust", nil, "file to put in ferry/trust/: a public key, the ferry trust root or the mirror TUF root, never a private key (repeatable)")
 	f.BoolVar(&opts.force, "force", false, "replace an existing --out IMAGE; with --device: write even to a mounted disk or the system's disk")
 	f.BoolVar(&opts.asJSON, "json", false, "print the result as JSON")
@@ -135,8 +144,8 @@ func runMediaBuild(s *streams, opts mediaBuildOptions, a []string) error {
 	if _, err := media.NormalizeLabel(opts.label); err != nil {
 		return cliexit.UsageError{Err: err}
 	}
-	inputs := append(append([]string{}, a...), opts.trust...)
-	bo := media.BuildOptions{Size: sz, Label: opts.label, Trust: opts.trust}
+	inputs := append(append(append([]string{}, a...), opts.trust...), opts.deltaFrom...)
+	bo := media.BuildOptions{Size: sz, Label: opts.label, Trust: opts.trust, DeltaFrom: opts.deltaFrom}
 	var sc *fleet.StickContent
 	if opts.deployment != 0 {
 		valid, err := display.ParseDuration(opts.valid)
@@ -252,6 +261,12 @@ func printBuild(s *streams, r *media.BuildResult) {
 	fmt.Fprintf(s.out, "image       %s (%s, FAT32 %q at %s)\n", r.Path, display.Bytes(r.Size), r.Label, display.Bytes(r.PartitionOffset))
 	for _, b := range r.Bundles {
 		fmt.Fprintf(s.out, "bundle      %s %s for %s (%s, %d signature(s))\n", display.Untrusted(b.Name), display.Untrusted(b.Version), display.Untrusted(strings.Join(b.DeviceTypes, ", ")), display.Bytes(b.Size), b.Signatures)
+		if d := b.Delta; d != nil {
+			fmt.Fprintf(s.out, "delta       %s\n", display.Untrusted(d.Describe()))
+			if d.Note != "" {
+				fmt.Fprintf(s.out, "note        %s\n", display.Untrusted(d.Note))
+			}
+		}
 	}
 	if len(r.Trust) > 0 {
 		fmt.Fprintf(s.out, "trust       %s\n", strings.Join(r.Trust, ", "))

@@ -93,6 +93,14 @@ type Bundle struct {
 	// opening the bundle (verify.CheckSignatures).
 	Config     *bundle.Config     `json:"-"`
 	Signatures []bundle.Signature `json:"-"`
+	// DeltaBases, from the layout's unsigned index, lists the versions
+	// of the bases the stick carries this bundle as a delta for
+	// ('ferry media build --delta-from'); DeltaOnly says the stick holds
+	// only the payload parts those bases need (bundle/FORMAT.md §15.7),
+	// so a device on another version cannot install it. Both only
+	// inform: what a device installs is judged as always.
+	DeltaBases []string `json:"deltaBases,omitempty"`
+	DeltaOnly  bool     `json:"deltaOnly,omitempty"`
 	// Err says why the bundle cannot be read (a missing or damaged blob);
 	// only Name, Version and Manifest are then set, from the unsigned
 	// index.
@@ -127,6 +135,7 @@ func (l *Layout) Bundles() ([]Bundle, error) {
 			continue
 		}
 		b := Bundle{Name: d.Annotations[bundleNameAnnotation], Version: d.Annotations[bundleVersionAnnotation], Manifest: d.Digest}
+		b.DeltaBases, b.DeltaOnly = deltaAnnotations(d.Annotations)
 		if err := l.readBundle(&b, d, refs); err != nil {
 			b.Err = fmt.Errorf("bundle %s %s (%s): %w", orUnknown(b.Name), orUnknown(b.Version), d.Digest, err)
 		}
@@ -139,6 +148,37 @@ func (l *Layout) Bundles() ([]Bundle, error) {
 		return bundle.CompareVersions(out[i].Version, out[j].Version) < 0
 	})
 	return out, nil
+}
+
+// maxDeltaBases bounds the base versions read from a delta annotation.
+const maxDeltaBases = 64
+
+// deltaAnnotations reads a bundle entry's delta annotations (see
+// Bundle.DeltaBases): at most maxDeltaBases non-empty versions.
+func deltaAnnotations(a map[string]string) ([]string, bool) {
+	v, ok := a[wire.DeltaBasesAnnotation]
+	if !ok {
+		return nil, false
+	}
+	var bases []string
+	for _, b := range strings.Split(v, ",") {
+		if b = strings.TrimSpace(b); b != "" && len(bases) < maxDeltaBases {
+			bases = append(bases, b)
+		}
+	}
+	return bases, a[wire.DeltaOnlyAnnotation] == "true"
+}
+
+// Has says whether the layout holds blob d, as a file of d's size. A
+// stick built as a delta (Bundle.DeltaOnly) lacks the parts its bases
+// do not need.
+func (l *Layout) Has(d ocispec.Descriptor) bool {
+	p, err := blobPath(d.Digest)
+	if err != nil {
+		return false
+	}
+	st, err := fs.Stat(l.fsys, p)
+	return err == nil && st.Mode().IsRegular() && st.Size() == d.Size
 }
 
 func orUnknown(s string) string {
@@ -298,6 +338,10 @@ func (r *blobReader) Close() error { return r.f.Close() }
 // Raw returns bundle b's manifest and config exactly as the layout
 // stores them (both were checked against their digests by Bundles).
 func (b Bundle) Raw() (manifest, config []byte) { return b.manifest, b.config }
+
+// Layers returns the layers of bundle b's manifest (attachments, then
+// each payload's parts), as listed by Bundles.
+func (b Bundle) Layers() []ocispec.Descriptor { return b.layers }
 
 // OpenBlob opens the blob d from byte off, unchecked: the caller checks
 // it against its digest. It reads as Open does (errors name the file and

@@ -56,6 +56,14 @@ const (
 	// BundleNameAnnotation and BundleVersionAnnotation name the bundle.
 	BundleNameAnnotation    = "dev.ferry.bundle.name"
 	BundleVersionAnnotation = "dev.ferry.bundle.version"
+	// DeltaBasesAnnotation is on the entry of a bundle that a stick
+	// carries as a delta ('ferry media build --delta-from'): the
+	// versions of the bases it was built for, comma-separated.
+	DeltaBasesAnnotation = "dev.ferry.delta.bases"
+	// DeltaOnlyAnnotation is "true" on such an entry when the stick
+	// holds only the payload parts those bases need, not the full
+	// bundle (bundle/FORMAT.md §15.7).
+	DeltaOnlyAnnotation = "dev.ferry.delta.only"
 )
 
 // RootFile is the file name of trust root (or TUF root) version v:
