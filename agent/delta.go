@@ -90,6 +90,8 @@ type deltaBase struct {
 	slot, device string
 	at           map[bundle.ChunkID]int64 // chunk ID → offset in the slot
 	shared       bundle.ChunkDiff
+	// need are the payload's parts that hold the chunks the slot lacks.
+	need []ocispec.Descriptor
 }
 
 // omitted names the payloads whose parts the stream leaves out.
@@ -135,7 +137,12 @@ func (a *Agent) installFrom(ctx context.Context, where string, topts transport.O
 // installBlobs installs the bundle blobs reads, as a delta where
 // planDelta finds a base.
 func (a *Agent) installBlobs(ctx context.Context, blobs *transport.Blobs, origin string, o InstallOptions) (*Result, error) {
-	o.Delta = a.planDelta(ctx, blobs)
+	return a.installPlanned(ctx, blobs, a.planDelta(ctx, blobs), origin, o)
+}
+
+// installPlanned installs the bundle blobs reads with the delta plan d.
+func (a *Agent) installPlanned(ctx context.Context, blobs *transport.Blobs, d *Delta, origin string, o InstallOptions) (*Result, error) {
+	o.Delta = d
 	stream := blobs.Stream(ctx, o.Delta.omitted())
 	defer stream.Close()
 	return a.InstallWith(ctx, o.wrap(stream), origin, o)
@@ -214,6 +221,14 @@ func (a *Agent) deltaBase(ctx context.Context, blobs *transport.Blobs, cfg *bund
 	if float64(diff.SharedBytes) < minSharedFraction*float64(diff.Bytes) {
 		return nil, fmt.Sprintf("slot %s shares only %d of %d bytes with it (an unknown base)", booted, diff.SharedBytes, diff.Bytes)
 	}
+	parts, ok := payloadParts(cfg, blobs.Head.Parsed, i)
+	if !ok {
+		return nil, "the manifest lacks layers the config names" // refused when judged
+	}
+	locs, err := nix.Locate(&p, parts)
+	if err != nil {
+		return nil, err.Error()
+	}
 	at := make(map[bundle.ChunkID]int64, len(old.Chunks))
 	var off int64
 	for _, c := range old.Chunks {
@@ -222,7 +237,48 @@ func (a *Agent) deltaBase(ctx context.Context, blobs *transport.Blobs, cfg *bund
 		}
 		off += int64(c.Size)
 	}
-	return &deltaBase{slot: booted, device: slot.Device(booted), at: at, shared: diff}, ""
+	var need []ocispec.Descriptor
+	for j, c := range nix.Chunks {
+		part := parts[locs[j].Part]
+		if _, have := at[c.ID]; !have && (len(need) == 0 || need[len(need)-1].Digest != part.Digest) {
+			need = append(need, part)
+		}
+	}
+	return &deltaBase{slot: booted, device: slot.Device(booted), at: at, shared: diff, need: need}, ""
+}
+
+// payloadParts returns the part layers of payload i from an unjudged
+// manifest, or false when it has too few layers.
+func payloadParts(cfg *bundle.Config, m *ocispec.Manifest, i int) ([]ocispec.Descriptor, bool) {
+	n := len(cfg.Attachments)
+	for _, p := range cfg.Payloads {
+		n += p.Parts
+	}
+	if m == nil || len(m.Layers) < n {
+		return nil, false
+	}
+	return bundle.PayloadLayers(cfg, *m, i), true
+}
+
+// missingParts counts, of the parts an install with plan d reads, those
+// blobs lacks (a stick built as a delta for other bases), and all of
+// them.
+func (d *Delta) missingParts(cfg *bundle.Config) (missing, parts int) {
+	for i, p := range cfg.Payloads {
+		var want []ocispec.Descriptor
+		if base := d.bases[p.Name]; base != nil {
+			want = base.need
+		} else if want, _ = payloadParts(cfg, d.blobs.Head.Parsed, i); want == nil {
+			return 0, 0 // refused when judged
+		}
+		for _, l := range want {
+			parts++
+			if !d.blobs.Has(l) {
+				missing++
+			}
+		}
+	}
+	return missing, parts
 }
 
 // deltaContent returns payload p's content assembled from the base slot

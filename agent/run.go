@@ -338,7 +338,23 @@ func (a *Agent) installStick(ctx context.Context, s *stick.Stick, rep *stick.Rep
 		return nil, err
 	}
 	defer blobs.Close()
-	return a.installBlobs(ctx, blobs, origin, InstallOptions{DeferReboot: true})
+	d := a.planDelta(ctx, blobs)
+	if b.DeltaOnly && d != nil {
+		// A stick built as a delta holds only the chunk packs its bases
+		// need: install only if every part this device reads is there.
+		if missing, parts := d.missingParts(b.Config); missing > 0 {
+			runs := a.installedVersionOf(b.Name)
+			if runs == "" {
+				runs = "a version it did not install from a chunked bundle"
+			}
+			rep.Reason = fmt.Sprintf("stick holds a delta of %s %s for bases %s; this device runs %s (%d of the %d chunk packs it needs are not on the stick)",
+				b.Name, b.Version, strings.Join(b.DeltaBases, ", "), runs, missing, parts)
+			rep.Offered = offered(bundles)
+			a.logf("%s: %s: nothing installed", s.Root, rep.Reason)
+			return nil, nil
+		}
+	}
+	return a.installPlanned(ctx, blobs, d, origin, InstallOptions{DeferReboot: true})
 }
 
 // offered says what a stick holds, for a report: "NAME VERSION (DEVICE

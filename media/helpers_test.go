@@ -1,8 +1,6 @@
 package media
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -83,41 +81,6 @@ func needTool(t testing.TB, names ...string) {
 	}
 }
 
-// extractPartition copies size bytes at off of img to a new sparse file
-// (fsck.fat 4.2 has no --offset).
-func extractPartition(t testing.TB, img string, off, size int64) string {
-	t.Helper()
-	src, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	out := filepath.Join(t.TempDir(), "part.img")
-	dst, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
-	buf := make([]byte, 1<<20)
-	zero := make([]byte, len(buf))
-	for pos := int64(0); pos < size; pos += int64(len(buf)) {
-		n := min(int64(len(buf)), size-pos)
-		if _, err := src.ReadAt(buf[:n], off+pos); err != nil && !errors.Is(err, io.EOF) {
-			t.Fatal(err)
-		}
-		if bytes.Equal(buf[:n], zero[:n]) {
-			continue
-		}
-		if _, err := dst.WriteAt(buf[:n], pos); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := dst.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // fsckClean runs fsck.fat -n on the partition and fails unless it exits 0
 // and says nothing but its version and the summary line.
 func fsckClean(t testing.TB, img string, off, size int64) {
@@ -135,7 +98,7 @@ func fsckClean(t testing.TB, img string, off, size int64) {
 
 func fsck(t testing.TB, img string, off, size int64) (string, error) {
 	t.Helper()
-	part := extractPartition(t, img, off, size)
+	part := testutil.ExtractPartition(t, img, off, size)
 	out, err := exec.Command("fsck.fat", "-n", part).CombinedOutput()
 	return string(out), err
 }

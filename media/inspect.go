@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -22,6 +23,8 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/internal/verifyio"
+	"github.com/ferry-update/ferry/transport"
 	"github.com/ferry-update/ferry/transport/stick"
 	"github.com/ferry-update/ferry/verify"
 )
@@ -85,6 +88,23 @@ type InspectedBundle struct {
 	Checked     string         `json:"checked"` // CheckedNothing, CheckedSignatures or CheckedAll
 	Reason      string         `json:"reason,omitempty"`
 	Verdict     *verify.Result `json:"verdict,omitempty"`
+	// Delta is set for a bundle the stick carries as a delta ('ferry
+	// media build --delta-from').
+	Delta *InspectedDelta `json:"delta,omitempty"`
+}
+
+// InspectedDelta says what a stick holds of a bundle it carries as a
+// delta: the base versions it serves (from the stick's unsigned index)
+// and how many payload parts are on it. When Only, devices on other
+// versions skip the bundle; "valid" then means the signatures hold and
+// every part on the stick matches its signed digest.
+type InspectedDelta struct {
+	Bases []string `json:"bases"`
+	Only  bool     `json:"only"`
+	// Parts counts the payload parts of the bundle, Present those on the
+	// stick.
+	Parts   int `json:"parts"`
+	Present int `json:"present"`
 }
 
 // ReportRow is one report file: the report, or why it could not be read.
@@ -152,16 +172,32 @@ func judge(l *stick.Layout, b stick.Bundle, o InspectOptions) InspectedBundle {
 		ib.Status, ib.Reason = StatusUnreadable, b.Err.Error()
 		return ib
 	}
+	var omit map[string]bool
+	if b.DeltaBases != nil {
+		ib.Delta, omit = deltaOnStick(l, b)
+	}
 	if p == nil {
 		return ib
 	}
-	rc, err := l.Open(b)
+	var rc io.ReadCloser
+	var err error
+	if omit != nil {
+		// The parts of payloads that are not all there are checked one
+		// by one after the stream.
+		var blobs *transport.Blobs
+		if blobs, err = transport.LayoutBlobs(context.Background(), l, b, b.Name+" "+b.Version); err == nil {
+			defer blobs.Close()
+			rc = blobs.Stream(context.Background(), omit)
+		}
+	} else {
+		rc, err = l.Open(b)
+	}
 	if err != nil {
 		ib.Status, ib.Reason = StatusUnreadable, err.Error()
 		return ib
 	}
 	defer rc.Close()
-	r, err := bundle.NewReader(rc)
+	r, err := bundle.NewReaderWith(rc, bundle.ReaderOptions{Omitted: omit})
 	if err != nil {
 		ib.Status, ib.Reason = StatusUnreadable, err.Error()
 		return ib
@@ -186,8 +222,67 @@ func judge(l *stick.Layout, b stick.Bundle, o InspectOptions) InspectedBundle {
 		ib.Status, ib.Reason = StatusInvalid, err.Error()
 		return ib
 	}
+	if err := checkPresentParts(l, r, omit); err != nil {
+		ib.Status, ib.Reason = StatusInvalid, err.Error()
+		return ib
+	}
 	ib.Status = StatusValid
 	return ib
+}
+
+// deltaOnStick says what the stick holds of bundle b, which it carries
+// as a delta, and which payloads lack parts.
+func deltaOnStick(l *stick.Layout, b stick.Bundle) (*InspectedDelta, map[string]bool) {
+	d := &InspectedDelta{Bases: b.DeltaBases, Only: b.DeltaOnly}
+	omit := map[string]bool{}
+	cfg, layers := b.Config, b.Layers()
+	at := len(cfg.Attachments)
+	for _, p := range cfg.Payloads {
+		if at+p.Parts > len(layers) {
+			return d, nil // the reader refuses the manifest
+		}
+		for _, part := range layers[at : at+p.Parts] {
+			d.Parts++
+			if l.Has(part) {
+				d.Present++
+			} else {
+				omit[p.Name] = true
+			}
+		}
+		at += p.Parts
+	}
+	if len(omit) == 0 {
+		omit = nil
+	}
+	return d, omit
+}
+
+// checkPresentParts checks every part on the stick of the payloads in
+// omit (judged by the reader r) against its signed digest.
+func checkPresentParts(l *stick.Layout, r *bundle.Reader, omit map[string]bool) error {
+	cfg, m := r.Config(), r.Manifest()
+	for i, p := range cfg.Payloads {
+		if !omit[p.Name] {
+			continue
+		}
+		for k, part := range bundle.PayloadLayers(cfg, m, i) {
+			if !l.Has(part) {
+				continue
+			}
+			rc, err := l.OpenBlob(part.Digest, 0)
+			if err == nil {
+				var vr *verifyio.Reader
+				if vr, err = verifyio.NewReader(rc, part.Size, part.Digest); err == nil {
+					_, err = io.Copy(io.Discard, vr)
+				}
+				rc.Close()
+			}
+			if err != nil {
+				return fmt.Errorf("payload %q part %d of %d: %w", p.Name, k+1, p.Parts, err)
+			}
+		}
+	}
+	return nil
 }
 
 func reportRows(rs []stick.ReportFile) []ReportRow {

@@ -121,6 +121,17 @@ func (b *Blobs) Range(ctx context.Context, d ocispec.Descriptor, off, n int64) (
 	return readCloser{io.LimitReader(rc, n), rc}, nil
 }
 
+// Has says whether the source holds blob d. Only a stick's layout (or a
+// mirror directory) is asked; a registry or mirror server is taken to
+// hold every blob of its bundles. A stick built as a delta
+// (stick.Bundle.DeltaOnly) lacks the parts its bases do not need.
+func (b *Blobs) Has(d ocispec.Descriptor) bool {
+	if ls, ok := b.src.(*layoutSource); ok {
+		return ls.l.Has(d)
+	}
+	return true
+}
+
 // Ref says where the bundle is, for messages.
 func (b *Blobs) Ref() string { return b.entry.Ref }
 

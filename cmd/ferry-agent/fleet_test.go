@@ -24,20 +24,21 @@ import (
 // into a temporary directory.
 func buildBinaries(t *testing.T) (ferry, agent string) {
 	t.Helper()
-	bin := t.TempDir()
-	ferry, agent = filepath.Join(bin, "ferry"), filepath.Join(bin, "ferry-agent")
-	for _, b := range []struct {
-		out, pkg string
-		env      []string
-	}{{ferry, "./cmd/ferry", nil}, {agent, "./cmd/ferry-agent", []string{"CGO_ENABLED=0"}}} {
-		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
-		cmd.Dir = filepath.Join("..", "..")
-		cmd.Env = append(os.Environ(), b.env...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", b.pkg, err, out)
-		}
+	return buildBinary(t, "ferry", "./cmd/ferry"), buildBinary(t, "ferry-agent", "./cmd/ferry-agent", "CGO_ENABLED=0")
+}
+
+// buildBinary builds the command pkg (relative to the repository) as
+// name into a temporary directory, with env added to the environment.
+func buildBinary(t *testing.T, name, pkg string, env ...string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = filepath.Join("..", "..")
+	cmd.Env = append(os.Environ(), env...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
-	return ferry, agent
+	return out
 }
 
 // lockedBuffer collects a process's log while it runs.

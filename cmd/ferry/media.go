@@ -395,6 +395,14 @@ func printInspection(s *streams, in *media.Inspection) {
 	}
 	tw.Flush()
 	for _, b := range in.Bundles {
+		if d := b.Delta; d != nil {
+			what := "the full bundle for devices on other versions"
+			if d.Only {
+				what = "delta only: devices on other versions skip it"
+			}
+			fmt.Fprintf(s.out, "%s %s: delta for bases %s: %d of %d payload parts on the stick, %s\n", display.OrDash(display.Untrusted(b.Name)), display.OrDash(display.Untrusted(b.Version)),
+				display.Untrusted(strings.Join(d.Bases, ", ")), d.Present, d.Parts, what)
+		}
 		if b.Reason != "" {
 			fmt.Fprintf(s.out, "%s %s: %s\n", display.OrDash(display.Untrusted(b.Name)), display.OrDash(display.Untrusted(b.Version)), display.Untrusted(b.Reason))
 		}
