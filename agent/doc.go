@@ -180,6 +180,13 @@
 // error (errFetch, a failure, not a refusal) and the install fails with
 // nothing activated.
 //
+// A stick built as a delta ('ferry media build --delta-from', FORMAT.md
+// §15.7) marks the bundle delta-only: InstallStick then installs it only
+// when every part the plan reads is on the stick (the parts holding the
+// chunks its base lacks, all parts of other payloads), and otherwise
+// writes a skipped report naming the bases the stick serves and the
+// version the device runs, with nothing written.
+//
 // The state machine and its recovery are those of a full install: a power
 // cut while writing leaves the new slot inactive and the install failed;
 // the next attempt plans its delta again from the booted slot. Without a

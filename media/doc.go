@@ -12,6 +12,12 @@
 // go-diskfs v1.9.4's FAT32 defects are worked around in fatfix.go, and
 // the tests check every image with fsck.fat, sgdisk and mtools.
 //
+// With BuildOptions.DeltaFrom a bundle goes on the stick as a delta for
+// named base bundles (bundle/FORMAT.md §15.7): only the chunk packs that
+// hold a chunk some base lacks, the full bundle added as the fallback
+// when the size allows; the stick's index.json says which bases it
+// serves, and Inspect shows it.
+//
 // Write copies an image onto a stick (syncs, reads back, compares
 // SHA-256), refusing a disk that is mounted or holds the running system
 // (CheckTarget); BuildDevice builds an image sized for a stick and writes

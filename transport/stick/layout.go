@@ -282,6 +282,9 @@ func (l *Layout) Open(b Bundle) (io.ReadCloser, error) {
 				return nil, err
 			}
 			f, err := l.fsys.Open(p)
+			if errors.Is(err, fs.ErrNotExist) && b.DeltaOnly {
+				return nil, fmt.Errorf("%s is not on the stick: it carries this bundle as a delta for bases %s only: %w", p, strings.Join(b.DeltaBases, ", "), err)
+			}
 			if err != nil {
 				return nil, err
 			}
