@@ -22,6 +22,7 @@ import (
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/depcheck"
 	"github.com/ferry-update/ferry/internal/verifyio"
+	"github.com/ferry-update/ferry/transport/wire"
 	"github.com/ferry-update/ferry/verify"
 )
 
@@ -529,4 +530,64 @@ func FuzzParseReport(f *testing.F) {
 // host-side dependencies, built as on devices (no cgo).
 func TestDepcheck(t *testing.T) {
 	depcheck.Device(t, depcheck.Module+"/transport/stick")
+}
+
+// TestDeltaOnly reads the delta annotations of a bundle entry (FORMAT.md
+// §15.7): the bases, whether parts are missing, Has, and an Open that
+// names the missing part and the bases.
+func TestDeltaOnly(t *testing.T) {
+	root, _ := testStick(t)
+	p := filepath.Join(root, Dir, "index.json")
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		t.Fatal(err)
+	}
+	idx.Manifests[2].Annotations[wire.DeltaBasesAnnotation] = " 1.0.0, ,1.1.0"
+	idx.Manifests[2].Annotations[wire.DeltaOnlyAnnotation] = "true"
+	idx.Manifests[0].Annotations[wire.DeltaBasesAnnotation] = strings.Repeat("1,", 100)
+	raw, _ = json.Marshal(idx)
+	if err := os.WriteFile(p, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := s.Bundles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, newer := bs[0], bs[1]
+	if gw.DeltaOnly || len(gw.DeltaBases) != maxDeltaBases {
+		t.Errorf("gw 1.0.0: bases %d, only %t", len(gw.DeltaBases), gw.DeltaOnly)
+	}
+	if !newer.DeltaOnly || strings.Join(newer.DeltaBases, "|") != "1.0.0|1.1.0" {
+		t.Fatalf("gw 1.2.0: %q, only %t", newer.DeltaBases, newer.DeltaOnly)
+	}
+	if bs[2].DeltaBases != nil || bs[2].DeltaOnly {
+		t.Errorf("sensor: %+v", bs[2])
+	}
+	part := newer.Layers()[len(newer.Layers())-1]
+	if !s.Has(part) {
+		t.Fatal("Has: the part is there")
+	}
+	if err := os.Remove(filepath.Join(root, Dir, "blobs", "sha256", part.Digest.Encoded())); err != nil {
+		t.Fatal(err)
+	}
+	if s.Has(part) {
+		t.Fatal("Has: the part was removed")
+	}
+	rc, err := s.Open(newer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.Copy(io.Discard, rc)
+	rc.Close()
+	if err == nil || !strings.Contains(err.Error(), "is not on the stick: it carries this bundle as a delta for bases 1.0.0, 1.1.0 only") || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("open: %v", err)
+	}
 }
