@@ -284,6 +284,11 @@ type AddResult struct {
 	New             bool `json:"new"`             // the bundle was not in the mirror before
 	BlobsAdded      int  `json:"blobsAdded"`      // blobs that moved
 	SignaturesAdded int  `json:"signaturesAdded"` // signatures not in the mirror before
+	// BytesFetched counts the layer bytes read from the source;
+	// BytesReused the bytes of parts rebuilt from chunks the mirror held
+	// (bundle/FORMAT.md §15.8).
+	BytesFetched int64 `json:"bytesFetched"`
+	BytesReused  int64 `json:"bytesReused"`
 }
 
 // Add copies the bundle file at bundlePath into the store, tagged
@@ -343,8 +348,10 @@ func (s *Store) addEntry(ctx context.Context, src transport.Source, e transport.
 
 // ingest stores a bundle whose head has been fetched: blobs first, then
 // manifests, then the index, so the index never names a missing blob.
-// The caller holds the lock.
-func (s *Store) ingest(h *oci.Head, layer func(l ocispec.Descriptor, off int64) (io.ReadCloser, error)) (*AddResult, error) {
+// With rng (a source that reads ranges), parts of chunked payloads are
+// rebuilt from the chunks the store holds and the others' frames
+// (chunksync.go). The caller holds the lock.
+func (s *Store) ingest(h *oci.Head, layer func(l ocispec.Descriptor, off int64) (io.ReadCloser, error), rng rangeFunc) (*AddResult, error) {
 	cfg, err := bundle.ParseConfig(h.Config)
 	if err != nil {
 		return nil, err
@@ -369,11 +376,34 @@ func (s *Store) ingest(h *oci.Head, layer func(l ocispec.Descriptor, off int64) 
 	} else if added {
 		res.BlobsAdded++
 	}
+	var plans map[digest.Digest][]frameSpan // parts to rebuild from chunks (chunksync.go)
+	planned := false
 	for i, l := range h.Parsed.Layers {
 		if s.hasBlob(l.Digest, l.Size) {
 			continue
 		}
-		if err := s.writeBlob(l, func(off int64) (io.ReadCloser, error) { return layer(l, off) }); err != nil {
+		if rng != nil && !planned && i >= len(cfg.Attachments) {
+			// The attachments, chunk indexes among them, are stored.
+			plans, planned = s.partPlans(cfg, h.Parsed, idx), true
+		}
+		whole := func() error {
+			return s.writeBlob(l, func(off int64) (io.ReadCloser, error) {
+				rc, err := layer(l, off)
+				if err != nil {
+					return nil, err
+				}
+				return countingCloser{rc, &res.BytesFetched}, nil
+			})
+		}
+		var err error
+		if frames := plans[l.Digest]; frames != nil {
+			if err = s.rebuildPart(l, frames, rng, res); isDigestError(err) {
+				err = whole() // the same chunk compressed otherwise
+			}
+		} else {
+			err = whole()
+		}
+		if err != nil {
 			return nil, fmt.Errorf("layer %d (%s): %w", i, l.Digest, err)
 		}
 		res.BlobsAdded++

@@ -215,6 +215,8 @@ func (s *Store) ingestFrom(ctx context.Context, src transport.Source, e transpor
 	defer unlock()
 	return s.ingest(h, func(l ocispec.Descriptor, off int64) (io.ReadCloser, error) {
 		return src.OpenBlob(ctx, l, off)
+	}, func(l ocispec.Descriptor, off, n int64) (io.ReadCloser, error) {
+		return transport.Range(ctx, src, l, off, n)
 	})
 }
 

@@ -107,14 +107,21 @@ func (p *pipeReader) Close() error {
 // to a registry (resumed if the connection drops), a read of the file on
 // a stick.
 func (b *Blobs) Range(ctx context.Context, d ocispec.Descriptor, off, n int64) (io.ReadCloser, error) {
-	if rs, ok := b.src.(*registrySource); ok {
+	return Range(ctx, b.src, d, off, n)
+}
+
+// Range opens n bytes of blob d of src from byte off: one bounded Range
+// request to a registry (resumed if the connection drops), a read of the
+// file in a layout. Nothing is checked.
+func Range(ctx context.Context, src Source, d ocispec.Descriptor, off, n int64) (io.ReadCloser, error) {
+	if rs, ok := src.(*registrySource); ok {
 		repo, err := rs.repository(ctx)
 		if err != nil {
 			return nil, err
 		}
 		return repo.BlobRange(ctx, d, off, n)
 	}
-	rc, err := b.src.OpenBlob(ctx, d, off)
+	rc, err := src.OpenBlob(ctx, d, off)
 	if err != nil {
 		return nil, err
 	}
