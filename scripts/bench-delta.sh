@@ -10,7 +10,9 @@
 #   ferry    bytes a device fetches: the chunks it lacks and the chunk
 #            index, as the agent counts them in a real delta install from
 #            `ferry mirror serve` (and `ferry bundle diff`, which predicts
-#            it); the parts a mirror holding v1 adds for v2
+#            it); the parts a mirror holding v1 adds for v2, and the bytes
+#            `ferry mirror sync` moves for them from `ferry mirror serve`
+#            (chunk level, bundle/FORMAT.md §15.8) against whole packs
 #   xdelta3 -e -B 1073741824 -s v1 v2          size of the delta
 #   zstd -3 --long=31 --patch-from=v1 v2       size of the patch
 #   casync make of v2 into v1's store          bytes of new chunk files
@@ -156,6 +158,17 @@ for pair in $PAIRS; do
 	fetched=$((chunks + index))
 	row "ferry (chunks + index a device fetches)" "$fetched" "$delta_secs" "$delta_rss"
 	printf '  %-44s %9s MB predicted by ferry bundle diff; a mirror holding v1 adds %s MB of parts\n' "" "$(mb "$predicted")" "$(mb "$mirror_new")"
+
+	log "$pair: mirror sync of v2 from ferry mirror serve into a mirror holding v1"
+	rm -rf "$WORK/down"
+	"$FERRY" mirror init "$WORK/down" --key "$WORK/key.key" >/dev/null
+	"$FERRY" mirror sync "$WORK/down" --from "$WORK/v1.ferry" >/dev/null
+	timed "ferry mirror sync" "$FERRY" mirror sync "$WORK/down" --from "oci://127.0.0.1:$port/bench:$ver" --plain-http --json
+	synced=$(sed -n 's/^ *"bytesFetched": \([0-9]*\),$/\1/p' "$WORK/cmd.log")
+	[[ -n $synced ]] || die "mirror sync printed no bytesFetched: $(cat "$WORK/cmd.log")"
+	row "ferry mirror sync v1 -> v2 (chunks; before: packs)" "$synced" "$SECS" "$RSS_KIB"
+	printf '  %-44s %9s MB moved by a pack-level sync (the new packs)\n' "" "$(mb "$mirror_new")"
+	rm -rf "$WORK/down"
 
 	"$AGENT" -c "$d/agent.toml" rollback >/dev/null 2>&1 || die "rollback failed"
 	timed "ferry-agent full install" "$AGENT" -c "$d/agent.toml" install "$WORK/v2.ferry"

@@ -260,6 +260,9 @@ func printAdded(s *streams, r *mirror.AddResult) {
 		what = "signed"
 	}
 	fmt.Fprintf(s.out, "%-9s %s:%s %s (%d blobs moved, %d signatures, %d new)\n", what, r.Repository, r.Tag, r.Digest, r.BlobsAdded, r.Signatures, r.SignaturesAdded)
+	if r.BytesReused > 0 {
+		fmt.Fprintf(s.out, "%-9s %s fetched, %s of chunk packs rebuilt from chunks the mirror held\n", "", display.Bytes(r.BytesFetched), display.Bytes(r.BytesReused))
+	}
 }
 
 // mirrorSyncOptions are the flags of 'ferry mirror sync'.
@@ -282,8 +285,11 @@ func newMirrorSyncCommand(s *streams) *cobra.Command {
   MIRROR|STICK DIR      the bundles of another mirror directory (and its trust
                         roots, roots/N.root.json) or of a mounted stick
   IMAGE|DEVICE          every bundle on a stick ('ferry media build')
-Only missing blobs move. A sync that is interrupted leaves no half-written
-blob in the mirror, and the next sync continues where it stopped.`,
+Only missing blobs move. A chunk pack of a --delta bundle is rebuilt from the
+chunks the mirror holds in other versions of the bundle and the new chunks,
+fetched by range (checked against the pack's signed digest; fetched whole if
+it does not match). A sync that is interrupted leaves no half-written blob in
+the mirror, and the next sync continues where it stopped.`,
 		Args: args(1, "a mirror DIR"),
 		RunE: func(cmd *cobra.Command, a []string) error { return runMirrorSync(cmd.Context(), s, o, a[0]) },
 	}
