@@ -26,7 +26,8 @@
 # 0 unless a tool could not run.
 #
 # Knobs: BENCH_DIR (default .bench), BENCH_PAIRS ("inplace shift"),
-# BENCH_CHUNK (ferry's --chunk-size, default 16KiB).
+# BENCH_CHUNK (ferry's --chunk-size, default 16KiB), BENCH_OTHERS (1; 0
+# measures ferry alone, without xdelta3, zstd and casync).
 # Exit status: 0 done, 1 a tool failed or is missing, 2 usage.
 set -Eeuo pipefail
 
@@ -34,6 +35,7 @@ cd "$(dirname "$0")/.."
 export BENCH_DIR=${BENCH_DIR:-.bench}
 PAIRS=${BENCH_PAIRS:-inplace shift}
 CHUNK=${BENCH_CHUNK:-16KiB}
+OTHERS=${BENCH_OTHERS:-1}
 WORK=$BENCH_DIR/delta
 export SOURCE_DATE_EPOCH=1700000000 FERRY_KEY_PASSPHRASE=
 
@@ -175,6 +177,7 @@ for pair in $PAIRS; do
 	full_secs=$SECS full_rss=$RSS_KIB
 	printf '  %-44s %9s     %7.1f s  %5d MiB RSS\n' "ferry-agent full install of v2 from a file" "" "$full_secs" $((full_rss / 1024))
 
+	if [[ $OTHERS == 1 ]]; then
 	log "$pair: xdelta3"
 	timed xdelta3 xdelta3 -e -f -B 1073741824 -s "$v1" "$v2" "$WORK/v2.xdelta"
 	xd=$(stat -c %s "$WORK/v2.xdelta")
@@ -194,8 +197,9 @@ for pair in $PAIRS; do
 	after=$(find "$WORK/castore" -type f -name '*.cacnk' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
 	row "casync make v2 into v1's store (new chunks)" "$((after - before))" "$SECS" "$RSS_KIB"
 	rm -rf "$WORK/castore" "$WORK"/*.caibx
+	fi
 
-	if [[ $pair == inplace ]]; then
+	if [[ $pair == inplace && $OTHERS == 1 ]]; then
 		awk -v f="$fetched" -v x="$xd" 'BEGIN { printf "  targets: fetched %.1f MB (<= 60 MB: %s), %.2fx xdelta3 (<= 1.1: %s)\n", f / 1e6, (f <= 60e6 ? "met" : "MISSED"), f / x, (f / x <= 1.1 ? "met" : "MISSED") }'
 	fi
 	awk -v h="$create_rss" -v d="$delta_rss" -v ds="$delta_secs" -v fs="$full_secs" 'BEGIN {

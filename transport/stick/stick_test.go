@@ -591,3 +591,22 @@ func TestDeltaOnly(t *testing.T) {
 		t.Fatalf("open: %v", err)
 	}
 }
+
+// FuzzDeltaAnnotations: whatever a stick's index says, the bases are at
+// most maxDeltaBases trimmed, non-empty versions without commas.
+func FuzzDeltaAnnotations(f *testing.F) {
+	f.Add("1.0.0,1.1.0", "true")
+	f.Add(" , ,", "")
+	f.Add(strings.Repeat("x,", 200), "false")
+	f.Fuzz(func(t *testing.T, bases, only string) {
+		got, deltaOnly := deltaAnnotations(map[string]string{wire.DeltaBasesAnnotation: bases, wire.DeltaOnlyAnnotation: only})
+		if len(got) > maxDeltaBases || deltaOnly != (only == "true") {
+			t.Fatalf("%d bases, only %t", len(got), deltaOnly)
+		}
+		for _, b := range got {
+			if b == "" || strings.Contains(b, ",") || strings.TrimSpace(b) != b {
+				t.Fatalf("base %q", b)
+			}
+		}
+	})
+}
