@@ -36,7 +36,8 @@
 #   BENCH_FLEET_DEVICES    simulated devices (default 10000)
 #   BENCH_FLEET_DOWNLOAD   of them downloading the bundle (default 200)
 #   BENCH_FLEET_INTERVAL   seconds between a device's polls (default 60)
-#   BENCH_FLEET_SECONDS    how long polls are started (default 360)
+#   BENCH_FLEET_SECONDS    how long polls are started (default 330: every
+#                          download, 256 s at 1 MiB/s, ends within it)
 #   BENCH_FLEET_MIB        bundle payload in MiB (default 256)
 #   BENCH_FLEET_RATE_KIB   download pace per device in KiB/s (default 1024)
 #   BENCH_FLEET_BACKENDS   databases (default "sqlite postgres")
@@ -51,7 +52,7 @@ BENCH_DIR=${BENCH_DIR:-.bench}
 DEVICES=${BENCH_FLEET_DEVICES:-10000}
 DOWNLOAD=${BENCH_FLEET_DOWNLOAD:-200}
 INTERVAL=${BENCH_FLEET_INTERVAL:-60}
-SECS=${BENCH_FLEET_SECONDS:-360}
+SECS=${BENCH_FLEET_SECONDS:-330}
 MIB=${BENCH_FLEET_MIB:-256}
 RATE=${BENCH_FLEET_RATE_KIB:-1024}
 BACKENDS=${BENCH_FLEET_BACKENDS:-sqlite postgres}
