@@ -114,7 +114,7 @@ BUNDLE=$CACHE/bench-$MIB.ferry
 if [[ ! -f $BUNDLE ]]; then
 	echo "bench-fleet: making a $MIB MiB bundle in $CACHE" >&2
 	head -c $((MIB << 20)) /dev/urandom >"$CACHE/payload.img"
-	FERRY_KEY_PASSPHRASE= "$FERRY" key generate -o "$CACHE/release" >/dev/null
+	[[ -f $CACHE/release.key ]] || FERRY_KEY_PASSPHRASE= "$FERRY" key generate -o "$CACHE/release" >/dev/null
 	"$FERRY" bundle create "$CACHE/payload.img" --name bench -d bench -V 1.0.0 \
 		-o "$BUNDLE.tmp" --force --key "$CACHE/release.key" >/dev/null
 	mv "$BUNDLE.tmp" "$BUNDLE"
