@@ -116,7 +116,7 @@ func Open(path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("device database %s: %w", path, err)
 	}
-	return &DB{db: sqlDB{db, sqliteDialect}, path: path}, nil
+	return &DB{db: sqlDB{db: db, dl: sqliteDialect, gate: newGate()}, path: path}, nil
 }
 
 // restrictFiles creates the database file with Perm before

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // dialect is what differs between the SQL databases the store runs on.
@@ -48,11 +50,54 @@ func (dl dialect) q(query string) string {
 type sqlDB struct {
 	db *sql.DB
 	dl dialect
+	// gate, when set, queues transactions first come, first served:
+	// SQLite's one connection. database/sql hands a freed connection to
+	// a waiter picked at random, so under load a check-in could wait
+	// behind any number that came after it (the scale benchmark's p99,
+	// docs/fleet.md "Scale"); the goroutines blocked on a channel are
+	// woken in the order they came.
+	gate *gate
+}
+
+// gate is a FIFO lock held from a transaction's begin to its end.
+type gate struct {
+	ch chan struct{}
+	// waiting counts the transactions waiting (for tests).
+	waiting atomic.Int64
+}
+
+func newGate() *gate { return &gate{ch: make(chan struct{}, 1)} }
+
+func (g *gate) enter(ctx context.Context) error {
+	select {
+	case g.ch <- struct{}{}:
+		return nil
+	default:
+	}
+	g.waiting.Add(1)
+	defer g.waiting.Add(-1)
+	select {
+	case g.ch <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (s sqlDB) BeginTx(ctx context.Context, o *sql.TxOptions) (sqlTx, error) {
+	if s.gate == nil {
+		tx, err := s.db.BeginTx(ctx, o)
+		return sqlTx{tx: tx, dl: s.dl}, err
+	}
+	if err := s.gate.enter(ctx); err != nil {
+		return sqlTx{}, err
+	}
 	tx, err := s.db.BeginTx(ctx, o)
-	return sqlTx{tx, s.dl}, err
+	if err != nil {
+		<-s.gate.ch
+		return sqlTx{}, err
+	}
+	return sqlTx{tx: tx, dl: s.dl, leave: &leave{ch: s.gate.ch}}, nil
 }
 
 func (s sqlDB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
@@ -81,6 +126,20 @@ func (s sqlDB) Close() error { return s.db.Close() }
 type sqlTx struct {
 	tx *sql.Tx
 	dl dialect
+	// leave, when set, lets the next transaction through the gate once
+	// this one ends (Commit, or the first Rollback).
+	leave *leave
+}
+
+type leave struct {
+	ch   chan struct{}
+	once sync.Once
+}
+
+func (t sqlTx) end() {
+	if t.leave != nil {
+		t.leave.once.Do(func() { <-t.leave.ch })
+	}
 }
 
 func (t sqlTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
@@ -95,5 +154,12 @@ func (t sqlTx) QueryRowContext(ctx context.Context, query string, args ...any) *
 	return t.tx.QueryRowContext(ctx, t.dl.q(query), args...)
 }
 
-func (t sqlTx) Commit() error   { return t.tx.Commit() }
-func (t sqlTx) Rollback() error { return t.tx.Rollback() }
+func (t sqlTx) Commit() error {
+	defer t.end()
+	return t.tx.Commit()
+}
+
+func (t sqlTx) Rollback() error {
+	defer t.end()
+	return t.tx.Rollback()
+}

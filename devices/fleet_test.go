@@ -5,8 +5,10 @@ import (
 	"crypto/ed25519"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -476,4 +478,74 @@ func TestPostgresPool(t *testing.T) {
 			t.Fatalf("device %s: %d check-ins recorded, want 3", r.ID[:8], r.Checkins)
 		}
 	}
+}
+
+// TestSQLiteTransactionsFirstComeFirstServed: on SQLite's one
+// connection, transactions that wait run in the order they came (a gate
+// in front of database/sql, whose pool hands a freed connection to a
+// waiter at random: under load a check-in waited behind any number that
+// came after it).
+func TestSQLiteTransactionsFirstComeFirstServed(t *testing.T) {
+	ctx := context.Background()
+	d, err := Open(filepath.Join(t.TempDir(), File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	first, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	var mu sync.Mutex
+	var order []int
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tx, err := d.db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+			if _, err := tx.ExecContext(ctx, `INSERT INTO fleet_settings (key, value) VALUES (?, 'x')`, fmt.Sprint("k", i)); err != nil {
+				t.Error(err)
+			}
+			if err := tx.Commit(); err != nil {
+				t.Error(err)
+			}
+			tx.Rollback() // after Commit: a no-op that must not let another through
+		}()
+		for d.db.gate.waiting.Load() != int64(i+1) { // the goroutine waits at the gate
+			runtime.Gosched()
+		}
+	}
+	first.Rollback()
+	wg.Wait()
+	for i, got := range order {
+		if got != i {
+			t.Fatalf("transactions ran in the order %v, want the order they came", order)
+		}
+	}
+
+	// One that gives up waiting leaves the queue, and the gate works on.
+	hold, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := d.db.BeginTx(cctx, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a canceled wait: %v", err)
+	}
+	hold.Commit()
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.Rollback()
 }

@@ -109,7 +109,7 @@ func OpenPostgres(ctx context.Context, url string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("device database %s: %w", redact(url), err)
 	}
-	return &DB{db: sqlDB{db, postgresDialect}, path: redact(url)}, nil
+	return &DB{db: sqlDB{db: db, dl: postgresDialect}, path: redact(url)}, nil
 }
 
 // redact drops a password from a database URL, for messages.
