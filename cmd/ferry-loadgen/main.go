@@ -39,7 +39,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &ue), errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "ferry-loadgen: usage: %v\n", err)
 		return 2
 	}
@@ -60,7 +60,7 @@ func command(args []string, stdout, stderr io.Writer) error {
 	case "list":
 		out := fs.String("o", "", "write the enrollment list to this file")
 		if err := fs.Parse(args[1:]); err != nil {
-			return err
+			return &usageError{err.Error()}
 		}
 		if *out == "" {
 			return &usageError{"list: -o FILE is required"}
@@ -92,7 +92,7 @@ func command(args []string, stdout, stderr io.Writer) error {
 		database := fs.String("database", "", "the mirror's device database (DIR/devices.db or postgres://...), checked after the run")
 		jsonOut := fs.String("json", "", "also write the results as JSON to this file")
 		if err := fs.Parse(args[1:]); err != nil {
-			return err
+			return &usageError{err.Error()}
 		}
 		if cfg.URL == "" || cfg.TrustedRoot == "" || cfg.StateDir == "" || *database == "" {
 			return &usageError{"run: -url, -root, -state and -database are required"}
