@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferry-update/ferry/fleet"
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/media"
@@ -487,7 +488,7 @@ func runMirrorServe(ctx context.Context, s *streams, o mirrorServeOptions, dir s
 			so.Devices = d
 		}
 		if o.console {
-			so.Operator = operator.New(operator.Options{Fleet: operator.LocalFleet(d, st), Accounts: operator.NewAccounts(d), SecureCookies: o.secureCookies, Logf: so.Logf,
+			so.Operator = operator.New(operator.Options{Fleet: &fleet.Local{DB: d, Store: st}, Accounts: operator.NewAccounts(d), SecureCookies: o.secureCookies, Logf: so.Logf,
 				Bundles: func(context.Context) ([]string, error) { return bundleRefs(st) }})
 		}
 	}

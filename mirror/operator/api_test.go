@@ -129,7 +129,7 @@ func TestAPIRateLimit(t *testing.T) {
 	}
 }
 
-func getJSON(t *testing.T, f *fleet, path, token string, status int, v any) {
+func getJSON(t *testing.T, f *testMirror, path, token string, status int, v any) {
 	t.Helper()
 	resp, body := f.api("GET", path, token, nil)
 	if resp.StatusCode != status {

@@ -32,7 +32,7 @@ type chrome struct {
 	n     atomic.Int32
 }
 
-func newChrome(t *testing.T, f *fleet) *chrome {
+func newChrome(t *testing.T, f *testMirror) *chrome {
 	t.Helper()
 	bin := testtool.Chromium(t)
 	shots := os.Getenv(artifactsEnv)
@@ -236,7 +236,7 @@ func TestBrowserEnrollment(t *testing.T) {
 // a button.
 func TestBrowserDeployment(t *testing.T) {
 	r := newRollout(t, "sqlite")
-	c := newChrome(t, r.fleet)
+	c := newChrome(t, r.testMirror)
 	c.login("ana", "ana-password!")
 	c.open("/console/deployments")
 	c.do("fill the deployment form",

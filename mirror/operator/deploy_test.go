@@ -17,7 +17,7 @@ import (
 // rollout is a fleet of three enrolled devices running sim-os 1.0.0, in
 // the static group line-1, with sim-os 2.0.0 on the mirror.
 type rollout struct {
-	*fleet
+	*testMirror
 	devs []*device
 	ana  string // operator
 	cy   string // another operator
@@ -27,7 +27,7 @@ type rollout struct {
 func newRollout(t *testing.T, backend string) *rollout {
 	t.Helper()
 	f := newFleet(t, backend)
-	r := &rollout{fleet: f, ana: f.user("ana", devices.Operator), cy: f.user("cy", devices.Operator), bo: f.user("bo", devices.ReadOnly)}
+	r := &rollout{testMirror: f, ana: f.user("ana", devices.Operator), cy: f.user("cy", devices.Operator), bo: f.user("bo", devices.ReadOnly)}
 	for _, n := range []string{"gw-1", "gw-2", "gw-3"} {
 		r.devs = append(r.devs, newDevice(n))
 	}

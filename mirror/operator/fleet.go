@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/devices"
-	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/fleet"
 )
 
 // Fleet is what the API and the console need of a mirror's fleet: its
@@ -114,8 +114,9 @@ func fleetError(err error) *Error {
 	var sp *devices.SpecError
 	var fe *devices.FilterError
 	var le *devices.LabelError
+	var bnf *fleet.BundleNotFoundError
 	switch {
-	case errors.As(err, &dnf), errors.As(err, &gnf):
+	case errors.As(err, &dnf), errors.As(err, &gnf), errors.As(err, &bnf):
 		return &Error{Status: http.StatusNotFound, Reason: ReasonNotFound, Msg: err.Error()}
 	case errors.As(err, &st):
 		return &Error{Status: http.StatusConflict, Reason: ReasonConflict, Msg: err.Error()}
@@ -297,29 +298,4 @@ func (h *Handler) fleetAPIRoutes(api func(string, map[string]endpoint), read, ch
 			answer(w, r, http.StatusOK, d, err)
 		})})
 	}
-}
-
-// LocalFleet is the fleet of a mirror directory (its store and device
-// records) for the API and the console: a deployment's bundle is looked
-// up in the mirror's index by NAME:VERSION. (Package fleet's Local, from
-// the fleet engine, takes its place where it is on the tree.)
-func LocalFleet(db *devices.DB, st *mirror.Store) Fleet { return &localFleet{db, st} }
-
-type localFleet struct {
-	*devices.DB
-	st *mirror.Store
-}
-
-func (l *localFleet) Deploy(ctx context.Context, ref string, spec devices.DeploymentSpec, at time.Time) (*devices.Deployment, error) {
-	es, err := l.st.List()
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range es {
-		if e.Name+":"+e.Version == ref {
-			spec.Bundle, spec.Version, spec.Digest = e.Name, e.Version, e.Digest.String()
-			return l.CreateDeployment(ctx, spec, at)
-		}
-	}
-	return nil, &Error{Status: http.StatusNotFound, Reason: ReasonNotFound, Msg: "the mirror holds no bundle " + ref}
 }

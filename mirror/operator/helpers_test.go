@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/devices"
+	"github.com/ferry-update/ferry/fleet"
 	"github.com/ferry-update/ferry/internal/testtool"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
@@ -65,9 +66,9 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// fleet is a real mirror served on a loopback listener, with its devices
+// testMirror is a real mirror served on a loopback listener, with its devices
 // and operators on one of the backends.
-type fleet struct {
+type testMirror struct {
 	t        *testing.T
 	store    *mirror.Store
 	db       *devices.DB
@@ -81,7 +82,7 @@ type fleet struct {
 	counter  uint64
 }
 
-func newFleet(t *testing.T, backend string) *fleet {
+func newFleet(t *testing.T, backend string) *testMirror {
 	t.Helper()
 	st, err := mirror.Init(filepath.Join(t.TempDir(), "mirror"), testutil.MirrorKey(t))
 	if err != nil {
@@ -98,7 +99,7 @@ func newFleet(t *testing.T, backend string) *fleet {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	f := &fleet{t: t, store: st, db: db, clock: &clock{at: time.Now().UTC()}}
+	f := &testMirror{t: t, store: st, db: db, clock: &clock{at: time.Now().UTC()}}
 	f.acc = NewAccounts(db)
 	f.acc.now = f.clock.Now
 	logf := func(format string, a ...any) {
@@ -106,7 +107,7 @@ func newFleet(t *testing.T, backend string) *fleet {
 		fmt.Fprintf(&f.log, format+"\n", a...)
 		f.logMu.Unlock()
 	}
-	f.op = New(Options{Fleet: LocalFleet(db, st), Accounts: f.acc, Logf: logf, Now: f.clock.Now, Bundles: func(context.Context) ([]string, error) {
+	f.op = New(Options{Fleet: &fleet.Local{DB: db, Store: st}, Accounts: f.acc, Logf: logf, Now: f.clock.Now, Bundles: func(context.Context) ([]string, error) {
 		es, err := st.List()
 		var refs []string
 		for _, e := range es {
@@ -141,7 +142,7 @@ func newFleet(t *testing.T, backend string) *fleet {
 }
 
 // logText is what the handler logged so far.
-func (f *fleet) logText() string {
+func (f *testMirror) logText() string {
 	f.logMu.Lock()
 	defer f.logMu.Unlock()
 	return f.log.String()
@@ -149,7 +150,7 @@ func (f *fleet) logText() string {
 
 // user adds an account (password: NAME-password!) and returns a token
 // of it with its role.
-func (f *fleet) user(name string, role devices.Role) string {
+func (f *testMirror) user(name string, role devices.Role) string {
 	f.t.Helper()
 	ctx := context.Background()
 	if err := f.acc.AddUser(ctx, name, role, name+"-password!"); err != nil {
@@ -175,7 +176,7 @@ func newDevice(name string) *device {
 }
 
 // enroll enrolls devices as a factory list would.
-func (f *fleet) enroll(ds ...*device) {
+func (f *testMirror) enroll(ds ...*device) {
 	f.t.Helper()
 	var es []devices.Enrollment
 	for _, d := range ds {
@@ -188,7 +189,7 @@ func (f *fleet) enroll(ds ...*device) {
 
 // checkin sends a signed check-in of d to the live server and returns
 // its status; edit changes the report before it is signed.
-func (f *fleet) checkin(d *device, edit func(*checkin.Inventory)) int {
+func (f *testMirror) checkin(d *device, edit func(*checkin.Inventory)) int {
 	f.t.Helper()
 	f.counter++
 	inv := &checkin.Inventory{Mirror: f.mirrorID, Device: d.id, PublicKey: d.key.Public().(ed25519.PublicKey), Counter: f.counter,
@@ -213,13 +214,13 @@ func (f *fleet) checkin(d *device, edit func(*checkin.Inventory)) int {
 
 // api makes an API request with token ("" for none) and a JSON body
 // (or none), and returns the answer with its body read.
-func (f *fleet) api(method, path, token string, body io.Reader) (*http.Response, []byte) {
+func (f *testMirror) api(method, path, token string, body io.Reader) (*http.Response, []byte) {
 	f.t.Helper()
 	return f.request(method, path, token, "application/json", body)
 }
 
 // request is api with a body of any type.
-func (f *fleet) request(method, path, token, contentType string, body io.Reader) (*http.Response, []byte) {
+func (f *testMirror) request(method, path, token, contentType string, body io.Reader) (*http.Response, []byte) {
 	f.t.Helper()
 	req, err := http.NewRequest(method, f.url+path, body)
 	if err != nil {
@@ -246,11 +247,11 @@ func (f *fleet) request(method, path, token, contentType string, body io.Reader)
 // browser is an HTTP client with cookies that does not follow
 // redirects: a console user without a browser.
 type browser struct {
-	f *fleet
+	f *testMirror
 	c *http.Client
 }
 
-func (f *fleet) browser() *browser {
+func (f *testMirror) browser() *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{f: f, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
@@ -315,7 +316,7 @@ func pemPublicKey(t *testing.T, d *device) []byte {
 }
 
 // addBundle adds a signed bundle NAME:VERSION to the mirror.
-func (f *fleet) addBundle(name, version string) {
+func (f *testMirror) addBundle(name, version string) {
 	f.t.Helper()
 	p, _ := testutil.MakeBundle(f.t, f.t.TempDir(), name, version, 4<<10, 0, testutil.NewKey(f.t, "release"))
 	if _, err := f.store.Add(p); err != nil {

@@ -246,7 +246,7 @@ func httptest(method, url string) *http.Request {
 
 // checkCall makes c on the live server and checks request and answer
 // against the description; it returns the status.
-func checkCall(t *testing.T, f *fleet, router routers.Router, c apiCall) int {
+func checkCall(t *testing.T, f *testMirror, router routers.Router, c apiCall) int {
 	t.Helper()
 	ctx := context.Background()
 	var send io.Reader
@@ -312,7 +312,7 @@ func matches(pattern, path string) bool {
 // twinPrefix writes a second device whose id shares the first 12 hex
 // digits of id straight into the SQLite database (no key makes such a
 // twin in reasonable time), and returns that prefix: it names both.
-func twinPrefix(t *testing.T, f *fleet, id string) string {
+func twinPrefix(t *testing.T, f *testMirror, id string) string {
 	t.Helper()
 	db, err := sql.Open("sqlite", filepath.Join(f.store.Dir(), devices.File))
 	if err != nil {
