@@ -132,7 +132,9 @@ type Assignment struct {
 }
 
 // DeploymentNotFoundError says there is no such deployment.
-type DeploymentNotFoundError struct{ ID int64 }
+type DeploymentNotFoundError struct {
+	ID int64 `json:"id"`
+}
 
 func (e *DeploymentNotFoundError) Error() string {
 	return fmt.Sprintf("no deployment %d on this mirror", e.ID)
@@ -140,9 +142,9 @@ func (e *DeploymentNotFoundError) Error() string {
 
 // StateError says a deployment cannot do what was asked in its state.
 type StateError struct {
-	ID     int64
-	State  DeploymentState
-	Action string
+	ID     int64           `json:"id"`
+	State  DeploymentState `json:"state"`
+	Action string          `json:"action"`
 }
 
 func (e *StateError) Error() string {
@@ -151,9 +153,9 @@ func (e *StateError) Error() string {
 
 // ApprovalError says an operator may not approve a deployment.
 type ApprovalError struct {
-	ID       int64
-	Operator string
-	Msg      string
+	ID       int64  `json:"id"`
+	Operator string `json:"operator"`
+	Msg      string `json:"msg"`
 }
 
 func (e *ApprovalError) Error() string {

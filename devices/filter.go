@@ -19,8 +19,8 @@ const (
 // FilterError says where and why a filter does not parse. Pos is the
 // 0-based byte offset in the filter.
 type FilterError struct {
-	Pos int
-	Msg string
+	Pos int    `json:"pos"`
+	Msg string `json:"msg"`
 }
 
 func (e *FilterError) Error() string { return fmt.Sprintf("filter: at %d: %s", e.Pos, e.Msg) }

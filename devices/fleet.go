@@ -133,14 +133,16 @@ type EnrollResult struct {
 }
 
 // NotFoundError says no device has the id (or prefix).
-type NotFoundError struct{ ID string }
+type NotFoundError struct {
+	ID string `json:"id"`
+}
 
 func (e *NotFoundError) Error() string { return fmt.Sprintf("no device %q on this mirror", e.ID) }
 
 // AmbiguousError says a prefix names more than one device.
 type AmbiguousError struct {
-	Prefix string
-	IDs    []string
+	Prefix string   `json:"prefix"`
+	IDs    []string `json:"ids"`
 }
 
 func (e *AmbiguousError) Error() string {
@@ -149,9 +151,10 @@ func (e *AmbiguousError) Error() string {
 
 // StatusError says a device cannot move from its status to another.
 type StatusError struct {
-	ID       string
-	From, To Status
-	Msg      string
+	ID   string `json:"id"`
+	From Status `json:"from"`
+	To   Status `json:"to"`
+	Msg  string `json:"msg"`
 }
 
 func (e *StatusError) Error() string {

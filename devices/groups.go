@@ -94,7 +94,10 @@ var labelKeyRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 const MaxLabels = 32
 
 // LabelError says a label cannot be set.
-type LabelError struct{ Key, Msg string }
+type LabelError struct {
+	Key string `json:"key"`
+	Msg string `json:"msg"`
+}
 
 func (e *LabelError) Error() string { return fmt.Sprintf("label %q: %s", e.Key, e.Msg) }
 
@@ -212,12 +215,17 @@ type Group struct {
 var groupNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // GroupNotFoundError says there is no group of that name.
-type GroupNotFoundError struct{ Name string }
+type GroupNotFoundError struct {
+	Name string `json:"name"`
+}
 
 func (e *GroupNotFoundError) Error() string { return fmt.Sprintf("no group %q on this mirror", e.Name) }
 
 // SpecError says what is wrong with a group or a deployment asked for.
-type SpecError struct{ Field, Msg string }
+type SpecError struct {
+	Field string `json:"field"`
+	Msg   string `json:"msg"`
+}
 
 func (e *SpecError) Error() string { return e.Field + ": " + e.Msg }
 

@@ -42,9 +42,9 @@ var _ Client = (*Local)(nil)
 
 // BundleNotFoundError says the mirror holds no such bundle.
 type BundleNotFoundError struct {
-	Ref string
+	Ref string `json:"ref"`
 	// Versions are the versions the mirror holds of the name.
-	Versions []string
+	Versions []string `json:"versions,omitempty"`
 }
 
 func (e *BundleNotFoundError) Error() string {

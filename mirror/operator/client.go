@@ -16,20 +16,24 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/devices"
+	"github.com/ferry-update/ferry/fleet"
 )
 
 // Client is a running mirror's fleet, reached through its API with a
-// token: what 'ferry fleet … --mirror URL' uses in place of the mirror
-// directory. It implements the same methods as the directory's fleet;
-// the mirror acts with its own clock and as the token's user, so the
-// times and operator names the methods take are not sent.
+// token: what 'ferry fleet … URL' uses in place of the mirror directory.
+// It implements fleet.Client as fleet.Local does; the mirror acts with
+// its own clock and as the token's user, so the times and operator names
+// the methods take are not sent. The fleet's typed errors come back as
+// the same types (devices.StateError, fleet.BundleNotFoundError, ...);
+// other refusals (a bad token, a role that does not allow it) are
+// *APIError.
 type Client struct {
 	base  string // scheme://host[:port], no trailing slash
 	token string
 	hc    *http.Client
 }
 
-var _ Fleet = (*Client)(nil)
+var _ fleet.Client = (*Client)(nil)
 
 // NewClient returns the client of the mirror at base (http(s)://HOST[:PORT],
 // with or without /api/v1) acting with token; hc nil is a client whose
@@ -100,6 +104,11 @@ func (c *Client) do(ctx context.Context, method, path string, in any, contentTyp
 		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
 			eb = ErrorBody{Error: strings.TrimSpace(string(b[:min(len(b), 200)])), Reason: ReasonInternal}
 		}
+		if eb.Kind != "" {
+			if err := rebuildError(eb.Kind, eb.Detail); err != nil {
+				return err
+			}
+		}
 		return &APIError{Method: method, URL: u, Status: resp.StatusCode, Reason: eb.Reason, Msg: eb.Error}
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
@@ -109,16 +118,6 @@ func (c *Client) do(ctx context.Context, method, path string, in any, contentTyp
 		return fmt.Errorf("%s %s: the answer is not the JSON the API describes: %w", method, u, err)
 	}
 	return nil
-}
-
-// notFound turns the API's 404 into the error the fleet directory would
-// give for the thing asked for.
-func notFound(err error, as error) error {
-	var ae *APIError
-	if errors.As(err, &ae) && ae.Status == http.StatusNotFound && ae.Reason == ReasonNotFound {
-		return as
-	}
-	return err
 }
 
 func deploymentPath(id int64) string { return "deployments/" + strconv.FormatInt(id, 10) }
@@ -133,7 +132,7 @@ func (c *Client) Records(ctx context.Context) ([]devices.Record, error) {
 func (c *Client) Show(ctx context.Context, id string) (*devices.Record, []devices.Report, error) {
 	var out DeviceDetail
 	if err := c.do(ctx, "GET", "devices/"+url.PathEscape(id), nil, "", &out); err != nil {
-		return nil, nil, notFound(err, &devices.NotFoundError{ID: id})
+		return nil, nil, err
 	}
 	return out.Device, out.History, nil
 }
@@ -167,7 +166,7 @@ func (c *Client) SetStatus(ctx context.Context, id string, to devices.Status, _ 
 	}
 	var out devices.Record
 	if err := c.do(ctx, "POST", "devices/"+url.PathEscape(id)+"/"+action, nil, "", &out); err != nil {
-		return nil, notFound(err, &devices.NotFoundError{ID: id})
+		return nil, err
 	}
 	return &out, nil
 }
@@ -176,7 +175,7 @@ func (c *Client) SetStatus(ctx context.Context, id string, to devices.Status, _ 
 func (c *Client) SetLabels(ctx context.Context, id string, set map[string]string, _ time.Time) (*devices.Record, error) {
 	var out devices.Record
 	if err := c.do(ctx, "POST", "devices/"+url.PathEscape(id)+"/labels", LabelsRequest{Set: set}, "", &out); err != nil {
-		return nil, notFound(err, &devices.NotFoundError{ID: id})
+		return nil, err
 	}
 	return &out, nil
 }
@@ -197,14 +196,14 @@ func (c *Client) Groups(ctx context.Context) ([]devices.Group, error) {
 func (c *Client) GroupMembers(ctx context.Context, name string) (*devices.Group, []devices.Record, error) {
 	var out GroupDetail
 	if err := c.do(ctx, "GET", "groups/"+url.PathEscape(name), nil, "", &out); err != nil {
-		return nil, nil, notFound(err, &devices.GroupNotFoundError{Name: name})
+		return nil, nil, err
 	}
 	return out.Group, out.Devices, nil
 }
 
 // DeleteGroup implements devices.Fleet.
 func (c *Client) DeleteGroup(ctx context.Context, name string) error {
-	return notFound(c.do(ctx, "DELETE", "groups/"+url.PathEscape(name), nil, "", nil), &devices.GroupNotFoundError{Name: name})
+	return c.do(ctx, "DELETE", "groups/"+url.PathEscape(name), nil, "", nil)
 }
 
 // Settings implements devices.Fleet.
@@ -245,7 +244,7 @@ func (c *Client) Deployments(ctx context.Context) ([]devices.Deployment, error) 
 func (c *Client) DeploymentDetail(ctx context.Context, id int64) (*devices.DeploymentDetail, error) {
 	var out DeploymentDetail
 	if err := c.do(ctx, "GET", deploymentPath(id), nil, "", &out); err != nil {
-		return nil, notFound(err, &devices.DeploymentNotFoundError{ID: id})
+		return nil, err
 	}
 	if out.Deployment == nil {
 		return nil, fmt.Errorf("deployment %d: the mirror's answer has no deployment", id)
@@ -257,7 +256,7 @@ func (c *Client) DeploymentDetail(ctx context.Context, id int64) (*devices.Deplo
 func (c *Client) act(ctx context.Context, id int64, action, reason string) (*devices.Deployment, error) {
 	var out devices.Deployment
 	if err := c.do(ctx, "POST", deploymentPath(id)+"/"+action, ReasonRequest{Reason: reason}, "", &out); err != nil {
-		return nil, notFound(err, &devices.DeploymentNotFoundError{ID: id})
+		return nil, err
 	}
 	return &out, nil
 }

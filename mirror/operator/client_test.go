@@ -5,9 +5,11 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/ferry-update/ferry/devices"
+	"github.com/ferry-update/ferry/fleet"
 )
 
 // TestClient drives the fleet through the HTTP client (what 'ferry fleet
@@ -51,9 +53,9 @@ func TestClient(t *testing.T) {
 	if rec, err := c.SetStatus(ctx, fresh.id, devices.Revoked, r.clock.Now()); err != nil || rec.Status != devices.Revoked {
 		t.Errorf("SetStatus: %+v %v", rec, err)
 	}
-	var ae *APIError
-	if _, err := c.SetStatus(ctx, fresh.id, devices.Enrolled, r.clock.Now()); !errors.As(err, &ae) || ae.Status != http.StatusConflict || ae.Reason != ReasonConflict {
-		t.Errorf("approving a revoked device: %v, want a 409 conflict", err)
+	var se *devices.StatusError
+	if _, err := c.SetStatus(ctx, fresh.id, devices.Enrolled, r.clock.Now()); !errors.As(err, &se) || se.From != devices.Revoked || se.To != devices.Enrolled || se.ID != fresh.id {
+		t.Errorf("approving a revoked device: %#v, want a *devices.StatusError from revoked", err)
 	}
 	if rec, err := c.SetLabels(ctx, r.devs[1].id, map[string]string{"line": "l2"}, r.clock.Now()); err != nil || rec.Labels["line"] != "l2" {
 		t.Errorf("SetLabels: %+v %v", rec, err)
@@ -82,7 +84,8 @@ func TestClient(t *testing.T) {
 	}
 
 	spec := devices.DeploymentSpec{Group: "line-1", Phases: phases("1/1h/0", "100%/0s/0")}
-	if _, err := ro.Deploy(ctx, "sim-os:2.0.0", spec, r.clock.Now()); !errors.As(err, &ae) || ae.Status != http.StatusForbidden {
+	var ae *APIError
+	if _, err := ro.Deploy(ctx, "sim-os:2.0.0", spec, r.clock.Now()); !errors.As(err, &ae) || ae.Status != http.StatusForbidden || ae.Reason != ReasonForbidden {
 		t.Errorf("a read-only token deploys: %v", err)
 	}
 	dep, err := c.Deploy(ctx, "sim-os:2.0.0", spec, r.clock.Now())
@@ -94,6 +97,19 @@ func TestClient(t *testing.T) {
 	}
 	if dep, err = c.Resume(ctx, dep.ID, "", r.clock.Now()); err != nil || dep.State != devices.Running {
 		t.Errorf("Resume: %+v %v", dep, err)
+	}
+	// The fleet's refusals come back as the types the directory gives.
+	var ste *devices.StateError
+	if _, err := c.Resume(ctx, dep.ID, "", r.clock.Now()); !errors.As(err, &ste) || *ste != (devices.StateError{ID: dep.ID, State: devices.Running, Action: "resumed"}) {
+		t.Errorf("resuming a running deployment: %#v", err)
+	}
+	var bnf *fleet.BundleNotFoundError
+	if _, err := c.Deploy(ctx, "sim-os:9.9.9", spec, r.clock.Now()); !errors.As(err, &bnf) || bnf.Ref != "sim-os:9.9.9" || !slices.Contains(bnf.Versions, "2.0.0") {
+		t.Errorf("deploying a bundle the mirror lacks: %#v", err)
+	}
+	var fe *devices.FilterError
+	if _, err := c.PutGroup(ctx, devices.Group{Name: "bad", Kind: devices.Dynamic, Filter: "line ="}, r.clock.Now()); !errors.As(err, &fe) || err.Error() != "filter: at 6: want a value after '='" {
+		t.Errorf("a bad filter: %#v", err)
 	}
 	if dep, err = c.Abort(ctx, dep.ID, "", "wrong group", r.clock.Now()); err != nil || dep.State != devices.Aborted {
 		t.Errorf("Abort: %+v %v", dep, err)

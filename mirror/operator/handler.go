@@ -165,6 +165,10 @@ type Error struct {
 	Msg    string
 	// RetryAfter, if set, is sent as Retry-After (429).
 	RetryAfter time.Duration
+	// Kind and Detail name a typed error of the fleet and carry its
+	// fields (typedErrors).
+	Kind   string
+	Detail any
 }
 
 func (e *Error) Error() string { return e.Msg }
@@ -173,11 +177,27 @@ func (e *Error) Error() string { return e.Msg }
 type ErrorBody struct {
 	Error  string `json:"error"`
 	Reason Reason `json:"reason"`
+	// Kind names the fleet's typed error, and Detail holds its fields,
+	// so a client gives the caller the same error the fleet of a
+	// mirror directory gives (openapi.yaml, schema Error).
+	Kind   string          `json:"kind,omitempty"`
+	Detail json.RawMessage `json:"detail,omitempty"`
 }
 
-// asError maps an error of the stores to its answer; an error it does
-// not know is a 500 whose text stays in the log.
+// asError maps an error of the stores to its answer, with the kind and
+// fields of a typed error; an error it does not know is a 500 whose text
+// stays in the log.
 func (h *Handler) asError(err error) *Error {
+	e := h.answerOf(err)
+	if kind, detail := errorKind(err); kind != "" && e.Kind == "" && e.Status < 500 {
+		c := *e
+		c.Kind, c.Detail = kind, detail
+		return &c
+	}
+	return e
+}
+
+func (h *Handler) answerOf(err error) *Error {
 	var e *Error
 	var nf *devices.NotFoundError
 	var amb *devices.AmbiguousError
@@ -210,7 +230,15 @@ func (h *Handler) jsonError(w http.ResponseWriter, _ *http.Request, err error) {
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ferry"`)
 	}
-	writeJSON(w, e.Status, ErrorBody{Error: e.Msg, Reason: e.Reason})
+	body := ErrorBody{Error: e.Msg, Reason: e.Reason, Kind: e.Kind}
+	if e.Detail != nil {
+		if d, err := json.Marshal(e.Detail); err == nil {
+			body.Detail = d
+		} else {
+			body.Kind = ""
+		}
+	}
+	writeJSON(w, e.Status, body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
