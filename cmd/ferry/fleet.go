@@ -12,26 +12,49 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/fleet"
 	"github.com/ferry-update/ferry/internal/cliexit"
 	"github.com/ferry-update/ferry/internal/display"
+	"github.com/ferry-update/ferry/mirror/operator"
 )
 
 // fleetOptions are the flags every 'ferry fleet' command takes.
 type fleetOptions struct {
 	asJSON   bool
 	database string
+	// A mirror's URL: the API token's file, and whether it may cross
+	// the network over plain http.
+	tokenFile string
+	plainHTTP bool
+	flags     *pflag.FlagSet
 }
 
 func (o *fleetOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print JSON")
 	addDatabaseFlag(cmd, &o.database)
+	cmd.Flags().StringVar(&o.tokenFile, "token-file", "", "with a mirror's URL: the file holding the API token (else env "+tokenEnv+")")
+	cmd.Flags().BoolVar(&o.plainHTTP, "token-over-http", false, "with an http:// URL of another machine: send the token anyway, in clear")
+	o.flags = cmd.Flags()
 }
 
-// openFleet opens the fleet of the mirror directory dir.
+// tokenEnv carries the API token of 'ferry fleet … URL'.
+const tokenEnv = "FERRY_TOKEN"
+
+// isMirrorURL says whether a fleet command's DIR is a running mirror's
+// URL rather than a mirror directory.
+func isMirrorURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
+}
+
+// openFleet opens the fleet of the mirror directory dir, or of the
+// running mirror at the URL dir through its API.
 func openFleet(ctx context.Context, dir string, o fleetOptions) (fleet.Client, error) {
+	if isMirrorURL(dir) {
+		return openRemoteFleet(dir, o)
+	}
 	st, err := openMirror(dir)
 	if err != nil {
 		return nil, err
@@ -41,6 +64,42 @@ func openFleet(ctx context.Context, dir string, o fleetOptions) (fleet.Client, e
 		return nil, err
 	}
 	return &fleet.Local{DB: db, Store: st}, nil
+}
+
+// openRemoteFleet is the fleet of the mirror served at url ('ferry
+// mirror serve --console'), reached through its API with a token read
+// from --token-file's first line, else from FERRY_TOKEN: never from the
+// command line, where other users of the machine could read it.
+func openRemoteFleet(url string, o fleetOptions) (fleet.Client, error) {
+	for _, name := range []string{"database", "operator"} {
+		if o.flags != nil && o.flags.Changed(name) {
+			return nil, cliexit.UsageError{Err: fmt.Errorf("--%s is for a mirror directory: on a mirror's URL the mirror keeps its own database and acts as the token's user", name)}
+		}
+	}
+	token := os.Getenv(tokenEnv)
+	if o.tokenFile != "" {
+		f, err := os.Open(o.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("token file: %w", err)
+		}
+		defer f.Close()
+		if token, err = firstLine(f); err != nil {
+			return nil, fmt.Errorf("token file %s: %w", o.tokenFile, err)
+		}
+	}
+	if token = strings.TrimSpace(token); token == "" {
+		return nil, cliexit.UsageError{Err: fmt.Errorf("%s is a mirror's URL: its API needs a token", url),
+			Hint: "set " + tokenEnv + " or give --token-file FILE (a token from 'ferry fleet tokens create DIR --user NAME' on the mirror)"}
+	}
+	c, err := operator.NewClient(url, token, operator.ClientOptions{PlainHTTP: o.plainHTTP})
+	var pe *operator.PlainHTTPError
+	if errors.As(err, &pe) {
+		return nil, cliexit.UsageError{Err: err, Hint: "use the mirror's https:// URL ('ferry mirror serve --tls-cert'), or an ssh tunnel to its loopback address; --token-over-http sends it anyway"}
+	}
+	if err != nil {
+		return nil, cliexit.UsageError{Err: err}
+	}
+	return c, nil
 }
 
 // withFleet runs fn on the fleet of dir and closes it.
@@ -77,20 +136,29 @@ time and a failure threshold; a phase with too many failures pauses the
 deployment by itself. The mirror tells each device what to install with
 an assignment signed by its assignment key; a managed device ([mirror]
 managed = true) installs only that. 'users' and 'tokens' manage the
-operators who log in to the console and the API. Every command works on
-a mirror directory DIR (its devices.db, or --database postgres://...).
-See docs/fleet.md.`,
+operators who log in to the console and the API.
+
+Every command but rotate-key, users and tokens works on a mirror
+directory DIR (its devices.db, or --database postgres://...) or on a
+running mirror's URL (https://HOST:PORT, served by 'ferry mirror serve
+--console') through its API, with the same output. A URL needs an API
+token ('ferry fleet tokens create DIR --user NAME' on the mirror) in the
+file --token-file FILE or in FERRY_TOKEN, never on the command line; the
+mirror acts as the token's user, so a read-only token only reads. A token
+goes over plain http only to this machine (localhost), unless
+--token-over-http says to send it in clear. Exit code 4: the mirror
+refused the token or its role. See docs/fleet.md.`,
 	}
 }
 
 func newFleetDevicesCommand(s *streams) *cobra.Command {
 	var o fleetOptions
 	cmd := &cobra.Command{
-		Use:   "devices DIR [--json]",
+		Use:   "devices DIR|URL [--json]",
 		Short: "List the devices with keys: status, what they run, how their last install ended",
 		Long: `List the devices the mirror knows by their keys, pending ones first (the
 same list as 'ferry mirror devices list', without the legacy devices).`,
-		Args: args(1, "a mirror DIR"),
+		Args: args(1, "a mirror DIR or URL"),
 		RunE: func(cmd *cobra.Command, a []string) error { return runFleetDevices(cmd.Context(), s, o, a[0]) },
 	}
 	o.addFlags(cmd)
@@ -125,7 +193,7 @@ type fleetDeviceOptions struct {
 func newFleetDeviceCommand(s *streams) *cobra.Command {
 	var o fleetDeviceOptions
 	cmd := &cobra.Command{
-		Use:   "device DIR ID [--label KEY=VALUE]... [--json]",
+		Use:   "device DIR|URL ID [--label KEY=VALUE]... [--json]",
 		Short: "Show a device (and set its labels: site, line, ...)",
 		Long: `Show one device: its key, status, labels, inventory and recorded check-ins.
 ID is its id or a unique prefix of 8 hex digits or more.
@@ -133,7 +201,7 @@ ID is its id or a unique prefix of 8 hex digits or more.
 --label KEY=VALUE sets a label first (KEY= removes it). Labels are the
 operators' facts about a device, never the device's own claims: filters
 select by them (site = plant-2, line = 3, label.KEY = VALUE).`,
-		Args: args(2, "a mirror DIR and a device ID"),
+		Args: args(2, "a mirror DIR or URL and a device ID"),
 		RunE: func(cmd *cobra.Command, a []string) error { return runFleetDevice(cmd.Context(), s, o, a[0], a[1]) },
 	}
 	o.addFlags(cmd)
@@ -175,7 +243,7 @@ type fleetEnrollOptions struct {
 func newFleetEnrollCommand(s *streams) *cobra.Command {
 	var o fleetEnrollOptions
 	cmd := &cobra.Command{
-		Use:   "enroll DIR (--file LIST | ID...) [--json]",
+		Use:   "enroll DIR|URL (--file LIST | ID...) [--json]",
 		Short: "Enroll devices: the factory line's list of keys, or pending devices by id",
 		Long: `Enroll devices, so the mirror records their check-ins and deployments
 can reach them. --file LIST is the factory line's list: the output of
@@ -235,7 +303,7 @@ type fleetGroupsOptions struct {
 func newFleetGroupsCommand(s *streams) *cobra.Command {
 	var o fleetGroupsOptions
 	cmd := &cobra.Command{
-		Use:   "groups DIR [NAME [--devices ID,... | --filter EXPR | --delete]] [--json]",
+		Use:   "groups DIR|URL [NAME [--devices ID,... | --filter EXPR | --delete]] [--json]",
 		Short: "List, show, make and delete groups of devices",
 		Long: `Without NAME, list the groups. With NAME alone, show the group and the
 enrolled devices in it now. --devices makes (or replaces) a static group
@@ -348,7 +416,7 @@ type fleetDeployOptions struct {
 func newFleetDeployCommand(s *streams) *cobra.Command {
 	var o fleetDeployOptions
 	cmd := &cobra.Command{
-		Use:   "deploy DIR NAME:VERSION (--group G | --filter EXPR) [--phases 1,10%,50%,100%] [--soak 1h] [--max-failures 0] [--json]",
+		Use:   "deploy DIR|URL NAME:VERSION (--group G | --filter EXPR) [--phases 1,10%,50%,100%] [--soak 1h] [--max-failures 0] [--json]",
 		Short: "Deploy a bundle of the mirror to a group, in phases",
 		Long: `Deploy the mirror's bundle NAME:VERSION to the enrolled devices of a group
 (or a filter) as they are now, in phases. --phases counts from the start:
@@ -364,7 +432,7 @@ The mirror's assignment key is made (and published in its TUF metadata,
 signed with the mirror key) at the first deployment. If the site requires
 approval ('ferry fleet settings --require-approval'), the deployment waits
 for another operator's 'ferry fleet approve'.`,
-		Args: args(2, "a mirror DIR and a bundle NAME:VERSION"),
+		Args: args(2, "a mirror DIR or URL and a bundle NAME:VERSION"),
 		RunE: func(cmd *cobra.Command, a []string) error { return runFleetDeploy(cmd.Context(), s, o, a[0], a[1]) },
 	}
 	o.addFlags(cmd)
@@ -427,9 +495,9 @@ func printPhases(w io.Writer, d *devices.Deployment) error {
 func newFleetDeploymentsCommand(s *streams) *cobra.Command {
 	var o fleetOptions
 	cmd := &cobra.Command{
-		Use:   "deployments DIR [--json]",
+		Use:   "deployments DIR|URL [--json]",
 		Short: "List the deployments, newest first, with their progress",
-		Args:  args(1, "a mirror DIR"),
+		Args:  args(1, "a mirror DIR or URL"),
 		RunE:  func(cmd *cobra.Command, a []string) error { return runFleetDeployments(cmd.Context(), s, o, a[0]) },
 	}
 	o.addFlags(cmd)
@@ -479,7 +547,7 @@ func printDeployments(w io.Writer, ds []devices.Deployment) error {
 func newFleetStatusCommand(s *streams) *cobra.Command {
 	var o fleetOptions
 	cmd := &cobra.Command{
-		Use:   "status DIR [DEPLOYMENT] [--json]",
+		Use:   "status DIR|URL [DEPLOYMENT] [--json]",
 		Short: "The fleet at a glance, or one deployment: phases, devices, why it paused",
 		Long: `Without DEPLOYMENT: the devices by status and by what they run, the
 devices whose last install failed, and the deployments not over, with the
@@ -611,10 +679,10 @@ func newFleetActCommand(s *streams, verb, short string, withReason bool,
 	act func(ctx context.Context, f fleet.Client, id int64, o fleetActOptions) (*devices.Deployment, error)) *cobra.Command {
 	var o fleetActOptions
 	cmd := &cobra.Command{
-		Use:   verb + " DIR DEPLOYMENT [--json]",
+		Use:   verb + " DIR|URL DEPLOYMENT [--json]",
 		Short: short,
 		Long:  short + ".\nDEPLOYMENT is its number, as 'ferry fleet deployments DIR' lists it.",
-		Args:  args(2, "a mirror DIR and a DEPLOYMENT number"),
+		Args:  args(2, "a mirror DIR or URL and a DEPLOYMENT number"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return runFleetAct(cmd.Context(), s, o, a[0], a[1], act)
 		},
@@ -686,12 +754,12 @@ type fleetSettingsOptions struct {
 func newFleetSettingsCommand(s *streams) *cobra.Command {
 	var o fleetSettingsOptions
 	cmd := &cobra.Command{
-		Use:   "settings DIR [--require-approval true|false] [--json]",
+		Use:   "settings DIR|URL [--require-approval true|false] [--json]",
 		Short: "Show or change the site's rules for deployments",
 		Long: `Show the site's settings, or change them. --require-approval true: a new
 deployment waits until an operator other than the one who made it
 approves it ('ferry fleet approve').`,
-		Args: args(1, "a mirror DIR"),
+		Args: args(1, "a mirror DIR or URL"),
 		RunE: func(cmd *cobra.Command, a []string) error { return runFleetSettings(cmd.Context(), s, o, a[0]) },
 	}
 	o.addFlags(cmd)
@@ -734,7 +802,7 @@ published as DIR/keys/assign.<id>.pub, so assignments it signed verify
 until they expire (a day); then delete that file and run 'ferry mirror
 refresh DIR'. A running 'ferry mirror serve' signs with the new key at
 once.`,
-		Args: args(1, "a mirror DIR"),
+		Args: args(1, "a mirror DIR or URL"),
 		RunE: func(cmd *cobra.Command, a []string) error { return runFleetRotateKey(s, o, a[0]) },
 	}
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print JSON")
@@ -742,6 +810,9 @@ once.`,
 }
 
 func runFleetRotateKey(s *streams, o fleetOptions, dir string) error {
+	if isMirrorURL(dir) {
+		return cliexit.UsageError{Err: fmt.Errorf("rotate-key works on the mirror directory, not its URL %s: it writes the key file", dir)}
+	}
 	st, err := openMirror(dir)
 	if err != nil {
 		return err

@@ -29,7 +29,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // program is how ferry runs and ends: usage errors, version, exit codes
 // and error lines (package cliexit).
-var program = cliexit.Program{Name: "ferry", Refused: refused, Hint: hint}
+var program = cliexit.Program{Name: "ferry", Refused: refused, Denied: denied, Hint: hint}
+
+// denied says whether err is a mirror refusing an API token or its role
+// (exit code 4).
+func denied(err error) bool {
+	var api *operator.APIError
+	return errors.As(err, &api) && (api.Reason == operator.ReasonUnauthenticated || api.Reason == operator.ReasonForbidden)
+}
 
 // refused says whether err refuses a bundle (exit code 3).
 func refused(err error) bool {
@@ -71,7 +78,7 @@ func hint(err error) string {
 	case errors.As(err, &api) && api.Reason == operator.ReasonUnauthenticated:
 		return "the token is not valid on that mirror (revoked, expired or mistyped): make one with 'ferry fleet tokens create DIR --user NAME' on the mirror"
 	case errors.As(err, &api) && api.Reason == operator.ReasonForbidden:
-		return "this needs an operator's token (a read-only one only reads), or another operator than the one who made the deployment"
+		return "this needs an operator's token (a read-only one only reads): 'ferry fleet tokens create DIR --user NAME' on the mirror, for a user with the operator role"
 	case errors.As(err, &api) && api.Reason == operator.ReasonRateLimited:
 		return "too many failed attempts from this machine: wait a minute, then try again with a valid token"
 	case errors.As(err, &ue) && ue.Kind == "PKCS#11":
@@ -111,7 +118,7 @@ func hint(err error) string {
 	case errors.As(err, &ste):
 		return "'ferry fleet status DIR ID' shows where it stands; deploy again to start over"
 	case errors.As(err, &ae):
-		return "a second operator approves it: ferry fleet approve DIR ID --operator NAME (not the one who made it)"
+		return "a second operator approves it (not the one who made it): ferry fleet approve DIR ID --operator NAME, or with their own token on a mirror's URL"
 	case errors.As(err, &bnf) && len(bnf.Versions) > 0:
 		return "the mirror holds " + strings.Join(bnf.Versions, ", ") + " of it; add the bundle first: ferry mirror add DIR BUNDLE"
 	case errors.As(err, &bnf):

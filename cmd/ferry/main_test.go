@@ -45,6 +45,7 @@ func TestMain(m *testing.M) {
 //	flippart IMAGE BUNDLE      find BUNDLE's last payload part inside IMAGE (a stick) and invert its 100th byte
 //	softhsm LABEL...           make SoftHSM2 tokens in $WORK/hsm and point the environment at them (cmdSoftHSM)
 //	sigfiles KIND FILE DIR     write each signature of FILE and what it signs, for openssl (cmdSigFiles)
+//	serve VAR DIR [FLAG...]    run 'ferry mirror serve DIR' on a loopback port until the script ends; $VAR is its URL (cmdServe)
 //
 // REGION is one of the names regionOffset documents. [have:NAME] is true
 // when the program NAME is installed (testtool.Condition: under CI a
@@ -74,6 +75,7 @@ func TestScripts(t *testing.T) {
 			"signcheckin": cmdSignCheckin,
 			"softhsm":     cmdSoftHSM,
 			"sigfiles":    cmdSigFiles,
+			"serve":       cmdServe,
 		},
 	})
 }

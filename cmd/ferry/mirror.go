@@ -46,6 +46,10 @@ and 'refresh' does so from cron. Devices report their state to 'serve'
 
 func openMirror(dir string) (*mirror.Store, error) {
 	st, err := mirror.Open(dir)
+	if errors.Is(err, mirror.ErrNotStore) && isMirrorURL(dir) {
+		return nil, cliexit.UsageError{Err: fmt.Errorf("%s is a running mirror's URL: this command works on the mirror directory", dir),
+			Hint: "run it on the mirror's host with its directory; the fleet commands that take a URL are listed by 'ferry fleet --help'"}
+	}
 	if errors.Is(err, mirror.ErrNotStore) {
 		return nil, cliexit.UsageError{Err: err}
 	}

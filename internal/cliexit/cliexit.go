@@ -16,6 +16,7 @@ const (
 	Failure = 1 // anything else: I/O, keys, network, configuration, ...
 	Usage   = 2 // how the command was called: unknown flag, missing argument, bad value
 	Refused = 3 // a bundle was refused: tampered, truncated, untrusted, wrong device type
+	Denied  = 4 // a mirror refused the credentials: a bad, expired or revoked API token, or a role that does not allow it
 )
 
 // UsageError marks an error in how a command was called; its exit code is
@@ -33,6 +34,7 @@ func (e UsageError) Unwrap() error { return e.Err }
 type Program struct {
 	Name    string             // the command's name, prefixed to its error lines
 	Refused func(error) bool   // whether an error refuses a bundle (exit code Refused)
+	Denied  func(error) bool   // whether an error refuses the credentials (exit code Denied)
 	Hint    func(error) string // what to do about an error, or ""
 }
 
@@ -46,6 +48,8 @@ func (p Program) Code(err error) int {
 		return Usage
 	case p.Refused != nil && p.Refused(err):
 		return Refused
+	case p.Denied != nil && p.Denied(err):
+		return Denied
 	}
 	return Failure
 }

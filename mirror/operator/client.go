@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -35,10 +36,28 @@ type Client struct {
 
 var _ fleet.Client = (*Client)(nil)
 
+// ClientOptions configure NewClient.
+type ClientOptions struct {
+	// HTTP is the client requests go through; nil is one whose requests
+	// time out after a minute.
+	HTTP *http.Client
+	// PlainHTTP allows sending the token over plain http to a host that
+	// is not this machine (loopback), where anyone on the network can
+	// read it. Without it, such a URL is refused (*PlainHTTPError).
+	PlainHTTP bool
+}
+
+// PlainHTTPError refuses to send an API token in clear over the network.
+type PlainHTTPError struct{ URL string }
+
+func (e *PlainHTTPError) Error() string {
+	return fmt.Sprintf("%s is plain http to another machine: the API token would cross the network in clear", e.URL)
+}
+
 // NewClient returns the client of the mirror at base (http(s)://HOST[:PORT],
-// with or without /api/v1) acting with token; hc nil is a client whose
-// requests time out after a minute.
-func NewClient(base, token string, hc *http.Client) (*Client, error) {
+// with or without /api/v1) acting with token. A token goes over plain
+// http only to a loopback address, unless o.PlainHTTP.
+func NewClient(base, token string, o ClientOptions) (*Client, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		return nil, fmt.Errorf("mirror URL %q: want http(s)://HOST[:PORT]", base)
@@ -46,10 +65,23 @@ func NewClient(base, token string, hc *http.Client) (*Client, error) {
 	if !strings.HasPrefix(token, TokenPrefix) {
 		return nil, errors.New("an API token begins with " + TokenPrefix + " ('ferry fleet tokens create')")
 	}
+	if u.Scheme == "http" && !o.PlainHTTP && !loopback(u.Hostname()) {
+		return nil, &PlainHTTPError{URL: u.Scheme + "://" + u.Host}
+	}
+	hc := o.HTTP
 	if hc == nil {
 		hc = &http.Client{Timeout: time.Minute}
 	}
 	return &Client{base: u.Scheme + "://" + u.Host, token: token, hc: hc}, nil
+}
+
+// loopback reports whether host (a name or an address) is this machine.
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // APIError is an error answer of the mirror's API.
@@ -137,6 +169,15 @@ func (c *Client) Show(ctx context.Context, id string) (*devices.Record, []device
 	return out.Device, out.History, nil
 }
 
+// enrollLine is an entry of an enrollment list as the mirror reads it
+// (devices.ParseEnrollments).
+type enrollLine struct {
+	PublicKey  string            `json:"publicKey"`
+	Name       string            `json:"name,omitempty"`
+	DeviceType string            `json:"deviceType,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+}
+
 // Enroll implements devices.Fleet: the list goes to the mirror as JSON
 // lines; the mirror records "api:USER" as how they were enrolled.
 func (c *Client) Enroll(ctx context.Context, es []devices.Enrollment, _ string, _ time.Time) ([]devices.EnrollResult, error) {
@@ -146,7 +187,10 @@ func (c *Client) Enroll(ctx context.Context, es []devices.Enrollment, _ string, 
 		if err != nil {
 			return nil, err
 		}
-		line, _ := json.Marshal(map[string]string{"publicKey": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), "name": e.Name, "deviceType": e.DeviceType})
+		line, err := json.Marshal(enrollLine{PublicKey: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), Name: e.Name, DeviceType: e.DeviceType, Labels: e.Labels})
+		if err != nil {
+			return nil, err
+		}
 		b.Write(append(line, '\n'))
 	}
 	var out EnrollResults

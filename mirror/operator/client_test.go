@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ferry-update/ferry/devices"
@@ -20,15 +21,28 @@ func TestClient(t *testing.T) {
 	r := newRollout(t, "sqlite")
 	ctx := context.Background()
 	for _, bad := range [][2]string{{"ftp://x", r.ana}, {"http://", r.ana}, {"http://u:p@host", r.ana}, {r.url, "not-a-token"}} {
-		if _, err := NewClient(bad[0], bad[1], nil); err == nil {
+		if _, err := NewClient(bad[0], bad[1], ClientOptions{}); err == nil {
 			t.Errorf("NewClient(%q, %.8q…) accepted", bad[0], bad[1])
 		}
 	}
-	c, err := NewClient(r.url+"/api/v1", r.ana, nil)
+	// A token crosses the network in clear only when asked to.
+	var pe *PlainHTTPError
+	if _, err := NewClient("http://mirror.example:5000", r.ana, ClientOptions{}); !errors.As(err, &pe) || strings.Contains(err.Error(), r.ana) {
+		t.Errorf("plain http to another host: %v, want a *PlainHTTPError without the token", err)
+	}
+	for _, ok := range []string{"https://mirror.example", "http://localhost:5000", "http://127.0.0.2:5000", "http://[::1]:5000"} {
+		if _, err := NewClient(ok, r.ana, ClientOptions{}); err != nil {
+			t.Errorf("NewClient(%s): %v", ok, err)
+		}
+	}
+	if _, err := NewClient("http://10.0.0.5:5000", r.ana, ClientOptions{PlainHTTP: true}); err != nil {
+		t.Errorf("plain http allowed: %v", err)
+	}
+	c, err := NewClient(r.url+"/api/v1", r.ana, ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ro, _ := NewClient(r.url, r.bo, nil)
+	ro, _ := NewClient(r.url, r.bo, ClientOptions{})
 
 	recs, err := c.Records(ctx)
 	if err != nil || len(recs) != 3 {
@@ -43,12 +57,12 @@ func TestClient(t *testing.T) {
 		t.Errorf("Show of no device: %v, want *devices.NotFoundError", err)
 	}
 	fresh := newDevice("gw-4")
-	res, err := c.Enroll(ctx, []devices.Enrollment{{PublicKey: fresh.key.Public().(ed25519.PublicKey), Name: "gw-4", DeviceType: "board-a"}}, "", r.clock.Now())
+	res, err := c.Enroll(ctx, []devices.Enrollment{{PublicKey: fresh.key.Public().(ed25519.PublicKey), Name: "gw-4", DeviceType: "board-a", Labels: map[string]string{"site": "plant-2"}}}, "", r.clock.Now())
 	if err != nil || len(res) != 1 || res[0].ID != fresh.id || res[0].After != devices.Enrolled {
 		t.Errorf("Enroll: %+v, %v", res, err)
 	}
-	if rec, _, _ := r.db.Show(ctx, fresh.id); rec.EnrolledBy != "api:ana" {
-		t.Errorf("enrolled by %q, want api:ana", rec.EnrolledBy)
+	if rec, _, _ := r.db.Show(ctx, fresh.id); rec.EnrolledBy != "api:ana" || rec.Labels["site"] != "plant-2" {
+		t.Errorf("enrolled by %q with labels %v, want api:ana with site=plant-2", rec.EnrolledBy, rec.Labels)
 	}
 	if rec, err := c.SetStatus(ctx, fresh.id, devices.Revoked, r.clock.Now()); err != nil || rec.Status != devices.Revoked {
 		t.Errorf("SetStatus: %+v %v", rec, err)
