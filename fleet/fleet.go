@@ -7,7 +7,7 @@
 // directory (its devices.db, or a PostgreSQL database shared by several
 // mirrors); a client of a running mirror's HTTP API implements it for a
 // mirror's URL. Summarize makes the fleet at a glance that 'ferry fleet
-// status' prints.
+// status' prints, the API answers and the console shows.
 package fleet
 
 import (
@@ -84,49 +84,76 @@ func (l *Local) Deploy(ctx context.Context, ref string, spec devices.DeploymentS
 	return l.CreateDeployment(ctx, spec, at)
 }
 
-// Overview is the fleet at a glance.
+// SilentAfter is how long an enrolled device may go without a check-in
+// before the fleet at a glance lists it as silent.
+const SilentAfter = 24 * time.Hour
+
+// Overview is the fleet at a glance: what 'ferry fleet status' prints,
+// GET /api/v1/fleet answers and the console's first page shows.
 type Overview struct {
-	Devices  int                    `json:"devices"`
+	Devices int `json:"devices"`
+	// ByStatus counts the devices of each enrollment status.
 	ByStatus map[devices.Status]int `json:"byStatus"`
-	// Versions counts the enrolled devices by what they run.
+	// Versions counts the enrolled devices by what they run, most
+	// first; a device that never reported counts under "" and "".
 	Versions []VersionCount `json:"versions"`
-	// Failing are the enrolled devices whose last install failed.
+	// Failing are the enrolled devices whose last install failed, rolled
+	// back or was refused, or whose bootloader fell back (Failing), by
+	// name.
 	Failing []devices.Record `json:"failing"`
-	// Deployments are those not over (awaiting approval, running, paused),
-	// newest first.
+	// Silent are the enrolled devices not heard from for SilentAfter,
+	// or never, by name.
+	Silent []devices.Record `json:"silent"`
+	// Deployments are those not over (awaiting approval, running,
+	// paused), newest first.
 	Deployments []devices.Deployment `json:"deployments"`
 }
 
-// VersionCount is how many devices run a bundle version.
+// VersionCount is how many enrolled devices run a bundle version.
 type VersionCount struct {
 	Bundle  string `json:"bundle"`
 	Version string `json:"version"`
 	Devices int    `json:"devices"`
 }
 
-// Failed reports whether an install result is a failure.
-func Failed(result string) bool {
-	return result == "failed" || result == "rolled-back" || result == "refused"
+// failedResults are the install results that mean something went wrong.
+var failedResults = map[string]bool{"failed": true, "rolled-back": true, "refused": true}
+
+// Failing reports whether a device's latest report says something went
+// wrong: its last install failed, rolled back or was refused, or its
+// bootloader fell back to the other slot.
+func Failing(r *devices.Record) bool {
+	inv := r.Inventory
+	return inv != nil && (failedResults[inv.Result] || inv.Slot.Fallback)
 }
 
-// Summarize makes the Overview of records and deployments.
-func Summarize(recs []devices.Record, deps []devices.Deployment) *Overview {
-	o := &Overview{Devices: len(recs), ByStatus: map[devices.Status]int{}, Versions: []VersionCount{}, Failing: []devices.Record{}, Deployments: []devices.Deployment{}}
+// Summarize makes the Overview of recs and deps (newest first, as
+// Deployments lists them) at now.
+func Summarize(recs []devices.Record, deps []devices.Deployment, now time.Time) *Overview {
+	o := &Overview{Devices: len(recs), ByStatus: map[devices.Status]int{}, Versions: []VersionCount{},
+		Failing: []devices.Record{}, Silent: []devices.Record{}, Deployments: []devices.Deployment{}}
 	counts := map[[2]string]int{}
-	for _, r := range recs {
+	for i := range recs {
+		r := &recs[i]
 		o.ByStatus[r.Status]++
 		if r.Status != devices.Enrolled {
 			continue
 		}
-		k := [2]string{"", "never reported"}
+		var k [2]string
 		if inv := r.Inventory; inv != nil {
 			k = [2]string{inv.Bundle, inv.Version}
-			if Failed(inv.Result) {
-				o.Failing = append(o.Failing, r)
-			}
 		}
 		counts[k]++
+		if Failing(r) {
+			o.Failing = append(o.Failing, *r)
+		}
+		if r.LastSeen.IsZero() || now.Sub(r.LastSeen) >= SilentAfter {
+			o.Silent = append(o.Silent, *r)
+		}
 	}
+	// By name, then id, whatever order recs came in.
+	devices.SortByStatus(o.Failing)
+	devices.SortByStatus(o.Silent)
 	for k, n := range counts {
 		o.Versions = append(o.Versions, VersionCount{Bundle: k[0], Version: k[1], Devices: n})
 	}
@@ -135,7 +162,10 @@ func Summarize(recs []devices.Record, deps []devices.Deployment) *Overview {
 		if a.Devices != b.Devices {
 			return a.Devices > b.Devices
 		}
-		return a.Bundle+" "+a.Version < b.Bundle+" "+b.Version
+		if a.Bundle != b.Bundle {
+			return a.Bundle < b.Bundle
+		}
+		return a.Version < b.Version
 	})
 	for _, d := range deps {
 		if d.State != devices.Completed && d.State != devices.Aborted {
@@ -143,4 +173,21 @@ func Summarize(recs []devices.Record, deps []devices.Deployment) *Overview {
 		}
 	}
 	return o
+}
+
+// Status is the fleet at a glance of c at now: its deployments moved on
+// to now first (on a mirror's URL the mirror does that at its own clock).
+func Status(ctx context.Context, c devices.Fleet, now time.Time) (*Overview, error) {
+	if err := c.Evaluate(ctx, now); err != nil {
+		return nil, err
+	}
+	recs, err := c.Records(ctx)
+	if err != nil {
+		return nil, err
+	}
+	deps, err := c.Deployments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return Summarize(recs, deps, now), nil
 }

@@ -98,25 +98,43 @@ func TestDeploy(t *testing.T) {
 	}
 }
 
+// TestSummarize: the one fleet at a glance of the CLI, the API and the
+// console: counts, versions, failing (a failed install or a bootloader
+// fallback), silent (a day without a check-in, or never) and the
+// deployments not over.
 func TestSummarize(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	recs := []devices.Record{
-		{ID: "a", Status: devices.Enrolled, Inventory: &checkin.Inventory{Bundle: "gw", Version: "1.0.0", Result: "committed"}},
-		{ID: "b", Status: devices.Enrolled, Inventory: &checkin.Inventory{Bundle: "gw", Version: "1.0.0", Result: "rolled-back"}},
-		{ID: "c", Status: devices.Enrolled, Inventory: &checkin.Inventory{Bundle: "gw", Version: "2.0.0", Result: "committed"}},
-		{ID: "d", Status: devices.Enrolled},
-		{ID: "e", Status: devices.Pending},
+		{ID: "a", Status: devices.Enrolled, LastSeen: now.Add(-time.Hour), Inventory: &checkin.Inventory{Bundle: "gw", Version: "1.0.0", Result: "committed"}},
+		{ID: "b", Status: devices.Enrolled, LastSeen: now.Add(-time.Minute), Inventory: &checkin.Inventory{Bundle: "gw", Version: "1.0.0", Result: "rolled-back"}},
+		{ID: "c", Name: "z-last", Status: devices.Enrolled, LastSeen: now.Add(-SilentAfter), Inventory: &checkin.Inventory{Bundle: "gw", Version: "2.0.0", Result: "committed"}},
+		{ID: "f", Status: devices.Enrolled, LastSeen: now, Inventory: &checkin.Inventory{Bundle: "gw", Version: "2.0.0", Result: "committed", Slot: checkin.SlotState{Fallback: true}}},
+		{ID: "d", Name: "a-first", Status: devices.Enrolled},
+		{ID: "e", Status: devices.Pending, Inventory: &checkin.Inventory{Bundle: "gw", Version: "0.1.0", Result: "failed"}},
 	}
 	deps := []devices.Deployment{{ID: 3, State: devices.Paused}, {ID: 2, State: devices.Completed}, {ID: 1, State: devices.Aborted}}
-	o := Summarize(recs, deps)
-	if o.Devices != 5 || o.ByStatus[devices.Enrolled] != 4 || o.ByStatus[devices.Pending] != 1 {
+	o := Summarize(recs, deps, now)
+	if o.Devices != 6 || o.ByStatus[devices.Enrolled] != 5 || o.ByStatus[devices.Pending] != 1 {
 		t.Fatalf("counts %+v", o)
 	}
-	want := []VersionCount{{"gw", "1.0.0", 2}, {"", "never reported", 1}, {"gw", "2.0.0", 1}}
+	want := []VersionCount{{"gw", "1.0.0", 2}, {"gw", "2.0.0", 2}, {"", "", 1}}
 	if !reflect.DeepEqual(o.Versions, want) {
 		t.Fatalf("versions %+v", o.Versions)
 	}
-	if len(o.Failing) != 1 || o.Failing[0].ID != "b" || len(o.Deployments) != 1 || o.Deployments[0].ID != 3 {
-		t.Fatalf("failing %+v, deployments %+v", o.Failing, o.Deployments)
+	ids := func(rs []devices.Record) (out []string) {
+		for _, r := range rs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	if got := ids(o.Failing); !reflect.DeepEqual(got, []string{"b", "f"}) {
+		t.Errorf("failing %v, want b (rolled back) and f (fallback)", got)
+	}
+	if got := ids(o.Silent); !reflect.DeepEqual(got, []string{"d", "c"}) {
+		t.Errorf("silent %v, want c (a day) and d (never), by name", got)
+	}
+	if len(o.Deployments) != 1 || o.Deployments[0].ID != 3 {
+		t.Errorf("deployments %+v", o.Deployments)
 	}
 }
 

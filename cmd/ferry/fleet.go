@@ -572,32 +572,37 @@ func runFleetStatus(ctx context.Context, s *streams, o fleetOptions, dir string,
 	}
 	return withFleet(ctx, dir, o, func(f fleet.Client) error {
 		now := time.Now()
-		if err := f.Evaluate(ctx, now); err != nil {
-			return err
-		}
 		if id != 0 {
+			if err := f.Evaluate(ctx, now); err != nil {
+				return err
+			}
 			return printDeploymentDetail(ctx, s, o, f, id)
 		}
-		recs, err := f.Records(ctx)
+		ov, err := fleet.Status(ctx, f, now)
 		if err != nil {
 			return err
 		}
-		ds, err := f.Deployments(ctx)
-		if err != nil {
-			return err
-		}
-		ov := fleet.Summarize(recs, ds)
 		if o.asJSON {
 			return writeJSON(s.out, ov)
 		}
 		fmt.Fprintf(s.out, "devices: %d (%d enrolled, %d pending, %d rejected, %d revoked)\n", ov.Devices,
 			ov.ByStatus[devices.Enrolled], ov.ByStatus[devices.Pending], ov.ByStatus[devices.Rejected], ov.ByStatus[devices.Revoked])
 		for _, v := range ov.Versions {
-			fmt.Fprintf(s.out, "  %4d  %s %s\n", v.Devices, display.Untrusted(display.OrDash(v.Bundle)), display.Untrusted(v.Version))
+			what := display.Untrusted(display.OrDash(v.Bundle)) + " " + display.Untrusted(v.Version)
+			if v.Bundle == "" && v.Version == "" {
+				what = "- never reported"
+			}
+			fmt.Fprintf(s.out, "  %4d  %s\n", v.Devices, what)
 		}
 		if len(ov.Failing) > 0 {
-			fmt.Fprintf(s.out, "\nlast install failed on %d devices:\n", len(ov.Failing))
+			fmt.Fprintf(s.out, "\nfailing: %d devices (the last install failed, rolled back or was refused, or the bootloader fell back)\n", len(ov.Failing))
 			if err := printRecords(s.out, ov.Failing, now); err != nil {
+				return err
+			}
+		}
+		if len(ov.Silent) > 0 {
+			fmt.Fprintf(s.out, "\nsilent: %d devices (no check-in for a day or more, or never)\n", len(ov.Silent))
+			if err := printRecords(s.out, ov.Silent, now); err != nil {
 				return err
 			}
 		}

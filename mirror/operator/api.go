@@ -51,12 +51,12 @@ func (h *Handler) apiRoutes() {
 		writeJSON(w, http.StatusOK, p)
 	})})
 	api("fleet", map[string]endpoint{"GET": read(func(w http.ResponseWriter, r *http.Request, p *Principal) {
-		recs, err := h.o.Fleet.Records(r.Context())
+		ov, err := h.overview(r.Context())
 		if err != nil {
 			h.jsonError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, Summarize(recs, h.now()))
+		writeJSON(w, http.StatusOK, ov)
 	})})
 	api("devices", map[string]endpoint{"GET": read(func(w http.ResponseWriter, r *http.Request, p *Principal) {
 		recs, err := h.records(r)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/devices"
+	"github.com/ferry-update/ferry/fleet"
 	"github.com/ferry-update/ferry/transport/checkin"
 )
 
@@ -52,9 +53,9 @@ func TestAPIDevices(t *testing.T) {
 		if len(list.Devices) != 2 {
 			t.Errorf("enrolled devices: %d, want 2", len(list.Devices))
 		}
-		var sum Summary
+		var sum fleet.Overview
 		getJSON(t, f, "/api/v1/fleet", ro, http.StatusOK, &sum)
-		if sum.Devices != 3 || sum.ByStatus[string(devices.Pending)] != 1 || len(sum.Failing) != 1 || sum.Failing[0].ID != bad.id || !strings.Contains(sum.Failing[0].Error, "<b>svc</b>") {
+		if sum.Devices != 3 || sum.ByStatus[devices.Pending] != 1 || len(sum.Failing) != 1 || sum.Failing[0].ID != bad.id || !strings.Contains(sum.Failing[0].Inventory.Error, "<b>svc</b>") {
 			t.Errorf("fleet summary = %+v", sum)
 		}
 		var detail DeviceDetail

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/devices"
+	"github.com/ferry-update/ferry/fleet"
 	"github.com/ferry-update/ferry/internal/display"
 	"github.com/ferry-update/ferry/internal/ratelimit"
 )
@@ -53,12 +54,13 @@ var pages = func() map[string]*template.Template {
 		"failing": func(r any) bool {
 			switch r := r.(type) {
 			case devices.Record:
-				return Failing(&r)
+				return fleet.Failing(&r)
 			case *devices.Record:
-				return Failing(r)
+				return fleet.Failing(r)
 			}
 			return false
 		},
+		"byStatus": func(m map[devices.Status]int, s string) int { return m[devices.Status(s)] },
 		"dict": func(kv ...any) map[string]any {
 			m := map[string]any{}
 			for i := 0; i+1 < len(kv); i += 2 {

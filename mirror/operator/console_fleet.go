@@ -2,12 +2,14 @@ package operator
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ferry-update/ferry/devices"
+	"github.com/ferry-update/ferry/fleet"
 	"github.com/ferry-update/ferry/internal/display"
 )
 
@@ -29,37 +31,12 @@ type deployForm struct {
 
 var defaultDeployForm = deployForm{Phases: "1,10%,50%,100%", Soak: "1h", MaxFailures: "0"}
 
-// overviewView is the console's first page.
-type overviewView struct {
-	Summary
-	// Active are the deployments not over, newest first.
-	Active []devices.Deployment
-}
-
-// active are the deployments not over.
-func active(ds []devices.Deployment) []devices.Deployment {
-	out := []devices.Deployment{}
-	for _, d := range ds {
-		if d.State != devices.Completed && d.State != devices.Aborted {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
-func (h *Handler) overview(ctx context.Context) (*overviewView, error) {
-	if err := h.evaluate(ctx); err != nil {
-		return nil, err
-	}
-	recs, err := h.o.Fleet.Records(ctx)
+func (h *Handler) overview(ctx context.Context) (*fleet.Overview, error) {
+	ov, err := fleet.Status(ctx, h.o.Fleet, h.now())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the fleet at a glance: %w", err)
 	}
-	ds, err := h.o.Fleet.Deployments(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &overviewView{Summary: Summarize(recs, h.now()), Active: active(ds)}, nil
+	return ov, nil
 }
 
 func (h *Handler) deploymentsView(ctx context.Context, form deployForm, problem string) (*deploymentsView, error) {
