@@ -149,7 +149,12 @@ func TestIngestReports(t *testing.T) {
 	}
 	check := func(from string, want IngestResult) {
 		t.Helper()
-		res, err := IngestReports(st, from)
+		d, err := devices.OpenDir(st.Dir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		res, err := IngestReports(st, d, from)
 		if err != nil {
 			t.Fatal(err)
 		}

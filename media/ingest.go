@@ -40,9 +40,9 @@ type Rejected struct {
 	Reason string `json:"reason"`
 }
 
-// Store is the mirror store whose device records IngestReports writes
-// (a *mirror.Store): the device records live in its directory, and signed
-// check-ins must be meant for one of its MirrorIDs.
+// Store is the mirror store whose reports IngestReports takes (a
+// *mirror.Store): signed check-ins must be meant for one of its
+// MirrorIDs.
 type Store interface {
 	Dir() string
 	MirrorIDs() ([]string, error)
@@ -62,32 +62,28 @@ type Relay interface {
 const StickRemote = "stick:"
 
 // IngestReports records the reports on a stick (an image, a device or a
-// directory, as Reports reads them) in the device records of the mirror
-// store st, each as a check-in (devices.DB.Record) of its device:
+// directory, as Reports reads them) in d, the device records of the mirror
+// store st (its devices.db, or the PostgreSQL database it uses), each as
+// a check-in (devices.DB.Record) of its device:
 // bundle, version after the install (0.0.0 if none, as the agent checks
 // in), result, finished time (else started) and error. The device type is
 // the report's; reports from agents that did not record it get the type
 // the device last checked in with, else "unknown". A report already recorded (the same device id,
 // time and bundle) is not recorded again, so ingesting a stick twice adds
 // nothing.
-func IngestReports(st Store, imgOrDir string) (*IngestResult, error) {
-	res, err := ingestReports(st, imgOrDir, time.Now())
+func IngestReports(st Store, d *devices.DB, imgOrDir string) (*IngestResult, error) {
+	res, err := ingestReports(st, d, imgOrDir, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("ingest reports of %s into %s: %w", imgOrDir, st.Dir(), err)
 	}
 	return res, nil
 }
 
-func ingestReports(st Store, imgOrDir string, now time.Time) (*IngestResult, error) {
+func ingestReports(st Store, d *devices.DB, imgOrDir string, now time.Time) (*IngestResult, error) {
 	rows, err := reports(imgOrDir)
 	if err != nil {
 		return nil, err
 	}
-	d, err := devices.OpenDir(st.Dir())
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
 	res := &IngestResult{From: imgOrDir, Rejected: []Rejected{}}
 	for _, row := range rows {
 		if row.Report == nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/devices"
+	"github.com/ferry-update/ferry/internal/testtool"
 	"github.com/ferry-update/ferry/transport/checkin"
 	"github.com/ferry-update/ferry/transport/stick"
 )
@@ -19,10 +20,29 @@ import (
 // check-in is judged as one over the network and counts toward the
 // deployment that assigned the device its bundle; ingested again it is
 // known (replayed), and forged or foreign ones are rejected with their
-// reason.
+// reason. On the mirror's SQLite file and on a real PostgreSQL (the
+// records go where the mirror keeps them).
 func TestIngestSigned(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			st := newStore(t)
+			open := func() (*devices.DB, error) { return devices.OpenDir(st.Dir()) }
+			if backend == "postgres" {
+				url := testtool.Postgres(t)
+				open = func() (*devices.DB, error) { return devices.OpenPostgres(context.Background(), url) }
+			}
+			testIngestSigned(t, st, open)
+			if backend == "postgres" {
+				if _, err := os.Stat(filepath.Join(st.Dir(), "devices.db")); !os.IsNotExist(err) {
+					t.Errorf("ingesting into PostgreSQL made %s/devices.db (%v)", st.Dir(), err)
+				}
+			}
+		})
+	}
+}
+
+func testIngestSigned(t *testing.T, st Store, open func() (*devices.DB, error)) {
 	ctx := context.Background()
-	st := newStore(t)
 	ids, err := st.MirrorIDs()
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +54,7 @@ func TestIngestSigned(t *testing.T) {
 	dev := checkin.DeviceID(pub)
 	now := time.Now().UTC().Truncate(time.Second)
 
-	d, err := devices.OpenDir(st.Dir())
+	d, err := open()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +95,15 @@ func TestIngestSigned(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res, err := IngestReports(st, root)
+	ingest := func() (*IngestResult, error) {
+		d, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		return IngestReports(st, d, root)
+	}
+	res, err := ingest()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +114,7 @@ func TestIngestSigned(t *testing.T) {
 	if !strings.Contains(reasons, "(foreign)") || !strings.Contains(reasons, "(bad-signature)") {
 		t.Fatalf("rejected: %s", reasons)
 	}
-	d, err = devices.OpenDir(st.Dir())
+	d, err = open()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +131,7 @@ func TestIngestSigned(t *testing.T) {
 		t.Fatalf("record %+v %v", rec, err)
 	}
 	// Again: known, nothing new.
-	res, err = IngestReports(st, root)
+	res, err = ingest()
 	if err != nil || res.New != 0 || res.Known != 1 {
 		t.Fatalf("ingest again: %+v %v", res, err)
 	}

@@ -607,17 +607,20 @@ func printTUFStatus(s *streams, st *tufrepo.Status) {
 
 // mirrorIngestOptions are the flags of 'ferry mirror ingest'.
 type mirrorIngestOptions struct {
-	asJSON bool
+	asJSON   bool
+	database string
 }
 
 func newMirrorIngestCommand(s *streams) *cobra.Command {
 	var o mirrorIngestOptions
 	cmd := &cobra.Command{
-		Use:   "ingest DIR IMAGE|DEVICE|STICKDIR [--json]",
+		Use:   "ingest DIR IMAGE|DEVICE|STICKDIR [--database postgres://...] [--json]",
 		Short: "Record the install reports devices wrote onto a stick as their check-ins",
 		Long: `Read the reports in a stick's ferry/reports/ (from an image, a device, a
 mounted stick or a copy of one, as 'ferry media reports' does) and record
-each in DIR/devices.db as a check-in of its device: the bundle, the version
+each in the mirror's device records (DIR/devices.db, or the PostgreSQL
+database of --database or FERRY_DATABASE, as 'ferry mirror serve' uses
+it) as a check-in of its device: the bundle, the version
 after the install, the result, the time it finished and the error, filed
 under the device type the report names. Reports of older agents name none:
 they get the type the device last checked in with, else "unknown". A report
@@ -626,20 +629,26 @@ so a stick may be ingested twice. A file that is not a valid report is
 listed as rejected and recorded nowhere.
 'ferry mirror devices DIR' then lists the devices.`,
 		Args: args(2, "a mirror DIR and a stick IMAGE, DEVICE or directory"),
-		RunE: func(_ *cobra.Command, a []string) error { return runMirrorIngest(s, o, a[0], a[1]) },
+		RunE: func(cmd *cobra.Command, a []string) error { return runMirrorIngest(cmd.Context(), s, o, a[0], a[1]) },
 	}
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the result as JSON")
+	addDatabaseFlag(cmd, &o.database)
 	return cmd
 }
 
 // runMirrorIngest records the reports on the stick at src in the mirror
 // in dir.
-func runMirrorIngest(s *streams, o mirrorIngestOptions, dir, src string) error {
+func runMirrorIngest(ctx context.Context, s *streams, o mirrorIngestOptions, dir, src string) error {
 	st, err := openMirror(dir)
 	if err != nil {
 		return err
 	}
-	res, err := media.IngestReports(st, src)
+	d, err := openDeviceStore(ctx, dir, o.database)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	res, err := media.IngestReports(st, d, src)
 	if err != nil {
 		return err
 	}
