@@ -309,16 +309,20 @@ func (in *installRun) deltaContent(ctx context.Context, p *bundle.PayloadReader)
 		f.Close()
 		return nil, nil, err
 	}
-	cr := &chunkReader{ctx: ctx, a: in.a, blobs: d.blobs, name: p.Name, parts: p.Layers, ix: ix, locs: locs, base: f, at: base.at, dec: dec}
+	cr := &chunkReader{ctx: ctx, a: in.a, blobs: d.blobs, name: p.Name, parts: p.Layers, ix: ix, locs: locs, base: f, at: base.at, dec: dec,
+		again: repeatedNew(ix, base.at), targetPath: in.a.cfg.Slots[p.Target].Device(in.j.ToSlot)}
 	vr, err := verifyio.NewReader(cr, p.Size, p.Digest)
 	if err != nil {
 		f.Close()
 		return nil, nil, err
 	}
 	done := func() error {
-		in.a.logf("payload %s: %d chunks reused from slot %s, %d fetched (%d bytes), %d in the slot did not match and were fetched",
-			p.Name, cr.reused, base.slot, cr.fetched, cr.fetchedBytes, cr.rotted)
+		in.a.logf("payload %s: %d chunks reused from slot %s, %d fetched (%d bytes), %d read again from slot %s, %d in the slot did not match and were fetched",
+			p.Name, cr.reused, base.slot, cr.fetched, cr.fetchedBytes, cr.copied, in.j.ToSlot, cr.rotted)
 		cr.closeRun()
+		if cr.target != nil {
+			cr.target.Close()
+		}
 		return f.Close()
 	}
 	return contentReader{vr, p.Name}, done, nil
@@ -344,10 +348,30 @@ func (c contentReader) Read(b []byte) (int, error) {
 // broken link): a failure, not a refusal.
 var errFetch = errors.New("fetch chunk")
 
+// repeatedNew maps each chunk ID that the base lacks and that occurs more
+// than once in ix to the index of its first occurrence.
+func repeatedNew(ix *bundle.ChunkIndex, base map[bundle.ChunkID]int64) map[bundle.ChunkID]int {
+	first := map[bundle.ChunkID]int{}
+	again := map[bundle.ChunkID]int{}
+	for i, c := range ix.Chunks {
+		if _, ok := base[c.ID]; ok {
+			continue
+		}
+		if j, seen := first[c.ID]; seen {
+			again[c.ID] = j
+		} else {
+			first[c.ID] = i
+		}
+	}
+	return again
+}
+
 // chunkReader yields a chunked payload's content chunk by chunk: from the
-// base slot when it holds the chunk and it still hashes right, else
-// fetched by range, decompressed and checked. Runs of fetched chunks
-// that are adjacent in one part share one range request.
+// base slot when it holds the chunk and it still hashes right; a chunk
+// the base lacks that occurred before in the payload, from where it was
+// written in the target slot (re-hashed too); else fetched by range,
+// decompressed and checked. Runs of fetched chunks that are adjacent in
+// one part share one range request.
 type chunkReader struct {
 	ctx   context.Context
 	a     *Agent
@@ -359,6 +383,12 @@ type chunkReader struct {
 	base  *os.File
 	at    map[bundle.ChunkID]int64
 	dec   *zstd.FrameDecoder
+	// again: chunks the base lacks that occur more than once, by the
+	// index of their first occurrence; target is the slot being written
+	// (at targetPath), opened when a chunk is first read back from it.
+	again      map[bundle.ChunkID]int
+	targetPath string
+	target     *os.File
 
 	next    int    // next chunk
 	pending []byte // rest of the current chunk
@@ -368,8 +398,8 @@ type chunkReader struct {
 	run    io.ReadCloser // open range over chunks [next, runEnd)
 	runEnd int
 
-	reused, fetched, rotted int
-	fetchedBytes            int64
+	reused, fetched, copied, rotted int
+	fetchedBytes                    int64
 }
 
 func (c *chunkReader) Read(b []byte) (int, error) {
@@ -407,7 +437,46 @@ func (c *chunkReader) chunk(i int) ([]byte, error) {
 		c.rotted++
 		c.a.logf("payload %s: chunk %d (%s) in the base slot at byte %d does not match: fetching it", c.name, i, ch.ID, off)
 	}
+	if j, ok := c.again[ch.ID]; ok && j < i && c.run == nil {
+		data, err := c.readBack(ch, c.locs[j].Offset)
+		if err == nil {
+			c.copied++
+			return data, nil
+		}
+		c.a.logf("payload %s: chunk %d (%s) written at byte %d: %v: fetching it", c.name, i, ch.ID, c.locs[j].Offset, err)
+	}
 	return c.fetch(i)
+}
+
+// readBack reads chunk ch from the target slot at off, where it was
+// written before, and checks it.
+func (c *chunkReader) readBack(ch bundle.Chunk, off int64) ([]byte, error) {
+	if c.target == nil {
+		f, err := os.Open(c.targetPath)
+		if err != nil {
+			return nil, fmt.Errorf("open target slot: %w", err)
+		}
+		c.target = f
+	}
+	data := c.buf[:ch.Size]
+	if _, err := c.target.ReadAt(data, off); err != nil {
+		return nil, fmt.Errorf("read target slot: %w", err)
+	}
+	if bundle.ChunkIDOf(data) != ch.ID {
+		return nil, errors.New("does not read back")
+	}
+	return data, nil
+}
+
+// fetchable says whether chunk i is fetched (and so may join a range):
+// neither the base holds it nor was it written before.
+func (c *chunkReader) fetchable(i int) bool {
+	id := c.ix.Chunks[i].ID
+	if _, have := c.at[id]; have {
+		return false
+	}
+	j, ok := c.again[id]
+	return !ok || j >= i
 }
 
 // fetch reads chunk i's frame from its part, opening a range over it and
@@ -419,7 +488,7 @@ func (c *chunkReader) fetch(i int) ([]byte, error) {
 		c.closeRun()
 		end, n := i+1, int64(ch.CompressedSize)
 		for end < len(c.ix.Chunks) && c.locs[end].Part == loc.Part {
-			if _, have := c.at[c.ix.Chunks[end].ID]; have {
+			if !c.fetchable(end) {
 				break
 			}
 			n += int64(c.ix.Chunks[end].CompressedSize)

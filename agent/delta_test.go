@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -48,10 +50,15 @@ type deltaEnv struct {
 }
 
 func newDeltaEnv(t *testing.T) *deltaEnv {
+	v1, v2 := deltaImages()
+	return newDeltaEnvWith(t, v1, v2)
+}
+
+func newDeltaEnvWith(t *testing.T, v1, v2 []byte) *deltaEnv {
 	d := newDevice(t)
 	e := &deltaEnv{device: d, log: &bytes.Buffer{}}
 	d.cfg.Log = e.log
-	e.v1, e.v2 = deltaImages()
+	e.v1, e.v2 = v1, v2
 	e.b1 = d.bundle(bundleSpec{version: "1.0.0", rootfs: string(e.v1), chunkBits: bundle.MinChunkAvgBits})
 	e.b2 = d.bundle(bundleSpec{version: "2.0.0", rootfs: string(e.v2), chunkBits: bundle.MinChunkAvgBits})
 	if err := d.install(e.b1); err != nil {
@@ -223,6 +230,38 @@ func TestDeltaRottedBase(t *testing.T) {
 		t.Errorf("the rotted chunk was not reported:\n%s", e.log)
 	}
 	e.checkV2(t)
+}
+
+// TestDeltaRepeatedChunk: a new chunk that occurs twice in v2 is fetched
+// once and then read back from the slot being written.
+func TestDeltaRepeatedChunk(t *testing.T) {
+	v1, v2 := deltaImages()
+	copy(v2[1_600_000:1_640_000], v2[1_200_000-20_000:1_220_000]) // the new stretch, twice
+	e := newDeltaEnvWith(t, v1, v2)
+	where := e.serve(t, nil)
+	if _, err := e.installFrom(where); err != nil {
+		t.Fatalf("%v\n%s", err, e.log)
+	}
+	e.checkV2(t)
+	m := regexp.MustCompile(`(\d+) fetched \((\d+) bytes\), (\d+) read again from slot a`).FindStringSubmatch(e.log.String())
+	if m == nil || m[3] == "0" {
+		t.Fatalf("no chunk read again from slot a:\n%s", e.log)
+	}
+	old, _, _ := bundle.ChunkIndexOf(mustReader(t, e.b1), "rootfs")
+	nix, _, _ := bundle.ChunkIndexOf(mustReader(t, e.b2), "rootfs")
+	diff := bundle.Diff(old, nix)
+	if fetched, _ := strconv.ParseInt(m[2], 10, 64); fetched != diff.NewCompressedBytes || m[1] != strconv.Itoa(diff.NewChunks) {
+		t.Errorf("fetched %s chunks (%s bytes): want each new chunk once, %d (%d bytes)", m[1], m[2], diff.NewChunks, diff.NewCompressedBytes)
+	}
+}
+
+func mustReader(t *testing.T, b []byte) *bundle.Reader {
+	t.Helper()
+	r, err := bundle.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // TestDeltaNoBase: without a kept index, or with one of unrelated
