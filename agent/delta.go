@@ -71,7 +71,7 @@ func chunkIndexData(br *bundle.Reader, p bundle.Payload) []byte {
 		return nil
 	}
 	for _, at := range br.Attachments() {
-		if at.Name == p.Chunks.Index && at.MediaType == bundle.ChunkIndexMediaType {
+		if at.Name == p.Chunks.Index && bundle.IsChunkIndex(at.MediaType) {
 			return at.Data
 		}
 	}

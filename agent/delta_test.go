@@ -3,6 +3,8 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"net/http"
@@ -228,6 +230,39 @@ func TestDeltaRottedBase(t *testing.T) {
 	}
 	if !strings.Contains(e.log.String(), "in the base slot at byte") || !strings.Contains(e.log.String(), "1 in the slot did not match and were fetched") {
 		t.Errorf("the rotted chunk was not reported:\n%s", e.log)
+	}
+	e.checkV2(t)
+}
+
+// TestDeltaKeptV1Index: a slot whose kept index is of version 1 (16-byte
+// IDs, FORMAT.md §15.4; kept by an agent before version 2) is still a base
+// for a bundle with a version 2 index.
+func TestDeltaKeptV1Index(t *testing.T) {
+	e := newDeltaEnv(t)
+	where := e.serve(t, nil)
+	old, _, err := bundle.ChunkIndexOf(mustReader(t, e.b1), "rootfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := binary.BigEndian.AppendUint32([]byte("ferrycx1"), uint32(len(old.Chunks)))
+	v1 = append(v1, 0, 0, 0, 0)
+	var off int
+	for _, c := range old.Chunks {
+		sum := sha256.Sum256(e.v1[off : off+int(c.Size)])
+		off += int(c.Size)
+		v1 = binary.BigEndian.AppendUint32(v1, c.Size)
+		v1 = binary.BigEndian.AppendUint32(v1, c.CompressedSize)
+		v1 = append(v1, sum[:16]...)
+	}
+	e.write("state/chunks/rootfs.b.idx", string(v1))
+	if _, err := e.installFrom(where); err != nil {
+		t.Fatalf("%v\n%s", err, e.log)
+	}
+	if !strings.Contains(e.log.String(), "payload rootfs: delta from slot b") {
+		t.Errorf("no delta install logged:\n%s", e.log)
+	}
+	if e.servedBlob.Load() > partsSize(t, e.b2)/4 {
+		t.Errorf("%d bytes served: want a small part of %d", e.servedBlob.Load(), partsSize(t, e.b2))
 	}
 	e.checkV2(t)
 }

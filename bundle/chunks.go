@@ -16,8 +16,13 @@ import (
 // holds the content of an earlier version fetches only the chunks it
 // lacks, by byte range, from the payload's parts.
 const (
-	// ChunkIndexMediaType is the media type of a chunk index attachment.
-	ChunkIndexMediaType = "application/vnd.ferry.chunk-index.v1"
+	// ChunkIndexMediaType is the media type of a chunk index attachment
+	// (§15.4, version 2: varint sizes, 12-byte IDs), the one writers
+	// write.
+	ChunkIndexMediaType = "application/vnd.ferry.chunk-index.v2"
+	// ChunkIndexV1MediaType is version 1 of the chunk index (fixed
+	// 24-byte entries with 16-byte IDs), which readers still read.
+	ChunkIndexV1MediaType = "application/vnd.ferry.chunk-index.v1"
 	// ChunkerRabin names the chunker of §15.2: restic's Rabin
 	// fingerprint chunker with the polynomial ChunkPolynomial.
 	ChunkerRabin = "rabin"
@@ -40,10 +45,17 @@ const (
 	// when the writer knows the content's size.
 	PackContentBits = 22
 	MaxPacks        = 512
-	// chunkIndexMagic opens every chunk index.
-	chunkIndexMagic  = "ferrycx1"
-	chunkIndexHeader = 16
-	chunkEntrySize   = 24
+	// chunkIndexMagic opens every chunk index of version 2,
+	// chunkIndexV1Magic every one of version 1.
+	chunkIndexMagic   = "ferrycx2"
+	chunkIndexV1Magic = "ferrycx1"
+	chunkIndexHeader  = 16
+	// A version 2 entry takes chunkEntryMin to chunkEntryMax bytes (two
+	// varints of 1 to 4 bytes and the ID), a version 1 entry
+	// chunkEntryV1.
+	chunkEntryMin = 2*1 + ChunkIDSize
+	chunkEntryMax = 2*4 + ChunkIDSize
+	chunkEntryV1  = 24
 	// maxFrameOverhead bounds a chunk's frame beyond its content: zstd's
 	// worst case is a few bytes per 128 KiB block plus the frame header.
 	maxFrameOverhead = 1 << 10
@@ -103,31 +115,46 @@ func (c *Chunks) validate(p *Payload, atts []Attachment) error {
 		if a.Name != c.Index {
 			continue
 		}
-		if a.MediaType != ChunkIndexMediaType {
+		if !IsChunkIndex(a.MediaType) {
 			return fmt.Errorf("chunks: attachment %s is a %s, not a chunk index", a.Name, a.MediaType)
 		}
-		if want := ChunkIndexSize(c.Count); a.Size != want {
-			return fmt.Errorf("chunks: index %s of %d bytes: %d chunks take %d", a.Name, a.Size, c.Count, want)
+		if lo, hi := chunkIndexSizes(a.MediaType, c.Count); a.Size < lo || a.Size > hi {
+			return fmt.Errorf("chunks: index %s of %d bytes: %d chunks take %d to %d", a.Name, a.Size, c.Count, lo, hi)
 		}
 		return nil
 	}
 	return fmt.Errorf("chunks: index %q is not an attachment of the bundle", c.Index)
 }
 
-// ChunkIndexSize is the size of the index of n chunks.
-func ChunkIndexSize(n int) int64 { return chunkIndexHeader + chunkEntrySize*int64(n) }
+// IsChunkIndex says whether mediaType is a chunk index's, of either
+// version.
+func IsChunkIndex(mediaType string) bool {
+	return mediaType == ChunkIndexMediaType || mediaType == ChunkIndexV1MediaType
+}
+
+// chunkIndexSizes bounds the size of an index of n chunks.
+func chunkIndexSizes(mediaType string, n int) (lo, hi int64) {
+	if mediaType == ChunkIndexV1MediaType {
+		lo = chunkIndexHeader + chunkEntryV1*int64(n)
+		return lo, lo
+	}
+	return chunkIndexHeader + chunkEntryMin*int64(n), chunkIndexHeader + chunkEntryMax*int64(n)
+}
 
 // ChunkIndexName is the attachment name of payload's chunk index.
 func ChunkIndexName(payload string) string { return payload + ".chunks" }
 
-// ChunkID identifies a chunk's content: the first 16 bytes of its SHA-256
-// (§15.4).
-type ChunkID [16]byte
+// ChunkIDSize is the length of a chunk ID.
+const ChunkIDSize = 12
+
+// ChunkID identifies a chunk's content: the first 12 bytes of its SHA-256
+// (§15.4; a version 1 index holds 16, of which readers use the first 12).
+type ChunkID [ChunkIDSize]byte
 
 // ChunkIDOf returns the ID of content b.
 func ChunkIDOf(b []byte) ChunkID {
 	sum := sha256.Sum256(b)
-	return ChunkID(sum[:16])
+	return ChunkID(sum[:ChunkIDSize])
 }
 
 // String is the ID in hex, for messages.
@@ -150,29 +177,47 @@ type ChunkIndex struct {
 // or one that does not fit its payload.
 var ErrChunkIndex = errors.New("bad chunk index")
 
-// ParseChunkIndex decodes a chunk index (FORMAT.md §15.4). It checks the
-// encoding and each entry's bounds; Locate checks it against a payload.
+// ParseChunkIndex decodes a chunk index (FORMAT.md §15.4) of either
+// version. It checks the encoding and each entry's bounds; Locate checks
+// it against a payload.
 func ParseChunkIndex(b []byte) (*ChunkIndex, error) {
 	bad := func(format string, args ...any) (*ChunkIndex, error) {
 		return nil, fmt.Errorf("%w: %s", ErrChunkIndex, fmt.Sprintf(format, args...))
 	}
-	if len(b) < chunkIndexHeader || string(b[:8]) != chunkIndexMagic {
+	if len(b) < chunkIndexHeader || (string(b[:8]) != chunkIndexMagic && string(b[:8]) != chunkIndexV1Magic) {
 		return bad("not a chunk index (want %q at byte 0)", chunkIndexMagic)
 	}
+	v1 := string(b[:8]) == chunkIndexV1Magic
 	n := binary.BigEndian.Uint32(b[8:])
 	if r := binary.BigEndian.Uint32(b[12:]); r != 0 {
 		return bad("reserved field is %d, want 0", r)
 	}
-	if n == 0 || int64(len(b)) != ChunkIndexSize(int(n)) {
-		return bad("%d bytes for %d chunks (want %d)", len(b), n, ChunkIndexSize(int(n)))
+	mt := ChunkIndexMediaType
+	if v1 {
+		mt = ChunkIndexV1MediaType
+	}
+	if lo, hi := chunkIndexSizes(mt, int(n)); n == 0 || int64(len(b)) < lo || int64(len(b)) > hi {
+		return bad("%d bytes for %d chunks (want %d to %d)", len(b), n, lo, hi)
 	}
 	ix := &ChunkIndex{Chunks: make([]Chunk, n)}
+	e := b[chunkIndexHeader:]
 	for i := range ix.Chunks {
-		e := b[chunkIndexHeader+i*chunkEntrySize:]
 		c := &ix.Chunks[i]
-		c.Size = binary.BigEndian.Uint32(e)
-		c.CompressedSize = binary.BigEndian.Uint32(e[4:])
-		copy(c.ID[:], e[8:24])
+		if v1 {
+			c.Size = binary.BigEndian.Uint32(e)
+			c.CompressedSize = binary.BigEndian.Uint32(e[4:])
+			copy(c.ID[:], e[8:8+ChunkIDSize])
+			e = e[chunkEntryV1:]
+		} else {
+			var ok bool
+			if c.Size, e, ok = chunkVarint(e); !ok {
+				return bad("chunk %d: bad size", i)
+			}
+			if c.CompressedSize, e, ok = chunkVarint(e); !ok || len(e) < ChunkIDSize {
+				return bad("chunk %d: bad frame size or truncated", i)
+			}
+			e = e[copy(c.ID[:], e):]
+		}
 		if c.Size == 0 || c.Size > MaxChunkSize {
 			return bad("chunk %d: size %d: want 1 to %d", i, c.Size, MaxChunkSize)
 		}
@@ -180,19 +225,31 @@ func ParseChunkIndex(b []byte) (*ChunkIndex, error) {
 			return bad("chunk %d: frame of %d bytes for %d bytes of content", i, c.CompressedSize, c.Size)
 		}
 	}
+	if len(e) != 0 {
+		return bad("%d bytes after chunk %d", len(e), n-1)
+	}
 	return ix, nil
 }
 
-// Marshal encodes the index (FORMAT.md §15.4).
+// chunkVarint reads one size of a version 2 entry: an unsigned LEB128
+// varint (encoding/binary's Uvarint) in its shortest form, 1 to 4 bytes.
+func chunkVarint(b []byte) (uint32, []byte, bool) {
+	v, n := binary.Uvarint(b)
+	if n < 1 || n > 4 || n != len(binary.AppendUvarint(nil, v)) {
+		return 0, nil, false
+	}
+	return uint32(v), b[n:], true
+}
+
+// Marshal encodes the index (FORMAT.md §15.4, version 2).
 func (ix *ChunkIndex) Marshal() []byte {
-	b := make([]byte, ChunkIndexSize(len(ix.Chunks)))
+	b := make([]byte, chunkIndexHeader, chunkIndexHeader+chunkEntryMax*len(ix.Chunks))
 	copy(b, chunkIndexMagic)
 	binary.BigEndian.PutUint32(b[8:], uint32(len(ix.Chunks)))
-	for i, c := range ix.Chunks {
-		e := b[chunkIndexHeader+i*chunkEntrySize:]
-		binary.BigEndian.PutUint32(e, c.Size)
-		binary.BigEndian.PutUint32(e[4:], c.CompressedSize)
-		copy(e[8:], c.ID[:])
+	for _, c := range ix.Chunks {
+		b = binary.AppendUvarint(b, uint64(c.Size))
+		b = binary.AppendUvarint(b, uint64(c.CompressedSize))
+		b = append(b, c.ID[:]...)
 	}
 	return b
 }

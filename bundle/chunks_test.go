@@ -2,11 +2,13 @@ package bundle
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -153,31 +155,65 @@ func TestChunkDiff(t *testing.T) {
 }
 
 func TestParseChunkIndex(t *testing.T) {
-	good := (&ChunkIndex{Chunks: []Chunk{{Size: 100, CompressedSize: 50}, {Size: 7, CompressedSize: 16}}}).Marshal()
+	id := ChunkIDOf([]byte("a chunk"))
+	good := (&ChunkIndex{Chunks: []Chunk{{Size: 100, CompressedSize: 50, ID: id}, {Size: 70_000, CompressedSize: 16}}}).Marshal()
+	if want := 16 + (1 + 1 + 12) + (3 + 1 + 12); len(good) != want {
+		t.Fatalf("index of %d bytes, want %d (varint sizes, 12-byte IDs)", len(good), want)
+	}
 	ix, err := ParseChunkIndex(good)
-	if err != nil || len(ix.Chunks) != 2 || ix.Chunks[1].CompressedSize != 16 {
+	if err != nil || len(ix.Chunks) != 2 || ix.Chunks[0].ID != id || ix.Chunks[1].Size != 70_000 || ix.Chunks[1].CompressedSize != 16 {
 		t.Fatalf("ParseChunkIndex(good) = %+v, %v", ix, err)
 	}
-	edit := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(good)) }
+	// Version 1: fixed entries with 16-byte IDs, of which the first 12
+	// are used.
+	v1 := chunkIndexV1(Chunk{Size: 100, CompressedSize: 50, ID: id}, Chunk{Size: 70_000, CompressedSize: 16})
+	if ix1, err := ParseChunkIndex(v1); err != nil || !reflect.DeepEqual(ix1, ix) {
+		t.Fatalf("ParseChunkIndex(v1) = %+v, %v; want %+v", ix1, err, ix)
+	}
+	edit := func(b []byte, f func(b []byte) []byte) []byte { return f(bytes.Clone(b)) }
+	one := func(size, frame uint32) []byte {
+		return (&ChunkIndex{Chunks: []Chunk{{Size: size, CompressedSize: frame}}}).Marshal()
+	}
+	header := func(n byte) []byte { return append([]byte(chunkIndexMagic), 0, 0, 0, n, 0, 0, 0, 0) }
 	for name, b := range map[string][]byte{
-		"empty":        nil,
-		"magic":        edit(func(b []byte) []byte { b[0] = 'F'; return b }),
-		"reserved":     edit(func(b []byte) []byte { b[15] = 1; return b }),
-		"count high":   edit(func(b []byte) []byte { b[11] = 3; return b }),
-		"count zero":   edit(func(b []byte) []byte { b[11] = 0; return b[:16] }),
-		"trailing":     append(bytes.Clone(good), 0),
-		"zero size":    edit(func(b []byte) []byte { b[16+3] = 0; return b }),
-		"huge chunk":   edit(func(b []byte) []byte { b[16] = 0xff; return b }),
-		"huge frame":   edit(func(b []byte) []byte { b[16+5] = 0x10; return b }),
-		"zero frame":   edit(func(b []byte) []byte { b[16+7] = 0; return b }),
-		"truncated":    good[:len(good)-1],
-		"header only":  good[:16],
-		"short header": good[:10],
+		"empty":           nil,
+		"magic":           edit(good, func(b []byte) []byte { b[0] = 'F'; return b }),
+		"version 3":       edit(good, func(b []byte) []byte { b[7] = '3'; return b }),
+		"reserved":        edit(good, func(b []byte) []byte { b[15] = 1; return b }),
+		"count high":      edit(good, func(b []byte) []byte { b[11] = 3; return b }),
+		"count low":       edit(good, func(b []byte) []byte { b[11] = 1; return b }),
+		"count zero":      edit(good, func(b []byte) []byte { b[11] = 0; return b[:16] }),
+		"trailing":        append(bytes.Clone(good), 0),
+		"zero size":       one(0, 10),
+		"huge chunk":      one(MaxChunkSize+1, 50),
+		"huge frame":      one(100, 100+maxFrameOverhead+1),
+		"zero frame":      one(100, 0),
+		"overlong varint": append(append(header(1), 0xe4, 0x00, 0x32), id[:]...),
+		"five-byte size":  append(append(header(1), 0x80, 0x80, 0x80, 0x80, 0x01, 0x32), id[:]...),
+		"truncated":       good[:len(good)-1],
+		"header only":     good[:16],
+		"short header":    good[:10],
+		"v1 truncated":    v1[:len(v1)-1],
+		"v1 trailing":     append(bytes.Clone(v1), 0),
+		"v1 reserved":     edit(v1, func(b []byte) []byte { b[14] = 1; return b }),
+		"v1 zero frame":   edit(v1, func(b []byte) []byte { clear(b[20:24]); return b }),
 	} {
 		if _, err := ParseChunkIndex(b); !errors.Is(err, ErrChunkIndex) {
 			t.Errorf("%s: err = %v, want ErrChunkIndex", name, err)
 		}
 	}
+}
+
+// chunkIndexV1 encodes chunks as a version 1 index (§15.4), with the
+// last 4 bytes of each 16-byte ID set.
+func chunkIndexV1(chunks ...Chunk) []byte {
+	b := append([]byte(chunkIndexV1Magic), 0, 0, 0, byte(len(chunks)), 0, 0, 0, 0)
+	for _, c := range chunks {
+		b = binary.BigEndian.AppendUint32(b, c.Size)
+		b = binary.BigEndian.AppendUint32(b, c.CompressedSize)
+		b = append(append(b, c.ID[:]...), 0xf, 0xe, 0xd, 0xc)
+	}
+	return b
 }
 
 // TestChunkIndexLocate: the index must fill the parts exactly, frame by
@@ -219,8 +255,9 @@ func layersOfSizes(sizes []int64) []ocispec.Descriptor {
 }
 
 func FuzzParseChunkIndex(f *testing.F) {
-	f.Add((&ChunkIndex{Chunks: []Chunk{{Size: 100, CompressedSize: 50}}}).Marshal())
+	f.Add((&ChunkIndex{Chunks: []Chunk{{Size: 100, CompressedSize: 50}, {Size: 70_000, CompressedSize: 900}}}).Marshal())
 	f.Add([]byte(chunkIndexMagic + "\x00\x00\x00\x02\x00\x00\x00\x00"))
+	f.Add(chunkIndexV1(Chunk{Size: 100, CompressedSize: 50}, Chunk{Size: 7, CompressedSize: 16}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ix, err := ParseChunkIndex(b)
 		if err != nil {
@@ -229,7 +266,12 @@ func FuzzParseChunkIndex(f *testing.F) {
 			}
 			return
 		}
-		if !bytes.Equal(ix.Marshal(), b) {
+		if string(b[:8]) == chunkIndexV1Magic {
+			// A version 1 index reads as its version 2 encoding does.
+			if ix2, err := ParseChunkIndex(ix.Marshal()); err != nil || !reflect.DeepEqual(ix2, ix) {
+				t.Fatalf("version 1 index re-encoded reads differently: %+v, %v", ix2, err)
+			}
+		} else if !bytes.Equal(ix.Marshal(), b) {
 			t.Fatal("parse and marshal differ: the index reads two ways")
 		}
 		var size, csize int64

@@ -120,10 +120,20 @@ func DiffBundles(old, new Head) ([]PayloadDiff, error) {
 		if nix != nil && oix != nil {
 			d.Chunked = true
 			d.ChunkDiff = Diff(oix, nix)
-			d.IndexBytes = ChunkIndexSize(len(nix.Chunks))
+			d.IndexBytes = chunkIndexBytes(new, p.Chunks.Index)
 			d.Fetch = d.NewCompressedBytes + d.IndexBytes
 		}
 		out = append(out, d)
 	}
 	return out, nil
+}
+
+// chunkIndexBytes is the size of h's attachment name.
+func chunkIndexBytes(h Head, name string) int64 {
+	for _, a := range h.Attachments() {
+		if a.Name == name {
+			return int64(len(a.Data))
+		}
+	}
+	return 0
 }

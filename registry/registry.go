@@ -299,7 +299,7 @@ func (r *remoteRepo) pushReferrers(ctx context.Context, res *PushResult, subject
 		return err
 	}
 	for _, at := range atts {
-		if at.MediaType == bundle.ChunkIndexMediaType {
+		if bundle.IsChunkIndex(at.MediaType) {
 			continue // a part of the payload, not a document about it
 		}
 		art, err := layout.AttachmentReferrer(subject, at)

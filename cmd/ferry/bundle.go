@@ -231,7 +231,7 @@ func runCreate(s *streams, co createOptions, a []string) error {
 			what = "root"
 		case bundle.AgeHeaderMediaType:
 			continue // the encrypted line above
-		case bundle.ChunkIndexMediaType:
+		case bundle.ChunkIndexMediaType, bundle.ChunkIndexV1MediaType:
 			what = "index"
 		}
 		fmt.Fprintf(s.out, "  %-8s %s %s %s\n", what, a.Name, a.MediaType, display.Bytes(a.Size))

@@ -117,7 +117,7 @@ func printAttachments(w io.Writer, as []bundle.AttachmentData) {
 		switch {
 		case a.SBOM != nil:
 			what = fmt.Sprintf("%s, %d component(s)", display.Untrusted(a.SBOM.Spec), a.SBOM.Components)
-		case a.MediaType == bundle.ChunkIndexMediaType:
+		case bundle.IsChunkIndex(a.MediaType):
 			what = "chunk index (ferry bundle create --delta)"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", display.Untrusted(a.Name), display.Untrusted(a.MediaType), display.Bytes(a.Size), what, a.Digest)
