@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -87,5 +88,36 @@ func TestSameOutputAnyWorkers(t *testing.T) {
 		old := runtime.GOMAXPROCS(procs)
 		check(fmt.Sprintf("GOMAXPROCS=%d", procs), func(w io.Writer) (io.WriteCloser, error) { return NewWriter(w, 0) })
 		runtime.GOMAXPROCS(old)
+	}
+}
+
+// TestFrameLevel: the build's frame encoder compresses at FrameLevel,
+// which on chunk-sized text beats Level.
+func TestFrameLevel(t *testing.T) {
+	words := []string{"ferry ", "bundle ", "chunk ", "delta ", "slot ", "device ", "mirror ", "\n", "index ", "zstd "}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var src []byte
+	for len(src) < 16<<10 {
+		src = append(src, words[rng.IntN(len(words))]...)
+		src = strconv.AppendInt(src, rng.Int64N(1000), 10)
+	}
+	enc, err := NewFrameEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame, err := enc.EncodeFrame(nil, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ddzstd.CompressLevel(nil, src, FrameLevel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	low, err := ddzstd.CompressLevel(nil, src, Level)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(frame, want) || len(frame) >= len(low) {
+		t.Errorf("frame of %d bytes: want libzstd level %d's %d bytes, below level %d's %d", len(frame), FrameLevel, len(want), Level, len(low))
 	}
 }

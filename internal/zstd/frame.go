@@ -6,10 +6,19 @@ import (
 	kzstd "github.com/klauspost/compress/zstd"
 )
 
+// FrameLevel is the libzstd level of FrameEncoder's frames. Chunks are
+// small (16 KiB by default) and compress without their neighbours, so a
+// higher level than Level pays: on the bench image level 12 made the
+// frames 7 % smaller than level 3 (the chunked bundle, and the new chunks
+// a device fetches, 0.4 MB of 60 MB), at about 5 times the CPU time of
+// level 3; level 19 saved 1 % more at 3.5 times level 12's time.
+const FrameLevel = 12
+
 // FrameEncoder compresses whole buffers into single zstd frames, one per
-// call, at the level NewWriter uses: the frames of a chunked payload
-// (bundle/FORMAT.md §15). It is not safe for concurrent use; give each
-// goroutine its own.
+// call: the frames of a chunked payload (bundle/FORMAT.md §15), at
+// FrameLevel with libzstd (cgo builds), at klauspost/compress's
+// SpeedBetterCompression without. It is not safe for concurrent use; give
+// each goroutine its own.
 type FrameEncoder interface {
 	// EncodeFrame appends the frame of src to dst.
 	EncodeFrame(dst, src []byte) ([]byte, error)
@@ -23,7 +32,7 @@ type pureGoFrameEncoder struct{ enc *kzstd.Encoder }
 
 func newPureGoFrameEncoder() (FrameEncoder, error) {
 	enc, err := kzstd.NewWriter(nil,
-		kzstd.WithEncoderLevel(kzstd.SpeedDefault),
+		kzstd.WithEncoderLevel(kzstd.SpeedBetterCompression),
 		kzstd.WithEncoderConcurrency(1),
 		kzstd.WithEncoderCRC(false),
 		kzstd.WithZeroFrames(true),
