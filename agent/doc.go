@@ -171,8 +171,11 @@
 // (bundle.ReaderOptions.Omitted), the head is judged as always, and the
 // content is assembled in order from the booted slot's chunks, each read
 // and re-hashed against the signed index before use (a chunk that no
-// longer matches, a slot modified or rotted, is fetched instead), and
-// the other chunks, fetched by bounded Range requests (runs of adjacent
+// longer matches, a slot modified or rotted, is fetched instead), a
+// chunk the base lacks that occurred before in the payload read back from
+// where it was just written in the target slot (re-hashed too; fetched if
+// it does not match), and the other chunks, fetched by bounded Range
+// requests (runs of adjacent
 // chunks share one request; a dropped connection resumes), decompressed
 // and checked. The whole content is checked against the payload's signed
 // size and digest before the install reaches written, so nothing is
@@ -192,7 +195,9 @@
 // the next attempt plans its delta again from the booted slot. Without a
 // usable base (no index kept, as after an older agent or an unchunked
 // bundle; a damaged index; one that shares under 10 % of the content)
-// the payload is installed whole, and the log says why. Memory stays
+// the payload is installed whole, and the log says why. A kept index of
+// version 1 (bundle/FORMAT.md §15.4) stays a base for bundles with a
+// version 2 index. Memory stays
 // flat: one chunk (at most bundle.MaxChunkSize) and the base index's
 // digests are held at a time.
 //
