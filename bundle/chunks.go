@@ -118,7 +118,7 @@ func (c *Chunks) validate(p *Payload, atts []Attachment) error {
 		if !IsChunkIndex(a.MediaType) {
 			return fmt.Errorf("chunks: attachment %s is a %s, not a chunk index", a.Name, a.MediaType)
 		}
-		if lo, hi := chunkIndexSizes(a.MediaType, c.Count); a.Size < lo || a.Size > hi {
+		if lo, hi := chunkIndexSizes(a.MediaType, int64(c.Count)); a.Size < lo || a.Size > hi {
 			return fmt.Errorf("chunks: index %s of %d bytes: %d chunks take %d to %d", a.Name, a.Size, c.Count, lo, hi)
 		}
 		return nil
@@ -133,12 +133,12 @@ func IsChunkIndex(mediaType string) bool {
 }
 
 // chunkIndexSizes bounds the size of an index of n chunks.
-func chunkIndexSizes(mediaType string, n int) (lo, hi int64) {
+func chunkIndexSizes(mediaType string, n int64) (lo, hi int64) {
 	if mediaType == ChunkIndexV1MediaType {
-		lo = chunkIndexHeader + chunkEntryV1*int64(n)
+		lo = chunkIndexHeader + chunkEntryV1*n
 		return lo, lo
 	}
-	return chunkIndexHeader + chunkEntryMin*int64(n), chunkIndexHeader + chunkEntryMax*int64(n)
+	return chunkIndexHeader + chunkEntryMin*n, chunkIndexHeader + chunkEntryMax*n
 }
 
 // ChunkIndexName is the attachment name of payload's chunk index.
@@ -196,7 +196,7 @@ func ParseChunkIndex(b []byte) (*ChunkIndex, error) {
 	if v1 {
 		mt = ChunkIndexV1MediaType
 	}
-	if lo, hi := chunkIndexSizes(mt, int(n)); n == 0 || int64(len(b)) < lo || int64(len(b)) > hi {
+	if lo, hi := chunkIndexSizes(mt, int64(n)); n == 0 || int64(len(b)) < lo || int64(len(b)) > hi {
 		return bad("%d bytes for %d chunks (want %d to %d)", len(b), n, lo, hi)
 	}
 	ix := &ChunkIndex{Chunks: make([]Chunk, n)}
