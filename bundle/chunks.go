@@ -31,8 +31,9 @@ const (
 	ChunkPolynomial = 0x3DA3358B4DC173
 	// DefaultChunkAvgBits makes chunks of about 16 KiB: on the bench's
 	// in-place pair (scripts/bench-delta.sh, FORMAT.md §15.6) it fetched
-	// 5 % less than 64 KiB chunks, and 8 KiB ones saved in unchanged
-	// content about what their larger index cost.
+	// 5 % less than 64 KiB chunks, and 8 KiB ones (measured again with
+	// minimums of 512 and 256 bytes) saved in unchanged content about
+	// what their larger index cost.
 	DefaultChunkAvgBits = 14
 	// MinChunkAvgBits and MaxChunkAvgBits bound avgBits (4 KiB to 4 MiB).
 	MinChunkAvgBits = 12
