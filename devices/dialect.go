@@ -3,10 +3,10 @@ package devices
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 )
 
 // dialect is what differs between the SQL databases the store runs on.
@@ -59,29 +59,65 @@ type sqlDB struct {
 	gate *gate
 }
 
-// gate is a FIFO lock held from a transaction's begin to its end.
+// gate is a FIFO lock held from a transaction's begin to its end. The
+// queue is explicit (not goroutines blocked on one channel) so that the
+// order is the order enter was called, with nothing racing between being
+// counted and being queued.
 type gate struct {
-	ch chan struct{}
-	// waiting counts the transactions waiting (for tests).
-	waiting atomic.Int64
+	mu     sync.Mutex
+	busy   bool
+	queued []chan struct{} // waiters, first come first; closed to hand over
 }
 
-func newGate() *gate { return &gate{ch: make(chan struct{}, 1)} }
+func newGate() *gate { return &gate{} }
 
+// enter returns once the caller holds the gate, or ctx's error.
 func (g *gate) enter(ctx context.Context) error {
-	select {
-	case g.ch <- struct{}{}:
+	g.mu.Lock()
+	if !g.busy {
+		g.busy = true
+		g.mu.Unlock()
 		return nil
-	default:
 	}
-	g.waiting.Add(1)
-	defer g.waiting.Add(-1)
+	turn := make(chan struct{})
+	g.queued = append(g.queued, turn)
+	g.mu.Unlock()
 	select {
-	case g.ch <- struct{}{}:
+	case <-turn:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
 	}
+	g.mu.Lock()
+	for i, w := range g.queued {
+		if w == turn {
+			g.queued = slices.Delete(g.queued, i, i+1)
+			g.mu.Unlock()
+			return ctx.Err()
+		}
+	}
+	g.mu.Unlock()
+	// The gate was handed over as ctx ended: pass it on.
+	g.leave()
+	return ctx.Err()
+}
+
+// leave hands the gate to the first waiter, or frees it.
+func (g *gate) leave() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.queued) == 0 {
+		g.busy = false
+		return
+	}
+	close(g.queued[0])
+	g.queued = g.queued[1:]
+}
+
+// waiting counts the transactions waiting (for tests).
+func (g *gate) waiting() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.queued)
 }
 
 func (s sqlDB) BeginTx(ctx context.Context, o *sql.TxOptions) (sqlTx, error) {
@@ -94,10 +130,10 @@ func (s sqlDB) BeginTx(ctx context.Context, o *sql.TxOptions) (sqlTx, error) {
 	}
 	tx, err := s.db.BeginTx(ctx, o)
 	if err != nil {
-		<-s.gate.ch
+		s.gate.leave()
 		return sqlTx{}, err
 	}
-	return sqlTx{tx: tx, dl: s.dl, leave: &leave{ch: s.gate.ch}}, nil
+	return sqlTx{tx: tx, dl: s.dl, leave: &leave{gate: s.gate}}, nil
 }
 
 func (s sqlDB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
@@ -132,13 +168,13 @@ type sqlTx struct {
 }
 
 type leave struct {
-	ch   chan struct{}
+	gate *gate
 	once sync.Once
 }
 
 func (t sqlTx) end() {
 	if t.leave != nil {
-		t.leave.once.Do(func() { <-t.leave.ch })
+		t.leave.once.Do(t.leave.gate.leave)
 	}
 }
 

@@ -520,7 +520,7 @@ func TestSQLiteTransactionsFirstComeFirstServed(t *testing.T) {
 			}
 			tx.Rollback() // after Commit: a no-op that must not let another through
 		}()
-		for d.db.gate.waiting.Load() != int64(i+1) { // the goroutine waits at the gate
+		for d.db.gate.waiting() != i+1 { // the goroutine waits at the gate
 			runtime.Gosched()
 		}
 	}
