@@ -91,26 +91,10 @@ func (c *Client) Check(ctx context.Context, baseURL, trustedRootPath, stateDir s
 		return nil, fmt.Errorf("tuf state: %w", err)
 	}
 	st := state{dir: stateDir}
-	rootBytes, err := verifyio.ReadFileLimited(trustedRootPath, MaxRootSize)
+	trusted, err := st.trustedRoot(trustedRootPath, now)
 	if err != nil {
-		return nil, fmt.Errorf("trusted mirror root: %w", err)
+		return nil, err
 	}
-	// A root this device moved to earlier supersedes the one it was
-	// installed with, unless it was re-provisioned with a newer one (or
-	// the state file is damaged).
-	var trusted *trustedmetadata.TrustedMetadata
-	if local := st.read(stateRoot, MaxRootSize); local != nil && peekVersion(local) > peekVersion(rootBytes) {
-		trusted, _ = trustedmetadata.New(local)
-	}
-	if trusted == nil {
-		trusted, err = trustedmetadata.New(rootBytes)
-	}
-	if err != nil {
-		e := classify("root", err)
-		e.Msg = "the trusted root (" + trustedRootPath + " or " + filepath.Join(stateDir, stateRoot) + ") is not a valid self-signed TUF root"
-		return nil, e
-	}
-	trusted.RefTime = now.UTC()
 	v := &verifier{c: c, ctx: ctx, base: base, st: st, trusted: trusted}
 	if err := v.updateRoot(); err != nil {
 		return nil, err
@@ -420,4 +404,29 @@ func (s state) write(name string, b []byte) error {
 		return fmt.Errorf("tuf state %s: %w", name, err)
 	}
 	return nil
+}
+
+// trustedRoot loads the root this device trusts: the one it moved to
+// earlier (kept in the state directory) supersedes the one it was
+// installed with, unless it was re-provisioned with a newer one (or the
+// state file is damaged).
+func (st state) trustedRoot(trustedRootPath string, now time.Time) (*trustedmetadata.TrustedMetadata, error) {
+	rootBytes, err := verifyio.ReadFileLimited(trustedRootPath, MaxRootSize)
+	if err != nil {
+		return nil, fmt.Errorf("trusted mirror root: %w", err)
+	}
+	var trusted *trustedmetadata.TrustedMetadata
+	if local := st.read(stateRoot, MaxRootSize); local != nil && peekVersion(local) > peekVersion(rootBytes) {
+		trusted, _ = trustedmetadata.New(local)
+	}
+	if trusted == nil {
+		trusted, err = trustedmetadata.New(rootBytes)
+	}
+	if err != nil {
+		e := classify("root", err)
+		e.Msg = "the trusted root (" + trustedRootPath + " or " + filepath.Join(st.dir, stateRoot) + ") is not a valid self-signed TUF root"
+		return nil, e
+	}
+	trusted.RefTime = now.UTC()
+	return trusted, nil
 }

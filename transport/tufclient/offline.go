@@ -4,13 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
-	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 
-	"github.com/ferry-update/ferry/internal/verifyio"
 	"github.com/ferry-update/ferry/transport/wire"
 )
 
@@ -37,23 +34,10 @@ type ReadFunc func(name string, max int64) ([]byte, error)
 // works from what it trusted before. Every refusal is an *Error.
 func CheckOffline(read ReadFunc, trustedRootPath, stateDir string, now time.Time) (*Targets, error) {
 	st := state{dir: stateDir}
-	rootBytes, err := verifyio.ReadFileLimited(trustedRootPath, MaxRootSize)
+	trusted, err := st.trustedRoot(trustedRootPath, now)
 	if err != nil {
-		return nil, fmt.Errorf("trusted mirror root: %w", err)
+		return nil, err
 	}
-	var trusted *trustedmetadata.TrustedMetadata
-	if local := st.read(stateRoot, MaxRootSize); local != nil && peekVersion(local) > peekVersion(rootBytes) {
-		trusted, _ = trustedmetadata.New(local)
-	}
-	if trusted == nil {
-		trusted, err = trustedmetadata.New(rootBytes)
-	}
-	if err != nil {
-		e := classify("root", err)
-		e.Msg = "the trusted root (" + trustedRootPath + " or " + filepath.Join(stateDir, stateRoot) + ") is not a valid self-signed TUF root"
-		return nil, e
-	}
-	trusted.RefTime = now.UTC()
 	for range MaxRootRotations {
 		next := trusted.Root.Signed.Version + 1
 		b, err := read(wire.RootFile(next), MaxRootSize)
