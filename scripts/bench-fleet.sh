@@ -58,6 +58,8 @@ RATE=${BENCH_FLEET_RATE_KIB:-1024}
 BACKENDS=${BENCH_FLEET_BACKENDS:-sqlite postgres}
 
 die() { echo "bench-fleet: error: $*" >&2; exit 1; }
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "$0")/bench-lib.sh"
 usage() { echo "bench-fleet: usage: $*" >&2; exit 2; }
 trap 'die "command failed at line $LINENO"' ERR
 
@@ -109,30 +111,9 @@ fi
 LOADGEN=$RUN/ferry-loadgen
 go build -o "$LOADGEN" ./cmd/ferry-loadgen
 
-# The bundle: MIB MiB of random data, cached (bench-mirror.sh's).
-BUNDLE=$CACHE/bench-$MIB.ferry
-if [[ ! -f $BUNDLE ]]; then
-	echo "bench-fleet: making a $MIB MiB bundle in $CACHE" >&2
-	head -c $((MIB << 20)) /dev/urandom >"$CACHE/payload.img"
-	[[ -f $CACHE/release.key ]] || FERRY_KEY_PASSPHRASE= "$FERRY" key generate -o "$CACHE/release" >/dev/null
-	"$FERRY" bundle create "$CACHE/payload.img" --name bench -d bench -V 1.0.0 \
-		-o "$BUNDLE.tmp" --force --key "$CACHE/release.key" >/dev/null
-	mv "$BUNDLE.tmp" "$BUNDLE"
-	rm -f "$CACHE/payload.img"
-fi
+# The bundle: MIB MiB of random data, cached (shared with the other bench scripts).
+BUNDLE=$(bench_bundle "$FERRY" "$CACHE" "$MIB")
 "$LOADGEN" list -devices "$DEVICES" -download "$DOWNLOAD" -o "$RUN/devices.jsonl"
-
-free_port() {
-	local p
-	for _ in $(seq 100); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	die "no free port found"
-}
 
 # start_postgres: a server of its own in a temporary directory, on a Unix
 # socket there; sets PGURL to its URL (not in a subshell: the stop command
@@ -154,15 +135,6 @@ start_postgres() {
 		-o "-c listen_addresses='' -k $dir -p 5432" start >/dev/null) ||
 		die "PostgreSQL did not start: $(tail -5 "$dir/server.log")"
 	PGURL="postgres://ferry@/postgres?host=$dir&port=5432&sslmode=disable"
-}
-
-wait_for() { # URL LOG
-	for _ in $(seq 200); do
-		curl -sf -o /dev/null "$1" && return
-		sleep 0.1
-	done
-	tail -5 "$2" >&2 || true
-	die "nothing answers at $1 (log: $2)"
 }
 
 loadavg() { cut -d' ' -f1 /proc/loadavg; }

@@ -40,6 +40,8 @@ SECONDS_PER_RUN=${BENCH_MIRROR_SECONDS:-10}
 RUNS=${BENCH_MIRROR_RUNS:-2}
 
 die() { echo "bench-mirror: error: $*" >&2; exit 1; }
+# shellcheck source=scripts/bench-lib.sh
+. "$(dirname "$0")/bench-lib.sh"
 usage() { echo "bench-mirror: usage: $*" >&2; exit 2; }
 trap 'die "command failed at line $LINENO"' ERR
 
@@ -78,43 +80,13 @@ if [[ -z $FERRY ]]; then
 	go build -o "$FERRY" ./cmd/ferry
 fi
 
-# The bundle: MIB MiB of random data (zstd stores it as is), cached.
-BUNDLE=$CACHE/bench-$MIB.ferry
-if [[ ! -f $BUNDLE ]]; then
-	echo "bench-mirror: making a $MIB MiB bundle in $CACHE" >&2
-	head -c $((MIB << 20)) /dev/urandom >"$CACHE/payload.img"
-	[[ -f $CACHE/release.key ]] || FERRY_KEY_PASSPHRASE= "$FERRY" key generate -o "$CACHE/release" >/dev/null
-	"$FERRY" bundle create "$CACHE/payload.img" --name bench -d bench -V 1.0.0 \
-		-o "$BUNDLE.tmp" --force --key "$CACHE/release.key" >/dev/null
-	mv "$BUNDLE.tmp" "$BUNDLE"
-	rm -f "$CACHE/payload.img"
-fi
+# The bundle: MIB MiB of random data, cached (shared with the other bench scripts).
+BUNDLE=$(bench_bundle "$FERRY" "$CACHE" "$MIB")
 FERRY_KEY_PASSPHRASE= "$FERRY" key generate -o "$RUN/mirror" >/dev/null
 "$FERRY" mirror init "$RUN/m" --key "$RUN/mirror.key" >/dev/null
 "$FERRY" mirror add "$RUN/m" "$BUNDLE" >/dev/null
 BLOB=$(ls -S "$RUN/m/blobs/sha256" | head -1)
 BLOB_SIZE=$(stat -c %s "$RUN/m/blobs/sha256/$BLOB")
-
-free_port() {
-	local p
-	for _ in $(seq 100); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	die "no free port found"
-}
-
-wait_for() { # URL LOG
-	for _ in $(seq 100); do
-		curl -sf -o /dev/null -r 0-0 "$1" && return
-		sleep 0.1
-	done
-	tail -5 "$2" >&2 || true
-	die "nothing answers at $1 (log: $2)"
-}
 
 # nginx, on its own config in RUN.
 NGINX_PORT=$(free_port)
