@@ -95,19 +95,7 @@ func TestFleetDeployment(t *testing.T) {
 	// Three managed devices that trust one release key; a health check
 	// each, which passes once the file "healthy" is there.
 	config := "\n[mirror]\nurl = \"" + proxy.URL + "\"\ntuf_root = \"" + filepath.Join(m, "tuf", "root.json") + "\"\nmanaged = true\n"
-	first, bundlePath := ociDevice(t, config)
-	devs := []string{first}
-	for range 2 {
-		d, _ := ociDevice(t, config)
-		for _, f := range []string{"release.pub", "release.key"} {
-			b, err := os.ReadFile(filepath.Join(first, f))
-			if err != nil {
-				t.Fatal(err)
-			}
-			os.WriteFile(filepath.Join(d, f), b, 0o600)
-		}
-		devs = append(devs, d)
-	}
+	devs, bundlePath := ociDevices(t, config, 3)
 	// agent runs ferry-agent on a device: its exit code, and its stdout
 	// and stderr together.
 	agent := func(dir string, args ...string) (int, string) { t.Helper(); return runAgent(t, agentBin, dir, args...) }

@@ -29,20 +29,10 @@ func TestEncryptedTravels(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a registry")
 	}
-	var devs []string
-	for range 4 {
-		dir, _ := ociDevice(t, "")
-		devs = append(devs, dir)
-	}
+	devs, _ := ociDevices(t, "", 4)
 	release := devs[0]
 	var fleet []byte
 	for i, dir := range devs {
-		if i > 0 {
-			for _, f := range []string{"release.pub", "release.key"} {
-				b, _ := os.ReadFile(filepath.Join(release, f))
-				os.WriteFile(filepath.Join(dir, f), b, 0o600)
-			}
-		}
 		code, stdout, stderr := agentRun(dir, "identity", "--json")
 		if code != cliexit.OK {
 			t.Fatalf("identity: %s", stderr)

@@ -57,6 +57,29 @@ func ociDevice(t *testing.T, extraConfig string) (dir, bundlePath string) {
 	return dir, filepath.Join(dir, "new.bundle")
 }
 
+// ociDevices makes n simulated devices (ociDevice) that all trust the
+// first one's release key, and returns their directories and the first
+// one's bundle.
+func ociDevices(t *testing.T, extraConfig string, n int) (dirs []string, bundlePath string) {
+	t.Helper()
+	first, bundlePath := ociDevice(t, extraConfig)
+	dirs = []string{first}
+	for range n - 1 {
+		d, _ := ociDevice(t, extraConfig)
+		for _, f := range []string{"release.pub", "release.key"} {
+			b, err := os.ReadFile(filepath.Join(first, f))
+			if err == nil {
+				err = os.WriteFile(filepath.Join(d, f), b, 0o600)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		dirs = append(dirs, d)
+	}
+	return dirs, bundlePath
+}
+
 // agentRun runs ferry-agent in-process with dir's configuration.
 func agentRun(dir string, args ...string) (code int, stdout, stderr string) {
 	var out, errb bytes.Buffer

@@ -39,19 +39,7 @@ func TestStickDeployment(t *testing.T) {
 	// Four managed devices that know their mirror only by its TUF root
 	// (no network link); three of them are the site's group.
 	config := "\n[mirror]\ntuf_root = \"" + filepath.Join(m, "tuf", "root.json") + "\"\nmanaged = true\n"
-	first, bundlePath := ociDevice(t, config)
-	devs := []string{first}
-	for range 3 {
-		d, _ := ociDevice(t, config)
-		for _, f := range []string{"release.pub", "release.key"} {
-			b, err := os.ReadFile(filepath.Join(first, f))
-			if err != nil {
-				t.Fatal(err)
-			}
-			os.WriteFile(filepath.Join(d, f), b, 0o600)
-		}
-		devs = append(devs, d)
-	}
+	devs, bundlePath := ociDevices(t, config, 4)
 	var list strings.Builder
 	ids := map[string]string{} // device id -> its directory
 	idOf := map[string]string{}
