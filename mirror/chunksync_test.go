@@ -46,8 +46,16 @@ func chunkedPair(t *testing.T) (v1, v2 string) {
 	for off := 1 << 20; off < len(c2); off += 3 << 20 {
 		copy(c2[off:], bytes.Repeat([]byte("2.0.0"), 1000))
 	}
+	paths := chunkedBundles(t, key, c1, c2)
+	return paths[0], paths[1]
+}
+
+// chunkedBundles makes chunked bundles of gateway, versions 1.0.0, 2.0.0
+// ... in the order of contents, signed with key.
+func chunkedBundles(t *testing.T, key testutil.Key, contents ...[]byte) []string {
+	t.Helper()
 	var paths []string
-	for i, content := range [][]byte{c1, c2} {
+	for i, content := range contents {
 		p := filepath.Join(t.TempDir(), "b.ferry")
 		_, err := bundle.Create(p, bundle.Options{
 			Name: "gateway", Version: fmt.Sprintf("%d.0.0", i+1), DeviceTypes: []string{"board-a"}, Created: time.Unix(1700000000, 0),
@@ -58,7 +66,7 @@ func chunkedPair(t *testing.T) (v1, v2 string) {
 		}
 		paths = append(paths, p)
 	}
-	return paths[0], paths[1]
+	return paths
 }
 
 // TestSyncChunkLevel syncs 2.0.0 into a mirror that holds 1.0.0, from

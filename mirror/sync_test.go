@@ -3,13 +3,11 @@ package mirror_test
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testutil"
@@ -118,20 +116,11 @@ func TestSyncChunkedMovesNewPacks(t *testing.T) {
 	v2 := bytes.Clone(v1)
 	copy(v2[20<<20:], bytes.Repeat([]byte("2.0.0"), 4000))
 	src, dst := newStore(t), newStore(t)
-	var paths []string
-	for i, content := range [][]byte{v1, v2} {
-		p := filepath.Join(t.TempDir(), "b.ferry")
-		_, err := bundle.Create(p, bundle.Options{
-			Name: "gateway", Version: fmt.Sprintf("%d.0.0", i+1), DeviceTypes: []string{"board-a"}, Created: time.Unix(1700000000, 0),
-			Sign: testutil.SignWith("gateway", time.Unix(1700000000, 0), key), ChunkAvgBits: bundle.MinChunkAvgBits,
-		}, bundle.Source{Name: "rootfs", Type: bundle.Rootfs, Content: bytes.NewReader(content), Size: int64(len(content))})
-		if err != nil {
-			t.Fatal(err)
-		}
+	paths := chunkedBundles(t, key, v1, v2)
+	for _, p := range paths {
 		if _, err := src.Add(p); err != nil {
 			t.Fatal(err)
 		}
-		paths = append(paths, p)
 	}
 	if _, err := dst.Add(paths[0]); err != nil {
 		t.Fatal(err)
