@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ferry-update/ferry/internal/atomicfile"
@@ -69,6 +70,14 @@ func (s *Store) syncRelay(l *stick.Layout, now time.Time) (*RelayResult, error) 
 	if ents, err := l.ReadDir(wire.StickAssignmentsDir); err != nil || len(ents) == 0 {
 		return nil, err // not built for a deployment: nothing to relay
 	}
+	return s.relayFrom(l, now, false)
+}
+
+// relayFrom is syncRelay of a layout l that carries the upstream's TUF
+// root chain and targets and its assignments (tuf/, assignments/). With
+// exact, l holds every assignment the upstream hands out now (a sync over
+// HTTP): the relay's others go.
+func (s *Store) relayFrom(l *stick.Layout, now time.Time, exact bool) (*RelayResult, error) {
 	ents, err := l.ReadDir(wire.TUFDir)
 	if err != nil {
 		return nil, err
@@ -154,6 +163,11 @@ func (s *Store) syncRelay(l *stick.Layout, now time.Time) (*RelayResult, error) 
 		}
 		res.Assignments = append(res.Assignments, asg.Device)
 	}
+	if exact {
+		if err := s.dropRelayed(res.Assignments); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.dropExpiredRelay(tg, upstream, now); err != nil {
 		return nil, err
 	}
@@ -195,6 +209,22 @@ func (s *Store) dropExpiredRelay(tg *tufclient.Targets, upstream string, now tim
 			err = asg.Check(filepath.Base(n)[:min(64, len(filepath.Base(n)))], []string{upstream}, now, 0)
 		}
 		if err != nil {
+			if err := os.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// dropRelayed removes the relay's assignments of devices other than keep.
+func (s *Store) dropRelayed(keep []string) error {
+	names, err := filepath.Glob(s.relayPath(wire.StickAssignmentsDir, "*.json"))
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if id := strings.TrimSuffix(filepath.Base(n), ".json"); !slices.Contains(keep, id) {
 			if err := os.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"time"
 
@@ -31,6 +32,9 @@ type SyncResult struct {
 	// an upstream mirror directory or a stick built for a deployment
 	// (RelayDir).
 	Relay *RelayResult `json:"relay,omitempty"`
+	// Reports are what a sync from an upstream mirror's URL did with the
+	// relay's reports: sent up, and what the upstream said.
+	Reports *SentReports `json:"reports,omitempty"`
 }
 
 // SyncError says that some bundles of a sync failed; the others were
@@ -76,11 +80,22 @@ type SyncOptions struct {
 	// Images reads stick images and block devices (package media
 	// provides it); nil means a sync from an image fails.
 	Images transport.Images
+	// Upstream is the operator API of the running mirror a sync from an
+	// http(s):// URL relays (an *operator.Client with its token); HTTP
+	// the client its public files (TUF, bundles, check-ins) come by
+	// (nil: one with a minute's timeout).
+	Upstream Upstream
+	HTTP     *http.Client
 }
 
 // Sync brings the store up to date with from, any place transport.Open
-// reads but a stream:
+// reads but a stream, or a running upstream mirror:
 //
+//   - http(s)://HOST[:PORT], a mirror 'ferry mirror serve --console'
+//     serves, with o.Upstream (its API, with a token): the relay's
+//     reports go up, then the bundles its TUF targets list, its metadata
+//     and the signed assignments of its running deployments come down
+//     into the relay (syncLink, docs/fleet.md §13);
 //   - oci://HOST/REPO: every tag of the repository that is a ferry bundle
 //     (oci://HOST/REPO:TAG: just that one), with its cosign signatures;
 //   - a bundle file;
@@ -114,6 +129,9 @@ func (s *Store) Sync(ctx context.Context, from string, o SyncOptions) (*SyncResu
 
 func (s *Store) sync(ctx context.Context, from string, o SyncOptions) (*SyncResult, error) {
 	res := &SyncResult{From: from, Bundles: []*AddResult{}, Skipped: []Skipped{}, Failed: []Skipped{}}
+	if isLink(from) {
+		return res, s.syncLink(ctx, from, o, res)
+	}
 	topts := transport.Options{
 		Repository: func(ctx context.Context, ref oci.Reference) (*oci.Repository, error) {
 			return registry.Repository(ctx, ref, o.Registry)

@@ -76,22 +76,30 @@ func openRemoteFleet(url string, o fleetOptions) (fleet.Client, error) {
 			return nil, cliexit.UsageError{Err: fmt.Errorf("--%s is for a mirror directory: on a mirror's URL the mirror keeps its own database and acts as the token's user", name)}
 		}
 	}
+	return apiClient(url, o.tokenFile, o.plainHTTP)
+}
+
+// apiClient is the API client of the mirror served at url, with the
+// token read from tokenFile's first line, else from FERRY_TOKEN: never
+// from the command line, where other users of the machine could read
+// it. plainHTTP sends it over plain http to another machine.
+func apiClient(url, tokenFile string, plainHTTP bool) (*operator.Client, error) {
 	token := os.Getenv(tokenEnv)
-	if o.tokenFile != "" {
-		f, err := os.Open(o.tokenFile)
+	if tokenFile != "" {
+		f, err := os.Open(tokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("token file: %w", err)
 		}
 		defer f.Close()
 		if token, err = firstLine(f); err != nil {
-			return nil, fmt.Errorf("token file %s: %w", o.tokenFile, err)
+			return nil, fmt.Errorf("token file %s: %w", tokenFile, err)
 		}
 	}
 	if token = strings.TrimSpace(token); token == "" {
 		return nil, cliexit.UsageError{Err: fmt.Errorf("%s is a mirror's URL: its API needs a token", url),
 			Hint: "set " + tokenEnv + " or give --token-file FILE (a token from 'ferry fleet tokens create DIR --user NAME' on the mirror)"}
 	}
-	c, err := operator.NewClient(url, token, operator.ClientOptions{PlainHTTP: o.plainHTTP})
+	c, err := operator.NewClient(url, token, operator.ClientOptions{PlainHTTP: plainHTTP})
 	var pe *operator.PlainHTTPError
 	if errors.As(err, &pe) {
 		return nil, cliexit.UsageError{Err: err, Hint: "use the mirror's https:// URL ('ferry mirror serve --tls-cert'), or an ssh tunnel to its loopback address; --token-over-http sends it anyway"}

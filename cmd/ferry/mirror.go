@@ -275,6 +275,10 @@ type mirrorSyncOptions struct {
 	from   string
 	reg    registryFlags
 	asJSON bool
+	// From a running mirror's URL: its API token, and whether it may
+	// cross the network over plain http.
+	tokenFile string
+	plainHTTP bool
 }
 
 func newMirrorSyncCommand(s *streams) *cobra.Command {
@@ -290,15 +294,38 @@ func newMirrorSyncCommand(s *streams) *cobra.Command {
   MIRROR|STICK DIR      the bundles of another mirror directory (and its trust
                         roots, roots/N.root.json) or of a mounted stick
   IMAGE|DEVICE          every bundle on a stick ('ferry media build')
+  https://HOST[:PORT]   a running upstream mirror ('ferry mirror serve
+                        --console'), relayed: see below
 Only missing blobs move. A chunk pack of a --delta bundle is rebuilt from the
 chunks the mirror holds in other versions of the bundle and the new chunks,
 fetched by range (checked against the pack's signed digest; fetched whole if
 it does not match). A sync that is interrupted leaves no half-written blob in
-the mirror, and the next sync continues where it stopped.`,
+the mirror, and the next sync continues where it stopped.
+
+From a stick built for an upstream mirror's deployment ('ferry media build
+--deployment'), or from a running upstream mirror's URL, DIR becomes a site
+mirror that relays the upstream's fleet (docs/fleet.md §13) in DIR/relay/:
+the upstream's TUF metadata, checked as its devices check it (the first
+upstream root seen is trusted from then on; no rollback), and the signed
+assignments of its deployments. From a URL a sync also
+  - sends up first every report kept in DIR/relay/ferry/reports/ (the signed
+    check-ins of the upstream's devices, from sticks or from 'ferry mirror
+    serve --relay'), as they are, to the upstream's check-in endpoint, and
+    removes those it acknowledged (recorded, known, pending or refused);
+    the others stay and go with the next sync;
+  - takes every bundle the upstream's TUF targets list (its OCI API), its
+    timestamp and snapshot (which the site's devices need fresh: sync more
+    often than the upstream's timestamp expires, a day), and the signed
+    assignments of every device its running deployments assign now.
+The URL needs an API token of the upstream (read-only is enough) in a file
+(--token-file) or FERRY_TOKEN; the bundles and metadata need none. Exit code
+4: the upstream refused the token.`,
 		Args: args(1, "a mirror DIR"),
 		RunE: func(cmd *cobra.Command, a []string) error { return runMirrorSync(cmd.Context(), s, o, a[0]) },
 	}
-	cmd.Flags().StringVar(&o.from, "from", "", "oci://HOST/REPO[:TAG], a bundle file, a directory, or a stick image or device")
+	cmd.Flags().StringVar(&o.from, "from", "", "oci://HOST/REPO[:TAG], a bundle file, a directory, a stick image or device, or an upstream mirror's https:// URL")
+	cmd.Flags().StringVar(&o.tokenFile, "token-file", "", "with an upstream mirror's URL: the file holding its API token (else env "+tokenEnv+")")
+	cmd.Flags().BoolVar(&o.plainHTTP, "token-over-http", false, "with an http:// URL of another machine: send the token anyway, in clear")
 	o.reg.addFlags(cmd)
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the result as JSON")
 	return cmd
@@ -314,11 +341,19 @@ func runMirrorSync(ctx context.Context, s *streams, o mirrorSyncOptions, dir str
 			return err
 		}
 	}
+	so := mirror.SyncOptions{Registry: o.reg.options(), Images: media.Images{}}
+	if isMirrorURL(o.from) {
+		c, err := apiClient(o.from, o.tokenFile, o.plainHTTP)
+		if err != nil {
+			return err
+		}
+		so.Upstream, so.HTTP = c, c.HTTP()
+	}
 	st, err := openMirror(dir)
 	if err != nil {
 		return err
 	}
-	res, err := st.Sync(ctx, o.from, mirror.SyncOptions{Registry: o.reg.options(), Images: media.Images{}})
+	res, err := st.Sync(ctx, o.from, so)
 	if o.asJSON && res != nil {
 		if jerr := writeJSON(s.out, res); jerr != nil && err == nil {
 			err = jerr
@@ -343,6 +378,16 @@ func printSynced(s *streams, res *mirror.SyncResult) {
 		fmt.Fprintf(s.out, "upstream  mirror %s: %d metadata file(s), assignments for %d device(s) kept in the relay\n", r.Upstream[:16], len(r.Metadata), len(r.Assignments))
 		for _, sk := range r.Skipped {
 			fmt.Fprintf(s.out, "skipped   %s: %s\n", display.Untrusted(sk.Source), display.Untrusted(sk.Reason))
+		}
+	}
+	if r := res.Reports; r != nil {
+		fmt.Fprintf(s.out, "reports   %d sent up: %d recorded, %d known, %d pending, %d refused; %d kept for the next sync\n",
+			len(r.Recorded)+len(r.Known)+len(r.Pending)+len(r.Refused), len(r.Recorded), len(r.Known), len(r.Pending), len(r.Refused), len(r.Kept))
+		for _, sk := range r.Refused {
+			fmt.Fprintf(s.out, "refused   %s: %s\n", display.Untrusted(sk.Source), display.Untrusted(sk.Reason))
+		}
+		for _, sk := range r.Kept {
+			fmt.Fprintf(s.out, "kept      %s: %s\n", display.Untrusted(sk.Source), display.Untrusted(sk.Reason))
 		}
 	}
 	for _, f := range res.Failed {
@@ -397,6 +442,7 @@ type mirrorServeOptions struct {
 	refresh           time.Duration
 	noCheckins        bool
 	acceptLegacy      bool
+	relay             bool
 	database          string
 	limits            server.Limits
 	// The operators' console and API.
@@ -456,6 +502,7 @@ with Ctrl-C or SIGTERM.`,
 	f.DurationVar(&o.refresh, "refresh-interval", time.Hour, "how often to re-sign the TUF timestamp; 0: never")
 	f.BoolVar(&o.noCheckins, "no-checkins", false, "refuse device check-ins (404) instead of storing them")
 	addDatabaseFlag(cmd, &o.database)
+	f.BoolVar(&o.relay, "relay", false, "serve the relay (DIR/relay/, 'ferry mirror sync --from URL|STICK') to the upstream mirror's devices: its TUF metadata under /tuf/ in place of this mirror's, their assignments as it signed them, their check-ins kept for it")
 	f.BoolVar(&o.acceptLegacy, "accept-legacy", false, "record unsigned check-ins of older agents as legacy devices (not authenticated) instead of refusing them")
 	f.BoolVar(&o.console, "console", false, "serve the operators' web console (/console/) and fleet API (/api/v1/); accounts: 'ferry fleet users'")
 	f.BoolVar(&o.secureCookies, "secure-cookies", false, "mark console cookies Secure on plain http too: the mirror is behind a TLS proxy")
@@ -478,7 +525,7 @@ func runMirrorServe(ctx context.Context, s *streams, o mirrorServeOptions, dir s
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	so := server.Options{Store: st, Checkins: !o.noCheckins, AcceptLegacy: o.acceptLegacy, Limits: o.limits, RefreshInterval: o.refresh, TLSCert: o.cert, TLSKey: o.key}
+	so := server.Options{Store: st, Checkins: !o.noCheckins, AcceptLegacy: o.acceptLegacy, Limits: o.limits, RefreshInterval: o.refresh, TLSCert: o.cert, TLSKey: o.key, Relay: o.relay}
 	so.Logf = func(format string, a ...any) {
 		fmt.Fprintf(s.err, "ferry: %s\n", display.UntrustedLines(fmt.Sprintf(format, a...)))
 	}
@@ -515,6 +562,9 @@ func runMirrorServe(ctx context.Context, s *streams, o mirrorServeOptions, dir s
 	so.Serving = func() {
 		where := server.Where(ln, o.cert != "")
 		fmt.Fprintf(s.err, "ferry: serving mirror %s on %s\n", st.Dir(), where)
+		if o.relay {
+			fmt.Fprintf(s.err, "ferry: relaying for the upstream mirror: its metadata under /tuf/, its devices' check-ins kept in %s\n", st.RelayDir())
+		}
 		if o.console {
 			fmt.Fprintf(s.err, "ferry: console at %s/console/, fleet API at %s/api/v1/\n", where, where)
 		}

@@ -331,3 +331,28 @@ func (c *Client) Evaluate(context.Context, time.Time) error { return nil }
 
 // Close implements fleet.Client: a client holds nothing open.
 func (c *Client) Close() error { return nil }
+
+// RelayAssignments is GET /api/v1/relay/assignments: the signed
+// assignments of every device the mirror's running deployments assign
+// now, by device id (the envelopes as the mirror signed them). It
+// implements mirror.Upstream.
+func (c *Client) RelayAssignments(ctx context.Context) (map[string][]byte, error) {
+	var l RelayAssignmentList
+	if err := c.do(ctx, http.MethodGet, "relay/assignments", nil, "", &l); err != nil {
+		return nil, err
+	}
+	out := make(map[string][]byte, len(l.Assignments))
+	for id, env := range l.Assignments {
+		out[id] = env
+	}
+	return out, nil
+}
+
+// URL is the mirror's address, scheme://HOST[:PORT]; HTTP the client
+// requests go through (its TLS settings): a sync from the mirror takes
+// its public files (TUF metadata, bundles, check-ins) the same way,
+// without the token.
+func (c *Client) URL() string { return c.base }
+
+// HTTP is the HTTP client of the requests.
+func (c *Client) HTTP() *http.Client { return c.hc }

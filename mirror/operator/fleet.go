@@ -22,6 +22,10 @@ import (
 type Fleet interface {
 	devices.Fleet
 	Deploy(ctx context.Context, ref string, spec devices.DeploymentSpec, at time.Time) (*devices.Deployment, error)
+	// RelayAssignments signs the assignment of every device the running
+	// deployments assign now, valid for valid (0: the default), by
+	// device id: what a site mirror relaying this one takes over HTTP.
+	RelayAssignments(ctx context.Context, at time.Time, valid time.Duration) (map[string][]byte, error)
 }
 
 // DeployRequest is POST /api/v1/deployments: a bundle of the mirror
@@ -68,6 +72,15 @@ type DeploymentDetail struct {
 // DeploymentList is GET /api/v1/deployments, newest first.
 type DeploymentList struct {
 	Deployments []devices.Deployment `json:"deployments"`
+}
+
+// RelayAssignmentList is GET /api/v1/relay/assignments: the signed
+// assignment (a DSSE envelope, transport/assign) of every device the
+// mirror's running deployments assign now, by device id — what a site
+// mirror relaying this one keeps for its devices ('ferry mirror sync
+// SITE --from URL', docs/fleet.md §13).
+type RelayAssignmentList struct {
+	Assignments map[string]json.RawMessage `json:"assignments"`
 }
 
 // maxBody bounds a JSON request body.
@@ -267,6 +280,17 @@ func (h *Handler) fleetAPIRoutes(api func(string, map[string]endpoint), read, ch
 			answer(w, r, http.StatusCreated, d, err)
 		}),
 	})
+	// A read-only token is enough: the assignments are what the
+	// deployments operators made already hand any polling device; the
+	// site that takes them changes nothing here.
+	api("relay/assignments", map[string]endpoint{"GET": read(func(w http.ResponseWriter, r *http.Request, p *Principal) {
+		as, err := h.o.Fleet.RelayAssignments(r.Context(), h.now(), 0)
+		out := RelayAssignmentList{Assignments: make(map[string]json.RawMessage, len(as))}
+		for id, env := range as {
+			out.Assignments[id] = env
+		}
+		answer(w, r, http.StatusOK, out, err)
+	})})
 	api("deployments/{id}", map[string]endpoint{"GET": read(func(w http.ResponseWriter, r *http.Request, p *Principal) {
 		id, err := deploymentID(r)
 		if err == nil {

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -50,11 +49,7 @@ func (h *Handler) serveAssignment(ctx context.Context, w http.ResponseWriter, in
 		jsonError(w, http.StatusInternalServerError, "sign the assignment: "+err.Error())
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(env)))
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	w.Write(env)
+	writeEnvelope(w, env)
 }
 
 // assignKey caches the store's assignment key until its file changes

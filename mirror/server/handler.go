@@ -42,6 +42,7 @@ type Handler struct {
 	limited *limitedLog
 	rate    *ratelimit.Limiter
 	op      http.Handler
+	relay   bool
 }
 
 // HandlerOptions configure NewHandler.
@@ -65,6 +66,14 @@ type HandlerOptions struct {
 	// AssignmentTTL is how long an assignment the mirror signs is valid
 	// (0: DefaultAssignmentTTL).
 	AssignmentTTL time.Duration
+	// Relay serves the store's relay (docs/fleet.md §13) to the devices
+	// of the upstream mirror it relays: the upstream's TUF metadata
+	// under /tuf/ (in place of the store's own), and their signed
+	// check-ins kept for the upstream (mirror.Store.RelayCheckin), an
+	// assignment request answered with the relayed assignment as the
+	// upstream signed it. Check-ins made for this mirror are taken as
+	// always (when Devices is set).
+	Relay bool
 }
 
 // DefaultAssignmentTTL is how long a served assignment is valid: devices
@@ -87,7 +96,7 @@ func NewHandler(s *mirror.Store, o HandlerOptions) *Handler {
 	}
 	return &Handler{store: s, oci: NewOCI(s), devices: o.Devices, legacy: o.AcceptLegacy, ids: &mirrorIDs{store: s}, akey: &assignKey{store: s}, ttl: ttl, now: time.Now, logf: logf,
 		limited: &limitedLog{logf: logf, interval: time.Minute, kinds: map[string]*logKind{}},
-		rate:    ratelimit.New(o.Limits.CheckinRate, o.Limits.CheckinBurst), op: o.Operator}
+		rate:    ratelimit.New(o.Limits.CheckinRate, o.Limits.CheckinBurst), op: o.Operator, relay: o.Relay}
 }
 
 // ServeHTTP implements http.Handler.
@@ -120,7 +129,11 @@ var tufFileRE = regexp.MustCompile(`^(?:[1-9][0-9]{0,18}\.(?:root|snapshot|targe
 func (h *Handler) serveTUF(w http.ResponseWriter, r *http.Request, name string) {
 	// Versioned files (N.root.json, N.targets.json, ...) never change.
 	immutable := name != "" && name[0] >= '1' && name[0] <= '9'
-	serveJSONFile(w, r, "TUF metadata", name, tufFileRE.MatchString(name), h.store.TUFPath(name), immutable)
+	path := h.store.TUFPath(name)
+	if h.relay {
+		path = h.store.RelayTUFPath(name)
+	}
+	serveJSONFile(w, r, "TUF metadata", name, tufFileRE.MatchString(name), path, immutable)
 }
 
 // serveJSONFile answers GET and HEAD for one of the mirror's small JSON
@@ -154,7 +167,7 @@ func serveJSONFile(w http.ResponseWriter, r *http.Request, what, name string, ok
 // serveCheckin takes a check-in. then, if set, answers a recorded
 // signed check-in instead of 204 (the assignment endpoint).
 func (h *Handler) serveCheckin(w http.ResponseWriter, r *http.Request, then answerFunc) {
-	if h.devices == nil {
+	if h.devices == nil && !h.relay {
 		jsonError(w, http.StatusNotFound, "this mirror does not take check-ins")
 		return
 	}
@@ -210,6 +223,15 @@ func (h *Handler) serveSigned(ctx context.Context, w http.ResponseWriter, body [
 	if err == nil {
 		err = h.checkMirror(inv)
 	}
+	if err != nil && inv != nil && h.relay {
+		if h.serveRelayed(w, inv, body, now, then != nil) {
+			return
+		}
+	}
+	if err == nil && h.devices == nil {
+		jsonError(w, http.StatusNotFound, "this mirror takes the check-ins of the devices it relays for an upstream mirror only")
+		return
+	}
 	out := devices.Recorded
 	if err == nil {
 		out, err = h.devices.Accept(ctx, inv, now, remote)
@@ -249,6 +271,53 @@ func (h *Handler) serveSigned(ctx context.Context, w http.ResponseWriter, body [
 		w.Header().Set("Retry-After", "60")
 		jsonError(w, http.StatusServiceUnavailable, "the mirror cannot store check-ins now; retry later")
 	}
+}
+
+// serveRelayed answers the verified check-in of a device of an upstream
+// mirror the store relays for (HandlerOptions.Relay), and reports
+// whether it did: the check-in is kept verbatim for the upstream, which
+// judges it (enrollment, counter) at the next sync; an assignment
+// request gets the relayed assignment as the upstream signed it (200),
+// or 204 when the relay holds none. The site signs and records nothing.
+func (h *Handler) serveRelayed(w http.ResponseWriter, inv *checkin.Inventory, body []byte, now time.Time, assignment bool) bool {
+	ups, err := h.store.RelayUpstreams()
+	if err != nil {
+		h.limited.printf(now, "relay", "relayed check-in of %s (503): %v", inv.Device, err)
+		jsonError(w, http.StatusServiceUnavailable, "the mirror cannot read its relay now; retry later")
+		return true
+	}
+	if !slices.Contains(ups, inv.Mirror) {
+		return false
+	}
+	if err := h.store.RelayCheckin(inv, body); err != nil {
+		h.limited.printf(now, "relay", "relayed check-in of %s (503): %v", inv.Device, err)
+		w.Header().Set("Retry-After", "60")
+		jsonError(w, http.StatusServiceUnavailable, "the mirror cannot keep check-ins now; retry later")
+		return true
+	}
+	var env []byte
+	if assignment {
+		if env, err = h.store.RelayAssignment(inv.Device); err != nil {
+			h.limited.printf(now, "relay", "relayed assignment of %s (503): %v", inv.Device, err)
+			jsonError(w, http.StatusServiceUnavailable, "the mirror cannot read its relay now; retry later")
+			return true
+		}
+	}
+	if env == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	writeEnvelope(w, env)
+	return true
+}
+
+// writeEnvelope answers 200 with an assignment envelope.
+func writeEnvelope(w http.ResponseWriter, env []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(env)))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	w.Write(env)
 }
 
 // reasonStatus is the HTTP status of each refusal.

@@ -293,6 +293,9 @@ type Options struct {
 	// AssignmentTTL is how long served assignments are valid
 	// (HandlerOptions).
 	AssignmentTTL time.Duration
+	// Relay serves the store's relay to the upstream's devices
+	// (HandlerOptions.Relay).
+	Relay bool
 	// EvaluateInterval is how often the deployments are moved on as time
 	// passes (soak times ending: devices.Store.Evaluate); 0: every minute.
 	EvaluateInterval time.Duration
@@ -335,7 +338,7 @@ func Serve(ctx context.Context, ln net.Listener, o Options) error {
 		defer d.Close()
 		o.Devices = d
 	}
-	srv := o.Limits.HTTPServer(NewHandler(s, HandlerOptions{Devices: o.Devices, AcceptLegacy: o.AcceptLegacy, Logf: o.Logf, Limits: o.Limits, AssignmentTTL: o.AssignmentTTL, Operator: o.Operator}))
+	srv := o.Limits.HTTPServer(NewHandler(s, HandlerOptions{Devices: o.Devices, AcceptLegacy: o.AcceptLegacy, Logf: o.Logf, Limits: o.Limits, AssignmentTTL: o.AssignmentTTL, Operator: o.Operator, Relay: o.Relay}))
 	if o.Devices != nil {
 		go evaluateEvery(ctx, o.Devices, o.EvaluateInterval, o.Logf)
 	}

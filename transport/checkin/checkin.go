@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -206,6 +207,9 @@ type MirrorError struct {
 	Status string
 	Reason Reason // "" when the mirror gave none
 	Msg    string
+	// RetryAfter is how long the mirror asked to wait before sending
+	// again (a 429 or 503 with Retry-After in seconds); 0 if it did not.
+	RetryAfter time.Duration
 }
 
 func (e *MirrorError) Error() string {
@@ -267,6 +271,9 @@ func send(ctx context.Context, client *http.Client, baseURL, path string, body [
 		return &Answer{}, nil
 	}
 	me := &MirrorError{URL: baseURL, Status: resp.Status}
+	if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+		me.RetryAfter = time.Duration(n) * time.Second
+	}
 	var e ErrorBody
 	if json.Unmarshal(msg, &e) == nil {
 		me.Msg, me.Reason = e.Error, e.Reason
