@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -273,15 +274,25 @@ func mirrorIDOf(t *testing.T, dir string) string {
 // stdout.
 func runTool(t *testing.T, name string, args ...string) string {
 	t.Helper()
+	out, err := runToolErr(name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// runToolErr is runTool that returns the error (with the stderr) rather
+// than failing the test.
+func runToolErr(name string, args ...string) (string, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), "FERRY_KEY_PASSPHRASE=", "FERRY_OPERATOR=alice", "MTOOLS_SKIP_CHECK=1", "MTOOLSRC=/dev/null")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("%s %s: %v\n%s%s", filepath.Base(name), strings.Join(args, " "), err, out, stderr.String())
+		return string(out), fmt.Errorf("%w: %s", err, stderr.String())
 	}
-	return string(out)
+	return string(out), nil
 }
 
 // runAgent runs ferry-agent on the device in dir: its exit code, and its
