@@ -143,6 +143,8 @@ func TestOpenAPI(t *testing.T) {
 		js("POST", "/deployments", op, 400, `{"bundle": "sim-os:2.0.0", "phases": [{"size": "1"}]}`),
 		js("POST", "/deployments", op, 404, `{"bundle": "sim-os:2.0.0", "group": "nope", "phases": [{"size": "1"}]}`),
 		apiCall{method: "GET", path: "/deployments/1", token: ro, status: 200},
+		apiCall{method: "GET", path: "/relay/assignments", token: ro, status: 200},
+		apiCall{method: "GET", path: "/relay/assignments", status: 401},
 		apiCall{method: "GET", path: "/deployments/99", token: ro, status: 404},
 		apiCall{method: "GET", path: "/deployments/1", status: 401},
 	)
