@@ -23,7 +23,8 @@
 //	DIR/tmp/                  partial downloads, resumed by the next sync
 //	DIR/relay/ferry/          a site mirror's relay of an upstream's fleet
 //	                          (relay.go): its tuf/ and assignments/ (from sync),
-//	                          and reports/ of its devices for it (from ingest)
+//	                          and reports/ of its devices for it (from ingest,
+//	                          and from 'serve --relay': RelayCheckin)
 //
 // Each bundle is named by its config: the repository is the bundle's name
 // and the tag its version (bundle.Config.Tag), so the mirror serves
@@ -53,6 +54,23 @@
 // version the store already holds is a *layout.ConflictError. The layout
 // rules themselves (tags, annotations, signature artifacts) live in package
 // layout, shared with media's sticks and registry's pushes.
+//
+// # Linked site mirrors
+//
+// Sync from an http(s):// URL relays a running upstream mirror (link.go,
+// docs/fleet.md §13): the relay's reports go up first, their signed
+// check-ins posted verbatim to the upstream's check-in endpoint and
+// removed once acknowledged (SyncResult.Reports); then the assignments of
+// the upstream's running deployments (its operator API, an Upstream with
+// a token), its TUF metadata verified by the device's client workflow
+// (tufclient.Check) from the pinned upstream root into a temporary
+// directory, the bundles its targets list (OCI, chunk-level), and the
+// relay takes metadata and assignments as from a stick (relayFrom), the
+// timestamp last. Anything the sync cannot read or verify is relayed not
+// at all (*LinkError, wrapping *tufclient.Error or the API's error).
+// Package mirror/server serves the relay to the upstream's devices
+// (HandlerOptions.Relay) with RelayTUFPath, RelayAssignment and
+// RelayCheckin.
 //
 // # Serving
 //

@@ -481,6 +481,12 @@ rate-limited per client IP (429 with Retry-After) and capped in devices
 at most once a minute per kind. A check-in the database cannot take (a
 full disk) gets 503; the TUF metadata is still re-signed.
 
+With --relay, a site mirror serves its relay ('ferry mirror sync DIR --from
+URL|STICK') to the devices of the upstream mirror: the upstream's TUF metadata
+under /tuf/ in place of this mirror's own, their assignments as the upstream
+signed them, and their check-ins kept verbatim in DIR/relay/ferry/reports/
+for the next sync up (docs/fleet.md §13).
+
 ADDR is HOST:PORT, or unix:PATH for a Unix socket (behind a proxy). Stop it
 with Ctrl-C or SIGTERM.`,
 		Args: args(1, "a mirror DIR"),

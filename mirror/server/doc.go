@@ -35,4 +35,11 @@
 // signed with the store's assignment key (transport/assign): 200 and the
 // envelope, or 204 when it is assigned nothing. Serve moves the
 // deployments on every EvaluateInterval (a minute) as soak times end.
+//
+// Relay (docs/fleet.md §13, HandlerOptions.Relay, 'ferry mirror serve
+// --relay'): a site mirror serves the devices of the upstream it relays
+// the upstream's TUF metadata under /tuf/ in place of its own, their
+// relayed assignments as the upstream signed them, and keeps their
+// verified check-ins verbatim for the next sync up; it signs and
+// records nothing of them.
 package server
