@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -135,14 +136,7 @@ func TestFleetDeployment(t *testing.T) {
 	untouched(devs[0])
 
 	run(ferry, "fleet", "deploy", m, "sim-os:1.0.0", "--filter", "type = sim-board", "--phases", "1,100%", "--soak", "0s")
-	detail := func() devices.DeploymentDetail {
-		t.Helper()
-		var d devices.DeploymentDetail
-		if err := json.Unmarshal([]byte(run(ferry, "fleet", "status", m, "1", "--json")), &d); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
+	detail := func() devices.DeploymentDetail { t.Helper(); return deploymentDetail(t, ferry, m, "1") }
 	d := detail()
 	canary := ids[d.Targets[0].Device]
 	var others []string
@@ -307,4 +301,35 @@ func runAgent(t *testing.T, bin, dir string, args ...string) (int, string) {
 		t.Fatal(err)
 	}
 	return cmd.ProcessState.ExitCode(), out.String()
+}
+
+// deploymentDetail is 'ferry fleet status DIR ID --json'.
+func deploymentDetail(t *testing.T, ferry, dir, id string) devices.DeploymentDetail {
+	t.Helper()
+	var d devices.DeploymentDetail
+	if err := json.Unmarshal([]byte(runTool(t, ferry, "fleet", "status", dir, id, "--json")), &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// enrollAll names the devices gw-01, gw-02, ... and enrolls them on the
+// mirror dir from a factory list of their identities; it returns each
+// device's directory by its id.
+func enrollAll(t *testing.T, ferry, agentBin, dir string, devs []string) map[string]string {
+	t.Helper()
+	var list strings.Builder
+	ids := map[string]string{}
+	for i, d := range devs {
+		setDeviceID(t, d, "gw-0"+strconv.Itoa(i+1))
+		out := runTool(t, agentBin, "-c", filepath.Join(d, "agent.toml"), "identity", "--json")
+		var id struct{ ID string }
+		json.Unmarshal([]byte(out), &id)
+		ids[id.ID] = d
+		list.WriteString(out)
+	}
+	p := filepath.Join(t.TempDir(), "line.jsonl")
+	os.WriteFile(p, []byte(list.String()), 0o644)
+	runTool(t, ferry, "fleet", "enroll", dir, "--file", p)
+	return ids
 }

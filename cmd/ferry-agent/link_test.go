@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,29 +56,11 @@ func TestSiteMirrorLink(t *testing.T) {
 	// the site.
 	config := "\n[mirror]\nurl = \"" + siteURL + "\"\ntuf_root = \"" + filepath.Join(up, "tuf", "root.json") + "\"\nmanaged = true\n"
 	devs, bundlePath := ociDevices(t, config, 3)
-	var list strings.Builder
-	ids := map[string]string{} // device id -> its directory
-	for i, d := range devs {
-		setDeviceID(t, d, "gw-0"+strconv.Itoa(i+1))
-		out := run(agentBin, "-c", filepath.Join(d, "agent.toml"), "identity", "--json")
-		var id struct{ ID string }
-		json.Unmarshal([]byte(out), &id)
-		ids[id.ID] = d
-		list.WriteString(out)
-	}
-	os.WriteFile(filepath.Join(work, "line.jsonl"), []byte(list.String()), 0o644)
-	run(ferry, "fleet", "enroll", up, "--file", filepath.Join(work, "line.jsonl"))
+	ids := enrollAll(t, ferry, agentBin, up, devs) // device id -> its directory
 	run(ferry, "mirror", "add", up, bundlePath)
 	run(ferry, "fleet", "deploy", up, "sim-os:1.0.0", "--filter", "type = sim-board", "--phases", "1,100%", "--soak", "0s")
 	upURL, stopUp := serveMirror(t, ferry, up, "--console", "--checkin-rate", "1000", "--checkin-burst", "1000")
-	detail := func() devices.DeploymentDetail {
-		t.Helper()
-		var d devices.DeploymentDetail
-		if err := json.Unmarshal([]byte(run(ferry, "fleet", "status", up, "1", "--json")), &d); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
+	detail := func() devices.DeploymentDetail { t.Helper(); return deploymentDetail(t, ferry, up, "1") }
 	d := detail()
 	canary := ids[d.Targets[0].Device]
 	var others []string

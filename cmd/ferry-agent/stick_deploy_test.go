@@ -40,31 +40,16 @@ func TestStickDeployment(t *testing.T) {
 	// (no network link); three of them are the site's group.
 	config := "\n[mirror]\ntuf_root = \"" + filepath.Join(m, "tuf", "root.json") + "\"\nmanaged = true\n"
 	devs, bundlePath := ociDevices(t, config, 4)
-	var list strings.Builder
-	ids := map[string]string{} // device id -> its directory
+	ids := enrollAll(t, ferry, agentBin, m, devs) // device id -> its directory
 	idOf := map[string]string{}
-	for i, d := range devs {
-		setDeviceID(t, d, "gw-0"+strconv.Itoa(i+1))
-		out := run(agentBin, "-c", filepath.Join(d, "agent.toml"), "identity", "--json")
-		var id struct{ ID string }
-		json.Unmarshal([]byte(out), &id)
-		ids[id.ID], idOf[d] = d, id.ID
-		list.WriteString(out)
+	for id, d := range ids {
+		idOf[d] = id
 	}
-	os.WriteFile(filepath.Join(work, "line.jsonl"), []byte(list.String()), 0o644)
-	run(ferry, "fleet", "enroll", m, "--file", filepath.Join(work, "line.jsonl"))
 	run(ferry, "mirror", "add", m, bundlePath)
 	outsider := devs[3]
 	run(ferry, "fleet", "groups", m, "site-a", "--devices", idOf[devs[0]]+","+idOf[devs[1]]+","+idOf[devs[2]])
 	run(ferry, "fleet", "deploy", m, "sim-os:1.0.0", "--group", "site-a", "--phases", "1,100%", "--soak", "0s")
-	detail := func() devices.DeploymentDetail {
-		t.Helper()
-		var d devices.DeploymentDetail
-		if err := json.Unmarshal([]byte(run(ferry, "fleet", "status", m, "1", "--json")), &d); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
+	detail := func() devices.DeploymentDetail { t.Helper(); return deploymentDetail(t, ferry, m, "1") }
 	d := detail()
 	canary, others := ids[d.Targets[0].Device], []string{ids[d.Targets[1].Device], ids[d.Targets[2].Device]}
 
