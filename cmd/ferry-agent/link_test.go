@@ -32,7 +32,8 @@ import (
 // is refused there, and a stranger's (a key the upstream never enrolled)
 // is relayed and counts for nothing. A sync cut mid-way (the upstream's
 // metadata unreachable) relays nothing, and so does one from a stopped
-// upstream; the next sync completes and the deployment with it.
+// upstream, which keeps the report it could not send; the next sync sends
+// it and completes.
 func TestSiteMirrorLink(t *testing.T) {
 	ferry, agentBin := buildBinaries(t)
 	work := t.TempDir()
@@ -202,16 +203,23 @@ func TestSiteMirrorLink(t *testing.T) {
 	// The upstream stopped: the sync fails, the site is as it was; served
 	// again, the next sync completes (the deployment done: no
 	// assignments left).
+	// The canary polls again meanwhile: its check-in waits on the site.
+	if code, out := agent(canary, "run", "--once"); code != 0 {
+		t.Fatalf("canary: exit %d\n%s", code, out)
+	}
 	stopUp()
-	if _, err := sync(upURL); err == nil {
-		t.Fatal("a sync from a stopped upstream succeeded")
+	if res, err := sync(upURL); err == nil || res.Reports == nil || len(res.Reports.Kept) != 1 {
+		t.Fatalf("a sync from a stopped upstream: %v\n%+v", err, res.Reports)
+	}
+	if _, err := os.Stat(canaryReport); err != nil {
+		t.Fatalf("a report the upstream did not acknowledge is gone: %v", err)
 	}
 	if after := treeOf(t, relayTUF); !maps.EqualFunc(before, after, bytes.Equal) {
 		t.Fatal("a failed sync changed the relayed metadata")
 	}
 	upURL, stopUp = serveMirror(t, ferry, up, "--console")
 	res, err = sync(upURL)
-	if err != nil || res.Relay == nil || len(res.Relay.Assignments) != 0 {
+	if err != nil || res.Relay == nil || len(res.Relay.Assignments) != 0 || len(res.Reports.Recorded) != 1 {
 		t.Fatalf("sync after the cut: %v\n%+v", err, res.Relay)
 	}
 	if left, _ := os.ReadDir(filepath.Join(site, "relay", "ferry", "assignments")); len(left) != 0 {

@@ -222,9 +222,9 @@ func (h *Handler) serveSigned(ctx context.Context, w http.ResponseWriter, body [
 	inv, err := checkin.OpenSigned(body)
 	if err == nil {
 		err = h.checkMirror(inv)
-	}
-	if err != nil && inv != nil && h.relay {
-		if h.serveRelayed(w, inv, body, now, then != nil) {
+		// Verified, and made for another mirror: the upstream's, if this
+		// one relays it.
+		if err != nil && h.relay && h.serveRelayed(w, inv, body, now, then != nil) {
 			return
 		}
 	}
