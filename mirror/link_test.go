@@ -3,16 +3,24 @@ package mirror_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"maps"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/ferry-update/ferry/devices"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
 	"github.com/ferry-update/ferry/mirror/server"
+	"github.com/ferry-update/ferry/transport/checkin"
+	"github.com/ferry-update/ferry/transport/stick"
 	"github.com/ferry-update/ferry/transport/tufclient"
 )
 
@@ -88,5 +96,63 @@ func TestSyncLinkRefuses(t *testing.T) {
 				t.Error("the relay changed")
 			}
 		})
+	}
+}
+
+// TestSyncLinkReports sends the relay's reports up to an upstream that
+// lets one check-in through a second (429 with Retry-After beyond): the
+// sync waits as asked and sends them all; the upstream's answers decide
+// what leaves the relay — a device it has not enrolled (pending) and a
+// check-in for another mirror (refused, with the reason) go, a report
+// without a signed check-in stays.
+func TestSyncLinkReports(t *testing.T) {
+	ctx := context.Background()
+	u, site := newStore(t), newStore(t)
+	d, err := devices.OpenDir(u.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	srv := httptest.NewServer(server.NewHandler(u, server.HandlerOptions{Devices: d, Limits: server.Limits{CheckinRate: 1, CheckinBurst: 1}}))
+	defer srv.Close()
+	// First contact: the relay learns its upstream.
+	if _, err := site.Sync(ctx, srv.URL, mirror.SyncOptions{Upstream: noAssignments{}}); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := u.MirrorIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := func(mirrorID string) []byte {
+		pub, key, _ := ed25519.GenerateKey(nil)
+		b, err := checkin.Sign(&checkin.Inventory{Mirror: mirrorID, Device: checkin.DeviceID(pub), PublicKey: pub, Counter: 1, Time: time.Now().UTC(),
+			DeviceType: "board-a", AgentVersion: "ferry-agent/test", Version: "0.0.0", Components: []checkin.Component{},
+			Slot: checkin.SlotState{Booted: "a"}, Result: "idle"}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for name, ci := range map[string][]byte{"a.json": signed(ids[0]), "b.json": signed(strings.Repeat("ab", 32)), "c.json": signed(ids[0]), "d.json": nil} {
+		b, err := json.Marshal(stick.Report{DeviceID: "gw", Result: stick.ResultSuccess, Checkin: ci})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := site.RelayReport(name, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := site.Sync(ctx, srv.URL, mirror.SyncOptions{Upstream: noAssignments{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.Reports
+	if !slices.Equal(r.Pending, []string{"a.json", "c.json"}) || len(r.Refused) != 1 || r.Refused[0].Source != "b.json" ||
+		!strings.Contains(r.Refused[0].Reason, "foreign") || len(r.Kept) != 1 || r.Kept[0].Source != "d.json" || len(r.Recorded)+len(r.Known) != 0 {
+		t.Fatalf("reports: %+v", r)
+	}
+	left, _ := os.ReadDir(filepath.Join(site.RelayDir(), "ferry", "reports"))
+	if len(left) != 1 || left[0].Name() != "d.json" {
+		t.Fatalf("left in the relay: %v", left)
 	}
 }
