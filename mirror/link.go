@@ -452,6 +452,15 @@ func sendCheckin(ctx context.Context, hc *http.Client, base string, env []byte) 
 	}
 }
 
+// RelayFullError refuses to keep the check-ins of one more device: the
+// relay holds those of its maximum number of devices until the next sync
+// takes them up.
+type RelayFullError struct{ Max int }
+
+func (e *RelayFullError) Error() string {
+	return fmt.Sprintf("the relay keeps the check-ins of at most %d devices until the next sync up", e.Max)
+}
+
 // relayMu serialises the relay's check-in files.
 var relayMu sync.Mutex
 
@@ -462,7 +471,11 @@ var relayMu sync.Mutex
 // counter) kept. The newest carries the device's last install and its
 // result, which is what counts upstream; the polls between two syncs
 // are not relayed one by one.
-func (s *Store) RelayCheckin(inv *checkin.Inventory, env []byte) error {
+//
+// Anyone may sign a check-in with a key of their own, so the relay keeps
+// those of at most maxDevices devices (0: no cap): a check-in of one more
+// is an *RelayFullError.
+func (s *Store) RelayCheckin(inv *checkin.Inventory, env []byte, maxDevices int) error {
 	relayMu.Lock()
 	defer relayMu.Unlock()
 	dir := s.relayPath(wire.StickReportsDir)
@@ -475,6 +488,14 @@ func (s *Store) RelayCheckin(inv *checkin.Inventory, env []byte) error {
 			if old, err := checkin.OpenSigned(r.Checkin); err == nil && old.Counter >= inv.Counter {
 				return nil
 			}
+		}
+	} else if errors.Is(err, fs.ErrNotExist) && maxDevices > 0 {
+		kept, err := filepath.Glob(filepath.Join(dir, "net-*.json"))
+		if err != nil {
+			return err
+		}
+		if len(kept) >= maxDevices {
+			return &RelayFullError{Max: maxDevices}
 		}
 	}
 	rep := stick.Report{DeviceID: inv.Device, DeviceType: inv.DeviceType, Bundle: inv.Bundle, VersionAfter: inv.Version,

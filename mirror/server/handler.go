@@ -43,6 +43,8 @@ type Handler struct {
 	rate    *ratelimit.Limiter
 	op      http.Handler
 	relay   bool
+	// maxDevices caps the devices whose check-ins the relay keeps.
+	maxDevices int
 }
 
 // HandlerOptions configure NewHandler.
@@ -96,7 +98,7 @@ func NewHandler(s *mirror.Store, o HandlerOptions) *Handler {
 	}
 	return &Handler{store: s, oci: NewOCI(s), devices: o.Devices, legacy: o.AcceptLegacy, ids: &mirrorIDs{store: s}, akey: &assignKey{store: s}, ttl: ttl, now: time.Now, logf: logf,
 		limited: &limitedLog{logf: logf, interval: time.Minute, kinds: map[string]*logKind{}},
-		rate:    ratelimit.New(o.Limits.CheckinRate, o.Limits.CheckinBurst), op: o.Operator, relay: o.Relay}
+		rate:    ratelimit.New(o.Limits.CheckinRate, o.Limits.CheckinBurst), op: o.Operator, relay: o.Relay, maxDevices: o.Limits.MaxDevices}
 }
 
 // ServeHTTP implements http.Handler.
@@ -289,7 +291,12 @@ func (h *Handler) serveRelayed(w http.ResponseWriter, inv *checkin.Inventory, bo
 	if !slices.Contains(ups, inv.Mirror) {
 		return false
 	}
-	if err := h.store.RelayCheckin(inv, body); err != nil {
+	var full *mirror.RelayFullError
+	if err := h.store.RelayCheckin(inv, body, h.maxDevices); errors.As(err, &full) {
+		h.limited.printf(now, "devices", "relayed check-in of new device %s refused (507): %v (--max-devices)", inv.Device, err)
+		jsonError(w, http.StatusInsufficientStorage, "the mirror keeps no more devices' check-ins")
+		return true
+	} else if err != nil {
 		h.limited.printf(now, "relay", "relayed check-in of %s (503): %v", inv.Device, err)
 		w.Header().Set("Retry-After", "60")
 		jsonError(w, http.StatusServiceUnavailable, "the mirror cannot keep check-ins now; retry later")

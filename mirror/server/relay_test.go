@@ -36,7 +36,8 @@ func (f fixedUpstream) RelayAssignments(context.Context) (map[string][]byte, err
 // signed it (204 when it has none); each device's newest check-in kept
 // verbatim for the upstream, an older one not replacing it. A check-in
 // that does not verify, or is made for a mirror the site does not relay,
-// is refused; one for the site itself finds no check-in store here.
+// is refused; one for the site itself finds no check-in store here; and
+// beyond --max-devices devices a new one's is refused (507).
 func TestRelayServe(t *testing.T) {
 	ctx := context.Background()
 	u, site := newStore(t), newStore(t)
@@ -92,6 +93,7 @@ func TestRelayServe(t *testing.T) {
 		t.Fatalf("expired timestamp: %v", err)
 	}
 
+	base := relay.URL
 	send := func(path string, d dev, mirrorID string, counter uint64, edit func([]byte) []byte) (int, []byte) {
 		t.Helper()
 		inv := &checkin.Inventory{Mirror: mirrorID, Device: d.id, PublicKey: d.key.Public().(ed25519.PublicKey), Counter: counter,
@@ -104,7 +106,7 @@ func TestRelayServe(t *testing.T) {
 		if edit != nil {
 			b = edit(b)
 		}
-		resp, err := http.Post(relay.URL+path, "application/json", bytes.NewReader(b))
+		resp, err := http.Post(base+path, "application/json", bytes.NewReader(b))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,6 +146,19 @@ func TestRelayServe(t *testing.T) {
 	if st, _ := send(checkin.Path, assigned, ids[0], 6, nil); st != http.StatusNoContent || kept(assigned) != 6 {
 		t.Fatalf("newer check-in: %d, kept %d", st, kept(assigned))
 	}
+
+	// The relay keeps at most --max-devices devices' check-ins; those it
+	// keeps still move on.
+	capped := httptest.NewServer(server.NewHandler(site, server.HandlerOptions{Relay: true, Limits: server.Limits{MaxDevices: 2}}))
+	defer capped.Close()
+	base = capped.URL
+	if st, _ := send(checkin.Path, newDev(), ids[0], 1, nil); st != http.StatusInsufficientStorage {
+		t.Fatalf("a third device: %d", st)
+	}
+	if st, _ := send(checkin.Path, assigned, ids[0], 7, nil); st != http.StatusNoContent || kept(assigned) != 7 {
+		t.Fatalf("a kept device, capped: %d, kept %d", st, kept(assigned))
+	}
+	base = relay.URL
 
 	// Refused: forged, foreign; the site's own devices are not served here.
 	forged := func(b []byte) []byte {
