@@ -78,3 +78,78 @@ func (d *FrameDecoder) DecodeFrame(dst, frame []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// DictEncoder compresses whole buffers into single zstd frames against a
+// raw-content dictionary (zstd's "raw content" dictionary, dictionary ID
+// 0, which the frame header does not name): the records of a delta
+// stream (bundle/FORMAT.md §15.9), each compressed against the base's
+// bytes around the place of the chunk. It is klauspost/compress at
+// SpeedBetterCompression in every build (one encoder, its dictionary
+// changed per frame): SpeedBestCompression rebuilds its tables for every
+// dictionary, about 1 s and 170 MB of allocations per 16 KiB chunk,
+// against 2.3 ms and 0.14 MB at SpeedBetterCompression. It is not safe
+// for concurrent use.
+type DictEncoder struct{ enc *kzstd.Encoder }
+
+// NewDictEncoder returns a dictionary frame encoder.
+func NewDictEncoder() (*DictEncoder, error) {
+	enc, err := kzstd.NewWriter(nil,
+		kzstd.WithEncoderLevel(kzstd.SpeedBetterCompression),
+		kzstd.WithZeroFrames(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("creating zstd dictionary encoder: %w", err)
+	}
+	return &DictEncoder{enc}, nil
+}
+
+// EncodeFrame appends to dst the frame of src compressed against dict
+// (none when dict is empty).
+func (e *DictEncoder) EncodeFrame(dst, src, dict []byte) ([]byte, error) {
+	opt := kzstd.WithEncoderDictDelete()
+	if len(dict) > 0 {
+		opt = kzstd.WithEncoderDictRaw(0, dict)
+	}
+	if err := e.enc.ResetWithOptions(nil, opt); err != nil {
+		return nil, fmt.Errorf("zstd dictionary: %w", err)
+	}
+	return e.enc.EncodeAll(src, dst), nil
+}
+
+// DictDecoder decodes single frames made by DictEncoder against the same
+// dictionary. Like FrameDecoder it bounds a frame's window and memory
+// (by maxSize and the dictionary's length), so a hostile frame costs at
+// most that much. It is not safe for concurrent use.
+type DictDecoder struct {
+	dec     *kzstd.Decoder
+	maxSize int
+}
+
+// NewDictDecoder returns a decoder for frames of at most maxSize bytes of
+// content against dictionaries of at most maxDict bytes.
+func NewDictDecoder(maxSize, maxDict int) (*DictDecoder, error) {
+	limit := min(MaxWindow, 2*uint64(maxSize)+uint64(maxDict))
+	dec, err := kzstd.NewReader(nil,
+		kzstd.WithDecoderConcurrency(1),
+		kzstd.WithDecoderLowmem(true),
+		kzstd.WithDecoderMaxWindow(limit),
+		kzstd.WithDecoderMaxMemory(2*uint64(maxSize)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("creating zstd dictionary decoder: %w", err)
+	}
+	return &DictDecoder{dec: dec, maxSize: maxSize}, nil
+}
+
+// DecodeFrame appends the content of frame, decoded against dict, to
+// dst. It does not check the content: the caller compares its digest.
+func (d *DictDecoder) DecodeFrame(dst, frame, dict []byte) ([]byte, error) {
+	if err := d.dec.ResetWithOptions(nil, kzstd.WithDecoderDictRaw(0, dict)); err != nil {
+		return nil, fmt.Errorf("zstd dictionary: %w", err)
+	}
+	out, err := d.dec.DecodeAll(frame, dst)
+	if err != nil {
+		return nil, fmt.Errorf("decompressing zstd frame: %w", err)
+	}
+	return out, nil
+}
