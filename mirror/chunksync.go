@@ -83,37 +83,64 @@ func (s *Store) partPlans(cfg *bundle.Config, m *ocispec.Manifest, idx *ocispec.
 // attachments the store holds, located against its parts; nil when the
 // payload is not chunked or the index is not usable.
 func (s *Store) chunkIndex(cfg *bundle.Config, m *ocispec.Manifest, i int) (*bundle.ChunkIndex, []bundle.ChunkLoc, []ocispec.Descriptor) {
-	p := cfg.Payloads[i]
-	if p.Chunks == nil {
+	c := s.chunked(cfg, m, i)
+	if c == nil {
 		return nil, nil, nil
 	}
+	return c.ix, c.locs, c.parts
+}
+
+// chunkedPayload is a chunked payload of a stored bundle: its index (raw
+// and parsed, from layer layer) located against its parts.
+type chunkedPayload struct {
+	layer ocispec.Descriptor
+	raw   []byte
+	ix    *bundle.ChunkIndex
+	locs  []bundle.ChunkLoc
+	parts []ocispec.Descriptor
+}
+
+// chunked reads payload i's chunk index as chunkIndex does.
+func (s *Store) chunked(cfg *bundle.Config, m *ocispec.Manifest, i int) *chunkedPayload {
+	l, ok := chunkIndexLayer(cfg, m, i)
+	if !ok {
+		return nil
+	}
+	raw, err := s.readBlob(l.Digest, bundle.MaxAttachmentSize)
+	if err != nil {
+		return nil
+	}
+	ix, err := bundle.ParseChunkIndex(raw)
+	if err != nil {
+		return nil
+	}
+	p := cfg.Payloads[i]
+	parts := bundle.PayloadLayers(cfg, *m, i)
+	locs, err := ix.Locate(&p, parts)
+	if err != nil {
+		return nil
+	}
+	return &chunkedPayload{layer: l, raw: raw, ix: ix, locs: locs, parts: parts}
+}
+
+// chunkIndexLayer returns the layer of chunked payload i's index, false
+// when the payload is not chunked or the manifest does not fit the
+// config.
+func chunkIndexLayer(cfg *bundle.Config, m *ocispec.Manifest, i int) (ocispec.Descriptor, bool) {
+	p := cfg.Payloads[i]
 	n := len(cfg.Attachments)
 	for _, q := range cfg.Payloads {
 		n += q.Parts
 	}
-	if len(m.Layers) != n {
-		return nil, nil, nil
+	if p.Chunks == nil || len(m.Layers) != n {
+		return ocispec.Descriptor{}, false
 	}
 	for k, a := range cfg.Attachments {
-		if a.Name != p.Chunks.Index {
-			continue
+		if a.Name == p.Chunks.Index {
+			return m.Layers[k], true
 		}
-		raw, err := s.readBlob(m.Layers[k].Digest, bundle.MaxAttachmentSize)
-		if err != nil {
-			return nil, nil, nil
-		}
-		ix, err := bundle.ParseChunkIndex(raw)
-		if err != nil {
-			return nil, nil, nil
-		}
-		parts := bundle.PayloadLayers(cfg, *m, i)
-		locs, err := ix.Locate(&p, parts)
-		if err != nil {
-			return nil, nil, nil
-		}
-		return ix, locs, parts
 	}
-	return nil, nil, nil
+	return ocispec.Descriptor{}, false
 }
 
 // heldFrames maps the chunks the store holds in parts of the bundles

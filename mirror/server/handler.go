@@ -26,7 +26,9 @@ import (
 
 // Handler is everything 'ferry mirror serve' answers: the OCI distribution
 // API (Server), the mirror's TUF metadata under /tuf/, the trust roots at
-// GET /ferry/v1/roots/N.root.json, device check-ins at POST
+// GET /ferry/v1/roots/N.root.json, delta streams at GET
+// /ferry/v1/delta/NAME/TARGET/BASE (bundle/FORMAT.md §15.9), device
+// check-ins at POST
 // /ferry/v1/checkin, and, when HandlerOptions.Operator is set, the
 // operators' API (/api/) and console (/console/).
 type Handler struct {
@@ -45,6 +47,7 @@ type Handler struct {
 	relay   bool
 	// maxDevices caps the devices whose check-ins the relay keeps.
 	maxDevices int
+	deltas     *deltaStreams
 }
 
 // HandlerOptions configure NewHandler.
@@ -98,7 +101,7 @@ func NewHandler(s *mirror.Store, o HandlerOptions) *Handler {
 	}
 	return &Handler{store: s, oci: NewOCI(s), devices: o.Devices, legacy: o.AcceptLegacy, ids: &mirrorIDs{store: s}, akey: &assignKey{store: s}, ttl: ttl, now: time.Now, logf: logf,
 		limited: &limitedLog{logf: logf, interval: time.Minute, kinds: map[string]*logKind{}},
-		rate:    ratelimit.New(o.Limits.CheckinRate, o.Limits.CheckinBurst), op: o.Operator, relay: o.Relay, maxDevices: o.Limits.MaxDevices}
+		rate:    ratelimit.New(o.Limits.CheckinRate, o.Limits.CheckinBurst), op: o.Operator, relay: o.Relay, maxDevices: o.Limits.MaxDevices, deltas: newDeltaStreams(s, logf)}
 }
 
 // ServeHTTP implements http.Handler.
@@ -108,6 +111,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveTUF(w, r, p[len(wire.TUFPath):])
 	case strings.HasPrefix(p, wire.RootsPath):
 		h.serveRoot(w, r, p[len(wire.RootsPath):])
+	case strings.HasPrefix(p, wire.DeltaPath):
+		h.deltas.serve(w, r, p[len(wire.DeltaPath):])
 	case p == checkin.Path:
 		h.serveCheckin(w, r, nil)
 	case p == assign.Path:

@@ -16,6 +16,12 @@ const (
 	// RootsPath is the URL path under which trust roots are served:
 	// GET RootsPath + RootFile(N), 404 when the mirror has no version N.
 	RootsPath = "/ferry/v1/roots/"
+	// DeltaPath is the URL path under which a ferry mirror serves delta
+	// streams (bundle/FORMAT.md §15.9): GET DeltaPath + NAME + "/" +
+	// TARGET + "/" + BASE, NAME a repository and TARGET and BASE the
+	// digests of chunk indexes; 404 when the mirror holds no such
+	// payloads (a registry answers 404 too).
+	DeltaPath = "/ferry/v1/delta/"
 	// CheckinPath is where devices POST their check-ins.
 	CheckinPath = "/ferry/v1/checkin"
 	// TUFDir is the directory of the mirror's TUF metadata, in a mirror
