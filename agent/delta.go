@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/bundle"
+	"github.com/ferry-update/ferry/bundle/dstream"
 	"github.com/ferry-update/ferry/internal/atomicfile"
 	"github.com/ferry-update/ferry/internal/verifyio"
 	"github.com/ferry-update/ferry/internal/zstd"
@@ -92,6 +94,34 @@ type deltaBase struct {
 	shared       bundle.ChunkDiff
 	// need are the payload's parts that hold the chunks the slot lacks.
 	need []ocispec.Descriptor
+	// stream, when the source is a ferry mirror that made one, is the
+	// delta stream from the slot's index to the payload's (§15.9).
+	stream *deltaStream
+}
+
+// deltaStream is an open delta stream and the bytes read of it.
+type deltaStream struct {
+	r    *dstream.Reader
+	body io.ReadCloser
+	read int64
+}
+
+func (s *deltaStream) Read(b []byte) (int, error) {
+	n, err := s.body.Read(b)
+	s.read += int64(n)
+	return n, err
+}
+
+// close closes the delta streams of d's bases.
+func (d *Delta) close() {
+	if d == nil {
+		return
+	}
+	for _, b := range d.bases {
+		if b.stream != nil {
+			b.stream.body.Close()
+		}
+	}
 }
 
 // omitted names the payloads whose parts the stream leaves out.
@@ -143,6 +173,7 @@ func (a *Agent) installBlobs(ctx context.Context, blobs *transport.Blobs, origin
 // installPlanned installs the bundle blobs reads with the delta plan d.
 func (a *Agent) installPlanned(ctx context.Context, blobs *transport.Blobs, d *Delta, origin string, o InstallOptions) (*Result, error) {
 	o.Delta = d
+	defer d.close()
 	stream := blobs.Stream(ctx, o.Delta.omitted())
 	defer stream.Close()
 	return a.InstallWith(ctx, o.wrap(stream), origin, o)
@@ -209,6 +240,13 @@ func (a *Agent) deltaBase(ctx context.Context, blobs *transport.Blobs, cfg *bund
 	if err != nil {
 		return nil, fmt.Sprintf("kept chunk index of slot %s: %v", booted, err)
 	}
+	ds := a.openDeltaStream(ctx, blobs, cfg, i, raw)
+	used := false
+	defer func() {
+		if ds != nil && !used {
+			ds.body.Close()
+		}
+	}()
 	newRaw, err := blobs.Attachment(ctx, cfg, p.Chunks.Index)
 	if err != nil {
 		return nil, fmt.Sprintf("chunk index: %v", err)
@@ -244,7 +282,43 @@ func (a *Agent) deltaBase(ctx context.Context, blobs *transport.Blobs, cfg *bund
 			need = append(need, part)
 		}
 	}
-	return &deltaBase{slot: booted, device: slot.Device(booted), at: at, shared: diff, need: need}, ""
+	used = true
+	return &deltaBase{slot: booted, device: slot.Device(booted), at: at, shared: diff, need: need, stream: ds}, ""
+}
+
+// openDeltaStream opens the delta stream from the kept index raw to
+// payload i's index when the source makes one (a ferry mirror), reads
+// its head and checks the index it holds against the manifest's digest
+// of the index, which it then keeps in blobs (so it is not fetched
+// again; the head it comes from is judged before any of it is used).
+// Why there is none is logged: the chunks are then fetched by range.
+func (a *Agent) openDeltaStream(ctx context.Context, blobs *transport.Blobs, cfg *bundle.Config, i int, raw []byte) *deltaStream {
+	p := cfg.Payloads[i]
+	var layer ocispec.Descriptor
+	for k, at := range cfg.Attachments {
+		if at.Name == p.Chunks.Index && k < len(blobs.Head.Parsed.Layers) {
+			layer = blobs.Head.Parsed.Layers[k]
+		}
+	}
+	if layer.Digest == "" {
+		return nil // refused when judged
+	}
+	body, err := blobs.DeltaStream(ctx, layer.Digest, digest.FromBytes(raw))
+	if err != nil {
+		a.logf("payload %s: no delta stream (%v): fetching the chunks by range", p.Name, err)
+		return nil
+	}
+	ds := &deltaStream{body: body}
+	if ds.r, err = dstream.NewReader(ds, raw, layer.Digest); err == nil && !blobs.Keep(layer, ds.r.Index()) {
+		err = errors.New("its index does not fit the manifest")
+	}
+	if err != nil {
+		body.Close()
+		a.logf("payload %s: delta stream refused: %v: fetching the chunks by range", p.Name, err)
+		return nil
+	}
+	a.logf("payload %s: delta stream from the mirror", p.Name)
+	return ds
 }
 
 // payloadParts returns the part layers of payload i from an unjudged
@@ -311,12 +385,19 @@ func (in *installRun) deltaContent(ctx context.Context, p *bundle.PayloadReader)
 	}
 	cr := &chunkReader{ctx: ctx, a: in.a, blobs: d.blobs, name: p.Name, parts: p.Layers, ix: ix, locs: locs, base: f, at: base.at, dec: dec,
 		again: repeatedNew(ix, base.at), targetPath: in.a.cfg.Slots[p.Target].Device(in.j.ToSlot)}
+	if base.stream != nil {
+		cr.ds = base.stream.r
+	}
 	vr, err := verifyio.NewReader(cr, p.Size, p.Digest)
 	if err != nil {
 		f.Close()
 		return nil, nil, err
 	}
 	done := func() error {
+		if base.stream != nil {
+			in.a.logf("payload %s: %d chunks decoded from the delta stream of %d bytes, %d of its records did not match and were fetched",
+				p.Name, cr.streamed, base.stream.read, cr.streamBad)
+		}
 		in.a.logf("payload %s: %d chunks reused from slot %s, %d fetched (%d bytes), %d read again from slot %s, %d in the slot did not match and were fetched",
 			p.Name, cr.reused, base.slot, cr.fetched, cr.fetchedBytes, cr.copied, in.j.ToSlot, cr.rotted)
 		cr.closeRun()
@@ -398,7 +479,14 @@ type chunkReader struct {
 	run    io.ReadCloser // open range over chunks [next, runEnd)
 	runEnd int
 
-	reused, fetched, copied, rotted int
+	// ds is the delta stream the chunks the base lacks come from, nil
+	// without one or once it failed; rec is its record read ahead, dict
+	// the base's bytes a record is decoded against.
+	ds   *dstream.Reader
+	rec  *dstream.Record
+	dict []byte
+
+	reused, fetched, copied, rotted, streamed, streamBad int
 	fetchedBytes                    int64
 }
 
@@ -445,7 +533,58 @@ func (c *chunkReader) chunk(i int) ([]byte, error) {
 		}
 		c.a.logf("payload %s: chunk %d (%s) written at byte %d: %v: fetching it", c.name, i, ch.ID, c.locs[j].Offset, err)
 	}
+	if c.run == nil {
+		if data, ok := c.fromStream(i); ok {
+			return data, nil
+		}
+	}
 	return c.fetch(i)
+}
+
+// fromStream returns chunk i's content from the delta stream, checked
+// against the index, or false when the stream holds no record of it or
+// its record does not decode to it (then the chunk is fetched). A stream
+// that breaks (malformed, cut for good) is dropped: the chunks after are
+// fetched by range.
+func (c *chunkReader) fromStream(i int) ([]byte, bool) {
+	for c.ds != nil {
+		if c.rec == nil {
+			rec, err := c.ds.Next()
+			if err != nil {
+				if err != io.EOF {
+					c.a.logf("payload %s: delta stream: %v: fetching the chunks from %d by range", c.name, err, i)
+				}
+				c.ds = nil
+				return nil, false
+			}
+			c.rec = rec
+		}
+		if c.rec.Chunk > i {
+			return nil, false
+		}
+		rec := c.rec
+		c.rec = nil
+		if rec.Chunk < i {
+			continue // a chunk that came from elsewhere
+		}
+		if cap(c.dict) < int(rec.DictLength) {
+			c.dict = make([]byte, rec.DictLength)
+		}
+		dict := c.dict[:rec.DictLength]
+		_, err := c.base.ReadAt(dict, rec.DictOffset)
+		if err == nil {
+			var data []byte
+			if data, err = c.ds.Decode(c.buf[:0], rec, dict); err == nil {
+				c.streamed++
+				c.buf = data[:0]
+				return data, true
+			}
+		}
+		c.streamBad++
+		c.a.logf("payload %s: chunk %d (%s) from the delta stream: %v: fetching it", c.name, i, c.ix.Chunks[i].ID, err)
+		return nil, false
+	}
+	return nil, false
 }
 
 // readBack reads chunk ch from the target slot at off, where it was
@@ -471,6 +610,9 @@ func (c *chunkReader) readBack(ch bundle.Chunk, off int64) ([]byte, error) {
 // fetchable says whether chunk i is fetched (and so may join a range):
 // neither the base holds it nor was it written before.
 func (c *chunkReader) fetchable(i int) bool {
+	if c.ds != nil {
+		return false // it may come from the stream
+	}
 	id := c.ix.Chunks[i].ID
 	if _, have := c.at[id]; have {
 		return false

@@ -23,6 +23,7 @@ import (
 	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/registry"
 	"github.com/ferry-update/ferry/transport/stick"
+	"github.com/ferry-update/ferry/transport/wire"
 )
 
 // deltaImages are two versions of a 3 MiB "filesystem image": random data
@@ -49,6 +50,12 @@ type deltaEnv struct {
 	store      *mirror.Store
 	log        *bytes.Buffer
 	servedBlob atomic.Int64 // bytes of blobs served over HTTP
+	// servedStream counts the bytes of delta streams served; noStream
+	// answers them 404 (a mirror without the base); tamper, if set,
+	// changes each delta stream served.
+	servedStream atomic.Int64
+	noStream     bool
+	tamper       func([]byte) []byte
 }
 
 func newDeltaEnv(t *testing.T) *deltaEnv {
@@ -84,6 +91,26 @@ func newDeltaEnvWith(t *testing.T, v1, v2 []byte) *deltaEnv {
 func (e *deltaEnv) serve(t *testing.T, wrap func(http.ResponseWriter, *http.Request) http.ResponseWriter) string {
 	h := server.NewHandler(e.store, server.HandlerOptions{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, wire.DeltaPath) {
+			switch {
+			case e.noStream:
+				http.NotFound(w, r)
+				return
+			case e.tamper != nil:
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, r)
+				body := e.tamper(rec.Body.Bytes())
+				w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+				w.WriteHeader(rec.Code)
+				w.Write(body)
+				e.servedStream.Add(int64(len(body)))
+				return
+			}
+			w = &countingWriter{ResponseWriter: w, n: &e.servedStream}
+			if wrap != nil {
+				w = wrap(w, r)
+			}
+		}
 		if strings.Contains(r.URL.Path, "/blobs/") {
 			w = &countingWriter{ResponseWriter: w, n: &e.servedBlob}
 			if wrap != nil {
@@ -273,6 +300,7 @@ func TestDeltaRepeatedChunk(t *testing.T) {
 	v1, v2 := deltaImages()
 	copy(v2[1_600_000:1_640_000], v2[1_200_000-20_000:1_220_000]) // the new stretch, twice
 	e := newDeltaEnvWith(t, v1, v2)
+	e.noStream = true // the frame path: every new chunk fetched by range
 	where := e.serve(t, nil)
 	if _, err := e.installFrom(where); err != nil {
 		t.Fatalf("%v\n%s", err, e.log)
@@ -376,22 +404,34 @@ func TestDeltaMissingChunk(t *testing.T) {
 	}
 }
 
-// TestDeltaResume: a chunk download cut short resumes with a Range
-// request, and v2 installs.
+// TestDeltaResume: a chunk download (the frame path) or a delta stream
+// cut short resumes with a Range request, and v2 installs.
 func TestDeltaResume(t *testing.T) {
-	e := newDeltaEnv(t)
-	var cuts atomic.Int32
-	where := e.serve(t, func(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
-		if r.Header.Get("Range") != "" && cuts.Add(1) <= 2 {
-			return &testutil.CutWriter{ResponseWriter: w, Left: 1000}
-		}
-		return w
-	})
-	if _, err := e.installFrom(where); err != nil {
-		t.Fatalf("%v\n%s", err, e.log)
+	for _, path := range []string{"frames", "stream"} {
+		t.Run(path, func(t *testing.T) {
+			e := newDeltaEnv(t)
+			e.noStream = path == "frames"
+			var cuts, resumed atomic.Int32
+			where := e.serve(t, func(w http.ResponseWriter, r *http.Request) http.ResponseWriter {
+				stream := strings.HasPrefix(r.URL.Path, wire.DeltaPath)
+				if stream && r.Header.Get("Range") != "" {
+					resumed.Add(1)
+				}
+				if (stream || r.Header.Get("Range") != "") && cuts.Add(1) <= 2 {
+					return &testutil.CutWriter{ResponseWriter: w, Left: 1000}
+				}
+				return w
+			})
+			if _, err := e.installFrom(where); err != nil {
+				t.Fatalf("%v\n%s", err, e.log)
+			}
+			if cuts.Load() < 3 {
+				t.Fatalf("%d requests: the test cut nothing", cuts.Load())
+			}
+			if path == "stream" && (resumed.Load() == 0 || !strings.Contains(e.log.String(), "decoded from the delta stream")) {
+				t.Fatalf("the delta stream was not resumed (%d ranges) or not used:\n%s", resumed.Load(), e.log)
+			}
+			e.checkV2(t)
+		})
 	}
-	if cuts.Load() < 3 {
-		t.Fatalf("%d range requests: the test cut nothing", cuts.Load())
-	}
-	e.checkV2(t)
 }

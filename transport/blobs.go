@@ -128,6 +128,46 @@ func Range(ctx context.Context, src Source, d ocispec.Descriptor, off, n int64) 
 	return readCloser{io.LimitReader(rc, n), rc}, nil
 }
 
+// ErrNoDeltaStream is wrapped by DeltaStream for a source that has no
+// delta stream to give: a stick or mirror directory, a registry, a ferry
+// mirror that lacks either payload (404).
+var ErrNoDeltaStream = errors.New("no delta stream")
+
+// DeltaStream opens the delta stream (bundle/FORMAT.md §15.9) from the
+// chunked payload whose index is base to the one whose index is target:
+// only a ferry mirror (oci://) makes them; the stream is resumed as a
+// blob is. Nothing is checked (package dstream checks it).
+func (b *Blobs) DeltaStream(ctx context.Context, target, base digest.Digest) (io.ReadCloser, error) {
+	rs, ok := b.src.(*registrySource)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s is no ferry mirror", ErrNoDeltaStream, b.entry.Ref)
+	}
+	repo, err := rs.repository(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := repo.DeltaStream(ctx, target, base)
+	if errors.Is(err, oci.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", ErrNoDeltaStream, err)
+	}
+	return rc, err
+}
+
+// Keep makes data the content of blob d, so that Stream and Attachment
+// read it from memory: an attachment the caller got another way (a chunk
+// index from a delta stream) and checked against d's digest. Data that
+// does not match d is not kept.
+func (b *Blobs) Keep(d ocispec.Descriptor, data []byte) bool {
+	if int64(len(data)) != d.Size || digest.FromBytes(data) != d.Digest {
+		return false
+	}
+	if b.kept == nil {
+		b.kept = map[digest.Digest][]byte{}
+	}
+	b.kept[d.Digest] = data
+	return true
+}
+
 // Has says whether the source holds blob d. Only a stick's layout (or a
 // mirror directory) is asked; a registry or mirror server is taken to
 // hold every blob of its bundles. A stick built as a delta
@@ -172,10 +212,7 @@ func (b *Blobs) Attachment(ctx context.Context, cfg *bundle.Config, name string)
 		if err != nil {
 			return nil, fmt.Errorf("attachment %s: %w", name, err)
 		}
-		if b.kept == nil {
-			b.kept = map[digest.Digest][]byte{}
-		}
-		b.kept[l.Digest] = data
+		b.Keep(l, data)
 		return data, nil
 	}
 	return nil, fmt.Errorf("no attachment %s", name)

@@ -96,12 +96,14 @@ func (d *deltaStreams) serve(w http.ResponseWriter, r *http.Request, rest string
 				return
 			}
 		}
+		defer func() {
+			d.mu.Lock()
+			delete(d.running, key)
+			close(wait)
+			<-d.slots
+			d.mu.Unlock()
+		}()
 		d.generate(w, r, name, target, base)
-		d.mu.Lock()
-		delete(d.running, key)
-		close(wait)
-		<-d.slots
-		d.mu.Unlock()
 		return
 	}
 }
@@ -151,21 +153,40 @@ func (d *deltaStreams) generate(w http.ResponseWriter, r *http.Request, name str
 			name, target, base, st.Bytes, st.IndexFrame, st.Records, st.Dict, time.Since(start).Round(time.Millisecond))
 		if out == nil {
 			d.serveCached(w, r, target, base)
+		} else if out.failed {
+			panic(http.ErrAbortHandler) // the client resumes from the cache
 		}
 	}
 }
 
-// startWriter writes the response's header before its first byte.
+// startWriter writes the response's header before its first byte. A
+// response that fails (a client gone, a writer that aborts) only fails
+// its writes: the stream is still made and cached.
 type startWriter struct {
-	w       http.ResponseWriter
-	start   func()
-	started bool
+	w               http.ResponseWriter
+	start           func()
+	started, failed bool
 }
 
-func (s *startWriter) Write(b []byte) (int, error) {
+var errCut = errors.New("response cut")
+
+func (s *startWriter) Write(b []byte) (n int, err error) {
+	if s.failed {
+		return 0, errCut
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				panic(p)
+			}
+			s.failed, n, err = true, 0, errCut
+		}
+	}()
 	if !s.started {
 		s.started = true
 		s.start()
 	}
-	return s.w.Write(b)
+	n, err = s.w.Write(b)
+	s.failed = err != nil
+	return n, err
 }

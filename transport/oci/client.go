@@ -17,6 +17,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ferry-update/ferry/transport/httpget"
+	"github.com/ferry-update/ferry/transport/wire"
 )
 
 // ErrNotFound is matched (errors.Is) by the error for anything the registry
@@ -285,18 +286,44 @@ func (r *Repository) BlobRange(ctx context.Context, d ocispec.Descriptor, off, n
 	if off < 0 || (d.Size >= 0 && off > d.Size) || (n >= 0 && d.Size >= 0 && off+n > d.Size) {
 		return nil, fmt.Errorf("blob %s: range %d+%d outside 0..%d", d.Digest, off, n, d.Size)
 	}
-	h := httpget.NewReader(ctx, r.opts.Client, r.url("/blobs/"+d.Digest.String()))
-	h.Retries, h.Backoff, h.MaxBackoff = max(r.opts.Retries, 0), 100*time.Millisecond, 2*time.Second
+	h := r.reader(ctx, r.url("/blobs/"+d.Digest.String()))
 	h.Offset, h.Size = off, d.Size
 	if n >= 0 {
 		h.End = off + n
 	}
+	if err := h.Open(); err != nil {
+		return nil, fmt.Errorf("blob %s: %w", d.Digest, err)
+	}
+	return h, nil
+}
+
+// reader is a resumable reader of u through the repository's client
+// and authentication.
+func (r *Repository) reader(ctx context.Context, u string) *httpget.Reader {
+	h := httpget.NewReader(ctx, r.opts.Client, u)
+	h.Retries, h.Backoff, h.MaxBackoff = max(r.opts.Retries, 0), 100*time.Millisecond, 2*time.Second
 	h.Do = func(req *http.Request) (*http.Response, error) {
 		return r.do(req.Context(), req.Method, req.URL.String(), req.Header)
 	}
 	h.ResponseError = responseError
+	return h
+}
+
+// DeltaStream opens the delta stream (bundle/FORMAT.md §15.9) of the
+// payload whose chunk index is target against the base whose index is
+// base, from a ferry mirror (wire.DeltaPath on the registry's host),
+// resumed as BlobAt is. A registry, or a mirror that lacks either
+// payload, answers 404: an error matching ErrNotFound. Nothing is
+// checked.
+func (r *Repository) DeltaStream(ctx context.Context, target, base digest.Digest) (io.ReadCloser, error) {
+	scheme := "https"
+	if r.opts.PlainHTTP {
+		scheme = "http"
+	}
+	h := r.reader(ctx, scheme+"://"+r.host+wire.DeltaPath+r.name+"/"+target.String()+"/"+base.String())
+	h.MaxSkip = -1
 	if err := h.Open(); err != nil {
-		return nil, fmt.Errorf("blob %s: %w", d.Digest, err)
+		return nil, fmt.Errorf("delta stream: %w", err)
 	}
 	return h, nil
 }
