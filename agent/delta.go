@@ -487,7 +487,7 @@ type chunkReader struct {
 	dict []byte
 
 	reused, fetched, copied, rotted, streamed, streamBad int
-	fetchedBytes                    int64
+	fetchedBytes                                         int64
 }
 
 func (c *chunkReader) Read(b []byte) (int, error) {
