@@ -435,3 +435,124 @@ func TestDeltaResume(t *testing.T) {
 		})
 	}
 }
+
+// TestDeltaStream: from a ferry mirror, the chunks the base lacks come
+// from the delta stream (bundle/FORMAT.md §15.9): v2 is byte-identical,
+// the chunk index is not fetched again, and the device moves fewer bytes
+// than on the frame path (the same install without the stream).
+func TestDeltaStream(t *testing.T) {
+	moved := map[bool]int64{}
+	for _, stream := range []bool{false, true} {
+		e := newDeltaEnv(t)
+		e.noStream = !stream
+		where := e.serve(t, nil)
+		if _, err := e.installFrom(where); err != nil {
+			t.Fatalf("%v\n%s", err, e.log)
+		}
+		e.checkV2(t)
+		used := strings.Contains(e.log.String(), "payload rootfs: delta stream from the mirror")
+		if used != stream || stream != regexp.MustCompile(`[1-9]\d* chunks decoded from the delta stream of \d+ bytes, 0 of its records did not match`).MatchString(e.log.String()) {
+			t.Fatalf("stream %v: the log says otherwise:\n%s", stream, e.log)
+		}
+		if !stream && !strings.Contains(e.log.String(), "no delta stream") {
+			t.Errorf("the frame path is not logged:\n%s", e.log)
+		}
+		moved[stream] = e.servedBlob.Load() + e.servedStream.Load()
+		t.Logf("stream %v: %d bytes of blobs, %d of the delta stream", stream, e.servedBlob.Load(), e.servedStream.Load())
+	}
+	if moved[true] >= moved[false]*3/4 {
+		t.Errorf("the stream path moved %d bytes, the frame path %d", moved[true], moved[false])
+	}
+}
+
+// TestDeltaStreamNoBase: a mirror that does not hold the device's base
+// answers 404; the device fetches the chunks by range and says so.
+func TestDeltaStreamNoBase(t *testing.T) {
+	e := newDeltaEnv(t)
+	e.store, _ = mirrorFor(t, e.b2)
+	where := e.serve(t, nil)
+	if _, err := e.installFrom(where); err != nil {
+		t.Fatalf("%v\n%s", err, e.log)
+	}
+	if !regexp.MustCompile(`no delta stream \(.*Not Found.*\): fetching the chunks by range`).MatchString(e.log.String()) || e.servedStream.Load() > 1000 {
+		t.Errorf("a 404 is not logged as the frame path (%d stream bytes):\n%s", e.servedStream.Load(), e.log)
+	}
+	e.checkV2(t)
+}
+
+// TestDeltaStreamRottedDict: base bytes a record is decoded against that
+// changed since the base was installed make the record fail its check;
+// that chunk is fetched by range and v2 is still byte-identical.
+func TestDeltaStreamRottedDict(t *testing.T) {
+	e := newDeltaEnv(t)
+	where := e.serve(t, nil)
+	f, err := os.OpenFile(e.path("slot-b.img"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// v2 replaced 1 200 000 to 1 220 000 of v1: these bytes of slot b
+	// belong to no chunk v2 shares, only to the dictionaries of its new
+	// chunks there.
+	for off := int64(1_195_000); off < 1_225_000; off += 1000 {
+		if _, err := f.WriteAt([]byte("rot"), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	if _, err := e.installFrom(where); err != nil {
+		t.Fatalf("%v\n%s", err, e.log)
+	}
+	if !regexp.MustCompile(`from the delta stream: .*: fetching it`).MatchString(e.log.String()) ||
+		regexp.MustCompile(` 0 of its records did not match`).MatchString(e.log.String()) {
+		t.Errorf("no record failed against the rotted base:\n%s", e.log)
+	}
+	e.checkV2(t)
+}
+
+// TestDeltaStreamHostile: a stream changed on the way (a flipped byte in
+// a record or in the index frame, lengths beyond their bounds, a stream
+// cut short) is refused whole or record by record, with what it could not
+// give fetched by range; v2 is byte-identical and nothing else is ever
+// written.
+func TestDeltaStreamHostile(t *testing.T) {
+	// firstRecord returns where the first record starts.
+	firstRecord := func(b []byte) int { return 80 + int(binary.BigEndian.Uint32(b[72:])) }
+	// rewrite re-encodes the first record's gap and dictionary length.
+	rewrite := func(gap, dictLen func(uint64) uint64) func([]byte) []byte {
+		return func(b []byte) []byte {
+			off := firstRecord(b)
+			g, n := binary.Uvarint(b[off:])
+			dl, m := binary.Uvarint(b[off+n:])
+			out := append(bytes.Clone(b[:off]), binary.AppendUvarint(nil, gap(g))...)
+			out = binary.AppendUvarint(out, dictLen(dl))
+			return append(out, b[off+n+m:]...)
+		}
+	}
+	same := func(v uint64) uint64 { return v }
+	for _, tc := range []struct {
+		name   string
+		tamper func([]byte) []byte
+		log    string
+	}{
+		{"record flipped", func(b []byte) []byte { b[len(b)-40] ^= 0x10; return b }, `from the delta stream: .*: fetching it|delta stream: .*: fetching the chunks from`},
+		{"index frame flipped", func(b []byte) []byte { b[100] ^= 0x10; return b }, `delta stream refused: bad delta stream: .*: fetching the chunks by range`},
+		{"another index", func(b []byte) []byte { b[50] ^= 1; return b }, `delta stream refused: bad delta stream: made for another index`},
+		{"record count too high", func(b []byte) []byte { binary.BigEndian.PutUint32(b[76:], 1<<31); return b }, `delta stream refused: bad delta stream: \d+ records for \d+ chunks`},
+		{"chunk beyond the index", rewrite(func(uint64) uint64 { return 1 << 40 }, same), `delta stream: bad delta stream: record names chunk`},
+		{"dictionary too long", rewrite(same, func(uint64) uint64 { return 1 << 30 }), `delta stream: bad delta stream: chunk \d+: dictionary of 1073741824 bytes`},
+		{"truncated", func(b []byte) []byte { return b[:firstRecord(b)+len(b[firstRecord(b):])/2] }, `delta stream: delta stream frame: unexpected EOF: fetching the chunks from|delta stream: delta stream record: unexpected EOF`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newDeltaEnv(t)
+			e.tamper = tc.tamper
+			where := e.serve(t, nil)
+			if _, err := e.installFrom(where); err != nil {
+				t.Fatalf("%v\n%s", err, e.log)
+			}
+			if !regexp.MustCompile(tc.log).MatchString(e.log.String()) {
+				t.Errorf("log does not match %q:\n%s", tc.log, e.log)
+			}
+			e.checkV2(t)
+		})
+	}
+}
