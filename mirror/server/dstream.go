@@ -27,6 +27,7 @@ const MaxDeltaGenerations = 2
 // stream being made waits for it and is then served the cached file.
 type deltaStreams struct {
 	store *mirror.Store
+	oci   *OCI
 	logf  func(format string, a ...any)
 	slots chan struct{}
 
@@ -34,8 +35,8 @@ type deltaStreams struct {
 	running map[string]chan struct{}
 }
 
-func newDeltaStreams(s *mirror.Store, logf func(string, ...any)) *deltaStreams {
-	return &deltaStreams{store: s, logf: logf, slots: make(chan struct{}, MaxDeltaGenerations), running: map[string]chan struct{}{}}
+func newDeltaStreams(s *mirror.Store, o *OCI, logf func(string, ...any)) *deltaStreams {
+	return &deltaStreams{store: s, oci: o, logf: logf, slots: make(chan struct{}, MaxDeltaGenerations), running: map[string]chan struct{}{}}
 }
 
 // parseDeltaPath splits NAME/TARGET/BASE (NAME may hold slashes).
@@ -66,6 +67,17 @@ func (d *deltaStreams) serve(w http.ResponseWriter, r *http.Request, rest string
 	name, target, base, ok := parseDeltaPath(rest)
 	if !ok {
 		jsonError(w, http.StatusNotFound, "want "+"NAME/sha256:TARGET/sha256:BASE")
+		return
+	}
+	// The repository must hold both indexes (as blobs); the cache is
+	// shared by all repositories.
+	v, err := d.oci.current()
+	if err != nil {
+		jsonError(w, http.StatusInternalServerError, "mirror index unreadable")
+		return
+	}
+	if rv := v.repos[name]; rv == nil || !rv.blobs[target] || !rv.blobs[base] {
+		jsonError(w, http.StatusNotFound, name+" holds no chunk index "+target.String()+" or "+base.String())
 		return
 	}
 	key := target.Encoded() + "-" + base.Encoded()

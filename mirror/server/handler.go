@@ -99,9 +99,10 @@ func NewHandler(s *mirror.Store, o HandlerOptions) *Handler {
 	if ttl <= 0 {
 		ttl = DefaultAssignmentTTL
 	}
-	return &Handler{store: s, oci: NewOCI(s), devices: o.Devices, legacy: o.AcceptLegacy, ids: &mirrorIDs{store: s}, akey: &assignKey{store: s}, ttl: ttl, now: time.Now, logf: logf,
+	oci := NewOCI(s)
+	return &Handler{store: s, oci: oci, devices: o.Devices, legacy: o.AcceptLegacy, ids: &mirrorIDs{store: s}, akey: &assignKey{store: s}, ttl: ttl, now: time.Now, logf: logf,
 		limited: &limitedLog{logf: logf, interval: time.Minute, kinds: map[string]*logKind{}},
-		rate:    ratelimit.New(o.Limits.CheckinRate, o.Limits.CheckinBurst), op: o.Operator, relay: o.Relay, maxDevices: o.Limits.MaxDevices, deltas: newDeltaStreams(s, logf)}
+		rate:    ratelimit.New(o.Limits.CheckinRate, o.Limits.CheckinBurst), op: o.Operator, relay: o.Relay, maxDevices: o.Limits.MaxDevices, deltas: newDeltaStreams(s, oci, logf)}
 }
 
 // ServeHTTP implements http.Handler.
