@@ -152,4 +152,3 @@ func mustIndex(t *testing.T, raw []byte) *bundle.ChunkIndex {
 	}
 	return ix
 }
-
