@@ -339,6 +339,9 @@ func NewReader(r io.Reader, baseIndex []byte, target digest.Digest) (*Reader, er
 	if _, err := io.ReadFull(br, frame); err != nil {
 		return nil, fmt.Errorf("delta stream index: %w", err)
 	}
+	if size, ok := zstd.ContentSize(frame); !ok || size > bundle.MaxAttachmentSize {
+		return nil, bad("index frame declares no size or more than %d bytes", bundle.MaxAttachmentSize)
+	}
 	ixDec, err := zstd.NewDictDecoder(bundle.MaxAttachmentSize, len(baseIndex))
 	if err != nil {
 		return nil, err
@@ -451,6 +454,9 @@ func (r *Reader) eof(what string, err error) error {
 // frame.
 func (r *Reader) Decode(dst []byte, rec *Record, dict []byte) ([]byte, error) {
 	c := r.ix.Chunks[rec.Chunk]
+	if n, ok := zstd.ContentSize(rec.Frame); !ok || n != uint64(c.Size) {
+		return nil, bad("chunk %d: the frame does not declare the chunk's %d bytes", rec.Chunk, c.Size)
+	}
 	var out []byte
 	var err error
 	if rec.DictLength == 0 {

@@ -153,3 +153,15 @@ func (d *DictDecoder) DecodeFrame(dst, frame, dict []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// ContentSize returns the content size a frame's header declares, and
+// false when the header is malformed or declares none. A reader that
+// knows what a frame must hold checks it before decoding, so a hostile
+// frame cannot make it decode more.
+func ContentSize(frame []byte) (uint64, bool) {
+	var h kzstd.Header
+	if err := h.Decode(frame); err != nil || !h.HasFCS || h.Skippable {
+		return 0, false
+	}
+	return h.FrameContentSize, true
+}
