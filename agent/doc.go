@@ -183,6 +183,26 @@
 // error (errFetch, a failure, not a refusal) and the install fails with
 // nothing activated.
 //
+// From a ferry mirror (an oci:// source) the agent first asks for the
+// delta stream from its slot's kept index to the payload's
+// (transport.Blobs.DeltaStream, bundle/FORMAT.md §15.9): its head is
+// read at planning, the index it carries checked against the manifest's
+// digest of the index (and then not fetched again), and its records read
+// as the slot is written, each chunk the base lacks decoded against the
+// booted slot's bytes the record names and checked against the signed
+// index. A record that does not check (the slot's bytes rotted, a
+// changed stream) makes that chunk fetched by range; a stream that breaks
+// (malformed, cut for good) makes every chunk after it fetched by range;
+// a cut download resumes with a Range request. The log says which path
+// each payload took: "delta stream from the mirror", or "no delta stream
+// (...)" (a 404 from a registry or from a mirror that lacks the base) or
+// "delta stream refused: ..." followed by "fetching the chunks by range",
+// and at the end how many chunks the stream gave and how many bytes of it
+// were read. The stream is read while the install is in its writing
+// state, so the journal and its recovery are unchanged: a power cut
+// leaves the install failed and the next attempt asks for the stream
+// again (a mirror serves it from its cache).
+//
 // A stick built as a delta ('ferry media build --delta-from', FORMAT.md
 // §15.7) marks the bundle delta-only: InstallStick then installs it only
 // when every part the plan reads is on the stick (the parts holding the
@@ -198,8 +218,8 @@
 // the payload is installed whole, and the log says why. A kept index of
 // version 1 (bundle/FORMAT.md §15.4) stays a base for bundles with a
 // version 2 index. Memory stays
-// flat: one chunk (at most bundle.MaxChunkSize) and the base index's
-// digests are held at a time.
+// flat: one chunk (at most bundle.MaxChunkSize), one record's frame and
+// dictionary, and the base index's digests are held at a time.
 //
 // # Update modules
 //

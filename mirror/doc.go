@@ -21,6 +21,9 @@
 //	DIR/tuf/                  TUF metadata, served under /tuf/ (tufrepo's; see Freshness)
 //	DIR/devices.db            device check-ins (SQLite), made by serve
 //	DIR/tmp/                  partial downloads, resumed by the next sync
+//	DIR/deltas/               delta streams made for devices (dstream.go), a cache:
+//	                          TARGET-BASE.fds, the least recently served removed
+//	                          beyond DeltaCacheBytes (2 GiB)
 //	DIR/relay/ferry/          a site mirror's relay of an upstream's fleet
 //	                          (relay.go): its tuf/ and assignments/ (from sync),
 //	                          and reports/ of its devices for it (from ingest,

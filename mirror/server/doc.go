@@ -29,6 +29,16 @@
 // check-ins are refused (401) unless HandlerOptions.AcceptLegacy keeps
 // them among the legacy devices.
 //
+// Delta streams (bundle/FORMAT.md §15.9): GET
+// /ferry/v1/delta/NAME/TARGET/BASE, for chunk indexes TARGET and BASE
+// that repository NAME holds, is answered with the stream the store makes
+// (mirror.Store.WriteDeltaStream), sent as it is made and cached, then
+// served from the cache with http.ServeContent (Range, If-Range on its
+// strong ETag). One stream is made per key at a time (other requests for
+// it wait and get the cached file) and at most MaxDeltaGenerations in
+// all: beyond, 503, and the device fetches frames by range. 404 when the
+// repository lacks either index or the store the payloads' parts.
+//
 // Assignments (docs/fleet.md §11): a signed check-in POSTed to
 // /ferry/v1/assignment is judged and recorded as a check-in, then
 // answered with the device's assignment (devices.Store.AssignmentFor),
