@@ -104,19 +104,24 @@ func Write(w io.Writer, base, target Payload) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	// at: where the base holds each chunk; next[i]: the first chunk from
-	// i on that the base holds (len when none).
+	// at: where the base holds each chunk, -1 for a chunk it holds more
+	// than once (zeros, repeated blocks), which says nothing about where
+	// the content around it sits; next[i]: the first chunk from i on
+	// that the base holds once (len when none).
 	at := make(map[bundle.ChunkID]int64, len(bix.Chunks))
 	for j, c := range bix.Chunks {
-		if _, dup := at[c.ID]; !dup {
+		if _, dup := at[c.ID]; dup {
+			at[c.ID] = -1
+		} else {
 			at[c.ID] = bc.offs[j]
 		}
 	}
+	anchor := func(i int) bool { off, ok := at[tix.Chunks[i].ID]; return ok && off >= 0 }
 	next := make([]int32, len(tix.Chunks)+1)
 	next[len(tix.Chunks)] = int32(len(tix.Chunks))
 	for i := len(tix.Chunks) - 1; i >= 0; i-- {
 		next[i] = next[i+1]
-		if _, ok := at[tix.Chunks[i].ID]; ok {
+		if anchor(i) {
 			next[i] = int32(i)
 		}
 	}
@@ -152,7 +157,9 @@ func Write(w io.Writer, base, target Payload) (*Stats, error) {
 	prev, prevShared := -1, -1
 	for i, c := range tix.Chunks {
 		if _, ok := at[c.ID]; ok {
-			prevShared = i
+			if anchor(i) {
+				prevShared = i
+			}
 			continue
 		}
 		if seen[c.ID] {
@@ -166,7 +173,8 @@ func Write(w io.Writer, base, target Payload) (*Stats, error) {
 			return nil, fmt.Errorf("target chunk %d: its frame does not hold it (%v)", i, err)
 		}
 		// The base bytes at the place of the chunk, aligned by the
-		// nearest chunk before it that the base holds (else after it).
+		// nearest chunk before it that the base holds once (else after
+		// it).
 		var dictOff, dictLen int64
 		ref := prevShared
 		if ref < 0 && next[i] < int32(len(tix.Chunks)) {
