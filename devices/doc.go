@@ -12,7 +12,8 @@
 // accepted (replayed) and a report dated more than MaxClockAhead after
 // the mirror's clock are refused with a *checkin.RefusedError; an
 // enrolled device's report becomes its record's inventory and joins its
-// history, of which the last HistoryPerDevice are kept.
+// history, of which the last HistoryPerDevice are shown (a few more may
+// be stored: the history is cut back every tenth check-in).
 //
 // Legacy devices: the unsigned (version 1) check-ins of older agents and
 // the reports read from sticks (Record, List, History) are kept apart,

@@ -247,7 +247,13 @@ func (d *DB) Accept(ctx context.Context, inv *checkin.Inventory, at time.Time, r
 
 func accept(ctx context.Context, tx sqlTx, inv *checkin.Inventory, at time.Time, remote string, limit int64) (Outcome, error) {
 	now := at.UnixMilli()
-	rec, err := scanRecord(tx.QueryRowContext(ctx, `SELECT `+recordColumns+` FROM fleet_devices WHERE device_id = ?`+tx.dl.forUpdate, inv.Device))
+	// Whether the device is in any deployment comes with its record: most
+	// devices are in none, and their check-in then skips countReport's
+	// query (each statement is a round trip to PostgreSQL).
+	var targeted bool
+	rec, err := scanRecord(withExtra{tx.QueryRowContext(ctx, `SELECT `+recordColumns+`,
+		EXISTS (SELECT 1 FROM fleet_targets t WHERE t.device_id = fleet_devices.device_id)
+		FROM fleet_devices WHERE device_id = ?`+tx.dl.forUpdate, inv.Device), []any{&targeted}})
 	if errors.Is(err, sql.ErrNoRows) {
 		// First contact: listed as pending, with what it claims to be.
 		if limit > 0 {
@@ -302,13 +308,32 @@ func accept(ctx context.Context, tx sqlTx, inv *checkin.Inventory, at time.Time,
 		inv.Device, int64(inv.Counter), now, remote, string(payload)); err != nil {
 		return 0, err
 	}
-	_, err = tx.ExecContext(ctx, `DELETE FROM fleet_reports WHERE device_id = ? AND id <= (
-		SELECT id FROM fleet_reports WHERE device_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`, inv.Device, inv.Device, HistoryPerDevice)
-	if err != nil {
-		return 0, err
+	if (rec.Checkins+1)%historyTrimEvery == 0 {
+		_, err = tx.ExecContext(ctx, `DELETE FROM fleet_reports WHERE device_id = ? AND id <= (
+			SELECT id FROM fleet_reports WHERE device_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`, inv.Device, inv.Device, HistoryPerDevice)
+		if err != nil {
+			return 0, err
+		}
+	}
+	if !targeted {
+		return Recorded, nil
 	}
 	return Recorded, countReport(ctx, tx, inv, at)
 }
+
+// historyTrimEvery is how often (in a device's check-ins) its history is
+// cut back to HistoryPerDevice reports: a statement saved on the others,
+// for at most historyTrimEvery-1 reports more per device.
+const historyTrimEvery = 10
+
+// withExtra scans a row's leading columns with the wrapped scanner's
+// destinations, then its last ones into extra.
+type withExtra struct {
+	row   scanner
+	extra []any
+}
+
+func (w withExtra) Scan(dest ...any) error { return w.row.Scan(append(dest, w.extra...)...) }
 
 // Enroll implements Store. A device the mirror does not know, or lists
 // as pending, becomes enrolled; an enrolled one is left as it is; a
@@ -479,7 +504,7 @@ func (d *DB) Show(ctx context.Context, idOrPrefix string) (*Record, []Report, er
 		return nil, nil, err
 	}
 	rec = &one[0]
-	rows, err := d.db.QueryContext(ctx, `SELECT counter, received_at, remote, inventory FROM fleet_reports WHERE device_id = ? ORDER BY id DESC`, rec.ID)
+	rows, err := d.db.QueryContext(ctx, `SELECT counter, received_at, remote, inventory FROM fleet_reports WHERE device_id = ? ORDER BY id DESC LIMIT ?`, rec.ID, HistoryPerDevice)
 	if err != nil {
 		return nil, nil, fmt.Errorf("history of %s: %w", rec.ID, err)
 	}

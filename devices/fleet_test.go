@@ -226,14 +226,23 @@ func testHistoryBounded(t *testing.T, newDB func(*testing.T) *DB) {
 	d := newDB(t)
 	dv := newDevice(1)
 	d.Enroll(ctx, []Enrollment{dv.enrollment()}, "t", t0)
-	for i := range HistoryPerDevice + 5 {
+	const n = 3*HistoryPerDevice + 5
+	for i := range n {
 		if _, err := d.Accept(ctx, dv.report(uint64(i+1)), t0.Add(time.Duration(i)*time.Second), "r"); err != nil {
 			t.Fatal(err)
 		}
+		// Stored: cut back every historyTrimEvery check-ins.
+		var stored int
+		if err := d.db.QueryRow(`SELECT count(*) FROM fleet_reports WHERE device_id = ?`, dv.inv.Device).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if max := HistoryPerDevice + historyTrimEvery - 1; stored > max {
+			t.Fatalf("after %d check-ins %d reports stored, more than %d", i+1, stored, max)
+		}
 	}
 	rec, hist := show(t, d, dv.inv.Device)
-	if len(hist) != HistoryPerDevice || hist[0].Counter != HistoryPerDevice+5 || hist[len(hist)-1].Counter != 6 || rec.Checkins != HistoryPerDevice+5 {
-		t.Errorf("%d kept, newest %d, oldest %d, check-ins %d", len(hist), hist[0].Counter, hist[len(hist)-1].Counter, rec.Checkins)
+	if len(hist) != HistoryPerDevice || hist[0].Counter != n || hist[len(hist)-1].Counter != n-HistoryPerDevice+1 || rec.Checkins != n {
+		t.Errorf("%d shown, newest %d, oldest %d, check-ins %d", len(hist), hist[0].Counter, hist[len(hist)-1].Counter, rec.Checkins)
 	}
 }
 
