@@ -497,7 +497,7 @@ with Ctrl-C or SIGTERM.`,
 	f.DurationVar(&lim.BodyTimeout, "body-timeout", lim.BodyTimeout, "how long a client may take to send a request body (a check-in)")
 	f.DurationVar(&lim.IdleTimeout, "idle-timeout", lim.IdleTimeout, "how long an idle kept-alive connection stays open")
 	f.DurationVar(&lim.WriteProgressTimeout, "write-timeout", lim.WriteProgressTimeout, "how long each 256 KiB of a response may take to go out (slow downloads that keep moving finish)")
-	f.IntVar(&lim.MaxConns, "max-conns", lim.MaxConns, "open connections in all; more wait (0: no cap)")
+	f.IntVar(&lim.MaxConns, "max-conns", lim.MaxConns, "open connections in all: at the cap the one idle longest is closed for a new one, or new ones wait (0: no cap)")
 	f.IntVar(&lim.MaxConnsPerClient, "max-conns-per-client", lim.MaxConnsPerClient, "open connections per client IP; more are closed (0: no cap)")
 	f.Float64Var(&lim.CheckinRate, "checkin-rate", lim.CheckinRate, "check-ins per second per client IP over time; more get 429 (0: no limit)")
 	f.IntVar(&lim.CheckinBurst, "checkin-burst", lim.CheckinBurst, "check-ins one client IP may make at once")

@@ -76,15 +76,20 @@ func (l Limits) HTTPServer(h http.Handler) *http.Server {
 	}
 }
 
-// Listener wraps ln with l's connection caps.
-func (l Limits) Listener(ln net.Listener) net.Listener {
+// Listener wraps ln with l's connection caps for srv, and has srv tell
+// it which connections are idle: at the cap, the connection idle longest
+// is closed to take a new one, so only connections in use wait for each
+// other. A fleet of agents that keep their connection open between polls
+// then needs no cap as large as the fleet.
+func (l Limits) Listener(srv *http.Server, ln net.Listener) net.Listener {
 	if l.MaxConns <= 0 && l.MaxConnsPerClient <= 0 {
 		return ln
 	}
-	cl := &capListener{Listener: ln, per: l.MaxConnsPerClient, open: map[string]int{}}
+	cl := &capListener{Listener: ln, per: l.MaxConnsPerClient, open: map[string]int{}, idle: map[*capConn]time.Time{}, wentIdle: make(chan struct{}, 1)}
 	if l.MaxConns > 0 {
 		cl.slots = make(chan struct{}, l.MaxConns)
 	}
+	srv.ConnState = cl.connState
 	return cl
 }
 
@@ -158,8 +163,9 @@ func (p *progressWriter) ReadFrom(src io.Reader) (int64, error) {
 	return n, nil
 }
 
-// capListener caps connections in all (Accept waits for a free slot)
-// and per remote IP (more are closed at once).
+// capListener caps connections in all (Accept closes the connection
+// idle longest, or waits for a free slot) and per remote IP (more are
+// closed at once).
 type capListener struct {
 	net.Listener
 	slots chan struct{}
@@ -167,12 +173,34 @@ type capListener struct {
 
 	mu   sync.Mutex
 	open map[string]int
+	idle map[*capConn]time.Time // since when, for connections between requests
+	// wentIdle wakes an Accept waiting for a slot when a connection
+	// becomes idle, to close it.
+	wentIdle chan struct{}
+}
+
+// takeSlot returns once a connection may be accepted: at the cap, after
+// closing an idle connection, or waiting for one to close or go idle.
+func (c *capListener) takeSlot() {
+	for {
+		select {
+		case c.slots <- struct{}{}:
+			return
+		default:
+		}
+		c.closeIdlest()
+		select {
+		case c.slots <- struct{}{}:
+			return
+		case <-c.wentIdle:
+		}
+	}
 }
 
 func (c *capListener) Accept() (net.Conn, error) {
 	for {
 		if c.slots != nil {
-			c.slots <- struct{}{}
+			c.takeSlot()
 		}
 		conn, err := c.Listener.Accept()
 		if err != nil {
@@ -199,6 +227,47 @@ func (c *capListener) Accept() (net.Conn, error) {
 	}
 }
 
+// connState keeps the set of idle connections (http.Server.ConnState).
+func (c *capListener) connState(nc net.Conn, st http.ConnState) {
+	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = tc.NetConn() // TLS: the connection under it is ours
+	}
+	cc, ok := nc.(*capConn)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st == http.StateIdle {
+		c.idle[cc] = time.Now()
+		select {
+		case c.wentIdle <- struct{}{}:
+		default:
+		}
+	} else {
+		delete(c.idle, cc)
+	}
+}
+
+// closeIdlest closes the connection idle longest, if any: its client
+// opens a new one for its next request, as after the idle timeout. A
+// request that arrives on it just as it closes fails, as it would then.
+func (c *capListener) closeIdlest() {
+	c.mu.Lock()
+	var oldest *capConn
+	var since time.Time
+	for cc, t := range c.idle {
+		if oldest == nil || t.Before(since) {
+			oldest, since = cc, t
+		}
+	}
+	delete(c.idle, oldest)
+	c.mu.Unlock()
+	if oldest != nil {
+		oldest.Close()
+	}
+}
+
 type capConn struct {
 	net.Conn
 	l    *capListener
@@ -213,6 +282,7 @@ func (c *capConn) Close() error {
 		if c.l.open[c.ip]--; c.l.open[c.ip] <= 0 {
 			delete(c.l.open, c.ip)
 		}
+		delete(c.l.idle, c)
 		c.l.mu.Unlock()
 		if c.l.slots != nil {
 			<-c.l.slots
@@ -342,7 +412,7 @@ func Serve(ctx context.Context, ln net.Listener, o Options) error {
 	if o.Devices != nil {
 		go evaluateEvery(ctx, o.Devices, o.EvaluateInterval, o.Logf)
 	}
-	ln = o.Limits.Listener(ln)
+	ln = o.Limits.Listener(srv, ln)
 	if o.RefreshInterval > 0 {
 		report := o.Refreshed
 		if report == nil {

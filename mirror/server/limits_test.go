@@ -335,3 +335,80 @@ func TestServeFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestConnCapClosesIdleFirst: at --max-conns, a new client gets the slot
+// of a connection idle between requests (agents keep theirs open between
+// polls), never of one serving a request.
+func TestConnCapClosesIdleFirst(t *testing.T) {
+	lim := server.Limits{MaxConns: 2, IdleTimeout: time.Hour}
+	arrived := make(chan string, 10)
+	release := make(chan struct{})
+	srv := lim.HTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- r.URL.Path
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		io.WriteString(w, "ok")
+	}))
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(lim.Listener(srv, raw))
+	t.Cleanup(func() { srv.Close() })
+	url := "http://" + raw.Addr().String()
+	get := func(path string) error {
+		c := &http.Client{Transport: &http.Transport{}, Timeout: guard} // a connection of its own, kept open
+		resp, err := c.Get(url + path)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && string(b) != "ok" {
+			err = fmt.Errorf("%s answered %q", path, b)
+		}
+		return err
+	}
+
+	// Two clients use both slots and stay connected, idle.
+	for i := range 2 {
+		if err := get("/idle"); err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		<-arrived
+	}
+	// A third is served at once (before: it waited for the idle timeout,
+	// here an hour).
+	if err := get("/third"); err != nil {
+		t.Fatalf("third client, with two idle connections open: %v", err)
+	}
+	<-arrived
+
+	// Two requests in progress hold both slots: a new client waits for one
+	// of them, and neither is cut off for it.
+	errs := make(chan error, 3)
+	for range 2 {
+		go func() { errs <- get("/slow") }()
+	}
+	<-arrived
+	<-arrived
+	go func() { errs <- get("/waiting") }()
+	time.Sleep(200 * time.Millisecond) // a wrong implementation would let it in now
+	select {
+	case p := <-arrived:
+		t.Fatalf("%s was served while two requests held both slots", p)
+	case err := <-errs:
+		t.Fatalf("a request ended while the slots were held: %v", err)
+	default:
+	}
+	close(release)
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := <-arrived; p != "/waiting" {
+		t.Fatalf("then %s arrived, want /waiting", p)
+	}
+}
