@@ -579,6 +579,23 @@ section_fleet() {
 	show "$AGENT" -c "$other/agent.toml" run --once
 	say "After a fix: 'ferry fleet resume $MIRROR 1' tries the canary again; or abort it."
 	stop_mirror
+
+	heading "The operators' web console and API"
+	say "An operator account (its password only as an argon2id hash), and an API token"
+	say "for programs (printed once; the mirror keeps its SHA-256):"
+	printf 'demo-console-password\n' >"$DEMO/alice.password"
+	show "$FERRY" fleet users add "$MIRROR" alice --role operator --password-file "$DEMO/alice.password"
+	show_sh "'$FERRY' fleet tokens create '$MIRROR' --user alice --role read-only --label demo >'$DEMO/token'"
+	start_mirror --console --checkin-rate 100
+	say "The same status, now asked of the running mirror over its API:"
+	show "$FERRY" fleet status "http://$MIRROR_ADDR" 1 --token-file "$DEMO/token"
+	say
+	say "The console: http://$MIRROR_ADDR/console/ (log in as alice, password in"
+	say "$DEMO/alice.password). The demo stops this mirror as it ends; to look"
+	say "around afterwards, serve it again:"
+	say "  $FERRY mirror serve $MIRROR --console --listen 127.0.0.1:8080"
+	say "and open http://127.0.0.1:8080/console/."
+	stop_mirror
 }
 
 SECTIONS=(build keys image create sign inspect verify tamper

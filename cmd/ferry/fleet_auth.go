@@ -271,7 +271,7 @@ func newFleetTokensCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "tokens",
 		Short: "Create, list and revoke the API tokens of operator accounts",
-		Long: `An API token lets a program (or 'ferry fleet ... --mirror URL') use the
+		Long: `An API token lets a program (or 'ferry fleet COMMAND URL') use the
 fleet API of a mirror served with --console: it acts as its user, with
 its own role at most the user's (a user demoted later demotes the token).
 The token is printed once, when it is made: the mirror keeps only its
