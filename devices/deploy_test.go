@@ -537,25 +537,7 @@ func TestReportCountedOnce(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b, func(t *testing.T) {
 			ctx := context.Background()
-			var a, c *DB
-			var err error
-			switch b {
-			case "sqlite":
-				path := filepath.Join(t.TempDir(), File)
-				if a, err = Open(path); err == nil {
-					c, err = Open(path)
-				}
-			case "postgres":
-				url := newPostgresDB(t)
-				if a, err = OpenPostgres(ctx, url); err == nil {
-					c, err = OpenPostgres(ctx, url)
-				}
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close()
-			defer c.Close()
+			a, c := twoMirrors(t, b)
 			f := newFleet(t, a, 4)
 			f.group()
 			d, err := a.CreateDeployment(ctx, spec("100%:fail=3"), t0)
@@ -591,6 +573,83 @@ func TestReportCountedOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeploymentOnEitherMirror: a deployment made on one mirror is seen
+// and steered on the other, which shares its database: paused on one,
+// nothing is assigned by either; resumed on the other, the canary is
+// assigned by the first; its success, reported to the second, starts the
+// next phase for both; aborted on the second, the first assigns nothing.
+func TestDeploymentOnEitherMirror(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) {
+			ctx := context.Background()
+			a, c := twoMirrors(t, b)
+			fa := newFleet(t, a, 3)
+			fa.group()
+			fc := &fleet{t: t, db: c, devs: fa.devs, next: fa.next}
+			d, err := a.CreateDeployment(ctx, spec("1:soak=0s,100%"), t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ds, err := c.Deployments(ctx); err != nil || len(ds) != 1 || ds[0].ID != d.ID || ds[0].State != Running {
+				t.Fatalf("the other mirror lists %+v, %v", ds, err)
+			}
+			canary := fc.assigned(t0)
+			if len(canary) != 1 {
+				t.Fatalf("%d devices assigned by the other mirror, want the canary", len(canary))
+			}
+			if _, err := c.Pause(ctx, d.ID, "bob", "checking", t0); err != nil {
+				t.Fatal(err)
+			}
+			if got := fa.detail(d.ID).State; got != Paused || len(fa.assigned(t0)) != 0 || len(fc.assigned(t0)) != 0 {
+				t.Fatalf("paused on one mirror: the other shows %s and assigns %d", got, len(fa.assigned(t0)))
+			}
+			if _, err := a.Resume(ctx, d.ID, "alice", t0); err != nil {
+				t.Fatal(err)
+			}
+			asg := fa.assignment(canary[0], t0)
+			if asg == nil || asg.Deployment != d.ID {
+				t.Fatalf("resumed: canary assigned %+v", asg)
+			}
+			fc.report(canary[0], t0.Add(time.Minute), installed(asg, "committed", ""))
+			if n := len(fa.assigned(t0.Add(2 * time.Minute))); n != 3 {
+				t.Fatalf("after the canary's success on the other mirror, %d devices assigned, want 3", n)
+			}
+			if _, err := c.Abort(ctx, d.ID, "bob", "enough", t0.Add(3*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if got := fa.detail(d.ID).State; got != Aborted || len(fa.assigned(t0.Add(4*time.Minute))) != 0 {
+				t.Fatalf("aborted on one mirror: the other shows %s", got)
+			}
+		})
+	}
+}
+
+// twoMirrors opens two handles on one new database of backend b, as two
+// mirrors sharing it do.
+func twoMirrors(t *testing.T, b string) (*DB, *DB) {
+	t.Helper()
+	var open func(string) (*DB, error)
+	var where string
+	switch b {
+	case "sqlite":
+		where = filepath.Join(t.TempDir(), File)
+		open = Open
+	case "postgres":
+		where = newPostgresDB(t)
+		open = func(url string) (*DB, error) { return OpenPostgres(context.Background(), url) }
+	}
+	var dbs [2]*DB
+	for i := range dbs {
+		db, err := open(where)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		dbs[i] = db
+	}
+	return dbs[0], dbs[1]
 }
 
 // TestEnrollLabels: a factory list's labels land on the devices it

@@ -331,18 +331,7 @@ func TestTwoMirrorsOneDatabase(t *testing.T) {
 	ctx := context.Background()
 	for _, b := range backends {
 		t.Run(b, func(t *testing.T) {
-			var m1, m2 *DB
-			if b == "sqlite" {
-				path := filepath.Join(t.TempDir(), File)
-				m1, _ = Open(path)
-				m2, _ = Open(path)
-			} else {
-				url := newPostgresDB(t)
-				m1, _ = OpenPostgres(ctx, url)
-				m2, _ = OpenPostgres(ctx, url)
-			}
-			defer m1.Close()
-			defer m2.Close()
+			m1, m2 := twoMirrors(t, b)
 			dv := newDevice(1)
 			if _, err := m1.Enroll(ctx, []Enrollment{dv.enrollment()}, "t", t0); err != nil {
 				t.Fatal(err)
