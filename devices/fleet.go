@@ -281,7 +281,11 @@ func accept(ctx context.Context, tx sqlTx, inv *checkin.Inventory, at time.Time,
 	case Revoked:
 		return 0, &checkin.RefusedError{Reason: checkin.Revoked, Msg: fmt.Sprintf("the key of device %s was revoked", inv.Device)}
 	}
-	if inv.Counter <= rec.Counter {
+	// The latest contact of a device while it was pending set its
+	// counter but recorded nothing: once the device is enrolled, that
+	// very report (a stick ingested again with --enroll) is taken, once.
+	untaken := rec.Status == Enrolled && rec.Checkins == 0 && rec.Contacts > 0
+	if inv.Counter < rec.Counter || inv.Counter == rec.Counter && !untaken {
 		return 0, &checkin.RefusedError{Reason: checkin.Replayed, Msg: fmt.Sprintf("device %s: counter %d is not above %d, the last accepted: a replayed or stale report", inv.Device, inv.Counter, rec.Counter)}
 	}
 	if rec.Status == Pending {

@@ -65,8 +65,8 @@ func reason(err error) checkin.Reason {
 
 // TestAcceptPendingThenEnrolled: a device the mirror does not know is
 // listed as pending and nothing it says is kept; once enrolled its
-// reports are recorded, and a replayed or rolled-back counter changes
-// nothing.
+// reports are recorded (the latest one it sent while pending too, once),
+// and a replayed or rolled-back counter changes nothing.
 func TestAcceptPendingThenEnrolled(t *testing.T) { eachBackend(t, testAcceptPendingThenEnrolled) }
 
 func testAcceptPendingThenEnrolled(t *testing.T, newDB func(*testing.T) *DB) {
@@ -99,12 +99,24 @@ func testAcceptPendingThenEnrolled(t *testing.T, newDB func(*testing.T) *DB) {
 	if err != nil || len(res) != 1 || res[0].Before != Pending || res[0].After != Enrolled {
 		t.Fatalf("enroll: %+v, %v", res, err)
 	}
+	// The latest pending contact (11) recorded nothing: enrolled, the
+	// device's very report is taken once (a stick ingested again), an
+	// older one is still replayed.
+	if _, err := d.Accept(ctx, dv.report(10), t0.Add(2*time.Minute), "x"); reason(err) != checkin.Replayed {
+		t.Fatalf("older pending contact after enrollment: %v", err)
+	}
+	if out, err := d.Accept(ctx, dv.report(11), t0.Add(2*time.Minute), "stick:s"); err != nil || out != Recorded {
+		t.Fatalf("latest pending contact after enrollment: %v, %v", out, err)
+	}
+	if _, err := d.Accept(ctx, dv.report(11), t0.Add(2*time.Minute), "x"); reason(err) != checkin.Replayed {
+		t.Fatalf("latest pending contact again: %v", err)
+	}
 	dv.inv.Name, dv.inv.Version = "gw-7", "1.1.0"
 	if out, err := d.Accept(ctx, dv.report(12), t0.Add(3*time.Minute), "10.0.0.7"); err != nil || out != Recorded {
 		t.Fatalf("enrolled: %v, %v", out, err)
 	}
 	before, hist := show(t, d, dv.inv.Device)
-	if before.Inventory == nil || !reflect.DeepEqual(*before.Inventory, *dv.report(12)) || len(hist) != 1 || before.Checkins != 1 || before.EnrolledBy != "file:keys" {
+	if before.Inventory == nil || !reflect.DeepEqual(*before.Inventory, *dv.report(12)) || len(hist) != 2 || before.Checkins != 2 || before.EnrolledBy != "file:keys" {
 		t.Fatalf("enrolled record %+v, history %+v", before, hist)
 	}
 	for _, c := range []uint64{12, 5} {
@@ -118,7 +130,7 @@ func testAcceptPendingThenEnrolled(t *testing.T, newDB func(*testing.T) *DB) {
 		t.Errorf("dated ahead: %v", err)
 	}
 	after, hist := show(t, d, dv.inv.Device)
-	if !reflect.DeepEqual(before, after) || len(hist) != 1 {
+	if !reflect.DeepEqual(before, after) || len(hist) != 2 {
 		t.Errorf("refused reports changed the record:\n%+v\n%+v", before, after)
 	}
 }

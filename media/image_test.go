@@ -154,7 +154,7 @@ func TestIngestReports(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer d.Close()
-		res, err := IngestReports(st, d, from)
+		res, err := IngestReports(st, d, from, IngestOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -32,7 +34,30 @@ type IngestResult struct {
 	// Rejected lists report files that are not valid reports, or whose
 	// report a check-in cannot hold, and why.
 	Rejected []Rejected `json:"rejected"`
+	// Pending lists the devices whose signed check-in on the stick
+	// verified but which the mirror has not enrolled: listed as pending,
+	// nothing of them recorded (IngestOptions.Enroll enrolls them).
+	Pending []string `json:"pending"`
+	// Enrolled lists the devices enrolled now (IngestOptions.Enroll).
+	Enrolled []string `json:"enrolled"`
 }
+
+// IngestOptions says how IngestReports treats the devices of a stick.
+type IngestOptions struct {
+	// Enroll enrolls the devices the stick carries (the operator who
+	// brought it from them vouches for it), as devices.DB.Enroll does by
+	// EnrolledBy: those listed in its ferry/identities.jsonl (read as
+	// devices.ParseEnrollments reads an enrollment list: one bad line
+	// fails the ingest, nothing enrolled), and each whose signed check-in
+	// verifies for this mirror, under the name and device type it
+	// claims; then their reports are recorded. A rejected or revoked
+	// device stays refused.
+	Enroll bool
+}
+
+// EnrolledBy is how IngestOptions.Enroll enrolls a device (its record's
+// EnrolledBy).
+const EnrolledBy = "stick"
 
 // Rejected is a report file IngestReports left out, and why.
 type Rejected struct {
@@ -70,21 +95,39 @@ const StickRemote = "stick:"
 // the report's; reports from agents that did not record it get the type
 // the device last checked in with, else "unknown". A report already recorded (the same device id,
 // time and bundle) is not recorded again, so ingesting a stick twice adds
-// nothing.
-func IngestReports(st Store, d *devices.DB, imgOrDir string) (*IngestResult, error) {
-	res, err := ingestReports(st, d, imgOrDir, time.Now())
+// nothing. A signed check-in of a device the mirror has not enrolled is
+// listed as pending (IngestResult.Pending), unless o.Enroll.
+func IngestReports(st Store, d *devices.DB, imgOrDir string, o IngestOptions) (*IngestResult, error) {
+	res, err := ingestReports(st, d, imgOrDir, o, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("ingest reports of %s into %s: %w", imgOrDir, st.Dir(), err)
 	}
 	return res, nil
 }
 
-func ingestReports(st Store, d *devices.DB, imgOrDir string, now time.Time) (*IngestResult, error) {
-	rows, err := reports(imgOrDir)
+func ingestReports(st Store, d *devices.DB, imgOrDir string, o IngestOptions, now time.Time) (*IngestResult, error) {
+	ferry, reps, done, err := openStick(imgOrDir)
 	if err != nil {
 		return nil, err
 	}
-	res := &IngestResult{From: imgOrDir, Rejected: []Rejected{}}
+	defer done()
+	var ids []devices.Enrollment
+	if o.Enroll && ferry != nil {
+		if ids, err = readIdentities(ferry); err != nil {
+			return nil, err
+		}
+	}
+	rs, err := stick.ReadReports(reps)
+	if err != nil {
+		return nil, err
+	}
+	rows := reportRows(rs)
+	res := &IngestResult{From: imgOrDir, Rejected: []Rejected{}, Pending: []string{}, Enrolled: []string{}}
+	if len(ids) > 0 {
+		if _, err := enroll(d, ids, path.Join(stick.Dir, stick.IdentitiesFile), res, now); err != nil {
+			return res, err
+		}
+	}
 	for _, row := range rows {
 		if row.Report == nil {
 			res.Rejected = append(res.Rejected, Rejected{Source: row.File, Reason: strings.TrimPrefix(row.Error, row.File+": ")})
@@ -92,7 +135,7 @@ func ingestReports(st Store, d *devices.DB, imgOrDir string, now time.Time) (*In
 		}
 		res.Reports++
 		if len(row.Report.Checkin) > 0 {
-			if err := ingestSigned(st, d, row, res, now, StickRemote+imgOrDir); err != nil {
+			if err := ingestSigned(st, d, row, o, res, now, StickRemote+imgOrDir); err != nil {
 				return res, err
 			}
 			continue
@@ -133,8 +176,9 @@ func ingestReports(st Store, d *devices.DB, imgOrDir string, now time.Time) (*In
 // judges one over the network (signature, mirror id, status, counter:
 // docs/fleet.md §4) and records it; the rest of the report, not
 // authenticated, is left out. A check-in the mirror took before (its
-// counter is not above the last) is known.
-func ingestSigned(st Store, d *devices.DB, row ReportRow, res *IngestResult, now time.Time, remote string) error {
+// counter is not above the last) is known. With o.Enroll, a device whose
+// check-in verifies (and is valid) is enrolled first.
+func ingestSigned(st Store, d *devices.DB, row ReportRow, o IngestOptions, res *IngestResult, now time.Time, remote string) error {
 	inv, err := checkin.OpenSigned(row.Report.Checkin)
 	if err == nil {
 		var ids []string
@@ -151,15 +195,38 @@ func ingestSigned(st Store, d *devices.DB, row ReportRow, res *IngestResult, now
 			err = &checkin.RefusedError{Reason: checkin.Foreign, Msg: fmt.Sprintf("device %s made its check-in for mirror %s, not this one", inv.Device, inv.Mirror)}
 		}
 	}
+	if err == nil && o.Enroll {
+		if err = inv.Validate(); err == nil {
+			e := devices.Enrollment{PublicKey: inv.PublicKey, Name: inv.Name, DeviceType: inv.DeviceType}
+			var left bool
+			if left, err = enroll(d, []devices.Enrollment{e}, row.File, res, now); left || err != nil {
+				return err
+			}
+		}
+	}
 	out := devices.Recorded
 	if err == nil {
 		out, err = d.Accept(context.Background(), inv, now, remote)
 	}
 	var re *checkin.RefusedError
+	if errors.As(err, &re) && re.Reason == checkin.Replayed {
+		// A report its device made while pending, taken before (a stick
+		// ingested again): nothing of it was recorded, the device waits.
+		rec, _, serr := d.Show(context.Background(), inv.Device)
+		if serr != nil {
+			return fmt.Errorf("device %s: %w", inv.Device, serr)
+		}
+		if rec.Status == devices.Pending {
+			out, err = devices.Listed, nil
+		}
+	}
 	var fe *checkin.FieldError
 	switch {
 	case err == nil && out == devices.Listed:
 		res.Rejected = append(res.Rejected, Rejected{Source: row.File, Reason: "device " + inv.Device + " is not enrolled: listed as pending, nothing recorded"})
+		if !slices.Contains(res.Pending, inv.Device) {
+			res.Pending = append(res.Pending, inv.Device)
+		}
 	case err == nil:
 		res.New++
 		res.Signed++
@@ -225,4 +292,42 @@ func relay(st Store, inv *checkin.Inventory, row ReportRow) (bool, error) {
 		return false, err
 	}
 	return true, r.RelayReport(row.File, b)
+}
+
+// readIdentities reads the enrollment list a stick may carry in its
+// ferry/ directory, fsys: none is no list.
+func readIdentities(fsys fs.FS) ([]devices.Enrollment, error) {
+	name := path.Join(stick.Dir, stick.IdentitiesFile)
+	b, err := stick.ReadFile(fsys, stick.IdentitiesFile, devices.MaxEnrollFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	es, err := devices.ParseEnrollments(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return es, nil
+}
+
+// enroll enrolls es (IngestOptions.Enroll), which source on the stick
+// names, and notes in res the devices enrolled now and those left
+// refused (rejected or revoked: left reports any).
+func enroll(d *devices.DB, es []devices.Enrollment, source string, res *IngestResult, now time.Time) (left bool, err error) {
+	out, err := d.Enroll(context.Background(), es, EnrolledBy, now)
+	if err != nil {
+		return false, fmt.Errorf("enroll the devices of %s: %w", source, err)
+	}
+	for _, r := range out {
+		switch {
+		case r.After == devices.Rejected || r.After == devices.Revoked:
+			left = true
+			res.Rejected = append(res.Rejected, Rejected{Source: source, Reason: fmt.Sprintf("device %s is not enrolled (%s): %s", r.ID, r.After, r.Note)})
+		case r.Before != devices.Enrolled && r.After == devices.Enrolled:
+			res.Enrolled = append(res.Enrolled, r.ID)
+		}
+	}
+	return left, nil
 }

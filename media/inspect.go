@@ -309,32 +309,48 @@ func Reports(imgOrDir string) ([]ReportRow, error) {
 }
 
 func reports(p string) ([]ReportRow, error) {
-	st, err := os.Stat(p)
+	_, reps, done, err := openStick(p)
 	if err != nil {
 		return nil, err
 	}
-	var fsys fs.FS
-	if st.IsDir() {
-		fsys = os.DirFS(p)
-		for _, sub := range []string{path.Join(stick.Dir, stick.ReportsDir), stick.ReportsDir} {
-			if st, err := fs.Stat(fsys, sub); err == nil && st.IsDir() {
-				fsys, _ = fs.Sub(fsys, sub)
-				break
-			}
-		}
-	} else {
-		img, err := openImage(p)
-		if err != nil {
-			return nil, err
-		}
-		defer img.close()
-		return img.reports()
-	}
-	rs, err := stick.ReadReports(fsys)
+	defer done()
+	rs, err := stick.ReadReports(reps)
 	if err != nil {
 		return nil, err
 	}
 	return reportRows(rs), nil
+}
+
+// openStick opens the stick at p, an image or block device (read with
+// go-diskfs) or a directory (read as hostile input, stick.DirFS): a
+// mounted stick or a copy of one, its ferry/ directory, or a reports
+// directory itself. It returns the stick's ferry/ directory (nil for a
+// reports directory) and its reports directory; done releases them.
+func openStick(p string) (ferry, reps fs.FS, done func(), err error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if !st.IsDir() {
+		img, err := openImage(p)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return img.sub(stick.Dir), img.sub(path.Join(stick.Dir, stick.ReportsDir)), img.close, nil
+	}
+	fsys := stick.DirFS(p)
+	for _, dir := range []string{stick.Dir, "."} {
+		sub := path.Join(dir, stick.ReportsDir)
+		if st, err := fs.Stat(fsys, sub); err == nil && st.IsDir() {
+			ferry, _ = fs.Sub(fsys, dir)
+			reps, _ = fs.Sub(fsys, sub)
+			return ferry, reps, func() {}, nil
+		}
+	}
+	if st, err := fs.Stat(fsys, stick.Dir); err == nil && st.IsDir() {
+		ferry, _ = fs.Sub(fsys, stick.Dir)
+	}
+	return ferry, fsys, func() {}, nil
 }
 
 // image is a stick image or device opened for reading, its FAT32

@@ -25,6 +25,7 @@ import (
 	"github.com/ferry-update/ferry/internal/testtool"
 	"github.com/ferry-update/ferry/mirror/server"
 	"github.com/ferry-update/ferry/transport/checkin"
+	"github.com/ferry-update/ferry/transport/stick"
 )
 
 // cmdSignCheckin: signcheckin KEY ROOT COUNTER OUT [FIELD=VALUE...] writes
@@ -44,6 +45,22 @@ func cmdSignCheckin(ts *testscript.TestScript, neg bool, args []string) {
 	b, err := signCheckin([]byte(ts.ReadFile(args[0])), []byte(ts.ReadFile(args[1])), counter, args[4:]...)
 	ts.Check(err)
 	ts.Check(os.WriteFile(ts.MkAbs(args[3]), b, 0o644))
+}
+
+// cmdStickReport: stickreport CHECKIN STICK writes into STICK's
+// ferry/reports/ the report ferry-agent leaves on a stick after an install
+// of gateway 1.4.2, carrying the signed check-in CHECKIN (signcheckin's).
+func cmdStickReport(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: stickreport CHECKIN STICK")
+	}
+	r := stick.Report{DeviceID: "gw", Bundle: "gateway", BundleVersion: "1.4.2", VersionAfter: "1.4.2", Result: stick.ResultSuccess,
+		Finished: time.Now().UTC(), Checkin: json.RawMessage(ts.ReadFile(args[0]))}
+	b, err := json.Marshal(r)
+	ts.Check(err)
+	dir := ts.MkAbs(filepath.Join(args[1], stick.Dir, stick.ReportsDir))
+	ts.Check(os.MkdirAll(dir, 0o755))
+	ts.Check(os.WriteFile(filepath.Join(dir, filepath.Base(args[0])), b, 0o644))
 }
 
 // signCheckin is signcheckin's work: keyPEM's check-in for the mirror

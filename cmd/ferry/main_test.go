@@ -73,6 +73,7 @@ func TestScripts(t *testing.T) {
 			"swapblob":    cmdSwapblob,
 			"flippart":    cmdFlippart,
 			"signcheckin": cmdSignCheckin,
+			"stickreport": cmdStickReport,
 			"softhsm":     cmdSoftHSM,
 			"sigfiles":    cmdSigFiles,
 			"serve":       cmdServe,

@@ -665,12 +665,13 @@ func printTUFStatus(s *streams, st *tufrepo.Status) {
 type mirrorIngestOptions struct {
 	asJSON   bool
 	database string
+	enroll   bool
 }
 
 func newMirrorIngestCommand(s *streams) *cobra.Command {
 	var o mirrorIngestOptions
 	cmd := &cobra.Command{
-		Use:   "ingest DIR IMAGE|DEVICE|STICKDIR [--database postgres://...] [--json]",
+		Use:   "ingest DIR IMAGE|DEVICE|STICKDIR [--enroll] [--database postgres://...] [--json]",
 		Short: "Record the install reports devices wrote onto a stick as their check-ins",
 		Long: `Read the reports in a stick's ferry/reports/ (from an image, a device, a
 mounted stick or a copy of one, as 'ferry media reports' does) and record
@@ -683,11 +684,22 @@ they get the type the device last checked in with, else "unknown". A report
 recorded before (the same device, time and bundle) is not recorded again,
 so a stick may be ingested twice. A file that is not a valid report is
 listed as rejected and recorded nowhere.
+
+A report that carries its device's signed check-in is judged as one over
+the network: a device the mirror has not enrolled is listed as pending and
+nothing of it recorded. With --enroll, the operator who carried the stick
+from the devices vouches for it: each device whose signed check-in verifies
+for this mirror, and each listed in the stick's ferry/identities.jsonl
+('ferry-agent identity --json' lines, read as 'ferry mirror devices enroll
+--file' reads them: one bad line enrolls nothing), is enrolled (by
+"stick"), and its report recorded. A rejected or revoked device stays
+refused.
 'ferry mirror devices DIR' then lists the devices.`,
 		Args: args(2, "a mirror DIR and a stick IMAGE, DEVICE or directory"),
 		RunE: func(cmd *cobra.Command, a []string) error { return runMirrorIngest(cmd.Context(), s, o, a[0], a[1]) },
 	}
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().BoolVar(&o.enroll, "enroll", false, "enroll the devices the stick carries (signed check-ins, ferry/identities.jsonl): you vouch for the stick")
 	addDatabaseFlag(cmd, &o.database)
 	return cmd
 }
@@ -704,7 +716,7 @@ func runMirrorIngest(ctx context.Context, s *streams, o mirrorIngestOptions, dir
 		return err
 	}
 	defer d.Close()
-	res, err := media.IngestReports(st, d, src)
+	res, err := media.IngestReports(st, d, src, media.IngestOptions{Enroll: o.enroll})
 	if err != nil {
 		return err
 	}
@@ -714,7 +726,16 @@ func runMirrorIngest(ctx context.Context, s *streams, o mirrorIngestOptions, dir
 	for _, r := range res.Rejected {
 		fmt.Fprintf(s.out, "rejected  %s: %s\n", display.Untrusted(r.Source), display.Untrusted(r.Reason))
 	}
+	for _, id := range res.Enrolled {
+		fmt.Fprintf(s.out, "enrolled  %s\n", id)
+	}
 	fmt.Fprintf(s.out, "%d reports: %d new, %d recorded before\n", res.Reports, res.New, res.Known)
+	if len(res.Enrolled) > 0 {
+		fmt.Fprintf(s.out, "%d devices enrolled now (by %s)\n", len(res.Enrolled), media.EnrolledBy)
+	}
+	if len(res.Pending) > 0 {
+		fmt.Fprintf(s.out, "%d devices not enrolled, listed as pending: if this stick came from them, ingest it again with --enroll (enrolls them, records their reports); or 'ferry fleet enroll %s ID...'\n", len(res.Pending), dir)
+	}
 	if res.Relayed > 0 {
 		fmt.Fprintf(s.out, "%d reports of an upstream mirror's devices kept for it in %s ('ferry mirror ingest UPSTREAM %s' there)\n", res.Relayed, st.RelayDir(), st.RelayDir())
 	}

@@ -28,6 +28,9 @@ const (
 	// ReportsDir and TrustDir are inside Dir.
 	ReportsDir = wire.StickReportsDir
 	TrustDir   = wire.StickTrustDir
+	// IdentitiesFile, inside Dir, lists device identities for a mirror
+	// to enroll ('ferry-agent identity --json' lines).
+	IdentitiesFile = wire.StickIdentitiesFile
 )
 
 // Annotations a mirror store puts on index.json entries (package wire
@@ -465,6 +468,10 @@ func ReadReports(fsys fs.FS) ([]ReportFile, error) {
 	})
 	return out, nil
 }
+
+// ReadFile reads the file name of fsys (a stick's, see DirFS), of at
+// most max bytes.
+func ReadFile(fsys fs.FS, name string, max int64) ([]byte, error) { return readFile(fsys, name, max) }
 
 // readFile reads a file of at most max bytes.
 func readFile(fsys fs.FS, name string, max int64) ([]byte, error) {

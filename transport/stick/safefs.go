@@ -24,6 +24,10 @@ type stickFS struct {
 	dir  string // the directory inside it, "ferry"
 }
 
+// DirFS reads the directory root (a mounted stick, a copy of one or a
+// part of it) as a stick's files are read: as hostile input, see stickFS.
+func DirFS(root string) fs.FS { return stickFS{root: root, dir: "."} }
+
 func (s stickFS) Open(name string) (fs.File, error) {
 	if !fs.ValidPath(name) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}

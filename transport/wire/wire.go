@@ -52,6 +52,10 @@ const (
 	// the mirror's TUF root chain and targets.json that publish the
 	// assignment keys are beside it in TUFDir (ferry/tuf/).
 	StickAssignmentsDir = "assignments"
+	// StickIdentitiesFile, inside StickDir, lists the identities of
+	// devices ('ferry-agent identity --json' lines) for 'ferry mirror
+	// ingest --enroll' to enroll.
+	StickIdentitiesFile = "identities.jsonl"
 )
 
 // Annotations a mirror store puts on its index.json entries, which the
