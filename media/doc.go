@@ -30,5 +30,7 @@
 // mounted stick. Images hands an image's FAT filesystem to transport.Open
 // as an fs.FS, so mirror sync and audit read a stick image as they read
 // any other place bundles live; IngestReports records its reports as the
-// devices' check-ins.
+// devices' check-ins and, with IngestOptions.Enroll, enrolls the devices
+// the stick carries (their verified signed check-ins, and its
+// ferry/identities.jsonl).
 package media

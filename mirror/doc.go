@@ -99,5 +99,6 @@
 // ordered (a report dated more than devices.MaxClockAhead after the
 // mirror's clock is refused, 400). Reports ingested from a stick count as
 // received when they were made (at the latest now), so an old stick does
-// not override what a device said since.
+// not override what a device said since; 'ferry mirror ingest --enroll'
+// enrolls the devices a stick carries (docs/fleet.md §5).
 package mirror

@@ -31,7 +31,9 @@ A mirror records a device's check-ins once it is enrolled: collect the
 output of 'ferry-agent identity --json' at the factory line, one line per
 device, and enroll them with 'ferry mirror devices enroll DIR --file FILE';
 or approve the device after its first check-in ('ferry mirror devices
-approve DIR ID').`,
+approve DIR ID'); or append the line to a stick's ferry/identities.jsonl
+('ferry-agent identity --json >> /media/stick/ferry/identities.jsonl'),
+which 'ferry mirror ingest DIR STICK --enroll' enrolls.`,
 		Args: args(0, "no arguments"),
 		RunE: func(*cobra.Command, []string) error { return runIdentity(s, g, o) },
 	}
