@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/ferry-update/ferry/agent"
 	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/mirror"
+	"github.com/ferry-update/ferry/mirror/server"
 )
 
 const (
@@ -243,7 +245,7 @@ func crashMatrix(t *testing.T, encrypted bool) {
 // boot-check until it has nothing left to do, checking after every step
 // that the device boots a complete system (d.good), and at the end that
 // the install ended as tc wants. It returns what the killed install said.
-func (d *crashDevice) crashAndRecover(tc crashCase, source, version string) string {
+func (d *crashDevice) crashAndRecover(tc crashCase, source, version string, args ...string) string {
 	t := d.t
 	crash := []string{crashAtEnv + "=" + tc.point}
 	if tc.point == "bytes" {
@@ -253,7 +255,7 @@ func (d *crashDevice) crashAndRecover(tc crashCase, source, version string) stri
 	if !tc.inInstall {
 		installEnv, checkEnv = nil, crash
 	}
-	killed, out := d.agent(installEnv, "install", source)
+	killed, out := d.agent(installEnv, append([]string{"install", source}, args...)...)
 	if killed != tc.inInstall {
 		t.Fatalf("install killed=%t, want %t:\n%s", killed, tc.inInstall, out)
 	}
@@ -443,38 +445,55 @@ func TestCrashDelta(t *testing.T) {
 		{"tentative", v2, true, agent.StateCommitted, "a"},
 		{"rebooting", v2, true, agent.StateCommitted, "a"},
 	} {
-		t.Run(tc.point, func(t *testing.T) {
-			d, _ := newCrashDevice(t, v1, false)
-			d.tool("mkbundle", "-o", "new.bundle", "-version", "1.0.0", "-key", "release.key", "-rootfs", "new.img", "-chunk")
-			if killed, out := d.agent(nil, "install", "new.bundle"); killed || !strings.Contains(out, "rebooting") {
-				t.Fatalf("install of 1.0.0:\n%s", out)
-			}
-			if slot := d.powerCycle(); slot != "b" {
-				t.Fatalf("1.0.0 booted slot %s", slot)
-			}
-			if _, out := d.agent(nil, "boot-check"); !strings.Contains(out, "committed") {
-				t.Fatalf("boot-check of 1.0.0:\n%s", out)
-			}
-			if err := os.WriteFile(d.path("v2.img"), []byte(v2), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			d.tool("mkbundle", "-o", "v2.bundle", "-version", "2.0.0", "-key", "release.key", "-rootfs", "v2.img", "-chunk")
-			st, err := mirror.Init(d.path("mirror"), testutil.MirrorKey(t))
-			if err == nil {
-				_, err = st.Add(d.path("v2.bundle"))
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			d.good = map[string]string{"a": v2, "b": v1}
-			if out := d.crashAndRecover(tc, "mirror", "2.0.0"); !strings.Contains(out, "payload rootfs: delta from slot b") {
-				t.Errorf("the install was no delta install:\n%s", out)
-			}
-			if tc.want == agent.StateCommitted {
-				if _, out := d.agent(nil, "status"); !strings.Contains(out, "2.0.0") {
-					t.Errorf("status:\n%s", out)
+		// From a mirror directory the new chunks come as frames; from a
+		// served mirror that holds the base, in its delta stream.
+		for _, from := range []string{"directory", "stream"} {
+			t.Run(tc.point+"/"+from, func(t *testing.T) {
+				d, _ := newCrashDevice(t, v1, false)
+				d.tool("mkbundle", "-o", "new.bundle", "-version", "1.0.0", "-key", "release.key", "-rootfs", "new.img", "-chunk")
+				if killed, out := d.agent(nil, "install", "new.bundle"); killed || !strings.Contains(out, "rebooting") {
+					t.Fatalf("install of 1.0.0:\n%s", out)
 				}
-			}
-		})
+				if slot := d.powerCycle(); slot != "b" {
+					t.Fatalf("1.0.0 booted slot %s", slot)
+				}
+				if _, out := d.agent(nil, "boot-check"); !strings.Contains(out, "committed") {
+					t.Fatalf("boot-check of 1.0.0:\n%s", out)
+				}
+				if err := os.WriteFile(d.path("v2.img"), []byte(v2), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				d.tool("mkbundle", "-o", "v2.bundle", "-version", "2.0.0", "-key", "release.key", "-rootfs", "v2.img", "-chunk")
+				st, err := mirror.Init(d.path("mirror"), testutil.MirrorKey(t))
+				bundles := []string{"v2.bundle"}
+				if from == "stream" {
+					bundles = append(bundles, "new.bundle") // a stream is made from the base's payload
+				}
+				for _, b := range bundles {
+					if err == nil {
+						_, err = st.Add(d.path(b))
+					}
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				source, args, want := "mirror", []string(nil), "payload rootfs: delta from slot b"
+				if from == "stream" {
+					srv := httptest.NewServer(server.NewHandler(st, server.HandlerOptions{}))
+					t.Cleanup(srv.Close)
+					source = "oci://" + strings.TrimPrefix(srv.URL, "http://") + "/sim-os:2.0.0"
+					args, want = []string{"--plain-http"}, "payload rootfs: delta stream from the mirror"
+				}
+				d.good = map[string]string{"a": v2, "b": v1}
+				if out := d.crashAndRecover(tc, source, "2.0.0", args...); !strings.Contains(out, want) {
+					t.Errorf("the install did not say %q:\n%s", want, out)
+				}
+				if tc.want == agent.StateCommitted {
+					if _, out := d.agent(nil, "status"); !strings.Contains(out, "2.0.0") {
+						t.Errorf("status:\n%s", out)
+					}
+				}
+			})
+		}
 	}
 }
