@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -447,6 +448,7 @@ type mirrorServeOptions struct {
 	limits            server.Limits
 	// The operators' console and API.
 	console, secureCookies, plainConsole bool
+	memoryLimit                          string
 }
 
 func newMirrorServeCommand(s *streams) *cobra.Command {
@@ -513,7 +515,23 @@ with Ctrl-C or SIGTERM.`,
 	f.BoolVar(&o.console, "console", false, "serve the operators' web console (/console/) and fleet API (/api/v1/); accounts: 'ferry fleet users'")
 	f.BoolVar(&o.secureCookies, "secure-cookies", false, "mark console cookies Secure on plain http too: the mirror is behind a TLS proxy")
 	f.BoolVar(&o.plainConsole, "console-over-http", false, "serve --console over plain http on a non-loopback address (passwords and tokens cross the network in clear)")
+	f.StringVar(&o.memoryLimit, "memory-limit", "64MiB", "soft limit on the memory the Go runtime holds: near it the garbage collector runs sooner, so bursts (delta streams made, many check-ins) leave no high-water mark ('off': none; env GOMEMLIMIT, when set, wins)")
 	return cmd
+}
+
+// setMemoryLimit applies --memory-limit: without one, Go's collector
+// lets the heap grow to twice what is live, and a mirror's peak memory
+// is set by its busiest second rather than by what it keeps.
+func setMemoryLimit(limit string) error {
+	if os.Getenv("GOMEMLIMIT") != "" || strings.EqualFold(limit, "off") {
+		return nil
+	}
+	n, err := display.ParseSize(limit)
+	if err != nil || n == 0 {
+		return cliexit.UsageError{Err: fmt.Errorf("--memory-limit %q: want a size such as 64MiB, or off", limit)}
+	}
+	debug.SetMemoryLimit(n)
+	return nil
 }
 
 // runMirrorServe serves the mirror in dir until ctx ends, SIGINT or
@@ -524,6 +542,9 @@ func runMirrorServe(ctx context.Context, s *streams, o mirrorServeOptions, dir s
 	}
 	if o.refresh < 0 {
 		return cliexit.UsageError{Err: errors.New("--refresh-interval must not be negative")}
+	}
+	if err := setMemoryLimit(o.memoryLimit); err != nil {
+		return err
 	}
 	st, err := openMirror(dir)
 	if err != nil {
