@@ -25,9 +25,11 @@
 //   - Head gives an entry's signed head (manifest, config, signatures)
 //     without payloads, and OpenBlob a blob by descriptor from a byte
 //     offset (a Range request, a seek), so a consumer moves only the
-//     blobs it lacks and continues a partial one: mirror sync does, and
-//     delta updates will. Places that can be read only once, front to
-//     back (standard input, a URL), fail with ErrStream.
+//     blobs it lacks and continues a partial one: mirror sync and delta
+//     installs do (Blobs reads a chunk pack's frames by range, and a
+//     ferry mirror's delta stream with DeltaStream). Places that can be
+//     read only once, front to back (standard input, a URL), fail with
+//     ErrStream.
 //   - Close releases what the source holds open (an image, an archive).
 //
 // Open is the one dispatch from a name to a Source (Classify alone says
