@@ -80,10 +80,13 @@ func IsPostgresURL(s string) bool {
 // after: on a 2-core mirror at 170 check-ins a second, connecting took
 // longer than the check-ins, PostgreSQL's connection slots (100 by
 // default) ran out and check-ins failed with 503 (docs/fleet.md,
-// "Scale"). A few connections busy at once keep two cores busy; more
-// check-ins wait their turn in the mirror, and several mirrors sharing a
-// database stay well within its slots.
-const PostgresConns = 8
+// "Scale"). A check-in spends most of its time in round trips, so a few
+// more connections than cores keep the cores busy; more check-ins wait
+// their turn in the mirror, and several mirrors sharing a database stay
+// well within its slots. Measured in the scale benchmark (one run each,
+// 2 cores, 333 requests/s): check-in p99 120 ms with 8, 64 ms with 16,
+// 318 ms with 32 (the server's processes then crowd the cores).
+const PostgresConns = 16
 
 // OpenPostgres opens the device records in the PostgreSQL database at url
 // (postgres://USER@HOST/DB?..., as pgx takes it), making its tables if
