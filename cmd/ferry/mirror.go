@@ -523,8 +523,8 @@ with Ctrl-C or SIGTERM.`,
 // lets the heap grow to twice what is live, and a mirror's peak memory
 // is set by its busiest second rather than by what it keeps.
 func setMemoryLimit(limit string) error {
-	if os.Getenv("GOMEMLIMIT") != "" || strings.EqualFold(limit, "off") {
-		return nil
+	if limit == "" || os.Getenv("GOMEMLIMIT") != "" || strings.EqualFold(limit, "off") {
+		return nil // not asked for (callers other than the flag), or left to the environment
 	}
 	n, err := display.ParseSize(limit)
 	if err != nil || n == 0 {
