@@ -3,14 +3,18 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ferry-update/ferry/bundle"
 	"github.com/ferry-update/ferry/internal/testtool"
+	"github.com/ferry-update/ferry/internal/testutil"
 	"github.com/ferry-update/ferry/transport/oci"
 	"github.com/opencontainers/go-digest"
 )
@@ -39,11 +43,28 @@ func TestConformancePull(t *testing.T) {
 		testtool.Missing(t, "the OCI conformance suite (built from the Go module proxy)")
 	}
 
-	_, host, _ := servedStore(t)
+	st, host, alice := servedStore(t)
+	// A chunked bundle (bundle/FORMAT.md §15) among them: its packs and
+	// chunk index are ordinary layers, which the suite must pull too.
+	content := make([]byte, 9<<20)
+	rand.NewChaCha8([32]byte{13}).Read(content)
+	chunked := filepath.Join(t.TempDir(), "chunked.ferry")
+	if _, err := bundle.Create(chunked, bundle.Options{
+		Name: "gateway", Version: "3.0.0", DeviceTypes: []string{"board-a"}, Created: time.Unix(1700000000, 0),
+		Sign: testutil.SignWith("gateway", time.Unix(1700000000, 0), alice), ChunkAvgBits: bundle.MinChunkAvgBits,
+	}, bundle.Source{Name: "rootfs", Type: bundle.Rootfs, Content: bytes.NewReader(content), Size: int64(len(content))}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Add(chunked); err != nil {
+		t.Fatal(err)
+	}
 	repo := oci.NewRepository(host, "gateway", oci.Options{PlainHTTP: true})
 	tags, err := repo.Tags(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Contains(tags, "3.0.0") {
+		t.Fatalf("tags %v: the chunked bundle is not served", tags)
 	}
 	var manifests, blobs, subjects []string
 	for _, tag := range tags {
@@ -58,8 +79,15 @@ func TestConformancePull(t *testing.T) {
 			t.Fatal(err)
 		}
 		blobs = append(blobs, m.Config.Digest.String())
+		indexes := 0
 		for _, l := range m.Layers {
 			blobs = append(blobs, l.Digest.String())
+			if bundle.IsChunkIndex(l.MediaType) {
+				indexes++
+			}
+		}
+		if tag == "3.0.0" && (indexes != 1 || len(m.Layers) < 4) {
+			t.Fatalf("3.0.0 has %d layers, %d chunk indexes: not the chunked bundle this test means", len(m.Layers), indexes)
 		}
 		if !strings.HasSuffix(tag, ".sig") {
 			subjects = append(subjects, d.String())
