@@ -27,6 +27,19 @@ import (
 // reason. On the mirror's SQLite file and on a real PostgreSQL (the
 // records go where the mirror keeps them).
 func TestIngestSigned(t *testing.T) {
+	eachDatabase(t, func(t *testing.T, backend string, st Store, open func() (*devices.DB, error)) {
+		testIngestSigned(t, st, open)
+		if backend == "postgres" {
+			if _, err := os.Stat(filepath.Join(st.Dir(), "devices.db")); !os.IsNotExist(err) {
+				t.Errorf("ingesting into PostgreSQL made %s/devices.db (%v)", st.Dir(), err)
+			}
+		}
+	})
+}
+
+// eachDatabase runs test on a new mirror store whose device records are
+// in its SQLite file, then in a real PostgreSQL; open opens them.
+func eachDatabase(t *testing.T, test func(t *testing.T, backend string, st Store, open func() (*devices.DB, error))) {
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
 			st := newStore(t)
@@ -35,12 +48,7 @@ func TestIngestSigned(t *testing.T) {
 				url := testtool.Postgres(t)
 				open = func() (*devices.DB, error) { return devices.OpenPostgres(context.Background(), url) }
 			}
-			testIngestSigned(t, st, open)
-			if backend == "postgres" {
-				if _, err := os.Stat(filepath.Join(st.Dir(), "devices.db")); !os.IsNotExist(err) {
-					t.Errorf("ingesting into PostgreSQL made %s/devices.db (%v)", st.Dir(), err)
-				}
-			}
+			test(t, backend, st, open)
 		})
 	}
 }
@@ -180,17 +188,9 @@ func writeSignedReports(t *testing.T, root string, now time.Time, checkins ...js
 // identities list with a bad line, or one that leads off the stick,
 // fails the ingest with nothing enrolled. On SQLite and PostgreSQL.
 func TestIngestEnroll(t *testing.T) {
-	for _, backend := range []string{"sqlite", "postgres"} {
-		t.Run(backend, func(t *testing.T) {
-			st := newStore(t)
-			open := func() (*devices.DB, error) { return devices.OpenDir(st.Dir()) }
-			if backend == "postgres" {
-				url := testtool.Postgres(t)
-				open = func() (*devices.DB, error) { return devices.OpenPostgres(context.Background(), url) }
-			}
-			testIngestEnroll(t, st, open)
-		})
-	}
+	eachDatabase(t, func(t *testing.T, _ string, st Store, open func() (*devices.DB, error)) {
+		testIngestEnroll(t, st, open)
+	})
 }
 
 func testIngestEnroll(t *testing.T, st Store, open func() (*devices.DB, error)) {

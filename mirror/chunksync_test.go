@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -56,14 +55,7 @@ func chunkedBundles(t *testing.T, key testutil.Key, contents ...[]byte) []string
 	t.Helper()
 	var paths []string
 	for i, content := range contents {
-		p := filepath.Join(t.TempDir(), "b.ferry")
-		_, err := bundle.Create(p, bundle.Options{
-			Name: "gateway", Version: fmt.Sprintf("%d.0.0", i+1), DeviceTypes: []string{"board-a"}, Created: time.Unix(1700000000, 0),
-			Sign: testutil.SignWith("gateway", time.Unix(1700000000, 0), key), ChunkAvgBits: bundle.MinChunkAvgBits,
-		}, bundle.Source{Name: "rootfs", Type: bundle.Rootfs, Content: bytes.NewReader(content), Size: int64(len(content))})
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, _ := testutil.MakeChunkedBundle(t, t.TempDir(), "gateway", fmt.Sprintf("%d.0.0", i+1), content, key)
 		paths = append(paths, p)
 	}
 	return paths

@@ -18,7 +18,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcr "github.com/google/go-containerregistry/pkg/registry"
@@ -343,15 +342,8 @@ func TestPushChunked(t *testing.T) {
 	copy(v2[3<<20:], bytes.Repeat([]byte("v2"), 5000))
 	var digests []digest.Digest
 	for i, content := range [][]byte{v1, v2} {
-		path := filepath.Join(t.TempDir(), "b.ferry")
-		res, err := bundle.Create(path, bundle.Options{
-			Name: "gw", Version: fmt.Sprintf("%d.0.0", i+1), DeviceTypes: []string{"board-a"}, Created: time.Unix(1700000000, 0),
-			Sign: testutil.SignWith("gw", time.Unix(1700000000, 0), alice), ChunkAvgBits: bundle.MinChunkAvgBits,
-		}, bundle.Source{Name: "rootfs", Type: bundle.Rootfs, Content: bytes.NewReader(content), Size: int64(len(content))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		digests = append(digests, res.ManifestDigest)
+		path, d := testutil.MakeChunkedBundle(t, t.TempDir(), "gw", fmt.Sprintf("%d.0.0", i+1), content, alice)
+		digests = append(digests, d)
 		pr, err := registry.Push(context.Background(), path, "oci://"+host+"/gw", plain)
 		if err != nil {
 			t.Fatal(err)

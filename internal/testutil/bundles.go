@@ -44,6 +44,22 @@ func MakeBundle(t testing.TB, dir, name, version string, size int, partSize int6
 	return path, res.ManifestDigest
 }
 
+// MakeChunkedBundle writes a chunked bundle (bundle/FORMAT.md §15, the
+// smallest chunks) of content as its rootfs payload, signed by signers,
+// and returns its path and manifest digest.
+func MakeChunkedBundle(t testing.TB, dir, name, version string, content []byte, signers ...Key) (string, digest.Digest) {
+	t.Helper()
+	path := filepath.Join(dir, fmt.Sprintf("%s-%s.ferry", name, version))
+	res, err := bundle.Create(path, bundle.Options{
+		Name: name, Version: version, DeviceTypes: []string{"board-a"}, Created: time.Unix(1700000000, 0),
+		Sign: SignWith(name, time.Unix(1700000000, 0), signers...), ChunkAvgBits: bundle.MinChunkAvgBits,
+	}, bundle.Source{Name: "rootfs", Type: bundle.Rootfs, Content: bytes.NewReader(content), Size: int64(len(content))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, res.ManifestDigest
+}
+
 // SignBundle adds a signature by s to the bundle at path.
 func SignBundle(t testing.TB, path string, s Key) {
 	t.Helper()

@@ -48,13 +48,7 @@ func TestConformancePull(t *testing.T) {
 	// chunk index are ordinary layers, which the suite must pull too.
 	content := make([]byte, 9<<20)
 	rand.NewChaCha8([32]byte{13}).Read(content)
-	chunked := filepath.Join(t.TempDir(), "chunked.ferry")
-	if _, err := bundle.Create(chunked, bundle.Options{
-		Name: "gateway", Version: "3.0.0", DeviceTypes: []string{"board-a"}, Created: time.Unix(1700000000, 0),
-		Sign: testutil.SignWith("gateway", time.Unix(1700000000, 0), alice), ChunkAvgBits: bundle.MinChunkAvgBits,
-	}, bundle.Source{Name: "rootfs", Type: bundle.Rootfs, Content: bytes.NewReader(content), Size: int64(len(content))}); err != nil {
-		t.Fatal(err)
-	}
+	chunked, _ := testutil.MakeChunkedBundle(t, t.TempDir(), "gateway", "3.0.0", content, alice)
 	if _, err := st.Add(chunked); err != nil {
 		t.Fatal(err)
 	}
