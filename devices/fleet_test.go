@@ -251,6 +251,9 @@ func testHistoryBounded(t *testing.T, newDB func(*testing.T) *DB) {
 		if max := HistoryPerDevice + historyTrimEvery - 1; stored > max {
 			t.Fatalf("after %d check-ins %d reports stored, more than %d", i+1, stored, max)
 		}
+		if trimmed := (i+1)%historyTrimEvery == 0 && i+1 >= HistoryPerDevice; trimmed && stored != HistoryPerDevice {
+			t.Fatalf("after %d check-ins (a trim) %d reports stored, want %d", i+1, stored, HistoryPerDevice)
+		}
 	}
 	rec, hist := show(t, d, dv.inv.Device)
 	if len(hist) != HistoryPerDevice || hist[0].Counter != n || hist[len(hist)-1].Counter != n-HistoryPerDevice+1 || rec.Checkins != n {
@@ -339,6 +342,44 @@ func TestOpenOlderDatabase(t *testing.T) {
 // handles). Check-ins of one device arrive at both at once, each sent to
 // both: each report is counted once, the other copy is refused as
 // replayed, and the record ends at the highest counter.
+// TestCheckinName: a name an enrollment list gave stays; a device
+// enrolled without one, or approved after first contact, is called what
+// it reports, check-in after check-in.
+func TestCheckinName(t *testing.T) { eachBackend(t, testCheckinName) }
+
+func testCheckinName(t *testing.T, newDB func(*testing.T) *DB) {
+	ctx := context.Background()
+	d := newDB(t)
+	listed, unnamed, approved := newDevice(1), newDevice(2), newDevice(3)
+	e := listed.enrollment()
+	e.Name = "line-3"
+	if _, err := d.Enroll(ctx, []Enrollment{e, unnamed.enrollment()}, "file:keys", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Accept(ctx, approved.report(1), t0, "r"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.SetStatus(ctx, approved.inv.Device, Enrolled, t0); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"gw", "gw-renamed"} {
+		for _, dv := range []*device{listed, unnamed, approved} {
+			dv.inv.Name = name
+			if out, err := d.Accept(ctx, dv.report(uint64(10+i)), t0.Add(time.Duration(i+1)*time.Minute), "r"); err != nil || out != Recorded {
+				t.Fatalf("check-in %d: %v, %v", i, out, err)
+			}
+		}
+		for _, c := range []struct {
+			dv   *device
+			want string
+		}{{listed, "line-3"}, {unnamed, "gw"}, {approved, name}} {
+			if rec, _ := show(t, d, c.dv.inv.Device); rec.Name != c.want || rec.Inventory.Name != name {
+				t.Errorf("after check-in %d reporting %q: name %q (inventory %q), want %q", i, name, rec.Name, rec.Inventory.Name, c.want)
+			}
+		}
+	}
+}
+
 func TestTwoMirrorsOneDatabase(t *testing.T) {
 	ctx := context.Background()
 	for _, b := range backends {
@@ -558,4 +599,63 @@ func TestSQLiteTransactionsFirstComeFirstServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	tx.Rollback()
+}
+
+// TestRecordEnrolled: PostgreSQL's one-statement check-in records only
+// the common case, an enrolled device in no deployment whose counter
+// rose, and leaves every other check-in untouched for accept to judge.
+func TestRecordEnrolled(t *testing.T) {
+	ctx := context.Background()
+	d := openBackend(t, "postgres")
+	plain, targeted, pending, revoked, untaken := newDevice(1), newDevice(2), newDevice(3), newDevice(4), newDevice(5)
+	if _, err := d.Enroll(ctx, []Enrollment{plain.enrollment(), targeted.enrollment(), revoked.enrollment()}, "file:keys", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.PutGroup(ctx, Group{Name: "line-1", Kind: Static, Devices: []string{targeted.inv.Device}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.CreateDeployment(ctx, spec("100%"), t0); err != nil {
+		t.Fatal(err)
+	}
+	for _, dv := range []*device{pending, untaken} {
+		if _, err := d.Accept(ctx, dv.report(5), t0, "r"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.Enroll(ctx, []Enrollment{untaken.enrollment()}, "file:keys", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.SetStatus(ctx, revoked.inv.Device, Revoked, t0); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := recordEnrolled(ctx, d.db, plain.report(5), t0, "r"); err != nil || !ok {
+		t.Fatalf("enrolled device: %v, %v", ok, err)
+	}
+	for _, c := range []struct {
+		name string
+		dv   *device
+		n    uint64
+	}{
+		{"replayed", plain, 5},
+		{"older", plain, 4},
+		{"in a deployment", targeted, 6},
+		{"pending", pending, 6},
+		{"revoked", revoked, 6},
+		{"taken once after enrollment", untaken, 5},
+	} {
+		before, beforeHist := show(t, d, c.dv.inv.Device)
+		if ok, err := recordEnrolled(ctx, d.db, c.dv.report(c.n), t0.Add(time.Minute), "x"); err != nil || ok {
+			t.Errorf("%s: recorded %v, %v; want left to accept", c.name, ok, err)
+		}
+		if after, afterHist := show(t, d, c.dv.inv.Device); !reflect.DeepEqual(before, after) || len(afterHist) != len(beforeHist) {
+			t.Errorf("%s: the record changed:\n%+v\n%+v", c.name, before, after)
+		}
+	}
+	// What accept then makes of them.
+	if out, err := d.Accept(ctx, targeted.report(6), t0.Add(time.Minute), "x"); err != nil || out != Recorded {
+		t.Errorf("in a deployment: %v, %v", out, err)
+	}
+	if out, err := d.Accept(ctx, untaken.report(5), t0.Add(time.Minute), "x"); err != nil || out != Recorded {
+		t.Errorf("taken once after enrollment: %v, %v", out, err)
+	}
 }
