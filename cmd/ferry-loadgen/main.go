@@ -54,7 +54,7 @@ func command(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ferry-loadgen "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	n := fs.Int("devices", 10000, "simulated devices")
-	dl := fs.Int("download", 200, "devices (the first ones) the deployment assigns the bundle: they download it")
+	dl := fs.Int("download", 200, "devices (spread evenly over the list) the deployment assigns the bundle: they download it")
 	seed := fs.String("seed", "ferry-bench", "the devices' keys derive from it")
 	switch args[0] {
 	case "list":

@@ -38,8 +38,14 @@ type Device struct {
 	Addr net.IP
 }
 
-// MakeDevices makes n devices, the first downloaders of them marked
-// Download. Their keys derive from seed and their index, so the same
+// MakeDevices makes n devices, downloaders of them marked Download,
+// spread evenly over the list: devices poll at offsets in list order, so
+// the downloaders' first polls, and their downloads, start spread over
+// the poll interval, as a deployment reaches each device at its own next
+// poll. (The first downloaders of the list, as before, polled within the
+// first second of 10,000: every download started at once, and every
+// Range request of all of them came at the same moment, a burst no fleet
+// makes.) Their keys derive from seed and their index, so the same
 // seed makes the same devices (a list written by one run of the
 // benchmark's generator is the list the next run drives). Each gets its
 // own loopback address, 127.1.0.1 and on (up to some 16 million).
@@ -58,7 +64,7 @@ func MakeDevices(seed string, n, downloaders int) ([]*Device, error) {
 			Key:      key,
 			ID:       checkin.DeviceID(key.Public().(ed25519.PublicKey)),
 			Name:     fmt.Sprintf("sim-%05d", i),
-			Download: i < downloaders,
+			Download: i*downloaders%n < downloaders,
 			Addr:     net.IPv4(127, byte(1+i/(250*250)), byte(i/250%250), byte(1+i%250)),
 		}
 	}
