@@ -5,9 +5,11 @@
 # BENCH_FLEET_INTERVAL seconds (default 60: some 170 polls a second, the
 # load of 100,000 devices polling every ten minutes) with a signed
 # assignment request and a signed check-in, while BENCH_FLEET_DOWNLOAD of
-# them (default 200), assigned a bundle of BENCH_FLEET_MIB MiB by a
-# deployment, download it in Range requests paced to BENCH_FLEET_RATE_KIB
-# KiB/s each. Once on SQLite, once on PostgreSQL.
+# them (default 200, spread evenly over the devices' poll offsets, so the
+# downloads start spread over the interval), assigned a bundle of
+# BENCH_FLEET_MIB MiB by a deployment, download it in Range requests
+# paced to BENCH_FLEET_RATE_KIB KiB/s each. Once on SQLite, once on
+# PostgreSQL.
 #
 # For each database it makes a mirror, adds the bundle (cached in
 # BENCH_DIR, the one bench-mirror.sh makes), enrolls the devices from the
