@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ferry-update/ferry/devices"
+	"github.com/ferry-update/ferry/internal/testtool"
 	"github.com/ferry-update/ferry/transport/assign"
 	"github.com/ferry-update/ferry/transport/checkin"
 	"github.com/ferry-update/ferry/verify"
@@ -80,9 +81,39 @@ func (f *forger) answer(b []byte) {
 // are refused with a clear error and nothing installed; so is, later, a
 // replayed older one. After a fix the
 // operator resumes: the canary installs and commits, the next phase
-// starts, and the other devices install; the deployment completes.
+// starts, and the other devices install; the deployment completes. It
+// runs with the mirror's device records in SQLite and in PostgreSQL
+// (FERRY_DATABASE, as a site that outgrew SQLite sets it).
 func TestFleetDeployment(t *testing.T) {
 	ferry, agentBin := buildBinaries(t)
+	onEachDatabase(t, func(t *testing.T) { testFleetDeployment(t, ferry, agentBin) })
+}
+
+// onEachDatabase runs test twice: with the mirror's device records in
+// SQLite (DIR/devices.db) and in PostgreSQL (FERRY_DATABASE set, as a
+// site that outgrew SQLite sets it for every ferry command).
+func onEachDatabase(t *testing.T, test func(t *testing.T)) {
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) {
+			if db == "postgres" {
+				t.Setenv("FERRY_DATABASE", testtool.Postgres(t))
+			}
+			test(t)
+		})
+	}
+}
+
+// checkRecordsWhereTold fails t unless mirror dir keeps its own device
+// records exactly when FERRY_DATABASE names none.
+func checkRecordsWhereTold(t *testing.T, dir string) {
+	t.Helper()
+	_, err := os.Stat(filepath.Join(dir, devices.File))
+	if inFile, inPostgres := err == nil, os.Getenv("FERRY_DATABASE") != ""; inFile == inPostgres {
+		t.Errorf("%s in the mirror directory: %v; FERRY_DATABASE set: %v", devices.File, inFile, inPostgres)
+	}
+}
+
+func testFleetDeployment(t *testing.T, ferry, agentBin string) {
 	work := t.TempDir()
 	run := func(name string, args ...string) string { t.Helper(); return runTool(t, name, args...) }
 	m := filepath.Join(work, "m")
@@ -247,6 +278,7 @@ func TestFleetDeployment(t *testing.T) {
 		t.Fatalf("after the deployment: exit %d\n%s", code, out)
 	}
 	stopMirror()
+	checkRecordsWhereTold(t, m)
 }
 
 // mirrorIDOf is the mirror id of the mirror directory dir.

@@ -26,9 +26,14 @@ import (
 // assignment and one for another device are refused, nothing installed;
 // the canary installs. Its report, copied back onto the image and
 // ingested, ends phase 1 — counted once though ingested twice — and the
-// next stick carries the other devices' assignments.
+// next stick carries the other devices' assignments. It runs on both
+// databases (onEachDatabase).
 func TestStickDeployment(t *testing.T) {
 	ferry, agentBin := buildBinaries(t)
+	onEachDatabase(t, func(t *testing.T) { testStickDeployment(t, ferry, agentBin) })
+}
+
+func testStickDeployment(t *testing.T, ferry, agentBin string) {
 	work := t.TempDir()
 	run := func(name string, args ...string) string { t.Helper(); return runTool(t, name, args...) }
 	agent := func(dir string, args ...string) (int, string) { t.Helper(); return runAgent(t, agentBin, dir, args...) }
@@ -262,6 +267,7 @@ func TestStickDeployment(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "deployment 1 is completed") {
 		t.Fatalf("a stick for a completed deployment: %v\n%s", err, out)
 	}
+	checkRecordsWhereTold(t, m)
 }
 
 // deviceName is the device_id (name) of the device in dir.
