@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -468,6 +469,24 @@ func TestHelpersFindRegions(t *testing.T) {
 // TestREADMECommands: the README's command table names every command.
 func TestREADMECommands(t *testing.T) {
 	testutil.CommandsDocumented(t, newRootCommand(nil, io.Discard, io.Discard), "../../README.md")
+}
+
+// TestDocsCommandLines: every command line the guides show (README,
+// docs/, examples/) names a command and flags this program has.
+func TestDocsCommandLines(t *testing.T) {
+	files := []string{"../../README.md"}
+	for _, pattern := range []string{"../../docs/*.md", "../../examples/*/*.md"} {
+		m, err := filepath.Glob(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if n := testutil.CommandLinesValid(t, newRootCommand(nil, io.Discard, io.Discard), files...); n < 50 {
+		t.Errorf("checked only %d command lines in %v", n, files)
+	} else {
+		t.Logf("%d command lines checked", n)
+	}
 }
 
 func cmdFlippart(ts *testscript.TestScript, neg bool, args []string) {
