@@ -592,9 +592,46 @@ func (m *machine) expect(pattern string) []string {
 	m.t.Helper()
 	got, err := m.out.wait(regexp.MustCompile(pattern), stepTimeout)
 	if err != nil {
-		m.t.Fatalf("%v (serial log: %s)", err, m.out.log)
+		// The log file goes with the test's temporary directory unless
+		// FERRY_QEMU_ARTIFACTS keeps it: its end is in the failure.
+		m.t.Fatalf("%v (serial log: %s); the console's last lines:\n%s", err, m.out.log, m.out.tail(consoleTail))
 	}
 	return got
+}
+
+// TestConsoleTail: a failed expect shows the console's last whole lines.
+func TestConsoleTail(t *testing.T) {
+	var c console
+	c.buf.WriteString("first line\nsecond line\nthird\n")
+	for _, tc := range []struct {
+		n    int
+		want string
+	}{{100, "first line\nsecond line\nthird\n"}, {14, "third\n"}, {18, "second line\nthird\n"}} {
+		if got := c.tail(tc.n); got != tc.want {
+			t.Errorf("tail(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}
+
+// consoleTail is how much of the console a failed expect shows.
+const consoleTail = 3 << 10
+
+// tail is the last n bytes of what the console printed, from a line's
+// start.
+func (c *console) tail(n int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.buf.Bytes()
+	if start := len(b) - n; start > 0 {
+		cut := b[start:]
+		if b[start-1] != '\n' { // mid-line: from the next line on
+			if i := bytes.IndexByte(cut, '\n'); i >= 0 {
+				cut = cut[i+1:]
+			}
+		}
+		b = cut
+	}
+	return string(b)
 }
 
 // ready waits for the end of a boot and returns the slot and version
