@@ -230,8 +230,13 @@ func (d *DB) Accept(ctx context.Context, inv *checkin.Inventory, at time.Time, r
 		return 0, &checkin.RefusedError{Reason: checkin.ClockAhead, Msg: fmt.Sprintf("device %s dated its report %s, %s ahead of the mirror's clock (at most %s allowed)",
 			inv.Device, inv.Time.UTC().Format(time.RFC3339), ahead.Round(time.Second), MaxClockAhead)}
 	}
+	// The record keeps the report as the device sent it, validated.
+	payload, err := json.Marshal(inv)
+	if err != nil {
+		return 0, err
+	}
 	if d.db.dl.dmlInWith {
-		recorded, err := recordEnrolled(ctx, d.db, inv, at, remote)
+		recorded, err := recordEnrolled(ctx, d.db, inv, payload, at, remote)
 		if err != nil {
 			return 0, fmt.Errorf("store check-in of %s: %w", inv.Device, err)
 		}
@@ -244,7 +249,7 @@ func (d *DB) Accept(ctx context.Context, inv *checkin.Inventory, at time.Time, r
 		return 0, err
 	}
 	defer tx.Rollback()
-	out, err := accept(ctx, tx, inv, at, remote, d.maxDevices.Load())
+	out, err := accept(ctx, tx, inv, payload, at, remote, d.maxDevices.Load())
 	if err != nil {
 		return 0, err
 	}
@@ -254,7 +259,7 @@ func (d *DB) Accept(ctx context.Context, inv *checkin.Inventory, at time.Time, r
 	return out, nil
 }
 
-func accept(ctx context.Context, tx sqlTx, inv *checkin.Inventory, at time.Time, remote string, limit int64) (Outcome, error) {
+func accept(ctx context.Context, tx sqlTx, inv *checkin.Inventory, payload []byte, at time.Time, remote string, limit int64) (Outcome, error) {
 	now := at.UnixMilli()
 	// Whether the device is in any deployment comes with its record: most
 	// devices are in none, and their check-in then skips countReport's
@@ -304,10 +309,6 @@ func accept(ctx context.Context, tx sqlTx, inv *checkin.Inventory, at time.Time,
 			now, remote, int64(inv.Counter), now, inv.Device)
 		return Listed, err
 	}
-	payload, err := json.Marshal(inv)
-	if err != nil {
-		return 0, err
-	}
 	name := rec.Name
 	if name == "" || rec.EnrolledBy == byApproval {
 		name = inv.Name
@@ -347,14 +348,10 @@ func accept(ctx context.Context, tx sqlTx, inv *checkin.Inventory, at time.Time,
 // Every historyTrimEvery-th check-in trims the device's history in the
 // same statement; its DELETE sees the reports from before the INSERT, so
 // it keeps HistoryPerDevice-1 of them.
-func recordEnrolled(ctx context.Context, db sqlDB, inv *checkin.Inventory, at time.Time, remote string) (bool, error) {
-	payload, err := json.Marshal(inv)
-	if err != nil {
-		return false, err
-	}
+func recordEnrolled(ctx context.Context, db sqlDB, inv *checkin.Inventory, payload []byte, at time.Time, remote string) (bool, error) {
 	now := at.UnixMilli()
 	var checkins int64
-	err = db.QueryRowContext(ctx, `WITH d AS (
+	err := db.QueryRowContext(ctx, `WITH d AS (
 		UPDATE fleet_devices SET name = CASE WHEN name = '' OR enrolled_by = ? THEN ? ELSE name END,
 			device_type = ?, last_seen = ?, remote = ?, counter = ?, checkins = checkins + 1,
 			first_seen = CASE WHEN first_seen = 0 THEN ? ELSE first_seen END, inventory = ?

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -338,10 +339,6 @@ func TestOpenOlderDatabase(t *testing.T) {
 	}
 }
 
-// TestTwoMirrorsOneDatabase: two mirrors share one database (two
-// handles). Check-ins of one device arrive at both at once, each sent to
-// both: each report is counted once, the other copy is refused as
-// replayed, and the record ends at the highest counter.
 // TestCheckinName: a name an enrollment list gave stays; a device
 // enrolled without one, or approved after first contact, is called what
 // it reports, check-in after check-in.
@@ -380,6 +377,10 @@ func testCheckinName(t *testing.T, newDB func(*testing.T) *DB) {
 	}
 }
 
+// TestTwoMirrorsOneDatabase: two mirrors share one database (two
+// handles). Check-ins of one device arrive at both at once, each sent to
+// both: each report is counted once, the other copy is refused as
+// replayed, and the record ends at the highest counter.
 func TestTwoMirrorsOneDatabase(t *testing.T) {
 	ctx := context.Background()
 	for _, b := range backends {
@@ -628,7 +629,14 @@ func TestRecordEnrolled(t *testing.T) {
 	if _, err := d.SetStatus(ctx, revoked.inv.Device, Revoked, t0); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := recordEnrolled(ctx, d.db, plain.report(5), t0, "r"); err != nil || !ok {
+	record := func(inv *checkin.Inventory, at time.Time, remote string) (bool, error) {
+		payload, err := json.Marshal(inv)
+		if err != nil {
+			return false, err
+		}
+		return recordEnrolled(ctx, d.db, inv, payload, at, remote)
+	}
+	if ok, err := record(plain.report(5), t0, "r"); err != nil || !ok {
 		t.Fatalf("enrolled device: %v, %v", ok, err)
 	}
 	for _, c := range []struct {
@@ -644,7 +652,7 @@ func TestRecordEnrolled(t *testing.T) {
 		{"taken once after enrollment", untaken, 5},
 	} {
 		before, beforeHist := show(t, d, c.dv.inv.Device)
-		if ok, err := recordEnrolled(ctx, d.db, c.dv.report(c.n), t0.Add(time.Minute), "x"); err != nil || ok {
+		if ok, err := record(c.dv.report(c.n), t0.Add(time.Minute), "x"); err != nil || ok {
 			t.Errorf("%s: recorded %v, %v; want left to accept", c.name, ok, err)
 		}
 		if after, afterHist := show(t, d, c.dv.inv.Device); !reflect.DeepEqual(before, after) || len(afterHist) != len(beforeHist) {

@@ -345,14 +345,7 @@ func TestREADMECommands(t *testing.T) {
 // TestDocsCommandLines: every command line the guides show (README,
 // docs/, examples/) names a command and flags this program has.
 func TestDocsCommandLines(t *testing.T) {
-	files := []string{"../../README.md"}
-	for _, pattern := range []string{"../../docs/*.md", "../../examples/*/*.md"} {
-		m, err := filepath.Glob(pattern)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, m...)
-	}
+	files := testutil.GuideFiles(t, "../..")
 	if n := testutil.CommandLinesValid(t, newRootCommand(&streams{}), files...); n < 10 {
 		t.Errorf("checked only %d command lines in %v", n, files)
 	} else {

@@ -11,7 +11,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -474,14 +473,7 @@ func TestREADMECommands(t *testing.T) {
 // TestDocsCommandLines: every command line the guides show (README,
 // docs/, examples/) names a command and flags this program has.
 func TestDocsCommandLines(t *testing.T) {
-	files := []string{"../../README.md"}
-	for _, pattern := range []string{"../../docs/*.md", "../../examples/*/*.md"} {
-		m, err := filepath.Glob(pattern)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, m...)
-	}
+	files := testutil.GuideFiles(t, "../..")
 	if n := testutil.CommandLinesValid(t, newRootCommand(nil, io.Discard, io.Discard), files...); n < 50 {
 		t.Errorf("checked only %d command lines in %v", n, files)
 	} else {

@@ -3,6 +3,7 @@ package testutil
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -58,6 +59,21 @@ func CommandsDocumented(t testing.TB, root *cobra.Command, readme string) {
 	for path := range documented {
 		t.Errorf("%s: the Commands table lists `%s`, which %s does not have", readme, path, root.Name())
 	}
+}
+
+// GuideFiles are the Markdown files that show users commands, under the
+// repository's top directory repo: the README, docs/ and the examples'.
+func GuideFiles(t testing.TB, repo string) []string {
+	t.Helper()
+	files := []string{filepath.Join(repo, "README.md")}
+	for _, pattern := range []string{"docs/*.md", "examples/*/*.md"} {
+		m, err := filepath.Glob(filepath.Join(repo, pattern))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	return files
 }
 
 // CommandLinesValid fails t unless every command line of root's program

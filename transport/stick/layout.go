@@ -62,7 +62,7 @@ type Layout struct {
 // NewLayout reads the layout at the root of fsys; name says where it is in
 // error messages (a mount point, an image file).
 func NewLayout(fsys fs.FS, name string) (*Layout, error) {
-	b, err := readFile(fsys, ocispec.ImageLayoutFile, 1<<10)
+	b, err := ReadFile(fsys, ocispec.ImageLayoutFile, 1<<10)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s: %w", name, ErrNotLayout)
@@ -118,7 +118,7 @@ type Bundle struct {
 // first). A bundle that cannot be read is listed with Err set; the error
 // is for a layout that cannot be read at all.
 func (l *Layout) Bundles() ([]Bundle, error) {
-	raw, err := readFile(l.fsys, "index.json", maxIndexSize)
+	raw, err := ReadFile(l.fsys, "index.json", maxIndexSize)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", l.name, err)
 	}
@@ -400,7 +400,7 @@ func (l *Layout) TrustFile(name string) ([]byte, error) {
 	if !fs.ValidPath(name) || strings.Contains(name, "/") {
 		return nil, fmt.Errorf("trust file %q: want a plain file name", name)
 	}
-	b, err := readFile(l.fsys, path.Join(TrustDir, name), maxTrustSize)
+	b, err := ReadFile(l.fsys, path.Join(TrustDir, name), maxTrustSize)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", l.name, err)
 	}
@@ -447,7 +447,7 @@ func ReadReports(fsys fs.FS) ([]ReportFile, error) {
 			continue
 		}
 		rf := ReportFile{Name: e.Name()}
-		b, err := readFile(fsys, e.Name(), MaxReportSize)
+		b, err := ReadFile(fsys, e.Name(), MaxReportSize)
 		if err == nil {
 			rf.Report, err = ParseReport(b)
 		}
@@ -471,10 +471,7 @@ func ReadReports(fsys fs.FS) ([]ReportFile, error) {
 
 // ReadFile reads the file name of fsys (a stick's, see DirFS), of at
 // most max bytes.
-func ReadFile(fsys fs.FS, name string, max int64) ([]byte, error) { return readFile(fsys, name, max) }
-
-// readFile reads a file of at most max bytes.
-func readFile(fsys fs.FS, name string, max int64) ([]byte, error) {
+func ReadFile(fsys fs.FS, name string, max int64) ([]byte, error) {
 	f, err := fsys.Open(name)
 	if err != nil {
 		return nil, err

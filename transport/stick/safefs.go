@@ -73,7 +73,7 @@ func fileType(m fs.FileMode) string {
 // inside the layout (a stick's ferry/ directory), as hostile input (see
 // Layout).
 func (l *Layout) ReadFile(name string, max int64) ([]byte, error) {
-	b, err := readFile(l.fsys, name, max)
+	b, err := ReadFile(l.fsys, name, max)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", l.name, err)
 	}
